@@ -1,0 +1,12 @@
+//! Vigil: a process supervisor whose health checks and restart policies are
+//! WebAssembly components.
+//!
+//! The library is organised by concern: [`wasm`] runs checks and loaders in
+//! a sandbox, [`supervisor`] keeps services alive, [`config`] turns service
+//! directories into validated services, [`journal`] records what happened.
+
+pub mod cli;
+pub mod config;
+pub mod journal;
+pub mod supervisor;
+pub mod wasm;
