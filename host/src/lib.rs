@@ -6,7 +6,9 @@
 //! directories into validated services, [`journal`] records what happened.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod journal;
 pub mod supervisor;
+pub mod units;
 pub mod wasm;

@@ -1,0 +1,92 @@
+//! Command-line interface: clap types only; the work is in [`crate::commands`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::units::{parse_duration, parse_size};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "A process supervisor whose health checks are WebAssembly components"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one check once and exit: 0 ok, 75 retry, 1 error, 2 usage or load error.
+    ///
+    /// Works as a Kubernetes exec probe or a Docker HEALTHCHECK.
+    Check(CheckArgs),
+    /// Show what a component is: its world, capabilities, exports, producers.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A .wasm component or builtin:NAME (builtin:http, builtin:tcp, builtin:process, builtin:file).
+    pub target: String,
+    /// Pid of the process to judge (enables the process capability for its tree).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Phase reported to the check.
+    #[arg(long, value_enum, default_value_t = PhaseArg::Liveness)]
+    pub phase: PhaseArg,
+    /// A config setting for the check, KEY=VALUE; repeatable.
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub config: Vec<(String, String)>,
+    /// Grant an outbound destination, [SCHEME://]HOST[:PORT]; repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+    /// Grant read access to a path and everything beneath it; repeatable.
+    #[arg(long = "allow-path", value_name = "PATH")]
+    pub allow_paths: Vec<PathBuf>,
+    /// Deadline of the whole check.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Memory cap of the check.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    pub memory: usize,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A .wasm component or builtin:NAME.
+    pub file: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PhaseArg {
+    Startup,
+    Readiness,
+    Liveness,
+}
+
+impl From<PhaseArg> for crate::wasm::Phase {
+    fn from(phase: PhaseArg) -> Self {
+        match phase {
+            PhaseArg::Startup => crate::wasm::Phase::Startup,
+            PhaseArg::Readiness => crate::wasm::Phase::Readiness,
+            PhaseArg::Liveness => crate::wasm::Phase::Liveness,
+        }
+    }
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}

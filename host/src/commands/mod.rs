@@ -1,0 +1,7 @@
+//! One module per subcommand; each returns the process exit code.
+
+pub mod check;
+pub mod inspect;
+
+/// Exit code for bad usage or a component that cannot be loaded.
+pub const EXIT_USAGE: i32 = 2;

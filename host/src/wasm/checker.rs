@@ -1,0 +1,256 @@
+//! Running a check: one fresh instance per call, bounded in time, memory
+//! and output; whatever the guest does, the caller gets a [`CheckReport`].
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use wasmtime::Trap;
+
+use super::bindings::{self, Outcome, Phase};
+use super::output::BoundedOutput;
+use super::{CheckSource, Engine, Grants};
+
+/// Who a check judges (host side of the WIT `target`).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub service: String,
+    pub phase: Phase,
+    pub pid: Option<u32>,
+    /// When the current child was spawned; `UNIX_EPOCH` when unknown.
+    pub started_at: SystemTime,
+    pub attempt: u32,
+    pub restarts: u32,
+    pub config: Vec<(String, String)>,
+}
+
+impl Target {
+    /// A target for a one-shot check with no service around it.
+    pub fn one_shot(phase: Phase, pid: Option<u32>, config: Vec<(String, String)>) -> Self {
+        Target {
+            service: "vigil-check".into(),
+            phase,
+            pid,
+            started_at: UNIX_EPOCH,
+            attempt: 1,
+            restarts: 0,
+            config,
+        }
+    }
+
+    fn to_wit(&self) -> bindings::Target {
+        bindings::Target {
+            service: self.service.clone(),
+            phase: self.phase,
+            pid: self.pid,
+            started_at_ms: self
+                .started_at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            attempt: self.attempt,
+            restarts: self.restarts,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The limits a check runs under: grants, deadline, memory.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub grants: Arc<Grants>,
+    /// Wall-clock deadline of the whole call, instantiation included.
+    pub timeout: Duration,
+    /// Cap on the instance's linear memory, in bytes.
+    pub memory_limit: usize,
+    http: OnceLock<Option<reqwest::Client>>,
+}
+
+impl Sandbox {
+    /// Default memory cap for a check.
+    pub const DEFAULT_MEMORY: usize = 64 << 20;
+
+    pub fn new(grants: Grants, timeout: Duration, memory_limit: usize) -> Self {
+        Sandbox {
+            grants: Arc::new(grants),
+            timeout,
+            memory_limit,
+            http: OnceLock::new(),
+        }
+    }
+
+    /// The HTTP client for these grants, built once and reused.
+    pub(crate) fn http_client(&self) -> Option<reqwest::Client> {
+        self.http
+            .get_or_init(|| match super::host::http::client(self.grants.clone()) {
+                Ok(client) => Some(client),
+                Err(err) => {
+                    tracing::error!("cannot build the HTTP client: {err}");
+                    None
+                }
+            })
+            .clone()
+    }
+}
+
+/// A check's verdict, including the ways a guest can fail to give one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    Retry(String),
+    Error(String),
+    /// The guest trapped (panic, memory cap, stack overflow, ...) or could
+    /// not be instantiated. Inconclusive: counts like `Retry`.
+    Trapped(String),
+    /// The deadline passed. Inconclusive: counts like `Retry`.
+    TimedOut,
+}
+
+impl Verdict {
+    /// `vigil check`'s exit code: 0 ok, 75 retry (EX_TEMPFAIL), 1 error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Verdict::Ok => 0,
+            Verdict::Retry(_) | Verdict::Trapped(_) | Verdict::TimedOut => 75,
+            Verdict::Error(_) => 1,
+        }
+    }
+
+    /// Short name: ok, retry, error, trap, timeout.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Retry(_) => "retry",
+            Verdict::Error(_) => "error",
+            Verdict::Trapped(_) => "trap",
+            Verdict::TimedOut => "timeout",
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Verdict::Ok => None,
+            Verdict::Retry(r) | Verdict::Error(r) | Verdict::Trapped(r) => Some(r),
+            Verdict::TimedOut => Some("deadline passed"),
+        }
+    }
+
+    /// A trap or timeout: the check gave no answer.
+    pub fn is_inconclusive(&self) -> bool {
+        matches!(self, Verdict::Trapped(_) | Verdict::TimedOut)
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reason() {
+            Some(reason) => write!(f, "{}: {reason}", self.kind()),
+            None => f.write_str(self.kind()),
+        }
+    }
+}
+
+impl From<Outcome> for Verdict {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Ok => Verdict::Ok,
+            Outcome::Retry(reason) => Verdict::Retry(reason),
+            Outcome::Error(reason) => Verdict::Error(reason),
+        }
+    }
+}
+
+/// Everything one call produced.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    pub verdict: Verdict,
+    pub duration: Duration,
+    /// The guest's stdout and stderr, capped.
+    pub output: String,
+    /// Lines from the `log` interface, capped.
+    pub logs: Vec<String>,
+}
+
+/// A loaded check, ready to run; clones share the compiled code.
+#[derive(Clone)]
+pub struct Checker {
+    engine: Engine,
+    pre: bindings::checker::CheckerPre<super::store::HostState>,
+    source: CheckSource,
+}
+
+impl Checker {
+    pub(crate) fn new(
+        engine: Engine,
+        pre: bindings::checker::CheckerPre<super::store::HostState>,
+        source: CheckSource,
+    ) -> Self {
+        Checker {
+            engine,
+            pre,
+            source,
+        }
+    }
+
+    pub fn source(&self) -> &CheckSource {
+        &self.source
+    }
+
+    /// Runs the check once on a fresh instance. Never fails: a guest that
+    /// traps, loops or exhausts its memory yields an inconclusive verdict.
+    pub async fn check(&self, target: &Target, sandbox: &Sandbox) -> CheckReport {
+        let started = Instant::now();
+        let deadline = started + sandbox.timeout;
+        let output = BoundedOutput::new(super::engine::OUTPUT_CAP);
+        let mut store = self.engine.new_store(
+            Some(sandbox),
+            target.pid,
+            deadline,
+            sandbox.memory_limit,
+            &output,
+        );
+        let wit_target = target.to_wit();
+        let call = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instance.call_check(&mut store, &wit_target).await
+        };
+        let verdict = match tokio::time::timeout(sandbox.timeout, call).await {
+            Err(_) => Verdict::TimedOut,
+            Ok(Ok(outcome)) => outcome.into(),
+            Ok(Err(err)) => failure_verdict(&err, store.data().limits.hit, sandbox.memory_limit),
+        };
+        let logs = store.data().caps.log.lines();
+        CheckReport {
+            verdict,
+            duration: started.elapsed(),
+            output: output.text(),
+            logs,
+        }
+    }
+}
+
+/// Turns a wasmtime error from a call into a verdict a human understands.
+pub(crate) fn failure_verdict(
+    err: &wasmtime::Error,
+    memory_cap_hit: bool,
+    memory_limit: usize,
+) -> Verdict {
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Verdict::TimedOut,
+        Some(trap) if memory_cap_hit => Verdict::Trapped(format!(
+            "memory limit of {} MiB reached ({trap})",
+            memory_limit >> 20
+        )),
+        Some(Trap::StackOverflow) => Verdict::Trapped("stack overflow (recursion too deep)".into()),
+        Some(Trap::UnreachableCodeReached) => Verdict::Trapped(
+            "the check panicked or aborted (wasm `unreachable`); see its output".into(),
+        ),
+        Some(trap) => Verdict::Trapped(trap.to_string()),
+        None => {
+            let message = format!("{err:#}");
+            match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) => Verdict::Trapped(format!("the check called exit({})", exit.0)),
+                None => Verdict::Trapped(message),
+            }
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The wasmtime engine: configuration, epoch timer, linkers and loading.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, types::ComponentItem};
+use wasmtime::{
+    Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::bindings;
+use super::cache::{CacheOutcome, ComponentCache, default_cache_dir};
+use super::limits::MemoryCap;
+use super::output::BoundedOutput;
+use super::store::{Capabilities, HostState};
+use super::{CheckSource, Checker, LoadError, Loader, Sandbox, WIT_VERSION, builtins, inspect};
+
+/// How often the epoch advances: the granularity of CPU deadlines and of
+/// yielding a busy guest back to the scheduler.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Captured guest stdout+stderr per call.
+pub(crate) const OUTPUT_CAP: usize = 16 * 1024;
+
+/// Engine sizing; the defaults hold 1,000 services with room to spare.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Instances that may be alive at the same time (concurrent calls).
+    pub max_instances: u32,
+    /// Largest linear memory any instance may have; each call's own cap
+    /// ([`Sandbox::memory_limit`]) is usually far lower.
+    pub max_memory: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            cache_dir: default_cache_dir(),
+            max_instances: 1000,
+            max_memory: 1 << 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot configure the wasm engine: {0}")]
+    Config(String),
+}
+
+/// A shared engine; clones are cheap and share the pool and cache.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: wasmtime::Engine,
+    cache: ComponentCache,
+    checker_linker: Linker<HostState>,
+    loader_linker: Linker<HostState>,
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> Result<Engine, EngineError> {
+        let config_error = |err: wasmtime::Error| EngineError::Config(format!("{err:#}"));
+        let mut pool = PoolingAllocationConfig::default();
+        let instances = options.max_instances.max(1);
+        // Sized explicitly: the defaults are too small for 1,000 services.
+        // Python components hold several core instances and tables.
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(8))
+            .total_stacks(instances)
+            .max_core_instances_per_component(64)
+            .max_memories_per_component(8)
+            .max_tables_per_component(32)
+            .max_tables_per_module(8)
+            .max_memories_per_module(2)
+            .max_core_instance_size(16 << 20)
+            .max_component_instance_size(4 << 20)
+            .max_memory_size(options.max_memory)
+            .max_unused_warm_slots(64);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .max_wasm_stack(512 * 1024)
+            .async_stack_size(2 << 20);
+        let engine = wasmtime::Engine::new(&config).map_err(config_error)?;
+        start_epoch_timer(&engine);
+
+        let mut checker_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut checker_linker).map_err(config_error)?;
+        bindings::checker::Checker::add_to_linker::<_, HasSelf<HostState>>(
+            &mut checker_linker,
+            |s| s,
+        )
+        .map_err(config_error)?;
+        let mut loader_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut loader_linker).map_err(config_error)?;
+        bindings::loader::Loader::add_to_linker::<_, HasSelf<HostState>>(&mut loader_linker, |s| s)
+            .map_err(config_error)?;
+        let cache = ComponentCache::new(options.cache_dir);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                engine,
+                cache,
+                checker_linker,
+                loader_linker,
+            }),
+        })
+    }
+
+    /// Loads a check: compiles (or fetches from the cache), links and
+    /// type-checks it against the `checker` world.
+    pub async fn load_checker(&self, source: &CheckSource) -> Result<Checker, LoadError> {
+        let (component, _) = self.load_component(source).await?;
+        let pre = self
+            .inner
+            .checker_linker
+            .instantiate_pre(&component)
+            .map_err(|err| self.world_error(source, &component, "checker", &err))?;
+        let pre = bindings::checker::CheckerPre::new(pre)
+            .map_err(|err| self.world_error(source, &component, "checker", &err))?;
+        Ok(Checker::new(self.clone(), pre, source.clone()))
+    }
+
+    /// Loads a loader, type-checked against the `loader` world.
+    pub async fn load_loader(&self, source: &CheckSource) -> Result<Loader, LoadError> {
+        let (component, _) = self.load_component(source).await?;
+        let pre = self
+            .inner
+            .loader_linker
+            .instantiate_pre(&component)
+            .map_err(|err| self.world_error(source, &component, "loader", &err))?;
+        let pre = bindings::loader::LoaderPre::new(pre)
+            .map_err(|err| self.world_error(source, &component, "loader", &err))?;
+        Ok(Loader::new(self.clone(), pre, source.clone()))
+    }
+
+    /// Reads, sniffs and compiles (or loads from the cache) a component.
+    pub async fn load_component(
+        &self,
+        source: &CheckSource,
+    ) -> Result<(Component, CacheOutcome), LoadError> {
+        let bytes = match source {
+            CheckSource::Builtin(name) => builtins::lookup(name)
+                .ok_or_else(|| LoadError::UnknownBuiltin { name: name.clone() })?
+                .to_vec(),
+            CheckSource::File(path) => tokio::fs::read(path).await.map_err(|error| match error
+                .kind()
+            {
+                std::io::ErrorKind::NotFound => LoadError::NotFound {
+                    check: source.clone(),
+                },
+                _ => LoadError::Read {
+                    check: source.clone(),
+                    error,
+                },
+            })?,
+        };
+        match inspect::sniff(&bytes) {
+            inspect::Kind::NotWasm => {
+                return Err(LoadError::NotWasm {
+                    check: source.clone(),
+                });
+            }
+            inspect::Kind::CoreModule => {
+                return Err(LoadError::CoreModule {
+                    check: source.clone(),
+                });
+            }
+            inspect::Kind::Component => {}
+        }
+        let engine = self.inner.engine.clone();
+        let cache = self.inner.cache.clone();
+        // Compiling a large (Python, JS) component takes seconds of CPU.
+        let loaded = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes))
+            .await
+            .map_err(|err| LoadError::Invalid {
+                check: source.clone(),
+                message: err.to_string(),
+            })?;
+        loaded.map_err(|err| LoadError::Invalid {
+            check: source.clone(),
+            message: format!("{err:#}"),
+        })
+    }
+
+    /// Explains why a component does not fit a world, in the terms of the
+    /// component itself: what it exports, what it imports that we lack.
+    fn world_error(
+        &self,
+        source: &CheckSource,
+        component: &Component,
+        expected: &str,
+        err: &wasmtime::Error,
+    ) -> LoadError {
+        let ty = component.component_type();
+        let engine = &self.inner.engine;
+        let exports: Vec<String> = ty
+            .exports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let imports: Vec<String> = ty
+            .imports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let exports_fn = |name: &str| {
+            ty.exports(engine)
+                .any(|(n, item)| n == name && matches!(item.ty, ComponentItem::ComponentFunc(_)))
+        };
+        let message = if let Some(other) = imports
+            .iter()
+            .find(|i| i.starts_with("vigil:health/") && !i.ends_with(&format!("@{WIT_VERSION}")))
+        {
+            format!(
+                "was built for another version of the contract (imports `{other}`); this vigil implements vigil:health@{WIT_VERSION}: rebuild it against the wit/ of this release"
+            )
+        } else if expected == "checker" && exports_fn("spawn") && exports_fn("decide") {
+            "is a loader (exports `spawn` and `decide`), not a check: name it loader.wasm in the service directory".to_owned()
+        } else if expected == "loader" && exports_fn("check") {
+            "is a check (exports `check`), not a loader: reference it from a [checks.*] table"
+                .to_owned()
+        } else if let Some(missing) = imports.iter().find(|i| {
+            !i.starts_with("vigil:health/") && !(i.starts_with("wasi:") && i.contains("@0.2."))
+        }) {
+            let hint = if missing.starts_with("wasi:http") {
+                " (componentize-js: build with `-d http fetch-event`; use vigil:health/http instead)"
+            } else {
+                ""
+            };
+            format!("imports `{missing}`, which vigil does not provide to checks{hint}")
+        } else {
+            let wanted = if expected == "checker" {
+                "`check: func(target) -> outcome`"
+            } else {
+                "`spawn` and `decide`"
+            };
+            format!(
+                "does not fit world vigil:health/{expected}@{WIT_VERSION}: it should export {wanted}; it exports [{}] ({err:#})",
+                exports.join(", ")
+            )
+        };
+        LoadError::WrongWorld {
+            check: source.clone(),
+            message,
+        }
+    }
+
+    /// A store for one call: deny-all WASI, capped output, memory cap,
+    /// capabilities from the sandbox, and a CPU deadline.
+    pub(crate) fn new_store(
+        &self,
+        sandbox: Option<&Sandbox>,
+        target_pid: Option<u32>,
+        deadline: Instant,
+        memory_limit: usize,
+        output: &BoundedOutput,
+    ) -> Store<HostState> {
+        // No args, no environment, no preopens, no sockets, no name lookups:
+        // a check reaches the world only through vigil:health capabilities.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .build();
+        let caps = Capabilities {
+            grants: sandbox.map(|s| s.grants.clone()).unwrap_or_default(),
+            http: sandbox.and_then(Sandbox::http_client),
+            target_pid,
+            deadline,
+            log: Default::default(),
+            open_connections: 0,
+        };
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: MemoryCap {
+                limit: memory_limit,
+                hit: false,
+            },
+            caps,
+        };
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|state| &mut state.limits);
+        // Set before instantiation: instantiation runs guest code too.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Yield every tick so a busy guest cannot hog a worker thread.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+}
+
+/// One thread advances the epoch of the engine for as long as it lives.
+fn start_epoch_timer(engine: &wasmtime::Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("vigil-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::error!("cannot start the epoch timer thread: {err}; CPU deadlines will not fire");
+    }
+}

@@ -1,0 +1,159 @@
+//! `vigil:health/tcp`: outbound connections to granted destinations.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wasmtime::component::Resource;
+
+use crate::wasm::bindings::ErrorCode;
+use crate::wasm::bindings::checker::vigil::health::tcp::{self, HostConnection};
+use crate::wasm::grants::{Grants, Scheme};
+use crate::wasm::store::{HostState, MAX_TRANSFER};
+
+/// Open connections one call may hold at once.
+const MAX_CONNECTIONS: usize = 16;
+
+/// A guest's TCP connection; closed when the guest drops it or the call ends.
+pub struct Connection {
+    stream: TcpStream,
+}
+
+/// Resolves `host:port` and keeps only the addresses the grants allow.
+/// Shared by `tcp` and `http` so both apply the same DNS-rebinding rule.
+pub(crate) async fn granted_addresses(
+    grants: &Grants,
+    scheme: Scheme,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, ErrorCode> {
+    if !grants.allows_destination(scheme, host, port) {
+        return Err(ErrorCode::Denied(format!(
+            "{}://{host}:{port} is not in allowed-hosts",
+            scheme.as_str()
+        )));
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(|_| ErrorCode::NotFound)?
+        .collect();
+    let allowed: Vec<SocketAddr> = resolved
+        .iter()
+        .copied()
+        .filter(|addr| grants.allows_address(Some((scheme, port)), host, addr.ip()))
+        .collect();
+    if allowed.is_empty() {
+        let shown: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
+        return Err(ErrorCode::Denied(format!(
+            "{host} resolves to {}, which the grants do not allow (a name granted by name may only reach public addresses)",
+            shown.join(", ")
+        )));
+    }
+    Ok(allowed)
+}
+
+pub(crate) fn connect_error(err: &std::io::Error) -> ErrorCode {
+    match err.kind() {
+        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset => {
+            ErrorCode::Refused
+        }
+        std::io::ErrorKind::TimedOut => ErrorCode::Timeout,
+        _ => ErrorCode::Io(err.to_string()),
+    }
+}
+
+/// Tries each address in turn until one accepts or the deadline passes.
+pub(crate) async fn connect_any(
+    addresses: &[SocketAddr],
+    deadline: tokio::time::Instant,
+) -> Result<TcpStream, ErrorCode> {
+    let mut last = ErrorCode::NotFound;
+    for addr in addresses {
+        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(err)) => last = connect_error(&err),
+            Err(_) => return Err(ErrorCode::Timeout),
+        }
+    }
+    Err(last)
+}
+
+async fn with_timeout<T>(
+    timeout: Duration,
+    work: impl Future<Output = std::io::Result<T>>,
+) -> Result<T, ErrorCode> {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result.map_err(|err| connect_error(&err)),
+        Err(_) => Err(ErrorCode::Timeout),
+    }
+}
+
+impl tcp::Host for HostState {}
+
+impl HostConnection for HostState {
+    async fn connect(
+        &mut self,
+        host: String,
+        port: u16,
+        timeout_ms: u32,
+    ) -> Result<Resource<Connection>, ErrorCode> {
+        if self.caps.open_connections >= MAX_CONNECTIONS {
+            return Err(ErrorCode::Io(format!(
+                "at most {MAX_CONNECTIONS} connections may be open at once"
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + self.caps.call_timeout(Some(timeout_ms));
+        let addresses = tokio::time::timeout_at(
+            deadline,
+            granted_addresses(&self.caps.grants, Scheme::Tcp, &host, port),
+        )
+        .await
+        .map_err(|_| ErrorCode::Timeout)??;
+        let stream = connect_any(&addresses, deadline).await;
+        let stream = stream?;
+        let _ = stream.set_nodelay(true);
+        self.caps.open_connections += 1;
+        self.table
+            .push(Connection { stream })
+            .map_err(|err| ErrorCode::Io(err.to_string()))
+    }
+
+    async fn write(
+        &mut self,
+        connection: Resource<Connection>,
+        data: Vec<u8>,
+        timeout_ms: u32,
+    ) -> Result<(), ErrorCode> {
+        let timeout = self.caps.call_timeout(Some(timeout_ms));
+        let conn = self
+            .table
+            .get_mut(&connection)
+            .map_err(|err| ErrorCode::Invalid(err.to_string()))?;
+        with_timeout(timeout, conn.stream.write_all(&data)).await
+    }
+
+    async fn read(
+        &mut self,
+        connection: Resource<Connection>,
+        max_bytes: u32,
+        timeout_ms: u32,
+    ) -> Result<Vec<u8>, ErrorCode> {
+        let timeout = self.caps.call_timeout(Some(timeout_ms));
+        let conn = self
+            .table
+            .get_mut(&connection)
+            .map_err(|err| ErrorCode::Invalid(err.to_string()))?;
+        let mut buffer = vec![0; (max_bytes as usize).min(MAX_TRANSFER)];
+        let read = with_timeout(timeout, conn.stream.read(&mut buffer)).await?;
+        buffer.truncate(read);
+        Ok(buffer)
+    }
+
+    async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        self.caps.open_connections = self.caps.open_connections.saturating_sub(1);
+        Ok(())
+    }
+}

@@ -1,0 +1,35 @@
+//! Per-store resource caps, remembering whether the memory cap was hit so a
+//! trap can be explained ("memory limit reached") instead of left cryptic.
+
+use wasmtime::ResourceLimiter;
+
+pub(crate) struct MemoryCap {
+    pub limit: usize,
+    pub hit: bool,
+}
+
+/// Table elements a guest may grow to; tables hold function references,
+/// and no honest check needs more.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.limit;
+        self.hit |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
