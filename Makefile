@@ -1,0 +1,36 @@
+# Vigil: `make demo` runs the demo, `make test` runs every test.
+# Both install what they need first and are safe to run again.
+
+# One shared target dir outside the clone: wasmtime is heavy to compile, and
+# the release build is reused by the tests and benchmarks.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/vigil/target
+CARGO ?= cargo
+VIGIL := $(CARGO_TARGET_DIR)/release/vigil
+
+.PHONY: all setup build demo test lint unit bench clean-cache
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --locked -p vigil
+
+demo: build
+	@VIGIL=$(VIGIL) scripts/demo.sh
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
+
+unit: setup
+	$(CARGO) test --release --locked --workspace
+
+test: lint unit
+
+bench: build
+	$(CARGO) run --release --locked -p vigil-bench -- --out BENCHMARKS.md
+
+clean-cache:
+	rm -rf $${XDG_CACHE_HOME:-$$HOME/.cache}/vigil/components

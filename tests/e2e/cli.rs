@@ -1,0 +1,91 @@
+//! README "vigil check": exit codes and output of the real binary.
+
+use std::process::Command;
+
+use crate::helpers::*;
+
+fn vigil(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .env("XDG_CACHE_HOME", std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"))
+        .output()
+        .expect("run vigil")
+}
+
+fn code(output: &std::process::Output) -> i32 {
+    output.status.code().expect("exited normally")
+}
+
+#[test]
+fn check_exit_codes() {
+    let server = HttpServer::start();
+    let grant = server.grant();
+    let ok_url = format!("url={}", server.url("/ok"));
+    let down_url = format!("url={}", server.url("/status/503"));
+
+    let ok = vigil(&["check", "builtin:http", "--config", &ok_url, "--allow-host", &grant]);
+    assert_eq!(code(&ok), 0, "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("ok"), "{ok:?}");
+
+    let retry = vigil(&["check", "builtin:http", "--config", &down_url, "--allow-host", &grant]);
+    assert_eq!(code(&retry), 75, "{retry:?}");
+
+    let error = vigil(&["check", "builtin:http", "--allow-host", &grant]);
+    assert_eq!(code(&error), 1, "{error:?}");
+
+    let missing = vigil(&["check", "/nonexistent/check.wasm"]);
+    assert_eq!(code(&missing), 2, "{missing:?}");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/check.wasm: no such file"));
+
+    let unknown = vigil(&["check", "builtin:nope"]);
+    assert_eq!(code(&unknown), 2);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("builtin:http"), "lists the builtins");
+
+    let bad_flag = vigil(&["check", "builtin:http", "--timeout", "soon"]);
+    assert_eq!(code(&bad_flag), 2);
+
+    let bad_grant = vigil(&["check", "builtin:http", "--allow-host", "ftp://x"]);
+    assert_eq!(code(&bad_grant), 2);
+    assert!(String::from_utf8_lossy(&bad_grant.stderr).contains("unknown scheme"));
+}
+
+#[test]
+fn check_json_and_trap_exit_code() {
+    let out = vigil(&["check", programs::PANIC, "--json"]);
+    assert_eq!(code(&out), 75, "a trap is inconclusive: {out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["outcome"], "trap");
+    assert!(json["output"].as_str().expect("output").contains("boom from guest"));
+    assert!(json["duration_ms"].as_f64().expect("duration") >= 0.0);
+}
+
+#[test]
+fn check_passes_config_phase_and_pid() {
+    let out = vigil(&["check", programs::ECHO_CONFIG, "--config", "a=1", "--config", "b=x=y", "--phase", "startup", "--pid", "1"]);
+    assert_eq!(code(&out), 75, "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("a=1") && text.contains("b=x=y"), "{text}");
+    assert!(text.to_lowercase().contains("startup"), "{text}");
+}
+
+#[test]
+fn inspect_shows_world_and_capabilities() {
+    let out = vigil(&["inspect", "builtin:http", "--json"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["world"], "vigil:health/checker");
+    let caps: Vec<&str> = json["capabilities"].as_array().expect("caps").iter().filter_map(|c| c.as_str()).collect();
+    assert!(caps.contains(&"http"), "{caps:?}");
+    assert!(!caps.contains(&"fs"), "builtin:http must not import fs: {caps:?}");
+
+    let loader = vigil(&["inspect", programs::LOADER_POLICY]);
+    assert_eq!(code(&loader), 0);
+    assert!(String::from_utf8_lossy(&loader.stdout).contains("vigil:health/loader"));
+
+    let dir = scratch("inspect");
+    let core = dir.join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
+    let core_out = vigil(&["inspect", core.to_str().expect("utf8")]);
+    assert_eq!(code(&core_out), 2);
+    assert!(String::from_utf8_lossy(&core_out.stderr).contains("core WebAssembly module"));
+}

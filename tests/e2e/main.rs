@@ -1,0 +1,11 @@
+//! End-to-end tests: real components built from this repo, real loopback
+//! servers, real processes, and the real `vigil` binary. Files follow the
+//! README's sections.
+
+mod helpers;
+
+mod builtin_checks;
+mod cache;
+mod cli;
+mod hostile;
+mod loaders;
