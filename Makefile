@@ -30,7 +30,7 @@ unit: setup
 test: lint unit
 
 bench: build
-	$(CARGO) run --release --locked -p vigil-bench -- --out BENCHMARKS.md
+	$(CARGO) bench --locked -p vigil --bench checks -- --out $(CURDIR)/BENCHMARKS.md
 
 clean-cache:
 	rm -rf $${XDG_CACHE_HOME:-$$HOME/.cache}/vigil/components

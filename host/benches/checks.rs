@@ -1,0 +1,220 @@
+//! Per-check cost of wasm checks versus what an exec probe pays, in one
+//! run on one machine. `make bench` writes the table to BENCHMARKS.md.
+//!
+//! Usage: cargo bench -p vigil --bench checks -- [--out FILE] [--quick]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vigil::wasm::{CacheOutcome, CheckSource, Engine, EngineOptions, Grants, Phase, Sandbox, Target, Verdict};
+
+mod programs {
+    include!(concat!(env!("OUT_DIR"), "/test_programs.rs"));
+}
+
+struct Stats {
+    median: Duration,
+    p99: Duration,
+    n: usize,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort_unstable();
+    let n = samples.len();
+    Stats { median: samples[n / 2], p99: samples[(n * 99 / 100).min(n - 1)], n }
+}
+
+fn fmt(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 { format!("{us:.1} µs") } else { format!("{:.2} ms", us / 1000.0) }
+}
+
+/// A minimal HTTP/1.1 server on loopback (one thread per connection), so
+/// the server's own cost is small next to the probes being compared.
+fn http_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buffer) {
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                    if request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            });
+        }
+    });
+    port
+}
+
+/// Accepts connections and closes them: enough for a connect check.
+fn tcp_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || for _stream in listener.incoming() {});
+    port
+}
+
+fn time_process(program: &str, args: &[&str], n: usize) -> Stats {
+    let samples = (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            let status = Command::new(program)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("spawn");
+            assert!(status.success(), "{program} failed");
+            start.elapsed()
+        })
+        .collect();
+    stats(samples)
+}
+
+async fn time_check(engine: &Engine, source: &str, config: &[(&str, &str)], hosts: &[String], n: usize) -> Stats {
+    let source: CheckSource = source.parse().expect("infallible");
+    let checker = engine.load_checker(&source).await.expect("load");
+    let config = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let target = Target::one_shot(Phase::Liveness, None, config);
+    let sandbox = Sandbox::new(Grants::parse(hosts, &[]).expect("grants"), Duration::from_secs(5), 64 << 20);
+    // Warm up: first call builds the HTTP client, faults in the pool.
+    for _ in 0..20 {
+        assert_eq!(checker.check(&target, &sandbox).await.verdict, Verdict::Ok);
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let report = checker.check(&target, &sandbox).await;
+        samples.push(start.elapsed());
+        assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
+    }
+    stats(samples)
+}
+
+async fn time_loads(source: &str, n: usize) -> (Duration, Stats) {
+    let dir = std::env::temp_dir().join(format!("vigil-bench-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let engine = Engine::new(EngineOptions { cache_dir: Some(dir.clone()), max_instances: 4, max_memory: 64 << 20 })
+        .expect("engine");
+    let source: CheckSource = source.parse().expect("infallible");
+    let start = Instant::now();
+    let (_, outcome) = engine.load_component(&source).await.expect("compile");
+    let compile = start.elapsed();
+    assert_eq!(outcome, CacheOutcome::Compiled);
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let (_, outcome) = engine.load_component(&source).await.expect("load");
+        samples.push(start.elapsed());
+        assert_eq!(outcome, CacheOutcome::Hit);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    (compile, stats(samples))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("{cores} cores, {cpu}")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let scale = if quick { 10 } else { 1 };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let http_port = http_server();
+    let tcp_port = tcp_server();
+    let url = format!("http://127.0.0.1:{http_port}/");
+    let http_grant = format!("http://127.0.0.1:{http_port}");
+    let tcp_grant = format!("tcp://127.0.0.1:{tcp_port}");
+    let tcp_port_text = tcp_port.to_string();
+
+    let engine = Engine::new(EngineOptions::default()).expect("engine");
+    let (trivial, tcp, http, (compile, cached)) = runtime.block_on(async {
+        let trivial = time_check(&engine, programs::OK, &[], &[], 5000 / scale).await;
+        let tcp = time_check(&engine, "builtin:tcp", &[("port", &tcp_port_text)], &[tcp_grant], 3000 / scale).await;
+        let http = time_check(&engine, "builtin:http", &[("url", &url)], &[http_grant], 3000 / scale).await;
+        let loads = time_loads("builtin:http", 200 / scale).await;
+        (trivial, tcp, http, loads)
+    });
+    let true_stats = time_process("/bin/true", &[], 1000 / scale);
+    let curl = time_process("curl", &["-fsS", "-o", "/dev/null", &url], 500 / scale);
+
+    let ratio = |slow: &Stats, fast: &Stats| slow.median.as_secs_f64() / fast.median.as_secs_f64();
+    let row = |name: &str, s: &Stats, vs: &str| {
+        format!("| {name} | {} | {} | {} | {vs} |\n", fmt(s.median), fmt(s.p99), s.n)
+    };
+    let mut table = String::new();
+    table.push_str("| per check | median | p99 | runs | vs. baseline (median) |\n|---|---|---|---|---|\n");
+    table.push_str(&row(
+        "(a) trivial wasm check, fresh instance per call",
+        &trivial,
+        &format!("**{:.0}x** cheaper than /bin/true (target ≥ 20x)", ratio(&true_stats, &trivial)),
+    ));
+    table.push_str(&row(
+        "(b) builtin:tcp connect, loopback",
+        &tcp,
+        &format!("**{:.0}x** cheaper than curl (target ≥ 10x)", ratio(&curl, &tcp)),
+    ));
+    table.push_str(&row(
+        "(b) builtin:http GET, loopback",
+        &http,
+        &format!("**{:.0}x** cheaper than curl (target ≥ 10x)", ratio(&curl, &http)),
+    ));
+    table.push_str(&row("(c) fork/exec/wait `/bin/true`", &true_stats, "baseline"));
+    table.push_str(&row("(c) fork/exec/wait `curl -fsS` same server", &curl, "baseline"));
+
+    let mut loads = String::new();
+    loads.push_str("| builtin:http component | time |\n|---|---|\n");
+    loads.push_str(&format!("| compile (Cranelift) and store in the cache | {} |\n", fmt(compile)));
+    loads.push_str(&format!(
+        "| load from the cache (checksum + `deserialize_file`), median / p99 of {} | {} / {} |\n",
+        cached.n,
+        fmt(cached.median),
+        fmt(cached.p99)
+    ));
+
+    let report = format!(
+        "## Check engine: per-check cost (issue 2)\n\nOne run, one machine ({}), `cargo bench -p vigil --bench checks`{}. The HTTP and TCP servers are minimal Rust servers on loopback, the same for wasm checks and curl.\n\n{table}\n{loads}",
+        machine(),
+        if quick { " -- --quick" } else { "" }
+    );
+    print!("{report}");
+    if let Some(out) = out {
+        write_section(&out, "## Check engine: per-check cost (issue 2)", &report);
+    }
+}
+
+/// Replaces this benchmark's section of BENCHMARKS.md, keeping the others.
+fn write_section(path: &Path, heading: &str, section: &str) {
+    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
+    let updated = match existing.find(heading) {
+        Some(start) => {
+            let rest = &existing[start + heading.len()..];
+            let end = rest.find("\n## ").map(|i| start + heading.len() + i + 1).unwrap_or(existing.len());
+            format!("{}{section}{}", &existing[..start], &existing[end..])
+        }
+        None => format!("{}\n{section}", existing.trim_end()),
+    };
+    std::fs::write(path, updated).expect("write benchmarks file");
+}
