@@ -1,0 +1,10 @@
+//! Keeping services alive: spawning children, reaping them, stopping
+//! process groups, and the per-service state machine.
+
+pub mod proc;
+pub mod reaper;
+pub mod spawn;
+pub mod stop;
+
+#[cfg(test)]
+mod process_tests;

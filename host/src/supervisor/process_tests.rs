@@ -1,0 +1,320 @@
+//! Tests with real processes: spawn, reap, stop.
+
+use std::io::{BufRead, BufReader, Read};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::proc;
+use super::reaper::{ExitStatus, Reaper};
+use super::spawn::{Command, Output, SpawnError, Spawned, Spawner};
+use super::stop::{ForeignGroup, stop_foreign_group, stop_group};
+
+fn spawner() -> &'static Spawner {
+    static S: OnceLock<Spawner> = OnceLock::new();
+    S.get_or_init(|| {
+        let reaper = Reaper::global().expect("reaper");
+        reaper
+            .registry()
+            .set_orphan_handler(Box::new(|pid, status| {
+                orphans()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((pid, status));
+            }));
+        Spawner::new(reaper.registry().clone()).expect("spawner")
+    })
+}
+
+fn orphans() -> &'static Mutex<Vec<(Pid, ExitStatus)>> {
+    static O: OnceLock<Mutex<Vec<(Pid, ExitStatus)>>> = OnceLock::new();
+    O.get_or_init(Default::default)
+}
+
+fn sh(script: &str) -> Command {
+    Command::new(&["sh", "-c", script])
+}
+
+/// Spawn with the shared spawner; the exit status arrives on the receiver.
+fn run(cmd: Command) -> (Spawned, mpsc::Receiver<ExitStatus>) {
+    run_with(spawner(), cmd).expect("spawn")
+}
+
+fn run_with(
+    sp: &Spawner,
+    cmd: Command,
+) -> Result<(Spawned, mpsc::Receiver<ExitStatus>), SpawnError> {
+    let (tx, rx) = mpsc::channel();
+    let spawned = sp.spawn_blocking(
+        cmd,
+        Box::new(move |s| {
+            let _ = tx.send(s);
+        }),
+    )?;
+    Ok((spawned, rx))
+}
+
+async fn run_async(cmd: Command) -> (Spawned, mpsc::Receiver<ExitStatus>) {
+    let (tx, rx) = mpsc::channel();
+    let spawned = spawner()
+        .spawn(
+            cmd,
+            Box::new(move |s| {
+                let _ = tx.send(s);
+            }),
+        )
+        .await
+        .expect("spawn");
+    (spawned, rx)
+}
+
+fn wait(rx: &mpsc::Receiver<ExitStatus>) -> ExitStatus {
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("exit status within 10s")
+}
+
+fn gone_or_reaped(pid: i32) -> bool {
+    proc::stat(pid).is_none()
+}
+
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn exit_codes_and_signals_are_routed() {
+    let (_s, rx) = run(sh("exit 7"));
+    assert_eq!(wait(&rx), ExitStatus::Code(7));
+    let (_s, rx) = run(sh("kill -USR1 $$"));
+    assert_eq!(wait(&rx), ExitStatus::Signal(libc::SIGUSR1));
+}
+
+#[test]
+fn immediate_exit_is_never_lost() {
+    // Children exiting before the spawner registers them: many at once.
+    let rxs: Vec<_> = (0..40)
+        .map(|i| run(Command::new(&["sh", "-c", &format!("exit {}", i % 5)])).1)
+        .collect();
+    for (i, rx) in rxs.iter().enumerate() {
+        assert_eq!(wait(rx), ExitStatus::Code((i % 5) as i32));
+    }
+}
+
+#[test]
+fn argv_env_cwd_and_pipes() {
+    let dir = std::env::temp_dir();
+    let mut cmd = sh("printf '%s|%s|%s' \"$0\" \"$GREETING\" \"$(pwd -P)\"; echo oops >&2");
+    cmd.argv.push("zero".into());
+    cmd.env.push(("GREETING".into(), "hello world".into()));
+    cmd.cwd = dir.clone();
+    cmd.stdout = Output::Pipe;
+    cmd.stderr = Output::Pipe;
+    let (s, rx) = run(cmd);
+    let mut out = String::new();
+    std::fs::File::from(s.stdout.expect("stdout pipe"))
+        .read_to_string(&mut out)
+        .expect("read");
+    let mut err = String::new();
+    std::fs::File::from(s.stderr.expect("stderr pipe"))
+        .read_to_string(&mut err)
+        .expect("read");
+    assert_eq!(wait(&rx), ExitStatus::Code(0));
+    let real = std::fs::canonicalize(&dir).expect("canonicalize");
+    assert_eq!(out, format!("zero|hello world|{}", real.display()));
+    assert_eq!(err, "oops\n");
+}
+
+#[test]
+fn child_has_own_session_clean_signals_and_start_time() {
+    let (s, rx) = run(Command::new(&["sleep", "100"]));
+    let pid = s.pid.as_raw();
+    let st = proc::stat(pid).expect("alive");
+    assert_eq!(st.session, pid, "own session");
+    assert_eq!(st.pgrp, pid, "own process group");
+    assert_eq!(Some(st.start_time), s.start_time);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    for field in ["SigBlk:", "SigIgn:"] {
+        let line = status.lines().find(|l| l.starts_with(field)).expect(field);
+        let mask = line[field.len()..].trim();
+        assert!(mask.chars().all(|c| c == '0'), "{line}");
+    }
+    nix::sys::signal::kill(s.pid, Signal::SIGTERM).expect("kill");
+    assert_eq!(wait(&rx), ExitStatus::Signal(libc::SIGTERM));
+}
+
+#[test]
+fn spawn_errors_are_reported_without_a_stray_exit() {
+    assert!(matches!(
+        run_with(spawner(), Command::new(&["no-such-program-xyz"])),
+        Err(SpawnError::NotFound(_))
+    ));
+    let mut cmd = Command::new(&["sleep", "1"]);
+    cmd.cwd = "/no/such/dir".into();
+    match run_with(spawner(), cmd) {
+        Err(SpawnError::Exec { source, .. }) => {
+            assert_eq!(source.raw_os_error(), Some(libc::ENOENT))
+        }
+        other => panic!("expected an exec error, got {other:?}"),
+    }
+    // Not executable: EACCES from execve itself.
+    let not_exec = std::env::temp_dir().join(format!("vigil-not-exec-{}", std::process::id()));
+    std::fs::write(&not_exec, "#!/bin/sh\n").expect("write");
+    let result = run_with(spawner(), Command::new(&[not_exec.to_string_lossy()]));
+    let _ = std::fs::remove_file(&not_exec);
+    match result {
+        Err(SpawnError::Exec { source, .. }) => {
+            assert_eq!(source.raw_os_error(), Some(libc::EACCES))
+        }
+        other => panic!("expected an exec error, got {other:?}"),
+    }
+    assert!(matches!(
+        run_with(spawner(), Command::new::<&str>(&[])),
+        Err(SpawnError::Empty)
+    ));
+}
+
+#[tokio::test]
+async fn stop_is_graceful_when_the_child_obeys() {
+    let (s, rx) = run_async(Command::new(&["sleep", "100"])).await;
+    let t0 = Instant::now();
+    let out = stop_group(s.pid, Signal::SIGTERM, Duration::from_secs(3), async move {
+        tokio::task::spawn_blocking(move || rx.recv().ok())
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGTERM)));
+    assert!(!out.killed);
+    assert!(t0.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn stop_escalates_to_sigkill_after_the_grace() {
+    let mut cmd = sh("trap '' TERM; echo ready; sleep 100; exit 0");
+    cmd.stdout = Output::Pipe;
+    let (s, rx) = run_async(cmd).await;
+    // Wait until the trap is installed.
+    let mut line = String::new();
+    let mut reader = BufReader::new(std::fs::File::from(s.stdout.expect("pipe")));
+    reader.read_line(&mut line).expect("read");
+    assert_eq!(line, "ready\n");
+    let t0 = Instant::now();
+    let out = stop_group(
+        s.pid,
+        Signal::SIGTERM,
+        Duration::from_millis(300),
+        async move {
+            tokio::task::spawn_blocking(move || rx.recv().ok())
+                .await
+                .ok()
+                .flatten()
+        },
+    )
+    .await;
+    let took = t0.elapsed();
+    assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGKILL)));
+    assert!(out.killed);
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // The whole group is gone, including `sleep` (which ignores TERM too).
+    assert!(!super::stop::group_alive(s.pid));
+}
+
+#[tokio::test]
+async fn stragglers_of_an_exited_leader_are_killed() {
+    // The leader exits on TERM; a member that ignores TERM stays behind.
+    let mut cmd = sh("(trap '' TERM; exec sleep 100) & echo $!; wait");
+    cmd.stdout = Output::Pipe;
+    let (s, rx) = run_async(cmd).await;
+    let mut line = String::new();
+    BufReader::new(std::fs::File::from(s.stdout.expect("pipe")))
+        .read_line(&mut line)
+        .expect("read");
+    let member: i32 = line.trim().parse().expect("member pid");
+    eventually("member ignores TERM", || {
+        std::fs::read_to_string(format!("/proc/{member}/status"))
+            .map(|st| {
+                st.lines()
+                    .any(|l| l.starts_with("SigIgn:") && !l.ends_with("0000000000000000"))
+            })
+            .unwrap_or(false)
+    });
+    let out = stop_group(
+        s.pid,
+        Signal::SIGTERM,
+        Duration::from_millis(300),
+        async move {
+            tokio::task::spawn_blocking(move || rx.recv().ok())
+                .await
+                .ok()
+                .flatten()
+        },
+    )
+    .await;
+    assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGTERM)));
+    assert!(out.killed, "the straggler needed SIGKILL");
+    eventually("straggler reaped", || gone_or_reaped(member));
+}
+
+#[test]
+fn double_forking_child_leaves_no_zombie() {
+    // The grandchild outlives its parent, re-parents to us (subreaper) and
+    // must be reaped as an orphan.
+    let mut cmd = sh("sh -c 'echo $$; exec sleep 0.3' & exit 0");
+    cmd.stdout = Output::Pipe;
+    let (s, rx) = run(cmd);
+    let mut line = String::new();
+    BufReader::new(std::fs::File::from(s.stdout.expect("pipe")))
+        .read_line(&mut line)
+        .expect("read");
+    let grandchild: i32 = line.trim().parse().expect("pid");
+    assert_eq!(wait(&rx), ExitStatus::Code(0));
+    eventually("grandchild reaped, not a zombie", || {
+        gone_or_reaped(grandchild)
+    });
+    eventually("orphan reported", || {
+        orphans()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|(pid, st)| pid.as_raw() == grandchild && *st == ExitStatus::Code(0))
+    });
+}
+
+#[test]
+fn children_die_with_their_spawner_thread() {
+    let own = Spawner::new(Reaper::global().expect("reaper").registry().clone()).expect("spawner");
+    let (s, rx) = run_with(&own, Command::new(&["sleep", "100"])).expect("spawn");
+    assert!(proc::stat(s.pid.as_raw()).is_some());
+    drop(own); // the forking thread exits: PDEATHSIG
+    assert_eq!(wait(&rx), ExitStatus::Signal(libc::SIGKILL));
+}
+
+#[tokio::test]
+async fn foreign_groups_are_stopped_only_when_they_match() {
+    let (s, rx) = run_async(Command::new(&["sleep", "100"])).await;
+    let start = s.start_time.expect("start time");
+    let wrong = ForeignGroup {
+        pgid: s.pid.as_raw(),
+        start_time: start + 1,
+    };
+    assert!(!stop_foreign_group(&wrong, Signal::SIGTERM, Duration::from_millis(100)).await);
+    assert!(
+        proc::stat(s.pid.as_raw()).is_some(),
+        "a reused pid is left alone"
+    );
+    let right = ForeignGroup {
+        pgid: s.pid.as_raw(),
+        start_time: start,
+    };
+    assert!(stop_foreign_group(&right, Signal::SIGTERM, Duration::from_secs(2)).await);
+    assert_eq!(wait(&rx), ExitStatus::Signal(libc::SIGTERM));
+}

@@ -1,0 +1,126 @@
+//! Stopping a child: the stop signal to its whole process group, the grace
+//! period, then SIGKILL to the group. Members left behind by a leader that
+//! already exited are killed too.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use super::proc;
+use super::reaper::ExitStatus;
+
+/// How often group membership is polled while waiting for stragglers.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Send `sig` to the process group `pgid`. A group that no longer exists
+/// is not an error.
+pub fn signal_group(pgid: Pid, sig: Signal) -> nix::Result<()> {
+    match killpg(pgid, sig) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// True while any process (zombies included) is in group `pgid`.
+pub fn group_alive(pgid: Pid) -> bool {
+    // EPERM means it exists but is not ours to signal.
+    matches!(killpg(pgid, None), Ok(()) | Err(Errno::EPERM))
+}
+
+/// SIGKILL whatever is left of group `pgid`; true when something was there.
+pub fn kill_remnants(pgid: Pid) -> bool {
+    killpg(pgid, Signal::SIGKILL).is_ok()
+}
+
+/// What [`stop_group`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopOutcome {
+    /// The leader's status, when it was seen.
+    pub status: Option<ExitStatus>,
+    /// SIGKILL was needed (for the leader or for stragglers).
+    pub killed: bool,
+}
+
+/// Stop a child we spawned: `sig` to its group, wait up to `grace` for the
+/// leader (`exited` resolves with its status from the reaper) and for the
+/// rest of the group, then SIGKILL the group.
+pub async fn stop_group<F>(pgid: Pid, sig: Signal, grace: Duration, exited: F) -> StopOutcome
+where
+    F: Future<Output = Option<ExitStatus>>,
+{
+    let deadline = tokio::time::Instant::now() + grace;
+    if let Err(e) = signal_group(pgid, sig) {
+        tracing::warn!(%pgid, "cannot send {sig} to the process group: {e}");
+    }
+    tokio::pin!(exited);
+    let mut killed = false;
+    let status = match tokio::time::timeout_at(deadline, &mut exited).await {
+        Ok(status) => status,
+        Err(_) => {
+            killed |= kill_remnants(pgid);
+            // SIGKILL cannot be ignored; the reaper reports it promptly.
+            tokio::time::timeout(Duration::from_secs(5), &mut exited)
+                .await
+                .ok()
+                .flatten()
+        }
+    };
+    // The leader is gone; give the rest of the group what is left of the
+    // grace, then kill it.
+    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(POLL).await;
+    }
+    if group_alive(pgid) {
+        killed |= kill_remnants(pgid);
+    }
+    StopOutcome { status, killed }
+}
+
+/// A child of a previous Vigil instance, as recorded in the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignGroup {
+    /// Leader pid, which is also the process group id.
+    pub pgid: i32,
+    /// The leader's start time recorded at spawn.
+    pub start_time: u64,
+}
+
+impl ForeignGroup {
+    /// True when the group still belongs to that child: either the leader
+    /// is alive with the recorded start time, or the leader is gone and
+    /// members remain (the kernel never hands out a pid that is still in
+    /// use as a process group id, so the group cannot be someone else's).
+    pub fn is_ours(&self) -> bool {
+        match proc::stat(self.pgid) {
+            Some(s) => s.start_time == self.start_time,
+            None => !proc::group_members(self.pgid).is_empty(),
+        }
+    }
+}
+
+/// Stop what is left of a previous instance's child: `sig`, `grace`,
+/// SIGKILL. The processes are not our children, so membership is polled.
+/// Returns false when the group was not ours (a reused pid) and was left
+/// alone.
+pub async fn stop_foreign_group(group: &ForeignGroup, sig: Signal, grace: Duration) -> bool {
+    if !group.is_ours() {
+        return false;
+    }
+    let pgid = Pid::from_raw(group.pgid);
+    let _ = signal_group(pgid, sig);
+    let deadline = Instant::now() + grace;
+    while live_members(group.pgid) && Instant::now() < deadline {
+        tokio::time::sleep(POLL).await;
+    }
+    if live_members(group.pgid) {
+        kill_remnants(pgid);
+    }
+    true
+}
+
+fn live_members(pgid: i32) -> bool {
+    proc::group_members(pgid).iter().any(|s| s.state != 'Z')
+}
