@@ -76,6 +76,12 @@ where
     if group_alive(pgid) {
         killed |= kill_remnants(pgid);
     }
+    // Killed members re-parent to us and are reaped by the reaper; wait
+    // (briefly) until the group is really gone.
+    let settle = tokio::time::Instant::now() + Duration::from_secs(1);
+    while group_alive(pgid) && tokio::time::Instant::now() < settle {
+        tokio::time::sleep(POLL).await;
+    }
     StopOutcome { status, killed }
 }
 
