@@ -3,7 +3,9 @@
 
 pub mod proc;
 pub mod reaper;
+pub mod service;
 pub mod spawn;
+pub mod state;
 pub mod stop;
 
 #[cfg(test)]

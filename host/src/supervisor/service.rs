@@ -1,0 +1,996 @@
+//! The per-service reducer: `handle(now, event) -> Vec<Effect>`.
+//!
+//! Everything that happens to a service (a spawn result, an exit, a check
+//! result, a timer, a loader decision, an operator command) is an
+//! [`Event`]; the reducer updates the state and answers with [`Effect`]s
+//! for a thin shell to perform (spawn, signal, schedule, run a check, ask
+//! the loader, journal). Time is passed in, so the whole state machine is
+//! tested without processes or clocks.
+//!
+//! Child lives are numbered (`epoch`): timers, check results and loader
+//! decisions carry the epoch they were issued for, and stale ones are
+//! ignored, so nothing needs cancelling.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::reaper::ExitStatus;
+use super::state::{Status, can_transition};
+use crate::config::{CheckSpec, Checks, Phase, RestartMode, RestartPolicy, Service};
+use crate::journal::Event as Journal;
+
+/// The result of one check run, as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Retry(String),
+    Error(String),
+    /// The check trapped: inconclusive (counts like `retry`) plus a warning.
+    Trapped(String),
+    /// The check ran out of time: inconclusive plus a warning.
+    TimedOut,
+}
+
+impl Outcome {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Retry(_) => "retry",
+            Outcome::Error(_) => "error",
+            Outcome::Trapped(_) => "trapped",
+            Outcome::TimedOut => "timed-out",
+        }
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Outcome::Ok => None,
+            Outcome::Retry(r) | Outcome::Error(r) | Outcome::Trapped(r) => Some(r.clone()),
+            Outcome::TimedOut => Some("timed out".into()),
+        }
+    }
+
+    /// Retry, trap and timeout: ask again, counting towards thresholds.
+    pub fn is_inconclusive(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Retry(_) | Outcome::Trapped(_) | Outcome::TimedOut
+        )
+    }
+}
+
+/// An event of a service's life, as a loader sees it (WIT `policy.event`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoaderEvent {
+    Started(u32),
+    Ready,
+    CheckFailed {
+        phase: Phase,
+        outcome: Outcome,
+        consecutive: u32,
+    },
+    Exited {
+        status: ExitStatus,
+        uptime: Duration,
+    },
+}
+
+/// What a loader knows besides the event (WIT `policy.history`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    pub service: String,
+    pub restarts: u32,
+    pub uptime: Duration,
+    /// Newest first, at most 16: the exit and how long ago it happened.
+    pub recent_exits: Vec<(ExitStatus, Duration, Duration)>,
+    pub config: Vec<(String, String)>,
+}
+
+/// A loader's decision (WIT `policy.action`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Restart(Duration),
+    Stop(String),
+    Kill(i32),
+}
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerKind {
+    /// Run the check of this phase.
+    Check(Phase),
+    /// The startup check's deadline.
+    StartupTimeout,
+    /// The stop grace: SIGKILL when it fires.
+    StopGrace,
+    /// The restart delay.
+    Backoff,
+}
+
+/// A timer, tied to the child life it was set for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Timer {
+    pub kind: TimerKind,
+    pub epoch: u64,
+}
+
+/// Inputs of the reducer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Operator or startup: run the service.
+    Start,
+    /// Operator or shutdown: stop the service and keep it stopped.
+    Stop,
+    /// Operator: stop and start again at once.
+    Restart,
+    /// Whether everything in `after` is satisfied now.
+    Dependencies(bool),
+    /// The shell spawned the child.
+    Spawned {
+        pid: i32,
+        start_time: Option<u64>,
+    },
+    /// The shell could not spawn the child.
+    SpawnFailed(String),
+    /// The child (the process group leader) was reaped.
+    Exited {
+        status: ExitStatus,
+        uptime: Duration,
+    },
+    /// A check finished.
+    Check {
+        epoch: u64,
+        phase: Phase,
+        outcome: Outcome,
+    },
+    Timer(Timer),
+    /// The loader answered (Err: it failed, use the built-in policy).
+    Decision {
+        epoch: u64,
+        action: Result<Action, String>,
+    },
+}
+
+/// Outputs of the reducer, performed by the shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Spawn the child (the manifest's command, or the loader's `spawn`)
+    /// and answer with [`Event::Spawned`] or [`Event::SpawnFailed`].
+    Spawn {
+        restarts: u32,
+    },
+    /// Send a signal to the child's process group.
+    Signal {
+        pgid: i32,
+        signal: Signal,
+    },
+    /// SIGKILL whatever remains of the group of a leader that exited.
+    KillRemnants {
+        pgid: i32,
+    },
+    /// Fire [`Event::Timer`] after this long (checks get jitter from the shell).
+    Schedule {
+        timer: Timer,
+        after: Duration,
+    },
+    /// Run a check and answer with [`Event::Check`].
+    RunCheck {
+        phase: Phase,
+        epoch: u64,
+        attempt: u32,
+    },
+    /// Ask the loader and answer with [`Event::Decision`].
+    Decide {
+        epoch: u64,
+        event: LoaderEvent,
+        history: History,
+    },
+    Journal(Journal),
+    /// The status changed (dependents, control API).
+    Status(Status),
+}
+
+/// What to do once the child we are stopping has exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AfterStop {
+    /// Stay stopped.
+    Stop,
+    /// Start again after this delay (operator or loader restart).
+    Restart(Duration),
+    /// Go to `failed` with this reason.
+    Fail(String),
+    /// Apply the restart policy as for a failed exit (a failed check).
+    Failure,
+}
+
+/// A failure waiting for the loader's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pending {
+    Exit { failed: bool, uptime: Duration },
+    CheckFailed { phase: Phase, outcome: Outcome },
+}
+
+#[derive(Debug, Clone, Default)]
+struct Counters {
+    attempt: u32,
+    consecutive_ok: u32,
+    consecutive_fail: u32,
+    last: Option<&'static str>,
+}
+
+/// One service's state. Owned by its task; changed only by [`ServiceState::handle`].
+#[derive(Debug)]
+pub struct ServiceState {
+    name: String,
+    policy: RestartPolicy,
+    checks: Checks,
+    stop_signal: Signal,
+    stop_grace: Duration,
+    loader_config: Option<Vec<(String, String)>>,
+
+    status: Status,
+    epoch: u64,
+    pid: Option<i32>,
+    started_at: Option<Instant>,
+    restarts: u32,
+    backoff_index: usize,
+    restart_times: VecDeque<Instant>,
+    recent_exits: VecDeque<(ExitStatus, Duration, Instant)>,
+    counters: [Counters; 3],
+    startup_passed: bool,
+    after_stop: AfterStop,
+    pending: Option<Pending>,
+    deps_ready: bool,
+    last_exit_clean: bool,
+}
+
+fn idx(phase: Phase) -> usize {
+    match phase {
+        Phase::Startup => 0,
+        Phase::Readiness => 1,
+        Phase::Liveness => 2,
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| sig.to_string())
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl ServiceState {
+    pub fn new(service: &Service) -> ServiceState {
+        ServiceState {
+            name: service.name.clone(),
+            policy: service.restart.clone(),
+            checks: service.checks.clone(),
+            stop_signal: service.stop_signal,
+            stop_grace: service.stop_grace,
+            loader_config: service.loader.as_ref().map(|l| l.config.clone()),
+            status: Status::Stopped,
+            epoch: 0,
+            pid: None,
+            started_at: None,
+            restarts: 0,
+            backoff_index: 0,
+            restart_times: VecDeque::new(),
+            recent_exits: VecDeque::new(),
+            counters: Default::default(),
+            startup_passed: false,
+            after_stop: AfterStop::Stop,
+            pending: None,
+            deps_ready: service.after.is_empty(),
+            last_exit_clean: false,
+        }
+    }
+
+    /// Swap in a changed definition without touching the child (checks,
+    /// policy, loader). Check timers already set keep running with the new
+    /// specs.
+    pub fn update(&mut self, service: &Service) {
+        self.policy = service.restart.clone();
+        self.checks = service.checks.clone();
+        self.stop_signal = service.stop_signal;
+        self.stop_grace = service.stop_grace;
+        self.loader_config = service.loader.as_ref().map(|l| l.config.clone());
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn status(&self) -> Status {
+        self.status
+    }
+    pub fn pid(&self) -> Option<i32> {
+        self.pid
+    }
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    pub fn started_at(&self) -> Option<Instant> {
+        self.started_at
+    }
+
+    /// True when services that list this one in `after` may start: it is
+    /// ready, or it is a one-shot (`restart = "never"`) that exited cleanly.
+    pub fn satisfies_after(&self) -> bool {
+        self.status == Status::Ready
+            || (self.status == Status::Exited
+                && self.policy.mode == RestartMode::Never
+                && self.last_exit_clean)
+    }
+
+    /// Feed one event; returns what the shell must do, in order.
+    pub fn handle(&mut self, now: Instant, event: Event) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match event {
+            Event::Start => self.on_start(now, &mut fx),
+            Event::Stop => self.on_stop(&mut fx),
+            Event::Restart => self.on_restart(now, &mut fx),
+            Event::Dependencies(ready) => {
+                self.deps_ready = ready;
+                if ready && self.status == Status::Waiting {
+                    self.spawn(&mut fx);
+                }
+            }
+            Event::Spawned { pid, start_time } => self.on_spawned(now, pid, start_time, &mut fx),
+            Event::SpawnFailed(error) => {
+                if self.status == Status::Starting && self.pid.is_none() {
+                    fx.push(Effect::Journal(Journal::SpawnError { error }));
+                    self.after_exit_builtin(now, true, Duration::ZERO, &mut fx);
+                } else if self.status == Status::Stopping && self.pid.is_none() {
+                    fx.push(Effect::Journal(Journal::SpawnError { error }));
+                    self.on_exit_while_stopping(now, Duration::ZERO, false, &mut fx);
+                }
+            }
+            Event::Exited { status, uptime } => self.on_exited(now, status, uptime, &mut fx),
+            Event::Check {
+                epoch,
+                phase,
+                outcome,
+            } => {
+                if epoch == self.epoch {
+                    self.on_check(now, phase, outcome, &mut fx);
+                }
+            }
+            Event::Timer(t) => {
+                if t.epoch == self.epoch {
+                    self.on_timer(now, t.kind, &mut fx);
+                }
+            }
+            Event::Decision { epoch, action } => {
+                if epoch == self.epoch {
+                    self.on_decision(now, action, &mut fx);
+                }
+            }
+        }
+        fx
+    }
+
+    // -- transitions --------------------------------------------------------
+
+    fn set(&mut self, to: Status, fx: &mut Vec<Effect>) -> bool {
+        if self.status == to {
+            return true;
+        }
+        if !can_transition(self.status, to) {
+            tracing::error!(service = %self.name, from = %self.status, to = %to, "illegal transition not taken");
+            return false;
+        }
+        self.status = to;
+        fx.push(Effect::Status(to));
+        true
+    }
+
+    fn schedule(&self, kind: TimerKind, after: Duration, fx: &mut Vec<Effect>) {
+        fx.push(Effect::Schedule {
+            timer: Timer {
+                kind,
+                epoch: self.epoch,
+            },
+            after,
+        });
+    }
+
+    fn history(&self, now: Instant) -> History {
+        History {
+            service: self.name.clone(),
+            restarts: self.restarts,
+            uptime: self
+                .started_at
+                .map(|t| now.saturating_duration_since(t))
+                .unwrap_or_default(),
+            recent_exits: self
+                .recent_exits
+                .iter()
+                .rev()
+                .map(|(status, uptime, at)| (*status, *uptime, now.saturating_duration_since(*at)))
+                .collect(),
+            config: self.loader_config.clone().unwrap_or_default(),
+        }
+    }
+
+    fn decide(&mut self, now: Instant, event: LoaderEvent, fx: &mut Vec<Effect>) {
+        fx.push(Effect::Decide {
+            epoch: self.epoch,
+            event,
+            history: self.history(now),
+        });
+    }
+
+    fn spawn(&mut self, fx: &mut Vec<Effect>) {
+        if !self.set(Status::Starting, fx) {
+            return;
+        }
+        self.epoch += 1;
+        self.pid = None;
+        self.started_at = None;
+        self.counters = Default::default();
+        self.startup_passed = false;
+        self.pending = None;
+        self.after_stop = AfterStop::Stop;
+        fx.push(Effect::Spawn {
+            restarts: self.restarts,
+        });
+    }
+
+    /// Stop signal to the group and the grace timer; `after` decides what
+    /// happens at the exit.
+    fn begin_stop(&mut self, after: AfterStop, fx: &mut Vec<Effect>) {
+        self.after_stop = after;
+        if !self.set(Status::Stopping, fx) {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            fx.push(Effect::Signal {
+                pgid: pid,
+                signal: self.stop_signal,
+            });
+            self.schedule(TimerKind::StopGrace, self.stop_grace, fx);
+        }
+        // Without a pid the spawn is in flight: `Spawned` sends the signal.
+    }
+
+    fn on_start(&mut self, _now: Instant, fx: &mut Vec<Effect>) {
+        match self.status {
+            Status::Stopped | Status::Exited | Status::Failed => {
+                self.backoff_index = 0;
+                self.restart_times.clear();
+                if self.deps_ready {
+                    self.spawn(fx);
+                } else {
+                    self.epoch += 1;
+                    self.set(Status::Waiting, fx);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_stop(&mut self, fx: &mut Vec<Effect>) {
+        match self.status {
+            Status::Waiting | Status::Backoff | Status::Exited | Status::Failed => {
+                self.epoch += 1; // cancels timers and pending decisions
+                self.pending = None;
+                self.set(Status::Stopped, fx);
+            }
+            Status::Starting | Status::Running | Status::Ready => {
+                self.begin_stop(AfterStop::Stop, fx)
+            }
+            Status::Stopping => self.after_stop = AfterStop::Stop,
+            Status::Stopped => {}
+        }
+    }
+
+    fn on_restart(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+        match self.status {
+            Status::Starting | Status::Running | Status::Ready => {
+                self.begin_stop(AfterStop::Restart(Duration::ZERO), fx)
+            }
+            Status::Stopping => self.after_stop = AfterStop::Restart(Duration::ZERO),
+            Status::Backoff => {
+                self.restarts += 1;
+                self.spawn(fx);
+            }
+            Status::Waiting => {}
+            Status::Stopped | Status::Exited | Status::Failed => self.on_start(now, fx),
+        }
+    }
+
+    fn on_spawned(
+        &mut self,
+        now: Instant,
+        pid: i32,
+        start_time: Option<u64>,
+        fx: &mut Vec<Effect>,
+    ) {
+        if self.pid.is_some() || !matches!(self.status, Status::Starting | Status::Stopping) {
+            tracing::warn!(service = %self.name, pid, status = %self.status, "unexpected spawn result");
+            return;
+        }
+        self.pid = Some(pid);
+        self.started_at = Some(now);
+        fx.push(Effect::Journal(Journal::Spawned {
+            pid,
+            start_time,
+            restarts: self.restarts,
+        }));
+        if self.status == Status::Stopping {
+            fx.push(Effect::Signal {
+                pgid: pid,
+                signal: self.stop_signal,
+            });
+            self.schedule(TimerKind::StopGrace, self.stop_grace, fx);
+            return;
+        }
+        if self.loader_config.is_some() {
+            self.decide(now, LoaderEvent::Started(pid.unsigned_abs()), fx);
+        }
+        match self.checks.startup.clone() {
+            Some(spec) => {
+                self.schedule(TimerKind::Check(Phase::Startup), spec.initial_delay, fx);
+                self.schedule(
+                    TimerKind::StartupTimeout,
+                    spec.initial_delay + spec.startup_timeout,
+                    fx,
+                );
+            }
+            None => self.startup_passed(now, fx),
+        }
+    }
+
+    fn startup_passed(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+        self.startup_passed = true;
+        if let Some(spec) = &self.checks.liveness {
+            self.schedule(TimerKind::Check(Phase::Liveness), spec.initial_delay, fx);
+        }
+        match &self.checks.readiness {
+            Some(spec) => {
+                self.schedule(TimerKind::Check(Phase::Readiness), spec.initial_delay, fx);
+                self.set(Status::Running, fx);
+            }
+            None => self.become_ready(now, fx),
+        }
+    }
+
+    fn become_ready(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+        if self.set(Status::Ready, fx) {
+            fx.push(Effect::Journal(Journal::Ready));
+            if self.loader_config.is_some() {
+                self.decide(now, LoaderEvent::Ready, fx);
+            }
+        }
+    }
+
+    fn on_exited(
+        &mut self,
+        now: Instant,
+        status: ExitStatus,
+        uptime: Duration,
+        fx: &mut Vec<Effect>,
+    ) {
+        let pid = self.pid.take();
+        if let Some(pgid) = pid {
+            fx.push(Effect::KillRemnants { pgid });
+        }
+        self.recent_exits.push_back((status, uptime, now));
+        while self.recent_exits.len() > 16 {
+            self.recent_exits.pop_front();
+        }
+        fx.push(Effect::Journal(Journal::Exited {
+            pid,
+            code: status.code(),
+            signal: status.signal().map(signal_name),
+            uptime_ms: ms(uptime),
+        }));
+        let clean = status
+            .code()
+            .is_some_and(|c| self.policy.success_codes.contains(&c));
+        self.last_exit_clean = clean;
+        match self.status {
+            Status::Stopping => self.on_exit_while_stopping(now, uptime, !clean, fx),
+            Status::Starting | Status::Running | Status::Ready => {
+                if self.loader_config.is_some() {
+                    self.pending = Some(Pending::Exit {
+                        failed: !clean,
+                        uptime,
+                    });
+                    self.set(Status::Backoff, fx);
+                    self.decide(now, LoaderEvent::Exited { status, uptime }, fx);
+                } else {
+                    self.after_exit_builtin(now, !clean, uptime, fx);
+                }
+            }
+            other => tracing::warn!(service = %self.name, status = %other, "exit without a child"),
+        }
+    }
+
+    fn on_exit_while_stopping(
+        &mut self,
+        now: Instant,
+        uptime: Duration,
+        _failed: bool,
+        fx: &mut Vec<Effect>,
+    ) {
+        match std::mem::replace(&mut self.after_stop, AfterStop::Stop) {
+            AfterStop::Stop => {
+                self.set(Status::Stopped, fx);
+            }
+            AfterStop::Restart(delay) => {
+                if self.set(Status::Backoff, fx) {
+                    fx.push(Effect::Journal(Journal::Restarting {
+                        delay_ms: ms(delay),
+                        restarts: self.restarts + 1,
+                    }));
+                    self.schedule(TimerKind::Backoff, delay, fx);
+                }
+            }
+            AfterStop::Fail(reason) => self.give_up(reason, fx),
+            AfterStop::Failure => self.after_exit_builtin(now, true, uptime, fx),
+        }
+    }
+
+    fn give_up(&mut self, reason: String, fx: &mut Vec<Effect>) {
+        if self.set(Status::Failed, fx) {
+            fx.push(Effect::Journal(Journal::GaveUp { reason }));
+        }
+    }
+
+    /// The built-in restart policy, after the child is gone.
+    fn after_exit_builtin(
+        &mut self,
+        now: Instant,
+        failed: bool,
+        uptime: Duration,
+        fx: &mut Vec<Effect>,
+    ) {
+        if uptime >= self.policy.stable_uptime {
+            self.backoff_index = 0;
+        }
+        let restart = match self.policy.mode {
+            RestartMode::Always => true,
+            RestartMode::OnFailure => failed,
+            RestartMode::Never => false,
+        };
+        if !restart {
+            if failed && self.policy.mode == RestartMode::Never {
+                self.give_up("failed and restart = \"never\"".into(), fx);
+            } else {
+                self.set(Status::Exited, fx);
+            }
+            return;
+        }
+        if let Some(g) = self.policy.give_up {
+            self.restart_times.push_back(now);
+            while self
+                .restart_times
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) > g.window)
+            {
+                self.restart_times.pop_front();
+            }
+            if self.restart_times.len() > g.restarts as usize {
+                self.give_up(
+                    format!("more than {} restarts within {:?}", g.restarts, g.window),
+                    fx,
+                );
+                return;
+            }
+        }
+        let last = self.policy.backoff.len().saturating_sub(1);
+        let delay = self
+            .policy
+            .backoff
+            .get(self.backoff_index.min(last))
+            .copied()
+            .unwrap_or_default();
+        self.backoff_index = self.backoff_index.saturating_add(1);
+        if self.set(Status::Backoff, fx) {
+            fx.push(Effect::Journal(Journal::Restarting {
+                delay_ms: ms(delay),
+                restarts: self.restarts + 1,
+            }));
+            self.schedule(TimerKind::Backoff, delay, fx);
+        }
+    }
+
+    fn on_timer(&mut self, now: Instant, kind: TimerKind, fx: &mut Vec<Effect>) {
+        match kind {
+            TimerKind::Check(phase) => {
+                let runs = match phase {
+                    Phase::Startup => {
+                        self.status == Status::Starting
+                            && !self.startup_passed
+                            && self.pid.is_some()
+                    }
+                    _ => matches!(self.status, Status::Running | Status::Ready),
+                };
+                if runs && self.checks.get(phase).is_some() {
+                    let c = &mut self.counters[idx(phase)];
+                    c.attempt += 1;
+                    fx.push(Effect::RunCheck {
+                        phase,
+                        epoch: self.epoch,
+                        attempt: c.attempt,
+                    });
+                }
+            }
+            TimerKind::StartupTimeout => {
+                if self.status == Status::Starting && !self.startup_passed {
+                    let timeout = self
+                        .checks
+                        .startup
+                        .as_ref()
+                        .map(|s| s.startup_timeout)
+                        .unwrap_or_default();
+                    let reason = format!("startup check did not pass within {timeout:?}");
+                    fx.push(Effect::Journal(Journal::Warning {
+                        message: reason.clone(),
+                    }));
+                    self.check_failed(now, Phase::Startup, Outcome::Error(reason), fx);
+                }
+            }
+            TimerKind::StopGrace => {
+                if self.status == Status::Stopping
+                    && let Some(pid) = self.pid
+                {
+                    fx.push(Effect::Signal {
+                        pgid: pid,
+                        signal: Signal::SIGKILL,
+                    });
+                    fx.push(Effect::Journal(Journal::Killed {
+                        pid,
+                        signal: "SIGKILL".into(),
+                        reason: format!(
+                            "still running {:?} after {}",
+                            self.stop_grace,
+                            self.stop_signal.as_str()
+                        ),
+                    }));
+                }
+            }
+            TimerKind::Backoff => {
+                if self.status == Status::Backoff && self.pending.is_none() {
+                    self.restarts += 1;
+                    self.spawn(fx);
+                }
+            }
+        }
+    }
+
+    fn on_check(&mut self, now: Instant, phase: Phase, outcome: Outcome, fx: &mut Vec<Effect>) {
+        let Some(spec) = self.checks.get(phase).cloned() else {
+            return;
+        };
+        let active = match phase {
+            Phase::Startup => self.status == Status::Starting && !self.startup_passed,
+            _ => matches!(self.status, Status::Running | Status::Ready),
+        };
+        if !active {
+            return; // e.g. stopping: no check acts
+        }
+        let c = &mut self.counters[idx(phase)];
+        if outcome == Outcome::Ok {
+            c.consecutive_ok += 1;
+            c.consecutive_fail = 0;
+        } else {
+            c.consecutive_fail += 1;
+            c.consecutive_ok = 0;
+        }
+        let (ok_count, fail_count) = (c.consecutive_ok, c.consecutive_fail);
+        if c.last != Some(outcome.kind()) {
+            c.last = Some(outcome.kind());
+            fx.push(Effect::Journal(Journal::Check {
+                phase: phase.to_string(),
+                outcome: outcome.kind().into(),
+                reason: outcome.reason(),
+            }));
+        }
+        if matches!(outcome, Outcome::Trapped(_) | Outcome::TimedOut) {
+            fx.push(Effect::Journal(Journal::Warning {
+                message: format!(
+                    "{phase} check {} {}",
+                    spec.check,
+                    match &outcome {
+                        Outcome::Trapped(r) => format!("trapped: {r}"),
+                        _ => format!("timed out after {:?}", spec.timeout),
+                    }
+                ),
+            }));
+        }
+
+        match (phase, &outcome) {
+            (Phase::Startup, Outcome::Ok) => self.startup_passed(now, fx),
+            (Phase::Readiness, Outcome::Ok) => {
+                if self.status == Status::Running && ok_count >= spec.success_threshold {
+                    self.become_ready(now, fx);
+                }
+                self.schedule(TimerKind::Check(phase), spec.period, fx);
+            }
+            (Phase::Liveness, Outcome::Ok) => {
+                self.schedule(TimerKind::Check(phase), spec.period, fx)
+            }
+            (_, _) => {
+                if self.loader_config.is_some() {
+                    // Keep checking; the loader's action may stop the child.
+                    if outcome.is_inconclusive() || phase == Phase::Readiness {
+                        self.schedule(TimerKind::Check(phase), spec.period, fx);
+                    }
+                    self.pending = None;
+                    self.decide(
+                        now,
+                        LoaderEvent::CheckFailed {
+                            phase,
+                            outcome: outcome.clone(),
+                            consecutive: fail_count,
+                        },
+                        fx,
+                    );
+                    // Readiness still toggles by itself.
+                    if phase == Phase::Readiness {
+                        self.readiness_failed(&spec, fail_count, &outcome, fx);
+                    }
+                } else {
+                    self.builtin_check_failure(now, phase, &spec, fail_count, outcome, fx);
+                }
+            }
+        }
+    }
+
+    fn readiness_failed(
+        &mut self,
+        spec: &CheckSpec,
+        fail_count: u32,
+        outcome: &Outcome,
+        fx: &mut Vec<Effect>,
+    ) {
+        let drop_ready =
+            matches!(outcome, Outcome::Error(_)) || fail_count >= spec.failure_threshold;
+        if self.status == Status::Ready && drop_ready && self.set(Status::Running, fx) {
+            fx.push(Effect::Journal(Journal::Unready {
+                reason: outcome.reason(),
+            }));
+        }
+    }
+
+    fn builtin_check_failure(
+        &mut self,
+        now: Instant,
+        phase: Phase,
+        spec: &CheckSpec,
+        fail_count: u32,
+        outcome: Outcome,
+        fx: &mut Vec<Effect>,
+    ) {
+        match phase {
+            Phase::Startup => {
+                if outcome.is_inconclusive() {
+                    self.schedule(TimerKind::Check(phase), spec.period, fx); // the startup timeout bounds this
+                } else {
+                    self.check_failed(now, phase, outcome, fx);
+                }
+            }
+            Phase::Readiness => {
+                self.readiness_failed(spec, fail_count, &outcome, fx);
+                self.schedule(TimerKind::Check(phase), spec.period, fx);
+            }
+            Phase::Liveness => {
+                if matches!(outcome, Outcome::Error(_)) || fail_count >= spec.failure_threshold {
+                    self.check_failed(now, phase, outcome, fx);
+                } else {
+                    self.schedule(TimerKind::Check(phase), spec.period, fx);
+                }
+            }
+        }
+    }
+
+    /// A check failed for good (startup error or timeout, liveness past its
+    /// threshold): the loader decides, or the child is stopped and the
+    /// built-in policy applies as for a failed exit.
+    fn check_failed(&mut self, now: Instant, phase: Phase, outcome: Outcome, fx: &mut Vec<Effect>) {
+        if self.loader_config.is_some() && self.pending.is_none() {
+            let consecutive = self.counters[idx(phase)].consecutive_fail;
+            self.pending = Some(Pending::CheckFailed {
+                phase,
+                outcome: outcome.clone(),
+            });
+            self.decide(
+                now,
+                LoaderEvent::CheckFailed {
+                    phase,
+                    outcome,
+                    consecutive,
+                },
+                fx,
+            );
+            return;
+        }
+        self.begin_stop(AfterStop::Failure, fx);
+    }
+
+    fn on_decision(&mut self, now: Instant, action: Result<Action, String>, fx: &mut Vec<Effect>) {
+        let pending = self.pending.take();
+        let alive = matches!(
+            self.status,
+            Status::Starting | Status::Running | Status::Ready
+        );
+        let action = match action {
+            Ok(a) => a,
+            Err(e) => {
+                fx.push(Effect::Journal(Journal::Warning {
+                    message: format!("loader failed ({e}); using the built-in policy"),
+                }));
+                match pending {
+                    Some(Pending::Exit { failed, uptime }) => {
+                        self.after_exit_builtin(now, failed, uptime, fx)
+                    }
+                    Some(Pending::CheckFailed { .. }) if alive => {
+                        self.begin_stop(AfterStop::Failure, fx)
+                    }
+                    _ => {}
+                }
+                return;
+            }
+        };
+        match action {
+            Action::None => {
+                if let Some(Pending::Exit { failed, .. }) = pending {
+                    if failed {
+                        self.give_up("the loader chose not to restart".into(), fx);
+                    } else {
+                        self.set(Status::Exited, fx);
+                    }
+                }
+            }
+            Action::Restart(delay) => {
+                if alive {
+                    self.begin_stop(AfterStop::Restart(delay), fx);
+                } else if self.status == Status::Backoff && self.set(Status::Backoff, fx) {
+                    fx.push(Effect::Journal(Journal::Restarting {
+                        delay_ms: ms(delay),
+                        restarts: self.restarts + 1,
+                    }));
+                    self.schedule(TimerKind::Backoff, delay, fx);
+                }
+            }
+            Action::Stop(reason) => {
+                if alive {
+                    self.begin_stop(AfterStop::Fail(reason), fx);
+                } else if self.status == Status::Backoff {
+                    self.give_up(reason, fx);
+                }
+            }
+            Action::Kill(sig) => match (alive, self.pid, Signal::try_from(sig)) {
+                (true, Some(pid), Ok(signal)) => {
+                    fx.push(Effect::Signal { pgid: pid, signal });
+                    fx.push(Effect::Journal(Journal::Killed {
+                        pid,
+                        signal: signal.as_str().into(),
+                        reason: "loader".into(),
+                    }));
+                }
+                (_, _, Err(_)) => fx.push(Effect::Journal(Journal::Warning {
+                    message: format!("loader asked for unknown signal {sig}"),
+                })),
+                _ => {
+                    if let Some(Pending::Exit { .. }) = pending {
+                        self.set(Status::Exited, fx);
+                    }
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,658 @@
+//! The reducer without processes: events in, effects out.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::*;
+use crate::config::{CheckRef, GiveUp, GrantSpec, LoaderSpec};
+
+fn service() -> Service {
+    Service {
+        name: "svc".into(),
+        dir: PathBuf::from("/srv/svc"),
+        command: Some(vec!["sleep".into(), "100".into()]),
+        env: vec![],
+        inherit_env: vec![],
+        cwd: PathBuf::from("/srv/svc"),
+        stop_signal: Signal::SIGTERM,
+        stop_grace: Duration::from_secs(3),
+        restart: RestartPolicy::default(),
+        after: vec![],
+        notify: false,
+        grants: GrantSpec::default(),
+        checks: Checks::default(),
+        loader: None,
+    }
+}
+
+fn check(period_ms: u64, failure: u32, success: u32) -> CheckSpec {
+    CheckSpec {
+        check: CheckRef::Builtin("http".into()),
+        period: Duration::from_millis(period_ms),
+        timeout: Duration::from_millis(500),
+        initial_delay: Duration::ZERO,
+        failure_threshold: failure,
+        success_threshold: success,
+        startup_timeout: Duration::from_secs(10),
+        config: vec![],
+    }
+}
+
+/// A service driven through a fake clock.
+struct Sim {
+    s: ServiceState,
+    now: Instant,
+}
+
+impl Sim {
+    fn new(svc: &Service) -> Sim {
+        Sim {
+            s: ServiceState::new(svc),
+            now: Instant::now(),
+        }
+    }
+    fn at(&mut self, after: Duration) -> &mut Self {
+        self.now += after;
+        self
+    }
+    fn on(&mut self, e: Event) -> Vec<Effect> {
+        self.s.handle(self.now, e)
+    }
+    /// Start and spawn with `pid`.
+    fn running(svc: &Service, pid: i32) -> Sim {
+        let mut sim = Sim::new(svc);
+        sim.on(Event::Start);
+        sim.on(Event::Spawned {
+            pid,
+            start_time: Some(1),
+        });
+        sim
+    }
+    fn timer(&mut self, kind: TimerKind) -> Vec<Effect> {
+        let epoch = self.s.epoch();
+        self.on(Event::Timer(Timer { kind, epoch }))
+    }
+    fn check(&mut self, phase: Phase, outcome: Outcome) -> Vec<Effect> {
+        let epoch = self.s.epoch();
+        self.on(Event::Check {
+            epoch,
+            phase,
+            outcome,
+        })
+    }
+    fn exit(&mut self, status: ExitStatus, uptime: Duration) -> Vec<Effect> {
+        self.at(uptime);
+        self.on(Event::Exited { status, uptime })
+    }
+}
+
+fn journal(fx: &[Effect]) -> Vec<Journal> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Journal(j) => Some(j.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn scheduled(fx: &[Effect], kind: TimerKind) -> Option<Duration> {
+    fx.iter().find_map(|e| match e {
+        Effect::Schedule { timer, after } if timer.kind == kind => Some(*after),
+        _ => None,
+    })
+}
+
+fn restart_delay(fx: &[Effect]) -> Option<Duration> {
+    scheduled(fx, TimerKind::Backoff)
+}
+
+#[test]
+fn without_checks_a_spawned_service_is_ready() {
+    let mut sim = Sim::new(&service());
+    let fx = sim.on(Event::Start);
+    assert_eq!(
+        fx,
+        vec![
+            Effect::Status(Status::Starting),
+            Effect::Spawn { restarts: 0 }
+        ]
+    );
+    let fx = sim.on(Event::Spawned {
+        pid: 42,
+        start_time: Some(7),
+    });
+    assert_eq!(
+        fx,
+        vec![
+            Effect::Journal(Journal::Spawned {
+                pid: 42,
+                start_time: Some(7),
+                restarts: 0
+            }),
+            Effect::Status(Status::Ready),
+            Effect::Journal(Journal::Ready),
+        ]
+    );
+    assert!(sim.s.satisfies_after());
+}
+
+#[test]
+fn crash_loop_follows_the_backoff_list_and_resets_after_stable_uptime() {
+    let mut svc = service();
+    svc.restart.backoff = vec![
+        Duration::ZERO,
+        Duration::from_secs(5),
+        Duration::from_secs(15),
+    ];
+    let mut sim = Sim::running(&svc, 1);
+    let mut delays = vec![];
+    for pid in 2..7 {
+        let fx = sim.exit(ExitStatus::Signal(9), Duration::from_secs(1));
+        assert!(fx.contains(&Effect::KillRemnants { pgid: pid - 1 }));
+        assert_eq!(sim.s.status(), Status::Backoff);
+        delays.push(restart_delay(&fx).expect("restart scheduled"));
+        let fx = sim.timer(TimerKind::Backoff);
+        assert!(fx.contains(&Effect::Spawn {
+            restarts: pid as u32 - 1
+        }));
+        sim.on(Event::Spawned {
+            pid,
+            start_time: None,
+        });
+    }
+    let s = Duration::from_secs;
+    assert_eq!(delays, vec![s(0), s(5), s(15), s(15), s(15)]);
+    // A child that stayed up past stable-uptime resets the index.
+    let fx = sim.exit(ExitStatus::Code(1), s(61));
+    assert_eq!(restart_delay(&fx), Some(s(0)));
+    assert_eq!(sim.s.restarts(), 5);
+}
+
+#[test]
+fn gives_up_after_n_restarts_within_the_window() {
+    let mut svc = service();
+    svc.restart.backoff = vec![Duration::ZERO];
+    svc.restart.give_up = Some(GiveUp {
+        restarts: 2,
+        window: Duration::from_secs(60),
+    });
+    let mut sim = Sim::running(&svc, 1);
+    for pid in 2..4 {
+        let fx = sim.exit(ExitStatus::Code(1), Duration::from_secs(1));
+        assert!(restart_delay(&fx).is_some());
+        sim.timer(TimerKind::Backoff);
+        sim.on(Event::Spawned {
+            pid,
+            start_time: None,
+        });
+    }
+    let fx = sim.exit(ExitStatus::Code(1), Duration::from_secs(1));
+    assert_eq!(sim.s.status(), Status::Failed);
+    assert!(
+        journal(&fx)
+            .iter()
+            .any(|j| matches!(j, Journal::GaveUp { .. }))
+    );
+    assert!(restart_delay(&fx).is_none());
+
+    // Restarts spread wider than the window never give up.
+    let mut sim = Sim::running(&svc, 1);
+    for pid in 2..10 {
+        sim.exit(ExitStatus::Code(1), Duration::from_secs(40));
+        assert_eq!(sim.s.status(), Status::Backoff);
+        sim.timer(TimerKind::Backoff);
+        sim.on(Event::Spawned {
+            pid,
+            start_time: None,
+        });
+    }
+}
+
+#[test]
+fn on_failure_and_never_policies() {
+    let mut svc = service();
+    svc.restart.mode = RestartMode::OnFailure;
+    svc.restart.success_codes = vec![0, 143];
+    let mut sim = Sim::running(&svc, 1);
+    sim.exit(ExitStatus::Code(143), Duration::from_secs(1));
+    assert_eq!(sim.s.status(), Status::Exited);
+    assert!(
+        !sim.s.satisfies_after(),
+        "only one-shots satisfy `after` by exiting"
+    );
+    let mut sim = Sim::running(&svc, 1);
+    sim.exit(ExitStatus::Signal(9), Duration::from_secs(1));
+    assert_eq!(sim.s.status(), Status::Backoff);
+
+    svc.restart.mode = RestartMode::Never;
+    let mut sim = Sim::running(&svc, 1);
+    sim.exit(ExitStatus::Code(0), Duration::from_secs(1));
+    assert_eq!(sim.s.status(), Status::Exited);
+    assert!(
+        sim.s.satisfies_after(),
+        "a one-shot that exited 0 satisfies `after`"
+    );
+    let mut sim = Sim::running(&svc, 1);
+    sim.exit(ExitStatus::Code(2), Duration::from_secs(1));
+    assert_eq!(sim.s.status(), Status::Failed);
+    assert!(!sim.s.satisfies_after());
+}
+
+#[test]
+fn startup_repeats_until_ok_then_readiness_and_liveness_begin() {
+    let mut svc = service();
+    svc.checks.startup = Some(check(100, 3, 1));
+    svc.checks.readiness = Some(check(200, 1, 1));
+    svc.checks.liveness = Some(check(300, 3, 1));
+    let mut sim = Sim::new(&svc);
+    sim.on(Event::Start);
+    let fx = sim.on(Event::Spawned {
+        pid: 5,
+        start_time: None,
+    });
+    assert_eq!(
+        scheduled(&fx, TimerKind::Check(Phase::Startup)),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(
+        scheduled(&fx, TimerKind::StartupTimeout),
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(sim.s.status(), Status::Starting);
+    // Liveness and readiness do not run before startup passed.
+    assert!(sim.timer(TimerKind::Check(Phase::Liveness)).is_empty());
+    for attempt in 1..4 {
+        let fx = sim.timer(TimerKind::Check(Phase::Startup));
+        assert_eq!(
+            fx,
+            vec![Effect::RunCheck {
+                phase: Phase::Startup,
+                epoch: sim.s.epoch(),
+                attempt
+            }]
+        );
+        let fx = sim.check(Phase::Startup, Outcome::Retry("refused".into()));
+        assert_eq!(
+            scheduled(&fx, TimerKind::Check(Phase::Startup)),
+            Some(Duration::from_millis(100))
+        );
+        // The outcome is journaled once, not on every repeat.
+        assert_eq!(journal(&fx).len(), usize::from(attempt == 1));
+    }
+    let fx = sim.check(Phase::Startup, Outcome::Ok);
+    assert_eq!(sim.s.status(), Status::Running);
+    assert!(scheduled(&fx, TimerKind::Check(Phase::Readiness)).is_some());
+    assert!(scheduled(&fx, TimerKind::Check(Phase::Liveness)).is_some());
+    // The startup timeout no longer acts.
+    assert!(sim.timer(TimerKind::StartupTimeout).is_empty());
+    let fx = sim.check(Phase::Readiness, Outcome::Ok);
+    assert_eq!(sim.s.status(), Status::Ready);
+    assert!(journal(&fx).contains(&Journal::Ready));
+}
+
+#[test]
+fn startup_error_or_timeout_fails_the_start() {
+    let mut svc = service();
+    svc.checks.startup = Some(check(100, 3, 1));
+    svc.restart.backoff = vec![Duration::from_secs(5)];
+    let mut sim = Sim::running(&svc, 9);
+    let fx = sim.check(Phase::Startup, Outcome::Error("bad config".into()));
+    assert_eq!(sim.s.status(), Status::Stopping);
+    assert!(fx.contains(&Effect::Signal {
+        pgid: 9,
+        signal: Signal::SIGTERM
+    }));
+    assert_eq!(
+        scheduled(&fx, TimerKind::StopGrace),
+        Some(Duration::from_secs(3))
+    );
+    let fx = sim.exit(ExitStatus::Signal(15), Duration::from_millis(50));
+    assert_eq!(
+        sim.s.status(),
+        Status::Backoff,
+        "an exit by our own stop signal is still a failure"
+    );
+    assert_eq!(restart_delay(&fx), Some(Duration::from_secs(5)));
+
+    let mut sim = Sim::running(&svc, 9);
+    sim.check(Phase::Startup, Outcome::Retry("not yet".into()));
+    let fx = sim.timer(TimerKind::StartupTimeout);
+    assert_eq!(sim.s.status(), Status::Stopping);
+    assert!(
+        journal(&fx)
+            .iter()
+            .any(|j| matches!(j, Journal::Warning { .. }))
+    );
+
+    svc.restart.mode = RestartMode::Never;
+    let mut sim = Sim::running(&svc, 9);
+    sim.check(Phase::Startup, Outcome::Error("bad".into()));
+    sim.exit(ExitStatus::Code(0), Duration::from_millis(50));
+    assert_eq!(sim.s.status(), Status::Failed);
+}
+
+#[test]
+fn readiness_toggles_with_thresholds_and_never_restarts() {
+    let mut svc = service();
+    svc.checks.readiness = Some(check(100, 2, 2));
+    let mut sim = Sim::running(&svc, 3);
+    assert_eq!(sim.s.status(), Status::Running);
+    sim.check(Phase::Readiness, Outcome::Ok);
+    assert_eq!(sim.s.status(), Status::Running, "success threshold 2");
+    sim.check(Phase::Readiness, Outcome::Ok);
+    assert_eq!(sim.s.status(), Status::Ready);
+    sim.check(Phase::Readiness, Outcome::Retry("slow".into()));
+    assert_eq!(sim.s.status(), Status::Ready, "failure threshold 2");
+    let fx = sim.check(Phase::Readiness, Outcome::TimedOut);
+    assert_eq!(sim.s.status(), Status::Running);
+    assert!(
+        journal(&fx)
+            .iter()
+            .any(|j| matches!(j, Journal::Unready { .. }))
+    );
+    assert!(
+        journal(&fx)
+            .iter()
+            .any(|j| matches!(j, Journal::Warning { .. })),
+        "timeouts warn"
+    );
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Signal { .. })));
+    sim.check(Phase::Readiness, Outcome::Ok);
+    sim.check(Phase::Readiness, Outcome::Ok);
+    assert_eq!(sim.s.status(), Status::Ready);
+    sim.check(Phase::Readiness, Outcome::Error("gone".into()));
+    assert_eq!(
+        sim.s.status(),
+        Status::Running,
+        "error drops readiness at once"
+    );
+}
+
+#[test]
+fn liveness_counts_consecutive_failures_and_error_restarts_at_once() {
+    let mut svc = service();
+    svc.checks.liveness = Some(check(100, 3, 1));
+    let mut sim = Sim::running(&svc, 4);
+    for o in [
+        Outcome::Retry("a".into()),
+        Outcome::TimedOut,
+        Outcome::Ok,
+        Outcome::Trapped("x".into()),
+        Outcome::Retry("b".into()),
+    ] {
+        let fx = sim.check(Phase::Liveness, o);
+        assert!(
+            !fx.iter().any(|e| matches!(e, Effect::Signal { .. })),
+            "an ok resets the count"
+        );
+        assert_eq!(
+            scheduled(&fx, TimerKind::Check(Phase::Liveness)),
+            Some(Duration::from_millis(100))
+        );
+    }
+    let fx = sim.check(Phase::Liveness, Outcome::Trapped("oom".into()));
+    assert!(
+        fx.contains(&Effect::Signal {
+            pgid: 4,
+            signal: Signal::SIGTERM
+        }),
+        "third consecutive failure"
+    );
+    assert!(
+        journal(&fx)
+            .iter()
+            .any(|j| matches!(j, Journal::Warning { message } if message.contains("trapped")))
+    );
+    let fx = sim.exit(ExitStatus::Signal(15), Duration::from_secs(1));
+    assert_eq!(restart_delay(&fx), Some(Duration::ZERO));
+
+    let mut sim = Sim::running(&svc, 4);
+    let fx = sim.check(Phase::Liveness, Outcome::Error("deadlocked".into()));
+    assert!(fx.contains(&Effect::Signal {
+        pgid: 4,
+        signal: Signal::SIGTERM
+    }));
+}
+
+#[test]
+fn stop_escalates_and_stopping_ignores_checks() {
+    let mut svc = service();
+    svc.checks.liveness = Some(check(100, 1, 1));
+    let mut sim = Sim::running(&svc, 8);
+    let fx = sim.on(Event::Stop);
+    assert_eq!(sim.s.status(), Status::Stopping);
+    assert!(fx.contains(&Effect::Signal {
+        pgid: 8,
+        signal: Signal::SIGTERM
+    }));
+    assert!(
+        sim.check(Phase::Liveness, Outcome::Error("x".into()))
+            .is_empty()
+    );
+    assert!(sim.timer(TimerKind::Check(Phase::Liveness)).is_empty());
+    let fx = sim.timer(TimerKind::StopGrace);
+    assert!(fx.contains(&Effect::Signal {
+        pgid: 8,
+        signal: Signal::SIGKILL
+    }));
+    assert!(
+        journal(&fx)
+            .iter()
+            .any(|j| matches!(j, Journal::Killed { pid: 8, .. }))
+    );
+    let fx = sim.exit(ExitStatus::Signal(9), Duration::from_secs(3));
+    assert_eq!(sim.s.status(), Status::Stopped);
+    assert!(restart_delay(&fx).is_none());
+    // A grace timer of an old life does nothing.
+    assert!(
+        sim.on(Event::Timer(Timer {
+            kind: TimerKind::StopGrace,
+            epoch: 0
+        }))
+        .is_empty()
+    );
+}
+
+#[test]
+fn stop_while_the_spawn_is_in_flight() {
+    let mut sim = Sim::new(&service());
+    sim.on(Event::Start);
+    let fx = sim.on(Event::Stop);
+    assert_eq!(fx, vec![Effect::Status(Status::Stopping)]);
+    let fx = sim.on(Event::Spawned {
+        pid: 77,
+        start_time: None,
+    });
+    assert!(fx.contains(&Effect::Signal {
+        pgid: 77,
+        signal: Signal::SIGTERM
+    }));
+    sim.exit(ExitStatus::Signal(15), Duration::from_millis(5));
+    assert_eq!(sim.s.status(), Status::Stopped);
+}
+
+#[test]
+fn operator_restart_does_not_count_as_failure() {
+    let mut svc = service();
+    svc.restart.backoff = vec![Duration::from_secs(60)];
+    let mut sim = Sim::running(&svc, 8);
+    sim.on(Event::Restart);
+    let fx = sim.exit(ExitStatus::Signal(15), Duration::from_secs(1));
+    assert_eq!(restart_delay(&fx), Some(Duration::ZERO));
+    let fx = sim.timer(TimerKind::Backoff);
+    assert!(fx.contains(&Effect::Spawn { restarts: 1 }));
+}
+
+#[test]
+fn stale_results_are_ignored_and_spawn_errors_back_off() {
+    let mut svc = service();
+    svc.checks.liveness = Some(check(100, 1, 1));
+    let mut sim = Sim::running(&svc, 8);
+    let old = sim.s.epoch();
+    sim.exit(ExitStatus::Code(1), Duration::from_secs(1));
+    sim.timer(TimerKind::Backoff);
+    assert!(
+        sim.on(Event::Check {
+            epoch: old,
+            phase: Phase::Liveness,
+            outcome: Outcome::Error("x".into())
+        })
+        .is_empty()
+    );
+    let fx = sim.on(Event::SpawnFailed("ENOENT".into()));
+    assert!(journal(&fx).contains(&Journal::SpawnError {
+        error: "ENOENT".into()
+    }));
+    assert_eq!(sim.s.status(), Status::Backoff);
+    // An unexpected spawn result in a wrong state changes nothing.
+    let mut idle = Sim::new(&service());
+    assert!(
+        idle.on(Event::Spawned {
+            pid: 1,
+            start_time: None
+        })
+        .is_empty()
+    );
+    assert_eq!(idle.s.status(), Status::Stopped);
+}
+
+#[test]
+fn dependencies_gate_the_first_start() {
+    let mut svc = service();
+    svc.after = vec!["db".into()];
+    let mut sim = Sim::new(&svc);
+    let fx = sim.on(Event::Start);
+    assert_eq!(fx, vec![Effect::Status(Status::Waiting)]);
+    assert!(sim.on(Event::Dependencies(false)).is_empty());
+    let fx = sim.on(Event::Dependencies(true));
+    assert!(fx.contains(&Effect::Spawn { restarts: 0 }));
+    // Stopping a waiting service keeps it stopped.
+    let mut sim = Sim::new(&svc);
+    sim.on(Event::Start);
+    sim.on(Event::Stop);
+    assert!(sim.on(Event::Dependencies(true)).is_empty());
+    assert_eq!(sim.s.status(), Status::Stopped);
+}
+
+fn with_loader() -> Service {
+    let mut svc = service();
+    svc.loader = Some(LoaderSpec {
+        path: "/srv/svc/loader.wasm".into(),
+        config: vec![("k".into(), "v".into())],
+    });
+    svc.checks.liveness = Some(check(100, 3, 1));
+    svc
+}
+
+fn decide(fx: &[Effect]) -> Option<(u64, LoaderEvent, History)> {
+    fx.iter().find_map(|e| match e {
+        Effect::Decide {
+            epoch,
+            event,
+            history,
+        } => Some((*epoch, event.clone(), history.clone())),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_loader_decides_exits() {
+    let svc = with_loader();
+    let mut sim = Sim::new(&svc);
+    sim.on(Event::Start);
+    let fx = sim.on(Event::Spawned {
+        pid: 3,
+        start_time: None,
+    });
+    assert_eq!(decide(&fx).map(|d| d.1), Some(LoaderEvent::Started(3)));
+    let fx = sim.exit(ExitStatus::Code(1), Duration::from_secs(2));
+    let (epoch, event, history) = decide(&fx).expect("asks the loader");
+    assert_eq!(
+        event,
+        LoaderEvent::Exited {
+            status: ExitStatus::Code(1),
+            uptime: Duration::from_secs(2)
+        }
+    );
+    assert_eq!(history.recent_exits.len(), 1);
+    assert_eq!(history.config, vec![("k".into(), "v".into())]);
+    assert_eq!(sim.s.status(), Status::Backoff);
+    assert!(restart_delay(&fx).is_none(), "no built-in restart");
+    assert!(
+        sim.timer(TimerKind::Backoff).is_empty(),
+        "waits for the decision"
+    );
+    let fx = sim.on(Event::Decision {
+        epoch,
+        action: Ok(Action::Restart(Duration::from_millis(1500))),
+    });
+    assert_eq!(restart_delay(&fx), Some(Duration::from_millis(1500)));
+
+    // stop -> failed
+    sim.timer(TimerKind::Backoff);
+    sim.on(Event::Spawned {
+        pid: 4,
+        start_time: None,
+    });
+    let fx = sim.exit(ExitStatus::Code(1), Duration::from_secs(2));
+    let (epoch, ..) = decide(&fx).expect("asks");
+    let fx = sim.on(Event::Decision {
+        epoch,
+        action: Ok(Action::Stop("enough".into())),
+    });
+    assert_eq!(sim.s.status(), Status::Failed);
+    assert!(journal(&fx).contains(&Journal::GaveUp {
+        reason: "enough".into()
+    }));
+}
+
+#[test]
+fn a_loader_decides_check_failures_and_a_broken_loader_falls_back() {
+    let svc = with_loader();
+    let mut sim = Sim::running(&svc, 6);
+    let fx = sim.check(Phase::Liveness, Outcome::Retry("slow".into()));
+    let (epoch, event, _) = decide(&fx).expect("asks");
+    assert_eq!(
+        event,
+        LoaderEvent::CheckFailed {
+            phase: Phase::Liveness,
+            outcome: Outcome::Retry("slow".into()),
+            consecutive: 1
+        }
+    );
+    let fx = sim.on(Event::Decision {
+        epoch,
+        action: Ok(Action::Kill(libc::SIGQUIT)),
+    });
+    assert!(fx.contains(&Effect::Signal {
+        pgid: 6,
+        signal: Signal::SIGQUIT
+    }));
+    let fx = sim.on(Event::Decision {
+        epoch,
+        action: Ok(Action::Restart(Duration::ZERO)),
+    });
+    assert!(fx.contains(&Effect::Signal {
+        pgid: 6,
+        signal: Signal::SIGTERM
+    }));
+    let fx = sim.exit(ExitStatus::Signal(15), Duration::from_secs(1));
+    assert_eq!(restart_delay(&fx), Some(Duration::ZERO));
+
+    // Decide failed: the built-in policy applies to the exit.
+    let mut sim = Sim::running(&svc, 6);
+    let fx = sim.exit(ExitStatus::Code(1), Duration::from_secs(1));
+    let (epoch, ..) = decide(&fx).expect("asks");
+    let fx = sim.on(Event::Decision {
+        epoch,
+        action: Err("trap".into()),
+    });
+    assert!(
+        journal(&fx)
+            .iter()
+            .any(|j| matches!(j, Journal::Warning { .. }))
+    );
+    assert_eq!(restart_delay(&fx), Some(Duration::ZERO));
+}
