@@ -1,5 +1,24 @@
-//! The journal: what happened, one JSON object a line.
+//! The journal: what happened, one JSON object a line, in the state
+//! directory.
+//!
+//! - `journal.lock` is held with an exclusive `flock` for the life of the
+//!   instance and holds its pid, so a second instance is refused with
+//!   "journal locked by another vigil (pid N)".
+//! - Lifecycle events (anything about processes) are fsynced.
+//! - On open, a torn or corrupt last line is truncated and a warning
+//!   recorded; it is never fatal.
+//! - `journal.jsonl` rotates by size to `journal.1.jsonl`, `journal.2.jsonl`, ...
+//! - [`Journal::previous_children`] reads the previous instances' `spawned`
+//!   events (pid + /proc start time) to stop their surviving children
+//!   before anything spawns, never touching a reused pid.
 
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 /// One journal event. Serialized with its `kind` next to its fields.
@@ -75,4 +94,589 @@ pub enum Event {
     Quit {
         clean: bool,
     },
+}
+
+impl Event {
+    /// Lifecycle events are fsynced: they are what the next instance needs
+    /// to find children left behind.
+    pub fn is_lifecycle(&self) -> bool {
+        !matches!(
+            self,
+            Event::Check { .. }
+                | Event::Ready
+                | Event::Unready { .. }
+                | Event::Restarting { .. }
+                | Event::Warning { .. }
+                | Event::Reloaded { .. }
+        )
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Acquired { .. } => "acquired",
+            Event::Spawned { .. } => "spawned",
+            Event::SpawnError { .. } => "spawn-error",
+            Event::Exited { .. } => "exited",
+            Event::Check { .. } => "check",
+            Event::Ready => "ready",
+            Event::Unready { .. } => "unready",
+            Event::Restarting { .. } => "restarting",
+            Event::Killed { .. } => "killed",
+            Event::GaveUp { .. } => "gave-up",
+            Event::Warning { .. } => "warning",
+            Event::Reloaded { .. } => "reloaded",
+            Event::OrphanReaped { .. } => "orphan-reaped",
+            Event::Recovered { .. } => "recovered",
+            Event::Quit { .. } => "quit",
+        }
+    }
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// RFC 3339, UTC, milliseconds.
+    pub ts: String,
+    /// The service it is about; `None` for Vigil itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// File names inside the state directory.
+pub const FILE: &str = "journal.jsonl";
+pub const LOCK: &str = "journal.lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal locked by another vigil (pid {})", .pid.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into()))]
+    Locked { pid: Option<u32> },
+    #[error("journal: cannot {op} {}: {source}", .path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> JournalError {
+    let path = path.to_path_buf();
+    move |source| JournalError::Io { op, path, source }
+}
+
+/// Size rotation settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Rotate once the current file reaches this size.
+    pub max_bytes: u64,
+    /// Rotated files kept: journal.1.jsonl (newest) .. journal.N.jsonl.
+    pub keep: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_bytes: 8 << 20,
+            keep: 3,
+        }
+    }
+}
+
+/// The open journal, exclusively locked for the life of the instance.
+pub struct Journal {
+    dir: PathBuf,
+    file: File,
+    size: u64,
+    options: Options,
+    _lock: Flock<File>,
+}
+
+/// A child of a previous instance that may still be alive: its pid (also
+/// its process group) and its start time, as journaled at spawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousChild {
+    pub service: Option<String>,
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl Journal {
+    /// Lock and open the journal in `dir` (created if needed). A torn or
+    /// corrupt last line is truncated and recorded as a warning. Records
+    /// `acquired`.
+    pub fn open(dir: &Path, options: Options) -> Result<Journal, JournalError> {
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        let lock_path = dir.join(LOCK);
+        let lock_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io("open", &lock_path))?;
+        let mut lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((mut f, Errno::EWOULDBLOCK)) => {
+                let mut text = String::new();
+                let _ = f.read_to_string(&mut text);
+                return Err(JournalError::Locked {
+                    pid: text.trim().parse().ok(),
+                });
+            }
+            Err((_, e)) => return Err(io("lock", &lock_path)(std::io::Error::from(e))),
+        };
+        lock.set_len(0).map_err(io("write", &lock_path))?;
+        lock.seek(SeekFrom::Start(0))
+            .map_err(io("write", &lock_path))?;
+        writeln!(lock, "{}", std::process::id()).map_err(io("write", &lock_path))?;
+        lock.sync_all().map_err(io("sync", &lock_path))?;
+
+        let path = dir.join(FILE);
+        let truncated = repair_tail(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        let size = file.metadata().map_err(io("stat", &path))?.len();
+        let mut journal = Journal {
+            dir: dir.to_path_buf(),
+            file,
+            size,
+            options,
+            _lock: lock,
+        };
+        journal.record(
+            None,
+            &Event::Acquired {
+                pid: std::process::id(),
+            },
+        )?;
+        if let Some(bytes) = truncated {
+            journal.record(
+                None,
+                &Event::Warning {
+                    message: format!(
+                        "journal: truncated a torn or corrupt last line ({bytes} bytes)"
+                    ),
+                },
+            )?;
+        }
+        Ok(journal)
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Append one event (fsynced when it is a lifecycle event), rotating
+    /// by size.
+    pub fn record(&mut self, service: Option<&str>, event: &Event) -> Result<(), JournalError> {
+        let line = Line {
+            ts: timestamp(SystemTime::now()),
+            service: service.map(str::to_string),
+            event: event.clone(),
+        };
+        let mut text = serde_json::to_string(&line)
+            .map_err(|e| io("encode", &self.dir)(std::io::Error::other(e)))?;
+        text.push('\n');
+        let path = self.dir.join(FILE);
+        self.file
+            .write_all(text.as_bytes())
+            .map_err(io("write", &path))?;
+        self.size += text.len() as u64;
+        if event.is_lifecycle() {
+            self.file.sync_data().map_err(io("sync", &path))?;
+        }
+        if self.size >= self.options.max_bytes {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<(), JournalError> {
+        let current = self.dir.join(FILE);
+        if self.options.keep == 0 {
+            self.file.set_len(0).map_err(io("truncate", &current))?;
+            self.size = 0;
+            return Ok(());
+        }
+        for i in (1..self.options.keep).rev() {
+            let from = rotated(&self.dir, i);
+            if from.exists() {
+                std::fs::rename(&from, rotated(&self.dir, i + 1)).map_err(io("rotate", &from))?;
+            }
+        }
+        self.file.sync_all().map_err(io("sync", &current))?;
+        std::fs::rename(&current, rotated(&self.dir, 1)).map_err(io("rotate", &current))?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&current)
+            .map_err(io("open", &current))?;
+        self.size = 0;
+        Ok(())
+    }
+
+    /// Children of previous instances that may still be alive, oldest
+    /// first: spawned, never seen exiting, and whose process group is still
+    /// theirs (the leader alive with the recorded start time, or gone with
+    /// members left). Never a reused pid.
+    pub fn previous_children(&self) -> Vec<PreviousChild> {
+        previous_children(&self.dir, self.options.keep)
+    }
+}
+
+fn rotated(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("journal.{i}.jsonl"))
+}
+
+/// Truncate a torn (no final newline) or unparsable last line. Returns how
+/// many bytes were cut.
+fn repair_tail(path: &Path) -> Result<Option<u64>, JournalError> {
+    let mut data = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut data).map_err(io("read", path))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("open", path)(e)),
+    }
+    let mut keep = data.len();
+    // A torn line: bytes after the last newline.
+    keep = data[..keep]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    // A complete but corrupt last line.
+    if keep > 0 {
+        let start = data[..keep - 1]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        if serde_json::from_slice::<serde_json::Value>(&data[start..keep - 1]).is_err() {
+            keep = start;
+        }
+    }
+    if keep == data.len() {
+        return Ok(None);
+    }
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io("open", path))?;
+    f.set_len(keep as u64).map_err(io("truncate", path))?;
+    f.sync_all().map_err(io("sync", path))?;
+    Ok(Some((data.len() - keep) as u64))
+}
+
+/// Every parsable line of one journal file; corrupt lines are skipped.
+pub fn read_lines(path: &Path) -> Vec<Line> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Lines of the rotated files (oldest first) and then of the current one.
+pub fn read_all(dir: &Path, keep: usize) -> Vec<Line> {
+    let mut lines = Vec::new();
+    for i in (1..=keep).rev() {
+        lines.extend(read_lines(&rotated(dir, i)));
+    }
+    lines.extend(read_lines(&dir.join(FILE)));
+    lines
+}
+
+fn previous_children(dir: &Path, keep: usize) -> Vec<PreviousChild> {
+    let mut live: Vec<PreviousChild> = Vec::new();
+    for line in read_all(dir, keep) {
+        match line.event {
+            Event::Spawned {
+                pid,
+                start_time: Some(start_time),
+                ..
+            } => {
+                live.retain(|c| c.pid != pid);
+                live.push(PreviousChild {
+                    service: line.service,
+                    pid,
+                    start_time,
+                });
+            }
+            Event::Exited { pid: Some(pid), .. }
+            | Event::OrphanReaped { pid, .. }
+            | Event::Recovered { pid, .. } => {
+                live.retain(|c| c.pid != pid);
+            }
+            _ => {}
+        }
+    }
+    live.retain(|c| {
+        crate::supervisor::stop::ForeignGroup {
+            pgid: c.pid,
+            start_time: c.start_time,
+        }
+        .is_ours()
+    });
+    live
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-22T00:46:52.123Z`.
+pub fn timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p = std::env::temp_dir()
+                .join(format!("vigil-journal-{tag}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn kinds(dir: &Path) -> Vec<&'static str> {
+        read_lines(&dir.join(FILE))
+            .iter()
+            .map(|l| l.event.kind())
+            .collect()
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn events_are_json_lines_with_kind_service_and_fields() {
+        let t = TempDir::new("lines");
+        let mut j = Journal::open(&t.0, Options::default()).expect("open");
+        j.record(
+            Some("web"),
+            &Event::Spawned {
+                pid: 12,
+                start_time: Some(34),
+                restarts: 0,
+            },
+        )
+        .expect("record");
+        j.record(Some("web"), &Event::Ready).expect("record");
+        j.record(
+            Some("web"),
+            &Event::Exited {
+                pid: Some(12),
+                code: None,
+                signal: Some("SIGKILL".into()),
+                uptime_ms: 5,
+            },
+        )
+        .expect("record");
+        let text = std::fs::read_to_string(t.0.join(FILE)).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        let v: serde_json::Value = serde_json::from_str(lines[1]).expect("json");
+        assert_eq!(v["kind"], "spawned");
+        assert_eq!(v["service"], "web");
+        assert_eq!(v["pid"], 12);
+        assert_eq!(v["start_time"], 34);
+        assert!(v["ts"].as_str().is_some_and(|s| s.ends_with('Z')));
+        assert_eq!(kinds(&t.0), vec!["acquired", "spawned", "ready", "exited"]);
+        assert!(lines[2].contains("\"kind\":\"ready\""));
+    }
+
+    #[test]
+    fn a_second_instance_is_refused() {
+        let t = TempDir::new("lock");
+        let _first = Journal::open(&t.0, Options::default()).expect("open");
+        match Journal::open(&t.0, Options::default()) {
+            Err(e @ JournalError::Locked { .. }) => {
+                assert_eq!(
+                    e.to_string(),
+                    format!(
+                        "journal locked by another vigil (pid {})",
+                        std::process::id()
+                    )
+                );
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("second open must fail"),
+        }
+        drop(_first);
+        Journal::open(&t.0, Options::default()).expect("free again once the first is gone");
+    }
+
+    #[test]
+    fn a_torn_or_corrupt_tail_is_truncated_and_recorded() {
+        for tail in ["{\"ts\":\"x\",\"kind\":\"rea", "not json at all\n"] {
+            let t = TempDir::new("torn");
+            drop(Journal::open(&t.0, Options::default()).expect("open"));
+            let mut f = OpenOptions::new()
+                .append(true)
+                .open(t.0.join(FILE))
+                .expect("open");
+            f.write_all(tail.as_bytes()).expect("write");
+            drop(f);
+            let j = Journal::open(&t.0, Options::default()).expect("reopen");
+            drop(j);
+            let text = std::fs::read_to_string(t.0.join(FILE)).expect("read");
+            assert!(
+                text.lines()
+                    .all(|l| serde_json::from_str::<Line>(l).is_ok()),
+                "{text}"
+            );
+            assert_eq!(kinds(&t.0), vec!["acquired", "acquired", "warning"]);
+            assert!(text.contains("truncated a torn or corrupt last line"));
+        }
+    }
+
+    #[test]
+    fn rotates_by_size_keeping_n_files() {
+        let t = TempDir::new("rotate");
+        let mut j = Journal::open(
+            &t.0,
+            Options {
+                max_bytes: 300,
+                keep: 2,
+            },
+        )
+        .expect("open");
+        for i in 0..40 {
+            j.record(
+                Some("s"),
+                &Event::Warning {
+                    message: format!("message number {i}"),
+                },
+            )
+            .expect("record");
+        }
+        assert!(rotated(&t.0, 1).exists());
+        assert!(rotated(&t.0, 2).exists());
+        assert!(!rotated(&t.0, 3).exists());
+        assert!(std::fs::metadata(t.0.join(FILE)).expect("stat").len() < 300);
+        let all = read_all(&t.0, 2);
+        let last = all.last().expect("lines");
+        assert_eq!(
+            last.event,
+            Event::Warning {
+                message: "message number 39".into()
+            }
+        );
+    }
+
+    #[test]
+    fn previous_children_are_only_live_unreused_pids() {
+        let t = TempDir::new("prev");
+        let me = std::process::id() as i32;
+        let my_start = crate::supervisor::proc::start_time(me).expect("own start time");
+        {
+            let mut j = Journal::open(&t.0, Options::default()).expect("open");
+            // Alive with the recorded start time: ours.
+            j.record(
+                Some("a"),
+                &Event::Spawned {
+                    pid: me,
+                    start_time: Some(my_start),
+                    restarts: 0,
+                },
+            )
+            .expect("record");
+            // Pid 1 with another start time: reused, never ours.
+            j.record(
+                Some("b"),
+                &Event::Spawned {
+                    pid: 1,
+                    start_time: Some(u64::MAX),
+                    restarts: 0,
+                },
+            )
+            .expect("record");
+            // Spawned then exited.
+            j.record(
+                Some("c"),
+                &Event::Spawned {
+                    pid: 999_999,
+                    start_time: Some(5),
+                    restarts: 0,
+                },
+            )
+            .expect("record");
+            j.record(
+                Some("c"),
+                &Event::Exited {
+                    pid: Some(999_999),
+                    code: Some(0),
+                    signal: None,
+                    uptime_ms: 1,
+                },
+            )
+            .expect("record");
+            // Dead leader, no group left.
+            j.record(
+                Some("d"),
+                &Event::Spawned {
+                    pid: 999_998,
+                    start_time: Some(5),
+                    restarts: 0,
+                },
+            )
+            .expect("record");
+            // Crash: no quit.
+        }
+        let j = Journal::open(&t.0, Options::default()).expect("reopen");
+        assert_eq!(
+            j.previous_children(),
+            vec![PreviousChild {
+                service: Some("a".into()),
+                pid: me,
+                start_time: my_start
+            }]
+        );
+    }
 }
