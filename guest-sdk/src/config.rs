@@ -167,6 +167,33 @@ pub(crate) fn lookup<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a
         .map(|(_, v)| v.as_str())
 }
 
+pub(crate) fn reject_unknown(pairs: &[(String, String)], known: &[&str]) -> Result<(), Outcome> {
+    let is_known = |key: &str| {
+        known.iter().any(|k| {
+            if k.ends_with('.') {
+                key.len() > k.len() && key.starts_with(k)
+            } else {
+                key == *k
+            }
+        })
+    };
+    match pairs.iter().find(|(key, _)| !is_known(key)) {
+        None => Ok(()),
+        Some((key, _)) => Err(Outcome::Error(format!(
+            "unknown config key `{key}` (known keys: {})",
+            known
+                .iter()
+                .map(|k| if k.ends_with('.') {
+                    format!("{k}<name>")
+                } else {
+                    k.to_string()
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 pub(crate) fn parse<T: FromConfig>(key: &str, value: &str) -> Result<T, Outcome> {
     T::from_config(value).map_err(|hint| invalid_value::<T>(key, value, hint.as_deref()))
 }
@@ -219,6 +246,14 @@ macro_rules! config_accessors {
             ) -> Result<T, Outcome> {
                 let value = self.require(key)?;
                 $crate::config::parse(key, value)
+            }
+
+            /// An [`Outcome::Error`] for the first setting whose key is not in
+            /// `known`, to catch typos such as `expect_status`. An entry
+            /// ending in `.` allows every key with that prefix
+            /// (`"header."`).
+            pub fn reject_unknown_keys(&self, known: &[&str]) -> Result<(), Outcome> {
+                $crate::config::reject_unknown(&self.config, known)
             }
 
             /// Every setting whose key starts with `prefix`, with the
@@ -288,6 +323,25 @@ mod tests {
         let t = target(&[("header.Accept", "json"), ("url", "x"), ("header.X-A", "1")]);
         let headers: Vec<_> = t.config_with_prefix("header.").collect();
         assert_eq!(headers, [("Accept", "json"), ("X-A", "1")]);
+    }
+
+    #[test]
+    fn unknown_keys() {
+        let t = target(&[("url", "x"), ("header.A", "1"), ("expect_status", "200")]);
+        assert_eq!(
+            t.reject_unknown_keys(&["url", "expect-status", "header."]),
+            Err(Outcome::Error(
+                "unknown config key `expect_status` (known keys: url, expect-status, \
+                 header.<name>)"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            t.reject_unknown_keys(&["url", "expect_status", "header."]),
+            Ok(())
+        );
+        let bare = target(&[("header.", "1")]);
+        assert!(bare.reject_unknown_keys(&["header."]).is_err());
     }
 
     #[test]

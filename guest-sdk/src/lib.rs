@@ -165,6 +165,23 @@ impl Outcome {
     }
 }
 
+impl Phase {
+    /// `startup`, `readiness` or `liveness`, as in the manifest.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Phase::Startup => "startup",
+            Phase::Readiness => "readiness",
+            Phase::Liveness => "liveness",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl ErrorCode {
     /// A short human-readable description: `"connection refused"`,
     /// `"denied: host 10.0.0.1 is not granted"`, ...

@@ -1,0 +1,10 @@
+//! Always "not yet".
+
+use vigil_sdk::{Outcome, Target, check};
+
+#[check]
+fn check(_target: Target) -> Outcome {
+    Outcome::retry("not yet")
+}
+
+fn main() {}
