@@ -9,6 +9,7 @@
 //! runtime, so a check needs no `wit-bindgen` dependency of its own.
 
 /// Bindings for `world checker`.
+#[allow(clippy::all)]
 pub mod checker {
     wit_bindgen::generate!({
         world: "checker",
@@ -24,6 +25,7 @@ pub mod checker {
 
 /// Bindings for `world loader`.
 #[cfg(feature = "loader")]
+#[allow(clippy::all)]
 pub mod loader {
     wit_bindgen::generate!({
         world: "loader",

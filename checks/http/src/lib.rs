@@ -158,12 +158,15 @@ fn body_note(response: &http::Response) -> String {
     if text.is_empty() {
         return String::new();
     }
-    let mut snippet: String = text
+    // One line, whitespace runs collapsed.
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let flat = words.join(" ");
+    let mut snippet: String = flat
         .chars()
         .take(SNIPPET)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if text.chars().nth(SNIPPET).is_some() {
+    if flat.chars().nth(SNIPPET).is_some() {
         snippet.push_str("...");
     }
     format!("; body: {snippet}")

@@ -133,7 +133,11 @@ impl Limits {
             return Outcome::Ok;
         }
         let scope = if self.include_children {
-            format!("process tree of {pid} ({} processes)", usage.processes)
+            let plural = if usage.processes == 1 { "" } else { "es" };
+            format!(
+                "process tree of {pid} ({} process{plural})",
+                usage.processes
+            )
         } else {
             format!("process {pid}")
         };
