@@ -1,6 +1,15 @@
 //! Keeping services alive: spawning children, reaping them, stopping
 //! process groups, and the per-service state machine.
+//!
+//! One tokio task per service owns its [`service::ServiceState`] and
+//! performs the effects the reducer returns: spawning through the
+//! [`spawn::Spawner`] thread, signals to process groups, timers, checks and
+//! loader calls through [`Probes`], journal lines. Exit statuses come from
+//! the one [`reaper::Reaper`]. Dependencies are propagated between tasks
+//! whenever a service's status changes.
 
+pub mod logs;
+pub mod probes;
 pub mod proc;
 pub mod reaper;
 pub mod service;
@@ -9,4 +18,673 @@ pub mod state;
 pub mod stop;
 
 #[cfg(test)]
+mod loop_tests;
+#[cfg(test)]
 mod process_tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Phase, Service};
+use crate::journal::{Event as Journal, Journal as JournalFile};
+use service::{Action, Effect, Event, History, LoaderEvent, Outcome, ServiceState, TimerKind};
+use state::Status;
+
+/// A boxed future, as returned by [`Probes`].
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What a check is told about the child it judges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    pub pid: Option<u32>,
+    pub started_at: SystemTime,
+    pub attempt: u32,
+    pub restarts: u32,
+}
+
+/// Checks, loader decisions and commands: the wasm engine in production
+/// ([`probes::WasmProbes`]), closures in tests.
+pub trait Probes: Send + Sync + 'static {
+    /// Run `service`'s check for `phase`. Never fails: problems are outcomes.
+    fn check(&self, service: Arc<Service>, phase: Phase, target: ProbeTarget)
+    -> BoxFuture<Outcome>;
+    /// Ask the service's loader. `Err` falls back to the built-in policy.
+    fn decide(
+        &self,
+        service: Arc<Service>,
+        event: LoaderEvent,
+        history: History,
+    ) -> BoxFuture<Result<Action, String>>;
+    /// The command to spawn: the manifest's, or the loader's `spawn`.
+    fn command(
+        &self,
+        service: Arc<Service>,
+        restarts: u32,
+    ) -> BoxFuture<Result<spawn::Command, String>> {
+        let _ = restarts;
+        Box::pin(async move { manifest_command(&service) })
+    }
+    /// Forget anything cached for `service` (its checks or loader changed).
+    fn forget(&self, service: &str) {
+        let _ = service;
+    }
+}
+
+/// The command from the manifest: argv, environment, cwd, piped output.
+pub fn manifest_command(service: &Service) -> Result<spawn::Command, String> {
+    let argv = service
+        .command
+        .clone()
+        .ok_or_else(|| format!("{}: no command (and no loader)", service.name))?;
+    Ok(spawn::Command {
+        argv,
+        env: service.child_env(),
+        cwd: service.cwd.clone(),
+        stdout: spawn::Output::Pipe,
+        stderr: spawn::Output::Pipe,
+    })
+}
+
+/// A service's state as others see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub status: Status,
+    pub pid: Option<i32>,
+    pub restarts: u32,
+    /// Dependents may start (ready, or a one-shot that exited cleanly).
+    pub satisfies_after: bool,
+}
+
+impl Snapshot {
+    fn of(state: &ServiceState) -> Snapshot {
+        Snapshot {
+            status: state.status(),
+            pid: state.pid(),
+            restarts: state.restarts(),
+            satisfies_after: state.satisfies_after(),
+        }
+    }
+}
+
+enum Msg {
+    Event(Event),
+    Update(Arc<Service>),
+}
+
+struct Handle {
+    service: Arc<Service>,
+    tx: mpsc::UnboundedSender<Msg>,
+    snapshot: watch::Receiver<Snapshot>,
+}
+
+/// Settings of a [`Supervisor`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where `<service>.log` files go; `None` keeps no log files.
+    pub log_dir: Option<PathBuf>,
+    /// Echo children's output as `name | line` and transitions to stdout.
+    pub echo: bool,
+}
+
+struct Shared {
+    journal: Arc<Mutex<JournalFile>>,
+    spawner: spawn::Spawner,
+    probes: Arc<dyn Probes>,
+    services: RwLock<BTreeMap<String, Handle>>,
+    options: Options,
+}
+
+impl Shared {
+    fn journal(&self, service: Option<&str>, event: &Journal) {
+        tracing::info!(
+            service = service.unwrap_or("vigil"),
+            kind = event.kind(),
+            "{event:?}"
+        );
+        let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = j.record(service, event) {
+            tracing::error!("{e}");
+        }
+    }
+
+    fn send(&self, name: &str, event: Event) -> bool {
+        let services = self.services.read().unwrap_or_else(|p| p.into_inner());
+        services
+            .get(name)
+            .is_some_and(|h| h.tx.send(Msg::Event(event)).is_ok())
+    }
+
+    fn deps_satisfied(&self, service: &Service) -> bool {
+        let services = self.services.read().unwrap_or_else(|p| p.into_inner());
+        service.after.iter().all(|d| {
+            services
+                .get(d)
+                .is_some_and(|h| h.snapshot.borrow().satisfies_after)
+        })
+    }
+
+    /// `name` changed: tell every service waiting on it.
+    fn notify_dependents(&self, name: &str) {
+        let dependents: Vec<Arc<Service>> = {
+            let services = self.services.read().unwrap_or_else(|p| p.into_inner());
+            services
+                .values()
+                .filter(|h| h.service.after.iter().any(|a| a == name))
+                .map(|h| h.service.clone())
+                .collect()
+        };
+        for d in dependents {
+            let ready = self.deps_satisfied(&d);
+            self.send(&d.name, Event::Dependencies(ready));
+        }
+    }
+}
+
+/// Errors starting a supervisor.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("cannot start the reaper: {0}")]
+    Reaper(std::io::Error),
+    #[error("cannot start the spawner thread: {0}")]
+    Spawner(std::io::Error),
+}
+
+/// Supervises a set of services. Must live inside a tokio runtime.
+#[derive(Clone)]
+pub struct Supervisor {
+    shared: Arc<Shared>,
+}
+
+impl Supervisor {
+    /// Start the reaper (process-wide, once) and a spawner thread. Orphans
+    /// reaped from now on are journaled as `orphan-reaped`.
+    pub fn new(
+        journal: JournalFile,
+        probes: Arc<dyn Probes>,
+        options: Options,
+    ) -> Result<Supervisor, SupervisorError> {
+        let reaper = reaper::Reaper::global().map_err(SupervisorError::Reaper)?;
+        let spawner =
+            spawn::Spawner::new(reaper.registry().clone()).map_err(SupervisorError::Spawner)?;
+        let journal = Arc::new(Mutex::new(journal));
+        let orphan_journal = journal.clone();
+        reaper
+            .registry()
+            .set_orphan_handler(Box::new(move |pid, status| {
+                let mut j = orphan_journal.lock().unwrap_or_else(|p| p.into_inner());
+                let event = Journal::OrphanReaped {
+                    pid: pid.as_raw(),
+                    code: status.code(),
+                    signal: status.signal().map(signal_name),
+                };
+                if let Err(e) = j.record(None, &event) {
+                    tracing::error!("{e}");
+                }
+            }));
+        Ok(Supervisor {
+            shared: Arc::new(Shared {
+                journal,
+                spawner,
+                probes,
+                services: RwLock::new(BTreeMap::new()),
+                options,
+            }),
+        })
+    }
+
+    /// Record an event in the journal.
+    pub fn journal(&self, service: Option<&str>, event: &Journal) {
+        self.shared.journal(service, event);
+    }
+
+    /// Add services and start them (each once its `after` list is satisfied).
+    pub fn start(&self, services: Vec<Service>) {
+        let mut added = Vec::new();
+        {
+            let mut map = self
+                .shared
+                .services
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            for svc in services {
+                if map.contains_key(&svc.name) {
+                    continue;
+                }
+                let svc = Arc::new(svc);
+                let (tx, rx) = mpsc::unbounded_channel();
+                let state = ServiceState::new(&svc);
+                let (snap_tx, snap_rx) = watch::channel(Snapshot::of(&state));
+                map.insert(
+                    svc.name.clone(),
+                    Handle {
+                        service: svc.clone(),
+                        tx: tx.clone(),
+                        snapshot: snap_rx,
+                    },
+                );
+                added.push((svc, state, tx, rx, snap_tx));
+            }
+        }
+        for (svc, state, tx, rx, snap_tx) in added {
+            let ready = self.shared.deps_satisfied(&svc);
+            let _ = tx.send(Msg::Event(Event::Dependencies(ready)));
+            let _ = tx.send(Msg::Event(Event::Start));
+            tokio::spawn(service_task(
+                self.shared.clone(),
+                svc,
+                state,
+                tx,
+                rx,
+                snap_tx,
+            ));
+        }
+    }
+
+    /// Send an event (start, stop, restart, ...) to a service. False when
+    /// there is no such service.
+    pub fn send(&self, name: &str, event: Event) -> bool {
+        self.shared.send(name, event)
+    }
+
+    /// Every service's current state.
+    pub fn snapshots(&self) -> BTreeMap<String, Snapshot> {
+        let services = self
+            .shared
+            .services
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        services
+            .iter()
+            .map(|(k, h)| (k.clone(), h.snapshot.borrow().clone()))
+            .collect()
+    }
+
+    fn watcher(&self, name: &str) -> Option<watch::Receiver<Snapshot>> {
+        let services = self
+            .shared
+            .services
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        services.get(name).map(|h| h.snapshot.clone())
+    }
+
+    /// Wait until `name`'s snapshot satisfies `pred`, up to `timeout`.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        pred: impl Fn(&Snapshot) -> bool,
+    ) -> Option<Snapshot> {
+        let mut rx = self.watcher(name)?;
+        tokio::time::timeout(timeout, async {
+            loop {
+                {
+                    let s = rx.borrow_and_update();
+                    if pred(&s) {
+                        return Some(s.clone());
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Apply a new set of valid services: new ones start, removed ones
+    /// stop, changed ones are updated in place (checks, loader, policy) and
+    /// restarted when argv, environment or cwd changed.
+    pub async fn reload(&self, services: Vec<Service>) {
+        let current: BTreeMap<String, Arc<Service>> = {
+            let map = self
+                .shared
+                .services
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            map.iter()
+                .map(|(k, h)| (k.clone(), h.service.clone()))
+                .collect()
+        };
+        let mut new = Vec::new();
+        let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+        for svc in services {
+            match current.get(&svc.name) {
+                None => {
+                    self.journal(
+                        Some(&svc.name),
+                        &Journal::Reloaded {
+                            change: "added".into(),
+                        },
+                    );
+                    new.push(svc);
+                }
+                Some(old) if **old == svc => {}
+                Some(old) => {
+                    let restart = old.needs_restart_for(&svc);
+                    self.shared.probes.forget(&svc.name);
+                    let change = if restart {
+                        "command changed: restarting"
+                    } else {
+                        "checks or policy changed"
+                    };
+                    self.journal(
+                        Some(&svc.name),
+                        &Journal::Reloaded {
+                            change: change.into(),
+                        },
+                    );
+                    let svc = Arc::new(svc);
+                    let mut map = self
+                        .shared
+                        .services
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner());
+                    if let Some(h) = map.get_mut(&svc.name) {
+                        h.service = svc.clone();
+                        let _ = h.tx.send(Msg::Update(svc.clone()));
+                        if restart {
+                            let _ = h.tx.send(Msg::Event(Event::Restart));
+                        }
+                    }
+                }
+            }
+        }
+        for name in current.keys().filter(|n| !names.contains(n)) {
+            self.journal(
+                Some(name),
+                &Journal::Reloaded {
+                    change: "removed: stopping".into(),
+                },
+            );
+            self.stop_and_wait(name, Duration::from_secs(60)).await;
+            let handle = self
+                .shared
+                .services
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name);
+            drop(handle); // ends the task
+            self.shared.probes.forget(name);
+        }
+        self.start(new);
+    }
+
+    async fn stop_and_wait(&self, name: &str, timeout: Duration) {
+        if self.send(name, Event::Stop) {
+            self.wait_for(name, timeout, |s| s.status.is_down()).await;
+        }
+    }
+
+    /// Stop every service, dependents before what they depend on, each
+    /// within its grace. Journals `quit`.
+    pub async fn shutdown(&self) {
+        let handles: Vec<(Arc<Service>, Vec<String>)> = {
+            let map = self
+                .shared
+                .services
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            map.values()
+                .map(|h| {
+                    let dependents = map
+                        .values()
+                        .filter(|d| d.service.after.contains(&h.service.name))
+                        .map(|d| d.service.name.clone())
+                        .collect();
+                    (h.service.clone(), dependents)
+                })
+                .collect()
+        };
+        let mut set = tokio::task::JoinSet::new();
+        for (svc, dependents) in handles {
+            let me = self.clone();
+            set.spawn(async move {
+                let limit = svc.stop_grace + Duration::from_secs(5);
+                for d in &dependents {
+                    me.wait_for(d, limit * 4, |s| s.status.is_down()).await;
+                }
+                me.stop_and_wait(&svc.name, limit).await;
+            });
+        }
+        while set.join_next().await.is_some() {}
+        let clean = self.snapshots().values().all(|s| s.pid.is_none());
+        self.journal(None, &Journal::Quit { clean });
+    }
+
+    /// SIGKILL every child's process group at once (a second shutdown signal).
+    pub fn kill_all(&self) {
+        for s in self.snapshots().values() {
+            if let Some(pid) = s.pid {
+                let _ = stop::signal_group(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| sig.to_string())
+}
+
+/// A little jitter for periodic checks (±10 %), so that 1,000 services
+/// with the same period do not all fire in the same millisecond.
+fn jitter(after: Duration) -> Duration {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    if after.is_zero() {
+        return after;
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut x = SEED.load(Ordering::Relaxed) ^ u64::from(now.subsec_nanos());
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    SEED.store(x, Ordering::Relaxed);
+    let spread = after.as_nanos() as u64 / 10;
+    if spread == 0 {
+        return after;
+    }
+    let offset = x % (2 * spread);
+    (after + Duration::from_nanos(offset)).saturating_sub(Duration::from_nanos(spread))
+}
+
+async fn service_task(
+    shared: Arc<Shared>,
+    mut svc: Arc<Service>,
+    mut state: ServiceState,
+    tx: mpsc::UnboundedSender<Msg>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    snap_tx: watch::Sender<Snapshot>,
+) {
+    let sink = logs::LogSink::new(
+        &svc.name,
+        shared.options.log_dir.as_deref(),
+        shared.options.echo,
+    );
+    let mut started_wall = SystemTime::now();
+    while let Some(msg) = rx.recv().await {
+        let mut queue = VecDeque::new();
+        match msg {
+            Msg::Event(e) => queue.push_back(e),
+            Msg::Update(s) => {
+                state.update(&s);
+                svc = s;
+            }
+        }
+        while let Some(event) = queue.pop_front() {
+            let effects = state.handle(Instant::now(), event);
+            for effect in effects {
+                if let Some(follow) =
+                    perform(&shared, &svc, &state, &tx, &sink, &mut started_wall, effect).await
+                {
+                    queue.push_back(follow);
+                }
+            }
+        }
+        let snap = Snapshot::of(&state);
+        if *snap_tx.borrow() != snap {
+            snap_tx.send_replace(snap);
+            shared.notify_dependents(&svc.name);
+        }
+    }
+}
+
+async fn perform(
+    shared: &Arc<Shared>,
+    svc: &Arc<Service>,
+    state: &ServiceState,
+    tx: &mpsc::UnboundedSender<Msg>,
+    sink: &Arc<logs::LogSink>,
+    started_wall: &mut SystemTime,
+    effect: Effect,
+) -> Option<Event> {
+    match effect {
+        Effect::Spawn { restarts } => {
+            let command = match shared.probes.command(svc.clone(), restarts).await {
+                Ok(c) => c,
+                Err(e) => return Some(Event::SpawnFailed(e)),
+            };
+            let exit_tx = tx.clone();
+            let t0 = Instant::now();
+            let route: reaper::Route = Box::new(move |status| {
+                let _ = exit_tx.send(Msg::Event(Event::Exited {
+                    status,
+                    uptime: t0.elapsed(),
+                }));
+            });
+            match shared.spawner.spawn(command, route).await {
+                Ok(child) => {
+                    *started_wall = SystemTime::now();
+                    for fd in [child.stdout, child.stderr].into_iter().flatten() {
+                        logs::capture(fd, sink.clone());
+                    }
+                    Some(Event::Spawned {
+                        pid: child.pid.as_raw(),
+                        start_time: child.start_time,
+                    })
+                }
+                Err(e) => Some(Event::SpawnFailed(e.to_string())),
+            }
+        }
+        Effect::Signal { pgid, signal } => {
+            if let Err(e) = stop::signal_group(Pid::from_raw(pgid), signal) {
+                shared.journal(
+                    Some(&svc.name),
+                    &Journal::Warning {
+                        message: format!("cannot send {signal} to group {pgid}: {e}"),
+                    },
+                );
+            }
+            None
+        }
+        Effect::KillRemnants { pgid } => {
+            if stop::group_alive(Pid::from_raw(pgid)) && stop::kill_remnants(Pid::from_raw(pgid)) {
+                shared.journal(
+                    Some(&svc.name),
+                    &Journal::Killed {
+                        pid: pgid,
+                        signal: "SIGKILL".into(),
+                        reason: "processes left in the group after its leader exited".into(),
+                    },
+                );
+            }
+            None
+        }
+        Effect::Schedule { timer, after } => {
+            let after = if matches!(timer.kind, TimerKind::Check(_)) {
+                jitter(after)
+            } else {
+                after
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(Msg::Event(Event::Timer(timer)));
+            });
+            None
+        }
+        Effect::RunCheck {
+            phase,
+            epoch,
+            attempt,
+        } => {
+            let target = ProbeTarget {
+                pid: state.pid().map(i32::unsigned_abs),
+                started_at: *started_wall,
+                attempt,
+                restarts: state.restarts(),
+            };
+            let fut = shared.probes.check(svc.clone(), phase, target);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let outcome = fut.await;
+                let _ = tx.send(Msg::Event(Event::Check {
+                    epoch,
+                    phase,
+                    outcome,
+                }));
+            });
+            None
+        }
+        Effect::Decide {
+            epoch,
+            event,
+            history,
+        } => {
+            let fut = shared.probes.decide(svc.clone(), event, history);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let action = fut.await;
+                let _ = tx.send(Msg::Event(Event::Decision { epoch, action }));
+            });
+            None
+        }
+        Effect::Journal(event) => {
+            shared.journal(Some(&svc.name), &event);
+            None
+        }
+        Effect::Status(status) => {
+            tracing::debug!(service = %svc.name, %status, "status");
+            None
+        }
+    }
+}
+
+/// Stop children left alive by a previous instance (found in the journal
+/// by pid + start time) before anything is spawned. Returns how many were
+/// stopped.
+pub async fn recover_previous(journal: &mut JournalFile, grace: Duration) -> usize {
+    let children = journal.previous_children();
+    let mut stopped = 0;
+    for child in children {
+        let group = stop::ForeignGroup {
+            pgid: child.pid,
+            start_time: child.start_time,
+        };
+        if stop::stop_foreign_group(&group, Signal::SIGTERM, grace).await {
+            stopped += 1;
+            let event = Journal::Recovered {
+                pid: child.pid,
+                start_time: child.start_time,
+            };
+            if let Err(e) = journal.record(child.service.as_deref(), &event) {
+                tracing::error!("{e}");
+            }
+        }
+    }
+    stopped
+}

@@ -1,0 +1,281 @@
+//! The event loop with real children and closure probes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::service::{Action, History, LoaderEvent, Outcome};
+use super::state::Status;
+use super::*;
+use crate::config::{CheckRef, CheckSpec, Checks, GrantSpec, Phase, RestartPolicy, Service};
+use crate::journal::{self, Journal as JournalFile};
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("vigil-loop-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("mkdir");
+        TempDir(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+type CheckFn = dyn Fn(&str, Phase) -> Outcome + Send + Sync;
+
+struct FnProbes(Box<CheckFn>);
+
+impl Probes for FnProbes {
+    fn check(
+        &self,
+        service: Arc<Service>,
+        phase: Phase,
+        _target: ProbeTarget,
+    ) -> BoxFuture<Outcome> {
+        let outcome = (self.0)(&service.name, phase);
+        Box::pin(async move { outcome })
+    }
+    fn decide(
+        &self,
+        _: Arc<Service>,
+        _: LoaderEvent,
+        _: History,
+    ) -> BoxFuture<Result<Action, String>> {
+        Box::pin(async { Err("no loader".to_string()) })
+    }
+}
+
+fn service(name: &str, argv: &[&str]) -> Service {
+    Service {
+        name: name.into(),
+        dir: std::env::temp_dir(),
+        command: Some(argv.iter().map(|s| s.to_string()).collect()),
+        env: vec![("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+        inherit_env: vec![],
+        cwd: std::env::temp_dir(),
+        stop_signal: Signal::SIGTERM,
+        stop_grace: Duration::from_secs(2),
+        restart: RestartPolicy::default(),
+        after: vec![],
+        notify: false,
+        grants: GrantSpec::default(),
+        checks: Checks::default(),
+        loader: None,
+    }
+}
+
+fn check(period_ms: u64, failure: u32) -> CheckSpec {
+    CheckSpec {
+        check: CheckRef::Builtin("test".into()),
+        period: Duration::from_millis(period_ms),
+        timeout: Duration::from_millis(500),
+        initial_delay: Duration::ZERO,
+        failure_threshold: failure,
+        success_threshold: 1,
+        startup_timeout: Duration::from_secs(10),
+        config: vec![],
+    }
+}
+
+fn supervisor(dir: &TempDir, probes: Arc<dyn Probes>) -> Supervisor {
+    let journal = JournalFile::open(&dir.0, journal::Options::default()).expect("journal");
+    Supervisor::new(
+        journal,
+        probes,
+        Options {
+            log_dir: Some(dir.0.join("logs")),
+            echo: false,
+        },
+    )
+    .expect("supervisor")
+}
+
+fn kinds(dir: &TempDir) -> Vec<(Option<String>, &'static str)> {
+    journal::read_lines(&dir.0.join(journal::FILE))
+        .into_iter()
+        .map(|l| (l.service, l.event.kind()))
+        .collect()
+}
+
+const T: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_child_is_restarted_at_once_and_shutdown_is_clean() {
+    let dir = TempDir::new("restart");
+    let sup = supervisor(&dir, Arc::new(FnProbes(Box::new(|_, _| Outcome::Ok))));
+    sup.start(vec![service(
+        "sleeper",
+        &["sh", "-c", "echo hello; exec sleep 100"],
+    )]);
+    let first = sup
+        .wait_for("sleeper", T, |s| s.status == Status::Ready)
+        .await
+        .expect("ready");
+    let pid = first.pid.expect("pid");
+    let t0 = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).expect("kill");
+    let second = sup
+        .wait_for("sleeper", T, |s| {
+            s.status == Status::Ready && s.pid.is_some_and(|p| p != pid)
+        })
+        .await
+        .expect("restarted");
+    let latency = t0.elapsed();
+    assert_eq!(second.restarts, 1);
+    assert!(
+        latency < Duration::from_millis(500),
+        "restart took {latency:?}"
+    );
+    sup.shutdown().await;
+    let s = sup.snapshots()["sleeper"].clone();
+    assert_eq!(s.status, Status::Stopped);
+    assert!(proc::stat(second.pid.expect("pid")).is_none_or(|st| st.state == 'Z'));
+    let k: Vec<&str> = kinds(&dir).iter().map(|(_, k)| *k).collect();
+    for expected in [
+        "acquired",
+        "spawned",
+        "ready",
+        "exited",
+        "restarting",
+        "quit",
+    ] {
+        assert!(k.contains(&expected), "{expected} missing from {k:?}");
+    }
+    let log = std::fs::read_to_string(dir.0.join("logs").join("sleeper.log")).expect("log file");
+    assert!(log.starts_with("hello\n"), "{log:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_liveness_restarts_the_child() {
+    let dir = TempDir::new("liveness");
+    let sick = Arc::new(AtomicBool::new(false));
+    let flag = sick.clone();
+    let sup = supervisor(
+        &dir,
+        Arc::new(FnProbes(Box::new(move |_, _| {
+            if flag.load(Ordering::SeqCst) {
+                Outcome::Retry("sick".into())
+            } else {
+                Outcome::Ok
+            }
+        }))),
+    );
+    let mut svc = service("worker", &["sleep", "100"]);
+    svc.checks.liveness = Some(check(30, 2));
+    svc.stop_grace = Duration::from_millis(200);
+    sup.start(vec![svc]);
+    let first = sup
+        .wait_for("worker", T, |s| s.status == Status::Ready)
+        .await
+        .expect("ready");
+    sick.store(true, Ordering::SeqCst);
+    sup.wait_for("worker", T, |s| {
+        s.restarts >= 1 && s.pid.is_some() && s.pid != first.pid
+    })
+    .await
+    .expect("restarted");
+    sick.store(false, Ordering::SeqCst);
+    sup.shutdown().await;
+    assert!(kinds(&dir).iter().any(|(_, k)| *k == "check"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependents_start_after_ready_and_stop_first() {
+    let dir = TempDir::new("deps");
+    let db_ready = Arc::new(AtomicBool::new(false));
+    let flag = db_ready.clone();
+    let sup = supervisor(
+        &dir,
+        Arc::new(FnProbes(Box::new(move |name, _| {
+            if name != "db" || flag.load(Ordering::SeqCst) {
+                Outcome::Ok
+            } else {
+                Outcome::Retry("starting".into())
+            }
+        }))),
+    );
+    let mut db = service("db", &["sleep", "100"]);
+    db.checks.readiness = Some(check(20, 1));
+    let mut app = service("app", &["sleep", "100"]);
+    app.after = vec!["db".into()];
+    let mut migrate = service("migrate", &["true"]);
+    migrate.restart.mode = crate::config::RestartMode::Never;
+    let mut web = service("web", &["sleep", "100"]);
+    web.after = vec!["migrate".into()];
+    sup.start(vec![db, app, migrate, web]);
+    // A one-shot that exited 0 satisfies `after`.
+    sup.wait_for("web", T, |s| s.status == Status::Ready)
+        .await
+        .expect("web after migrate");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sup.snapshots()["app"].status, Status::Waiting);
+    db_ready.store(true, Ordering::SeqCst);
+    sup.wait_for("app", T, |s| s.status == Status::Ready)
+        .await
+        .expect("app after db");
+    sup.shutdown().await;
+    let lines = journal::read_lines(&dir.0.join(journal::FILE));
+    let pos = |svc: &str, kind: &str| {
+        lines
+            .iter()
+            .position(|l| l.service.as_deref() == Some(svc) && l.event.kind() == kind)
+            .expect("event")
+    };
+    assert!(
+        pos("db", "ready") < pos("app", "spawned"),
+        "app spawned before db was ready"
+    );
+    let last_exit = |svc: &str| {
+        lines
+            .iter()
+            .rposition(|l| l.service.as_deref() == Some(svc) && l.event.kind() == "exited")
+            .expect("exited")
+    };
+    assert!(
+        last_exit("app") < last_exit("db"),
+        "db stopped before its dependent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_of_a_crashed_instance_are_recovered() {
+    let dir = TempDir::new("recover");
+    // A previous instance's child: spawned by a spawner that is then dropped
+    // would die of PDEATHSIG, so simulate a survivor (a grandchild that
+    // kept the group) with a child that ignores nothing and is simply alive.
+    let reaper = reaper::Reaper::global().expect("reaper");
+    let spawner = spawn::Spawner::new(reaper.registry().clone()).expect("spawner");
+    let child = spawner
+        .spawn(spawn::Command::new(&["sleep", "100"]), Box::new(|_| {}))
+        .await
+        .expect("spawn");
+    {
+        let mut j = JournalFile::open(&dir.0, journal::Options::default()).expect("journal");
+        j.record(
+            Some("old"),
+            &crate::journal::Event::Spawned {
+                pid: child.pid.as_raw(),
+                start_time: child.start_time,
+                restarts: 0,
+            },
+        )
+        .expect("record");
+    }
+    let mut j = JournalFile::open(&dir.0, journal::Options::default()).expect("journal");
+    assert_eq!(recover_previous(&mut j, Duration::from_secs(2)).await, 1);
+    assert!(proc::stat(child.pid.as_raw()).is_none_or(|s| s.state == 'Z'));
+    assert!(
+        j.previous_children().is_empty(),
+        "recovered children are not found twice"
+    );
+    drop(spawner);
+}

@@ -1,0 +1,283 @@
+//! [`Probes`] backed by the wasm engine: checks and loaders are loaded on
+//! first use and cached per service until [`Probes::forget`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use super::service::{Action, History, LoaderEvent, Outcome};
+use super::{BoxFuture, ProbeTarget, Probes, manifest_command, spawn};
+use crate::config::{CheckRef, Phase, Service};
+use crate::supervisor::reaper::ExitStatus;
+use crate::wasm::{self, CheckSource, Checker, Engine, Grants, Loader, Sandbox, Target, Verdict};
+
+type CheckerCache = Mutex<HashMap<(String, Phase), (Checker, Arc<Sandbox>)>>;
+
+/// Checks and loaders run by the wasm engine.
+pub struct WasmProbes {
+    engine: Engine,
+    checkers: Arc<CheckerCache>,
+    loaders: Arc<Mutex<HashMap<String, Loader>>>,
+}
+
+impl WasmProbes {
+    pub fn new(engine: Engine) -> Arc<WasmProbes> {
+        Arc::new(WasmProbes {
+            engine,
+            checkers: Default::default(),
+            loaders: Default::default(),
+        })
+    }
+}
+
+fn source(check: &CheckRef) -> CheckSource {
+    match check {
+        CheckRef::Builtin(name) => CheckSource::Builtin(name.clone()),
+        CheckRef::File(path) => CheckSource::File(path.clone()),
+    }
+}
+
+fn wasm_phase(phase: Phase) -> wasm::Phase {
+    match phase {
+        Phase::Startup => wasm::Phase::Startup,
+        Phase::Readiness => wasm::Phase::Readiness,
+        Phase::Liveness => wasm::Phase::Liveness,
+    }
+}
+
+/// The engine's verdict as the reducer's outcome.
+pub fn outcome(verdict: Verdict) -> Outcome {
+    match verdict {
+        Verdict::Ok => Outcome::Ok,
+        Verdict::Retry(r) => Outcome::Retry(r),
+        Verdict::Error(r) => Outcome::Error(r),
+        Verdict::Trapped(r) => Outcome::Trapped(r),
+        Verdict::TimedOut => Outcome::TimedOut,
+    }
+}
+
+fn grants(service: &Service) -> Result<Grants, String> {
+    Grants::parse(&service.grants.hosts, &service.grants.paths).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn wit_exit(status: ExitStatus, uptime: Duration) -> wasm::Exit {
+    wasm::Exit {
+        status: match status {
+            ExitStatus::Code(c) => wasm::ExitStatus::Code(c),
+            ExitStatus::Signal(s) => wasm::ExitStatus::Signal(s),
+        },
+        uptime_ms: ms(uptime),
+    }
+}
+
+fn wit_outcome(o: &Outcome) -> wasm::bindings::Outcome {
+    match o {
+        Outcome::Ok => wasm::bindings::Outcome::Ok,
+        Outcome::Error(r) => wasm::bindings::Outcome::Error(r.clone()),
+        other => wasm::bindings::Outcome::Retry(other.reason().unwrap_or_default()),
+    }
+}
+
+fn wit_event(event: &LoaderEvent) -> wasm::Event {
+    match event {
+        LoaderEvent::Started(pid) => wasm::Event::Started(*pid),
+        LoaderEvent::Ready => wasm::Event::Ready,
+        LoaderEvent::CheckFailed {
+            phase,
+            outcome,
+            consecutive,
+        } => wasm::Event::CheckFailed(wasm::CheckFailure {
+            phase: wasm_phase(*phase),
+            outcome: wit_outcome(outcome),
+            consecutive: *consecutive,
+        }),
+        LoaderEvent::Exited { status, uptime } => wasm::Event::Exited(wit_exit(*status, *uptime)),
+    }
+}
+
+fn wit_history(h: &History) -> wasm::History {
+    wasm::History {
+        service: h.service.clone(),
+        restarts: h.restarts,
+        uptime_ms: ms(h.uptime),
+        recent_exits: h
+            .recent_exits
+            .iter()
+            .map(|(s, up, ago)| (wit_exit(*s, *up), ms(*ago)))
+            .collect(),
+        config: h.config.clone(),
+    }
+}
+
+impl WasmProbes {
+    async fn loader(&self, service: &Service) -> Result<Loader, String> {
+        let spec = service.loader.as_ref().ok_or("no loader")?;
+        if let Some(l) = self
+            .loaders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&service.name)
+        {
+            return Ok(l.clone());
+        }
+        let loader = self
+            .engine
+            .load_loader(&CheckSource::File(spec.path.clone()))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.loaders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(service.name.clone(), loader.clone());
+        Ok(loader)
+    }
+}
+
+impl Probes for WasmProbes {
+    fn check(
+        &self,
+        service: Arc<Service>,
+        phase: Phase,
+        target: ProbeTarget,
+    ) -> BoxFuture<Outcome> {
+        let engine = self.engine.clone();
+        let cache = self.checkers.clone();
+        Box::pin(async move {
+            let Some(spec) = service.checks.get(phase).cloned() else {
+                return Outcome::Error(format!("no {phase} check"));
+            };
+            let key = (service.name.clone(), phase);
+            let cached = cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .cloned();
+            let (checker, sandbox) = match cached {
+                Some(c) => c,
+                None => {
+                    let checker = match engine.load_checker(&source(&spec.check)).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            return Outcome::Error(format!("cannot load {}: {e}", spec.check));
+                        }
+                    };
+                    let grants = match grants(&service) {
+                        Ok(g) => g,
+                        Err(e) => return Outcome::Error(format!("invalid grants: {e}")),
+                    };
+                    let memory = usize::try_from(service.grants.memory).unwrap_or(usize::MAX);
+                    let sandbox = Arc::new(Sandbox::new(grants, spec.timeout, memory));
+                    cache
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(key, (checker.clone(), sandbox.clone()));
+                    (checker, sandbox)
+                }
+            };
+            let target = Target {
+                service: service.name.clone(),
+                phase: wasm_phase(phase),
+                pid: target.pid,
+                started_at: if target.pid.is_some() {
+                    target.started_at
+                } else {
+                    SystemTime::UNIX_EPOCH
+                },
+                attempt: target.attempt,
+                restarts: target.restarts,
+                config: spec.config.clone(),
+            };
+            let report = checker.check(&target, &sandbox).await;
+            for line in &report.logs {
+                tracing::debug!(service = %service.name, %phase, "check log: {line}");
+            }
+            outcome(report.verdict)
+        })
+    }
+
+    fn decide(
+        &self,
+        service: Arc<Service>,
+        event: LoaderEvent,
+        history: History,
+    ) -> BoxFuture<Result<Action, String>> {
+        let me = WasmProbes {
+            engine: self.engine.clone(),
+            checkers: self.checkers.clone(),
+            loaders: self.loaders.clone(),
+        };
+        Box::pin(async move {
+            let loader = me.loader(&service).await?;
+            let action = loader
+                .decide(&wit_event(&event), &wit_history(&history))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(match action {
+                wasm::Action::None => Action::None,
+                wasm::Action::Restart(after) => Action::Restart(Duration::from_millis(after)),
+                wasm::Action::Stop(reason) => Action::Stop(reason),
+                wasm::Action::Kill(sig) => Action::Kill(sig),
+            })
+        })
+    }
+
+    fn command(
+        &self,
+        service: Arc<Service>,
+        restarts: u32,
+    ) -> BoxFuture<Result<spawn::Command, String>> {
+        let me = WasmProbes {
+            engine: self.engine.clone(),
+            checkers: self.checkers.clone(),
+            loaders: self.loaders.clone(),
+        };
+        Box::pin(async move {
+            let Some(spec) = service.loader.as_ref() else {
+                return manifest_command(&service);
+            };
+            let loader = me.loader(&service).await?;
+            let ctx = wasm::SpawnContext {
+                service: service.name.clone(),
+                restarts,
+                config: spec.config.clone(),
+            };
+            let cmd = loader.spawn(&ctx).await.map_err(|e| e.to_string())?;
+            let mut env = service.child_env();
+            for (k, v) in cmd.env {
+                env.retain(|(ek, _)| *ek != k);
+                env.push((k, v));
+            }
+            Ok(spawn::Command {
+                argv: cmd.argv,
+                env,
+                cwd: cmd
+                    .cwd
+                    .map(|c| service.dir.join(c))
+                    .unwrap_or_else(|| service.cwd.clone()),
+                stdout: spawn::Output::Pipe,
+                stderr: spawn::Output::Pipe,
+            })
+        })
+    }
+
+    fn forget(&self, service: &str) {
+        self.checkers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(name, _), _| name != service);
+        self.loaders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(service);
+    }
+}
