@@ -1007,7 +1007,7 @@ fn resolve(
                 );
             }
         }
-        let paths = g
+        let paths: Vec<PathBuf> = g
             .paths
             .unwrap_or_default()
             .into_iter()
@@ -1031,6 +1031,15 @@ fn resolve(
                 "below 1MiB, no check can run in that",
                 "use at least \"1MiB\", e.g. \"64MiB\"",
             );
+        }
+        if let Err(errors) = crate::wasm::Grants::parse(&hosts, &paths) {
+            for e in errors {
+                let field = match e {
+                    crate::wasm::GrantError::Host { .. } => "grants.hosts",
+                    crate::wasm::GrantError::Path { .. } => "grants.paths",
+                };
+                c.push(field, e.to_string(), "fix or remove the grant");
+            }
         }
         GrantSpec {
             hosts,
@@ -1156,6 +1165,21 @@ fn resolve_check(
                         format!("`{s}` is not a builtin name"),
                         "use e.g. \"builtin:http\" or \"builtin:tcp\"",
                     );
+                }
+                let known = crate::wasm::builtins::names();
+                if !b.is_empty() && !known.contains(&b) {
+                    let fix = match did_you_mean(b, known) {
+                        Some(m) => format!("did you mean \"builtin:{m}\"?"),
+                        None => format!(
+                            "use one of {}",
+                            known
+                                .iter()
+                                .map(|n| format!("builtin:{n}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    c.push(f("check"), format!("unknown builtin `{s}`"), fix);
                 }
                 CheckRef::Builtin(b.to_string())
             }
@@ -1597,7 +1621,7 @@ memory = "lots"
         service(
             &t.0,
             "c",
-            "command = [\"no-such-program-xyz\"]\nstop-signal = \"SIGNOPE\"\n",
+            "command = [\"no-such-program-xyz\"]\nstop-signal = \"SIGNOPE\"\n[checks.readiness]\ncheck = \"builtin:htp\"\n[grants]\nhosts = [\"ftp://x:99999\"]\n",
         );
         std::fs::create_dir_all(t.0.join("empty")).expect("mkdir");
         let p = problems(&t.0);
@@ -1619,6 +1643,13 @@ memory = "lots"
             "{p:#?}"
         );
         assert!(has("c/service.toml:stop-signal:"), "{p:#?}");
+        assert!(has("c/service.toml:grants.hosts: host grant"), "{p:#?}");
+        assert!(
+            has(
+                "c/service.toml:checks.readiness.check: unknown builtin `builtin:htp` (fix: did you mean \"builtin:http\"?)"
+            ),
+            "{p:#?}"
+        );
         assert!(has("empty/service.toml:-: missing"), "{p:#?}");
         // Problems of `a` beyond the unknown keys are reported too.
         assert!(has("a/service.toml:stop-grace:"), "{p:#?}");

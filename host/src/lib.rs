@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod journal;
+pub mod signals;
 pub mod supervisor;
 pub mod units;
 pub mod wasm;

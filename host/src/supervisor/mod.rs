@@ -12,6 +12,7 @@ pub mod logs;
 pub mod probes;
 pub mod proc;
 pub mod reaper;
+pub mod run;
 pub mod service;
 pub mod spawn;
 pub mod state;

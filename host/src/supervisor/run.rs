@@ -1,0 +1,97 @@
+//! `vigil run --checks DIR` as a library call: validate, lock the journal,
+//! stop what a previous instance left behind, start every service, then
+//! serve signals until a clean shutdown.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Options, Supervisor, SupervisorError, probes::WasmProbes, recover_previous};
+use crate::config::{ValidationReport, load_dir};
+use crate::journal::{self, Event as Journal, Journal as JournalFile, JournalError};
+use crate::signals::{Request, Signals};
+use crate::wasm::Engine;
+
+/// Settings of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub checks_dir: PathBuf,
+    /// Journal, logs; see [`default_state_dir`].
+    pub state_dir: PathBuf,
+    /// Foreground: echo `name | line` and transitions.
+    pub echo: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Invalid(ValidationReport),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    #[error("cannot handle signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// `$XDG_STATE_HOME/vigil`, else `~/.local/state/vigil`, else `/var/lib/vigil`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("vigil");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".local/state/vigil");
+    }
+    PathBuf::from("/var/lib/vigil")
+}
+
+/// Run until SIGTERM/SIGINT and a clean shutdown (a second signal kills
+/// every child at once). SIGHUP rescans the checks directory; an invalid
+/// directory keeps the running version and journals a warning.
+pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
+    let mut signals = Signals::new().map_err(RunError::Signals)?;
+    let services = load_dir(&options.checks_dir).map_err(RunError::Invalid)?;
+    let mut journal = JournalFile::open(&options.state_dir, journal::Options::default())?;
+    let recovered = recover_previous(&mut journal, Duration::from_secs(3)).await;
+    if recovered > 0 {
+        tracing::warn!("stopped {recovered} children left by a previous instance");
+    }
+    let sup = Supervisor::new(
+        journal,
+        WasmProbes::new(engine),
+        Options {
+            log_dir: Some(options.state_dir.join("logs")),
+            echo: options.echo,
+        },
+    )?;
+    sup.start(services);
+    loop {
+        match signals.recv().await {
+            Request::Reload => reload(&sup, &options.checks_dir).await,
+            Request::Shutdown => break,
+        }
+    }
+    let shutdown = sup.shutdown();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            request = signals.recv() => if request == Request::Shutdown {
+                sup.journal(None, &Journal::Warning { message: "second shutdown signal: killing every child".into() });
+                sup.kill_all();
+            },
+        }
+    }
+}
+
+/// Rescan `dir` and apply it, or keep the running version.
+pub async fn reload(sup: &Supervisor, dir: &Path) {
+    match load_dir(dir) {
+        Ok(services) => sup.reload(services).await,
+        Err(report) => sup.journal(
+            None,
+            &Journal::Warning {
+                message: format!("reload refused, keeping the running version: {report}"),
+            },
+        ),
+    }
+}
