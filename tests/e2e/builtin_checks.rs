@@ -186,6 +186,10 @@ async fn process_ok_stopped_zombie_and_limits() {
 
     let raw = Pid::from_raw(sleeper.pid() as i32);
     kill(raw, Signal::SIGSTOP).expect("SIGSTOP");
+    // Delivery is asynchronous: wait until /proc shows the stop.
+    while vigil::wasm::host::process::read_stat(sleeper.pid()).is_some_and(|s| s.state != 'T') {
+        std::thread::yield_now();
+    }
     let stopped = run("builtin:process", &[], pid, &none).await;
     assert!(matches!(stopped.verdict, Verdict::Retry(_)), "{stopped:?}");
     kill(raw, Signal::SIGCONT).expect("SIGCONT");

@@ -50,6 +50,17 @@ fn check_exit_codes() {
 }
 
 #[test]
+fn program_outcomes_map_to_exit_codes() {
+    for (program, expected) in [(programs::OK, 0), (programs::RETRY, 75), (programs::ERROR, 1)] {
+        let out = vigil(&["check", program]);
+        assert_eq!(code(&out), expected, "{program}: {out:?}");
+    }
+    let wrong_world = vigil(&["check", programs::WRONG_WORLD_LOADER]);
+    assert_eq!(code(&wrong_world), 2, "{wrong_world:?}");
+    assert!(String::from_utf8_lossy(&wrong_world.stderr).contains("is a loader"), "{wrong_world:?}");
+}
+
+#[test]
 fn check_json_and_trap_exit_code() {
     let out = vigil(&["check", programs::PANIC, "--json"]);
     assert_eq!(code(&out), 75, "a trap is inconclusive: {out:?}");

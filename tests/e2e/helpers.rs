@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use vigil::wasm::{CheckReport, CheckSource, Checker, Engine, EngineOptions, Grants, Phase, Sandbox, Target};
 
+#[macro_use]
 pub mod programs {
     include!(concat!(env!("OUT_DIR"), "/test_programs.rs"));
 }

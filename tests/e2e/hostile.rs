@@ -135,6 +135,19 @@ async fn process_outside_the_target_tree_is_denied() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn tcp_only_to_granted_destinations() {
+    let pong = PongServer::start();
+    let port = pong.port.to_string();
+    let config = [("port", port.as_str()), ("send", "PING\r\n")];
+    let granted = sandbox(&[format!("tcp://127.0.0.1:{port}")], &[], SHORT);
+    let report = run(programs::TCP_PING, &config, None, &granted).await;
+    assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
+    let other_port = sandbox(&[format!("tcp://127.0.0.1:{}", closed_port())], &[], SHORT);
+    let report = run(programs::TCP_PING, &config, None, &other_port).await;
+    assert!(matches!(&report.verdict, Verdict::Error(r) if r.contains("Denied")), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_stuck_capability_call_is_cut_by_the_deadline() {
     // A server that accepts and never answers: the guest's read asks for a
     // minute, the check's deadline is two seconds.

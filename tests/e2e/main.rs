@@ -2,6 +2,7 @@
 //! servers, real processes, and the real `vigil` binary. Files follow the
 //! README's sections.
 
+#[macro_use]
 mod helpers;
 
 mod builtin_checks;
