@@ -64,11 +64,8 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
         },
     )?;
     sup.start(services);
-    loop {
-        match signals.recv().await {
-            Request::Reload => reload(&sup, &options.checks_dir).await,
-            Request::Shutdown => break,
-        }
+    while signals.recv().await == Request::Reload {
+        reload(&sup, &options.checks_dir).await;
     }
     let shutdown = sup.shutdown();
     tokio::pin!(shutdown);
