@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vigil::wasm::{CacheOutcome, CheckSource, Engine, EngineOptions, Grants, Phase, Sandbox, Target, Verdict};
+use vigil::wasm::{
+    CacheOutcome, CheckSource, Engine, EngineOptions, Grants, Phase, Sandbox, Target, Verdict,
+};
 
 mod programs {
     include!(concat!(env!("OUT_DIR"), "/test_programs.rs"));
@@ -24,12 +26,20 @@ struct Stats {
 fn stats(mut samples: Vec<Duration>) -> Stats {
     samples.sort_unstable();
     let n = samples.len();
-    Stats { median: samples[n / 2], p99: samples[(n * 99 / 100).min(n - 1)], n }
+    Stats {
+        median: samples[n / 2],
+        p99: samples[(n * 99 / 100).min(n - 1)],
+        n,
+    }
 }
 
 fn fmt(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
-    if us < 1000.0 { format!("{us:.1} µs") } else { format!("{:.2} ms", us / 1000.0) }
+    if us < 1000.0 {
+        format!("{us:.1} µs")
+    } else {
+        format!("{:.2} ms", us / 1000.0)
+    }
 }
 
 /// A minimal HTTP/1.1 server on loopback (one thread per connection), so
@@ -52,8 +62,9 @@ fn http_server() -> u16 {
                         break;
                     }
                 }
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
             });
         }
     });
@@ -85,12 +96,25 @@ fn time_process(program: &str, args: &[&str], n: usize) -> Stats {
     stats(samples)
 }
 
-async fn time_check(engine: &Engine, source: &str, config: &[(&str, &str)], hosts: &[String], n: usize) -> Stats {
+async fn time_check(
+    engine: &Engine,
+    source: &str,
+    config: &[(&str, &str)],
+    hosts: &[String],
+    n: usize,
+) -> Stats {
     let source: CheckSource = source.parse().expect("infallible");
     let checker = engine.load_checker(&source).await.expect("load");
-    let config = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config = config
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let target = Target::one_shot(Phase::Liveness, None, config);
-    let sandbox = Sandbox::new(Grants::parse(hosts, &[]).expect("grants"), Duration::from_secs(5), 64 << 20);
+    let sandbox = Sandbox::new(
+        Grants::parse(hosts, &[]).expect("grants"),
+        Duration::from_secs(5),
+        64 << 20,
+    );
     // Warm up: first call builds the HTTP client, faults in the pool.
     for _ in 0..20 {
         assert_eq!(checker.check(&target, &sandbox).await.verdict, Verdict::Ok);
@@ -108,8 +132,12 @@ async fn time_check(engine: &Engine, source: &str, config: &[(&str, &str)], host
 async fn time_loads(source: &str, n: usize) -> (Duration, Stats) {
     let dir = std::env::temp_dir().join(format!("vigil-bench-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let engine = Engine::new(EngineOptions { cache_dir: Some(dir.clone()), max_instances: 4, max_memory: 64 << 20 })
-        .expect("engine");
+    let engine = Engine::new(EngineOptions {
+        cache_dir: Some(dir.clone()),
+        max_instances: 4,
+        max_memory: 64 << 20,
+    })
+    .expect("engine");
     let source: CheckSource = source.parse().expect("infallible");
     let start = Instant::now();
     let (_, outcome) = engine.load_component(&source).await.expect("compile");
@@ -129,19 +157,32 @@ async fn time_loads(source: &str, n: usize) -> (Duration, Stats) {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     format!("{cores} cores, {cpu}")
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let out = args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
     let scale = if quick { 10 } else { 1 };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let http_port = http_server();
     let tcp_port = tcp_server();
     let url = format!("http://127.0.0.1:{http_port}/");
@@ -152,8 +193,22 @@ fn main() {
     let engine = Engine::new(EngineOptions::default()).expect("engine");
     let (trivial, tcp, http, (compile, cached)) = runtime.block_on(async {
         let trivial = time_check(&engine, programs::OK, &[], &[], 5000 / scale).await;
-        let tcp = time_check(&engine, "builtin:tcp", &[("port", &tcp_port_text)], &[tcp_grant], 3000 / scale).await;
-        let http = time_check(&engine, "builtin:http", &[("url", &url)], &[http_grant], 3000 / scale).await;
+        let tcp = time_check(
+            &engine,
+            "builtin:tcp",
+            &[("port", &tcp_port_text)],
+            &[tcp_grant],
+            3000 / scale,
+        )
+        .await;
+        let http = time_check(
+            &engine,
+            "builtin:http",
+            &[("url", &url)],
+            &[http_grant],
+            3000 / scale,
+        )
+        .await;
         let loads = time_loads("builtin:http", 200 / scale).await;
         (trivial, tcp, http, loads)
     });
@@ -162,31 +217,58 @@ fn main() {
 
     let ratio = |slow: &Stats, fast: &Stats| slow.median.as_secs_f64() / fast.median.as_secs_f64();
     let row = |name: &str, s: &Stats, vs: &str| {
-        format!("| {name} | {} | {} | {} | {vs} |\n", fmt(s.median), fmt(s.p99), s.n)
+        format!(
+            "| {name} | {} | {} | {} | {vs} |\n",
+            fmt(s.median),
+            fmt(s.p99),
+            s.n
+        )
     };
     let mut table = String::new();
-    table.push_str("| per check | median | p99 | runs | vs. baseline (median) |\n|---|---|---|---|---|\n");
+    table.push_str(
+        "| per check | median | p99 | runs | vs. baseline (median) |\n|---|---|---|---|---|\n",
+    );
     table.push_str(&row(
         "(a) trivial wasm check, fresh instance per call",
         &trivial,
-        &format!("**{:.0}x** cheaper than /bin/true (target ≥ 20x)", ratio(&true_stats, &trivial)),
+        &format!(
+            "**{:.0}x** cheaper than /bin/true (target ≥ 20x)",
+            ratio(&true_stats, &trivial)
+        ),
     ));
     table.push_str(&row(
         "(b) builtin:tcp connect, loopback",
         &tcp,
-        &format!("**{:.0}x** cheaper than curl (target ≥ 10x)", ratio(&curl, &tcp)),
+        &format!(
+            "**{:.0}x** cheaper than curl (target ≥ 10x)",
+            ratio(&curl, &tcp)
+        ),
     ));
     table.push_str(&row(
         "(b) builtin:http GET, loopback",
         &http,
-        &format!("**{:.0}x** cheaper than curl (target ≥ 10x)", ratio(&curl, &http)),
+        &format!(
+            "**{:.0}x** cheaper than curl (target ≥ 10x)",
+            ratio(&curl, &http)
+        ),
     ));
-    table.push_str(&row("(c) fork/exec/wait `/bin/true`", &true_stats, "baseline"));
-    table.push_str(&row("(c) fork/exec/wait `curl -fsS` same server", &curl, "baseline"));
+    table.push_str(&row(
+        "(c) fork/exec/wait `/bin/true`",
+        &true_stats,
+        "baseline",
+    ));
+    table.push_str(&row(
+        "(c) fork/exec/wait `curl -fsS` same server",
+        &curl,
+        "baseline",
+    ));
 
     let mut loads = String::new();
     loads.push_str("| builtin:http component | time |\n|---|---|\n");
-    loads.push_str(&format!("| compile (Cranelift) and store in the cache | {} |\n", fmt(compile)));
+    loads.push_str(&format!(
+        "| compile (Cranelift) and store in the cache | {} |\n",
+        fmt(compile)
+    ));
     loads.push_str(&format!(
         "| load from the cache (checksum + `deserialize_file`), median / p99 of {} | {} / {} |\n",
         cached.n,
@@ -211,7 +293,10 @@ fn write_section(path: &Path, heading: &str, section: &str) {
     let updated = match existing.find(heading) {
         Some(start) => {
             let rest = &existing[start + heading.len()..];
-            let end = rest.find("\n## ").map(|i| start + heading.len() + i + 1).unwrap_or(existing.len());
+            let end = rest
+                .find("\n## ")
+                .map(|i| start + heading.len() + i + 1)
+                .unwrap_or(existing.len());
             format!("{}{section}{}", &existing[..start], &existing[end..])
         }
         None => format!("{}\n{section}", existing.trim_end()),

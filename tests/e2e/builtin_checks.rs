@@ -14,14 +14,20 @@ const T: Duration = Duration::from_secs(5);
 
 fn assert_retry(verdict: &Verdict, needle: &str) {
     match verdict {
-        Verdict::Retry(reason) => assert!(reason.contains(needle), "retry reason {reason:?} lacks {needle:?}"),
+        Verdict::Retry(reason) => assert!(
+            reason.contains(needle),
+            "retry reason {reason:?} lacks {needle:?}"
+        ),
         other => panic!("expected retry ({needle}), got {other:?}"),
     }
 }
 
 fn assert_error(verdict: &Verdict, needle: &str) {
     match verdict {
-        Verdict::Error(reason) => assert!(reason.contains(needle), "error reason {reason:?} lacks {needle:?}"),
+        Verdict::Error(reason) => assert!(
+            reason.contains(needle),
+            "error reason {reason:?} lacks {needle:?}"
+        ),
         other => panic!("expected error ({needle}), got {other:?}"),
     }
 }
@@ -31,15 +37,30 @@ async fn http_ok_retry_and_error() {
     let server = HttpServer::start();
     let granted = sandbox(&[server.grant()], &[], T);
 
-    let ok = run("builtin:http", &[("url", &server.url("/ok"))], None, &granted).await;
+    let ok = run(
+        "builtin:http",
+        &[("url", &server.url("/ok"))],
+        None,
+        &granted,
+    )
+    .await;
     assert_eq!(ok.verdict, Verdict::Ok, "{ok:?}");
 
-    let unavailable = run("builtin:http", &[("url", &server.url("/status/503"))], None, &granted).await;
+    let unavailable = run(
+        "builtin:http",
+        &[("url", &server.url("/status/503"))],
+        None,
+        &granted,
+    )
+    .await;
     assert_retry(&unavailable.verdict, "503");
 
     let wrong_status = run(
         "builtin:http",
-        &[("url", &server.url("/status/204")), ("expect-status", "200")],
+        &[
+            ("url", &server.url("/status/204")),
+            ("expect-status", "200"),
+        ],
         None,
         &granted,
     )
@@ -49,11 +70,22 @@ async fn http_ok_retry_and_error() {
     let missing_url = run("builtin:http", &[], None, &granted).await;
     assert_error(&missing_url.verdict, "url");
 
-    let bad_status_spec =
-        run("builtin:http", &[("url", &server.url("/ok")), ("expect-status", "abc")], None, &granted).await;
+    let bad_status_spec = run(
+        "builtin:http",
+        &[("url", &server.url("/ok")), ("expect-status", "abc")],
+        None,
+        &granted,
+    )
+    .await;
     assert_error(&bad_status_spec.verdict, "expect-status");
 
-    let not_granted = run("builtin:http", &[("url", &server.url("/ok"))], None, &sandbox(&[], &[], T)).await;
+    let not_granted = run(
+        "builtin:http",
+        &[("url", &server.url("/ok"))],
+        None,
+        &sandbox(&[], &[], T),
+    )
+    .await;
     assert_error(&not_granted.verdict, "allowed-hosts");
 }
 
@@ -64,7 +96,10 @@ async fn http_body_and_json_field() {
 
     let field_ok = run(
         "builtin:http",
-        &[("url", &server.url("/json/ok")), ("json-field", "checks.db=ok")],
+        &[
+            ("url", &server.url("/json/ok")),
+            ("json-field", "checks.db=ok"),
+        ],
         None,
         &granted,
     )
@@ -73,20 +108,36 @@ async fn http_body_and_json_field() {
 
     let field_down = run(
         "builtin:http",
-        &[("url", &server.url("/json/down")), ("json-field", "checks.db=ok")],
+        &[
+            ("url", &server.url("/json/down")),
+            ("json-field", "checks.db=ok"),
+        ],
         None,
         &granted,
     )
     .await;
     assert_retry(&field_down.verdict, "down");
 
-    let body_ok =
-        run("builtin:http", &[("url", &server.url("/ok")), ("body-contains", "\"status\"")], None, &granted).await;
+    let body_ok = run(
+        "builtin:http",
+        &[("url", &server.url("/ok")), ("body-contains", "\"status\"")],
+        None,
+        &granted,
+    )
+    .await;
     assert_eq!(body_ok.verdict, Verdict::Ok, "{body_ok:?}");
 
-    let body_missing =
-        run("builtin:http", &[("url", &server.url("/ok")), ("body-contains", "nowhere")], None, &granted).await;
-    assert!(matches!(body_missing.verdict, Verdict::Retry(_)), "{body_missing:?}");
+    let body_missing = run(
+        "builtin:http",
+        &[("url", &server.url("/ok")), ("body-contains", "nowhere")],
+        None,
+        &granted,
+    )
+    .await;
+    assert!(
+        matches!(body_missing.verdict, Verdict::Retry(_)),
+        "{body_missing:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,12 +173,23 @@ async fn tcp_ok_retry_and_error() {
     let connect = run("builtin:tcp", &[("port", &port)], None, &granted).await;
     assert_eq!(connect.verdict, Verdict::Ok, "{connect:?}");
 
-    let ping = run("builtin:tcp", &[("port", &port), ("send", "PING\\r\\n"), ("expect", "PONG")], None, &granted).await;
+    let ping = run(
+        "builtin:tcp",
+        &[("port", &port), ("send", "PING\\r\\n"), ("expect", "PONG")],
+        None,
+        &granted,
+    )
+    .await;
     assert_eq!(ping.verdict, Verdict::Ok, "{ping:?}");
 
     let silent = run(
         "builtin:tcp",
-        &[("port", &port), ("send", "HELLO\\r\\n"), ("expect", "PONG"), ("timeout", "300ms")],
+        &[
+            ("port", &port),
+            ("send", "HELLO\\r\\n"),
+            ("expect", "PONG"),
+            ("timeout", "300ms"),
+        ],
         None,
         &granted,
     )
@@ -147,7 +209,13 @@ async fn tcp_ok_retry_and_error() {
     let bad_port = run("builtin:tcp", &[("port", "seventy")], None, &granted).await;
     assert_error(&bad_port.verdict, "port");
 
-    let denied = run("builtin:tcp", &[("port", &port)], None, &sandbox(&[], &[], T)).await;
+    let denied = run(
+        "builtin:tcp",
+        &[("port", &port)],
+        None,
+        &sandbox(&[], &[], T),
+    )
+    .await;
     assert_error(&denied.verdict, "allowed-hosts");
 }
 
@@ -155,7 +223,13 @@ struct Sleeper(std::process::Child);
 
 impl Sleeper {
     fn start() -> Sleeper {
-        Sleeper(Command::new("sleep").arg("60").stdin(Stdio::null()).spawn().expect("spawn sleep"))
+        Sleeper(
+            Command::new("sleep")
+                .arg("60")
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("spawn sleep"),
+        )
     }
     fn pid(&self) -> u32 {
         self.0.id()
@@ -214,21 +288,55 @@ async fn file_fresh_stale_missing_and_denied() {
     let path = beat.to_str().expect("utf8");
     let granted = sandbox(&[], std::slice::from_ref(&dir), T);
 
-    let fresh = run("builtin:file", &[("path", path), ("max-age", "60s")], None, &granted).await;
+    let fresh = run(
+        "builtin:file",
+        &[("path", path), ("max-age", "60s")],
+        None,
+        &granted,
+    )
+    .await;
     assert_eq!(fresh.verdict, Verdict::Ok, "{fresh:?}");
 
-    let file = std::fs::File::options().write(true).open(&beat).expect("open");
-    file.set_modified(SystemTime::now() - Duration::from_secs(600)).expect("set mtime");
-    let stale = run("builtin:file", &[("path", path), ("max-age", "60s")], None, &granted).await;
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&beat)
+        .expect("open");
+    file.set_modified(SystemTime::now() - Duration::from_secs(600))
+        .expect("set mtime");
+    let stale = run(
+        "builtin:file",
+        &[("path", path), ("max-age", "60s")],
+        None,
+        &granted,
+    )
+    .await;
     assert!(matches!(stale.verdict, Verdict::Retry(_)), "{stale:?}");
 
     let missing_path = dir.join("nope");
-    let missing = run("builtin:file", &[("path", missing_path.to_str().expect("utf8"))], None, &granted).await;
+    let missing = run(
+        "builtin:file",
+        &[("path", missing_path.to_str().expect("utf8"))],
+        None,
+        &granted,
+    )
+    .await;
     assert!(matches!(missing.verdict, Verdict::Retry(_)), "{missing:?}");
 
-    let denied = run("builtin:file", &[("path", path)], None, &sandbox(&[], &[], T)).await;
+    let denied = run(
+        "builtin:file",
+        &[("path", path)],
+        None,
+        &sandbox(&[], &[], T),
+    )
+    .await;
     assert!(matches!(denied.verdict, Verdict::Error(_)), "{denied:?}");
 
-    let bad_age = run("builtin:file", &[("path", path), ("max-age", "soon")], None, &granted).await;
+    let bad_age = run(
+        "builtin:file",
+        &[("path", path), ("max-age", "soon")],
+        None,
+        &granted,
+    )
+    .await;
     assert_error(&bad_age.verdict, "max-age");
 }

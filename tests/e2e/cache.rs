@@ -8,8 +8,12 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn compiles_once_then_loads_and_rebuilds_a_corrupt_entry() {
     let dir = scratch("cache");
-    let engine = Engine::new(EngineOptions { cache_dir: Some(dir.clone()), max_instances: 4, max_memory: 64 << 20 })
-        .expect("engine");
+    let engine = Engine::new(EngineOptions {
+        cache_dir: Some(dir.clone()),
+        max_instances: 4,
+        max_memory: 64 << 20,
+    })
+    .expect("engine");
     let source = CheckSource::File(programs::OK.into());
 
     let (_, first) = engine.load_component(&source).await.expect("first load");
@@ -29,9 +33,24 @@ async fn compiles_once_then_loads_and_rebuilds_a_corrupt_entry() {
     bytes[middle] ^= 0xff;
     std::fs::write(&artifact, bytes).expect("corrupt artifact");
 
-    let (_, third) = engine.load_component(&source).await.expect("reload after corruption");
-    assert_eq!(third, CacheOutcome::Compiled, "a corrupt entry must be rebuilt");
-    let checker = engine.load_checker(&source).await.expect("checker from rebuilt entry");
-    let report = checker.check(&target(&[], None), &sandbox(&[], &[], std::time::Duration::from_secs(2))).await;
+    let (_, third) = engine
+        .load_component(&source)
+        .await
+        .expect("reload after corruption");
+    assert_eq!(
+        third,
+        CacheOutcome::Compiled,
+        "a corrupt entry must be rebuilt"
+    );
+    let checker = engine
+        .load_checker(&source)
+        .await
+        .expect("checker from rebuilt entry");
+    let report = checker
+        .check(
+            &target(&[], None),
+            &sandbox(&[], &[], std::time::Duration::from_secs(2)),
+        )
+        .await;
     assert_eq!(report.verdict, vigil::wasm::Verdict::Ok);
 }

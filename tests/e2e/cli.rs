@@ -7,7 +7,10 @@ use crate::helpers::*;
 fn vigil(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(args)
-        .env("XDG_CACHE_HOME", std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"))
+        .env(
+            "XDG_CACHE_HOME",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
         .output()
         .expect("run vigil")
 }
@@ -23,11 +26,28 @@ fn check_exit_codes() {
     let ok_url = format!("url={}", server.url("/ok"));
     let down_url = format!("url={}", server.url("/status/503"));
 
-    let ok = vigil(&["check", "builtin:http", "--config", &ok_url, "--allow-host", &grant]);
+    let ok = vigil(&[
+        "check",
+        "builtin:http",
+        "--config",
+        &ok_url,
+        "--allow-host",
+        &grant,
+    ]);
     assert_eq!(code(&ok), 0, "{ok:?}");
-    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("ok"), "{ok:?}");
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).starts_with("ok"),
+        "{ok:?}"
+    );
 
-    let retry = vigil(&["check", "builtin:http", "--config", &down_url, "--allow-host", &grant]);
+    let retry = vigil(&[
+        "check",
+        "builtin:http",
+        "--config",
+        &down_url,
+        "--allow-host",
+        &grant,
+    ]);
     assert_eq!(code(&retry), 75, "{retry:?}");
 
     let error = vigil(&["check", "builtin:http", "--allow-host", &grant]);
@@ -35,11 +55,16 @@ fn check_exit_codes() {
 
     let missing = vigil(&["check", "/nonexistent/check.wasm"]);
     assert_eq!(code(&missing), 2, "{missing:?}");
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/check.wasm: no such file"));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/check.wasm: no such file")
+    );
 
     let unknown = vigil(&["check", "builtin:nope"]);
     assert_eq!(code(&unknown), 2);
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("builtin:http"), "lists the builtins");
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("builtin:http"),
+        "lists the builtins"
+    );
 
     let bad_flag = vigil(&["check", "builtin:http", "--timeout", "soon"]);
     assert_eq!(code(&bad_flag), 2);
@@ -51,13 +76,20 @@ fn check_exit_codes() {
 
 #[test]
 fn program_outcomes_map_to_exit_codes() {
-    for (program, expected) in [(programs::OK, 0), (programs::RETRY, 75), (programs::ERROR, 1)] {
+    for (program, expected) in [
+        (programs::OK, 0),
+        (programs::RETRY, 75),
+        (programs::ERROR, 1),
+    ] {
         let out = vigil(&["check", program]);
         assert_eq!(code(&out), expected, "{program}: {out:?}");
     }
     let wrong_world = vigil(&["check", programs::WRONG_WORLD_LOADER]);
     assert_eq!(code(&wrong_world), 2, "{wrong_world:?}");
-    assert!(String::from_utf8_lossy(&wrong_world.stderr).contains("is a loader"), "{wrong_world:?}");
+    assert!(
+        String::from_utf8_lossy(&wrong_world.stderr).contains("is a loader"),
+        "{wrong_world:?}"
+    );
 }
 
 #[test]
@@ -66,13 +98,29 @@ fn check_json_and_trap_exit_code() {
     assert_eq!(code(&out), 75, "a trap is inconclusive: {out:?}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["outcome"], "trap");
-    assert!(json["output"].as_str().expect("output").contains("boom from guest"));
+    assert!(
+        json["output"]
+            .as_str()
+            .expect("output")
+            .contains("boom from guest")
+    );
     assert!(json["duration_ms"].as_f64().expect("duration") >= 0.0);
 }
 
 #[test]
 fn check_passes_config_phase_and_pid() {
-    let out = vigil(&["check", programs::ECHO_CONFIG, "--config", "a=1", "--config", "b=x=y", "--phase", "startup", "--pid", "1"]);
+    let out = vigil(&[
+        "check",
+        programs::ECHO_CONFIG,
+        "--config",
+        "a=1",
+        "--config",
+        "b=x=y",
+        "--phase",
+        "startup",
+        "--pid",
+        "1",
+    ]);
     assert_eq!(code(&out), 75, "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("a=1") && text.contains("b=x=y"), "{text}");
@@ -85,9 +133,17 @@ fn inspect_shows_world_and_capabilities() {
     assert_eq!(code(&out), 0, "{out:?}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["world"], "vigil:health/checker");
-    let caps: Vec<&str> = json["capabilities"].as_array().expect("caps").iter().filter_map(|c| c.as_str()).collect();
+    let caps: Vec<&str> = json["capabilities"]
+        .as_array()
+        .expect("caps")
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
     assert!(caps.contains(&"http"), "{caps:?}");
-    assert!(!caps.contains(&"fs"), "builtin:http must not import fs: {caps:?}");
+    assert!(
+        !caps.contains(&"fs"),
+        "builtin:http must not import fs: {caps:?}"
+    );
 
     let loader = vigil(&["inspect", programs::LOADER_POLICY]);
     assert_eq!(code(&loader), 0);

@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use vigil::wasm::{CheckReport, CheckSource, Checker, Engine, EngineOptions, Grants, Phase, Sandbox, Target};
+use vigil::wasm::{
+    CheckReport, CheckSource, Checker, Engine, EngineOptions, Grants, Phase, Sandbox, Target,
+};
 
 #[macro_use]
 pub mod programs {
@@ -27,15 +29,22 @@ pub fn engine() -> Engine {
     ENGINE
         .get_or_init(|| {
             let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vigil-e2e-cache");
-            Engine::new(EngineOptions { cache_dir: Some(cache), max_instances: 64, max_memory: 256 << 20 })
-                .expect("engine")
+            Engine::new(EngineOptions {
+                cache_dir: Some(cache),
+                max_instances: 64,
+                max_memory: 256 << 20,
+            })
+            .expect("engine")
         })
         .clone()
 }
 
 pub async fn load(source: &str) -> Checker {
     let source: CheckSource = source.parse().expect("infallible");
-    engine().load_checker(&source).await.unwrap_or_else(|err| panic!("load {source}: {err}"))
+    engine()
+        .load_checker(&source)
+        .await
+        .unwrap_or_else(|err| panic!("load {source}: {err}"))
 }
 
 pub fn sandbox(hosts: &[String], paths: &[PathBuf], timeout: Duration) -> Sandbox {
@@ -44,16 +53,27 @@ pub fn sandbox(hosts: &[String], paths: &[PathBuf], timeout: Duration) -> Sandbo
 }
 
 pub fn target(config: &[(&str, &str)], pid: Option<u32>) -> Target {
-    let config = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config = config
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Target::one_shot(Phase::Liveness, pid, config)
 }
 
 /// Runs a check, failing the test (rather than hanging) if it never ends.
-pub async fn run(source: &str, config: &[(&str, &str)], pid: Option<u32>, sandbox: &Sandbox) -> CheckReport {
+pub async fn run(
+    source: &str,
+    config: &[(&str, &str)],
+    pid: Option<u32>,
+    sandbox: &Sandbox,
+) -> CheckReport {
     let checker = load(source).await;
-    tokio::time::timeout(Duration::from_secs(60), checker.check(&target(config, pid), sandbox))
-        .await
-        .expect("a check must always return")
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        checker.check(&target(config, pid), sandbox),
+    )
+    .await
+    .expect("a check must always return")
 }
 
 /// Python's http.server with the routes of tests/fixtures/http_server.py.
@@ -71,8 +91,14 @@ impl HttpServer {
             .expect("start python3 http server");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read port");
-        let port = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).expect("PORT line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read port");
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .expect("PORT line");
         HttpServer { child, port }
     }
 
@@ -130,7 +156,8 @@ pub fn closed_port() -> u16 {
 
 /// A scratch directory under the target dir, fresh for each name.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{name}-{}", std::process::id()));
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir

@@ -12,14 +12,23 @@ const SHORT: Duration = Duration::from_secs(2);
 
 fn assert_trapped(verdict: &Verdict, needle: &str) {
     match verdict {
-        Verdict::Trapped(reason) => assert!(reason.contains(needle), "trap reason {reason:?} lacks {needle:?}"),
+        Verdict::Trapped(reason) => assert!(
+            reason.contains(needle),
+            "trap reason {reason:?} lacks {needle:?}"
+        ),
         other => panic!("expected a trap ({needle}), got {other:?}"),
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn infinite_loop_times_out() {
-    let report = run(programs::INFINITE_LOOP, &[], None, &sandbox(&[], &[], SHORT)).await;
+    let report = run(
+        programs::INFINITE_LOOP,
+        &[],
+        None,
+        &sandbox(&[], &[], SHORT),
+    )
+    .await;
     assert_eq!(report.verdict, Verdict::TimedOut, "{report:?}");
 }
 
@@ -31,7 +40,13 @@ async fn memory_bomb_hits_the_cap() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deep_recursion_overflows_the_stack() {
-    let report = run(programs::DEEP_RECURSION, &[], None, &sandbox(&[], &[], SHORT)).await;
+    let report = run(
+        programs::DEEP_RECURSION,
+        &[],
+        None,
+        &sandbox(&[], &[], SHORT),
+    )
+    .await;
     assert_trapped(&report.verdict, "stack overflow");
 }
 
@@ -39,17 +54,39 @@ async fn deep_recursion_overflows_the_stack() {
 async fn panic_is_a_trap_with_its_message_captured() {
     let report = run(programs::PANIC, &[], None, &sandbox(&[], &[], SHORT)).await;
     assert_trapped(&report.verdict, "panicked");
-    assert!(report.output.contains("boom from guest"), "output: {:?}", report.output);
+    assert!(
+        report.output.contains("boom from guest"),
+        "output: {:?}",
+        report.output
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stdout_flood_is_capped() {
-    let report = run(programs::STDOUT_FLOOD, &[], None, &sandbox(&[], &[], Duration::from_secs(20))).await;
-    assert!(report.output.len() < 64 * 1024, "captured {} bytes", report.output.len());
-    assert!(report.output.contains("more bytes of output dropped"), "{:?}", &report.output[..200]);
+    let report = run(
+        programs::STDOUT_FLOOD,
+        &[],
+        None,
+        &sandbox(&[], &[], Duration::from_secs(20)),
+    )
+    .await;
+    assert!(
+        report.output.len() < 64 * 1024,
+        "captured {} bytes",
+        report.output.len()
+    );
+    assert!(
+        report.output.contains("more bytes of output dropped"),
+        "{:?}",
+        &report.output[..200]
+    );
     // The flood itself is harmless: the check still answers (or, on a
     // slow machine, runs out its deadline), it never takes the host down.
-    assert!(matches!(report.verdict, Verdict::Ok | Verdict::TimedOut), "{:?}", report.verdict);
+    assert!(
+        matches!(report.verdict, Verdict::Ok | Verdict::TimedOut),
+        "{:?}",
+        report.verdict
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -57,14 +94,24 @@ async fn log_spam_is_capped() {
     let report = run(programs::LOG_SPAM, &[], None, &sandbox(&[], &[], SHORT)).await;
     assert_eq!(report.verdict, Verdict::Ok);
     assert_eq!(report.logs.len(), 101, "100 lines and a note");
-    assert!(report.logs[100].contains("more log lines dropped"), "{:?}", report.logs[100]);
+    assert!(
+        report.logs[100].contains("more log lines dropped"),
+        "{:?}",
+        report.logs[100]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_to_a_host_not_granted_is_denied() {
     let server = HttpServer::start();
     let url = server.url("/ok");
-    let report = run(programs::HTTP_GET, &[("url", &url)], None, &sandbox(&[], &[], SHORT)).await;
+    let report = run(
+        programs::HTTP_GET,
+        &[("url", &url)],
+        None,
+        &sandbox(&[], &[], SHORT),
+    )
+    .await;
     match &report.verdict {
         Verdict::Error(reason) => assert!(reason.contains("Denied"), "{reason}"),
         other => panic!("expected a denied error, got {other:?}"),
@@ -79,15 +126,35 @@ async fn redirect_to_a_host_not_granted_is_not_followed() {
     let inside = granted.url(&format!("/redirect?to={}", granted.url("/ok")));
     let sandbox = sandbox(&[granted.grant()], &[], SHORT);
 
-    let report = run(programs::HTTP_GET, &[("url", &escape), ("follow", "true")], None, &sandbox).await;
+    let report = run(
+        programs::HTTP_GET,
+        &[("url", &escape), ("follow", "true")],
+        None,
+        &sandbox,
+    )
+    .await;
     match &report.verdict {
         Verdict::Ok => {}
         other => panic!("expected the guest to see the 3xx, got {other:?}"),
     }
-    assert!(report.logs.iter().any(|l| l.contains("status 302")), "{:?}", report.logs);
+    assert!(
+        report.logs.iter().any(|l| l.contains("status 302")),
+        "{:?}",
+        report.logs
+    );
 
-    let report = run(programs::HTTP_GET, &[("url", &inside), ("follow", "true")], None, &sandbox).await;
-    assert!(report.logs.iter().any(|l| l.contains("status 200")), "{:?}", report.logs);
+    let report = run(
+        programs::HTTP_GET,
+        &[("url", &inside), ("follow", "true")],
+        None,
+        &sandbox,
+    )
+    .await;
+    assert!(
+        report.logs.iter().any(|l| l.contains("status 200")),
+        "{:?}",
+        report.logs
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -101,7 +168,13 @@ async fn paths_cannot_escape_by_dotdot_or_symlink() {
     let sandbox = sandbox(&[], std::slice::from_ref(&granted_dir), SHORT);
 
     let public = granted_dir.join("public");
-    let report = run(programs::FS_READ, &[("path", public.to_str().expect("utf8"))], None, &sandbox).await;
+    let report = run(
+        programs::FS_READ,
+        &[("path", public.to_str().expect("utf8"))],
+        None,
+        &sandbox,
+    )
+    .await;
     assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
 
     let dotdot = format!("{}/../secret", granted_dir.display());
@@ -120,12 +193,27 @@ async fn paths_cannot_escape_by_dotdot_or_symlink() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn process_outside_the_target_tree_is_denied() {
-    let mut child = std::process::Command::new("sleep").arg("60").spawn().expect("spawn");
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn");
     let me = child.id().to_string();
     let sandbox = sandbox(&[], &[], SHORT);
-    let own = run(programs::PROCESS_STAT, &[("pid", &me)], Some(child.id()), &sandbox).await;
+    let own = run(
+        programs::PROCESS_STAT,
+        &[("pid", &me)],
+        Some(child.id()),
+        &sandbox,
+    )
+    .await;
     assert_eq!(own.verdict, Verdict::Ok, "{own:?}");
-    let init = run(programs::PROCESS_STAT, &[("pid", "1")], Some(child.id()), &sandbox).await;
+    let init = run(
+        programs::PROCESS_STAT,
+        &[("pid", "1")],
+        Some(child.id()),
+        &sandbox,
+    )
+    .await;
     match &init.verdict {
         Verdict::Error(reason) => assert!(reason.contains("Denied"), "{reason}"),
         other => panic!("expected denied, got {other:?}"),
@@ -144,7 +232,10 @@ async fn tcp_only_to_granted_destinations() {
     assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
     let other_port = sandbox(&[format!("tcp://127.0.0.1:{}", closed_port())], &[], SHORT);
     let report = run(programs::TCP_PING, &config, None, &other_port).await;
-    assert!(matches!(&report.verdict, Verdict::Error(r) if r.contains("Denied")), "{report:?}");
+    assert!(
+        matches!(&report.verdict, Verdict::Error(r) if r.contains("Denied")),
+        "{report:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -157,13 +248,17 @@ async fn a_stuck_capability_call_is_cut_by_the_deadline() {
     let report = run(programs::SLEEP_IN_HOST, &[("port", &port)], None, &sandbox).await;
     drop(listener);
     assert!(
-        matches!(report.verdict, Verdict::TimedOut) || matches!(&report.verdict, Verdict::Error(r) if r.contains("Timeout")),
+        matches!(report.verdict, Verdict::TimedOut)
+            || matches!(&report.verdict, Verdict::Error(r) if r.contains("Timeout")),
         "{report:?}"
     );
 }
 
 async fn load_error(path: &std::path::Path) -> LoadError {
-    match engine().load_checker(&CheckSource::File(path.to_owned())).await {
+    match engine()
+        .load_checker(&CheckSource::File(path.to_owned()))
+        .await
+    {
         Ok(_) => panic!("{} loaded", path.display()),
         Err(err) => err,
     }
@@ -185,14 +280,20 @@ async fn unloadable_files_give_clear_errors() {
     let core = dir.join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
     let core_err = load_error(&core).await;
-    assert!(matches!(core_err, LoadError::CoreModule { .. }), "{core_err}");
+    assert!(
+        matches!(core_err, LoadError::CoreModule { .. }),
+        "{core_err}"
+    );
     assert!(core_err.to_string().contains("wasm32-wasip2"), "{core_err}");
 
     let whole = std::fs::read(programs::OK).expect("read ok.wasm");
     let truncated = dir.join("truncated.wasm");
     std::fs::write(&truncated, &whole[..whole.len() / 2]).expect("write");
     let truncated_err = load_error(&truncated).await;
-    assert!(matches!(truncated_err, LoadError::Invalid { .. }), "{truncated_err}");
+    assert!(
+        matches!(truncated_err, LoadError::Invalid { .. }),
+        "{truncated_err}"
+    );
 
     let loader = load_error(std::path::Path::new(programs::LOADER_POLICY)).await;
     assert!(matches!(loader, LoadError::WrongWorld { .. }), "{loader}");
@@ -204,7 +305,12 @@ async fn unloadable_files_give_clear_errors() {
 async fn a_hostile_check_does_not_stall_others() {
     let spinner = load(programs::INFINITE_LOOP).await;
     let spin = tokio::spawn(async move {
-        spinner.check(&target(&[], None), &sandbox(&[], &[], Duration::from_secs(30))).await
+        spinner
+            .check(
+                &target(&[], None),
+                &sandbox(&[], &[], Duration::from_secs(30)),
+            )
+            .await
     });
     let ok = load(programs::OK).await;
     let quick = sandbox(&[], &[], SHORT);
@@ -212,7 +318,10 @@ async fn a_hostile_check_does_not_stall_others() {
         let report = ok.check(&target(&[], None), &quick).await;
         assert_eq!(report.verdict, Verdict::Ok);
     }
-    assert!(!spin.is_finished(), "the spinning check ended before the others were served");
+    assert!(
+        !spin.is_finished(),
+        "the spinning check ended before the others were served"
+    );
     spin.abort();
 }
 
@@ -220,7 +329,11 @@ async fn a_hostile_check_does_not_stall_others() {
 #[test]
 fn every_test_program_has_a_test() {
     let this_file = include_str!("hostile.rs");
-    let others = [include_str!("loaders.rs"), include_str!("cache.rs"), include_str!("cli.rs")];
+    let others = [
+        include_str!("loaders.rs"),
+        include_str!("cache.rs"),
+        include_str!("cli.rs"),
+    ];
     macro_rules! assert_used {
         ($($name:ident)*) => {$(
             let needle = concat!("programs::", stringify!($name));

@@ -19,15 +19,25 @@ async fn loader_spawn_and_decide() {
     let source = CheckSource::File(programs::LOADER_POLICY.into());
     let loader = engine().load_loader(&source).await.expect("load loader");
 
-    let ctx = SpawnContext { service: "web".into(), restarts: 0, config: vec![("argv".into(), "sleep 5".into())] };
+    let ctx = SpawnContext {
+        service: "web".into(),
+        restarts: 0,
+        config: vec![("argv".into(), "sleep 5".into())],
+    };
     let command = loader.spawn(&ctx).await.expect("spawn");
     assert_eq!(command.argv, vec!["sleep".to_string(), "5".to_string()]);
 
-    let exited = Event::Exited(Exit { status: ExitStatus::Code(1), uptime_ms: 10 });
+    let exited = Event::Exited(Exit {
+        status: ExitStatus::Code(1),
+        uptime_ms: 10,
+    });
     let action = loader.decide(&exited, &history(3)).await.expect("decide");
     assert!(matches!(action, Action::Restart(30)), "{action:?}");
 
-    let started = loader.decide(&Event::Started(42), &history(0)).await.expect("decide");
+    let started = loader
+        .decide(&Event::Started(42), &history(0))
+        .await
+        .expect("decide");
     assert!(matches!(started, Action::None), "{started:?}");
 }
 

@@ -228,9 +228,7 @@ impl Engine {
         } else if expected == "loader" && exports_fn("check") {
             "is a check (exports `check`), not a loader: reference it from a [checks.*] table"
                 .to_owned()
-        } else if let Some(missing) = imports.iter().find(|i| {
-            !i.starts_with("vigil:health/") && !(i.starts_with("wasi:") && i.contains("@0.2."))
-        }) {
+        } else if let Some(missing) = imports.iter().find(|i| !provided_by_host(i)) {
             let hint = if missing.starts_with("wasi:http") {
                 " (componentize-js: build with `-d http fetch-event`; use vigil:health/http instead)"
             } else {
@@ -305,6 +303,12 @@ impl Engine {
         });
         store
     }
+}
+
+/// Whether an import is one the linkers can satisfy: vigil:health (any
+/// version is matched later, with its own message) or WASI 0.2.
+fn provided_by_host(import: &str) -> bool {
+    import.starts_with("vigil:health/") || (import.starts_with("wasi:") && import.contains("@0.2."))
 }
 
 /// One thread advances the epoch of the engine for as long as it lives.
