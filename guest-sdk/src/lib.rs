@@ -89,10 +89,11 @@ pub use bindings::checker::vigil::health::types::{ErrorCode, Outcome, Phase, Tar
 ///
 /// The function takes one [`Target`] and returns an [`Outcome`] or a
 /// `Result<Outcome, E>` with `E: Into<Outcome>`; any name works. It stays
-/// callable as an ordinary function. A crate exports at most one check (a
-/// second `#[check]` fails to compile with "symbol `cabi_post_check` is
-/// already defined", pointing at the attribute), and a check cannot also
-/// be a loader.
+/// callable as an ordinary function. A crate exports one check, and a check
+/// cannot also be a loader: a second `#[check]` or `#[loader]` in the same
+/// module fails with "the name `__vigil_sdk_one_check_or_loader_per_crate`
+/// is defined multiple times", in another module with "symbol
+/// `cabi_post_check` is already defined", both pointing at the attribute.
 ///
 /// ```
 /// use vigil_sdk::{check, Outcome, Target};
@@ -132,6 +133,16 @@ pub use bindings::checker::vigil::health::types::{ErrorCode, Outcome, Phase, Tar
 /// fn check(target: vigil_sdk::Target) -> bool {
 ///     true
 /// }
+/// ```
+///
+/// ```compile_fail
+/// use vigil_sdk::{check, Outcome, Target};
+///
+/// #[check]
+/// fn one(_: Target) -> Outcome { Outcome::Ok }
+///
+/// #[check]
+/// fn two(_: Target) -> Outcome { Outcome::Ok }
 /// ```
 pub use vigil_sdk_macros::check;
 

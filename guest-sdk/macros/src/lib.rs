@@ -53,6 +53,19 @@ fn no_arguments(attr: TokenStream2, name: &str) -> syn::Result<()> {
     }
 }
 
+/// An item both expansions define in the caller's module, so that a second
+/// `#[check]` or `#[loader]` there fails with "the name
+/// `__vigil_sdk_one_check_or_loader_per_crate` is defined multiple times",
+/// which says what is wrong. (Across modules the duplicate exports still
+/// collide: "symbol `cabi_post_check` is already defined".)
+fn once_marker() -> TokenStream2 {
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, dead_code)]
+        const __vigil_sdk_one_check_or_loader_per_crate: () = ();
+    }
+}
+
 const CHECK_SHAPE: &str = "expected `fn check(target: Target) -> Outcome` (any name)";
 
 fn expand_check(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
@@ -154,8 +167,11 @@ fn expand_check(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStre
     let convert = quote_spanned! {ret_span=>
         ::vigil_sdk::IntoOutcome::into_outcome(#verdict)
     };
+    let once = once_marker();
     Ok(quote! {
         #func
+
+        #once
 
         const _: () = {
             #[doc(hidden)]
@@ -238,8 +254,11 @@ fn expand_loader(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStr
     let as_loader = quote_spanned! {self_ty.span()=>
         <#self_ty as ::vigil_sdk::loader::Loader>
     };
+    let once = once_marker();
     Ok(quote! {
         #imp
+
+        #once
 
         const _: () = {
             #[doc(hidden)]
