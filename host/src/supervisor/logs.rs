@@ -81,19 +81,64 @@ pub fn capture(fd: OwnedFd, sink: Arc<LogSink>) {
     };
     tokio::spawn(async move {
         let mut reader = BufReader::new(receiver);
-        let mut buf = Vec::new();
+        // Bounded: a child writing without newlines cannot grow this
+        // beyond MAX_LINE; the rest of such a line is dropped.
+        let mut line: Vec<u8> = Vec::new();
         loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    if buf.last() == Some(&b'\n') {
-                        buf.pop();
+            let chunk = match reader.fill_buf().await {
+                Ok([]) | Err(_) => {
+                    if !line.is_empty() {
+                        sink.line(&String::from_utf8_lossy(&line));
                     }
-                    buf.truncate(MAX_LINE);
-                    sink.line(&String::from_utf8_lossy(&buf));
+                    return;
                 }
+                Ok(chunk) => chunk,
+            };
+            let (used, end) = match chunk.iter().position(|b| *b == b'\n') {
+                Some(i) => (i + 1, Some(i)),
+                None => (chunk.len(), None),
+            };
+            let take = end.unwrap_or(used).min(MAX_LINE.saturating_sub(line.len()));
+            line.extend_from_slice(&chunk[..take]);
+            reader.consume(used);
+            if end.is_some() {
+                sink.line(&String::from_utf8_lossy(&line));
+                line.clear();
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn lines_are_captured_and_overlong_lines_cut() {
+        let dir = std::env::temp_dir().join(format!("vigil-logs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let sink = LogSink::new("svc", Some(&dir), false);
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        capture(r, sink);
+        let mut w = std::fs::File::from(w);
+        let long = "x".repeat(MAX_LINE * 3);
+        write!(w, "one\ntwo\n{long}\nlast without newline").expect("write");
+        drop(w);
+        let path = dir.join("svc.log");
+        let mut text = String::new();
+        for _ in 0..200 {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.ends_with("last without newline\n") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{:?}", &text[..text.len().min(200)]);
+        assert_eq!(&lines[..2], &["one", "two"]);
+        assert_eq!(lines[2].len(), MAX_LINE);
+        assert_eq!(lines[3], "last without newline");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -279,3 +279,64 @@ async fn children_of_a_crashed_instance_are_recovered() {
     );
     drop(spawner);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_engine_builtin_tcp_readiness_gates_ready() {
+    let dir = TempDir::new("engine");
+    let engine = crate::wasm::Engine::new(crate::wasm::EngineOptions {
+        cache_dir: None,
+        max_instances: 16,
+        max_memory: 256 << 20,
+    })
+    .expect("engine");
+    let sup = supervisor(&dir, probes::WasmProbes::new(engine));
+    // Reserve a port, then release it: nothing listens yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut svc = service("web", &["sleep", "100"]);
+    let mut spec = check(50, 1);
+    spec.check = CheckRef::Builtin("tcp".into());
+    spec.timeout = Duration::from_secs(2);
+    spec.config = vec![
+        ("host".into(), "127.0.0.1".into()),
+        ("port".into(), port.to_string()),
+    ];
+    svc.checks.readiness = Some(spec);
+    svc.grants.hosts = vec![format!("tcp://127.0.0.1:{port}")];
+    svc.grants.memory = 64 << 20;
+    sup.start(vec![svc]);
+    sup.wait_for("web", T, |s| s.status == Status::Running)
+        .await
+        .expect("running");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sup.snapshots()["web"].status,
+        Status::Running,
+        "not ready while nothing listens"
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("listen");
+    let accept = tokio::spawn(async move {
+        loop {
+            if listener.accept().await.is_err() {
+                return;
+            }
+        }
+    });
+    sup.wait_for("web", Duration::from_secs(30), |s| {
+        s.status == Status::Ready
+    })
+    .await
+    .expect("ready once listening");
+    sup.shutdown().await;
+    accept.abort();
+    let lines = journal::read_lines(&dir.0.join(journal::FILE));
+    assert!(
+        lines.iter().any(|l| matches!(&l.event, crate::journal::Event::Check { outcome, .. } if outcome == "retry")),
+        "{lines:#?}"
+    );
+}
