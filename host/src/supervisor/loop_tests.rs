@@ -340,3 +340,52 @@ async fn real_engine_builtin_tcp_readiness_gates_ready() {
         "{lines:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_adds_removes_and_restarts_only_changed_commands() {
+    let dir = TempDir::new("reload");
+    let sup = supervisor(&dir, Arc::new(FnProbes(Box::new(|_, _| Outcome::Ok))));
+    sup.start(vec![
+        service("keep", &["sleep", "100"]),
+        service("change", &["sleep", "100"]),
+        service("drop", &["sleep", "100"]),
+    ]);
+    let mut pids = std::collections::BTreeMap::new();
+    for name in ["keep", "change", "drop"] {
+        let s = sup
+            .wait_for(name, T, |s| s.status == Status::Ready)
+            .await
+            .expect("ready");
+        pids.insert(name, s.pid.expect("pid"));
+    }
+    let mut changed = service("change", &["sleep", "200"]);
+    changed.stop_grace = Duration::from_secs(1);
+    let mut keep = service("keep", &["sleep", "100"]);
+    keep.checks.liveness = Some(check(1000, 3)); // a check change only
+    sup.reload(vec![keep, changed, service("new", &["sleep", "100"])], None)
+        .await;
+    sup.wait_for("change", T, |s| {
+        s.status == Status::Ready && s.pid != Some(pids["change"])
+    })
+    .await
+    .expect("restarted");
+    sup.wait_for("new", T, |s| s.status == Status::Ready)
+        .await
+        .expect("added");
+    assert_eq!(
+        sup.snapshots()["keep"].pid,
+        Some(pids["keep"]),
+        "a check change keeps the child"
+    );
+    assert!(!sup.snapshots().contains_key("drop"));
+    assert!(
+        proc::stat(pids["drop"]).is_none_or(|s| s.state == 'Z'),
+        "removed service stopped"
+    );
+    sup.shutdown().await;
+    let reloaded = journal::read_lines(&dir.0.join(journal::FILE))
+        .into_iter()
+        .filter(|l| l.event.kind() == "reloaded")
+        .count();
+    assert_eq!(reloaded, 4, "keep, change, new, drop");
+}

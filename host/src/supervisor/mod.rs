@@ -8,6 +8,7 @@
 //! the one [`reaper::Reaper`]. Dependencies are propagated between tasks
 //! whenever a service's status changes.
 
+pub mod hot_reload;
 pub mod logs;
 pub mod probes;
 pub mod proc;
@@ -346,7 +347,15 @@ impl Supervisor {
     /// Apply a new set of valid services: new ones start, removed ones
     /// stop, changed ones are updated in place (checks, loader, policy) and
     /// restarted when argv, environment or cwd changed.
-    pub async fn reload(&self, services: Vec<Service>) {
+    ///
+    /// `touched` names services whose files changed on disk (a `.wasm` may
+    /// have changed under the same manifest): their checks and loader are
+    /// reloaded without touching the child. `None` reloads every one.
+    pub async fn reload(
+        &self,
+        services: Vec<Service>,
+        touched: Option<&std::collections::BTreeSet<String>>,
+    ) {
         let current: BTreeMap<String, Arc<Service>> = {
             let map = self
                 .shared
@@ -370,7 +379,20 @@ impl Supervisor {
                     );
                     new.push(svc);
                 }
-                Some(old) if **old == svc => {}
+                Some(old) if **old == svc => {
+                    let was_touched = touched.is_none_or(|t| t.contains(&svc.name));
+                    if was_touched {
+                        self.shared.probes.forget(&svc.name);
+                    }
+                    if touched.is_some() && was_touched {
+                        self.journal(
+                            Some(&svc.name),
+                            &Journal::Reloaded {
+                                change: "checks or loader reloaded".into(),
+                            },
+                        );
+                    }
+                }
                 Some(old) => {
                     let restart = old.needs_restart_for(&svc);
                     self.shared.probes.forget(&svc.name);

@@ -196,6 +196,34 @@ async fn stop_is_graceful_when_the_child_obeys() {
     assert!(t0.elapsed() < Duration::from_secs(2));
 }
 
+/// A SIGSTOPped child still dies of the stop signal (SIGCONT follows it),
+/// rather than waiting out the grace for SIGKILL.
+#[tokio::test]
+async fn a_stopped_child_obeys_the_stop_signal() {
+    let (s, rx) = run_async(Command::new(&["sleep", "100"])).await;
+    nix::sys::signal::kill(s.pid, Signal::SIGSTOP).expect("SIGSTOP");
+    while proc::stat(s.pid.as_raw()).is_some_and(|st| st.state != 'T') {
+        tokio::task::yield_now().await;
+    }
+    let out = stop_group(
+        s.pid,
+        Signal::SIGTERM,
+        Duration::from_secs(30),
+        async move {
+            tokio::task::spawn_blocking(move || rx.recv().ok())
+                .await
+                .ok()
+                .flatten()
+        },
+    )
+    .await;
+    assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGTERM)));
+    assert!(
+        !out.killed,
+        "needed SIGKILL: the stop signal stayed pending"
+    );
+}
+
 #[tokio::test]
 async fn stop_escalates_to_sigkill_after_the_grace() {
     let mut cmd = sh("trap '' TERM; echo ready; sleep 100; exit 0");

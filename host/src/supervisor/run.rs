@@ -2,9 +2,11 @@
 //! stop what a previous instance left behind, start every service, then
 //! serve signals until a clean shutdown.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::hot_reload::{Changes, Watcher};
 use super::{Options, Supervisor, SupervisorError, probes::WasmProbes, recover_previous};
 use crate::config::{ValidationReport, load_dir};
 use crate::journal::{self, Event as Journal, Journal as JournalFile, JournalError};
@@ -64,8 +66,29 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
         },
     )?;
     sup.start(services);
-    while signals.recv().await == Request::Reload {
-        reload(&sup, &options.checks_dir).await;
+    let mut watcher = match Watcher::new(&options.checks_dir, RELOAD_QUIET) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            sup.journal(
+                None,
+                &Journal::Warning {
+                    message: format!("hot reload disabled (inotify: {e}); SIGHUP still reloads"),
+                },
+            );
+            None
+        }
+    };
+    loop {
+        tokio::select! {
+            request = signals.recv() => match request {
+                Request::Reload => reload(&sup, &options.checks_dir, None).await,
+                Request::Shutdown => break,
+            },
+            changes = next_change(&mut watcher) => match changes {
+                Some(changes) => reload(&sup, &options.checks_dir, Some(&changes.services)).await,
+                None => watcher = None,
+            },
+        }
     }
     let shutdown = sup.shutdown();
     tokio::pin!(shutdown);
@@ -80,10 +103,21 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     }
 }
 
-/// Rescan `dir` and apply it, or keep the running version.
-pub async fn reload(sup: &Supervisor, dir: &Path) {
+/// Quiet period of the reload debounce.
+pub const RELOAD_QUIET: Duration = Duration::from_millis(300);
+
+async fn next_change(watcher: &mut Option<Watcher>) -> Option<Changes> {
+    match watcher {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Rescan `dir` and apply it, or keep the running version. `touched`:
+/// services whose files changed (`None`: all).
+pub async fn reload(sup: &Supervisor, dir: &Path, touched: Option<&BTreeSet<String>>) {
     match load_dir(dir) {
-        Ok(services) => sup.reload(services).await,
+        Ok(services) => sup.reload(services, touched).await,
         Err(report) => sup.journal(
             None,
             &Journal::Warning {

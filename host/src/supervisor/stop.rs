@@ -24,6 +24,18 @@ pub fn signal_group(pgid: Pid, sig: Signal) -> nix::Result<()> {
     }
 }
 
+/// Ask group `pgid` to stop: `sig`, then SIGCONT, as systemd does. A
+/// process stopped by SIGSTOP (a hung service we are replacing, say) keeps
+/// a SIGTERM pending until it runs again; without the SIGCONT every stop of
+/// a stopped child would wait out the whole grace and end in SIGKILL.
+pub fn request_stop(pgid: Pid, sig: Signal) -> nix::Result<()> {
+    signal_group(pgid, sig)?;
+    if !matches!(sig, Signal::SIGKILL | Signal::SIGCONT) {
+        signal_group(pgid, Signal::SIGCONT)?;
+    }
+    Ok(())
+}
+
 /// True while any process (zombies included) is in group `pgid`.
 pub fn group_alive(pgid: Pid) -> bool {
     // EPERM means it exists but is not ours to signal.
@@ -52,7 +64,7 @@ where
     F: Future<Output = Option<ExitStatus>>,
 {
     let deadline = tokio::time::Instant::now() + grace;
-    if let Err(e) = signal_group(pgid, sig) {
+    if let Err(e) = request_stop(pgid, sig) {
         tracing::warn!(%pgid, "cannot send {sig} to the process group: {e}");
     }
     tokio::pin!(exited);
@@ -116,7 +128,7 @@ pub async fn stop_foreign_group(group: &ForeignGroup, sig: Signal, grace: Durati
         return false;
     }
     let pgid = Pid::from_raw(group.pgid);
-    let _ = signal_group(pgid, sig);
+    let _ = request_stop(pgid, sig);
     let deadline = Instant::now() + grace;
     while live_members(group.pgid) && Instant::now() < deadline {
         tokio::time::sleep(POLL).await;

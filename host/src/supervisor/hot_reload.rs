@@ -1,0 +1,172 @@
+//! Hot reload: inotify on the checks directory and every service
+//! directory, with a quiet-period debounce so that an editor's atomic save
+//! (write temp, rename over) is one change.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use tokio::sync::mpsc;
+
+/// A batch of changes, after the quiet period.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Changes {
+    /// Service directories whose files changed (names).
+    pub services: BTreeSet<String>,
+    /// Entries of the checks directory itself were added or removed.
+    pub top_level: bool,
+}
+
+/// Watches a checks directory; dropping it stops the watch thread (at the
+/// next event).
+pub struct Watcher {
+    rx: mpsc::UnboundedReceiver<Option<String>>,
+    quiet: Duration,
+}
+
+fn flags() -> AddWatchFlags {
+    AddWatchFlags::IN_CLOSE_WRITE
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_ATTRIB
+}
+
+impl Watcher {
+    /// Start watching `dir`. `quiet` is the debounce period.
+    pub fn new(dir: &Path, quiet: Duration) -> nix::Result<Watcher> {
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC)?;
+        let mut watches: HashMap<WatchDescriptor, Option<String>> = HashMap::new();
+        watches.insert(inotify.add_watch(dir, flags())?, None);
+        add_service_watches(&inotify, dir, &mut watches);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let dir: PathBuf = dir.to_path_buf();
+        std::thread::Builder::new()
+            .name("vigil-watch".into())
+            .spawn(move || {
+                loop {
+                    let events = match inotify.read_events() {
+                        Ok(e) => e,
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Err(e) => {
+                            tracing::warn!("inotify: {e}; hot reload stops");
+                            return;
+                        }
+                    };
+                    for event in events {
+                        let owner = watches.get(&event.wd).cloned().flatten();
+                        if owner.is_none() {
+                            // A new service directory: watch it too.
+                            add_service_watches(&inotify, &dir, &mut watches);
+                        }
+                        if tx.send(owner).is_err() {
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|_| nix::errno::Errno::EAGAIN)?;
+        Ok(Watcher { rx, quiet })
+    }
+
+    /// The next batch of changes: waits for a first change, then until
+    /// nothing changed for the quiet period. `None` when watching stopped.
+    pub async fn next(&mut self) -> Option<Changes> {
+        let mut changes = Changes::default();
+        let first = self.rx.recv().await?;
+        record(&mut changes, first);
+        loop {
+            match tokio::time::timeout(self.quiet, self.rx.recv()).await {
+                Ok(Some(owner)) => record(&mut changes, owner),
+                Ok(None) => return Some(changes),
+                Err(_) => return Some(changes),
+            }
+        }
+    }
+}
+
+fn record(changes: &mut Changes, owner: Option<String>) {
+    match owner {
+        Some(name) => {
+            changes.services.insert(name);
+        }
+        None => changes.top_level = true,
+    }
+}
+
+fn add_service_watches(
+    inotify: &Inotify,
+    dir: &Path,
+    watches: &mut HashMap<WatchDescriptor, Option<String>>,
+) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if !path.is_dir() || name.starts_with('.') {
+            continue;
+        }
+        // Adding a watch twice returns the same descriptor.
+        if let Ok(wd) = inotify.add_watch(&path, flags()) {
+            watches.insert(wd, Some(name));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_atomic_save_is_one_change() {
+        let dir = std::env::temp_dir().join(format!("vigil-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("web")).expect("mkdir");
+        std::fs::write(dir.join("web/service.toml"), "command = [\"true\"]\n").expect("write");
+        let mut w = Watcher::new(&dir, Duration::from_millis(150)).expect("watch");
+        // Editor-style save: write a temp file, rename it over the original.
+        std::fs::write(dir.join("web/.service.toml.swp"), "command = [\"false\"]\n")
+            .expect("write");
+        std::fs::rename(
+            dir.join("web/.service.toml.swp"),
+            dir.join("web/service.toml"),
+        )
+        .expect("rename");
+        let changes = tokio::time::timeout(Duration::from_secs(5), w.next())
+            .await
+            .expect("in time")
+            .expect("changes");
+        assert_eq!(changes.services, BTreeSet::from(["web".to_string()]));
+        assert!(!changes.top_level);
+        // Nothing more arrives for that save.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(400), w.next())
+                .await
+                .is_err()
+        );
+        // A new service directory is a top-level change, and is watched.
+        std::fs::create_dir_all(dir.join("api")).expect("mkdir");
+        let changes = tokio::time::timeout(Duration::from_secs(5), w.next())
+            .await
+            .expect("in time")
+            .expect("changes");
+        assert!(changes.top_level);
+        std::fs::write(dir.join("api/service.toml"), "command = [\"true\"]\n").expect("write");
+        let changes = tokio::time::timeout(Duration::from_secs(5), w.next())
+            .await
+            .expect("in time")
+            .expect("changes");
+        assert!(changes.services.contains("api"), "{changes:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
