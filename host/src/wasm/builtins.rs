@@ -1,5 +1,6 @@
 //! The bundled checks, embedded in the binary: `builtin:http`,
-//! `builtin:tcp`, `builtin:process` and `builtin:file`.
+//! `builtin:tcp`, `builtin:process`, `builtin:file`, `builtin:redis` and
+//! `builtin:postgres`.
 //!
 //! Each is a standalone crate under `checks/`, written with `vigil-sdk`
 //! like any third-party check. `host/build.rs` compiles them for
@@ -11,7 +12,7 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 }
 
-pub use generated::{FILE, HTTP, PROCESS, TCP};
+pub use generated::{FILE, HTTP, POSTGRES, PROCESS, REDIS, TCP};
 
 /// The component for `builtin:<name>`, `name` given without the
 /// `builtin:` prefix; `None` for an unknown name.
@@ -23,7 +24,7 @@ pub fn lookup(name: &str) -> Option<&'static [u8]> {
 }
 
 /// The names of all bundled checks, without the `builtin:` prefix, in
-/// documentation order (http, tcp, process, file).
+/// documentation order (http, tcp, process, file, redis, postgres).
 pub fn names() -> &'static [&'static str] {
     generated::NAMES
 }
@@ -34,7 +35,10 @@ mod tests {
 
     #[test]
     fn every_name_resolves_to_a_component() {
-        assert_eq!(names(), ["http", "tcp", "process", "file"]);
+        assert_eq!(
+            names(),
+            ["http", "tcp", "process", "file", "redis", "postgres"]
+        );
         for name in names() {
             let bytes =
                 lookup(name).unwrap_or_else(|| panic!("builtin:{name} is listed but missing"));
