@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/vigil/target
 CARGO ?= cargo
 VIGIL := $(CARGO_TARGET_DIR)/release/vigil
 
-.PHONY: all setup build demo test lint unit bench clean-cache
+.PHONY: all setup build demo test lint unit examples bench clean-cache
 
 all: build
 
@@ -24,13 +24,19 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 
-unit: setup
+# The checks in checks/examples (Python, JavaScript, C), built offline with
+# the toolchains setup installs; rebuilt only when their sources change.
+examples: setup
+	@scripts/build-examples.sh
+
+unit: setup examples
 	$(CARGO) test --release --locked --workspace
 
-test: lint unit
+test: lint examples unit
 
-bench: build
+bench: build examples
 	$(CARGO) bench --locked -p vigil --bench checks -- --out $(CURDIR)/BENCHMARKS.md
+	$(CARGO) bench --locked -p vigil --bench languages -- --out $(CURDIR)/BENCHMARKS.md
 
 clean-cache:
 	rm -rf $${XDG_CACHE_HOME:-$$HOME/.cache}/vigil/components

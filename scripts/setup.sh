@@ -32,3 +32,75 @@ if ((${#need_apt[@]})); then
     apt-get update -qq
     apt-get install -y -qq "${need_apt[@]}"
 fi
+
+# ---- Checks in other languages (checks/examples) and protocol test servers --
+# Toolchains live outside the repo, under $VIGIL_TOOLS; each step is skipped
+# when the installed pins match scripts/tools/ (a stamp holds their hash).
+cd "$(dirname "$0")/.."
+TOOLS=${VIGIL_TOOLS:-$HOME/.cache/vigil/tools}
+mkdir -p "$TOOLS"
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        say "need root for: $* (run it as root, then run this script again)" >&2
+        exit 1
+    fi
+}
+apt_updated=
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ -z $apt_updated ]]; then
+        as_root apt-get update -qq
+        apt_updated=1
+    fi
+    say "installing $* with apt-get"
+    as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+hash_of() { cat "$@" | sha256sum | cut -c1-64; }
+stamp_matches() { [[ -f $1 && $(cat "$1") == "$2" ]]; }
+
+# Redis and PostgreSQL servers for the builtin:redis/postgres tests, Node.js
+# for componentize-js, the venv module for the Python tools.
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+if ! command -v postgres >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+    need_apt+=(postgresql)
+fi
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if ((${#need_apt[@]})); then
+    apt_install "${need_apt[@]}"
+fi
+
+# Python: componentize-py, zig (C for wasm32-wasi), wasm-tools.
+want=$(hash_of scripts/tools/requirements.txt)
+if ! stamp_matches "$TOOLS/python/.vigil-stamp" "$want" || [[ ! -x $TOOLS/python/bin/componentize-py ]]; then
+    say "installing scripts/tools/requirements.txt into $TOOLS/python"
+    python3 -m venv "$TOOLS/python"
+    "$TOOLS/python/bin/pip" install --quiet --disable-pip-version-check -r scripts/tools/requirements.txt
+    echo "$want" >"$TOOLS/python/.vigil-stamp"
+fi
+
+# JavaScript: componentize-js, from the committed lock file.
+want=$(hash_of scripts/tools/package.json scripts/tools/package-lock.json)
+if ! stamp_matches "$TOOLS/node/.vigil-stamp" "$want" || [[ ! -x $TOOLS/node/node_modules/.bin/componentize-js ]]; then
+    say "installing componentize-js into $TOOLS/node (npm install from scripts/tools/package-lock.json)"
+    mkdir -p "$TOOLS/node"
+    cp scripts/tools/package.json scripts/tools/package-lock.json "$TOOLS/node/"
+    # npm install (not ci): the lock pins every version, and npm fills in the
+    # optional per-platform packages that a lock made on one machine omits.
+    (cd "$TOOLS/node" && npm install --no-audit --no-fund --loglevel=error)
+    echo "$want" >"$TOOLS/node/.vigil-stamp"
+fi
+
+# C bindings: wit-bindgen's C generator (a one-off build of a few minutes).
+WIT_BINDGEN_VERSION=0.61.0
+if [[ $("$TOOLS/cargo/bin/wit-bindgen" --version 2>/dev/null) != "wit-bindgen-cli $WIT_BINDGEN_VERSION"* ]]; then
+    say "building wit-bindgen-cli $WIT_BINDGEN_VERSION into $TOOLS/cargo (once; a few minutes)"
+    cargo install --quiet --locked --root "$TOOLS/cargo" wit-bindgen-cli \
+        --version "=$WIT_BINDGEN_VERSION" --no-default-features --features c
+fi
