@@ -26,6 +26,33 @@ pub enum Command {
     Check(CheckArgs),
     /// Show what a component is: its world, capabilities, exports, producers.
     Inspect(InspectArgs),
+    /// Supervise every service in a checks directory until SIGTERM/SIGINT.
+    ///
+    /// Each subdirectory of DIR is a service: a service.toml and the .wasm
+    /// checks it names, or only a loader.wasm. SIGHUP forces a rescan.
+    Run(RunArgs),
+    /// Check a checks directory and report every problem at once.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The directory of services.
+    #[arg(long, value_name = "DIR")]
+    pub checks: PathBuf,
+    /// Journal and logs [default: $XDG_STATE_HOME/vigil or ~/.local/state/vigil].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Do not echo service output and transitions to the terminal.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The directory of services.
+    #[arg(value_name = "DIR")]
+    pub checks: PathBuf,
 }
 
 #[derive(Debug, Args)]

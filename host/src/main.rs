@@ -21,6 +21,8 @@ fn main() {
             match cli.command {
                 Command::Check(args) => commands::check::run(args).await,
                 Command::Inspect(args) => commands::inspect::run(args),
+                Command::Run(args) => commands::run::run(args).await,
+                Command::Validate(args) => commands::validate::run(args),
             }
         }),
         Err(err) => {

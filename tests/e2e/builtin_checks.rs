@@ -340,3 +340,24 @@ async fn file_fresh_stale_missing_and_denied() {
     .await;
     assert_error(&bad_age.verdict, "max-age");
 }
+
+/// `vigil check` resolves a relative `path` against its working directory
+/// (a service's checks, against the service directory).
+#[test]
+fn file_check_resolves_relative_paths() {
+    let dir = scratch("relative");
+    std::fs::write(dir.join("beat"), "x").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "check",
+            "builtin:file",
+            "--config",
+            "path=beat",
+            "--allow-path",
+            ".",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("run vigil");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -55,7 +55,10 @@ pub async fn run(args: CheckArgs) -> i32 {
         }
     };
     let target = Target::one_shot(args.phase.into(), args.pid, args.config);
-    let sandbox = Sandbox::new(grants, args.timeout, args.memory);
+    let mut sandbox = Sandbox::new(grants, args.timeout, args.memory);
+    if let Ok(cwd) = std::env::current_dir() {
+        sandbox = sandbox.with_base_dir(cwd);
+    }
     let report = checker.check(&target, &sandbox).await;
     if args.json {
         print_json(&source, &report);

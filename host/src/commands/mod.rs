@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod inspect;
+pub mod run;
+pub mod validate;
 
 /// Exit code for bad usage or a component that cannot be loaded.
 pub const EXIT_USAGE: i32 = 2;

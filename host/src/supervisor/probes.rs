@@ -176,7 +176,10 @@ impl Probes for WasmProbes {
                         Err(e) => return Outcome::Error(format!("invalid grants: {e}")),
                     };
                     let memory = usize::try_from(service.grants.memory).unwrap_or(usize::MAX);
-                    let sandbox = Arc::new(Sandbox::new(grants, spec.timeout, memory));
+                    let sandbox = Arc::new(
+                        Sandbox::new(grants, spec.timeout, memory)
+                            .with_base_dir(service.dir.clone()),
+                    );
                     cache
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

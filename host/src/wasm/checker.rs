@@ -2,6 +2,7 @@
 //! and output; whatever the guest does, the caller gets a [`CheckReport`].
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -62,6 +63,9 @@ pub struct Sandbox {
     pub timeout: Duration,
     /// Cap on the instance's linear memory, in bytes.
     pub memory_limit: usize,
+    /// Relative paths a check passes to `fs` are resolved against this
+    /// (the service directory; the current directory for `vigil check`).
+    pub base_dir: Option<PathBuf>,
     http: OnceLock<Option<reqwest::Client>>,
 }
 
@@ -74,8 +78,15 @@ impl Sandbox {
             grants: Arc::new(grants),
             timeout,
             memory_limit,
+            base_dir: None,
             http: OnceLock::new(),
         }
+    }
+
+    /// Resolve relative `fs` paths against `dir`.
+    pub fn with_base_dir(mut self, dir: PathBuf) -> Self {
+        self.base_dir = Some(dir);
+        self
     }
 
     /// The HTTP client for these grants, built once and reused.

@@ -274,6 +274,7 @@ impl Engine {
             .build();
         let caps = Capabilities {
             grants: sandbox.map(|s| s.grants.clone()).unwrap_or_default(),
+            base_dir: sandbox.and_then(|s| s.base_dir.clone()),
             http: sandbox.and_then(Sandbox::http_client),
             target_pid,
             deadline,

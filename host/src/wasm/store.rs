@@ -25,6 +25,7 @@ pub(crate) struct HostState {
 /// What the guest may reach during this call.
 pub(crate) struct Capabilities {
     pub grants: Arc<Grants>,
+    pub base_dir: Option<std::path::PathBuf>,
     pub http: Option<reqwest::Client>,
     pub target_pid: Option<u32>,
     pub deadline: Instant,

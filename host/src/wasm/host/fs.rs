@@ -11,6 +11,14 @@ use crate::wasm::store::{HostState, MAX_TRANSFER};
 
 impl HostState {
     fn granted_path(&self, path: &str) -> Result<std::path::PathBuf, ErrorCode> {
+        let joined;
+        let path = match &self.caps.base_dir {
+            Some(base) if !path.starts_with('/') => {
+                joined = base.join(path).to_string_lossy().into_owned();
+                joined.as_str()
+            }
+            _ => path,
+        };
         self.caps
             .grants
             .resolve_path(path)

@@ -1,0 +1,23 @@
+//! `vigil validate DIR`: every problem of a checks directory, at once.
+
+use crate::cli::ValidateArgs;
+use crate::config::load_dir;
+
+pub fn run(args: ValidateArgs) -> i32 {
+    match load_dir(&args.checks) {
+        Ok(services) => {
+            let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+            println!(
+                "{}: {} services ok: {}",
+                args.checks.display(),
+                services.len(),
+                names.join(", ")
+            );
+            0
+        }
+        Err(report) => {
+            eprint!("{}: {report}", args.checks.display());
+            1
+        }
+    }
+}
