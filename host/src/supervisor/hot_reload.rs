@@ -57,6 +57,13 @@ impl Watcher {
                     };
                     for event in events {
                         let owner = watches.get(&event.wd).cloned().flatten();
+                        // Inside a service directory only the manifest and
+                        // components matter: a service writing its own files
+                        // there (a heartbeat, a pid file) is not a change.
+                        let name = event.name.as_deref().and_then(|n| n.to_str());
+                        if owner.is_some() && !name.is_some_and(is_service_file) {
+                            continue;
+                        }
                         if owner.is_none() {
                             // A new service directory: watch it too.
                             add_service_watches(&inotify, &dir, &mut watches);
@@ -85,6 +92,11 @@ impl Watcher {
             }
         }
     }
+}
+
+/// Files whose change can change a service: its manifest and components.
+fn is_service_file(name: &str) -> bool {
+    name == crate::config::MANIFEST || name.ends_with(".wasm")
 }
 
 fn record(changes: &mut Changes, owner: Option<String>) {
@@ -167,6 +179,31 @@ mod tests {
             .expect("in time")
             .expect("changes");
         assert!(changes.services.contains("api"), "{changes:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn files_a_service_writes_in_its_directory_are_not_changes() {
+        let dir = std::env::temp_dir().join(format!("vigil-watch-own-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("worker")).expect("mkdir");
+        std::fs::write(dir.join("worker/service.toml"), "command = [\"true\"]\n").expect("write");
+        let mut w = Watcher::new(&dir, Duration::from_millis(100)).expect("watch");
+        std::fs::write(dir.join("worker/heartbeat"), "1").expect("write heartbeat");
+        std::fs::write(dir.join("worker/check.wasm"), "x").expect("write component");
+        let changes = tokio::time::timeout(Duration::from_secs(5), w.next())
+            .await
+            .expect("in time")
+            .expect("changes");
+        assert_eq!(changes.services, BTreeSet::from(["worker".to_string()]));
+        // Only the component counted: after it, the heartbeat alone is quiet.
+        std::fs::write(dir.join("worker/heartbeat"), "2").expect("write heartbeat");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(400), w.next())
+                .await
+                .is_err(),
+            "a heartbeat write was taken for a change"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
