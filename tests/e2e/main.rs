@@ -9,4 +9,7 @@ mod builtin_checks;
 mod cache;
 mod cli;
 mod hostile;
+mod languages;
 mod loaders;
+mod protocols;
+mod servers;

@@ -87,7 +87,12 @@ function epochMs(value) {
 }
 
 function formatAge(ms) {
-    return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`;
+    const s = ms / 1000;
+    if (s < 1) return `${Math.round(ms)}ms`;
+    if (s < 120) return `${s.toFixed(1)}s`;
+    if (s < 7200) return `${Math.round(s / 60)}m`;
+    if (s < 172800) return `${Math.round(s / 3600)}h`;
+    return `${Math.round(s / 86400)}d`;
 }
 
 /** A failed capability call: denied and invalid need new grants or settings. */

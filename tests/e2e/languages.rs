@@ -1,0 +1,207 @@
+//! docs/writing-checks.md: the example checks in Python, JavaScript and C
+//! (checks/examples, built by `make examples`), each run through the real
+//! `vigil check` in its ok, retry and error states against real peers.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::helpers::*;
+use crate::servers::*;
+
+/// `make examples` builds into `<target-dir>/check-examples`.
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target dir")
+        .join("check-examples")
+}
+
+/// The built example `name.wasm`, compiled into the shared cache once
+/// (one at a time: a Python component takes seconds of both cores).
+pub fn example(name: &str) -> String {
+    static WARMED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let path = examples_dir().join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the example checks with `make examples` \
+         (scripts/build-examples.sh; `make setup` installs their toolchains)",
+        path.display()
+    );
+    let path = path.display().to_string();
+    let mut warmed = WARMED.lock().unwrap_or_else(|e| e.into_inner());
+    if warmed
+        .get_or_insert_with(HashSet::new)
+        .insert(name.to_string())
+    {
+        // Any run compiles and caches it; the verdict does not matter.
+        let first = vigil_check(&path, &[]);
+        assert_ne!(first.code, 2, "{name} does not load: {first:#?}");
+    }
+    path
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis()
+}
+
+// ---- Python: json_health (componentize-py) ---------------------------------------
+
+#[test]
+fn python_json_health_endpoint() {
+    let check = example("json_health");
+    let server = HttpServer::start();
+    let grant = server.grant();
+    let run = |path: &str, extra: &[&str]| {
+        let url = format!("url={}", server.url(path));
+        let mut args = vec!["--allow-host", &grant, "--config", &url];
+        for setting in extra {
+            args.extend(["--config", setting]);
+        }
+        vigil_check(&check, &args)
+    };
+
+    // ok: {"status": "ok", "checks": {"db": "ok"}}, nested fields included.
+    run("/ok", &["components=checks"]).expect(0, "");
+    run("/ok", &["status-field=checks.db"]).expect(0, "");
+    run("/ok", &["latency-budget=2s", "components=checks"]).expect(0, "");
+
+    // retry: an unhealthy component, a status, a slow answer, not JSON,
+    // a missing field, nobody listening.
+    run("/json/down", &["components=checks"]).expect(75, "unhealthy checks: db=down");
+    run("/json/degraded", &["status-field=checks.db"]).expect(75, "checks.db is 'degraded'");
+    run("/status/503", &[]).expect(75, "status 503");
+    run("/slow/400", &["latency-budget=100ms"]).expect(75, "over the latency budget of 100 ms");
+    run("/big/10", &[]).expect(75, "not JSON");
+    run("/ok", &["status-field=health.state"]).expect(75, "no `health.state` field");
+    let port = closed_port();
+    let closed = format!("url=http://127.0.0.1:{port}/ok");
+    let closed_grant = format!("http://127.0.0.1:{port}");
+    vigil_check(
+        &check,
+        &["--allow-host", &closed_grant, "--config", &closed],
+    )
+    .expect(75, "refused");
+
+    // error: not granted, bad settings (named).
+    let url = format!("url={}", server.url("/ok"));
+    vigil_check(&check, &["--config", &url]).expect(1, "denied");
+    run("/ok", &["latency-budget=fast"]).expect(1, "`latency-budget`");
+    vigil_check(&check, &[]).expect(1, "config key `url` is required");
+    run("/ok", &["componets=checks"]).expect(1, "unknown config key `componets`");
+}
+
+// ---- JavaScript: heartbeat (componentize-js) ------------------------------------
+
+#[test]
+fn javascript_heartbeat_file() {
+    let check = example("heartbeat");
+    let dir = scratch("heartbeat");
+    let file = dir.join("beat.json");
+    let allow = dir.display().to_string();
+    let path = format!("path={}", file.display());
+    let write = |content: String| std::fs::write(&file, content).expect("write heartbeat");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--allow-path", &allow, "--config", &path];
+        for setting in extra {
+            args.extend(["--config", setting]);
+        }
+        vigil_check(&check, &args)
+    };
+
+    // retry: no heartbeat yet.
+    run(&[]).expect(75, "no heartbeat yet");
+
+    // ok: fresh and running; a time in seconds or ISO 8601; no time at
+    // all uses the file's modification time.
+    write(format!(r#"{{"time": {}, "state": "running"}}"#, now_ms()));
+    run(&[]).expect(0, "");
+    write(format!(
+        r#"{{"time": {}, "state": "idle"}}"#,
+        now_ms() / 1000
+    ));
+    run(&[]).expect(0, "");
+    write(r#"{"state": "ok"}"#.into());
+    run(&["max-age=1m"]).expect(0, "");
+    write(r#"{"at": "2020-01-01T00:00:00Z", "phase": "up"}"#.into());
+    run(&["time-field=at", "state-field=phase", "ok-states=up"]).expect(75, "last heartbeat");
+
+    // retry: stale, not ok yet, half-written.
+    write(format!(
+        r#"{{"time": {}, "state": "running"}}"#,
+        now_ms() - 90_000
+    ));
+    run(&["max-age=30s"])
+        .expect(75, "last heartbeat 90")
+        .expect(75, "ago (max-age 30.0s)");
+    write(r#"{"state": "starting"}"#.into());
+    run(&[]).expect(75, "reports state \"starting\"");
+    write(r#"{"time": 17"#.into());
+    run(&[]).expect(75, "not JSON yet");
+
+    // error: the service says it gave up; not granted; bad settings.
+    write(r#"{"state": "failed", "message": "disk full"}"#.into());
+    run(&[]).expect(1, "reports state \"failed\": disk full");
+    vigil_check(&check, &["--config", &path]).expect(1, "denied");
+    run(&["max-age=soon"]).expect(1, "`max-age`");
+    run(&["max_age=1s"]).expect(1, "unknown config key `max_age`");
+}
+
+// ---- C: redis_ping (wit-bindgen + zig + the preview1 adapter) --------------------
+
+#[test]
+fn c_redis_ping() {
+    let check = example("redis_ping");
+
+    let redis = Redis::start(&[]);
+    let grant = redis.grant();
+    let port = format!("port={}", redis.port);
+    vigil_check(&check, &["--allow-host", &grant, "--config", &port]).expect(0, "");
+
+    // error: not granted; bad settings.
+    vigil_check(&check, &["--config", &port]).expect(1, "denied");
+    vigil_check(&check, &["--allow-host", &grant, "--config", "port=70000"]).expect(1, "`port`");
+    vigil_check(&check, &["--allow-host", &grant, "--config", "db=1"])
+        .expect(1, "unknown config key `db`");
+
+    // retry: nobody listening.
+    let port_number = redis.port;
+    redis.stop();
+    let closed = format!("tcp://127.0.0.1:{port_number}");
+    vigil_check(&check, &["--allow-host", &closed, "--config", &port]).expect(75, "refused");
+
+    // With a password: none is an error, the wrong one too, the right one ok.
+    let redis = Redis::start(&["--requirepass", "s3cret"]);
+    let grant = redis.grant();
+    let port = format!("port={}", redis.port);
+    vigil_check(&check, &["--allow-host", &grant, "--config", &port])
+        .expect(1, "requires a password: set `password`");
+    vigil_check(
+        &check,
+        &[
+            "--allow-host",
+            &grant,
+            "--config",
+            &port,
+            "--config",
+            "password=nope",
+        ],
+    )
+    .expect(1, "rejected `password`");
+    vigil_check(
+        &check,
+        &[
+            "--allow-host",
+            &grant,
+            "--config",
+            &port,
+            "--config",
+            "password=s3cret",
+        ],
+    )
+    .expect(0, "");
+}
