@@ -275,6 +275,16 @@ impl Journal {
     /// Append one event (fsynced when it is a lifecycle event), rotating
     /// by size.
     pub fn record(&mut self, service: Option<&str>, event: &Event) -> Result<(), JournalError> {
+        self.write(service, event)?;
+        if event.is_lifecycle() {
+            let path = self.dir.join(FILE);
+            self.file.sync_data().map_err(io("sync", &path))?;
+        }
+        Ok(())
+    }
+
+    /// Append one event without syncing, rotating by size.
+    fn write(&mut self, service: Option<&str>, event: &Event) -> Result<(), JournalError> {
         let line = Line {
             ts: timestamp(SystemTime::now()),
             service: service.map(str::to_string),
@@ -288,9 +298,6 @@ impl Journal {
             .write_all(text.as_bytes())
             .map_err(io("write", &path))?;
         self.size += text.len() as u64;
-        if event.is_lifecycle() {
-            self.file.sync_data().map_err(io("sync", &path))?;
-        }
         if self.size >= self.options.max_bytes {
             self.rotate()?;
         }
@@ -327,6 +334,77 @@ impl Journal {
     /// members left). Never a reused pid.
     pub fn previous_children(&self) -> Vec<PreviousChild> {
         previous_children(&self.dir, self.options.keep)
+    }
+}
+
+/// A [`Journal`] owned by a writer thread, so that recording never blocks
+/// the caller on disk I/O or fsync: lines are queued, written in order,
+/// and fsynced once per batch that holds a lifecycle event. Clones share
+/// the writer.
+#[derive(Clone)]
+pub struct JournalHandle {
+    tx: std::sync::mpsc::Sender<Cmd>,
+}
+
+enum Cmd {
+    Record(Option<String>, Event),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+impl Journal {
+    /// Hand the journal to its writer thread.
+    pub fn into_writer(self) -> std::io::Result<JournalHandle> {
+        let (tx, rx) = std::sync::mpsc::channel::<Cmd>();
+        std::thread::Builder::new()
+            .name("vigil-journal".into())
+            .spawn(move || {
+                let mut journal = self;
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter());
+                    let mut sync = false;
+                    let mut waiters = Vec::new();
+                    for cmd in batch {
+                        match cmd {
+                            Cmd::Record(service, event) => {
+                                sync |= event.is_lifecycle();
+                                if let Err(e) = journal.write(service.as_deref(), &event) {
+                                    tracing::error!("{e}");
+                                }
+                            }
+                            Cmd::Flush(done) => waiters.push(done),
+                        }
+                    }
+                    if sync && let Err(e) = journal.file.sync_data() {
+                        tracing::error!("journal: cannot sync: {e}");
+                    }
+                    for done in waiters {
+                        let _ = done.send(());
+                    }
+                }
+            })?;
+        Ok(JournalHandle { tx })
+    }
+}
+
+impl JournalHandle {
+    /// Queue one event.
+    pub fn record(&self, service: Option<&str>, event: &Event) {
+        if self
+            .tx
+            .send(Cmd::Record(service.map(str::to_string), event.clone()))
+            .is_err()
+        {
+            tracing::error!("journal writer is gone; lost {event:?}");
+        }
+    }
+
+    /// Wait until everything queued so far is written and synced.
+    pub async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send(Cmd::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
     }
 }
 
@@ -529,6 +607,34 @@ mod tests {
         assert!(v["ts"].as_str().is_some_and(|s| s.ends_with('Z')));
         assert_eq!(kinds(&t.0), vec!["acquired", "spawned", "ready", "exited"]);
         assert!(lines[2].contains("\"kind\":\"ready\""));
+    }
+
+    #[tokio::test]
+    async fn the_writer_thread_keeps_order_and_flushes() {
+        let t = TempDir::new("writer");
+        let j = Journal::open(&t.0, Options::default()).expect("open");
+        let h = j.into_writer().expect("writer");
+        for i in 0..100 {
+            h.record(
+                Some("s"),
+                &Event::Restarting {
+                    delay_ms: i,
+                    restarts: 0,
+                },
+            );
+        }
+        h.record(None, &Event::Quit { clean: true });
+        h.flush().await;
+        let lines = read_lines(&t.0.join(FILE));
+        assert_eq!(lines.len(), 102);
+        assert_eq!(
+            lines[50].event,
+            Event::Restarting {
+                delay_ms: 49,
+                restarts: 0
+            }
+        );
+        assert_eq!(lines[101].event, Event::Quit { clean: true });
     }
 
     #[test]

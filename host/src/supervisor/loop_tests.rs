@@ -121,6 +121,16 @@ async fn a_killed_child_is_restarted_at_once_and_shutdown_is_clean() {
         .await
         .expect("ready");
     let pid = first.pid.expect("pid");
+    // Its output is captured (and it is past `echo` before we kill it).
+    let log_path = dir.0.join("logs").join("sleeper.log");
+    let deadline = Instant::now() + T;
+    while !std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .starts_with("hello\n")
+    {
+        assert!(Instant::now() < deadline, "output not captured");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let t0 = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).expect("kill");
     let second = sup
@@ -150,8 +160,6 @@ async fn a_killed_child_is_restarted_at_once_and_shutdown_is_clean() {
     ] {
         assert!(k.contains(&expected), "{expected} missing from {k:?}");
     }
-    let log = std::fs::read_to_string(dir.0.join("logs").join("sleeper.log")).expect("log file");
-    assert!(log.starts_with("hello\n"), "{log:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,7 +319,22 @@ async fn real_engine_builtin_tcp_readiness_gates_ready() {
     sup.wait_for("web", T, |s| s.status == Status::Running)
         .await
         .expect("running");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait for the first (failing) check before anything listens.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        sup.flush_journal().await;
+        let retried = journal::read_lines(&dir.0.join(journal::FILE))
+            .iter()
+            .any(|l| matches!(&l.event, crate::journal::Event::Check { outcome, .. } if outcome == "retry"));
+        if retried {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failing check while nothing listens"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         sup.snapshots()["web"].status,
         Status::Running,

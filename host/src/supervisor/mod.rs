@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
@@ -36,7 +36,7 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Phase, Service};
-use crate::journal::{Event as Journal, Journal as JournalFile};
+use crate::journal::{Event as Journal, Journal as JournalFile, JournalHandle};
 use service::{Action, Effect, Event, History, LoaderEvent, Outcome, ServiceState, TimerKind};
 use state::Status;
 
@@ -137,7 +137,7 @@ pub struct Options {
 }
 
 struct Shared {
-    journal: Arc<Mutex<JournalFile>>,
+    journal: JournalHandle,
     spawner: spawn::Spawner,
     probes: Arc<dyn Probes>,
     services: RwLock<BTreeMap<String, Handle>>,
@@ -151,10 +151,7 @@ impl Shared {
             kind = event.kind(),
             "{event:?}"
         );
-        let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = j.record(service, event) {
-            tracing::error!("{e}");
-        }
+        self.journal.record(service, event);
     }
 
     fn send(&self, name: &str, event: Event) -> bool {
@@ -197,6 +194,8 @@ pub enum SupervisorError {
     Reaper(std::io::Error),
     #[error("cannot start the spawner thread: {0}")]
     Spawner(std::io::Error),
+    #[error("cannot start the journal writer: {0}")]
+    Journal(std::io::Error),
 }
 
 /// Supervises a set of services. Must live inside a tokio runtime.
@@ -216,20 +215,17 @@ impl Supervisor {
         let reaper = reaper::Reaper::global().map_err(SupervisorError::Reaper)?;
         let spawner =
             spawn::Spawner::new(reaper.registry().clone()).map_err(SupervisorError::Spawner)?;
-        let journal = Arc::new(Mutex::new(journal));
+        let journal = journal.into_writer().map_err(SupervisorError::Journal)?;
         let orphan_journal = journal.clone();
         reaper
             .registry()
             .set_orphan_handler(Box::new(move |pid, status| {
-                let mut j = orphan_journal.lock().unwrap_or_else(|p| p.into_inner());
                 let event = Journal::OrphanReaped {
                     pid: pid.as_raw(),
                     code: status.code(),
                     signal: status.signal().map(signal_name),
                 };
-                if let Err(e) = j.record(None, &event) {
-                    tracing::error!("{e}");
-                }
+                orphan_journal.record(None, &event);
             }));
         Ok(Supervisor {
             shared: Arc::new(Shared {
@@ -483,6 +479,12 @@ impl Supervisor {
         while set.join_next().await.is_some() {}
         let clean = self.snapshots().values().all(|s| s.pid.is_none());
         self.journal(None, &Journal::Quit { clean });
+        self.shared.journal.flush().await;
+    }
+
+    /// Wait until every journal event recorded so far is on disk.
+    pub async fn flush_journal(&self) {
+        self.shared.journal.flush().await;
     }
 
     /// SIGKILL every child's process group at once (a second shutdown signal).
@@ -615,7 +617,7 @@ async fn perform(
             None
         }
         Effect::KillRemnants { pgid } => {
-            if stop::group_alive(Pid::from_raw(pgid)) && stop::kill_remnants(Pid::from_raw(pgid)) {
+            if stop::live_members(pgid) && stop::kill_remnants(Pid::from_raw(pgid)) {
                 shared.journal(
                     Some(&svc.name),
                     &Journal::Killed {

@@ -456,6 +456,12 @@ impl ServiceState {
                 pgid: pid,
                 signal: self.stop_signal,
             });
+            // A SIGSTOPped child (a hang) cannot act on the stop signal
+            // until it is continued.
+            fx.push(Effect::Signal {
+                pgid: pid,
+                signal: Signal::SIGCONT,
+            });
             self.schedule(TimerKind::StopGrace, self.stop_grace, fx);
         }
         // Without a pid the spawn is in flight: `Spawned` sends the signal.
