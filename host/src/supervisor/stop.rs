@@ -85,7 +85,7 @@ where
     while group_alive(pgid) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(POLL).await;
     }
-    if group_alive(pgid) {
+    if live_members(pgid.as_raw()) {
         killed |= kill_remnants(pgid);
     }
     // Killed members re-parent to us and are reaped by the reaper; wait
@@ -139,6 +139,8 @@ pub async fn stop_foreign_group(group: &ForeignGroup, sig: Signal, grace: Durati
     true
 }
 
-fn live_members(pgid: i32) -> bool {
+/// True while group `pgid` has a member that is not a zombie. (A zombie is
+/// already dead and only waits to be reaped: it needs no SIGKILL.)
+pub fn live_members(pgid: i32) -> bool {
     proc::group_members(pgid).iter().any(|s| s.state != 'Z')
 }

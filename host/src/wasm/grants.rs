@@ -498,7 +498,7 @@ mod tests {
 
     #[test]
     fn a_name_cannot_resolve_into_private_space() {
-        let g = grants(&["http://api.example.com", "http://localhost:80"]);
+        let g = grants(&["http://api.example.com"]);
         assert!(g.allows_address(
             Some((Scheme::Http, 80)),
             "api.example.com",
@@ -515,7 +515,12 @@ mod tests {
             "api.example.com",
             ip("::ffff:10.0.0.1")
         ));
+        // `localhost` reaches loopback, and only loopback. A name that
+        // resolves to loopback on a port `localhost` is granted for reaches
+        // nothing more than the grant already allows.
+        let g = grants(&["http://localhost:80"]);
         assert!(g.allows_address(Some((Scheme::Http, 80)), "localhost", ip("::1")));
+        assert!(!g.allows_address(Some((Scheme::Http, 81)), "localhost", ip("::1")));
         assert!(!g.allows_address(Some((Scheme::Http, 80)), "localhost", ip("93.184.216.34")));
     }
 
