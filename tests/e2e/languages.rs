@@ -205,3 +205,106 @@ fn c_redis_ping() {
     )
     .expect(0, "");
 }
+
+// ---- inside `vigil run` --------------------------------------------------------------
+
+/// A real service judged by the Python check under `vigil run`: unready
+/// (retry: refused) until its HTTP server is up, then ready. The second
+/// check result comes from the component cache that the run shares with
+/// the `vigil check` runs above.
+#[test]
+fn python_check_gates_readiness_inside_vigil_run() {
+    let check = example("json_health");
+    let root = scratch("languages-run");
+    let service = root.join("checks/api");
+    let state = root.join("state");
+    std::fs::create_dir_all(&service).expect("service dir");
+    std::fs::copy(&check, service.join("json_health.wasm")).expect("copy the check");
+    let port = closed_port();
+    let fixture = workspace().join("tests/fixtures/http_server.py");
+    // The server starts listening only after a second, so the first
+    // results are `retry`.
+    std::fs::write(
+        service.join("service.toml"),
+        format!(
+            r#"shell = "sleep 1; exec python3 {fixture} {port}"
+restart = "on-failure"
+
+[checks.readiness]
+check = "json_health.wasm"
+period = "200ms"
+timeout = "2s"
+[checks.readiness.config]
+url = "http://127.0.0.1:{port}/ok"
+components = "checks"
+latency-budget = "1s"
+
+[grants]
+hosts = ["http://127.0.0.1:{port}"]
+"#,
+            fixture = fixture.display()
+        ),
+    )
+    .expect("service.toml");
+
+    let mut vigil = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("run")
+        .arg("--checks")
+        .arg(root.join("checks"))
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--quiet")
+        .env("XDG_CACHE_HOME", cli_cache())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("start vigil run");
+
+    let journal = state.join("journal.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let events = loop {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        if events.iter().any(|e| e["kind"] == "ready") || std::time::Instant::now() > deadline {
+            break events;
+        }
+        if let Ok(Some(status)) = vigil.try_wait() {
+            panic!("vigil run exited early ({status}); journal:\n{text}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // SAFETY: kill(2) on our own child: SIGTERM is a graceful shutdown.
+    unsafe {
+        libc::kill(vigil.id() as i32, libc::SIGTERM);
+    }
+    let status = vigil.wait().expect("wait for vigil run");
+
+    let checks: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["service"] == "api" && e["kind"] == "check")
+        .collect();
+    let dump = || format!("{events:#?}");
+    assert!(
+        checks.iter().any(|e| e["outcome"] == "retry"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("connection refused"))),
+        "the Python check said retry (refused) before the server listened: {}",
+        dump()
+    );
+    assert!(
+        checks.iter().any(|e| e["outcome"] == "ok"),
+        "the Python check said ok: {}",
+        dump()
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["service"] == "api" && e["kind"] == "ready"),
+        "the service became ready: {}",
+        dump()
+    );
+    assert!(status.success(), "vigil run shut down cleanly: {status}");
+}
