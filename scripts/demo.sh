@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The check engine demo: a real HTTP server on loopback, judged by
-# `vigil check builtin:http` while it is up, after it goes down, and without
-# a grant. Each step prints vigil's answer and its exit code.
+# The demo, in two parts.
+# 1. `vigil check`: a real HTTP server on loopback judged by builtin:http
+#    while it is up, after it goes down, and without a grant.
+# 2. `vigil run --checks examples/quickstart`: a web server with an HTTP
+#    readiness check, a worker judged by its heartbeat file, and an api that
+#    starts once web is ready. Interactive: runs until Ctrl-C. Without a
+#    terminal (CI): kills the web server once to show the restart, then
+#    shuts down with SIGINT after a few seconds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VIGIL=${VIGIL:-vigil}
@@ -34,3 +39,24 @@ run check builtin:http --config url=$url/ok --allow-host $url
 
 bold "5. What a component can touch"
 run inspect builtin:http
+
+bold "6. vigil run --checks examples/quickstart (transitions are 'name * event', output 'name | line')"
+state=$(mktemp -d)
+if [ -t 0 ] && [ -z "${CI:-}" ]; then
+    echo "Ctrl-C stops it cleanly. In another terminal, try: kill -9 \$(pgrep -f 'http.server 8071')"
+    "$VIGIL" run --checks examples/quickstart --state-dir "$state"
+    printf '  -> exit code %d\n' "$?"
+else
+    "$VIGIL" run --checks examples/quickstart --state-dir "$state" &
+    vigil_pid=$!
+    for _ in $(seq 1 100); do grep -q '"service":"api","kind":"ready"' "$state/journal.jsonl" 2>/dev/null && break; sleep 0.1; done
+    web=$(grep -o '"service":"web","kind":"spawned","pid":[0-9]*' "$state/journal.jsonl" | head -1 | grep -o '[0-9]*$')
+    echo "--- kill -9 the web server (pid $web): vigil restarts it at once"
+    kill -9 "$web"
+    sleep 3
+    echo "--- SIGINT: graceful shutdown, api before web"
+    kill -INT "$vigil_pid"
+    wait "$vigil_pid"
+    printf '  -> exit code %d\n' "$?"
+fi
+echo "journal: $state/journal.jsonl"
