@@ -617,7 +617,10 @@ async fn perform(
             None
         }
         Effect::KillRemnants { pgid } => {
-            if stop::live_members(pgid) && stop::kill_remnants(Pid::from_raw(pgid)) {
+            // Cheap test first: usually the group died with its leader and
+            // no /proc scan is needed.
+            let group = Pid::from_raw(pgid);
+            if stop::group_alive(group) && stop::live_members(pgid) && stop::kill_remnants(group) {
                 shared.journal(
                     Some(&svc.name),
                     &Journal::Killed {
@@ -635,6 +638,11 @@ async fn perform(
             } else {
                 after
             };
+            if after.is_zero() {
+                // No timer round trip (tokio's timers tick in whole
+                // milliseconds): a zero backoff restarts at once.
+                return Some(Event::Timer(timer));
+            }
             let tx = tx.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(after).await;
