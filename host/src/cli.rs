@@ -57,7 +57,8 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A .wasm component or builtin:NAME (builtin:http, builtin:tcp, builtin:process, builtin:file).
+    /// A .wasm component or builtin:NAME (builtin:http, builtin:tcp, builtin:process,
+    /// builtin:file, builtin:redis, builtin:postgres).
     pub target: String,
     /// Pid of the process to judge (enables the process capability for its tree).
     #[arg(long)]
