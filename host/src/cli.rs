@@ -79,7 +79,7 @@ pub struct CheckArgs {
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Memory cap of the check.
-    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    #[arg(long, default_value = "64MiB", value_parser = parse_memory)]
     pub memory: usize,
     /// Print the result as JSON.
     #[arg(long)]
@@ -110,6 +110,11 @@ impl From<PhaseArg> for crate::wasm::Phase {
             PhaseArg::Liveness => crate::wasm::Phase::Liveness,
         }
     }
+}
+
+fn parse_memory(text: &str) -> Result<usize, String> {
+    parse_size(text)
+        .and_then(|bytes| usize::try_from(bytes).map_err(|_| format!("`{text}` is out of range")))
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

@@ -513,55 +513,7 @@ fn expected_fix(key: &str) -> String {
 // Scalars
 // ---------------------------------------------------------------------------
 
-/// Parse "500ms", "3s", "2m", "1h", "1.5s"; "0" is zero.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let split = s
-        .find(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
-        .ok_or_else(|| format!("`{s}` has no unit"))?;
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` does not start with a number"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        other => return Err(format!("unknown unit `{other}` in `{s}`")),
-    };
-    let secs = value * scale;
-    if !secs.is_finite() || secs > 366.0 * 86400.0 {
-        return Err(format!("`{s}` is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// Parse "64MiB", "1GiB", "512KiB", "10MB", "4096" (bytes).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` does not start with a whole number"))?;
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" | "kB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => return Err(format!("unknown unit `{other}` in `{s}`")),
-    };
-    value
-        .checked_mul(scale)
-        .ok_or_else(|| format!("`{s}` is out of range"))
-}
+pub use crate::units::{parse_duration, parse_size};
 
 /// Parse "SIGTERM", "TERM" or "sigterm".
 pub fn parse_signal(s: &str) -> Result<Signal, String> {

@@ -1,63 +1,56 @@
-//! Durations ("500ms", "3s", "2m", "1h") and sizes ("64MiB", "512k"), as
+//! Durations ("500ms", "3s", "2m", "1h") and sizes ("64MiB", "10MB"), as
 //! written in manifests and on the command line.
 
 use std::time::Duration;
 
-/// Parses a duration: a number followed by `ms`, `s`, `m` or `h`. A bare
-/// number is rejected, since "5" could mean seconds or milliseconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
+/// Parse "500ms", "3s", "2m", "1h", "1.5s"; "0" is zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = s
+        .find(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
+        .ok_or_else(|| format!("`{s}` has no unit"))?;
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration (write e.g. 500ms, 3s, 2m, 1h)"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        "" => {
-            return Err(format!(
-                "`{text}` has no unit (write e.g. {text}s or {text}ms)"
-            ));
-        }
-        other => {
-            return Err(format!(
-                "`{text}`: unknown unit `{other}` (use ms, s, m or h)"
-            ));
-        }
+        .map_err(|_| format!("`{s}` does not start with a number"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("unknown unit `{other}` in `{s}`")),
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
+    let secs = value * scale;
+    if !secs.is_finite() || secs > 366.0 * 86400.0 {
+        return Err(format!("`{s}` is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
-/// Parses a size in bytes: a number with an optional `k`/`KiB`, `M`/`MiB`,
-/// `G`/`GiB` suffix (binary units) or `B`.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: usize = number
+/// Parse "64MiB", "1GiB", "512KiB", "10MB", "4096" (bytes).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: u64 = num
         .parse()
-        .map_err(|_| format!("`{text}` is not a size (write e.g. 64MiB, 512k)"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        other => {
-            return Err(format!(
-                "`{text}`: unknown unit `{other}` (use KiB, MiB or GiB)"
-            ));
-        }
+        .map_err(|_| format!("`{s}` does not start with a whole number"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => return Err(format!("unknown unit `{other}` in `{s}`")),
     };
     value
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("`{text}` is out of range"))
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{s}` is out of range"))
 }
 
 #[cfg(test)]
@@ -81,7 +74,8 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
-        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
         assert_eq!(parse_size("100"), Ok(100));
         assert!(parse_size("1T").is_err());
     }
