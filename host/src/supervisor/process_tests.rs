@@ -346,3 +346,37 @@ async fn foreign_groups_are_stopped_only_when_they_match() {
     assert!(stop_foreign_group(&right, Signal::SIGTERM, Duration::from_secs(2)).await);
     assert_eq!(wait(&rx), ExitStatus::Signal(libc::SIGTERM));
 }
+
+#[test]
+fn inherited_descriptors_do_not_leak_into_children() {
+    // Fds without close-on-exec, as a careless parent of Vigil might leave.
+    let fds: Vec<std::os::fd::OwnedFd> = (0..8)
+        .map(|_| {
+            nix::fcntl::open(
+                "/dev/null",
+                nix::fcntl::OFlag::O_RDONLY,
+                nix::sys::stat::Mode::empty(),
+            )
+            .expect("open")
+        })
+        .collect();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(fds.last().expect("fd"));
+    let mut cmd = sh("ls /proc/self/fd");
+    cmd.stdout = Output::Pipe;
+    let (s, rx) = run(cmd);
+    let mut out = String::new();
+    std::fs::File::from(s.stdout.expect("pipe"))
+        .read_to_string(&mut out)
+        .expect("read");
+    assert_eq!(wait(&rx), ExitStatus::Code(0));
+    let seen: Vec<i32> = out
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    assert!(!seen.contains(&raw), "fd {raw} leaked: {seen:?}");
+    assert!(
+        seen.iter().all(|f| *f <= 3),
+        "only stdio (and ls's own directory fd): {seen:?}"
+    );
+    drop(fds);
+}

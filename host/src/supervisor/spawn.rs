@@ -434,6 +434,16 @@ unsafe fn exec_child(p: &Prepared, parent: Pid, out_fd: i32, err_fd: i32, status
         if err_fd >= 0 && libc::dup2(err_fd, 2) < 0 {
             fail(libc::EBADF);
         }
+        // Descriptors Vigil inherited without close-on-exec (from whoever
+        // started it) must not leak into services. Marking them
+        // close-on-exec (not closing) keeps the exec-status pipe working;
+        // kernels before 5.11 lack close_range and are left as they are.
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
         if libc::chdir(p.cwd.as_ptr()) < 0 {
             fail(libc::ENOENT);
         }
