@@ -188,7 +188,7 @@ fn parse_message(buf: &[u8]) -> Result<Option<(Message, usize)>, String> {
         return Ok(None);
     };
     let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    if len < 4 || len > MESSAGE_LIMIT {
+    if !(4..=MESSAGE_LIMIT).contains(&len) {
         return Err(format!("message length {len}"));
     }
     let end = 1 + len;
