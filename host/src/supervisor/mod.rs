@@ -40,6 +40,24 @@ use crate::journal::{Event as Journal, Journal as JournalFile, JournalHandle};
 use service::{Action, Effect, Event, History, LoaderEvent, Outcome, ServiceState, TimerKind};
 use state::Status;
 
+/// In the foreground, a journal event as one terminal line beside the
+/// services' own `name | line` output: `name * kind field=value ...`.
+fn echo_event(service: Option<&str>, event: &Journal) {
+    let fields = match serde_json::to_value(event) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .filter(|(key, value)| key != "kind" && !value.is_null())
+            .map(|(key, value)| match value {
+                serde_json::Value::String(text) => format!("{key}={text}"),
+                other => format!("{key}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    };
+    eprintln!("{} * {} {fields}", service.unwrap_or("vigil"), event.kind());
+}
+
 /// A boxed future, as returned by [`Probes`].
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -151,6 +169,9 @@ impl Shared {
             kind = event.kind(),
             "{event:?}"
         );
+        if self.options.echo {
+            echo_event(service, event);
+        }
         self.journal.record(service, event);
     }
 
