@@ -43,12 +43,17 @@ if [[ $what == all || $what == idle ]]; then
     for i in $(seq 0 99); do svc "idle$i" "[\"/bin/sleep\", \"$(printf 771%03d "$i")\"]"; done
     start
     sleep 3
-    $BENCH idle --root "$VPID" --duration "$IDLE_S" --label "vigil 100 services"
+    $BENCH idle --root "$VPID" --duration "$IDLE_S" --marker-re '771\d{3}' --count 100 --label "vigil 100 services"
     stop
 fi
 
 if [[ $what == all || $what == health ]]; then
     svc web "[\"$PY\", \"-m\", \"http.server\", \"18091\", \"--bind\", \"127.0.0.1\", \"--directory\", \"$D/www\"]" '
+[checks.startup]
+check = "builtin:tcp"
+period = "50ms"
+[checks.startup.config]
+port = "18091"
 [checks.liveness]
 check = "builtin:http"
 period = "1s"
@@ -57,7 +62,7 @@ failure-threshold = 1
 [checks.liveness.config]
 url = "http://127.0.0.1:18091/"
 [grants]
-hosts = ["http://127.0.0.1:18091"]'
+hosts = ["http://127.0.0.1:18091", "tcp://127.0.0.1:18091"]'
     start
     $BENCH health --marker 18091 --port 18091 --runs $HEALTH_RUNS --timeout 40 --label "vigil builtin:http liveness 1s, threshold 1, timeout 0.5s" || true
     stop
@@ -86,7 +91,7 @@ hosts = ["tcp://127.0.0.1:18092"]'
     done
     start
     sleep 10
-    $BENCH idle --root "$VPID" --duration "${SCALE_S:-60}" --label "vigil 1000 services, 1 s builtin:tcp liveness each"
+    $BENCH idle --root "$VPID" --duration "${SCALE_S:-60}" --marker-re '772\d{4}' --count 1000 --timeout 60 --label "vigil 1000 services, 1 s builtin:tcp liveness each"
     stop
     kill "$LPID" 2>/dev/null || true
 fi
