@@ -27,6 +27,42 @@ pub enum CacheOutcome {
     Uncached,
 }
 
+/// What tells an unchanged file from a changed one without reading it:
+/// device, inode, size, and modification and change times in nanoseconds
+/// (a rewrite, a rename over it or a `touch` changes one of them; the
+/// change time cannot be set back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileIdentity(String);
+
+impl FileIdentity {
+    /// The identity of `path`, or `None` when it cannot be read or changed
+    /// in the last two seconds: a second write within the file system's
+    /// timestamp granularity could go unnoticed (git's "racy" entries), so
+    /// such a file is read and hashed every time until it settles.
+    pub fn of(path: &Path) -> Option<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        let now = i64::try_from(now).ok()?;
+        if !meta.is_file() || now - meta.ctime() < 2 || now - meta.mtime() < 2 {
+            return None;
+        }
+        Some(FileIdentity(format!(
+            "{} {} {} {}.{:09} {}.{:09}",
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        )))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ComponentCache {
     dir: Option<PathBuf>,
@@ -62,23 +98,57 @@ impl ComponentCache {
         Self { dir }
     }
 
-    fn key(engine: &wasmtime::Engine, bytes: &[u8]) -> String {
+    /// The engine's fingerprint: wasmtime version and code-generation
+    /// settings.
+    fn engine_digest(engine: &wasmtime::Engine) -> String {
         let mut hasher = ShaHasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        let engine_digest = hasher.0.finalize();
-        let content = content_digest(bytes);
+        hex::encode(&hasher.0.finalize()[..8])
+    }
+
+    fn key(engine: &wasmtime::Engine, bytes: &[u8]) -> String {
         format!(
             "{}-{}",
-            hex::encode(content),
-            hex::encode(&engine_digest[..8])
+            hex::encode(content_digest(bytes)),
+            Self::engine_digest(engine)
         )
     }
 
-    /// Loads `bytes` as a component, from the cache when possible.
+    /// Where the key of an unchanged file is remembered.
+    fn memo_path(dir: &Path, engine: &wasmtime::Engine, file: &FileIdentity) -> PathBuf {
+        let name = Sha256::digest(format!("{} {}", file.0, Self::engine_digest(engine)));
+        dir.join("files").join(format!("{}.key", hex::encode(name)))
+    }
+
+    /// The compiled artifact of a file this cache loaded before and that
+    /// has not changed since (see [`FileIdentity`]), without reading or
+    /// hashing the component again: for a 20 MB Python check that is most
+    /// of a start's cost. `None` when unknown, changed or not verified;
+    /// then load it with [`Self::load`].
+    pub fn load_unchanged(
+        &self,
+        engine: &wasmtime::Engine,
+        file: &FileIdentity,
+    ) -> Option<Component> {
+        let dir = self.dir.as_ref()?;
+        let key = std::fs::read_to_string(Self::memo_path(dir, engine, file)).ok()?;
+        let key = key.trim();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return None;
+        }
+        let artifact = dir.join(format!("{key}.cwasm"));
+        let sidecar = dir.join(format!("{key}.sum"));
+        Self::load_verified(engine, &artifact, &sidecar)
+    }
+
+    /// Loads `bytes` as a component, from the cache when possible. With
+    /// `file`, the identity of the file the bytes were read from (taken
+    /// before reading), the key is remembered for [`Self::load_unchanged`].
     pub fn load(
         &self,
         engine: &wasmtime::Engine,
         bytes: &[u8],
+        file: Option<&FileIdentity>,
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let Some(dir) = &self.dir else {
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
@@ -86,12 +156,31 @@ impl ComponentCache {
         let key = Self::key(engine, bytes);
         let artifact = dir.join(format!("{key}.cwasm"));
         let sidecar = dir.join(format!("{key}.sum"));
+        let remember = || {
+            if let Some(file) = file {
+                let memo = Self::memo_path(dir, engine, file);
+                let written = memo
+                    .parent()
+                    .map_or(Ok(()), |files| {
+                        std::fs::DirBuilder::new()
+                            .recursive(true)
+                            .mode(0o700)
+                            .create(files)
+                    })
+                    .and_then(|()| write_atomically(&memo, key.as_bytes()));
+                if let Err(err) = written {
+                    tracing::debug!(path = %memo.display(), "cannot remember a file's cache key: {err}");
+                }
+            }
+        };
         if let Some(component) = Self::load_verified(engine, &artifact, &sidecar) {
+            remember();
             return Ok((component, CacheOutcome::Hit));
         }
         let compiled = engine.precompile_component(bytes)?;
         match Self::store(dir, &artifact, &sidecar, &compiled) {
             Ok(()) => {
+                remember();
                 // SAFETY: the file was just written by us from
                 // `precompile_component` of this engine, in a directory only
                 // we can write to (mode 0700).

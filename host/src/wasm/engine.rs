@@ -11,7 +11,7 @@ use wasmtime::{
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::bindings;
-use super::cache::{CacheOutcome, ComponentCache, default_cache_dir};
+use super::cache::{CacheOutcome, ComponentCache, FileIdentity, default_cache_dir};
 use super::limits::MemoryCap;
 use super::output::BoundedOutput;
 use super::store::{Capabilities, HostState};
@@ -149,6 +149,33 @@ impl Engine {
         &self,
         source: &CheckSource,
     ) -> Result<(Component, CacheOutcome), LoadError> {
+        // A file loaded before and unchanged since: its compiled artifact,
+        // without reading and hashing the component again. The identity is
+        // taken before reading, so a change while reading is never
+        // remembered as the old content.
+        let file = match source {
+            CheckSource::File(path) => {
+                let (path, engine, cache) = (
+                    path.clone(),
+                    self.inner.engine.clone(),
+                    self.inner.cache.clone(),
+                );
+                let known = tokio::task::spawn_blocking(move || {
+                    let file = FileIdentity::of(&path)?;
+                    let component = cache.load_unchanged(&engine, &file);
+                    Some((file, component))
+                })
+                .await
+                .ok()
+                .flatten();
+                match known {
+                    Some((_, Some(component))) => return Ok((component, CacheOutcome::Hit)),
+                    Some((file, None)) => Some(file),
+                    None => None,
+                }
+            }
+            CheckSource::Builtin(_) => None,
+        };
         let bytes = match source {
             CheckSource::Builtin(name) => builtins::lookup(name)
                 .ok_or_else(|| LoadError::UnknownBuiltin { name: name.clone() })?
@@ -181,12 +208,13 @@ impl Engine {
         let engine = self.inner.engine.clone();
         let cache = self.inner.cache.clone();
         // Compiling a large (Python, JS) component takes seconds of CPU.
-        let loaded = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes))
-            .await
-            .map_err(|err| LoadError::Invalid {
-                check: source.clone(),
-                message: err.to_string(),
-            })?;
+        let loaded =
+            tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, file.as_ref()))
+                .await
+                .map_err(|err| LoadError::Invalid {
+                    check: source.clone(),
+                    message: err.to_string(),
+                })?;
         loaded.map_err(|err| LoadError::Invalid {
             check: source.clone(),
             message: format!("{err:#}"),
