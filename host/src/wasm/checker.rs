@@ -212,6 +212,7 @@ impl Checker {
         let started = Instant::now();
         let deadline = started + sandbox.timeout;
         let output = BoundedOutput::new(super::engine::OUTPUT_CAP);
+        let _call = self.engine.begin_call().await;
         let mut store = self.engine.new_store(
             Some(sandbox),
             target.pid,

@@ -1,7 +1,8 @@
 //! The wasmtime engine: configuration, epoch timer, linkers and loading.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, types::ComponentItem};
@@ -22,6 +23,9 @@ use super::{CheckSource, Checker, LoadError, Loader, Sandbox, WIT_VERSION, built
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Captured guest stdout+stderr per call.
+/// Guest calls that may run at the same time (each holds an instance).
+const MAX_CONCURRENT_CALLS: u32 = 64;
+
 pub(crate) const OUTPUT_CAP: usize = 16 * 1024;
 
 /// Engine sizing; the defaults hold 1,000 services with room to spare.
@@ -59,6 +63,10 @@ pub struct Engine {
 }
 
 struct Inner {
+    timer: Arc<EpochTimer>,
+    /// Bounds the instances alive at once: when a thousand periodic checks
+    /// fall due together, they take turns instead of each mapping a memory.
+    calls: tokio::sync::Semaphore,
     engine: wasmtime::Engine,
     cache: ComponentCache,
     checker_linker: Linker<HostState>,
@@ -93,7 +101,7 @@ impl Engine {
             .max_wasm_stack(512 * 1024)
             .async_stack_size(2 << 20);
         let engine = wasmtime::Engine::new(&config).map_err(config_error)?;
-        start_epoch_timer(&engine);
+        let timer = EpochTimer::start(&engine);
 
         let mut checker_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut checker_linker).map_err(config_error)?;
@@ -107,8 +115,11 @@ impl Engine {
         bindings::loader::Loader::add_to_linker::<_, HasSelf<HostState>>(&mut loader_linker, |s| s)
             .map_err(config_error)?;
         let cache = ComponentCache::new(options.cache_dir);
+        let calls = tokio::sync::Semaphore::new(instances.min(MAX_CONCURRENT_CALLS) as usize);
         Ok(Engine {
             inner: Arc::new(Inner {
+                timer,
+                calls,
                 engine,
                 cache,
                 checker_linker,
@@ -282,6 +293,23 @@ impl Engine {
 
     /// A store for one call: deny-all WASI, capped output, memory cap,
     /// capabilities from the sandbox, and a CPU deadline.
+    /// Waits for a call slot and keeps the epoch timer running until the
+    /// guard drops. Every guest call holds one.
+    pub(crate) async fn begin_call(&self) -> CallGuard<'_> {
+        // The semaphore is never closed; `None` would only mean no bound.
+        let permit = self.inner.calls.acquire().await.ok();
+        let timer = &*self.inner.timer;
+        if timer.active.fetch_add(1, Ordering::AcqRel) == 0
+            && let Some(thread) = timer.thread.get()
+        {
+            thread.unpark();
+        }
+        CallGuard {
+            timer,
+            _permit: permit,
+        }
+    }
+
     pub(crate) fn new_store(
         &self,
         sandbox: Option<&Sandbox>,
@@ -340,19 +368,61 @@ fn provided_by_host(import: &str) -> bool {
     import.starts_with("vigil:health/") || (import.starts_with("wasi:") && import.contains("@0.2."))
 }
 
-/// One thread advances the epoch of the engine for as long as it lives.
-fn start_epoch_timer(engine: &wasmtime::Engine) {
-    let weak = engine.weak();
-    let spawned = std::thread::Builder::new()
-        .name("vigil-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
+/// Advances the engine's epoch every [`EPOCH_TICK`] while calls run, and
+/// sleeps otherwise: an idle supervisor pays no wake-ups for it.
+struct EpochTimer {
+    active: AtomicUsize,
+    thread: OnceLock<std::thread::Thread>,
+}
+
+impl EpochTimer {
+    fn start(engine: &wasmtime::Engine) -> Arc<EpochTimer> {
+        let timer = Arc::new(EpochTimer {
+            active: AtomicUsize::new(0),
+            thread: OnceLock::new(),
         });
-    if let Err(err) = spawned {
-        tracing::error!("cannot start the epoch timer thread: {err}; CPU deadlines will not fire");
+        let weak = engine.weak();
+        let shared = timer.clone();
+        let spawned = std::thread::Builder::new()
+            .name("vigil-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    if shared.active.load(Ordering::Acquire) == 0 {
+                        drop(engine);
+                        // Unparked by the first call; the timeout only notices
+                        // a dropped engine. A wake-up between the load and the
+                        // park is kept as a token, so none is lost.
+                        std::thread::park_timeout(Duration::from_secs(1));
+                        continue;
+                    }
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            });
+        match spawned {
+            Ok(handle) => {
+                let _ = timer.thread.set(handle.thread().clone());
+            }
+            Err(err) => {
+                tracing::error!(
+                    "cannot start the epoch timer thread: {err}; CPU deadlines will not fire"
+                )
+            }
+        }
+        timer
+    }
+}
+
+/// Held for the length of one guest call: a slot of the concurrency bound,
+/// and the epoch timer kept running.
+pub(crate) struct CallGuard<'a> {
+    timer: &'a EpochTimer,
+    _permit: Option<tokio::sync::SemaphorePermit<'a>>,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        self.timer.active.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -58,6 +58,7 @@ impl Loader {
     /// The command to run for the service.
     pub async fn spawn(&self, ctx: &SpawnContext) -> Result<Command, LoaderError> {
         let output = BoundedOutput::new(super::engine::OUTPUT_CAP);
+        let _call = self.engine.begin_call().await;
         let mut store = self.engine.new_store(
             None,
             None,
@@ -87,6 +88,7 @@ impl Loader {
     /// The action for `event`, given the service's `history`.
     pub async fn decide(&self, event: &Event, history: &History) -> Result<Action, LoaderError> {
         let output = BoundedOutput::new(super::engine::OUTPUT_CAP);
+        let _call = self.engine.begin_call().await;
         let mut store = self.engine.new_store(
             None,
             None,
