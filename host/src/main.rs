@@ -14,6 +14,11 @@ fn main() {
         )
         .init();
     let code = match tokio::runtime::Builder::new_multi_thread()
+        // Look at timers and sockets after every task poll, not every 61st:
+        // a spinning check yields only once per epoch tick (10 ms), so at
+        // the default a few of them held every other check's timer and I/O
+        // back by over a second (tests/e2e/supervisor_healthiness.rs).
+        .event_interval(1)
         .enable_all()
         .build()
     {

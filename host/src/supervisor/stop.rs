@@ -122,9 +122,9 @@ impl ForeignGroup {
 /// Stop what is left of a previous instance's child: `sig`, `grace`,
 /// SIGKILL. The processes are not our children, so membership is polled.
 /// Returns false when the group was not ours (a reused pid) and was left
-/// alone.
+/// alone, or held nothing alive (only zombies nobody reaped).
 pub async fn stop_foreign_group(group: &ForeignGroup, sig: Signal, grace: Duration) -> bool {
-    if !group.is_ours() {
+    if !group.is_ours() || !live_members(group.pgid) {
         return false;
     }
     let pgid = Pid::from_raw(group.pgid);

@@ -1,0 +1,82 @@
+//! Supervisor, dependencies: `after` orders starts on readiness and
+//! shutdown stops dependents first, with the real `vigil run`.
+
+use crate::helpers::closed_port;
+use crate::supervisor_helpers::*;
+
+/// `app` waits for `api`, which waits for `db`: each spawns only after
+/// what it depends on is ready. On SIGTERM, `app` exits before `api`, and
+/// `api` before `db`.
+#[test]
+fn start_after_ready_and_stop_in_reverse() {
+    let setup = Setup::new("deps");
+    let db_port = closed_port();
+    let api_port = closed_port();
+    // db becomes ready no sooner than 1 s after its spawn, which leaves
+    // dependents plenty of time to start too early if they were going to.
+    setup.service(
+        "db",
+        &http_server_manifest(db_port, "").replace(
+            "period = \"200ms\"",
+            "period = \"200ms\"\ninitial-delay = \"1s\"",
+        ),
+    );
+    setup.service("api", &http_server_manifest(api_port, "after = [\"db\"]\n"));
+    // No checks: ready as soon as it is spawned.
+    setup.service(
+        "app",
+        &format!("{}after = [\"api\"]\n", command(&["sleep", "300"])),
+    );
+    let mut vigil = setup.run();
+
+    let (app_spawned, _) = vigil.wait_kind(0, "app", "spawned");
+    let journal = vigil.journal();
+    let index = |service: &str, kind: &str| {
+        journal
+            .iter()
+            .position(|e| is(e, service, kind))
+            .unwrap_or_else(|| panic!("no {kind} for {service}\n{}", vigil.diagnostics()))
+    };
+    let db_ready = index("db", "ready");
+    let api_spawned = index("api", "spawned");
+    let api_ready = index("api", "ready");
+    assert!(
+        db_ready < api_spawned,
+        "api spawned before db was ready\n{}",
+        vigil.diagnostics()
+    );
+    assert!(
+        api_ready < app_spawned,
+        "app spawned before api was ready\n{}",
+        vigil.diagnostics()
+    );
+    // Each dependent was spawned only once: no start before ready and
+    // then a second one.
+    for name in ["api", "app"] {
+        let spawns = journal.iter().filter(|e| is(e, name, "spawned")).count();
+        assert_eq!(spawns, 1, "{name}\n{}", vigil.diagnostics());
+    }
+
+    let status = vigil.terminate();
+    assert!(
+        status.success(),
+        "vigil exited with {status}\n{}",
+        vigil.diagnostics()
+    );
+    let journal = vigil.journal();
+    let exited = |service: &str| {
+        journal
+            .iter()
+            .position(|e| is(e, service, "exited"))
+            .unwrap_or_else(|| panic!("{service} did not exit\n{}", vigil.diagnostics()))
+    };
+    let (app, api, db) = (exited("app"), exited("api"), exited("db"));
+    assert!(
+        app < api && api < db,
+        "stop order app, api, db violated\n{}",
+        vigil.diagnostics()
+    );
+    let quit = journal.last().expect("journal");
+    assert_eq!(quit["kind"], "quit", "{}", vigil.diagnostics());
+    assert_eq!(quit["clean"], true);
+}

@@ -1,0 +1,316 @@
+//! Supervisor, health: readiness, liveness and check verdicts judged by
+//! the real `vigil run` on real processes.
+
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::helpers::{closed_port, programs};
+use crate::supervisor_helpers::*;
+
+/// A Python http.server judged by builtin:http readiness becomes `ready`
+/// once it answers, after a passing readiness check.
+#[test]
+fn readiness_reached() {
+    let setup = Setup::new("ready");
+    let port = closed_port();
+    setup.service("web", &http_server_manifest(port, ""));
+    let vigil = setup.run();
+
+    let (spawned_at, spawned) = vigil.wait_kind(0, "web", "spawned");
+    let (ready_at, _) = vigil.wait_kind(spawned_at, "web", "ready");
+    // The readiness check passed before `ready`, after the spawn.
+    let events = vigil.journal();
+    let ok_check = events[spawned_at..ready_at]
+        .iter()
+        .any(|e| is(e, "web", "check") && e["phase"] == "readiness" && e["outcome"] == "ok");
+    assert!(
+        ok_check,
+        "no passing readiness check before ready\n{}",
+        vigil.diagnostics()
+    );
+    // It really is the server we spawned, and it answers.
+    assert!(listening(port), "ready, but nothing listens on {port}");
+    let pid = pid_of(&spawned);
+    assert!(alive(pid));
+    assert!(cmdline(pid).contains("http.server"), "{}", cmdline(pid));
+    // Ready is not followed by a restart.
+    assert!(
+        vigil.events("web").iter().all(|e| e["kind"] != "exited"),
+        "{}",
+        vigil.diagnostics()
+    );
+}
+
+/// A SIGSTOPped server stops answering: liveness (builtin:http) fails
+/// `failure-threshold` times in a row, `period` apart, then vigil stops the
+/// child (SIGCONT lets it obey SIGTERM) and starts a new one (backoff 0).
+#[test]
+fn stopped_child_fails_liveness_and_is_restarted() {
+    let setup = Setup::new("hang");
+    let port = closed_port();
+    // threshold 3 x period 400 ms: two more failures after the first.
+    let manifest = format!(
+        r#"{command}stop-grace = "5s"
+
+[checks.liveness]
+check = "builtin:http"
+period = "400ms"
+timeout = "3s"
+failure-threshold = 3
+[checks.liveness.config]
+url = "http://127.0.0.1:{port}/"
+timeout = "300ms"
+
+[grants]
+hosts = ["http://127.0.0.1:{port}"]
+"#,
+        command = command(&[
+            "python3",
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1"
+        ]),
+    );
+    setup.service("web", &manifest);
+    let vigil = setup.run();
+
+    let (i, spawned) = vigil.wait_kind(0, "web", "spawned");
+    let pid = pid_of(&spawned);
+    let (i, _) = vigil.wait_event_from(
+        i,
+        |e| is(e, "web", "check") && e["phase"] == "liveness" && e["outcome"] == "ok",
+        SOON,
+    );
+    kill(Pid::from_raw(pid), Signal::SIGSTOP).expect("SIGSTOP the server");
+
+    let (fail_at, first_fail) = vigil.wait_event_from(
+        i,
+        |e| is(e, "web", "check") && e["phase"] == "liveness" && e["outcome"] != "ok",
+        SOON,
+    );
+    assert_eq!(first_fail["outcome"], "retry", "{first_fail}");
+    let (exit_at, exited) = vigil.wait_kind(fail_at, "web", "exited");
+    assert_eq!(pid_of(&exited), pid);
+    // SIGTERM reached the stopped server (no SIGKILL needed).
+    assert_eq!(exited["signal"], "SIGTERM", "{}", vigil.diagnostics());
+    let (restart_at, restarting) = vigil.wait_kind(exit_at, "web", "restarting");
+    assert_eq!(restarting["delay_ms"], 0);
+    let (_, respawned) = vigil.wait_kind(restart_at, "web", "spawned");
+    assert_ne!(pid_of(&respawned), pid);
+    assert_eq!(respawned["restarts"], 1);
+
+    // In between: the failing check was the only news; nothing was killed
+    // and the child was not restarted on its first failure.
+    let between: Vec<_> = vigil.journal()[fail_at..exit_at]
+        .iter()
+        .filter(|e| e["service"] == "web")
+        .cloned()
+        .collect();
+    assert_eq!(kinds(&between), ["check"], "{}", vigil.diagnostics());
+    let gap = ms_between(&first_fail, &exited);
+    // Two more periods (minus 10 % jitter each) must pass after the first
+    // failure before the threshold of 3 is reached.
+    assert!(
+        gap >= 600,
+        "restarted {gap} ms after the first failure: the threshold was not applied\n{}",
+        vigil.diagnostics()
+    );
+    // The new server answers again.
+    vigil.wait_event_from(
+        restart_at,
+        |e| is(e, "web", "check") && e["outcome"] == "ok",
+        SOON,
+    );
+}
+
+/// A liveness check answering `error` restarts at once, whatever the
+/// failure threshold: a builtin:file check on a path that is not granted
+/// (the sandbox's definitive refusal), and a component that always errs.
+#[test]
+fn check_error_restarts_at_once() {
+    let setup = Setup::new("check-error");
+    // With threshold 1000 and a 1 s period, a threshold restart would take
+    // over 16 minutes: a restart within the test's wait is the error path.
+    let liveness = |check: &str, config: &str| {
+        format!(
+            r#"{command}
+[checks.liveness]
+check = "{check}"
+period = "1s"
+failure-threshold = 1000
+timeout = "5s"
+[checks.liveness.config]
+{config}
+"#,
+            command = command(&["sleep", "300"]),
+        )
+    };
+    setup.service(
+        "denied",
+        &liveness("builtin:file", "path = \"/etc/hostname\"\n"),
+    );
+    let dir = setup.service("broken", &liveness("error.wasm", ""));
+    std::fs::copy(programs::ERROR, dir.join("error.wasm")).expect("copy error component");
+    let vigil = setup.run();
+
+    for service in ["denied", "broken"] {
+        let (i, first) = vigil.wait_kind(0, service, "spawned");
+        let (j, check) = vigil.wait_event_from(i, |e| is(e, service, "check"), SOON);
+        assert_eq!(check["phase"], "liveness", "{check}");
+        assert_eq!(check["outcome"], "error", "{check}");
+        let (k, exited) = vigil.wait_kind(j, service, "exited");
+        assert_eq!(pid_of(&exited), pid_of(&first));
+        assert_eq!(exited["signal"], "SIGTERM", "{exited}");
+        let (l, restarting) = vigil.wait_kind(k, service, "restarting");
+        assert_eq!(restarting["delay_ms"], 0, "first backoff is 0");
+        let (_, second) = vigil.wait_kind(l, service, "spawned");
+        assert_ne!(pid_of(&second), pid_of(&first));
+    }
+    let denied = vigil.wait_event(|e| is(e, "denied", "check"), SOON);
+    let reason = denied["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("/etc/hostname"),
+        "reason names the path: {denied}"
+    );
+    let broken = vigil.wait_event(|e| is(e, "broken", "check"), SOON);
+    assert_eq!(broken["reason"], "broken on purpose", "{broken}");
+}
+
+/// A check that never returns (an infinite loop, stopped by its deadline)
+/// does not hold up other services' checks. Four such checks spin at once
+/// (two services, liveness and readiness each: more than the cores of a
+/// small machine) while `good`'s readiness check, every 100 ms, asks a
+/// server of this test: the gaps between its requests stay near the
+/// period (median under 400 ms; about 120 ms is usual, and over a second
+/// when the spinning checks starved the runtime's timers and sockets), it
+/// becomes ready and stays so, while the hostile checks time out again
+/// and again with warnings that name the check.
+#[test]
+fn hostile_check_does_not_delay_other_services() {
+    let setup = Setup::new("hostile");
+    let hostile_check = |phase: &str| {
+        format!(
+            r#"
+[checks.{phase}]
+check = "loop.wasm"
+period = "100ms"
+timeout = "2s"
+failure-threshold = 100000
+"#
+        )
+    };
+    for name in ["hostile", "hostile2"] {
+        let dir = setup.service(
+            name,
+            &format!(
+                "{}{}{}",
+                command(&["sleep", "300"]),
+                hostile_check("liveness"),
+                hostile_check("readiness").replace("failure-threshold = 100000\n", "")
+            ),
+        );
+        std::fs::copy(programs::INFINITE_LOOP, dir.join("loop.wasm")).expect("copy loop component");
+    }
+    let server = RequestLog::start();
+    // A liveness timeout or failure would restart it (threshold 1).
+    setup.service(
+        "good",
+        &format!(
+            r#"{command}
+[checks.readiness]
+check = "builtin:http"
+period = "100ms"
+timeout = "2s"
+[checks.readiness.config]
+url = "{url}"
+
+[checks.liveness]
+check = "builtin:process"
+period = "100ms"
+timeout = "2s"
+failure-threshold = 1
+
+[grants]
+hosts = ["{grant}"]
+"#,
+            command = command(&["sleep", "300"]),
+            url = server.url(),
+            grant = server.grant(),
+        ),
+    );
+    let vigil = setup.run();
+
+    // Once the hostile checks are spinning, sample the good checks for
+    // longer than one hostile run.
+    let (first_warning, _) = vigil.wait_event_from(0, |e| is(e, "hostile", "warning"), SOON);
+    let before = server.arrivals().len();
+    std::thread::sleep(Duration::from_millis(3000));
+    let sample = server.arrivals()[before..].to_vec();
+    let gaps = sorted_gaps(&sample);
+    assert!(
+        gaps.len() >= 3,
+        "the good check ran {} times in 3 s (period 100 ms)\n{}",
+        sample.len(),
+        vigil.diagnostics()
+    );
+    let median = gaps[gaps.len() / 2];
+    assert!(
+        median < Duration::from_millis(400),
+        "the good check (period 100 ms) ran every {median:?} (median; largest gap {:?}, \
+         {} runs in 3 s) while the hostile checks spun\n{}",
+        gaps.last().expect("gaps"),
+        sample.len(),
+        vigil.diagnostics()
+    );
+
+    // The hostile checks time out, repeatedly, each with a warning naming
+    // the component and the phase.
+    let mut from = first_warning;
+    for _ in 0..3 {
+        let (i, warning) = vigil.wait_event_from(from, |e| is(e, "hostile", "warning"), SOON);
+        let message = warning["message"].as_str().unwrap_or_default();
+        assert!(message.contains("loop.wasm"), "{warning}");
+        assert!(message.contains("timed out after 2s"), "{warning}");
+        assert!(
+            message.starts_with("liveness check") || message.starts_with("readiness check"),
+            "{warning}"
+        );
+        from = i + 1;
+    }
+    let timed_out = vigil.wait_event(|e| is(e, "hostile", "check"), SOON);
+    assert_eq!(timed_out["outcome"], "timed-out", "{timed_out}");
+    let hostile = vigil.events("hostile");
+    assert!(
+        hostile
+            .iter()
+            .all(|e| e["kind"] != "ready" && e["kind"] != "exited")
+    );
+
+    // The good service became ready and its checks kept passing: after
+    // `ready`, it journaled nothing but passing checks.
+    let (ready_at, _) = vigil.wait_kind(0, "good", "ready");
+    let good_after: Vec<_> = vigil.journal()[ready_at + 1..]
+        .iter()
+        .filter(|e| e["service"] == "good")
+        .cloned()
+        .collect();
+    assert!(
+        good_after
+            .iter()
+            .all(|e| e["kind"] == "check" && e["outcome"] == "ok"),
+        "the good service was disturbed: {:?}\n{}",
+        kinds(&good_after),
+        vigil.diagnostics()
+    );
+    let good = vigil.events("good");
+    assert!(
+        good.iter()
+            .any(|e| e["kind"] == "check" && e["phase"] == "liveness" && e["outcome"] == "ok"),
+        "{}",
+        vigil.diagnostics()
+    );
+}

@@ -1,0 +1,256 @@
+//! Supervisor, hot reload: edits to the checks directory while the real
+//! `vigil run` is running (inotify with a debounce), and SIGHUP.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::helpers::HttpServer;
+use crate::supervisor_helpers::*;
+
+/// Longer than vigil's reload debounce (300 ms) with room to spare: what
+/// has not happened this long after a change is not going to.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+/// An editor-style save (temp file renamed over service.toml) changing the
+/// command is one change: exactly one `reloaded` and one restart, and the
+/// new child runs the new command.
+#[test]
+fn atomic_save_with_new_command_is_one_reload_and_one_restart() {
+    let setup = Setup::new("reload-save");
+    let dir = setup.service("svc", &command(&["sleep", "301"]));
+    let vigil = setup.run();
+    let (i, first) = vigil.wait_kind(0, "svc", "spawned");
+    let old = pid_of(&first);
+
+    atomic_save(&dir, &command(&["sleep", "302"]));
+
+    let (j, reloaded) = vigil.wait_kind(i, "svc", "reloaded");
+    let change = reloaded["change"].as_str().unwrap_or_default();
+    assert!(change.contains("command changed"), "{reloaded}");
+    let (k, exited) = vigil.wait_kind(j, "svc", "exited");
+    assert_eq!(pid_of(&exited), old);
+    let (_, second) = vigil.wait_kind(k, "svc", "spawned");
+    let new = pid_of(&second);
+    assert_ne!(new, old);
+    assert_eq!(cmdline(new), "sleep 302");
+    assert!(!alive(old));
+
+    std::thread::sleep(SETTLE);
+    let events = vigil.events("svc");
+    assert_eq!(
+        kinds(&events),
+        [
+            "spawned",
+            "ready",
+            "reloaded",
+            "exited",
+            "restarting",
+            "spawned",
+            "ready"
+        ],
+        "{}",
+        vigil.diagnostics()
+    );
+    assert!(alive(new));
+}
+
+/// A broken edit keeps the running version: a warning naming the file and
+/// field, the same child still alive; fixing it applies the fix.
+#[test]
+fn broken_manifest_keeps_the_old_version_running() {
+    let setup = Setup::new("reload-broken");
+    let dir = setup.service("svc", &command(&["sleep", "301"]));
+    let vigil = setup.run();
+    let (i, first) = vigil.wait_kind(0, "svc", "spawned");
+    let pid = pid_of(&first);
+
+    // A typo in a key and a bad duration.
+    atomic_save(
+        &dir,
+        &format!(
+            "{}stop-grace = \"soon\"\nrestrat = \"never\"\n",
+            command(&["sleep", "302"])
+        ),
+    );
+    let (j, warning) = vigil.wait_event_from(i, |e| e["kind"] == "warning", SOON);
+    let message = warning["message"].as_str().unwrap_or_default();
+    assert!(message.contains("keeping the running version"), "{warning}");
+    assert!(message.contains("svc/service.toml:stop-grace"), "{warning}");
+    assert!(message.contains("svc/service.toml:restrat"), "{warning}");
+    std::thread::sleep(SETTLE);
+    assert!(alive(pid), "the old child was stopped");
+    assert_eq!(cmdline(pid), "sleep 301");
+    assert_eq!(
+        kinds(&vigil.events("svc")),
+        ["spawned", "ready"],
+        "{}",
+        vigil.diagnostics()
+    );
+
+    // A syntax error is refused the same way.
+    atomic_save(&dir, "command = [\"sleep\", \n");
+    vigil.wait_event_from(
+        j + 1,
+        |e| {
+            e["kind"] == "warning"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("svc/service.toml:-: line"))
+        },
+        SOON,
+    );
+    assert!(alive(pid));
+
+    // Fixed: the new command applies.
+    atomic_save(&dir, &command(&["sleep", "303"]));
+    let (k, _) = vigil.wait_kind(i, "svc", "reloaded");
+    let (_, second) = vigil.wait_kind(k, "svc", "spawned");
+    assert_eq!(cmdline(pid_of(&second)), "sleep 303");
+}
+
+/// Changing only a check's settings swaps the check in without touching
+/// the child: the same pid keeps running while the new check judges it.
+#[test]
+fn check_change_swaps_the_check_and_keeps_the_child() {
+    let server = HttpServer::start();
+    let setup = Setup::new("reload-check");
+    let manifest = |path: &str| {
+        format!(
+            r#"{command}
+[checks.readiness]
+check = "builtin:http"
+period = "200ms"
+timeout = "3s"
+[checks.readiness.config]
+url = "{url}"
+
+[grants]
+hosts = ["{grant}"]
+"#,
+            command = command(&["sleep", "301"]),
+            url = server.url(path),
+            grant = server.grant(),
+        )
+    };
+    let dir = setup.service("svc", &manifest("/ok"));
+    let vigil = setup.run();
+    let (i, first) = vigil.wait_kind(0, "svc", "spawned");
+    let pid = pid_of(&first);
+    let (i, _) = vigil.wait_kind(i, "svc", "ready");
+
+    atomic_save(&dir, &manifest("/status/503"));
+    let (j, reloaded) = vigil.wait_kind(i, "svc", "reloaded");
+    let change = reloaded["change"].as_str().unwrap_or_default();
+    assert!(!change.contains("restart"), "{reloaded}");
+    // The new check is the one running: the service turns unready.
+    let (k, unready) = vigil.wait_kind(j, "svc", "unready");
+    assert!(
+        unready["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("503")),
+        "{unready}"
+    );
+    // And back: the original check makes it ready again.
+    atomic_save(&dir, &manifest("/ok"));
+    vigil.wait_kind(k, "svc", "ready");
+
+    assert!(alive(pid));
+    let events = vigil.events("svc");
+    assert_eq!(
+        events.iter().filter(|e| e["kind"] == "spawned").count(),
+        1,
+        "{}",
+        vigil.diagnostics()
+    );
+    assert!(
+        events.iter().all(|e| e["kind"] != "exited"),
+        "{}",
+        vigil.diagnostics()
+    );
+}
+
+/// A new service directory starts; a removed one stops (its child with it).
+#[test]
+fn added_service_starts_and_removed_service_stops() {
+    let setup = Setup::new("reload-add-remove");
+    setup.service("old", &command(&["sleep", "301"]));
+    let vigil = setup.run();
+    let (i, old) = vigil.wait_kind(0, "old", "spawned");
+    let old_pid = pid_of(&old);
+
+    // Added: the directory, then its manifest (as a person would).
+    setup.service("new", &command(&["sleep", "302"]));
+    let (j, reloaded) = vigil.wait_kind(i, "new", "reloaded");
+    assert_eq!(reloaded["change"], "added", "{reloaded}");
+    let (_, new) = vigil.wait_kind(j, "new", "spawned");
+    let new_pid = pid_of(&new);
+    assert_eq!(cmdline(new_pid), "sleep 302");
+
+    // Removed.
+    std::fs::remove_dir_all(setup.checks.join("old")).expect("remove old");
+    let (k, reloaded) = vigil.wait_kind(i, "old", "reloaded");
+    assert!(
+        reloaded["change"]
+            .as_str()
+            .is_some_and(|c| c.contains("removed")),
+        "{reloaded}"
+    );
+    let (_, exited) = vigil.wait_kind(k, "old", "exited");
+    assert_eq!(pid_of(&exited), old_pid);
+    wait_until("the removed service's child is gone", SOON, || {
+        !alive(old_pid)
+    });
+
+    std::thread::sleep(SETTLE);
+    // It stays stopped; the other service was not touched.
+    assert_eq!(
+        kinds(&vigil.events("old")),
+        ["spawned", "ready", "reloaded", "exited"],
+        "{}",
+        vigil.diagnostics()
+    );
+    assert_eq!(
+        kinds(&vigil.events("new")),
+        ["reloaded", "spawned", "ready"]
+    );
+    assert!(alive(new_pid));
+}
+
+/// SIGHUP rescans what inotify cannot see: a manifest that is a symlink to
+/// a file kept elsewhere (a configuration-management layout) changes with
+/// no event in the checks directory.
+#[test]
+fn sighup_forces_a_rescan() {
+    let setup = Setup::new("reload-sighup");
+    let outside = setup.root.join("managed");
+    std::fs::create_dir_all(&outside).expect("managed dir");
+    let target = outside.join("svc.toml");
+    std::fs::write(&target, command(&["sleep", "301"])).expect("write managed manifest");
+    let dir = setup.checks.join("svc");
+    std::fs::create_dir_all(&dir).expect("service dir");
+    std::os::unix::fs::symlink(&target, dir.join("service.toml")).expect("symlink manifest");
+    let vigil = setup.run();
+    let (i, first) = vigil.wait_kind(0, "svc", "spawned");
+    let old = pid_of(&first);
+
+    std::fs::write(&target, command(&["sleep", "302"])).expect("edit managed manifest");
+    std::thread::sleep(SETTLE);
+    assert_eq!(
+        kinds(&vigil.events("svc")),
+        ["spawned", "ready"],
+        "an edit outside the checks directory was seen without SIGHUP"
+    );
+
+    vigil.signal(Signal::SIGHUP);
+    let (j, reloaded) = vigil.wait_kind(i, "svc", "reloaded");
+    assert!(
+        reloaded["change"]
+            .as_str()
+            .is_some_and(|c| c.contains("command changed")),
+        "{reloaded}"
+    );
+    let (_, second) = vigil.wait_kind(j, "svc", "spawned");
+    assert_eq!(cmdline(pid_of(&second)), "sleep 302");
+    assert!(!alive(old));
+}

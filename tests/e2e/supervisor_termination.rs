@@ -1,0 +1,293 @@
+//! Supervisor, termination: graceful shutdown, stop signals and grace,
+//! orphans of double-forking services, and what happens when vigil itself
+//! is SIGKILLed (PDEATHSIG now, recovery at the next start).
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::supervisor_helpers::*;
+
+/// SIGTERM: every child gets its own stop signal, a child ignoring it is
+/// SIGKILLed after its stop grace, and vigil exits 0 with `quit`
+/// clean=true.
+#[test]
+fn graceful_shutdown_within_the_grace() {
+    let setup = Setup::new("shutdown");
+    setup.service("polite", &command(&["sleep", "300"]));
+    // Ignores SIGTERM (inherited by its sleep too): killed after 500 ms.
+    setup.service(
+        "stubborn",
+        &format!(
+            "{}stop-grace = \"500ms\"\n",
+            command(&["sh", "-c", "trap '' TERM; sleep 300"])
+        ),
+    );
+    // Stops on SIGINT only: exits 7 from its trap, proving SIGINT came.
+    setup.service(
+        "interruptible",
+        &format!(
+            "{}stop-signal = \"SIGINT\"\nstop-grace = \"10s\"\n",
+            command(&[
+                "sh",
+                "-c",
+                "trap 'exit 7' INT; trap '' TERM; while :; do sleep 0.1; done"
+            ])
+        ),
+    );
+    let mut vigil = setup.run();
+    let mut pids = Vec::new();
+    for name in ["polite", "stubborn", "interruptible"] {
+        let (_, e) = vigil.wait_kind(0, name, "spawned");
+        pids.push((name, pid_of(&e)));
+    }
+
+    let t0 = Instant::now();
+    let status = vigil.terminate();
+    let took = t0.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", vigil.diagnostics());
+
+    let exited = |name: &str| {
+        vigil
+            .events(name)
+            .into_iter()
+            .find(|e| e["kind"] == "exited")
+            .unwrap_or_else(|| panic!("{name} did not exit\n{}", vigil.diagnostics()))
+    };
+    assert_eq!(exited("polite")["signal"], "SIGTERM");
+    assert_eq!(exited("stubborn")["signal"], "SIGKILL");
+    assert_eq!(
+        exited("interruptible")["code"],
+        7,
+        "{}",
+        vigil.diagnostics()
+    );
+    let killed: Vec<_> = vigil
+        .journal()
+        .into_iter()
+        .filter(|e| e["kind"] == "killed")
+        .collect();
+    assert!(
+        killed.iter().all(|e| e["service"] == "stubborn"),
+        "only the stubborn child needed SIGKILL: {killed:?}"
+    );
+    assert_eq!(
+        killed.first().map(|e| &e["signal"]),
+        Some(&"SIGKILL".into()),
+        "{killed:?}"
+    );
+    let reason = killed[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("after SIGTERM"), "{reason}");
+    // The stubborn child had its whole grace before the SIGKILL.
+    assert!(took >= Duration::from_millis(500), "shut down in {took:?}");
+    let journal = vigil.journal();
+    let quit = journal.last().expect("journal");
+    assert_eq!(quit["kind"], "quit", "{}", vigil.diagnostics());
+    assert_eq!(quit["clean"], true);
+    for (name, pid) in pids {
+        assert!(!alive(pid), "{name} ({pid}) survived the shutdown");
+    }
+}
+
+/// A service that double-forks (a daemon re-parented to vigil, the
+/// subreaper) leaves no zombie once stopped, and the reaped orphan is
+/// journaled. A leader that exits at once, leaving its daemon behind, has
+/// the daemon killed and reaped as well.
+#[test]
+fn double_forking_service_leaves_no_zombie() {
+    let setup = Setup::new("doublefork");
+    setup.service(
+        "forker",
+        &command(&["sh", "-c", "(sleep 311 &); exec sleep 312"]),
+    );
+    // Classic daemonizing: fork into the background, parent exits 0.
+    setup.service(
+        "daemon",
+        &format!(
+            "{}restart = \"never\"\n",
+            command(&["sh", "-c", "(sleep 313 &); exit 0"])
+        ),
+    );
+    let vigil = setup.run();
+
+    let (_, e) = vigil.wait_kind(0, "forker", "spawned");
+    let leader = pid_of(&e);
+    // The grandchild re-parents to vigil (subreaper), in the leader's group.
+    let mut orphan = None;
+    wait_until("the orphan re-parents to vigil", SOON, || {
+        orphan = all_processes()
+            .into_iter()
+            .find(|p| p.pgrp == leader && p.pid != leader && cmdline(p.pid) == "sleep 311");
+        orphan.is_some_and(|p| p.ppid == vigil.pid)
+    });
+    let orphan = orphan.expect("orphan").pid;
+
+    // The daemonizing service: the leader exits, its daemon is killed and
+    // reaped (journaled as an orphan), no zombie.
+    let (_, daemon_exit) = vigil.wait_kind(0, "daemon", "exited");
+    assert_eq!(daemon_exit["code"], 0, "{daemon_exit}");
+    let daemon_pgid = pid_of(&daemon_exit);
+    let (_, reaped) = vigil.wait_event_from(0, |e| e["kind"] == "orphan-reaped", SOON);
+    assert!(reaped["service"].is_null(), "{reaped}");
+    assert_eq!(
+        reaped["signal"], "SIGKILL",
+        "the daemon left behind is killed: {reaped}"
+    );
+    wait_until("the daemon's group is gone", SOON, || {
+        all_processes().iter().all(|p| p.pgrp != daemon_pgid)
+    });
+
+    // Stop the forking service (remove it): leader and orphan both go.
+    std::fs::remove_dir_all(setup.checks.join("forker")).expect("remove forker");
+    let (_, exited) = vigil.wait_kind(0, "forker", "exited");
+    assert_eq!(pid_of(&exited), leader);
+    // (The orphan may be reaped before or after its leader.)
+    let (_, reaped) = vigil.wait_event_from(
+        0,
+        |e| e["kind"] == "orphan-reaped" && pid_of(e) == orphan,
+        SOON,
+    );
+    assert_eq!(
+        reaped["signal"], "SIGTERM",
+        "the stop signal reached it: {reaped}"
+    );
+    wait_until("no process of the stopped service is left", SOON, || {
+        all_processes().iter().all(|p| p.pgrp != leader)
+    });
+    assert!(!alive(orphan));
+    // And vigil holds no zombie children at all.
+    wait_until("vigil has no zombie children", SOON, || {
+        !all_processes()
+            .iter()
+            .any(|p| p.ppid == vigil.pid && p.state == 'Z')
+    });
+}
+
+/// vigil SIGKILLed: its children die with it (PDEATHSIG). What PDEATHSIG
+/// cannot reach (a grandchild left in the child's group) is stopped by the
+/// next `vigil run` on the same state directory, before it spawns
+/// anything, and journaled as `recovered`; a torn last journal line (a
+/// write cut by the kill) is truncated with a warning, never fatal.
+#[test]
+fn killed_vigil_leaves_no_child_and_the_next_run_recovers() {
+    let setup = Setup::new("vigil-killed");
+    setup.service("direct", &command(&["sleep", "321"]));
+    setup.service("tree", &command(&["sh", "-c", "sleep 322 & wait"]));
+    let mut first = setup.run();
+    let (_, direct) = first.wait_kind(0, "direct", "spawned");
+    let (_, tree) = first.wait_kind(0, "tree", "spawned");
+    let (direct, tree) = (pid_of(&direct), pid_of(&tree));
+    let mut grandchild = None;
+    wait_until("the tree service's sleep runs", SOON, || {
+        grandchild = all_processes()
+            .into_iter()
+            .find(|p| p.pgrp == tree && cmdline(p.pid) == "sleep 322")
+            .map(|p| p.pid);
+        grandchild.is_some()
+    });
+    let grandchild = grandchild.expect("grandchild");
+
+    first.kill();
+    // Every direct child dies with vigil.
+    wait_until("vigil's direct children die with it", SOON, || {
+        !alive(direct) && !alive(tree)
+    });
+    assert!(
+        alive(grandchild),
+        "the grandchild is out of PDEATHSIG's reach (if this changed, update the test)"
+    );
+    // A kill in the middle of a journal write leaves a torn line.
+    let journal_path = first.journal_path();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal_path)
+        .expect("open journal")
+        .write_all(b"{\"ts\":\"2025-01-01T00:00:")
+        .expect("tear the journal");
+    let old_lines = first.journal().len();
+
+    let second = setup.run();
+    let (acquired_at, _) = second.wait_event_from(
+        old_lines,
+        |e| e["kind"] == "acquired" && e["pid"] == second.pid,
+        SOON,
+    );
+    second.wait_event_from(
+        acquired_at,
+        |e| e["kind"] == "warning" && e["message"].as_str().is_some_and(|m| m.contains("torn")),
+        SOON,
+    );
+    let (recovered_at, recovered) = second.wait_kind(acquired_at, "tree", "recovered");
+    assert_eq!(pid_of(&recovered), tree, "{recovered}");
+    wait_until("the grandchild is stopped", SOON, || !alive(grandchild));
+    // Then the services start again, after the recovery.
+    let (spawned_at, direct_again) = second.wait_kind(acquired_at, "direct", "spawned");
+    let (tree_at, _) = second.wait_kind(acquired_at, "tree", "spawned");
+    assert!(
+        recovered_at < spawned_at && recovered_at < tree_at,
+        "{}",
+        second.diagnostics()
+    );
+    assert!(alive(pid_of(&direct_again)));
+    // Only what was alive is "recovered" (a child found alive and
+    // stopped): the direct child died with the first vigil. Where nobody
+    // reaps orphans (a container whose pid 1 does not wait), it lingers as
+    // a zombie with its pid and start time: still not alive, nothing to
+    // stop.
+    let recovered: Vec<_> = second
+        .journal()
+        .into_iter()
+        .filter(|e| e["kind"] == "recovered")
+        .collect();
+    assert_eq!(
+        recovered.len(),
+        1,
+        "only the tree service had a live process left (direct {direct} is {}): {recovered:?}",
+        proc_state(direct)
+    );
+    // (second first: dropping the first guard kills what the shared
+    // journal lists, which includes the second instance's children)
+    drop(second);
+    drop(first);
+    assert!(!alive(grandchild));
+}
+
+/// A second SIGTERM during a slow graceful shutdown kills every child at
+/// once.
+#[test]
+fn second_signal_forces_shutdown() {
+    let setup = Setup::new("shutdown-forced");
+    setup.service(
+        "stubborn",
+        &format!(
+            "{}stop-grace = \"60s\"\n",
+            command(&["sh", "-c", "trap '' TERM; sleep 300"])
+        ),
+    );
+    let mut vigil = setup.run();
+    let (_, spawned) = vigil.wait_kind(0, "stubborn", "spawned");
+    let pid = pid_of(&spawned);
+    vigil.signal(Signal::SIGTERM);
+    // The graceful stop is under way and ignored: the child outlives it.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(alive(pid), "{}", vigil.diagnostics());
+    assert!(
+        vigil
+            .events("stubborn")
+            .iter()
+            .all(|e| e["kind"] != "exited")
+    );
+    vigil.signal(Signal::SIGTERM);
+    let status = vigil
+        .wait_exit(SOON)
+        .unwrap_or_else(|| panic!("vigil ignored the second SIGTERM\n{}", vigil.diagnostics()));
+    assert!(status.success(), "{status}\n{}", vigil.diagnostics());
+    assert!(!alive(pid));
+    vigil.wait_event(
+        |e| e["kind"] == "warning" && e["message"].as_str().is_some_and(|m| m.contains("second")),
+        SOON,
+    );
+    let exited = vigil.wait_kind(0, "stubborn", "exited").1;
+    assert_eq!(exited["signal"], "SIGKILL");
+}

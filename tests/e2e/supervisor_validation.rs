@@ -1,0 +1,102 @@
+//! Supervisor, service directories: `vigil validate` and `vigil run`
+//! refuse an invalid checks directory, listing every problem as
+//! file:field.
+
+use crate::supervisor_helpers::*;
+
+fn invalid_setup() -> Setup {
+    let setup = Setup::new("invalid");
+    setup.service(
+        "web",
+        &format!(
+            "{}stop-grace = \"3 parsecs\"\nrestart = \"allways\"\n",
+            command(&["sleep", "1"])
+        ),
+    );
+    setup.service(
+        "api",
+        r#"comand = ["sleep", "1"]
+after = ["wbe"]
+[checks.liveness]
+check = "builtin:htp"
+perod = "1s"
+"#,
+    );
+    setup.service("ok", &command(&["sleep", "1"]));
+    std::fs::create_dir_all(setup.checks.join("empty")).expect("empty service dir");
+    setup
+}
+
+/// Every problem, each as `<dir>/<service>/service.toml:<field>`.
+const PROBLEMS: &[&str] = &[
+    "web/service.toml:stop-grace:",
+    "web/service.toml:restart: unknown restart policy `allways`",
+    "api/service.toml:comand: unknown key (fix: did you mean `command`?)",
+    "api/service.toml:command: no command",
+    "api/service.toml:after: unknown service \"wbe\"",
+    "api/service.toml:checks.liveness.check: unknown builtin `builtin:htp`",
+    "api/service.toml:checks.liveness.perod: unknown key",
+    "empty/service.toml:-: missing",
+];
+
+fn assert_lists_every_problem(stderr: &str) {
+    for p in PROBLEMS {
+        assert!(stderr.contains(p), "missing `{p}` in:\n{stderr}");
+    }
+    assert!(stderr.contains("8 problems"), "{stderr}");
+    assert!(!stderr.contains("ok/service.toml"), "{stderr}");
+}
+
+#[test]
+fn validate_lists_every_problem() {
+    let setup = invalid_setup();
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&setup.checks)
+        .output()
+        .expect("run vigil validate");
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.status.code().is_some(), "{out:?}");
+    assert_lists_every_problem(&String::from_utf8_lossy(&out.stderr));
+
+    // Fixed, it passes and names the services.
+    std::fs::remove_dir_all(setup.checks.join("empty")).expect("rm");
+    setup.service("web", &command(&["sleep", "1"]));
+    setup.service(
+        "api",
+        &format!("{}after = [\"web\"]\n", command(&["sleep", "1"])),
+    );
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&setup.checks)
+        .output()
+        .expect("run vigil validate");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 services ok: api, ok, web"), "{stdout}");
+}
+
+#[test]
+fn run_refuses_an_invalid_directory() {
+    let setup = invalid_setup();
+    let out = vigil_command()
+        .arg("run")
+        .arg("--checks")
+        .arg(&setup.checks)
+        .arg("--state-dir")
+        .arg(&setup.state)
+        .arg("--quiet")
+        .output()
+        .expect("run vigil run");
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.status.code().is_some(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to start"), "{stderr}");
+    assert_lists_every_problem(&stderr);
+    // Nothing ran, not even the valid service.
+    let journal = read_journal(&setup.state.join("journal.jsonl"));
+    assert!(
+        journal.iter().all(|e| e["kind"] != "spawned"),
+        "{journal:?}"
+    );
+}
