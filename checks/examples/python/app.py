@@ -155,7 +155,7 @@ def judge(settings, status, body, elapsed_ms):
         )
     try:
         document = json.loads(body)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise retry(f"GET {url}: the body is not JSON ({e})") from None
     try:
         overall = lookup(document, settings.status_field)

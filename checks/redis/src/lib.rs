@@ -242,6 +242,9 @@ fn parse(buf: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, String> {
             Some(&other) => Err(format!("unexpected first byte {:?}", other as char)),
         };
     };
+    if end == 0 {
+        return Err("an empty line".into());
+    }
     let line = std::str::from_utf8(&buf[1..end]).map_err(|_| "a line that is not UTF-8")?;
     let after = end + 2;
     let number = || {
@@ -487,6 +490,8 @@ mod tests {
             )))
         );
         assert!(parse(b"HTTP/1.1 400 Bad Request\r\n", 0).is_err());
+        assert!(parse(b"\r\n+OK\r\n", 0).is_err());
+        assert!(parse(b"$1\r\n\r\n\r\n", 0).is_err());
         assert!(parse(b"$99999999\r\n", 0).is_err());
         assert!(parse(b"$3\r\nabcXY", 0).is_err());
         assert!(parse(b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", 0).is_err());
