@@ -49,6 +49,22 @@ fn redis_ok_down_and_not_granted() {
     redis_check(redis.port, &grant, &["replica_link=no"])
         .expect(1, "unknown config key `replica_link`");
 
+    // retry: the wrong protocol on the other end (Redis waits for the end
+    // of an inline command that never comes).
+    let port = format!("port={}", redis.port);
+    vigil_check(
+        "builtin:postgres",
+        &[
+            "--allow-host",
+            &grant,
+            "--config",
+            &port,
+            "--config",
+            "timeout=300ms",
+        ],
+    )
+    .expect(75, "did not answer the startup packet within 300ms");
+
     // retry: the server is gone.
     let port = redis.port;
     redis.stop();
@@ -183,6 +199,12 @@ fn postgres_accepting_refused_and_down() {
     let port = format!("port={}", pg.port);
     vigil_check("builtin:postgres", &["--config", &port]).expect(1, "denied");
     pg_check(&pg, &[USER, "primary=maybe"]).expect(1, "`primary`");
+    // The wrong protocol: PostgreSQL hangs up on a RESP array.
+    vigil_check(
+        "builtin:redis",
+        &["--allow-host", &pg.grant(), "--config", &port],
+    )
+    .expect(75, "closed the connection instead of answering PING");
 
     // retry: a smart shutdown waits for the open session, refusing new ones
     // with "the database system is shutting down" (SQLSTATE 57P03).
