@@ -52,6 +52,16 @@ impl Setup {
     }
 }
 
+impl Drop for Setup {
+    /// Scratch files go once the test passed (the [`Vigil`] guards, made
+    /// after the setup, are dropped before it); a failed test keeps them.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
 /// Write `<checks>/<name>/service.toml` (creating the directory).
 pub fn write_service(checks: &Path, name: &str, manifest: &str) -> PathBuf {
     let dir = checks.join(name);

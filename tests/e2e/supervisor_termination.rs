@@ -81,13 +81,68 @@ fn graceful_shutdown_within_the_grace() {
     assert!(reason.contains("after SIGTERM"), "{reason}");
     // The stubborn child had its whole grace before the SIGKILL.
     assert!(took >= Duration::from_millis(500), "shut down in {took:?}");
-    let journal = vigil.journal();
-    let quit = journal.last().expect("journal");
-    assert_eq!(quit["kind"], "quit", "{}", vigil.diagnostics());
-    assert_eq!(quit["clean"], true);
+    let quit = vigil.wait_event(|e| e["kind"] == "quit", SOON);
+    assert_eq!(quit["clean"], true, "{}", vigil.diagnostics());
     for (name, pid) in pids {
         assert!(!alive(pid), "{name} ({pid}) survived the shutdown");
     }
+}
+
+/// The stop grace is the whole process group's, not only its leader's: a
+/// wrapper shell (the leader) dies at once on SIGTERM, while the worker it
+/// started takes half a second to finish its work; the worker gets that
+/// time (its grace is 5 s), and vigil journals `quit` only once the group
+/// is gone.
+#[test]
+fn stop_grace_covers_the_whole_group() {
+    let setup = Setup::new("group-grace");
+    let dir = setup.service(
+        "wrapped",
+        &format!(
+            "{}stop-grace = \"5s\"\n",
+            command(&["sh", "-c", "sh ./worker.sh & wait"])
+        ),
+    );
+    std::fs::write(
+        dir.join("worker.sh"),
+        "trap 'sleep 0.5; echo flushed > flushed; exit 0' TERM\n\
+         echo $$ > worker.pid\n\
+         while :; do sleep 0.1; done\n",
+    )
+    .expect("write worker.sh");
+    let mut vigil = setup.run();
+    vigil.wait_kind(0, "wrapped", "spawned");
+    wait_until("the worker runs", SOON, || {
+        std::fs::read_to_string(dir.join("worker.pid")).is_ok_and(|p| p.ends_with('\n'))
+    });
+    let worker: i32 = std::fs::read_to_string(dir.join("worker.pid"))
+        .expect("worker.pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+
+    let status = vigil.terminate();
+    assert!(status.success(), "{status}\n{}", vigil.diagnostics());
+    assert!(
+        dir.join("flushed").exists(),
+        "the worker was killed before the end of its grace\n{}",
+        vigil.diagnostics()
+    );
+    assert!(!alive(worker), "the worker outlived vigil");
+    let journal = vigil.journal();
+    assert!(
+        journal.iter().all(|e| e["kind"] != "killed"),
+        "nothing needed SIGKILL\n{}",
+        vigil.diagnostics()
+    );
+    let quit = journal.last().expect("journal");
+    assert_eq!(
+        quit["kind"],
+        "quit",
+        "quit must come last, after the group is gone\n{}",
+        vigil.diagnostics()
+    );
+    assert_eq!(quit["clean"], true);
 }
 
 /// A service that double-forks (a daemon re-parented to vigil, the

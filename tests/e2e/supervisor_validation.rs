@@ -4,8 +4,8 @@
 
 use crate::supervisor_helpers::*;
 
-fn invalid_setup() -> Setup {
-    let setup = Setup::new("invalid");
+fn invalid_setup(name: &str) -> Setup {
+    let setup = Setup::new(name);
     setup.service(
         "web",
         &format!(
@@ -49,7 +49,7 @@ fn assert_lists_every_problem(stderr: &str) {
 
 #[test]
 fn validate_lists_every_problem() {
-    let setup = invalid_setup();
+    let setup = invalid_setup("invalid-validate");
     let out = vigil_command()
         .arg("validate")
         .arg(&setup.checks)
@@ -78,7 +78,7 @@ fn validate_lists_every_problem() {
 
 #[test]
 fn run_refuses_an_invalid_directory() {
-    let setup = invalid_setup();
+    let setup = invalid_setup("invalid-run");
     let out = vigil_command()
         .arg("run")
         .arg("--checks")
