@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::helpers::HttpServer;
+use crate::helpers::{HttpServer, programs};
 use crate::supervisor_helpers::*;
 
 /// Longer than vigil's reload debounce (300 ms) with room to spare: what
@@ -168,6 +168,52 @@ hosts = ["{grant}"]
         "{}",
         vigil.diagnostics()
     );
+}
+
+/// A changed component under the same manifest (`cp new.wasm check.wasm`)
+/// is swapped in without touching the child: a readiness check that said
+/// `retry` is replaced by one that says `ok`, and the same child becomes
+/// ready.
+#[test]
+fn replaced_component_is_swapped_in_without_a_restart() {
+    let setup = Setup::new("reload-wasm");
+    let dir = setup.service(
+        "svc",
+        &format!(
+            r#"{}
+[checks.readiness]
+check = "check.wasm"
+period = "200ms"
+timeout = "5s"
+"#,
+            command(&["sleep", "301"])
+        ),
+    );
+    std::fs::copy(programs::RETRY, dir.join("check.wasm")).expect("copy retry component");
+    let vigil = setup.run();
+    let (i, first) = vigil.wait_kind(0, "svc", "spawned");
+    let pid = pid_of(&first);
+    let (i, retry) = vigil.wait_event_from(i, |e| is(e, "svc", "check"), SOON);
+    assert_eq!(retry["outcome"], "retry", "{retry}");
+
+    std::fs::copy(programs::OK, dir.join("check.wasm")).expect("overwrite with ok component");
+    let (j, reloaded) = vigil.wait_kind(i, "svc", "reloaded");
+    assert!(
+        reloaded["change"]
+            .as_str()
+            .is_some_and(|c| c.contains("checks or loader")),
+        "{reloaded}"
+    );
+    vigil.wait_kind(j, "svc", "ready");
+    assert!(alive(pid));
+    let events = vigil.events("svc");
+    assert_eq!(
+        events.iter().filter(|e| e["kind"] == "spawned").count(),
+        1,
+        "{}",
+        vigil.diagnostics()
+    );
+    assert!(events.iter().all(|e| e["kind"] != "exited"));
 }
 
 /// A new service directory starts; a removed one stops (its child with it).
