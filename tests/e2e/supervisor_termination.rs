@@ -94,6 +94,7 @@ fn graceful_shutdown_within_the_grace() {
 /// time (its grace is 5 s), and vigil journals `quit` only once the group
 /// is gone.
 #[test]
+#[ignore = "known bug, issue 3: when the leader exits first, Effect::KillRemnants (supervisor/mod.rs) SIGKILLs the rest of the group at once instead of after the remaining stop grace"]
 fn stop_grace_covers_the_whole_group() {
     let setup = Setup::new("group-grace");
     let dir = setup.service(
