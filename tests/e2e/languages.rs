@@ -208,49 +208,101 @@ fn c_redis_ping() {
 
 // ---- inside `vigil run` --------------------------------------------------------------
 
-/// A real service judged by the Python check under `vigil run`: unready
-/// (retry: refused) until its HTTP server is up, then ready. The second
-/// check result comes from the component cache that the run shares with
-/// the `vigil check` runs above.
-#[test]
-fn python_check_gates_readiness_inside_vigil_run() {
-    let check = example("json_health");
-    let root = scratch("languages-run");
-    let service = root.join("checks/api");
-    let state = root.join("state");
-    std::fs::create_dir_all(&service).expect("service dir");
-    std::fs::copy(&check, service.join("json_health.wasm")).expect("copy the check");
-    let port = closed_port();
-    let fixture = workspace().join("tests/fixtures/http_server.py");
-    // The server starts listening only after a second, so the first
-    // results are `retry`.
-    std::fs::write(
-        service.join("service.toml"),
-        format!(
-            r#"shell = "sleep 1; exec python3 {fixture} {port}"
-restart = "on-failure"
+/// Writes a service directory: `service.toml` and a copy of `check`.
+fn service(checks: &Path, name: &str, check: &str, manifest: &str) {
+    let dir = checks.join(name);
+    std::fs::create_dir_all(&dir).expect("service dir");
+    let file = Path::new(check).file_name().expect("a file name");
+    std::fs::copy(check, dir.join(file)).expect("copy the check");
+    std::fs::write(dir.join("service.toml"), manifest).expect("service.toml");
+}
 
+/// One `vigil run` with a service per language, each gated by its check:
+/// an HTTP server judged by the Python check, a worker's heartbeat judged
+/// by the JavaScript check, and a redis-server judged by the C check. Each
+/// starts unready (`retry`: refused, or "starting") and becomes ready once
+/// its check says `ok`. The components come from the cache that the
+/// `vigil check` runs above share.
+#[test]
+fn each_language_gates_readiness_inside_vigil_run() {
+    let python = example("json_health");
+    let javascript = example("heartbeat");
+    let c = example("redis_ping");
+    let redis_server = Redis::binary();
+    let root = scratch("languages-run");
+    let checks = root.join("checks");
+    let state = root.join("state");
+    let (http_port, redis_port) = (closed_port(), closed_port());
+    let fixture = workspace().join("tests/fixtures/http_server.py");
+
+    // Each service starts listening (or beating) only after a second, so
+    // the first results are `retry`.
+    service(
+        &checks,
+        "api",
+        &python,
+        &format!(
+            r#"shell = "sleep 1; exec python3 {fixture} {http_port}"
 [checks.readiness]
 check = "json_health.wasm"
 period = "200ms"
 timeout = "2s"
 [checks.readiness.config]
-url = "http://127.0.0.1:{port}/ok"
+url = "http://127.0.0.1:{http_port}/ok"
 components = "checks"
 latency-budget = "1s"
-
 [grants]
-hosts = ["http://127.0.0.1:{port}"]
+hosts = ["http://127.0.0.1:{http_port}"]
 "#,
             fixture = fixture.display()
         ),
-    )
-    .expect("service.toml");
+    );
+    service(
+        &checks,
+        "worker",
+        &javascript,
+        r#"shell = """
+printf '{"state": "starting"}' > beat.tmp && mv beat.tmp beat.json
+sleep 1
+while true; do
+    printf '{"time": %s, "state": "running"}' "$(date +%s%3N)" > beat.tmp && mv beat.tmp beat.json
+    sleep 0.2
+done
+"""
+[checks.readiness]
+check = "heartbeat.wasm"
+period = "200ms"
+timeout = "2s"
+[checks.readiness.config]
+path = "beat.json"
+max-age = "5s"
+[grants]
+paths = ["."]
+"#,
+    );
+    service(
+        &checks,
+        "cache",
+        &c,
+        &format!(
+            r#"shell = "sleep 1; exec {redis} --port {redis_port} --bind 127.0.0.1 --save '' --appendonly no"
+[checks.readiness]
+check = "redis_ping.wasm"
+period = "200ms"
+timeout = "2s"
+[checks.readiness.config]
+port = "{redis_port}"
+[grants]
+hosts = ["tcp://127.0.0.1:{redis_port}"]
+"#,
+            redis = redis_server.display()
+        ),
+    );
 
     let mut vigil = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
         .arg("run")
         .arg("--checks")
-        .arg(root.join("checks"))
+        .arg(&checks)
         .arg("--state-dir")
         .arg(&state)
         .arg("--quiet")
@@ -259,6 +311,7 @@ hosts = ["http://127.0.0.1:{port}"]
         .spawn()
         .expect("start vigil run");
 
+    let services = ["api", "worker", "cache"];
     let journal = state.join("journal.jsonl");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let events = loop {
@@ -267,7 +320,12 @@ hosts = ["http://127.0.0.1:{port}"]
             .lines()
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect();
-        if events.iter().any(|e| e["kind"] == "ready") || std::time::Instant::now() > deadline {
+        let all_ready = services.iter().all(|s| {
+            events
+                .iter()
+                .any(|e| e["service"] == *s && e["kind"] == "ready")
+        });
+        if all_ready || std::time::Instant::now() > deadline {
             break events;
         }
         if let Ok(Some(status)) = vigil.try_wait() {
@@ -281,30 +339,37 @@ hosts = ["http://127.0.0.1:{port}"]
     }
     let status = vigil.wait().expect("wait for vigil run");
 
-    let checks: Vec<&serde_json::Value> = events
-        .iter()
-        .filter(|e| e["service"] == "api" && e["kind"] == "check")
-        .collect();
     let dump = || format!("{events:#?}");
-    assert!(
-        checks.iter().any(|e| e["outcome"] == "retry"
-            && e["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("connection refused"))),
-        "the Python check said retry (refused) before the server listened: {}",
-        dump()
-    );
-    assert!(
-        checks.iter().any(|e| e["outcome"] == "ok"),
-        "the Python check said ok: {}",
-        dump()
-    );
-    assert!(
+    let checks_of = |name: &str| -> Vec<&serde_json::Value> {
         events
             .iter()
-            .any(|e| e["service"] == "api" && e["kind"] == "ready"),
-        "the service became ready: {}",
-        dump()
-    );
+            .filter(|e| e["service"] == name && e["kind"] == "check")
+            .collect()
+    };
+    for (name, waiting) in [
+        ("api", "connection refused"),
+        ("worker", "reports state \"starting\""),
+        ("cache", "connection refused"),
+    ] {
+        let results = checks_of(name);
+        assert!(
+            results.iter().any(|e| e["outcome"] == "retry"
+                && e["reason"].as_str().is_some_and(|r| r.contains(waiting))),
+            "{name}: its check said retry ({waiting}) before the service was up: {}",
+            dump()
+        );
+        assert!(
+            results.iter().any(|e| e["outcome"] == "ok"),
+            "{name}: its check said ok: {}",
+            dump()
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| e["service"] == name && e["kind"] == "ready"),
+            "{name} became ready: {}",
+            dump()
+        );
+    }
     assert!(status.success(), "vigil run shut down cleanly: {status}");
 }
