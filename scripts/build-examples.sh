@@ -60,15 +60,23 @@ key_of() {
     } | sha256sum | cut -c1-64
 }
 
+# record_source NAME FILE: the SHA-256 of the example's source, which the
+# tests compare with the source they see, to refuse a stale component.
+record_source() {
+    sha256sum <"$root/$2" | cut -c1-64 >"$out/$1.source-sha256"
+}
+
 # up_to_date NAME KEY: the component exists and was built from KEY.
 up_to_date() {
     [[ -f $out/$1.wasm && -f $out/$1.key && $(cat "$out/$1.key") == "$2" ]]
 }
 
-# finish NAME KEY TMP: move a fresh build into place, then record its key.
+# finish NAME KEY TMP SOURCE: move a fresh build into place, then record
+# its key and source hash.
 finish() {
     mv -f "$3" "$out/$1.wasm"
     printf '%s\n' "$2" >"$out/$1.key"
+    record_source "$1" "$4"
     say "built $out/$1.wasm ($(($(stat -c %s "$out/$1.wasm") / 1024)) KiB)"
 }
 
@@ -79,13 +87,16 @@ build_python() {
     local name=json_health
     local key
     key=$(key_of checks/examples/python/app.py)
-    up_to_date $name "$key" && return 0
+    if up_to_date $name "$key"; then
+        record_source $name checks/examples/python/app.py
+        return 0
+    fi
     need "$componentize_py" "componentize-py (Python checks)" "$pip_install"
     say "building $name (Python, componentize-py; about 30 s)"
     local tmp=$out/$name.wasm.tmp
     (cd "$root/checks/examples/python" &&
         "$componentize_py" -d "$root/wit" -w checker componentize -p . app -o "$tmp" >/dev/null)
-    finish $name "$key" "$tmp"
+    finish $name "$key" "$tmp" checks/examples/python/app.py
 }
 
 # ---- JavaScript: componentize-js --------------------------------------------
@@ -93,7 +104,10 @@ build_javascript() {
     local name=heartbeat
     local key
     key=$(key_of checks/examples/javascript/heartbeat.js)
-    up_to_date $name "$key" && return 0
+    if up_to_date $name "$key"; then
+        record_source $name checks/examples/javascript/heartbeat.js
+        return 0
+    fi
     need "$componentize_js" "componentize-js (JavaScript checks)" "$npm_install"
     command -v node >/dev/null 2>&1 || die "node is not installed: run scripts/setup.sh (apt-get install nodejs)"
     say "building $name (JavaScript, componentize-js; about 45 s)"
@@ -102,7 +116,7 @@ build_javascript() {
     "$componentize_js" "$root/checks/examples/javascript/heartbeat.js" \
         --wit "$root/wit" --world-name checker --disable http fetch-event \
         --out "$tmp" >/dev/null
-    finish $name "$key" "$tmp"
+    finish $name "$key" "$tmp" checks/examples/javascript/heartbeat.js
 }
 
 # ---- C: wit-bindgen c + zig cc (wasm32-wasi) + the preview1 adapter -----------
@@ -110,7 +124,10 @@ build_c() {
     local name=redis_ping
     local key
     key=$(key_of checks/examples/c/redis_ping.c)
-    up_to_date $name "$key" && return 0
+    if up_to_date $name "$key"; then
+        record_source $name checks/examples/c/redis_ping.c
+        return 0
+    fi
     need "$wit_bindgen" "wit-bindgen (C bindings)" "$cargo_install"
     need "$py/python" "zig (C compiler for wasm32-wasi, PyPI ziglang)" "$pip_install"
     need "$wasm_tools" "wasm-tools" "$pip_install"
@@ -133,7 +150,7 @@ build_c() {
         --adapt wasi_snapshot_preview1="$work/wasi_snapshot_preview1.reactor.wasm" \
         -o "$work/$name.wasm"
     "$wasm_tools" validate --features component-model "$work/$name.wasm"
-    finish $name "$key" "$work/$name.wasm"
+    finish $name "$key" "$work/$name.wasm" checks/examples/c/redis_ping.c
     rm -rf "$work"
 }
 

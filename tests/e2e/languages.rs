@@ -3,6 +3,8 @@
 //! `vigil check` in its ok, retry and error states against real peers.
 
 use std::collections::HashSet;
+
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,6 +29,22 @@ pub fn example(name: &str) -> String {
         path.is_file(),
         "{} is missing: build the example checks with `make examples` \
          (scripts/build-examples.sh; `make setup` installs their toolchains)",
+        path.display()
+    );
+    // The component must be built from the source in this tree.
+    let source = match name {
+        "json_health" => "checks/examples/python/app.py",
+        "heartbeat" => "checks/examples/javascript/heartbeat.js",
+        "redis_ping" => "checks/examples/c/redis_ping.c",
+        other => panic!("no example named {other}"),
+    };
+    let text = std::fs::read(workspace().join(source)).expect("read the example's source");
+    let recorded = std::fs::read_to_string(examples_dir().join(format!("{name}.source-sha256")))
+        .unwrap_or_default();
+    assert_eq!(
+        recorded.trim(),
+        hex::encode(sha2::Sha256::digest(&text)),
+        "{source} changed since {} was built: run `make examples`",
         path.display()
     );
     let path = path.display().to_string();
