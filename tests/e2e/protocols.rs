@@ -114,8 +114,7 @@ fn redis_loading_a_dataset_is_retry() {
     let redis = Redis::start(&["--enable-debug-command", "yes"]);
     assert_eq!(redis.command("DEBUG POPULATE 20000"), "+OK");
     assert_eq!(redis.command("SAVE"), "+OK");
-    let dir = redis.dir.clone();
-    redis.stop();
+    let dir = redis.stop_keeping_files();
     assert!(dir.join("dump.rdb").is_file(), "SAVE wrote no dump.rdb");
 
     // ... and load it slowly (0.5 ms a key: about 10 s), answering clients

@@ -70,6 +70,8 @@ pub struct Redis {
     child: Child,
     pub port: u16,
     pub dir: PathBuf,
+    /// Leave `dir` behind when dropped (see [`Redis::stop_keeping_files`]).
+    keep_dir: bool,
 }
 
 impl Redis {
@@ -112,7 +114,12 @@ impl Redis {
             &log,
             "redis-server",
         );
-        Redis { child, port, dir }
+        Redis {
+            child,
+            port,
+            dir,
+            keep_dir: false,
+        }
     }
 
     pub fn grant(&self) -> String {
@@ -141,12 +148,24 @@ impl Redis {
         signal(&self.child, libc::SIGTERM);
         let _ = self.child.wait();
     }
+
+    /// Stops the server and returns its directory (with its RDB file),
+    /// which is then the caller's.
+    pub fn stop_keeping_files(mut self) -> PathBuf {
+        self.keep_dir = true;
+        signal(&self.child, libc::SIGTERM);
+        let _ = self.child.wait();
+        self.dir.clone()
+    }
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !self.keep_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
