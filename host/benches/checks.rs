@@ -3,11 +3,13 @@
 //!
 //! Usage: cargo bench -p vigil --bench checks -- [--out FILE] [--quick]
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{Stats, fmt, machine, server, stats, write_section};
 
 use vigil::wasm::{
     CacheOutcome, CheckSource, Engine, EngineOptions, Grants, Phase, Sandbox, Target, Verdict,
@@ -17,58 +19,12 @@ mod programs {
     include!(concat!(env!("OUT_DIR"), "/test_programs.rs"));
 }
 
-struct Stats {
-    median: Duration,
-    p99: Duration,
-    n: usize,
-}
-
-fn stats(mut samples: Vec<Duration>) -> Stats {
-    samples.sort_unstable();
-    let n = samples.len();
-    Stats {
-        median: samples[n / 2],
-        p99: samples[(n * 99 / 100).min(n - 1)],
-        n,
-    }
-}
-
-fn fmt(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us < 1000.0 {
-        format!("{us:.1} µs")
-    } else {
-        format!("{:.2} ms", us / 1000.0)
-    }
-}
-
-/// A minimal HTTP/1.1 server on loopback (one thread per connection), so
-/// the server's own cost is small next to the probes being compared.
-fn http_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buffer) {
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buffer[..n]);
-                    if request.windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                );
-            });
-        }
-    });
-    port
+/// HTTP/1.1 200 "ok" once the request head is in, then close.
+fn http_ok(request: &[u8]) -> Option<Vec<u8>> {
+    request
+        .windows(4)
+        .any(|w| w == b"\r\n\r\n")
+        .then(|| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_vec())
 }
 
 /// Accepts connections and closes them: enough for a connect check.
@@ -154,21 +110,6 @@ async fn time_loads(source: &str, n: usize) -> (Duration, Stats) {
     (compile, stats(samples))
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    format!("{cores} cores, {cpu}")
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -183,7 +124,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let http_port = http_server();
+    let http_port = server(http_ok);
     let tcp_port = tcp_server();
     let url = format!("http://127.0.0.1:{http_port}/");
     let http_grant = format!("http://127.0.0.1:{http_port}");
@@ -285,21 +226,4 @@ fn main() {
     if let Some(out) = out {
         write_section(&out, "## Check engine: per-check cost (issue 2)", &report);
     }
-}
-
-/// Replaces this benchmark's section of BENCHMARKS.md, keeping the others.
-fn write_section(path: &Path, heading: &str, section: &str) {
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-    let updated = match existing.find(heading) {
-        Some(start) => {
-            let rest = &existing[start + heading.len()..];
-            let end = rest
-                .find("\n## ")
-                .map(|i| start + heading.len() + i + 1)
-                .unwrap_or(existing.len());
-            format!("{}{section}{}", &existing[..start], &existing[end..])
-        }
-        None => format!("{}\n{section}", existing.trim_end()),
-    };
-    std::fs::write(path, updated).expect("write benchmarks file");
 }

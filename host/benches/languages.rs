@@ -6,10 +6,11 @@
 //!
 //! Usage: cargo bench -p vigil --bench languages -- [--out FILE] [--quick]
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod common;
+use common::{Stats, fmt, machine, server, stats, write_section};
 
 use vigil::wasm::{
     CacheOutcome, CheckSource, Engine, EngineOptions, Grants, Phase, Sandbox, Target, Verdict,
@@ -17,68 +18,12 @@ use vigil::wasm::{
 
 const HEADING: &str = "## Checks in other languages (issue 5)";
 
-struct Stats {
-    median: Duration,
-    p99: Duration,
-    n: usize,
-}
-
-fn stats(mut samples: Vec<Duration>) -> Stats {
-    samples.sort_unstable();
-    let n = samples.len();
-    Stats {
-        median: samples[n / 2],
-        p99: samples[(n * 99 / 100).min(n - 1)],
-        n,
-    }
-}
-
-fn fmt(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us < 1000.0 {
-        format!("{us:.1} µs")
-    } else if us < 1e6 {
-        format!("{:.2} ms", us / 1000.0)
-    } else {
-        format!("{:.1} s", us / 1e6)
-    }
-}
-
 fn fmt_size(bytes: u64) -> String {
     if bytes >= 1 << 20 {
         format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
     } else {
         format!("{} KiB", bytes.div_ceil(1024))
     }
-}
-
-/// A loopback server answering every connection's requests with `reply`
-/// (chosen from the request by `respond`), one thread per connection.
-fn server(respond: fn(&[u8]) -> Option<Vec<u8>>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buffer) {
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buffer[..n]);
-                    if let Some(reply) = respond(&request) {
-                        request.clear();
-                        if stream.write_all(&reply).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    port
 }
 
 /// HTTP/1.1 with a JSON health document, keep-alive.
@@ -280,21 +225,6 @@ fn hit_breakdown(source: &Path, cache: &Path, n: usize) -> String {
         fmt(read_artifact),
         fmt(crc)
     )
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    format!("{cores} cores, {cpu}")
 }
 
 fn examples_dir() -> PathBuf {
@@ -522,21 +452,4 @@ fn main() {
     if let Some(out) = out {
         write_section(&out, HEADING, &report);
     }
-}
-
-/// Replaces this benchmark's section of BENCHMARKS.md, keeping the others.
-fn write_section(path: &Path, heading: &str, section: &str) {
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-    let updated = match existing.find(heading) {
-        Some(start) => {
-            let rest = &existing[start + heading.len()..];
-            let end = rest
-                .find("\n## ")
-                .map(|i| start + heading.len() + i + 1)
-                .unwrap_or(existing.len());
-            format!("{}{section}{}", &existing[..start], &existing[end..])
-        }
-        None => format!("{}\n\n{section}", existing.trim_end()),
-    };
-    std::fs::write(path, updated).expect("write benchmarks file");
 }
