@@ -18,8 +18,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::ErrorCode;
 use crate::bindings::checker::vigil::health::tcp as raw;
+use crate::units::format_duration;
+use crate::{ErrorCode, Outcome};
 
 /// Largest read the host serves in one call.
 pub const MAX_READ: u32 = 1 << 20;
@@ -99,6 +100,129 @@ impl Connection {
     /// The raw WIT resource.
     pub fn as_raw(&self) -> &raw::Connection {
         &self.inner
+    }
+}
+
+/// One request/reply conversation with a server under a single deadline:
+/// the connection, a read buffer, and the verdicts every protocol check
+/// gives alike (refused, closed early, too slow, too much). The protocol's
+/// own parser decides where a reply ends.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use vigil_sdk::tcp::Exchange;
+///
+/// # fn demo() -> Result<(), vigil_sdk::Outcome> {
+/// let mut redis = Exchange::connect("127.0.0.1", 6379, Duration::from_secs(1), 4096)?;
+/// redis.send("PING", b"PING\r\n")?;
+/// let line = redis.receive(
+///     "PING",
+///     |buffer| Ok::<_, &str>(buffer.iter().position(|&b| b == b'\n').map(|end| (buffer[..end].to_vec(), end + 1))),
+///     |address, _bytes, why| vigil_sdk::Outcome::retry(format!("{address}: {why}")),
+/// )?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Exchange {
+    conn: Connection,
+    address: String,
+    buffer: Vec<u8>,
+    deadline: Instant,
+    timeout: Duration,
+    limit: usize,
+}
+
+impl Exchange {
+    /// Connect to `host:port`; `timeout` covers the connect and every
+    /// exchange after it, and a reply may be at most `limit` bytes.
+    pub fn connect(
+        host: &str,
+        port: u16,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<Self, Outcome> {
+        let address = format!("{host}:{port}");
+        let deadline = Instant::now() + timeout;
+        let conn = Connection::connect(host, port, timeout)
+            .map_err(|e| e.outcome(format_args!("connect {address}")))?;
+        Ok(Exchange {
+            conn,
+            address,
+            buffer: Vec::new(),
+            deadline,
+            timeout,
+            limit,
+        })
+    }
+
+    /// `host:port`, as messages name the server.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Send `bytes`; `what` names them in a failure (never put a secret in it).
+    pub fn send(&self, what: &str, bytes: &[u8]) -> Result<(), Outcome> {
+        self.conn
+            .write_all(bytes, self.left())
+            .map_err(|e| e.outcome(format_args!("send {what} to {}", self.address)))
+    }
+
+    /// Read until `parse` finds a whole reply in the buffered bytes
+    /// (`Ok(Some((reply, bytes used)))`; `Ok(None)` asks for more). Bytes
+    /// after the reply stay buffered for the next call. A parse error
+    /// becomes `malformed(address, buffered bytes, error)`; a peer that
+    /// closes, stays silent past the deadline, or sends more than the limit
+    /// is a `retry` naming `what` it was asked.
+    pub fn receive<T, E>(
+        &mut self,
+        what: &str,
+        mut parse: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, E>,
+        malformed: impl FnOnce(&str, &[u8], E) -> Outcome,
+    ) -> Result<T, Outcome> {
+        let address = &self.address;
+        loop {
+            match parse(&self.buffer) {
+                Ok(Some((reply, used))) => {
+                    self.buffer.drain(..used.min(self.buffer.len()));
+                    return Ok(reply);
+                }
+                Ok(None) => {}
+                Err(why) => return Err(malformed(address, &self.buffer, why)),
+            }
+            if self.buffer.len() > self.limit {
+                return Err(Outcome::retry(format!(
+                    "{address} sent more than {} bytes in reply to {what}",
+                    self.limit
+                )));
+            }
+            let no_reply = || {
+                Outcome::retry(format!(
+                    "{address} did not answer {what} within {}",
+                    format_duration(self.timeout)
+                ))
+            };
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(no_reply());
+            }
+            match self.conn.read(64 * 1024, left) {
+                Ok(chunk) if chunk.is_empty() => {
+                    return Err(Outcome::retry(format!(
+                        "{address} closed the connection instead of answering {what}"
+                    )));
+                }
+                Ok(chunk) => self.buffer.extend_from_slice(&chunk),
+                Err(ErrorCode::Timeout) => return Err(no_reply()),
+                Err(e) => {
+                    return Err(e.outcome(format_args!("read the reply to {what} from {address}")));
+                }
+            }
+        }
     }
 }
 

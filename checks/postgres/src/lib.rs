@@ -19,12 +19,11 @@
 //! granted, a database that does not exist, a role that does not exist or
 //! may not log in (SQLSTATE class 28), missing privileges.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vigil_sdk::config::Port;
-use vigil_sdk::tcp::{self, Connection};
-use vigil_sdk::units::format_duration;
-use vigil_sdk::{ErrorCode, Outcome, Target, check};
+use vigil_sdk::tcp::{self, Exchange};
+use vigil_sdk::{Outcome, Target, check};
 
 const KEYS: &[&str] = &["host", "port", "user", "database", "primary", "timeout"];
 
@@ -40,12 +39,19 @@ const SNIPPET: usize = 200;
 #[check]
 fn postgres_check(target: Target) -> Result<Outcome, Outcome> {
     let settings = Settings::new(&target)?;
-    let address = format!("{}:{}", settings.host, settings.port);
-    let mut session = Session::connect(&settings, address.clone())?;
+    // A partial message is at most MESSAGE_LIMIT bytes (parse_message
+    // refuses longer ones), so twice that bounds the buffer.
+    let mut session = Exchange::connect(
+        &settings.host,
+        settings.port,
+        settings.timeout,
+        2 * MESSAGE_LIMIT,
+    )?;
+    let address = session.address().to_string();
 
     session.send("the startup packet", &startup_packet(&settings))?;
     loop {
-        let message = session.next("the startup packet")?;
+        let message = next(&mut session, "the startup packet")?;
         match message.tag {
             b'E' => return Err(judge_error(&address, &ServerError::parse(&message.body))),
             b'R' => match auth_code(&message.body) {
@@ -75,7 +81,7 @@ fn postgres_check(target: Target) -> Result<Outcome, Outcome> {
         session.send("a query", &query("SELECT pg_catalog.pg_is_in_recovery()"))?;
         let mut in_recovery = None;
         loop {
-            let message = session.next("SELECT pg_is_in_recovery()")?;
+            let message = next(&mut session, "SELECT pg_is_in_recovery()")?;
             match message.tag {
                 b'E' => return Err(judge_error(&address, &ServerError::parse(&message.body))),
                 b'D' => in_recovery = first_column(&message.body),
@@ -309,80 +315,15 @@ fn not_postgres(address: &str, bytes: &[u8]) -> Outcome {
     ))
 }
 
-/// A connection with a read buffer and one deadline for the exchange.
-struct Session {
-    conn: Connection,
-    address: String,
-    buffer: Vec<u8>,
-    deadline: Instant,
-    timeout: Duration,
-}
-
-impl Session {
-    fn connect(settings: &Settings, address: String) -> Result<Session, Outcome> {
-        let deadline = Instant::now() + settings.timeout;
-        let conn = Connection::connect(&settings.host, settings.port, settings.timeout)
-            .map_err(|e| e.outcome(format_args!("connect {address}")))?;
-        Ok(Session {
-            conn,
-            address,
-            buffer: Vec::new(),
-            deadline,
-            timeout: settings.timeout,
-        })
-    }
-
-    fn left(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    fn send(&self, what: &str, bytes: &[u8]) -> Result<(), Outcome> {
-        let address = &self.address;
-        self.conn
-            .write_all(bytes, self.left())
-            .map_err(|e| e.outcome(format_args!("send {what} to {address}")))
-    }
-
-    /// The next backend message, in answer to `what`.
-    fn next(&mut self, what: &str) -> Result<Message, Outcome> {
-        let address = &self.address;
-        loop {
-            match parse_message(&self.buffer) {
-                Ok(Some((message, used))) => {
-                    self.buffer.drain(..used);
-                    return Ok(message);
-                }
-                Ok(None) => {}
-                Err(why) => {
-                    let mut outcome = not_postgres(address, &self.buffer);
-                    if let Outcome::Retry(text) = &mut outcome {
-                        text.push_str(&format!(" ({why})"));
-                    }
-                    return Err(outcome);
-                }
-            }
-            let no_reply = || {
-                Outcome::retry(format!(
-                    "{address} did not answer {what} within {}",
-                    format_duration(self.timeout)
-                ))
-            };
-            let left = self.left();
-            if left.is_zero() {
-                return Err(no_reply());
-            }
-            match self.conn.read(64 * 1024, left) {
-                Ok(chunk) if chunk.is_empty() => {
-                    return Err(Outcome::retry(format!(
-                        "{address} closed the connection instead of answering {what}"
-                    )));
-                }
-                Ok(chunk) => self.buffer.extend_from_slice(&chunk),
-                Err(ErrorCode::Timeout) => return Err(no_reply()),
-                Err(e) => return Err(e.outcome(format_args!("read from {address}"))),
-            }
+/// The next backend message, in answer to `what`.
+fn next(session: &mut Exchange, what: &str) -> Result<Message, Outcome> {
+    session.receive(what, parse_message, |address, bytes, why| {
+        let mut outcome = not_postgres(address, bytes);
+        if let Outcome::Retry(text) = &mut outcome {
+            text.push_str(&format!(" ({why})"));
         }
-    }
+        outcome
+    })
 }
 
 #[cfg(test)]

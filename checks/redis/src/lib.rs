@@ -16,12 +16,11 @@
 //! granted, and authentication failures (`NOAUTH`, `WRONGPASS`, a password
 //! the server does not expect, `NOPERM`), which waiting cannot fix.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vigil_sdk::config::Port;
-use vigil_sdk::tcp::{self, Connection};
-use vigil_sdk::units::format_duration;
-use vigil_sdk::{ErrorCode, Outcome, Target, check};
+use vigil_sdk::tcp::{self, Exchange};
+use vigil_sdk::{Outcome, Target, check};
 
 const KEYS: &[&str] = &[
     "host",
@@ -44,8 +43,9 @@ const SNIPPET: usize = 160;
 #[check]
 fn redis_check(target: Target) -> Result<Outcome, Outcome> {
     let settings = Settings::new(&target)?;
-    let mut session = Session::connect(&settings)?;
-    let address = session.address.clone();
+    let mut session =
+        Exchange::connect(&settings.host, settings.port, settings.timeout, REPLY_LIMIT)?;
+    let address = session.address().to_string();
 
     if let Some(password) = &settings.password {
         let mut args: Vec<&[u8]> = vec![b"AUTH"];
@@ -53,15 +53,15 @@ fn redis_check(target: Target) -> Result<Outcome, Outcome> {
             args.push(user.as_bytes());
         }
         args.push(password.as_bytes());
-        let reply = session.command("AUTH", &args)?;
+        let reply = command(&mut session, "AUTH", &args)?;
         judge_auth(&address, &reply)?;
     }
 
-    let reply = session.command("PING", &[b"PING"])?;
+    let reply = command(&mut session, "PING", &[b"PING"])?;
     judge_ping(&address, &reply)?;
 
     if settings.replica_link {
-        let reply = session.command("INFO replication", &[b"INFO", b"replication"])?;
+        let reply = command(&mut session, "INFO replication", &[b"INFO", b"replication"])?;
         return Ok(judge_replication(&address, &reply));
     }
     Ok(Outcome::Ok)
@@ -108,84 +108,22 @@ impl Settings {
     }
 }
 
-/// A connection with a read buffer and one deadline for the whole exchange.
-struct Session {
-    conn: Connection,
-    address: String,
-    buffer: Vec<u8>,
-    deadline: Instant,
-    timeout: Duration,
-}
-
-impl Session {
-    fn connect(settings: &Settings) -> Result<Session, Outcome> {
-        let address = format!("{}:{}", settings.host, settings.port);
-        let deadline = Instant::now() + settings.timeout;
-        let conn = Connection::connect(&settings.host, settings.port, settings.timeout)
-            .map_err(|e| e.outcome(format_args!("connect {address}")))?;
-        Ok(Session {
-            conn,
-            address,
-            buffer: Vec::new(),
-            deadline,
-            timeout: settings.timeout,
-        })
-    }
-
-    fn left(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    /// Send one command as a RESP array and read its reply. `name` is what
-    /// messages call the command (never its arguments: they may hold a
-    /// password).
-    fn command(&mut self, name: &str, args: &[&[u8]]) -> Result<Reply, Outcome> {
-        let address = &self.address;
-        self.conn
-            .write_all(&encode(args), self.left())
-            .map_err(|e| e.outcome(format_args!("send {name} to {address}")))?;
-        loop {
-            match parse(&self.buffer, 0) {
-                Ok(Some((reply, used))) => {
-                    self.buffer.drain(..used);
-                    return Ok(reply);
-                }
-                Ok(None) => {}
-                Err(why) => {
-                    return Err(Outcome::retry(format!(
-                        "{address} answered {name} with something that is not a Redis reply \
-                         ({why}): \"{}\"",
-                        tcp::escape(&self.buffer, SNIPPET)
-                    )));
-                }
-            }
-            if self.buffer.len() > REPLY_LIMIT {
-                return Err(Outcome::retry(format!(
-                    "{address} sent more than {REPLY_LIMIT} bytes in reply to {name}"
-                )));
-            }
-            let left = self.left();
-            let no_reply = || {
-                Outcome::retry(format!(
-                    "{address} did not answer {name} within {}",
-                    format_duration(self.timeout)
-                ))
-            };
-            if left.is_zero() {
-                return Err(no_reply());
-            }
-            match self.conn.read(64 * 1024, left) {
-                Ok(chunk) if chunk.is_empty() => {
-                    return Err(Outcome::retry(format!(
-                        "{address} closed the connection instead of answering {name}"
-                    )));
-                }
-                Ok(chunk) => self.buffer.extend_from_slice(&chunk),
-                Err(ErrorCode::Timeout) => return Err(no_reply()),
-                Err(e) => return Err(e.outcome(format_args!("read {name} reply from {address}"))),
-            }
-        }
-    }
+/// Send one command as a RESP array and read its reply. `name` is what
+/// messages call the command (never its arguments: they may hold a
+/// password).
+fn command(session: &mut Exchange, name: &str, args: &[&[u8]]) -> Result<Reply, Outcome> {
+    session.send(name, &encode(args))?;
+    session.receive(
+        name,
+        |buffer| parse(buffer, 0),
+        |address, bytes, why| {
+            Outcome::retry(format!(
+                "{address} answered {name} with something that is not a Redis reply \
+                 ({why}): \"{}\"",
+                tcp::escape(bytes, SNIPPET)
+            ))
+        },
+    )
 }
 
 /// A RESP2 reply.
