@@ -94,7 +94,6 @@ fn graceful_shutdown_within_the_grace() {
 /// time (its grace is 5 s), and vigil journals `quit` only once the group
 /// is gone.
 #[test]
-#[ignore = "known bug, issue 3: when the leader exits first, Effect::KillRemnants (supervisor/mod.rs) SIGKILLs the rest of the group at once instead of after the remaining stop grace"]
 fn stop_grace_covers_the_whole_group() {
     let setup = Setup::new("group-grace");
     let dir = setup.service(
@@ -149,7 +148,9 @@ fn stop_grace_covers_the_whole_group() {
 /// A service that double-forks (a daemon re-parented to vigil, the
 /// subreaper) leaves no zombie once stopped, and the reaped orphan is
 /// journaled. A leader that exits at once, leaving its daemon behind, has
-/// the daemon killed and reaped as well.
+/// the daemon stopped like the service (its stop signal, journaled as
+/// `killed`) and reaped; the service's `exited` comes once the group is
+/// gone, after the daemon's `orphan-reaped`.
 #[test]
 fn double_forking_service_leaves_no_zombie() {
     let setup = Setup::new("doublefork");
@@ -181,14 +182,25 @@ fn double_forking_service_leaves_no_zombie() {
 
     // The daemonizing service: the leader exits, its daemon is killed and
     // reaped (journaled as an orphan), no zombie.
-    let (_, daemon_exit) = vigil.wait_kind(0, "daemon", "exited");
+    let (exited_at, daemon_exit) = vigil.wait_kind(0, "daemon", "exited");
     assert_eq!(daemon_exit["code"], 0, "{daemon_exit}");
     let daemon_pgid = pid_of(&daemon_exit);
-    let (_, reaped) = vigil.wait_event_from(0, |e| e["kind"] == "orphan-reaped", SOON);
+    let (killed_at, killed) = vigil.wait_kind(0, "daemon", "killed");
+    assert_eq!(
+        (pid_of(&killed), &killed["signal"]),
+        (daemon_pgid, &"SIGTERM".into()),
+        "{killed}"
+    );
+    let (reaped_at, reaped) = vigil.wait_event_from(0, |e| e["kind"] == "orphan-reaped", SOON);
     assert!(reaped["service"].is_null(), "{reaped}");
     assert_eq!(
-        reaped["signal"], "SIGKILL",
-        "the daemon left behind is killed: {reaped}"
+        reaped["signal"], "SIGTERM",
+        "the daemon left behind got the stop signal: {reaped}"
+    );
+    assert!(
+        killed_at < reaped_at && reaped_at < exited_at,
+        "killed, orphan-reaped, then exited\n{}",
+        vigil.diagnostics()
     );
     wait_until("the daemon's group is gone", SOON, || {
         all_processes().iter().all(|p| p.pgrp != daemon_pgid)
@@ -196,10 +208,10 @@ fn double_forking_service_leaves_no_zombie() {
 
     // Stop the forking service (remove it): leader and orphan both go.
     std::fs::remove_dir_all(setup.checks.join("forker")).expect("remove forker");
-    let (_, exited) = vigil.wait_kind(0, "forker", "exited");
+    let (exited_at, exited) = vigil.wait_kind(0, "forker", "exited");
     assert_eq!(pid_of(&exited), leader);
-    // (The orphan may be reaped before or after its leader.)
-    let (_, reaped) = vigil.wait_event_from(
+    // The service's `exited` counts the whole group: the orphan comes first.
+    let (reaped_at, reaped) = vigil.wait_event_from(
         0,
         |e| e["kind"] == "orphan-reaped" && pid_of(e) == orphan,
         SOON,
@@ -208,6 +220,7 @@ fn double_forking_service_leaves_no_zombie() {
         reaped["signal"], "SIGTERM",
         "the stop signal reached it: {reaped}"
     );
+    assert!(reaped_at < exited_at, "{}", vigil.diagnostics());
     wait_until("no process of the stopped service is left", SOON, || {
         all_processes().iter().all(|p| p.pgrp != leader)
     });

@@ -118,6 +118,9 @@ pub fn manifest_command(service: &Service) -> Result<spawn::Command, String> {
 pub struct Snapshot {
     pub status: Status,
     pub pid: Option<i32>,
+    /// The child's process group while any of it may be alive; it outlives
+    /// `pid` when members linger after the leader.
+    pub group: Option<i32>,
     pub restarts: u32,
     /// Dependents may start (ready, or a one-shot that exited cleanly).
     pub satisfies_after: bool,
@@ -128,6 +131,7 @@ impl Snapshot {
         Snapshot {
             status: state.status(),
             pid: state.pid(),
+            group: state.group(),
             restarts: state.restarts(),
             satisfies_after: state.satisfies_after(),
         }
@@ -157,6 +161,8 @@ pub struct Options {
 struct Shared {
     journal: JournalHandle,
     spawner: spawn::Spawner,
+    /// The reaper's registry, to [`settle`](reaper::Registry::settle) it.
+    reaper: Arc<reaper::Registry>,
     probes: Arc<dyn Probes>,
     services: RwLock<BTreeMap<String, Handle>>,
     options: Options,
@@ -252,6 +258,7 @@ impl Supervisor {
             shared: Arc::new(Shared {
                 journal,
                 spawner,
+                reaper: reaper.registry().clone(),
                 probes,
                 services: RwLock::new(BTreeMap::new()),
                 options,
@@ -498,7 +505,7 @@ impl Supervisor {
             });
         }
         while set.join_next().await.is_some() {}
-        let clean = self.snapshots().values().all(|s| s.pid.is_none());
+        let clean = self.snapshots().values().all(|s| s.group.is_none());
         self.journal(None, &Journal::Quit { clean });
         self.shared.journal.flush().await;
     }
@@ -511,8 +518,8 @@ impl Supervisor {
     /// SIGKILL every child's process group at once (a second shutdown signal).
     pub fn kill_all(&self) {
         for s in self.snapshots().values() {
-            if let Some(pid) = s.pid {
-                let _ = stop::signal_group(Pid::from_raw(pid), Signal::SIGKILL);
+            if let Some(pgid) = s.group {
+                let _ = stop::signal_group(Pid::from_raw(pgid), Signal::SIGKILL);
             }
         }
     }
@@ -547,6 +554,9 @@ fn jitter(after: Duration) -> Duration {
     let offset = x % (2 * spread);
     (after + Duration::from_nanos(offset)).saturating_sub(Duration::from_nanos(spread))
 }
+
+/// How often a lingering group's watcher checks that its service still exists.
+const GROUP_POLL: Duration = Duration::from_secs(1);
 
 async fn service_task(
     shared: Arc<Shared>,
@@ -637,21 +647,31 @@ async fn perform(
             }
             None
         }
-        Effect::KillRemnants { pgid } => {
+        Effect::WatchGroup { pgid, epoch } => {
             // Cheap test first: usually the group died with its leader and
-            // no /proc scan is needed.
+            // no /proc scan or watcher is needed.
             let group = Pid::from_raw(pgid);
-            if stop::group_alive(group) && stop::live_members(pgid) && stop::kill_remnants(group) {
-                shared.journal(
-                    Some(&svc.name),
-                    &Journal::Killed {
-                        pid: pgid,
-                        signal: "SIGKILL".into(),
-                        reason: "processes left in the group after its leader exited".into(),
-                    },
-                );
+            if !stop::group_alive(group) {
+                shared.reaper.settle();
+                return Some(Event::GroupGone { epoch });
             }
-            None
+            let live = stop::live_members(pgid);
+            let (tx, shared) = (tx.clone(), shared.clone());
+            tokio::spawn(async move {
+                // Members are stopped (and SIGKILLed after the grace) by the
+                // reducer; this only reports the end. It gives up when the
+                // service is gone (its channel closed).
+                while !stop::wait_group_gone(group, Some(tokio::time::Instant::now() + GROUP_POLL))
+                    .await
+                {
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+                shared.reaper.settle();
+                let _ = tx.send(Msg::Event(Event::GroupGone { epoch }));
+            });
+            Some(Event::GroupLingers { epoch, live })
         }
         Effect::Schedule { timer, after } => {
             let after = if matches!(timer.kind, TimerKind::Check(_)) {

@@ -78,6 +78,8 @@ enum Entry {
 pub struct Registry {
     entries: Mutex<HashMap<i32, Entry>>,
     orphans: Mutex<Option<OrphanHandler>>,
+    /// Held from each `waitpid` until its status is delivered; see [`Registry::settle`].
+    reaping: Mutex<()>,
 }
 
 /// Proof that the registry is locked; a pid inserted with it is pending.
@@ -147,11 +149,21 @@ impl Registry {
         }
     }
 
+    /// Wait until every process reaped so far has been delivered (routed,
+    /// or handed to the orphan handler). A reaped process vanishes from its
+    /// process group inside `waitpid`, before its status is delivered; a
+    /// caller that saw a group empty calls this before acting on it, so
+    /// that e.g. `orphan-reaped` is journaled before the service's `exited`.
+    pub fn settle(&self) {
+        drop(lock(&self.reaping));
+    }
+
     /// Reap every child that has exited and route its status. Returns how
     /// many were reaped.
     pub fn reap_all(&self) -> usize {
         let mut n = 0;
         loop {
+            let _reaping = lock(&self.reaping);
             match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => {
                     n += 1;

@@ -10,6 +10,20 @@
 //! Child lives are numbered (`epoch`): timers, check results and loader
 //! decisions carry the epoch they were issued for, and stale ones are
 //! ignored, so nothing needs cancelling.
+//!
+//! A child is its whole process group, not only the leader we spawned. When
+//! the leader is reaped the reducer asks the shell about the group
+//! ([`Effect::WatchGroup`]); the exit counts (journal `exited`, the restart
+//! policy, the loader, `stopped` for a stop) only at [`Event::GroupGone`]:
+//!
+//! - While stopping (stop, restart, shutdown, removal), members left behind
+//!   by the leader get the rest of the same stop grace, then SIGKILL of the
+//!   group with the `StopGrace` timer, as when the leader itself lingers.
+//! - When the leader exits on its own (a crash, a daemonizing parent), what
+//!   is left of its group is stopped like a service: the stop signal
+//!   (journaled as `killed`), the full stop grace, then SIGKILL. Only then
+//!   does the restart policy run, so a restarted service never runs beside
+//!   the remains of its previous life.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -140,6 +154,18 @@ pub enum Event {
         status: ExitStatus,
         uptime: Duration,
     },
+    /// Answer to [`Effect::WatchGroup`]: members of the exited leader's
+    /// group remain (`live`: some are not zombies). [`Event::GroupGone`]
+    /// follows once the group is empty.
+    GroupLingers {
+        epoch: u64,
+        live: bool,
+    },
+    /// The exited leader's process group is empty, and every member the
+    /// reaper took has been journaled.
+    GroupGone {
+        epoch: u64,
+    },
     /// A check finished.
     Check {
         epoch: u64,
@@ -167,9 +193,12 @@ pub enum Effect {
         pgid: i32,
         signal: Signal,
     },
-    /// SIGKILL whatever remains of the group of a leader that exited.
-    KillRemnants {
+    /// The group's leader was reaped: answer at once with
+    /// [`Event::GroupGone`] when nothing is left of group `pgid`, else with
+    /// [`Event::GroupLingers`] and later [`Event::GroupGone`].
+    WatchGroup {
         pgid: i32,
+        epoch: u64,
     },
     /// Fire [`Event::Timer`] after this long (checks get jitter from the shell).
     Schedule {
@@ -204,6 +233,18 @@ enum AfterStop {
     Fail(String),
     /// Apply the restart policy as for a failed exit (a failed check).
     Failure,
+    /// The leader exited on its own and its group is being stopped: apply
+    /// the restart policy (or the loader) to that exit once the group is gone.
+    LeaderExited,
+}
+
+/// The leader's exit, held until its process group is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LeaderExit {
+    status: ExitStatus,
+    uptime: Duration,
+    /// What the service was doing when the leader exited.
+    while_stopping: bool,
 }
 
 /// A failure waiting for the loader's decision.
@@ -233,7 +274,12 @@ pub struct ServiceState {
 
     status: Status,
     epoch: u64,
+    /// The process group leader, while it has not been reaped.
     pid: Option<i32>,
+    /// The child's process group (the leader's pid), until it is empty.
+    group: Option<i32>,
+    /// Set between the leader's exit and the end of its group.
+    leader_exit: Option<LeaderExit>,
     started_at: Option<Instant>,
     restarts: u32,
     backoff_index: usize,
@@ -277,6 +323,8 @@ impl ServiceState {
             status: Status::Stopped,
             epoch: 0,
             pid: None,
+            group: None,
+            leader_exit: None,
             started_at: None,
             restarts: 0,
             backoff_index: 0,
@@ -310,6 +358,11 @@ impl ServiceState {
     }
     pub fn pid(&self) -> Option<i32> {
         self.pid
+    }
+    /// The child's process group while any of it may be alive (it outlives
+    /// the leader when members linger).
+    pub fn group(&self) -> Option<i32> {
+        self.group
     }
     pub fn restarts(&self) -> u32 {
         self.restarts
@@ -350,10 +403,20 @@ impl ServiceState {
                     self.after_exit_builtin(now, true, Duration::ZERO, &mut fx);
                 } else if self.status == Status::Stopping && self.pid.is_none() {
                     fx.push(Effect::Journal(Journal::SpawnError { error }));
-                    self.on_exit_while_stopping(now, Duration::ZERO, false, &mut fx);
+                    self.on_exit_while_stopping(now, None, Duration::ZERO, true, &mut fx);
                 }
             }
-            Event::Exited { status, uptime } => self.on_exited(now, status, uptime, &mut fx),
+            Event::Exited { status, uptime } => self.on_exited(status, uptime, &mut fx),
+            Event::GroupLingers { epoch, live } => {
+                if epoch == self.epoch {
+                    self.on_group_lingers(live, &mut fx);
+                }
+            }
+            Event::GroupGone { epoch } => {
+                if epoch == self.epoch {
+                    self.on_group_gone(now, &mut fx);
+                }
+            }
             Event::Check {
                 epoch,
                 phase,
@@ -434,6 +497,8 @@ impl ServiceState {
         }
         self.epoch += 1;
         self.pid = None;
+        self.group = None;
+        self.leader_exit = None;
         self.started_at = None;
         self.counters = Default::default();
         self.startup_passed = false;
@@ -451,20 +516,20 @@ impl ServiceState {
         if !self.set(Status::Stopping, fx) {
             return;
         }
-        if let Some(pid) = self.pid {
+        if let Some(pgid) = self.group {
             fx.push(Effect::Signal {
-                pgid: pid,
+                pgid,
                 signal: self.stop_signal,
             });
             // A SIGSTOPped child (a hang) cannot act on the stop signal
             // until it is continued.
             fx.push(Effect::Signal {
-                pgid: pid,
+                pgid,
                 signal: Signal::SIGCONT,
             });
             self.schedule(TimerKind::StopGrace, self.stop_grace, fx);
         }
-        // Without a pid the spawn is in flight: `Spawned` sends the signal.
+        // Without a group the spawn is in flight: `Spawned` sends the signal.
     }
 
     fn on_start(&mut self, _now: Instant, fx: &mut Vec<Effect>) {
@@ -525,6 +590,7 @@ impl ServiceState {
             return;
         }
         self.pid = Some(pid);
+        self.group = Some(pid);
         self.started_at = Some(now);
         fx.push(Effect::Journal(Journal::Spawned {
             pid,
@@ -578,17 +644,69 @@ impl ServiceState {
         }
     }
 
-    fn on_exited(
-        &mut self,
-        now: Instant,
-        status: ExitStatus,
-        uptime: Duration,
-        fx: &mut Vec<Effect>,
-    ) {
-        let pid = self.pid.take();
-        if let Some(pgid) = pid {
-            fx.push(Effect::KillRemnants { pgid });
+    /// The leader was reaped. The exit counts once its group is gone
+    /// ([`Self::on_group_gone`]); until then the service keeps its status.
+    fn on_exited(&mut self, status: ExitStatus, uptime: Duration, fx: &mut Vec<Effect>) {
+        let while_stopping = match self.status {
+            Status::Stopping => true,
+            Status::Starting | Status::Running | Status::Ready => false,
+            other => {
+                tracing::warn!(service = %self.name, status = %other, "exit without a child");
+                return;
+            }
+        };
+        self.pid = None;
+        self.leader_exit = Some(LeaderExit {
+            status,
+            uptime,
+            while_stopping,
+        });
+        match self.group {
+            Some(pgid) => fx.push(Effect::WatchGroup {
+                pgid,
+                epoch: self.epoch,
+            }),
+            None => tracing::warn!(service = %self.name, "exit of a child with no process group"),
         }
+    }
+
+    /// Members of the exited leader's group remain. While stopping they are
+    /// already covered: the stop signal went to the whole group and the
+    /// `StopGrace` timer SIGKILLs it. After a leader's own exit they are
+    /// stopped like the service itself.
+    fn on_group_lingers(&mut self, live: bool, fx: &mut Vec<Effect>) {
+        let (Some(exit), Some(pgid)) = (self.leader_exit, self.group) else {
+            return;
+        };
+        if exit.while_stopping || self.status == Status::Stopping {
+            return;
+        }
+        if live {
+            // Journaled before the signal goes, so that it precedes the
+            // `orphan-reaped` entries of the members it ends.
+            fx.push(Effect::Journal(Journal::Killed {
+                pid: pgid,
+                signal: self.stop_signal.as_str().into(),
+                reason: format!(
+                    "processes left in the group after its leader exited ({})",
+                    exit.status
+                ),
+            }));
+            self.begin_stop(AfterStop::LeaderExited, fx);
+        } else if self.set(Status::Stopping, fx) {
+            // Only zombies: nothing to signal, the reaper takes them.
+            self.after_stop = AfterStop::LeaderExited;
+            self.schedule(TimerKind::StopGrace, self.stop_grace, fx);
+        }
+    }
+
+    /// Nothing is left of the child: the exit counts now.
+    fn on_group_gone(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+        let Some(exit) = self.leader_exit.take() else {
+            return;
+        };
+        let pid = self.group.take();
+        let LeaderExit { status, uptime, .. } = exit;
         self.recent_exits.push_back((status, uptime, now));
         while self.recent_exits.len() > 16 {
             self.recent_exits.pop_front();
@@ -604,28 +722,40 @@ impl ServiceState {
             .is_some_and(|c| self.policy.success_codes.contains(&c));
         self.last_exit_clean = clean;
         match self.status {
-            Status::Stopping => self.on_exit_while_stopping(now, uptime, !clean, fx),
+            Status::Stopping => self.on_exit_while_stopping(now, Some(status), uptime, !clean, fx),
             Status::Starting | Status::Running | Status::Ready => {
-                if self.loader_config.is_some() {
-                    self.pending = Some(Pending::Exit {
-                        failed: !clean,
-                        uptime,
-                    });
-                    self.set(Status::Backoff, fx);
-                    self.decide(now, LoaderEvent::Exited { status, uptime }, fx);
-                } else {
-                    self.after_exit_builtin(now, !clean, uptime, fx);
-                }
+                self.after_exit(now, status, uptime, !clean, fx)
             }
             other => tracing::warn!(service = %self.name, status = %other, "exit without a child"),
         }
     }
 
+    /// The child exited on its own: the loader decides, or the built-in policy.
+    fn after_exit(
+        &mut self,
+        now: Instant,
+        status: ExitStatus,
+        uptime: Duration,
+        failed: bool,
+        fx: &mut Vec<Effect>,
+    ) {
+        if self.loader_config.is_some() {
+            self.pending = Some(Pending::Exit { failed, uptime });
+            self.set(Status::Backoff, fx);
+            self.decide(now, LoaderEvent::Exited { status, uptime }, fx);
+        } else {
+            self.after_exit_builtin(now, failed, uptime, fx);
+        }
+    }
+
+    /// The child we were stopping is gone (`status`: the leader's exit;
+    /// `None` when the spawn failed).
     fn on_exit_while_stopping(
         &mut self,
         now: Instant,
+        status: Option<ExitStatus>,
         uptime: Duration,
-        _failed: bool,
+        failed: bool,
         fx: &mut Vec<Effect>,
     ) {
         match std::mem::replace(&mut self.after_stop, AfterStop::Stop) {
@@ -643,6 +773,10 @@ impl ServiceState {
             }
             AfterStop::Fail(reason) => self.give_up(reason, fx),
             AfterStop::Failure => self.after_exit_builtin(now, true, uptime, fx),
+            AfterStop::LeaderExited => match status {
+                Some(status) => self.after_exit(now, status, uptime, failed, fx),
+                None => self.after_exit_builtin(now, true, uptime, fx),
+            },
         }
     }
 
@@ -748,12 +882,9 @@ impl ServiceState {
             }
             TimerKind::StopGrace => {
                 if self.status == Status::Stopping
-                    && let Some(pid) = self.pid
+                    && let Some(pid) = self.group
                 {
-                    fx.push(Effect::Signal {
-                        pgid: pid,
-                        signal: Signal::SIGKILL,
-                    });
+                    // Journaled first, like the stop of a crashed leader's remains.
                     fx.push(Effect::Journal(Journal::Killed {
                         pid,
                         signal: "SIGKILL".into(),
@@ -763,6 +894,10 @@ impl ServiceState {
                             self.stop_signal.as_str()
                         ),
                     }));
+                    fx.push(Effect::Signal {
+                        pgid: pid,
+                        signal: Signal::SIGKILL,
+                    });
                 }
             }
             TimerKind::Backoff => {

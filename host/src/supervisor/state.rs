@@ -27,7 +27,8 @@ pub enum Status {
     Running,
     /// Running and ready: gates dependents and `/readyz`.
     Ready,
-    /// Stop signal sent; waiting for the child to exit (SIGKILL after the grace).
+    /// Stop signal sent; waiting for the child's whole process group to
+    /// exit (SIGKILL after the grace).
     Stopping,
     /// Exited; waiting for the restart delay (or for the loader's decision).
     Backoff,

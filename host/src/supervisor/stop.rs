@@ -1,6 +1,10 @@
 //! Stopping a child: the stop signal to its whole process group, the grace
-//! period, then SIGKILL to the group. Members left behind by a leader that
-//! already exited are killed too.
+//! period, then SIGKILL to the group. The grace is the whole group's:
+//! members left behind by a leader that already exited get the rest of it.
+//!
+//! The supervisor drives the same steps through its reducer (signals, a
+//! `StopGrace` timer, [`wait_group_gone`]); [`stop_group`] is the one-call
+//! form of them.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -47,6 +51,25 @@ pub fn kill_remnants(pgid: Pid) -> bool {
     killpg(pgid, Signal::SIGKILL).is_ok()
 }
 
+/// Wait until nothing (zombies included) is left of group `pgid`, polling,
+/// or until `deadline`. True when the group is gone.
+///
+/// Members of our children's groups re-parent to Vigil (a subreaper) and
+/// are reaped by the reaper, so a group of ours always empties once its
+/// members die; a zombie still counts, so that its `orphan-reaped` comes
+/// before anything that treats the group as gone.
+pub async fn wait_group_gone(pgid: Pid, deadline: Option<tokio::time::Instant>) -> bool {
+    loop {
+        if !group_alive(pgid) {
+            return true;
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// What [`stop_group`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StopOutcome {
@@ -82,18 +105,16 @@ where
     };
     // The leader is gone; give the rest of the group what is left of the
     // grace, then kill it.
-    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(POLL).await;
-    }
-    if live_members(pgid.as_raw()) {
+    if !wait_group_gone(pgid, Some(deadline)).await && live_members(pgid.as_raw()) {
         killed |= kill_remnants(pgid);
     }
     // Killed members re-parent to us and are reaped by the reaper; wait
     // (briefly) until the group is really gone.
-    let settle = tokio::time::Instant::now() + Duration::from_secs(1);
-    while group_alive(pgid) && tokio::time::Instant::now() < settle {
-        tokio::time::sleep(POLL).await;
-    }
+    wait_group_gone(
+        pgid,
+        Some(tokio::time::Instant::now() + Duration::from_secs(1)),
+    )
+    .await;
     StopOutcome { status, killed }
 }
 

@@ -82,9 +82,29 @@ impl Sim {
             outcome,
         })
     }
+    /// The leader exits and its group is empty with it (the common case):
+    /// the effects of the exit and of the shell's `GroupGone` answer.
     fn exit(&mut self, status: ExitStatus, uptime: Duration) -> Vec<Effect> {
+        let mut fx = self.leader_exit(status, uptime);
+        assert!(
+            fx.iter().any(|e| matches!(e, Effect::WatchGroup { .. })),
+            "{fx:?}"
+        );
+        fx.extend(self.group_gone());
+        fx
+    }
+    /// Only the leader exits: the reducer asks about its group.
+    fn leader_exit(&mut self, status: ExitStatus, uptime: Duration) -> Vec<Effect> {
         self.at(uptime);
         self.on(Event::Exited { status, uptime })
+    }
+    fn group_lingers(&mut self, live: bool) -> Vec<Effect> {
+        let epoch = self.s.epoch();
+        self.on(Event::GroupLingers { epoch, live })
+    }
+    fn group_gone(&mut self) -> Vec<Effect> {
+        let epoch = self.s.epoch();
+        self.on(Event::GroupGone { epoch })
     }
 }
 
@@ -150,7 +170,10 @@ fn crash_loop_follows_the_backoff_list_and_resets_after_stable_uptime() {
     let mut delays = vec![];
     for pid in 2..7 {
         let fx = sim.exit(ExitStatus::Signal(9), Duration::from_secs(1));
-        assert!(fx.contains(&Effect::KillRemnants { pgid: pid - 1 }));
+        assert!(fx.contains(&Effect::WatchGroup {
+            pgid: pid - 1,
+            epoch: sim.s.epoch()
+        }));
         assert_eq!(sim.s.status(), Status::Backoff);
         delays.push(restart_delay(&fx).expect("restart scheduled"));
         let fx = sim.timer(TimerKind::Backoff);
@@ -655,4 +678,231 @@ fn a_loader_decides_check_failures_and_a_broken_loader_falls_back() {
             .any(|j| matches!(j, Journal::Warning { .. }))
     );
     assert_eq!(restart_delay(&fx), Some(Duration::ZERO));
+}
+
+fn exited(fx: &[Effect]) -> Option<Journal> {
+    journal(fx)
+        .into_iter()
+        .find(|j| matches!(j, Journal::Exited { .. }))
+}
+
+fn spawns(fx: &[Effect]) -> bool {
+    fx.iter().any(|e| matches!(e, Effect::Spawn { .. }))
+}
+
+fn killed(fx: &[Effect]) -> Vec<(i32, String)> {
+    journal(fx)
+        .into_iter()
+        .filter_map(|j| match j {
+            Journal::Killed { pid, signal, .. } => Some((pid, signal)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The stop grace is the whole group's: a leader that dies of the stop
+/// signal leaves its members the rest of the grace; the service is down
+/// (and `exited` journaled) only once the group is gone.
+#[test]
+fn members_of_a_stopped_leader_get_the_rest_of_the_grace() {
+    let mut sim = Sim::running(&service(), 8);
+    sim.on(Event::Stop);
+    let fx = sim.leader_exit(ExitStatus::Signal(15), Duration::from_millis(10));
+    assert_eq!(
+        fx,
+        vec![Effect::WatchGroup {
+            pgid: 8,
+            epoch: sim.s.epoch()
+        }]
+    );
+    assert_eq!(sim.s.status(), Status::Stopping);
+    assert_eq!((sim.s.pid(), sim.s.group()), (None, Some(8)));
+    // The stop signal already reached them: nothing more to send yet.
+    assert!(sim.group_lingers(true).is_empty());
+    assert_eq!(
+        sim.s.status(),
+        Status::Stopping,
+        "not down while members live"
+    );
+    // The group empties within the grace: down, with the leader's exit.
+    let fx = sim.group_gone();
+    assert_eq!(
+        exited(&fx),
+        Some(Journal::Exited {
+            pid: Some(8),
+            code: None,
+            signal: Some("SIGTERM".into()),
+            uptime_ms: 10,
+        })
+    );
+    assert_eq!(sim.s.status(), Status::Stopped);
+    assert_eq!(sim.s.group(), None);
+    assert!(killed(&fx).is_empty());
+    // The grace timer of that stop no longer acts.
+    assert!(sim.timer(TimerKind::StopGrace).is_empty());
+
+    // Members that outlast the grace: SIGKILL to the group, then down.
+    let mut sim = Sim::running(&service(), 9);
+    sim.on(Event::Stop);
+    sim.leader_exit(ExitStatus::Code(0), Duration::from_millis(10));
+    sim.group_lingers(true);
+    let fx = sim.timer(TimerKind::StopGrace);
+    assert!(fx.contains(&Effect::Signal {
+        pgid: 9,
+        signal: Signal::SIGKILL
+    }));
+    assert_eq!(killed(&fx), vec![(9, "SIGKILL".to_string())]);
+    assert_eq!(sim.s.status(), Status::Stopping);
+    let fx = sim.group_gone();
+    assert!(exited(&fx).is_some());
+    assert_eq!(sim.s.status(), Status::Stopped);
+}
+
+/// A restart waits for the whole old group: never two lives at once.
+#[test]
+fn a_restart_spawns_only_once_the_old_group_is_gone() {
+    let mut sim = Sim::running(&service(), 8);
+    sim.on(Event::Restart);
+    let mut fx = sim.leader_exit(ExitStatus::Signal(15), Duration::from_secs(1));
+    fx.extend(sim.group_lingers(true));
+    assert!(restart_delay(&fx).is_none() && !spawns(&fx), "{fx:?}");
+    let fx = sim.group_gone();
+    assert_eq!(restart_delay(&fx), Some(Duration::ZERO));
+    let fx = sim.timer(TimerKind::Backoff);
+    assert!(fx.contains(&Effect::Spawn { restarts: 1 }));
+    assert_eq!(
+        sim.s.group(),
+        None,
+        "the new life has no group until spawned"
+    );
+}
+
+/// A leader that exits on its own (a crash, a daemonizing parent): what is
+/// left of its group is stopped like the service (stop signal, grace,
+/// SIGKILL); the restart policy sees the leader's exit once the group is
+/// gone.
+#[test]
+fn members_left_by_a_crashed_leader_are_stopped_before_the_policy_runs() {
+    let mut svc = service();
+    svc.checks.liveness = Some(check(100, 1, 1));
+    svc.stop_signal = Signal::SIGINT;
+    let mut sim = Sim::running(&svc, 5);
+    let fx = sim.leader_exit(ExitStatus::Code(1), Duration::from_secs(2));
+    assert_eq!(sim.s.status(), Status::Ready, "asks about the group first");
+    assert!(exited(&fx).is_none());
+    let fx = sim.group_lingers(true);
+    assert_eq!(sim.s.status(), Status::Stopping);
+    assert!(fx.contains(&Effect::Signal {
+        pgid: 5,
+        signal: Signal::SIGINT
+    }));
+    assert!(fx.contains(&Effect::Signal {
+        pgid: 5,
+        signal: Signal::SIGCONT
+    }));
+    assert_eq!(
+        scheduled(&fx, TimerKind::StopGrace),
+        Some(Duration::from_secs(3))
+    );
+    assert_eq!(killed(&fx), vec![(5, "SIGINT".to_string())]);
+    let reason = journal(&fx)
+        .into_iter()
+        .find_map(|j| match j {
+            Journal::Killed { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .unwrap_or_default();
+    assert!(reason.contains("exit code 1"), "{reason}");
+    assert!(restart_delay(&fx).is_none() && !spawns(&fx));
+    // Stopping: no check acts on the remains.
+    assert!(
+        sim.check(Phase::Liveness, Outcome::Error("x".into()))
+            .is_empty()
+    );
+    let fx = sim.timer(TimerKind::StopGrace);
+    assert_eq!(killed(&fx), vec![(5, "SIGKILL".to_string())]);
+    let fx = sim.group_gone();
+    assert_eq!(
+        exited(&fx),
+        Some(Journal::Exited {
+            pid: Some(5),
+            code: Some(1),
+            signal: None,
+            uptime_ms: 2000,
+        })
+    );
+    assert_eq!(sim.s.status(), Status::Backoff);
+    assert_eq!(restart_delay(&fx), Some(Duration::ZERO));
+    assert!(
+        sim.timer(TimerKind::Backoff)
+            .contains(&Effect::Spawn { restarts: 1 })
+    );
+
+    // Only zombies left: nothing to signal or journal as killed; wait.
+    let mut sim = Sim::running(&service(), 6);
+    sim.leader_exit(ExitStatus::Code(0), Duration::from_secs(1));
+    let fx = sim.group_lingers(false);
+    assert_eq!(sim.s.status(), Status::Stopping);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Signal { .. })));
+    assert!(killed(&fx).is_empty());
+    let fx = sim.group_gone();
+    assert!(exited(&fx).is_some());
+    assert_eq!(restart_delay(&fx), Some(Duration::ZERO), "restart = always");
+
+    // An operator stop while the remains are stopped wins over the policy.
+    let mut sim = Sim::running(&service(), 7);
+    sim.leader_exit(ExitStatus::Code(1), Duration::from_secs(1));
+    sim.group_lingers(true);
+    assert!(
+        sim.on(Event::Stop).is_empty(),
+        "the stop signal already went"
+    );
+    let fx = sim.group_gone();
+    assert_eq!(sim.s.status(), Status::Stopped);
+    assert!(restart_delay(&fx).is_none());
+}
+
+/// With a loader, the exit is decided once the group is gone.
+#[test]
+fn a_loader_sees_the_exit_once_the_group_is_gone() {
+    let mut sim = Sim::running(&with_loader(), 3);
+    let mut fx = sim.leader_exit(ExitStatus::Code(2), Duration::from_secs(1));
+    fx.extend(sim.group_lingers(true));
+    assert!(decide(&fx).is_none());
+    let fx = sim.group_gone();
+    let (_, event, history) = decide(&fx).expect("asks the loader");
+    assert_eq!(
+        event,
+        LoaderEvent::Exited {
+            status: ExitStatus::Code(2),
+            uptime: Duration::from_secs(1)
+        }
+    );
+    assert_eq!(history.recent_exits.len(), 1);
+    assert_eq!(sim.s.status(), Status::Backoff);
+}
+
+/// Group answers of an earlier life are ignored.
+#[test]
+fn stale_group_events_are_ignored() {
+    let mut sim = Sim::running(&service(), 8);
+    let old = sim.s.epoch();
+    sim.exit(ExitStatus::Code(1), Duration::from_secs(1));
+    sim.timer(TimerKind::Backoff);
+    sim.on(Event::Spawned {
+        pid: 9,
+        start_time: None,
+    });
+    assert!(
+        sim.on(Event::GroupLingers {
+            epoch: old,
+            live: true
+        })
+        .is_empty()
+    );
+    assert!(sim.on(Event::GroupGone { epoch: old }).is_empty());
+    // And without a leader exit, a group answer does nothing.
+    assert!(sim.group_gone().is_empty());
+    assert_eq!(sim.s.status(), Status::Ready);
+    assert_eq!(sim.s.group(), Some(9));
 }
