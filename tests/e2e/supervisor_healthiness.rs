@@ -50,9 +50,19 @@ fn readiness_reached() {
 fn stopped_child_fails_liveness_and_is_restarted() {
     let setup = Setup::new("hang");
     let port = closed_port();
-    // threshold 3 x period 400 ms: two more failures after the first.
+    // threshold 3 x period 400 ms: two more failures after the first. The
+    // startup check holds liveness back until the server answers, however
+    // long python takes to start on a busy machine.
     let manifest = format!(
         r#"{command}stop-grace = "5s"
+
+[checks.startup]
+check = "builtin:http"
+period = "100ms"
+timeout = "3s"
+[checks.startup.config]
+url = "http://127.0.0.1:{port}/"
+timeout = "300ms"
 
 [checks.liveness]
 check = "builtin:http"
