@@ -427,10 +427,11 @@ fn ts_ms(e: &Value) -> i64 {
 }
 
 /// A loopback HTTP server answering 200 to everything and recording when
-/// each request arrived: how often a service's checks really run.
+/// each request arrived, stamped like the journal (RFC 3339, UTC,
+/// milliseconds), so that requests can be placed between journal events.
 pub struct RequestLog {
     pub port: u16,
-    arrivals: Arc<Mutex<Vec<Instant>>>,
+    arrivals: Arc<Mutex<Vec<String>>>,
 }
 
 impl RequestLog {
@@ -452,7 +453,8 @@ impl RequestLog {
                             Ok(n) => request.extend_from_slice(&buffer[..n]),
                         }
                     }
-                    log.lock().expect("log").push(Instant::now());
+                    let stamp = vigil::journal::timestamp(std::time::SystemTime::now());
+                    log.lock().expect("log").push(stamp);
                     let _ = stream.write_all(
                         b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                     );
@@ -470,15 +472,8 @@ impl RequestLog {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Arrival times so far.
-    pub fn arrivals(&self) -> Vec<Instant> {
+    /// Arrival stamps so far, oldest first.
+    pub fn arrivals(&self) -> Vec<String> {
         self.arrivals.lock().expect("log").clone()
     }
-}
-
-/// Gaps between consecutive instants, sorted.
-pub fn sorted_gaps(times: &[Instant]) -> Vec<Duration> {
-    let mut gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    gaps.sort();
-    gaps
 }
