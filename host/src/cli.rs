@@ -33,6 +33,49 @@ pub enum Command {
     Run(RunArgs),
     /// Check a checks directory and report every problem at once.
     Validate(ValidateArgs),
+    /// Start a program detached; exit 0 once a check says it is ready.
+    ///
+    /// The program gets its own session, stdio on /dev/null (or --log) and
+    /// this command's environment and directory. Until --check (default
+    /// builtin:process: it runs) says ok, it is checked every --interval
+    /// with its pid; an error, its exit, or --timeout kills its process group
+    /// and exits 1 with the reason. On success the pid is printed.
+    Daemonize(DaemonizeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonizeArgs {
+    /// The readiness check: a .wasm component or builtin:NAME [default: builtin:process].
+    #[arg(long, value_name = "CHECK")]
+    pub check: Option<String>,
+    /// A config setting for the check, KEY=VALUE; repeatable.
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub config: Vec<(String, String)>,
+    /// Grant the check an outbound destination, [SCHEME://]HOST[:PORT]; repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+    /// Grant the check read access to a path and everything beneath it; repeatable.
+    #[arg(long = "allow-path", value_name = "PATH")]
+    pub allow_paths: Vec<PathBuf>,
+    /// Give up (and kill the program) when it is not ready after this long.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Pause between two checks.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Deadline of one check run.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub check_timeout: Duration,
+    /// Lock this pid file (refused when another holds it) and write the
+    /// program's pid; the program keeps the lock while it runs.
+    #[arg(long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+    /// Append the program's stdout and stderr to this file [default: /dev/null].
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// The program and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +89,17 @@ pub struct RunArgs {
     /// Do not echo service output and transitions to the terminal.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run in the background: exit 0 once the daemon answers on its control
+    /// socket and every startup check has passed; otherwise kill it and
+    /// exit 1 with the reason and the last journal lines.
+    #[arg(long)]
+    pub daemon: bool,
+    /// With --daemon: how long the daemon may take to be up.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "D")]
+    pub ready_timeout: Duration,
+    /// The single-instance lock [default: vigil.pid in the state directory].
+    #[arg(long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

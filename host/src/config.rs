@@ -47,8 +47,9 @@ pub struct Service {
     pub restart: RestartPolicy,
     /// Services that must be ready before this one starts.
     pub after: Vec<String>,
-    /// Reserved for readiness notification (a later issue).
-    pub notify: bool,
+    /// `notify = true`: the child speaks systemd's notify protocol
+    /// (`READY=1`, `WATCHDOG=1`, `STATUS=`) on its own `NOTIFY_SOCKET`.
+    pub notify: Option<NotifySpec>,
     pub grants: GrantSpec,
     pub checks: Checks,
     pub loader: Option<LoaderSpec>,
@@ -63,6 +64,8 @@ impl Service {
             || self.inherit_env != other.inherit_env
             || self.cwd != other.cwd
             || self.loader.is_some() != other.loader.is_some()
+            // The child's NOTIFY_SOCKET and WATCHDOG_USEC.
+            || self.notify != other.notify
     }
 
     /// The environment a child gets: inherited variables first, then the
@@ -80,6 +83,20 @@ impl Service {
         env.into_iter().collect()
     }
 }
+
+/// How a `notify = true` service is judged by its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotifySpec {
+    /// `watchdog-sec`: a `WATCHDOG=1` must arrive at least this often once
+    /// the service is started, or it is restarted as a liveness failure.
+    pub watchdog: Option<Duration>,
+    /// `notify-timeout`: how long `READY=1` may take when no startup check
+    /// bounds the start (a startup check's `startup-timeout` does then).
+    pub timeout: Duration,
+}
+
+/// Default `notify-timeout`, as the default `startup-timeout`.
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// When to restart a child that exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,6 +352,8 @@ pub struct RawService {
     pub success_codes: Option<Vec<i32>>,
     pub after: Option<Vec<String>>,
     pub notify: Option<bool>,
+    pub watchdog_sec: Option<String>,
+    pub notify_timeout: Option<String>,
     pub grants: Option<RawGrants>,
     pub checks: Option<RawChecks>,
     pub loader: Option<RawLoader>,
@@ -1036,6 +1055,8 @@ fn resolve(
         (false, None) => None,
     };
 
+    let notify = resolve_notify(&raw.notify, &raw.watchdog_sec, &raw.notify_timeout, c);
+
     Some(Service {
         name: name.to_string(),
         cwd,
@@ -1052,11 +1073,57 @@ fn resolve(
             success_codes,
         },
         after,
-        notify: raw.notify.unwrap_or(false),
+        notify,
         grants,
         checks,
         loader,
         dir,
+    })
+}
+
+/// `notify`, `watchdog-sec` and `notify-timeout`; the last two only mean
+/// something with `notify = true`.
+fn resolve_notify(
+    notify: &Option<bool>,
+    watchdog: &Option<String>,
+    timeout: &Option<String>,
+    c: &mut Collector<'_>,
+) -> Option<NotifySpec> {
+    let watchdog = watchdog.as_deref().map(|s| {
+        let d = duration_field(c, "watchdog-sec", Some(s), Duration::ZERO);
+        if d.is_zero() && parse_duration(s).is_ok() {
+            c.push(
+                "watchdog-sec",
+                "a zero watchdog would fail at once",
+                "give the longest silence to allow, e.g. \"5s\", or remove it",
+            );
+        }
+        d
+    });
+    let timeout = duration_field(
+        c,
+        "notify-timeout",
+        timeout.as_deref(),
+        DEFAULT_NOTIFY_TIMEOUT,
+    );
+    if *notify != Some(true) {
+        for (field, set) in [
+            ("watchdog-sec", watchdog.is_some()),
+            ("notify-timeout", timeout != DEFAULT_NOTIFY_TIMEOUT),
+        ] {
+            if set {
+                c.push(
+                    field,
+                    "only used by services that send notify messages",
+                    "add `notify = true` (the program speaks sd_notify) or remove it",
+                );
+            }
+        }
+        return None;
+    }
+    Some(NotifySpec {
+        watchdog: watchdog.filter(|d| !d.is_zero()),
+        timeout,
     })
 }
 
@@ -1731,5 +1798,41 @@ memory = "lots"
             fields_of::<RawChecks>(),
             &["startup", "readiness", "liveness"]
         );
+    }
+
+    #[test]
+    fn notify_fields_need_notify_and_valid_durations() {
+        let t = TempDir::new("cfg-notify");
+        service(
+            &t.0,
+            "n",
+            "command = [\"sleep\", \"1\"]\nnotify = true\nwatchdog-sec = \"5s\"\n",
+        );
+        let services = load_dir(&t.0).expect("valid");
+        assert_eq!(
+            services[0].notify,
+            Some(NotifySpec {
+                watchdog: Some(Duration::from_secs(5)),
+                timeout: DEFAULT_NOTIFY_TIMEOUT,
+            })
+        );
+
+        let t = TempDir::new("cfg-notify-bad");
+        service(
+            &t.0,
+            "a",
+            "command = [\"sleep\", \"1\"]\nwatchdog-sec = \"5s\"\nnotify-timeout = \"9s\"\n",
+        );
+        service(
+            &t.0,
+            "b",
+            "command = [\"sleep\", \"1\"]\nnotify = true\nwatchdog-sec = \"soon\"\n",
+        );
+        let p = problems(&t.0);
+        let has = |needle: &str| p.iter().any(|l| l.contains(needle));
+        assert!(has("a/service.toml:watchdog-sec: only used by"), "{p:#?}");
+        assert!(has("a/service.toml:notify-timeout: only used by"), "{p:#?}");
+        assert!(has("add `notify = true`"), "{p:#?}");
+        assert!(has("b/service.toml:watchdog-sec:"), "{p:#?}");
     }
 }

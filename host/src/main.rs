@@ -25,6 +25,7 @@ fn main() {
         Ok(runtime) => runtime.block_on(async {
             match cli.command {
                 Command::Check(args) => commands::check::run(args).await,
+                Command::Daemonize(args) => commands::daemonize::run(args).await,
                 Command::Inspect(args) => commands::inspect::run(args),
                 Command::Run(args) => commands::run::run(args).await,
                 Command::Validate(args) => commands::validate::run(args),

@@ -149,6 +149,15 @@ impl Vigil {
     /// Start on explicit directories; vigil's stderr goes to
     /// `<root>/vigil-<n>.stderr` (shown when a wait fails).
     pub fn start_in(root: &Path, checks: &Path, state: &Path) -> Vigil {
+        Vigil::start_in_env(root, checks, state, &[])
+    }
+
+    /// [`Vigil::start`] with extra environment variables.
+    pub fn start_with_env(setup: &Setup, env: &[(&str, &str)]) -> Vigil {
+        Vigil::start_in_env(&setup.root, &setup.checks, &setup.state, env)
+    }
+
+    fn start_in_env(root: &Path, checks: &Path, state: &Path, env: &[(&str, &str)]) -> Vigil {
         let mut n = 0;
         let stderr = loop {
             let p = root.join(format!("vigil-{n}.stderr"));
@@ -164,6 +173,7 @@ impl Vigil {
             .arg("--state-dir")
             .arg(state)
             .arg("--quiet")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&stderr).expect("stderr file"))

@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 pub mod check;
+pub mod daemonize;
 pub mod inspect;
 pub mod run;
 pub mod validate;

@@ -6,13 +6,32 @@ use std::path::PathBuf;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 use crate::cli::RunArgs;
+use crate::daemon::pidfile::{self, EXIT_ALREADY_RUNNING, Pidfile, PidfileError};
+use crate::journal::JournalError;
 use crate::supervisor::run::{RunError, RunOptions, default_state_dir, run as supervise};
 use crate::wasm::{Engine, EngineOptions};
 
 pub async fn run(args: RunArgs) -> i32 {
-    prepare_process();
     let checks_dir = absolute(args.checks);
     let state_dir = absolute(args.state_dir.unwrap_or_else(default_state_dir));
+    let pidfile_path = args
+        .pidfile
+        .map(absolute)
+        .unwrap_or_else(|| state_dir.join(pidfile::FILE));
+    // First, so that a second instance hears "already running" before
+    // anything else (the journal has its own lock; see below).
+    let _pidfile = match Pidfile::acquire(&pidfile_path) {
+        Ok(p) => p,
+        Err(err @ PidfileError::AlreadyRunning { .. }) => {
+            eprintln!("vigil run: {err}");
+            return EXIT_ALREADY_RUNNING;
+        }
+        Err(err) => {
+            eprintln!("vigil run: {err}");
+            return 1;
+        }
+    };
+    prepare_process();
     let engine = match Engine::new(EngineOptions::default()) {
         Ok(engine) => engine,
         Err(err) => {
@@ -30,6 +49,12 @@ pub async fn run(args: RunArgs) -> i32 {
         Err(RunError::Invalid(report)) => {
             eprint!("vigil run: refusing to start, the checks directory is invalid: {report}");
             2
+        }
+        // Same state directory, another --pidfile: the journal's lock
+        // catches it.
+        Err(RunError::Journal(err @ JournalError::Locked { .. })) => {
+            eprintln!("vigil run: already running: {err}");
+            EXIT_ALREADY_RUNNING
         }
         Err(err) => {
             eprintln!("vigil run: {err}");

@@ -66,7 +66,7 @@ fn service(name: &str, argv: &[&str]) -> Service {
         stop_grace: Duration::from_secs(2),
         restart: RestartPolicy::default(),
         after: vec![],
-        notify: false,
+        notify: None,
         grants: GrantSpec::default(),
         checks: Checks::default(),
         loader: None,
@@ -94,6 +94,7 @@ fn supervisor(dir: &TempDir, probes: Arc<dyn Probes>) -> Supervisor {
         Options {
             log_dir: Some(dir.0.join("logs")),
             echo: false,
+            notify_socket: None,
         },
     )
     .expect("supervisor")

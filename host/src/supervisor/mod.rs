@@ -36,8 +36,11 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Phase, Service};
+use crate::daemon::notify_server::{self, Notification};
 use crate::journal::{Event as Journal, Journal as JournalFile, JournalHandle};
-use service::{Action, Effect, Event, History, LoaderEvent, Outcome, ServiceState, TimerKind};
+use service::{
+    Action, Effect, Event, History, LoaderEvent, Notify, Outcome, ServiceState, TimerKind,
+};
 use state::Status;
 
 /// In the foreground, a journal event as one terminal line beside the
@@ -124,16 +127,19 @@ pub struct Snapshot {
     pub restarts: u32,
     /// Dependents may start (ready, or a one-shot that exited cleanly).
     pub satisfies_after: bool,
+    /// `STATUS=` from a notify child.
+    pub status_text: Option<String>,
 }
 
 impl Snapshot {
-    fn of(state: &ServiceState) -> Snapshot {
+    fn of(state: &ServiceState, status_text: &Option<String>) -> Snapshot {
         Snapshot {
             status: state.status(),
             pid: state.pid(),
             group: state.group(),
             restarts: state.restarts(),
             satisfies_after: state.satisfies_after(),
+            status_text: status_text.clone(),
         }
     }
 }
@@ -141,12 +147,43 @@ impl Snapshot {
 enum Msg {
     Event(Event),
     Update(Arc<Service>),
+    /// A notify message from the current child (credentials checked).
+    Notify(Notification),
 }
 
 struct Handle {
     service: Arc<Service>,
     tx: mpsc::UnboundedSender<Msg>,
     snapshot: watch::Receiver<Snapshot>,
+}
+
+/// How far the start of every service has come (see [`Supervisor::startup`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Startup {
+    pub total: usize,
+    pub ready: usize,
+    /// Services whose startup gate has not passed yet.
+    pub waiting: Vec<String>,
+    /// Services with a startup gate that gave up (`failed`).
+    pub failed: Vec<String>,
+}
+
+impl Startup {
+    /// Every startup gate passed.
+    pub fn is_up(&self) -> bool {
+        self.waiting.is_empty() && self.failed.is_empty()
+    }
+
+    /// `3/4 services ready`, for systemd's `STATUS=`.
+    pub fn status_line(&self) -> String {
+        let mut line = format!("{}/{} services ready", self.ready, self.total);
+        if !self.failed.is_empty() {
+            line.push_str(&format!("; failed: {}", self.failed.join(", ")));
+        } else if !self.waiting.is_empty() {
+            line.push_str(&format!("; starting: {}", self.waiting.join(", ")));
+        }
+        line
+    }
 }
 
 /// Settings of a [`Supervisor`].
@@ -156,6 +193,9 @@ pub struct Options {
     pub log_dir: Option<PathBuf>,
     /// Echo children's output as `name | line` and transitions to stdout.
     pub echo: bool,
+    /// The notify socket given to `notify = true` services as
+    /// `NOTIFY_SOCKET` (see [`crate::daemon::notify_server`]).
+    pub notify_socket: Option<PathBuf>,
 }
 
 struct Shared {
@@ -166,6 +206,8 @@ struct Shared {
     probes: Arc<dyn Probes>,
     services: RwLock<BTreeMap<String, Handle>>,
     options: Options,
+    /// Bumped whenever any service's snapshot changes.
+    changes: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -262,6 +304,7 @@ impl Supervisor {
                 probes,
                 services: RwLock::new(BTreeMap::new()),
                 options,
+                changes: watch::channel(0).0,
             }),
         })
     }
@@ -287,7 +330,7 @@ impl Supervisor {
                 let svc = Arc::new(svc);
                 let (tx, rx) = mpsc::unbounded_channel();
                 let state = ServiceState::new(&svc);
-                let (snap_tx, snap_rx) = watch::channel(Snapshot::of(&state));
+                let (snap_tx, snap_rx) = watch::channel(Snapshot::of(&state, &None));
                 map.insert(
                     svc.name.clone(),
                     Handle {
@@ -318,6 +361,93 @@ impl Supervisor {
     /// there is no such service.
     pub fn send(&self, name: &str, event: Event) -> bool {
         self.shared.send(name, event)
+    }
+
+    /// Changes whenever any service's snapshot does (the value counts them).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.shared.changes.subscribe()
+    }
+
+    /// Route a notify datagram to the `notify = true` service whose current
+    /// child leads the sender's process group. Returns the service's name,
+    /// or why the message was dropped.
+    ///
+    /// A child that sends before its spawn is published (it may talk
+    /// within microseconds of exec) is waited for briefly, but only when
+    /// its group leader is our own child.
+    pub async fn notify(&self, message: &notify_server::Message) -> Result<String, String> {
+        let Some(pgid) = message.pgid else {
+            return Err(format!(
+                "the sender (pid {}) exited before its message was read; which service sent it is unknown",
+                message.pid
+            ));
+        };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            if let Some(name) = self.deliver_notify(pgid, &message.notification) {
+                return Ok(name);
+            }
+            let ours = notify_server::parent_pid(pgid) == Some(std::process::id() as i32);
+            if !ours || Instant::now() > deadline {
+                return Err(format!(
+                    "the sender (pid {}, process group {pgid}) is not in the process group of a notify = true service",
+                    message.pid
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn deliver_notify(&self, pgid: i32, notification: &Notification) -> Option<String> {
+        let services = self
+            .shared
+            .services
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let handle = services
+            .values()
+            .find(|h| h.service.notify.is_some() && h.snapshot.borrow().pid == Some(pgid))?;
+        handle
+            .tx
+            .send(Msg::Notify(notification.clone()))
+            .ok()
+            .map(|()| handle.service.name.clone())
+    }
+
+    /// Every service's definition and current state.
+    pub fn services(&self) -> Vec<(Arc<Service>, Snapshot)> {
+        let services = self
+            .shared
+            .services
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        services
+            .values()
+            .map(|h| (h.service.clone(), h.snapshot.borrow().clone()))
+            .collect()
+    }
+
+    /// Whether Vigil is up: every service with a startup gate (a startup
+    /// check, or `notify = true` waiting for `READY=1`) has passed it.
+    /// `systemd`'s `READY=1` and `vigil run --daemon` wait for this.
+    pub fn startup(&self) -> Startup {
+        let mut s = Startup::default();
+        for (svc, snap) in self.services() {
+            s.total += 1;
+            if snap.status == Status::Ready {
+                s.ready += 1;
+            }
+            let gated = svc.checks.startup.is_some() || svc.notify.is_some();
+            if !gated {
+                continue;
+            }
+            match snap.status {
+                Status::Running | Status::Ready | Status::Exited => {}
+                Status::Failed => s.failed.push(svc.name.clone()),
+                _ => s.waiting.push(svc.name.clone()),
+            }
+        }
+        s
     }
 
     /// Every service's current state.
@@ -525,6 +655,26 @@ impl Supervisor {
     }
 }
 
+/// What systemd gives a `Type=notify` service: `NOTIFY_SOCKET`, and
+/// `WATCHDOG_USEC` with a watchdog (no `WATCHDOG_PID`: the pid is unknown
+/// before the fork, and `sd_watchdog_enabled` accepts its absence).
+fn notify_env(
+    env: &mut Vec<(String, String)>,
+    socket: &std::path::Path,
+    watchdog: Option<Duration>,
+) {
+    env.retain(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "NOTIFY_SOCKET" | "WATCHDOG_USEC" | "WATCHDOG_PID"
+        )
+    });
+    env.push(("NOTIFY_SOCKET".into(), socket.display().to_string()));
+    if let Some(w) = watchdog {
+        env.push(("WATCHDOG_USEC".into(), w.as_micros().to_string()));
+    }
+}
+
 fn signal_name(sig: i32) -> String {
     Signal::try_from(sig)
         .map(|s| s.as_str().to_string())
@@ -572,13 +722,31 @@ async fn service_task(
         shared.options.echo,
     );
     let mut started_wall = SystemTime::now();
+    let mut status_text = None;
     while let Some(msg) = rx.recv().await {
         let mut queue = VecDeque::new();
+        let pid_before = state.pid();
         match msg {
             Msg::Event(e) => queue.push_back(e),
             Msg::Update(s) => {
                 state.update(&s);
                 svc = s;
+            }
+            Msg::Notify(n) => {
+                if n.status.is_some() {
+                    status_text = n.status;
+                }
+                if n.stopping || n.reloading {
+                    tracing::debug!(service = %svc.name, stopping = n.stopping, reloading = n.reloading, "notify");
+                }
+                let events = [
+                    (n.ready, Notify::Ready),
+                    (n.watchdog, Notify::Watchdog),
+                    (n.watchdog_trigger, Notify::WatchdogTrigger),
+                ];
+                for (_, e) in events.into_iter().filter(|(set, _)| *set) {
+                    queue.push_back(Event::Notify(e));
+                }
             }
         }
         while let Some(event) = queue.pop_front() {
@@ -591,9 +759,14 @@ async fn service_task(
                 }
             }
         }
-        let snap = Snapshot::of(&state);
+        if state.pid() != pid_before {
+            // STATUS= belongs to the child that sent it.
+            status_text = None;
+        }
+        let snap = Snapshot::of(&state, &status_text);
         if *snap_tx.borrow() != snap {
             snap_tx.send_replace(snap);
+            shared.changes.send_modify(|n| *n = n.wrapping_add(1));
             shared.notify_dependents(&svc.name);
         }
     }
@@ -610,10 +783,13 @@ async fn perform(
 ) -> Option<Event> {
     match effect {
         Effect::Spawn { restarts } => {
-            let command = match shared.probes.command(svc.clone(), restarts).await {
+            let mut command = match shared.probes.command(svc.clone(), restarts).await {
                 Ok(c) => c,
                 Err(e) => return Some(Event::SpawnFailed(e)),
             };
+            if let (Some(notify), Some(socket)) = (svc.notify, &shared.options.notify_socket) {
+                notify_env(&mut command.env, socket, notify.watchdog);
+            }
             let exit_tx = tx.clone();
             let t0 = Instant::now();
             let route: reaper::Route = Box::new(move |status| {

@@ -209,6 +209,12 @@ impl Reaper {
             .map_err(|e| std::io::Error::other(e.clone()))
     }
 
+    /// True once [`Reaper::global`] has started the reaper in this process
+    /// (then nothing else may wait for children).
+    pub fn started() -> bool {
+        REAPER.get().is_some_and(|r| r.is_ok())
+    }
+
     fn start() -> std::io::Result<Reaper> {
         nix::sys::prctl::set_child_subreaper(true).map_err(std::io::Error::from)?;
         let registry = Arc::new(Registry::default());

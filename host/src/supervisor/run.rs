@@ -9,6 +9,8 @@ use std::time::Duration;
 use super::hot_reload::{Changes, Watcher};
 use super::{Options, Supervisor, SupervisorError, probes::WasmProbes, recover_previous};
 use crate::config::{ValidationReport, load_dir};
+use crate::daemon::notify_server::{self, NotifyServer, NotifyServerError};
+use crate::daemon::sd_notify::{self, Notifier, NotifyError};
 use crate::journal::{self, Event as Journal, Journal as JournalFile, JournalError};
 use crate::signals::{Request, Signals};
 use crate::wasm::Engine;
@@ -33,6 +35,10 @@ pub enum RunError {
     Supervisor(#[from] SupervisorError),
     #[error("cannot handle signals: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    NotifySocket(#[from] NotifyServerError),
+    #[error(transparent)]
+    SystemdNotify(#[from] NotifyError),
 }
 
 /// `$XDG_STATE_HOME/vigil`, else `~/.local/state/vigil`, else `/var/lib/vigil`.
@@ -57,15 +63,32 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     if recovered > 0 {
         tracing::warn!("stopped {recovered} children left by a previous instance");
     }
+    // The notify socket of `notify = true` services (bound even without
+    // one: a reload may add one).
+    let notify_server = NotifyServer::bind(&options.state_dir.join(notify_server::FILE))?;
+    let systemd = Notifier::from_env().transpose()?.map(std::sync::Arc::new);
     let sup = Supervisor::new(
         journal,
         WasmProbes::new(engine),
         Options {
             log_dir: Some(options.state_dir.join("logs")),
             echo: options.echo,
+            notify_socket: Some(notify_server.path().to_path_buf()),
         },
     )?;
+    let _notify_task = AbortOnDrop(tokio::spawn(notify_server::serve(
+        notify_server,
+        sup.clone(),
+    )));
     sup.start(services);
+    // After `start`: every service is known, so "up" cannot come early.
+    let _systemd_task = systemd.clone().map(|n| {
+        AbortOnDrop(tokio::spawn(sd_notify::report(
+            sup.clone(),
+            n,
+            sd_notify::watchdog_interval(),
+        )))
+    });
     let mut watcher = match Watcher::new(&options.checks_dir, RELOAD_QUIET) {
         Ok(w) => Some(w),
         Err(e) => {
@@ -90,6 +113,9 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
             },
         }
     }
+    if let Some(n) = &systemd {
+        let _ = n.send("STOPPING=1\nSTATUS=stopping every service");
+    }
     let shutdown = sup.shutdown();
     tokio::pin!(shutdown);
     loop {
@@ -100,6 +126,15 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
                 sup.kill_all();
             },
         }
+    }
+}
+
+/// Aborts a background task when the run ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -32,7 +32,7 @@ use nix::sys::signal::Signal;
 
 use super::reaper::ExitStatus;
 use super::state::{Status, can_transition};
-use crate::config::{CheckSpec, Checks, Phase, RestartMode, RestartPolicy, Service};
+use crate::config::{CheckSpec, Checks, NotifySpec, Phase, RestartMode, RestartPolicy, Service};
 use crate::journal::Event as Journal;
 
 /// The result of one check run, as the engine reports it.
@@ -122,6 +122,25 @@ pub enum TimerKind {
     StopGrace,
     /// The restart delay.
     Backoff,
+    /// A `notify` service's watchdog deadline (`watchdog-sec`).
+    Watchdog,
+}
+
+/// What a `notify = true` child said, as far as the state machine cares
+/// (`STATUS=` text goes straight to the snapshot).
+///
+/// `READY=1` is a startup gate: the service is started once it has sent
+/// `READY=1` *and* its startup check (if any) has passed; a readiness check
+/// then gates `ready` as usual. Without a startup check, `notify-timeout`
+/// bounds the wait for `READY=1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notify {
+    /// `READY=1`.
+    Ready,
+    /// `WATCHDOG=1`: the child is alive (with `watchdog-sec`).
+    Watchdog,
+    /// `WATCHDOG=trigger`: the child asks to be treated as hung.
+    WatchdogTrigger,
 }
 
 /// A timer, tied to the child life it was set for.
@@ -178,6 +197,9 @@ pub enum Event {
         epoch: u64,
         action: Result<Action, String>,
     },
+    /// A notify message from the current child (the shell checked the
+    /// sender's credentials).
+    Notify(Notify),
 }
 
 /// Outputs of the reducer, performed by the shell.
@@ -271,6 +293,7 @@ pub struct ServiceState {
     stop_signal: Signal,
     stop_grace: Duration,
     loader_config: Option<Vec<(String, String)>>,
+    notify: Option<NotifySpec>,
 
     status: Status,
     epoch: u64,
@@ -291,6 +314,13 @@ pub struct ServiceState {
     pending: Option<Pending>,
     deps_ready: bool,
     last_exit_clean: bool,
+    /// The current child's startup check passed (it may still wait for
+    /// `READY=1`).
+    startup_check_ok: bool,
+    /// The current child sent `READY=1`.
+    notified_ready: bool,
+    /// The current child's last `WATCHDOG=1` (or when the watchdog was armed).
+    last_ping: Option<Instant>,
 }
 
 fn idx(phase: Phase) -> usize {
@@ -320,6 +350,7 @@ impl ServiceState {
             stop_signal: service.stop_signal,
             stop_grace: service.stop_grace,
             loader_config: service.loader.as_ref().map(|l| l.config.clone()),
+            notify: service.notify,
             status: Status::Stopped,
             epoch: 0,
             pid: None,
@@ -336,6 +367,9 @@ impl ServiceState {
             pending: None,
             deps_ready: service.after.is_empty(),
             last_exit_clean: false,
+            startup_check_ok: false,
+            notified_ready: false,
+            last_ping: None,
         }
     }
 
@@ -348,6 +382,7 @@ impl ServiceState {
         self.stop_signal = service.stop_signal;
         self.stop_grace = service.stop_grace;
         self.loader_config = service.loader.as_ref().map(|l| l.config.clone());
+        self.notify = service.notify;
     }
 
     pub fn name(&self) -> &str {
@@ -436,6 +471,7 @@ impl ServiceState {
                     self.on_decision(now, action, &mut fx);
                 }
             }
+            Event::Notify(message) => self.on_notify(now, message, &mut fx),
         }
         fx
     }
@@ -502,6 +538,9 @@ impl ServiceState {
         self.started_at = None;
         self.counters = Default::default();
         self.startup_passed = false;
+        self.startup_check_ok = false;
+        self.notified_ready = false;
+        self.last_ping = None;
         self.pending = None;
         self.after_stop = AfterStop::Stop;
         fx.push(Effect::Spawn {
@@ -608,8 +647,8 @@ impl ServiceState {
         if self.loader_config.is_some() {
             self.decide(now, LoaderEvent::Started(pid.unsigned_abs()), fx);
         }
-        match self.checks.startup.clone() {
-            Some(spec) => {
+        match (self.checks.startup.clone(), self.notify) {
+            (Some(spec), _) => {
                 self.schedule(TimerKind::Check(Phase::Startup), spec.initial_delay, fx);
                 self.schedule(
                     TimerKind::StartupTimeout,
@@ -617,12 +656,30 @@ impl ServiceState {
                     fx,
                 );
             }
-            None => self.startup_passed(now, fx),
+            (None, Some(notify)) => {
+                self.startup_check_ok = true;
+                self.schedule(TimerKind::StartupTimeout, notify.timeout, fx);
+            }
+            (None, None) => self.startup_passed(now, fx),
+        }
+    }
+
+    /// The startup check passed or `READY=1` came: started once both
+    /// conditions that apply hold.
+    fn startup_gate(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+        let check_ok = self.startup_check_ok || self.checks.startup.is_none();
+        let notified = self.notified_ready || self.notify.is_none();
+        if check_ok && notified && !self.startup_passed {
+            self.startup_passed(now, fx);
         }
     }
 
     fn startup_passed(&mut self, now: Instant, fx: &mut Vec<Effect>) {
         self.startup_passed = true;
+        if let Some(watchdog) = self.notify.and_then(|n| n.watchdog) {
+            self.last_ping = Some(now);
+            self.schedule(TimerKind::Watchdog, watchdog, fx);
+        }
         if let Some(spec) = &self.checks.liveness {
             self.schedule(TimerKind::Check(Phase::Liveness), spec.initial_delay, fx);
         }
@@ -867,13 +924,21 @@ impl ServiceState {
             }
             TimerKind::StartupTimeout => {
                 if self.status == Status::Starting && !self.startup_passed {
-                    let timeout = self
-                        .checks
-                        .startup
-                        .as_ref()
-                        .map(|s| s.startup_timeout)
-                        .unwrap_or_default();
-                    let reason = format!("startup check did not pass within {timeout:?}");
+                    let reason = match (&self.checks.startup, self.notify) {
+                        (Some(spec), _) if !self.startup_check_ok => format!(
+                            "startup check did not pass within {:?}",
+                            spec.startup_timeout
+                        ),
+                        (Some(spec), _) => format!(
+                            "no READY=1 from the service within {:?} (its startup check passed)",
+                            spec.startup_timeout
+                        ),
+                        (None, Some(notify)) => format!(
+                            "no READY=1 from the service within {:?} (notify-timeout)",
+                            notify.timeout
+                        ),
+                        (None, None) => "startup did not complete".to_string(),
+                    };
                     fx.push(Effect::Journal(Journal::Warning {
                         message: reason.clone(),
                     }));
@@ -906,7 +971,68 @@ impl ServiceState {
                     self.spawn(fx);
                 }
             }
+            TimerKind::Watchdog => self.on_watchdog_timer(now, fx),
         }
+    }
+
+    // -- notify (systemd's protocol, from the child) -------------------------
+
+    fn on_notify(&mut self, now: Instant, message: Notify, fx: &mut Vec<Effect>) {
+        if self.notify.is_none() || self.pid.is_none() {
+            return;
+        }
+        let alive = matches!(self.status, Status::Running | Status::Ready);
+        match message {
+            Notify::Ready => {
+                if self.status == Status::Starting && !self.notified_ready {
+                    self.notified_ready = true;
+                    self.startup_gate(now, fx);
+                }
+            }
+            Notify::Watchdog => {
+                if self.last_ping.is_some() {
+                    self.last_ping = Some(now);
+                }
+            }
+            Notify::WatchdogTrigger => {
+                if alive && self.pending.is_none() {
+                    self.watchdog_failed(now, "the service sent WATCHDOG=trigger".into(), fx);
+                }
+            }
+        }
+    }
+
+    /// Armed once started; re-armed for what is left of the deadline after
+    /// each ping, so one timer is outstanding per child life.
+    fn on_watchdog_timer(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+        let (Some(watchdog), Some(last)) = (self.notify.and_then(|n| n.watchdog), self.last_ping)
+        else {
+            return;
+        };
+        if !matches!(self.status, Status::Running | Status::Ready) {
+            return; // stopping: no liveness acts
+        }
+        let silent = now.saturating_duration_since(last);
+        if silent < watchdog {
+            self.schedule(TimerKind::Watchdog, watchdog - silent, fx);
+            return;
+        }
+        if self.pending.is_none() {
+            let reason = format!("no WATCHDOG=1 within watchdog-sec ({watchdog:?})");
+            self.watchdog_failed(now, reason, fx);
+        }
+    }
+
+    /// A watchdog failure is a liveness failure: journaled like a failed
+    /// liveness check, then the loader or the built-in policy restarts.
+    fn watchdog_failed(&mut self, now: Instant, reason: String, fx: &mut Vec<Effect>) {
+        self.last_ping = None;
+        fx.push(Effect::Journal(Journal::Check {
+            phase: Phase::Liveness.to_string(),
+            outcome: "error".into(),
+            reason: Some(reason.clone()),
+        }));
+        self.check_failed(now, Phase::Liveness, Outcome::Error(reason), fx);
     }
 
     fn on_check(&mut self, now: Instant, phase: Phase, outcome: Outcome, fx: &mut Vec<Effect>) {
@@ -951,7 +1077,10 @@ impl ServiceState {
         }
 
         match (phase, &outcome) {
-            (Phase::Startup, Outcome::Ok) => self.startup_passed(now, fx),
+            (Phase::Startup, Outcome::Ok) => {
+                self.startup_check_ok = true;
+                self.startup_gate(now, fx);
+            }
             (Phase::Readiness, Outcome::Ok) => {
                 if self.status == Status::Running && ok_count >= spec.success_threshold {
                     self.become_ready(now, fx);

@@ -20,7 +20,7 @@ fn service() -> Service {
         stop_grace: Duration::from_secs(3),
         restart: RestartPolicy::default(),
         after: vec![],
-        notify: false,
+        notify: None,
         grants: GrantSpec::default(),
         checks: Checks::default(),
         loader: None,
@@ -905,4 +905,156 @@ fn stale_group_events_are_ignored() {
     assert!(sim.group_gone().is_empty());
     assert_eq!(sim.s.status(), Status::Ready);
     assert_eq!(sim.s.group(), Some(9));
+}
+
+// -- notify (systemd's protocol from the child) -------------------------------
+
+fn notify_service(watchdog: Option<Duration>) -> Service {
+    Service {
+        notify: Some(crate::config::NotifySpec {
+            watchdog,
+            timeout: Duration::from_secs(20),
+        }),
+        ..service()
+    }
+}
+
+#[test]
+fn a_notify_service_is_started_by_ready_1_and_bounded_by_notify_timeout() {
+    let mut sim = Sim::running(&notify_service(None), 42);
+    assert_eq!(sim.s.status(), Status::Starting);
+    // The wait is bounded by notify-timeout, not a check.
+    let mut sim2 = Sim::new(&notify_service(None));
+    sim2.on(Event::Start);
+    let fx = sim2.on(Event::Spawned {
+        pid: 43,
+        start_time: None,
+    });
+    assert_eq!(
+        scheduled(&fx, TimerKind::StartupTimeout),
+        Some(Duration::from_secs(20))
+    );
+    let fx = sim2
+        .at(Duration::from_secs(20))
+        .timer(TimerKind::StartupTimeout);
+    assert!(
+        journal(&fx)
+            .iter()
+            .any(|j| matches!(j, Journal::Warning { message } if message.contains("no READY=1"))),
+        "{fx:?}"
+    );
+    assert_eq!(sim2.s.status(), Status::Stopping);
+
+    let fx = sim.on(Event::Notify(Notify::Ready));
+    assert_eq!(sim.s.status(), Status::Ready);
+    assert!(journal(&fx).contains(&Journal::Ready));
+    // A second READY=1 changes nothing; the timeout no longer acts.
+    assert!(sim.on(Event::Notify(Notify::Ready)).is_empty());
+    assert!(sim.timer(TimerKind::StartupTimeout).is_empty());
+}
+
+#[test]
+fn ready_1_and_a_startup_check_must_both_pass() {
+    let mut svc = notify_service(None);
+    svc.checks.startup = Some(check(100, 3, 1));
+    // Check first, then READY=1.
+    let mut sim = Sim::running(&svc, 42);
+    sim.check(Phase::Startup, Outcome::Ok);
+    assert_eq!(sim.s.status(), Status::Starting);
+    sim.on(Event::Notify(Notify::Ready));
+    assert_eq!(sim.s.status(), Status::Ready);
+    // READY=1 first, then the check.
+    let mut sim = Sim::running(&svc, 42);
+    sim.on(Event::Notify(Notify::Ready));
+    assert_eq!(sim.s.status(), Status::Starting);
+    sim.check(Phase::Startup, Outcome::Ok);
+    assert_eq!(sim.s.status(), Status::Ready);
+    // Check passed, READY=1 never came: the startup timeout says so.
+    let mut sim = Sim::running(&svc, 42);
+    sim.check(Phase::Startup, Outcome::Ok);
+    let fx = sim
+        .at(Duration::from_secs(10))
+        .timer(TimerKind::StartupTimeout);
+    assert!(
+        journal(&fx).iter().any(|j| matches!(j, Journal::Warning { message } if message.contains("no READY=1") && message.contains("startup check passed"))),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn with_a_readiness_check_ready_1_only_starts_the_service() {
+    let mut svc = notify_service(None);
+    svc.checks.readiness = Some(check(100, 1, 1));
+    let mut sim = Sim::running(&svc, 42);
+    let fx = sim.on(Event::Notify(Notify::Ready));
+    assert_eq!(sim.s.status(), Status::Running);
+    assert_eq!(
+        scheduled(&fx, TimerKind::Check(Phase::Readiness)),
+        Some(Duration::ZERO)
+    );
+    sim.check(Phase::Readiness, Outcome::Ok);
+    assert_eq!(sim.s.status(), Status::Ready);
+}
+
+#[test]
+fn a_silent_watchdog_is_a_liveness_failure_and_pings_postpone_it() {
+    let wd = Duration::from_secs(5);
+    let mut sim = Sim::running(&notify_service(Some(wd)), 42);
+    // Pings before the start do not arm anything.
+    assert!(sim.on(Event::Notify(Notify::Watchdog)).is_empty());
+    let fx = sim.on(Event::Notify(Notify::Ready));
+    assert_eq!(scheduled(&fx, TimerKind::Watchdog), Some(wd));
+    // A ping 3 s in: the timer at 5 s re-arms for the 3 s left.
+    sim.at(Duration::from_secs(3))
+        .on(Event::Notify(Notify::Watchdog));
+    let fx = sim.at(Duration::from_secs(2)).timer(TimerKind::Watchdog);
+    assert_eq!(
+        fx,
+        vec![Effect::Schedule {
+            timer: Timer {
+                kind: TimerKind::Watchdog,
+                epoch: sim.s.epoch()
+            },
+            after: Duration::from_secs(3)
+        }]
+    );
+    assert_eq!(sim.s.status(), Status::Ready);
+    // Silence past the deadline: journaled and stopped for a restart.
+    let fx = sim.at(Duration::from_secs(3)).timer(TimerKind::Watchdog);
+    assert!(
+        journal(&fx).iter().any(|j| matches!(j,
+            Journal::Check { phase, outcome, reason: Some(r) }
+                if phase == "liveness" && outcome == "error" && r.contains("WATCHDOG=1"))),
+        "{fx:?}"
+    );
+    assert_eq!(sim.s.status(), Status::Stopping);
+    assert!(fx.contains(&Effect::Signal {
+        pgid: 42,
+        signal: Signal::SIGTERM
+    }));
+    let fx = sim.exit(ExitStatus::Signal(15), Duration::from_millis(10));
+    assert_eq!(restart_delay(&fx), Some(Duration::ZERO));
+    // The next life starts without a watchdog until READY=1.
+    let fx = sim.timer(TimerKind::Backoff);
+    assert!(fx.contains(&Effect::Spawn { restarts: 1 }));
+    sim.on(Event::Spawned {
+        pid: 43,
+        start_time: None,
+    });
+    assert!(sim.at(wd * 2).timer(TimerKind::Watchdog).is_empty());
+    assert_eq!(sim.s.status(), Status::Starting);
+}
+
+#[test]
+fn watchdog_trigger_restarts_and_notify_is_ignored_without_notify() {
+    let mut sim = Sim::running(&notify_service(None), 42);
+    sim.on(Event::Notify(Notify::Ready));
+    sim.on(Event::Notify(Notify::WatchdogTrigger));
+    assert_eq!(sim.s.status(), Status::Stopping);
+
+    let mut svc = service();
+    svc.checks.startup = Some(check(100, 3, 1));
+    let mut sim = Sim::running(&svc, 42);
+    assert!(sim.on(Event::Notify(Notify::Ready)).is_empty());
+    assert_eq!(sim.s.status(), Status::Starting);
 }

@@ -1,0 +1,174 @@
+//! `vigil daemonize [--check X] -- CMD ARGS...`: start any program
+//! detached and exit 0 only once a wasm check says it is ready; otherwise
+//! kill its process group and exit 1 with the check's reason.
+//!
+//! This process never supervises (no reaper), so it may spawn with
+//! std::process (see [`crate::daemon::launch`]).
+
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::SystemTime;
+
+use super::EXIT_USAGE;
+use crate::cli::DaemonizeArgs;
+use crate::daemon::pidfile::{EXIT_ALREADY_RUNNING, Pidfile, PidfileError};
+use crate::daemon::{Handshake, Health, launch};
+use crate::wasm::{CheckSource, Engine, EngineOptions, Grants, Phase, Sandbox, Target, Verdict};
+
+/// The check used without `--check`: ready while the program runs.
+pub const DEFAULT_CHECK: &str = "builtin:process";
+
+pub async fn run(args: DaemonizeArgs) -> i32 {
+    let Some(program) = args.command.first().cloned() else {
+        eprintln!("vigil daemonize: no command (give it after `--`)");
+        return EXIT_USAGE;
+    };
+    let check = args.check.as_deref().unwrap_or(DEFAULT_CHECK);
+    let source: CheckSource = match check.parse() {
+        Ok(source) => source,
+        Err(never) => match never {},
+    };
+    let paths: Vec<PathBuf> = args
+        .allow_paths
+        .iter()
+        .map(|p| absolute(p.clone()))
+        .collect();
+    let grants = match Grants::parse(&args.allow_hosts, &paths) {
+        Ok(grants) => grants,
+        Err(errors) => {
+            for error in errors {
+                eprintln!("vigil daemonize: {error}");
+            }
+            return EXIT_USAGE;
+        }
+    };
+    let engine = match Engine::new(EngineOptions {
+        max_instances: 4,
+        ..EngineOptions::default()
+    }) {
+        Ok(engine) => engine,
+        Err(err) => {
+            eprintln!("vigil daemonize: {err}");
+            return EXIT_USAGE;
+        }
+    };
+    // Load (and compile) before starting anything: a bad check is a usage
+    // error, not a failed start.
+    let checker = match engine.load_checker(&source).await {
+        Ok(checker) => checker,
+        Err(err) => {
+            eprintln!("vigil daemonize: {err}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut pidfile = match args.pidfile.as_deref().map(Pidfile::lock).transpose() {
+        Ok(p) => p,
+        Err(err @ PidfileError::AlreadyRunning { .. }) => {
+            eprintln!("vigil daemonize: {err}");
+            return EXIT_ALREADY_RUNNING;
+        }
+        Err(err) => {
+            eprintln!("vigil daemonize: {err}");
+            return 1;
+        }
+    };
+    let output = match &args.log {
+        Some(path) => match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(file) => Some(file),
+            Err(err) => {
+                eprintln!(
+                    "vigil daemonize: cannot open --log {}: {err}",
+                    path.display()
+                );
+                return 1;
+            }
+        },
+        None => None,
+    };
+    let mut command = std::process::Command::new(&program);
+    command.args(&args.command[1..]).stdin(Stdio::null());
+    match output {
+        Some(file) => match file.try_clone() {
+            Ok(copy) => {
+                command.stdout(copy).stderr(file);
+            }
+            Err(err) => {
+                eprintln!("vigil daemonize: --log: {err}");
+                return 1;
+            }
+        },
+        None => {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
+    let handshake = Handshake {
+        timeout: args.timeout,
+        poll: args.interval,
+        ..Handshake::default()
+    };
+    // The program inherits the locked pid file: the lock lives as long as
+    // it does, after we are gone.
+    let keep_fds = pidfile.iter().map(|p| p.file().as_raw_fd()).collect();
+    let mut sandbox = Sandbox::new(grants, args.check_timeout, Sandbox::DEFAULT_MEMORY);
+    if let Ok(cwd) = std::env::current_dir() {
+        sandbox = sandbox.with_base_dir(cwd);
+    }
+    let sandbox = std::sync::Arc::new(sandbox);
+    let label = source.to_string();
+    let started_at = SystemTime::now();
+    let mut attempt = 0;
+    let mut pid_error = None;
+    let result = launch(command, handshake, keep_fds, |pid| {
+        attempt += 1;
+        if attempt == 1
+            && let Some(p) = pidfile.as_mut()
+            && let Err(err) = p.write_pid(pid)
+        {
+            pid_error = Some(err.to_string());
+        }
+        let target = Target {
+            service: program.clone(),
+            phase: Phase::Startup,
+            pid: Some(pid),
+            started_at,
+            attempt,
+            restarts: 0,
+            config: args.config.clone(),
+        };
+        let checker = checker.clone();
+        let sandbox = sandbox.clone();
+        let failed = pid_error.clone();
+        let label = label.clone();
+        async move {
+            if let Some(err) = failed {
+                return Health::Error(err);
+            }
+            match checker.check(&target, &sandbox).await.verdict {
+                Verdict::Ok => Health::Ok,
+                Verdict::Error(reason) => Health::Error(format!("{label}: {reason}")),
+                other => Health::Retry(format!("{label}: {other}")),
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(pid) => {
+            println!("{pid}");
+            if let Some(p) = pidfile {
+                // Our descriptor closes at exit; the program's keeps the lock.
+                p.leak();
+            }
+            0
+        }
+        Err(err) => {
+            eprintln!("vigil daemonize: {program}: {err}");
+            1
+        }
+    }
+}
+
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
+}

@@ -1,0 +1,16 @@
+//! Lifecycle: running as a daemon, as one instance, under systemd, and as
+//! a notify server for services.
+//!
+//! - [`launch`]: the health-checked daemonize handshake
+//!   ([`Daemonize`], [`daemonize`]) behind `vigil run --daemon` and
+//!   `vigil daemonize`.
+//! - [`pidfile`]: the flock'ed pid file (single instance).
+//! - [`sd_notify`]: Vigil as a `Type=notify` service of systemd.
+//! - [`notify_server`]: Vigil as the notify socket of its own services.
+
+pub mod launch;
+pub mod notify_server;
+pub mod pidfile;
+pub mod sd_notify;
+
+pub use launch::{Daemonize, Handshake, Health, LaunchError, Role, daemonize, launch};

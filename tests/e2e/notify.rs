@@ -1,0 +1,232 @@
+//! systemd's notify protocol both ways (README "systemd and sd_notify"):
+//! real programs written for `Type=notify` become ready through `READY=1`
+//! on the `NOTIFY_SOCKET` Vigil gives them, a silent watchdog restarts,
+//! another service cannot speak for them, and Vigil itself tells a
+//! service manager READY=1, STATUS=, WATCHDOG=1 and STOPPING=1.
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use crate::supervisor_helpers::{SOON, Setup, Vigil, command, is, listening, toml_str};
+
+fn python(script: &str) -> String {
+    command(&["python3", "-c", script])
+}
+
+/// Send one datagram to $NOTIFY_SOCKET from Python.
+const SEND: &str = "import os, socket\n\
+def send(m):\n    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n    s.sendto(m.encode(), os.environ['NOTIFY_SOCKET'])\n    s.close()\n";
+
+#[test]
+fn redis_server_becomes_ready_through_ready_1() {
+    let setup = Setup::new("notify-redis");
+    let port = crate::helpers::closed_port();
+    let redis = crate::servers::Redis::binary();
+    let argv = [
+        redis.to_str().expect("utf-8"),
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--supervised",
+        "systemd",
+        "--daemonize",
+        "no",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ];
+    setup.service("redis", &format!("{}notify = true\n", command(&argv)));
+    let vigil = setup.run();
+    let (_, ready) = vigil.wait_kind(0, "redis", "ready");
+    // READY=1 comes once redis accepts connections.
+    assert!(listening(port), "{}", vigil.diagnostics());
+    let spawned = vigil
+        .events("redis")
+        .into_iter()
+        .find(|e| e["kind"] == "spawned")
+        .expect("spawned");
+    assert!(spawned["ts"].as_str() <= ready["ts"].as_str());
+}
+
+#[test]
+fn systemd_notify_and_a_plain_socket_write_mark_services_ready() {
+    let setup = Setup::new("notify-tools");
+    setup.service(
+        "shell",
+        &format!(
+            "{}notify = true\n",
+            command(&[
+                "sh",
+                "-c",
+                "sleep 0.2; systemd-notify --ready --status=warm; exec sleep 1000"
+            ])
+        ),
+    );
+    setup.service(
+        "py",
+        &format!(
+            "{}notify = true\n",
+            python(&format!(
+                "{SEND}import time\ntime.sleep(0.2)\nsend('STATUS=up\\nREADY=1')\ntime.sleep(1000)"
+            ))
+        ),
+    );
+    let vigil = setup.run();
+    vigil.wait_kind(0, "py", "ready");
+    vigil.wait_kind(0, "shell", "ready");
+}
+
+#[test]
+fn a_service_that_never_says_ready_fails_its_start_and_nobody_else_can_say_it() {
+    let setup = Setup::new("notify-spoof");
+    setup.service(
+        "honest",
+        &format!(
+            "{}notify = true\nnotify-timeout = \"1500ms\"\nrestart = \"never\"\n",
+            command(&["sleep", "1000"])
+        ),
+    );
+    // Knows the socket (it is no secret) and keeps claiming READY=1.
+    let socket = setup.state.join("notify.sock");
+    setup.service(
+        "liar",
+        &python(&format!(
+            "import socket, time\nwhile True:\n    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n    try:\n        s.sendto(b'READY=1', {})\n    except OSError:\n        pass\n    s.close()\n    time.sleep(0.05)\n",
+            toml_str(socket.to_str().expect("utf-8")).replace('"', "'")
+        )),
+    );
+    let vigil = setup.run();
+    let (_, warning) = vigil.wait_event_from(
+        0,
+        |e| {
+            is(e, "honest", "warning")
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("no READY=1"))
+        },
+        SOON,
+    );
+    vigil.wait_kind(0, "honest", "gave-up");
+    assert!(
+        !vigil.events("honest").iter().any(|e| e["kind"] == "ready"),
+        "the liar's READY=1 counted: {warning}\n{}",
+        vigil.diagnostics()
+    );
+}
+
+#[test]
+fn a_silent_watchdog_restarts_the_service() {
+    let setup = Setup::new("notify-watchdog");
+    // Ready, three pings, then silence; the second life pings forever.
+    let script = format!(
+        "{SEND}import os, time\n\
+         assert os.environ['WATCHDOG_USEC'] == '500000'\n\
+         send('READY=1')\n\
+         marker = 'lives'\n\
+         first = not os.path.exists(marker)\n\
+         open(marker, 'a').write('x')\n\
+         n = 0\n\
+         while True:\n    if not first or n < 3:\n        send('WATCHDOG=1')\n    n += 1\n    time.sleep(0.1)\n"
+    );
+    setup.service(
+        "pinger",
+        &format!(
+            "{}notify = true\nwatchdog-sec = \"500ms\"\n",
+            python(&script)
+        ),
+    );
+    let vigil = setup.run();
+    let (i, failure) = vigil.wait_event_from(
+        0,
+        |e| is(e, "pinger", "check") && e["phase"] == "liveness",
+        SOON,
+    );
+    assert_eq!(failure["outcome"], "error", "{failure}");
+    assert!(
+        failure["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no WATCHDOG=1 within")),
+        "{failure}"
+    );
+    let (i, _) = vigil.wait_kind(i, "pinger", "exited");
+    let (i, _) = vigil.wait_kind(i, "pinger", "spawned");
+    vigil.wait_kind(i, "pinger", "ready");
+    // The second life keeps pinging: no further failure for a while.
+    let seen = vigil.journal().len();
+    std::thread::sleep(Duration::from_millis(1500));
+    let later: Vec<_> = vigil.journal().into_iter().skip(seen).collect();
+    assert!(!later.iter().any(|e| is(e, "pinger", "check")), "{later:?}");
+}
+
+#[test]
+fn vigil_tells_its_service_manager_ready_status_watchdog_and_stopping() {
+    let setup = Setup::new("notify-systemd");
+    setup.service(
+        "slow",
+        &format!(
+            "{}notify = true\n",
+            python(&format!(
+                "{SEND}import time\ntime.sleep(0.5)\nsend('READY=1')\ntime.sleep(1000)"
+            ))
+        ),
+    );
+    setup.service("plain", &command(&["sleep", "1000"]));
+    let manager_path = setup.root.join("systemd-notify.sock");
+    let manager = UnixDatagram::bind(&manager_path).expect("bind the manager's socket");
+    manager
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let mut vigil = Vigil::start_with_env(
+        &setup,
+        &[
+            ("NOTIFY_SOCKET", manager_path.to_str().expect("utf-8")),
+            ("WATCHDOG_USEC", "300000"),
+        ],
+    );
+    let mut messages: Vec<String> = Vec::new();
+    let receive_until =
+        |what: &str, messages: &mut Vec<String>, done: &dyn Fn(&[String]) -> bool| {
+            let deadline = Instant::now() + SOON;
+            let mut buf = [0u8; 4096];
+            while !done(messages) {
+                assert!(Instant::now() < deadline, "no {what}: {messages:?}");
+                if let Ok(n) = manager.recv(&mut buf) {
+                    messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+        };
+    receive_until("READY=1", &mut messages, &|m| {
+        m.iter().any(|m| m.contains("READY=1"))
+    });
+    let ready_at = messages
+        .iter()
+        .position(|m| m.contains("READY=1"))
+        .expect("ready");
+    // Before READY=1 it said what it waits for; READY=1 comes with 2/2.
+    assert!(
+        messages[..ready_at]
+            .iter()
+            .any(|m| m.contains("STATUS=") && m.contains("starting: slow")),
+        "{messages:?}"
+    );
+    assert!(
+        messages[ready_at].contains("STATUS=2/2 services ready"),
+        "{messages:?}"
+    );
+    vigil.wait_kind(0, "slow", "ready");
+    receive_until("two WATCHDOG=1", &mut messages, &|m| {
+        m.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 2
+    });
+    vigil.signal(nix::sys::signal::Signal::SIGTERM);
+    receive_until("STOPPING=1", &mut messages, &|m| {
+        m.iter().any(|m| m.contains("STOPPING=1"))
+    });
+    assert!(vigil.wait_exit(SOON).is_some_and(|s| s.success()));
+    assert_eq!(
+        messages.iter().filter(|m| m.contains("READY=1")).count(),
+        1,
+        "{messages:?}"
+    );
+}
