@@ -318,3 +318,101 @@ fn a_second_vigil_run_is_refused_with_the_first_ones_pid() {
         again.pid.to_string()
     );
 }
+
+// -- `vigil run --daemon` --------------------------------------------------------
+
+/// `vigil run --daemon` from `root` with relative paths.
+fn run_daemon(root: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    vigil_command()
+        .current_dir(root)
+        .args([
+            "run",
+            "--checks",
+            "checks",
+            "--state-dir",
+            "state",
+            "--daemon",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vigil run --daemon")
+}
+
+#[test]
+#[ignore = "needs GET /v1/status on the control socket (the control helper's server, not on main yet)"]
+fn run_daemon_exits_0_once_up_with_relative_paths() {
+    let setup = Setup::new("run-daemon-up");
+    let mark = marker("daemon-up");
+    setup.service(
+        "sleeper",
+        &crate::supervisor_helpers::command(&["sh", "-c", &format!("sleep 1000; : {mark}")]),
+    );
+    let out = run_daemon(&setup.root, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let pid: i32 = std::fs::read_to_string(setup.state.join("vigil.pid"))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let _cleanup = KillGroup(pid);
+    assert!(
+        stderr.contains(&format!("daemon up (pid {pid})")),
+        "{stderr}"
+    );
+    let stat = vigil::supervisor::proc::stat(pid).expect("the daemon runs");
+    assert_eq!(stat.session, pid, "its own session");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd"),
+        std::path::PathBuf::from("/")
+    );
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    let names: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| kv.split(|b| *b == b'=').next())
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
+    for name in &names {
+        assert!(
+            ["PATH", "USER", "HOME", "VIGIL_DAEMONIZED"].contains(&name.as_str()),
+            "{names:?}"
+        );
+    }
+    assert!(!with_marker(&mark).is_empty(), "the service runs");
+    nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM");
+    wait_until("the daemon and its service are gone", SOON, || {
+        !alive(pid) && with_marker(&mark).is_empty()
+    });
+}
+
+#[test]
+#[ignore = "needs GET /v1/status on the control socket (the control helper's server, not on main yet)"]
+fn run_daemon_fails_and_leaves_nothing_when_a_startup_check_errors() {
+    let setup = Setup::new("run-daemon-fail");
+    let mark = marker("daemon-fail");
+    setup.service(
+        "broken",
+        &format!(
+            "{}restart = \"never\"\n[checks.startup]\ncheck = \"builtin:http\"\n[checks.startup.config]\nurl = \"not a url\"\n",
+            crate::supervisor_helpers::command(&["sh", "-c", &format!("sleep 1000; : {mark}")])
+        ),
+    );
+    let state = setup.state.to_string_lossy().into_owned();
+    let out = run_daemon(&setup.root, &["--ready-timeout", "60s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("service broken failed to start"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("last journal lines"), "{stderr}");
+    assert!(stderr.contains("gave-up"), "{stderr}");
+    wait_until("no process is left behind", SOON, || {
+        with_marker(&mark).is_empty()
+            && !all_processes()
+                .iter()
+                .any(|s| s.state != 'Z' && cmdline(s.pid).contains(&state))
+    });
+}

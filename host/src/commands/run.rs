@@ -7,6 +7,7 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 use crate::cli::RunArgs;
 use crate::daemon::pidfile::{self, EXIT_ALREADY_RUNNING, Pidfile, PidfileError};
+use crate::daemon::{Daemonize, Handshake, Role, control_probe};
 use crate::journal::JournalError;
 use crate::supervisor::run::{RunError, RunOptions, default_state_dir, run as supervise};
 use crate::wasm::{Engine, EngineOptions};
@@ -18,6 +19,17 @@ pub async fn run(args: RunArgs) -> i32 {
         .pidfile
         .map(absolute)
         .unwrap_or_else(|| state_dir.join(pidfile::FILE));
+    let daemon = Daemonize::new(DAEMON_ENV);
+    if args.daemon && !daemon.is_daemon() {
+        return launch_daemon(
+            daemon,
+            &checks_dir,
+            &state_dir,
+            &pidfile_path,
+            args.ready_timeout,
+        )
+        .await;
+    }
     // First, so that a second instance hears "already running" before
     // anything else (the journal has its own lock; see below).
     let _pidfile = match Pidfile::acquire(&pidfile_path) {
@@ -42,7 +54,8 @@ pub async fn run(args: RunArgs) -> i32 {
     let options = RunOptions {
         checks_dir,
         state_dir,
-        echo: !args.quiet,
+        // A daemon's stdio is /dev/null.
+        echo: !args.quiet && !args.daemon,
     };
     match supervise(options, engine).await {
         Ok(()) => 0,
@@ -61,6 +74,94 @@ pub async fn run(args: RunArgs) -> i32 {
             1
         }
     }
+}
+
+/// Marks the background copy of `vigil run --daemon`.
+pub const DAEMON_ENV: &str = "VIGIL_DAEMONIZED";
+
+/// The foreground side of `vigil run --daemon`: refuse early what the
+/// daemon would refuse (a held pid file, an invalid directory), then
+/// re-execute in the background and wait until it is up.
+async fn launch_daemon(
+    daemon: Daemonize,
+    checks_dir: &std::path::Path,
+    state_dir: &std::path::Path,
+    pidfile_path: &std::path::Path,
+    timeout: std::time::Duration,
+) -> i32 {
+    if let Err(err) = pidfile::probe(pidfile_path) {
+        eprintln!("vigil run: {err}");
+        return match err {
+            PidfileError::AlreadyRunning { .. } => EXIT_ALREADY_RUNNING,
+            _ => 1,
+        };
+    }
+    if let Err(report) = crate::config::load_dir(checks_dir) {
+        eprint!("vigil run: refusing to start, the checks directory is invalid: {report}");
+        return 2;
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let daemon = daemon
+        .args(crate::daemon::launch::absolutize_flags(
+            &args,
+            &path_flags(),
+        ))
+        .handshake(Handshake {
+            timeout,
+            ..Handshake::default()
+        });
+    let socket = state_dir.join(control_probe::SOCKET);
+    let journal = state_dir.join(crate::journal::FILE);
+    let journal_start = std::fs::metadata(&journal).map(|m| m.len()).unwrap_or(0);
+    match daemon
+        .start(|pid| {
+            let socket = socket.clone();
+            async move { control_probe::probe(&socket, pid).await }
+        })
+        .await
+    {
+        Ok(Role::Launcher { pid }) => {
+            eprintln!("vigil run: daemon up (pid {pid})");
+            0
+        }
+        Ok(Role::Daemon) => 0, // not reached: checked by the caller
+        Err(err) => {
+            eprintln!("vigil run: the daemon did not come up: {err}");
+            let lines = journal_tail(&journal, journal_start, 20);
+            if !lines.is_empty() {
+                eprintln!("last journal lines ({}):", journal.display());
+                for line in lines {
+                    eprintln!("  {line}");
+                }
+            }
+            1
+        }
+    }
+}
+
+/// `--flag`s of `vigil run` whose values are paths (by their value
+/// parser), so that the re-exec in `/` gets them absolute.
+fn path_flags() -> Vec<String> {
+    use clap::CommandFactory;
+    let cli = crate::cli::Cli::command();
+    let path = clap::builder::ValueParser::path_buf().type_id();
+    cli.find_subcommand("run")
+        .map(|run| {
+            run.get_arguments()
+                .filter(|a| a.get_value_parser().type_id() == path)
+                .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The journal lines written since `from` (bytes), at most `n`, newest last.
+fn journal_tail(path: &std::path::Path, from: u64, n: usize) -> Vec<String> {
+    let text = std::fs::read(path).unwrap_or_default();
+    let start = usize::try_from(from).unwrap_or(0).min(text.len());
+    let text = String::from_utf8_lossy(&text[start..]).into_owned();
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
 /// Process-wide settings a supervisor needs before its first child.
@@ -87,4 +188,16 @@ fn prepare_process() {
 
 fn absolute(path: PathBuf) -> PathBuf {
     std::path::absolute(&path).unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn path_flags_are_found_by_their_value_parser() {
+        let flags = super::path_flags();
+        for flag in ["--checks", "--state-dir", "--pidfile"] {
+            assert!(flags.iter().any(|f| f == flag), "{flag} in {flags:?}");
+        }
+        assert!(!flags.iter().any(|f| f == "--ready-timeout"), "{flags:?}");
+    }
 }

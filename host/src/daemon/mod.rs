@@ -4,10 +4,12 @@
 //! - [`launch`]: the health-checked daemonize handshake
 //!   ([`Daemonize`], [`daemonize`]) behind `vigil run --daemon` and
 //!   `vigil daemonize`.
+//! - [`control_probe`]: `vigil run --daemon`'s checker.
 //! - [`pidfile`]: the flock'ed pid file (single instance).
 //! - [`sd_notify`]: Vigil as a `Type=notify` service of systemd.
 //! - [`notify_server`]: Vigil as the notify socket of its own services.
 
+pub mod control_probe;
 pub mod launch;
 pub mod notify_server;
 pub mod pidfile;

@@ -65,7 +65,18 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     }
     // The notify socket of `notify = true` services (bound even without
     // one: a reload may add one).
-    let notify_server = NotifyServer::bind(&options.state_dir.join(notify_server::FILE))?;
+    let notify_server = match NotifyServer::bind(&options.state_dir.join(notify_server::FILE)) {
+        Ok(server) => Some(server),
+        // Only fatal when a service needs it now.
+        Err(e) if !services.iter().any(|s| s.notify.is_some()) => {
+            let message = format!("{e}; notify = true services cannot be run");
+            if let Err(e) = journal.record(None, &Journal::Warning { message }) {
+                tracing::error!("{e}");
+            }
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let systemd = Notifier::from_env().transpose()?.map(std::sync::Arc::new);
     let sup = Supervisor::new(
         journal,
@@ -73,13 +84,11 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
         Options {
             log_dir: Some(options.state_dir.join("logs")),
             echo: options.echo,
-            notify_socket: Some(notify_server.path().to_path_buf()),
+            notify_socket: notify_server.as_ref().map(|n| n.path().to_path_buf()),
         },
     )?;
-    let _notify_task = AbortOnDrop(tokio::spawn(notify_server::serve(
-        notify_server,
-        sup.clone(),
-    )));
+    let _notify_task = notify_server
+        .map(|server| AbortOnDrop(tokio::spawn(notify_server::serve(server, sup.clone()))));
     sup.start(services);
     // After `start`: every service is known, so "up" cannot come early.
     let _systemd_task = systemd.clone().map(|n| {
