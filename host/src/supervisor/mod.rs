@@ -384,9 +384,19 @@ impl Supervisor {
         };
         let deadline = Instant::now() + Duration::from_secs(1);
         loop {
-            if let Some(name) = self.deliver_notify(pgid, &message.notification) {
-                return Ok(name);
+            match self.deliver_notify(pgid, &message.notification) {
+                Ok(name) => return Ok(name),
+                Err(Some(name)) => {
+                    return Err(format!(
+                        "service {name} (pid {}) is not `notify = true`",
+                        message.pid
+                    ));
+                }
+                Err(None) => {}
             }
+            // Unknown group: wait only for a spawn not yet published (the
+            // leader is our child); anything else is dropped at once, so a
+            // flood cannot hold up the services' own messages.
             let ours = notify_server::parent_pid(pgid) == Some(std::process::id() as i32);
             if !ours || Instant::now() > deadline {
                 return Err(format!(
@@ -398,7 +408,13 @@ impl Supervisor {
         }
     }
 
-    fn deliver_notify(&self, pgid: i32, notification: &Notification) -> Option<String> {
+    /// `Ok(name)`: delivered. `Err(Some(name))`: the group is that
+    /// service's, which does not use notify. `Err(None)`: no service's.
+    fn deliver_notify(
+        &self,
+        pgid: i32,
+        notification: &Notification,
+    ) -> Result<String, Option<String>> {
         let services = self
             .shared
             .services
@@ -406,12 +422,16 @@ impl Supervisor {
             .unwrap_or_else(|p| p.into_inner());
         let handle = services
             .values()
-            .find(|h| h.service.notify.is_some() && h.snapshot.borrow().pid == Some(pgid))?;
-        handle
-            .tx
-            .send(Msg::Notify(notification.clone()))
-            .ok()
-            .map(|()| handle.service.name.clone())
+            .find(|h| h.snapshot.borrow().pid == Some(pgid))
+            .ok_or(None)?;
+        let name = handle.service.name.clone();
+        if handle.service.notify.is_none() {
+            return Err(Some(name));
+        }
+        match handle.tx.send(Msg::Notify(notification.clone())) {
+            Ok(()) => Ok(name),
+            Err(_) => Err(Some(name)),
+        }
     }
 
     /// Every service's definition and current state.
