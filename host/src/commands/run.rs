@@ -14,6 +14,7 @@ use crate::wasm::{Engine, EngineOptions};
 
 pub async fn run(args: RunArgs) -> i32 {
     let checks_dir = absolute(args.checks);
+    let explicit_state_dir = args.state_dir.is_some();
     let state_dir = absolute(args.state_dir.unwrap_or_else(default_state_dir));
     let pidfile_path = args
         .pidfile
@@ -27,6 +28,7 @@ pub async fn run(args: RunArgs) -> i32 {
             &state_dir,
             &pidfile_path,
             args.ready_timeout,
+            explicit_state_dir,
         )
         .await;
     }
@@ -88,6 +90,7 @@ async fn launch_daemon(
     state_dir: &std::path::Path,
     pidfile_path: &std::path::Path,
     timeout: std::time::Duration,
+    explicit_state_dir: bool,
 ) -> i32 {
     if let Err(err) = pidfile::probe(pidfile_path) {
         eprintln!("vigil run: {err}");
@@ -101,15 +104,18 @@ async fn launch_daemon(
         return 2;
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let daemon = daemon
-        .args(crate::daemon::launch::absolutize_flags(
-            &args,
-            &path_flags(),
-        ))
-        .handshake(Handshake {
-            timeout,
-            ..Handshake::default()
-        });
+    let mut args = crate::daemon::launch::absolutize_flags(&args, &path_flags());
+    if !explicit_state_dir {
+        // The daemon's environment has no XDG_STATE_HOME: give it the
+        // state directory this side resolved (and polls).
+        let mut flag = std::ffi::OsString::from("--state-dir=");
+        flag.push(state_dir);
+        args.push(flag);
+    }
+    let daemon = daemon.args(args).handshake(Handshake {
+        timeout,
+        ..Handshake::default()
+    });
     let socket = state_dir.join(control_probe::SOCKET);
     let journal = state_dir.join(crate::journal::FILE);
     let journal_start = std::fs::metadata(&journal).map(|m| m.len()).unwrap_or(0);
