@@ -6,27 +6,36 @@
 //! one thread for its whole life; requests come in over a channel and the
 //! pid (or the error) goes back over a oneshot.
 //!
-//! The child, between `fork` and `execve`, only makes async-signal-safe
-//! calls on data prepared before the fork: `setsid` (its pid becomes its
-//! process group and session), `prctl(PR_SET_PDEATHSIG, SIGKILL)` and a
-//! re-check of `getppid()`, every signal disposition back to default and an
-//! empty signal mask, stdio, `chdir`, `execve`. An exec failure travels
-//! back as an errno over a close-on-exec pipe.
+//! The child is made with `clone(CLONE_VM | CLONE_VFORK)`, as
+//! `posix_spawn` does: it borrows Vigil's address space instead of copying
+//! its page tables (a `fork` of a process with wasmtime's large mappings
+//! costs over a millisecond), and the spawner thread sleeps until the child
+//! has exec'd or exited. Between `clone` and `execve` the child only makes
+//! async-signal-safe calls on data prepared before the clone, on its own
+//! small stack: `setsid` (its pid becomes its process group and session),
+//! `prctl(PR_SET_PDEATHSIG, SIGKILL)` and a re-check of `getppid()`, every
+//! signal disposition back to default, stdio, `chdir`, an empty signal
+//! mask, `execve`. The spawner thread keeps every signal blocked, so no
+//! handler of Vigil's can run in the child on the shared memory before the
+//! dispositions are reset. An exec failure is reported as an errno in a
+//! slot the parent reads once the child is gone from its memory.
 //!
 //! Exit statuses are not collected here: the pid is registered with the
 //! [`Registry`] under the registry lock held across `fork`, and the reaper
 //! delivers the status to the request's route.
 
 use std::ffi::{CString, OsStr};
-use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 
-use nix::unistd::{ForkResult, Pid};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+use nix::unistd::Pid;
 
 use super::proc;
 use super::reaper::{Registry, Route};
@@ -131,12 +140,21 @@ impl Spawner {
     /// Start the spawner thread. `registry` is the reaper's.
     pub fn new(registry: Arc<Registry>) -> std::io::Result<Spawner> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let mut ctx = SpawnContext::new()?;
         let thread = std::thread::Builder::new()
             .name("vigil-spawner".into())
             .spawn(move || {
                 let parent = nix::unistd::getpid();
+                // Every signal stays blocked on this thread (the process's
+                // signals go to the other threads): a child shares Vigil's
+                // memory until it execs and must not run Vigil's handlers.
+                if let Err(e) = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), None)
+                {
+                    tracing::error!("spawner: cannot block signals: {e}");
+                    return;
+                }
                 for job in rx {
-                    let result = spawn_now(&registry, parent, &job.command, job.route);
+                    let result = spawn_now(&registry, parent, &mut ctx, &job.command, job.route);
                     if let Err(Ok(spawned)) = job.reply.send(result) {
                         // Nobody waits for it any more; it is still
                         // registered and will be reaped.
@@ -236,7 +254,31 @@ struct Prepared {
     envp: Vec<CString>,
     envp_ptrs: Vec<*const libc::c_char>,
     cwd: CString,
+}
+
+/// What the spawner thread keeps between spawns.
+struct SpawnContext {
+    /// /dev/null, opened once (close-on-exec): stdin, and unpiped output.
     devnull: OwnedFd,
+    /// The child's stack from `clone` to `execve`. Only one child uses it
+    /// at a time: the spawner sleeps until the child has left it.
+    stack: Vec<u8>,
+}
+
+/// Room for `exec_child`'s frames (a few hundred bytes) many times over.
+const CHILD_STACK: usize = 64 << 10;
+
+impl SpawnContext {
+    fn new() -> std::io::Result<SpawnContext> {
+        let devnull = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?;
+        Ok(SpawnContext {
+            devnull: devnull.into(),
+            stack: vec![0; CHILD_STACK],
+        })
+    }
 }
 
 fn prepare(command: &Command) -> Result<Prepared, SpawnError> {
@@ -257,14 +299,6 @@ fn prepare(command: &Command) -> Result<Prepared, SpawnError> {
         .map(|a| a.as_ptr())
         .chain([std::ptr::null()])
         .collect();
-    let devnull = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(|source| SpawnError::Os {
-            what: "open /dev/null",
-            source,
-        })?;
     Ok(Prepared {
         program,
         argv,
@@ -272,7 +306,6 @@ fn prepare(command: &Command) -> Result<Prepared, SpawnError> {
         envp,
         envp_ptrs,
         cwd: cstring(command.cwd.as_os_str())?,
-        devnull: devnull.into(),
     })
 }
 
@@ -283,13 +316,13 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
 fn spawn_now(
     registry: &Registry,
     parent: Pid,
+    ctx: &mut SpawnContext,
     command: &Command,
     route: Route,
 ) -> Result<Spawned, SpawnError> {
     let prep = prepare(command)?;
     debug_assert_eq!(prep.argv.len() + 1, prep.argv_ptrs.len());
     debug_assert_eq!(prep.envp.len() + 1, prep.envp_ptrs.len());
-    let (status_r, status_w) = pipe()?;
     let stdout = match command.stdout {
         Output::Pipe => Some(pipe()?),
         _ => None,
@@ -298,61 +331,76 @@ fn spawn_now(
         Output::Pipe => Some(pipe()?),
         _ => None,
     };
+    let null = ctx.devnull.as_raw_fd();
     let fd_for = |output: Output, pipe: &Option<(OwnedFd, OwnedFd)>| match (output, pipe) {
         (Output::Pipe, Some((_, w))) => w.as_raw_fd(),
         (Output::Inherit, _) => -1,
-        _ => prep.devnull.as_raw_fd(),
+        _ => null,
     };
-    let out_fd = fd_for(command.stdout, &stdout);
-    let err_fd = fd_for(command.stderr, &stderr);
+    let fds = ChildFds {
+        stdin: null,
+        stdout: fd_for(command.stdout, &stdout),
+        stderr: fd_for(command.stderr, &stderr),
+    };
+    // The child's errno when it fails before or in execve; 0 otherwise.
+    let failure = AtomicI32::new(0);
 
     let pid = {
-        // Held across fork: the reaper cannot route this pid before it is
+        // Held across clone: the reaper cannot route this pid before it is
         // registered as pending.
         let mut guard = registry.lock();
-        // SAFETY: the child branch only calls async-signal-safe functions
-        // (see `exec_child`) on memory prepared before the fork, and never
-        // returns.
-        match unsafe { nix::unistd::fork() }.map_err(os("fork"))? {
-            ForkResult::Child => {
-                // SAFETY: we are the freshly forked child.
-                unsafe { exec_child(&prep, parent, out_fd, err_fd, status_w.as_raw_fd()) }
-            }
-            ForkResult::Parent { child } => {
-                guard.insert_pending(child);
-                child
-            }
+        let child = Box::new(|| -> isize {
+            // SAFETY: runs in the child made by the clone below, which
+            // shares our memory and never returns (execve or _exit).
+            unsafe { exec_child(&prep, parent, fds, &failure) }
+        });
+        // SAFETY: CLONE_VM | CLONE_VFORK suspends this thread until the
+        // child has exec'd or exited, so the child has our memory to itself
+        // meanwhile: it runs on `ctx.stack` (nobody else's), reads `prep`
+        // and `fds`, and writes only `failure`. It only makes
+        // async-signal-safe calls (see `exec_child`), and no signal handler
+        // can run in it before the dispositions are reset, since this
+        // thread (whose mask it inherits) blocks every signal.
+        let pid = unsafe {
+            nix::sched::clone(
+                child,
+                &mut ctx.stack,
+                CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK,
+                Some(libc::SIGCHLD),
+            )
         }
+        .map_err(os("clone"))?;
+        guard.insert_pending(pid);
+        pid
     };
-    drop(status_w);
-    let start_time = proc::start_time(pid.as_raw());
+    // Our write ends of the pipes must go, or readers never see EOF.
+    let stdout = stdout.map(|(r, _)| r);
+    let stderr = stderr.map(|(r, _)| r);
 
-    // Wait for exec: EOF means it happened, 4 bytes are an errno.
-    let mut errno = [0u8; 4];
-    let mut file = std::fs::File::from(status_r);
-    let mut got = 0;
-    while got < 4 {
-        match file.read(&mut errno[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    if got == 4 {
+    let errno = failure.load(Ordering::Acquire);
+    if errno != 0 {
         registry.discard(pid);
         return Err(SpawnError::Exec {
             program: command.argv[0].clone(),
-            source: std::io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+            source: std::io::Error::from_raw_os_error(errno),
         });
     }
+    let start_time = proc::start_time(pid.as_raw());
     registry.claim(pid, route);
     Ok(Spawned {
         pid,
         start_time,
-        stdout: stdout.map(|(r, _)| r),
-        stderr: stderr.map(|(r, _)| r),
+        stdout,
+        stderr,
     })
+}
+
+/// The child's standard descriptors (-1: keep Vigil's).
+#[derive(Clone, Copy)]
+struct ChildFds {
+    stdin: i32,
+    stdout: i32,
+    stderr: i32,
 }
 
 /// The kernel's `struct sigaction` (x86_64 and aarch64 layout).
@@ -364,22 +412,23 @@ struct KernelSigaction {
     mask: u64,
 }
 
-/// The child's side, between fork and exec.
+/// The child's side, between clone and exec.
 ///
 /// # Safety
-/// Must only be called in a freshly forked child. Only async-signal-safe
-/// libc calls are made, on memory allocated before the fork.
-unsafe fn exec_child(p: &Prepared, parent: Pid, out_fd: i32, err_fd: i32, status_fd: i32) -> ! {
+/// Must only be called in a child made by `clone(CLONE_VM | CLONE_VFORK)`
+/// from a thread that blocks every signal, while its parent thread sleeps.
+/// Only async-signal-safe libc calls are made, on memory allocated before
+/// the clone; the only write to shared memory is `failure`.
+unsafe fn exec_child(p: &Prepared, parent: Pid, fds: ChildFds, failure: &AtomicI32) -> ! {
     // SAFETY (whole block): each call below is async-signal-safe per
-    // signal-safety(7) (prctl and getppid are plain syscalls); pointers come
-    // from CStrings and pointer vectors owned by `p`, alive and unchanged
-    // since before the fork.
+    // signal-safety(7) (prctl, getppid and close_range are plain syscalls);
+    // pointers come from CStrings and pointer vectors owned by `p`, alive
+    // and unchanged until the parent resumes after our execve or _exit.
     unsafe {
         let fail = |step: i32| -> ! {
             let errno = *libc::__errno_location();
             let code = if errno != 0 { errno } else { step };
-            let bytes = code.to_ne_bytes();
-            libc::write(status_fd, bytes.as_ptr().cast(), 4);
+            failure.store(code, Ordering::Release);
             libc::_exit(127)
         };
         if libc::setsid() < 0 {
@@ -399,8 +448,9 @@ unsafe fn exec_child(p: &Prepared, parent: Pid, out_fd: i32, err_fd: i32, status
         if libc::getppid() != parent.as_raw() {
             libc::_exit(1);
         }
-        // Default dispositions (ignored signals survive exec otherwise) and
-        // an empty mask (the mask always survives exec).
+        // Default dispositions (ignored signals survive exec otherwise, and
+        // handlers must not run here); the mask is emptied just before
+        // execve, once no handler is left.
         // Through the raw syscall: libc's wrappers refuse the real-time
         // signals it reserves (32, 33), which may arrive here ignored.
         let dfl = KernelSigaction {
@@ -420,24 +470,19 @@ unsafe fn exec_child(p: &Prepared, parent: Pid, out_fd: i32, err_fd: i32, status
                 );
             }
         }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
 
-        let null = p.devnull.as_raw_fd();
-        if libc::dup2(null, 0) < 0 {
+        if libc::dup2(fds.stdin, 0) < 0 {
             fail(libc::EBADF);
         }
-        if out_fd >= 0 && libc::dup2(out_fd, 1) < 0 {
+        if fds.stdout >= 0 && libc::dup2(fds.stdout, 1) < 0 {
             fail(libc::EBADF);
         }
-        if err_fd >= 0 && libc::dup2(err_fd, 2) < 0 {
+        if fds.stderr >= 0 && libc::dup2(fds.stderr, 2) < 0 {
             fail(libc::EBADF);
         }
         // Descriptors Vigil inherited without close-on-exec (from whoever
-        // started it) must not leak into services. Marking them
-        // close-on-exec (not closing) keeps the exec-status pipe working;
-        // kernels before 5.11 lack close_range and are left as they are.
+        // started it) must not leak into services. Kernels before 5.11
+        // lack close_range and are left as they are.
         libc::syscall(
             libc::SYS_close_range,
             3u32,
@@ -447,6 +492,14 @@ unsafe fn exec_child(p: &Prepared, parent: Pid, out_fd: i32, err_fd: i32, status
         if libc::chdir(p.cwd.as_ptr()) < 0 {
             fail(libc::ENOENT);
         }
+        let empty: u64 = 0;
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        );
         libc::execve(
             p.program.as_ptr(),
             p.argv_ptrs.as_ptr(),
