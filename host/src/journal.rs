@@ -285,8 +285,19 @@ impl Journal {
 
     /// Append one event without syncing, rotating by size.
     fn write(&mut self, service: Option<&str>, event: &Event) -> Result<(), JournalError> {
+        self.write_at(SystemTime::now(), service, event)
+    }
+
+    /// Write one line stamped `at` (when the event happened, which may be
+    /// before the writer thread got to it).
+    fn write_at(
+        &mut self,
+        at: SystemTime,
+        service: Option<&str>,
+        event: &Event,
+    ) -> Result<(), JournalError> {
         let line = Line {
-            ts: timestamp(SystemTime::now()),
+            ts: timestamp(at),
             service: service.map(str::to_string),
             event: event.clone(),
         };
@@ -347,7 +358,8 @@ pub struct JournalHandle {
 }
 
 enum Cmd {
-    Record(Option<String>, Event),
+    /// Stamped by the caller: the writer may be behind (an fsync).
+    Record(SystemTime, Option<String>, Event),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -366,9 +378,9 @@ impl Journal {
                     let mut waiters = Vec::new();
                     for cmd in batch {
                         match cmd {
-                            Cmd::Record(service, event) => {
+                            Cmd::Record(at, service, event) => {
                                 sync |= event.is_lifecycle();
-                                if let Err(e) = journal.write(service.as_deref(), &event) {
+                                if let Err(e) = journal.write_at(at, service.as_deref(), &event) {
                                     tracing::error!("{e}");
                                 }
                             }
@@ -392,7 +404,11 @@ impl JournalHandle {
     pub fn record(&self, service: Option<&str>, event: &Event) {
         if self
             .tx
-            .send(Cmd::Record(service.map(str::to_string), event.clone()))
+            .send(Cmd::Record(
+                SystemTime::now(),
+                service.map(str::to_string),
+                event.clone(),
+            ))
             .is_err()
         {
             tracing::error!("journal writer is gone; lost {event:?}");
