@@ -66,7 +66,7 @@ pub struct Sandbox {
     /// Relative paths a check passes to `fs` are resolved against this
     /// (the service directory; the current directory for `vigil check`).
     pub base_dir: Option<PathBuf>,
-    http: OnceLock<Option<reqwest::Client>>,
+    http: LazyHttpClient,
 }
 
 impl Sandbox {
@@ -74,12 +74,16 @@ impl Sandbox {
     pub const DEFAULT_MEMORY: usize = 64 << 20;
 
     pub fn new(grants: Grants, timeout: Duration, memory_limit: usize) -> Self {
+        let grants = Arc::new(grants);
         Sandbox {
-            grants: Arc::new(grants),
+            http: LazyHttpClient {
+                grants: grants.clone(),
+                client: Arc::default(),
+            },
+            grants,
             timeout,
             memory_limit,
             base_dir: None,
-            http: OnceLock::new(),
         }
     }
 
@@ -89,9 +93,32 @@ impl Sandbox {
         self
     }
 
-    /// The HTTP client for these grants, built once and reused.
-    pub(crate) fn http_client(&self) -> Option<reqwest::Client> {
-        self.http
+    /// The HTTP client for these grants, built on first use and reused.
+    pub(crate) fn http_client(&self) -> LazyHttpClient {
+        self.http.clone()
+    }
+}
+
+/// A sandbox's HTTP client, built on the first HTTP request and shared by
+/// its later calls: most checks never make one, and a client (TLS roots,
+/// connection pool) is not small when there are a thousand services.
+#[derive(Clone)]
+pub(crate) struct LazyHttpClient {
+    grants: Arc<Grants>,
+    client: Arc<OnceLock<Option<reqwest::Client>>>,
+}
+
+impl std::fmt::Debug for LazyHttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyHttpClient")
+            .field("built", &self.client.get().is_some())
+            .finish()
+    }
+}
+
+impl LazyHttpClient {
+    pub(crate) fn get(&self) -> Option<reqwest::Client> {
+        self.client
             .get_or_init(|| match super::host::http::client(self.grants.clone()) {
                 Ok(client) => Some(client),
                 Err(err) => {

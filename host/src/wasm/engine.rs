@@ -1,5 +1,6 @@
 //! The wasmtime engine: configuration, epoch timer, linkers and loading.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -27,6 +28,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 const MAX_CONCURRENT_CALLS: u32 = 64;
 
 pub(crate) const OUTPUT_CAP: usize = 16 * 1024;
+
+/// Per warm pool slot, the touched memory kept resident between instances
+/// (a Rust check touches a few hundred KiB; larger guests beyond this are
+/// decommitted as before). At most `max_unused_warm_slots` slots keep it.
+const KEEP_RESIDENT: usize = 1 << 20;
 
 /// Engine sizing; the defaults hold 1,000 services with room to spare.
 #[derive(Debug, Clone)]
@@ -71,6 +77,14 @@ struct Inner {
     cache: ComponentCache,
     checker_linker: Linker<HostState>,
     loader_linker: Linker<HostState>,
+    /// Builtin checks, loaded and linked once and shared by every service
+    /// naming them (each call still gets a fresh instance): their compiled
+    /// code is mapped once instead of once per service, and instances of
+    /// one module reuse the pool slots that already hold its memory image.
+    /// (Kept as `CheckerPre`, not `Checker`: a checker holds the engine.)
+    /// Async: held across the first load, so that a thousand services
+    /// starting at once load a builtin once.
+    builtin_checkers: tokio::sync::Mutex<HashMap<String, bindings::checker::CheckerPre<HostState>>>,
 }
 
 impl Engine {
@@ -94,6 +108,17 @@ impl Engine {
             .max_component_instance_size(4 << 20)
             .max_memory_size(options.max_memory)
             .max_unused_warm_slots(64);
+        // A freed slot keeps the pages its instance touched, reset to the
+        // module's image in place, found with PAGEMAP_SCAN (Linux 6.7+):
+        // the next instance of the same module (the pool prefers its
+        // slots) then pays neither `madvise` nor page faults. A fresh
+        // instance still sees pristine memory. Without the ioctl, resetting
+        // would `memset` the whole kept range, so the default applies.
+        if PoolingAllocationConfig::is_pagemap_scan_available() {
+            pool.pagemap_scan(wasmtime::Enabled::Yes)
+                .linear_memory_keep_resident(KEEP_RESIDENT)
+                .table_keep_resident(KEEP_RESIDENT / 16);
+        }
         let mut config = Config::new();
         config
             .epoch_interruption(true)
@@ -124,6 +149,7 @@ impl Engine {
                 cache,
                 checker_linker,
                 loader_linker,
+                builtin_checkers: Default::default(),
             }),
         })
     }
@@ -131,15 +157,34 @@ impl Engine {
     /// Loads a check: compiles (or fetches from the cache), links and
     /// type-checks it against the `checker` world.
     pub async fn load_checker(&self, source: &CheckSource) -> Result<Checker, LoadError> {
+        let CheckSource::Builtin(name) = source else {
+            let pre = self.link_checker(source).await?;
+            return Ok(Checker::new(self.clone(), pre, source.clone()));
+        };
+        let mut builtins = self.inner.builtin_checkers.lock().await;
+        let pre = match builtins.get(name) {
+            Some(pre) => pre.clone(),
+            None => {
+                let pre = self.link_checker(source).await?;
+                builtins.insert(name.clone(), pre.clone());
+                pre
+            }
+        };
+        Ok(Checker::new(self.clone(), pre, source.clone()))
+    }
+
+    async fn link_checker(
+        &self,
+        source: &CheckSource,
+    ) -> Result<bindings::checker::CheckerPre<HostState>, LoadError> {
         let (component, _) = self.load_component(source).await?;
         let pre = self
             .inner
             .checker_linker
             .instantiate_pre(&component)
             .map_err(|err| self.world_error(source, &component, "checker", &err))?;
-        let pre = bindings::checker::CheckerPre::new(pre)
-            .map_err(|err| self.world_error(source, &component, "checker", &err))?;
-        Ok(Checker::new(self.clone(), pre, source.clone()))
+        bindings::checker::CheckerPre::new(pre)
+            .map_err(|err| self.world_error(source, &component, "checker", &err))
     }
 
     /// Loads a loader, type-checked against the `loader` world.
@@ -331,7 +376,7 @@ impl Engine {
         let caps = Capabilities {
             grants: sandbox.map(|s| s.grants.clone()).unwrap_or_default(),
             base_dir: sandbox.and_then(|s| s.base_dir.clone()),
-            http: sandbox.and_then(Sandbox::http_client),
+            http: sandbox.map(Sandbox::http_client),
             target_pid,
             deadline,
             log: Default::default(),

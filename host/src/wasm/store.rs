@@ -26,7 +26,7 @@ pub(crate) struct HostState {
 pub(crate) struct Capabilities {
     pub grants: Arc<Grants>,
     pub base_dir: Option<std::path::PathBuf>,
-    pub http: Option<reqwest::Client>,
+    pub http: Option<super::checker::LazyHttpClient>,
     pub target_pid: Option<u32>,
     pub deadline: Instant,
     pub log: LogBuffer,

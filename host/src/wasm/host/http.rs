@@ -199,7 +199,7 @@ async fn send(
 
 impl http::Host for HostState {
     async fn send(&mut self, request: Request) -> Result<Response, ErrorCode> {
-        let Some(client) = self.caps.http.clone() else {
+        let Some(client) = self.caps.http.as_ref().and_then(|h| h.get()) else {
             return Err(ErrorCode::Io("HTTP client unavailable".into()));
         };
         let timeout = self.caps.call_timeout(request.timeout_ms);
