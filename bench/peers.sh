@@ -2,7 +2,8 @@
 # Vigil beside the peer supervisors, measured by the same harness in one run
 # (../shared/peers/pbench.py): restart latency, hang detection, idle cost,
 # and Vigil at scale. Raw JSON lines go to $PB_OUT; the summary table is
-# printed and, with --out FILE, written into that file's section.
+# printed and, with --out FILE, written into that file's section. As root,
+# bench/procwatch.py also times every restart from kernel timestamps.
 #
 #   bench/peers.sh [--peers "daemontools runit pm2 supervisord monit horust"] [--out BENCHMARKS.md]
 #
@@ -29,6 +30,18 @@ export PB_OUT=${PB_OUT:-$PB/results-$(date +%Y%m%d-%H%M%S).jsonl}
 mkdir -p "$PB"
 : > "$PB_OUT"
 
+# Restart latency from kernel timestamps, recorded beside the harness for
+# every supervisor (bench/procwatch.py; needs root for the proc connector).
+PW_OUT=${PB_OUT%.jsonl}-procwatch.jsonl
+PW_PID=
+if [ "$(id -u)" = 0 ]; then
+    : > "$PW_OUT"
+    python3 "$HERE/procwatch.py" record "$PW_OUT" 99951,99901,99902,99903,99904,99905,99906,99907,99908 &
+    PW_PID=$!
+    trap '[ -n "$PW_PID" ] && kill "$PW_PID" 2>/dev/null' EXIT
+    sleep 1
+fi
+
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vigil/target}
 VIGIL=${VIGIL:-$CARGO_TARGET_DIR/release/vigil} "$HERE/run_vigil.sh" all
 
@@ -40,6 +53,11 @@ for peer in $peers; do
 done
 
 summary=$(python3 "$PEERS_DIR/summarize.py" "$PB_OUT")
+if [ -n "$PW_PID" ]; then
+    kill "$PW_PID"; wait "$PW_PID" 2>/dev/null || true; PW_PID=
+    summary+=$'\n\nRestart latency from kernel timestamps (bench/procwatch.py, same run): the killed child'"'"$'s exit to the new child'"'"$'s exec, with the supervisor'"'"$'s reaction (exit → fork of the new child) and the child'"'"$'s setup (fork → exec).\n\n'
+    summary+=$(python3 "$HERE/procwatch.py" summarize "$PW_OUT")
+fi
 printf '%s\n' "$summary"
 if [ -n "$out" ]; then
     python3 "$HERE/write_section.py" "$out" "## Supervisor: Vigil beside the peers (issue 3)" <<<"$summary"
