@@ -2,6 +2,8 @@
 # Vigil under the peers harness: restart, rapid restart, hang detection,
 # idle with 100 services, and 1,000 services with a 1 s builtin:tcp liveness
 # check each. Usage: run_vigil.sh [restart|health|idle|scale|all]
+# VIGIL_NAME (default vigil) prefixes the labels, e.g. to measure an older
+# build in the same run.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PEERS_DIR=${PEERS_DIR:-$HERE/../../shared/peers}
@@ -34,8 +36,8 @@ if [[ $what == all || $what == restart ]]; then
     start
     wait_for_marker() { for _ in $(seq 1 200); do pgrep -f "sleep 99951" >/dev/null && return 0; sleep 0.05; done; return 1; }
     wait_for_marker
-    $BENCH restart --marker 99951 --runs $RUNS --settle $SETTLE --label "vigil restart always, backoff 0s"
-    $BENCH restart --marker 99951 --runs $RUNS --settle $RAPID_SETTLE --label "vigil backoff 0s rapid"
+    $BENCH restart --marker 99951 --runs $RUNS --settle $SETTLE --label "${VIGIL_NAME:-vigil} restart always, backoff 0s"
+    $BENCH restart --marker 99951 --runs $RUNS --settle $RAPID_SETTLE --label "${VIGIL_NAME:-vigil} backoff 0s rapid"
     stop
 fi
 
@@ -43,7 +45,7 @@ if [[ $what == all || $what == idle ]]; then
     for i in $(seq 0 99); do svc "idle$i" "[\"/bin/sleep\", \"$(printf 771%03d "$i")\"]"; done
     start
     sleep 3
-    $BENCH idle --root "$VPID" --duration "$IDLE_S" --marker-re '771\d{3}' --count 100 --label "vigil 100 services"
+    $BENCH idle --root "$VPID" --duration "$IDLE_S" --marker-re '771\d{3}' --count 100 --label "${VIGIL_NAME:-vigil} 100 services"
     stop
 fi
 
@@ -64,7 +66,7 @@ url = "http://127.0.0.1:18091/"
 [grants]
 hosts = ["http://127.0.0.1:18091", "tcp://127.0.0.1:18091"]'
     start
-    $BENCH health --marker 18091 --port 18091 --runs $HEALTH_RUNS --timeout 40 --label "vigil builtin:http liveness 1s, threshold 1, timeout 0.5s" || true
+    $BENCH health --marker 18091 --port 18091 --runs $HEALTH_RUNS --timeout 40 --label "${VIGIL_NAME:-vigil} builtin:http liveness 1s, threshold 1, timeout 0.5s" || true
     stop
 fi
 
@@ -91,7 +93,7 @@ hosts = ["tcp://127.0.0.1:18092"]'
     done
     start
     sleep 10
-    $BENCH idle --root "$VPID" --duration "${SCALE_S:-60}" --marker-re '772\d{4}' --count 1000 --timeout 60 --label "vigil 1000 services, 1 s builtin:tcp liveness each"
+    $BENCH idle --root "$VPID" --duration "${SCALE_S:-60}" --marker-re '772\d{4}' --count 1000 --timeout 60 --label "${VIGIL_NAME:-vigil} 1000 services, 1 s builtin:tcp liveness each"
     stop
     kill "$LPID" 2>/dev/null || true
 fi
