@@ -340,9 +340,10 @@ impl Journal {
     }
 
     /// Children of previous instances that may still be alive, oldest
-    /// first: spawned, never seen exiting, and whose process group is still
-    /// theirs (the leader alive with the recorded start time, or gone with
-    /// members left). Never a reused pid.
+    /// first: spawned, never seen exiting (`exited` is journaled once the
+    /// whole group is gone), and whose process group is still theirs (the
+    /// leader alive with the recorded start time, or gone with members left
+    /// that pass [`ForeignGroup::is_ours`](crate::supervisor::stop::ForeignGroup::is_ours)).
     pub fn previous_children(&self) -> Vec<PreviousChild> {
         previous_children(&self.dir, self.options.keep)
     }

@@ -322,6 +322,71 @@ fn killed_vigil_leaves_no_child_and_the_next_run_recovers() {
     assert!(!alive(grandchild));
 }
 
+/// vigil SIGKILLed while a stopping service's group outlives its leader
+/// (the wrapper shell died of the stop signal; its worker, which shrugs off
+/// the first SIGTERM, still had grace left): the group has not `exited`,
+/// so the next run finds it by its pgid alone, the leader being gone, and
+/// stops it with the service's stop signal before spawning anything.
+#[test]
+fn a_group_outliving_its_leader_is_recovered_after_vigil_is_killed() {
+    let setup = Setup::new("linger-killed");
+    let dir = setup.service(
+        "wrapped",
+        &format!(
+            "{}stop-grace = \"60s\"\n",
+            command(&["sh", "-c", "sh ./worker.sh & wait"])
+        ),
+    );
+    std::fs::write(
+        dir.join("worker.sh"),
+        "trap 'if [ -e got-term ]; then exit 0; fi; echo once > got-term' TERM\n\
+         echo $$ > worker.pid\n\
+         while :; do sleep 0.1; done\n",
+    )
+    .expect("write worker.sh");
+    let mut first = setup.run();
+    let (_, spawned) = first.wait_kind(0, "wrapped", "spawned");
+    let leader = pid_of(&spawned);
+    wait_until("the worker runs", SOON, || {
+        std::fs::read_to_string(dir.join("worker.pid")).is_ok_and(|p| p.ends_with('\n'))
+    });
+    let worker: i32 = std::fs::read_to_string(dir.join("worker.pid"))
+        .expect("worker.pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+
+    // Shutdown: the leader dies of SIGTERM, the worker lives on in its grace.
+    first.signal(Signal::SIGTERM);
+    wait_until("the worker got the stop signal", SOON, || {
+        dir.join("got-term").exists()
+    });
+    wait_until("the leader is gone", SOON, || !alive(leader));
+    assert!(alive(worker), "{}", first.diagnostics());
+    first.kill();
+    assert!(
+        first
+            .events("wrapped")
+            .iter()
+            .all(|e| e["kind"] != "exited"),
+        "the group was not gone, so the service had not exited\n{}",
+        first.diagnostics()
+    );
+    assert!(alive(worker), "the worker is out of PDEATHSIG's reach");
+    let old_lines = first.journal().len();
+
+    let second = setup.run();
+    let (recovered_at, recovered) = second.wait_kind(old_lines, "wrapped", "recovered");
+    assert_eq!(pid_of(&recovered), leader, "{recovered}");
+    wait_until("the worker obeyed the second SIGTERM", SOON, || {
+        !alive(worker)
+    });
+    let (spawned_at, _) = second.wait_kind(old_lines, "wrapped", "spawned");
+    assert!(recovered_at < spawned_at, "{}", second.diagnostics());
+    drop(second);
+    drop(first);
+}
+
 /// A second SIGTERM during a slow graceful shutdown kills every child at
 /// once.
 #[test]

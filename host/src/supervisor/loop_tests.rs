@@ -294,7 +294,10 @@ async fn children_of_a_crashed_instance_are_recovered() {
         .expect("record");
     }
     let mut j = JournalFile::open(&dir.0, journal::Options::default()).expect("journal");
-    assert_eq!(recover_previous(&mut j, Duration::from_secs(2)).await, 1);
+    assert_eq!(
+        recover_previous(&mut j, &[], Duration::from_secs(2)).await,
+        1
+    );
     assert!(proc::stat(child.pid.as_raw()).is_none_or(|s| s.state == 'Z'));
     assert!(
         j.previous_children().is_empty(),

@@ -389,3 +389,89 @@ fn inherited_descriptors_do_not_leak_into_children() {
     );
     drop(fds);
 }
+
+/// A group whose leader is gone is identified by its pgid alone: it is
+/// ours when every member is in the leader's session and none predates
+/// the recorded leader; then the whole group is stopped.
+#[tokio::test]
+async fn a_leaderless_group_is_ours_only_by_session_and_age() {
+    let mut cmd = sh("sleep 100 & echo $!; exit 0");
+    cmd.stdout = Output::Pipe;
+    let (s, rx) = run_async(cmd).await;
+    let mut line = String::new();
+    BufReader::new(std::fs::File::from(s.stdout.expect("pipe")))
+        .read_line(&mut line)
+        .expect("read");
+    let member: i32 = line.trim().parse().expect("member pid");
+    let exited = tokio::task::spawn_blocking(move || wait(&rx))
+        .await
+        .expect("join");
+    assert_eq!(exited, ExitStatus::Code(0), "the leader is gone");
+    let start = s.start_time.expect("start time");
+    let member_start = proc::start_time(member).expect("member alive");
+    // A "leader" recorded as younger than a member: not ours.
+    let younger = ForeignGroup {
+        pgid: s.pid.as_raw(),
+        start_time: member_start + 1,
+    };
+    assert!(!younger.is_ours());
+    assert!(!stop_foreign_group(&younger, Signal::SIGTERM, Duration::from_secs(2)).await);
+    assert!(proc::stat(member).is_some_and(|st| st.state != 'Z'));
+    let ours = ForeignGroup {
+        pgid: s.pid.as_raw(),
+        start_time: start,
+    };
+    assert!(ours.is_ours());
+    assert!(stop_foreign_group(&ours, Signal::SIGTERM, Duration::from_secs(30)).await);
+    eventually("the member is stopped", || gone_or_reaped(member));
+}
+
+/// A group made inside another session (as a shell's job control does)
+/// whose leader died is never taken for one of ours, whatever its age.
+#[tokio::test]
+async fn a_leaderless_group_of_another_session_is_not_ours() {
+    // The child becomes a group leader in the spawned process's session,
+    // starts a member and exits.
+    let script = "import os, sys, time\n\
+                  pid = os.fork()\n\
+                  if pid == 0:\n\
+                  \x20   os.setpgid(0, 0)\n\
+                  \x20   member = os.fork()\n\
+                  \x20   if member == 0:\n\
+                  \x20       os.execvp('sleep', ['sleep', '100'])\n\
+                  \x20   print(os.getpid(), member, flush=True)\n\
+                  \x20   os._exit(0)\n\
+                  os.waitpid(pid, 0)\n\
+                  time.sleep(100)\n";
+    let mut cmd = Command::new(&["python3", "-c", script]);
+    cmd.stdout = Output::Pipe;
+    let (s, rx) = run_async(cmd).await;
+    let mut line = String::new();
+    BufReader::new(std::fs::File::from(s.stdout.expect("pipe")))
+        .read_line(&mut line)
+        .expect("read");
+    let pids: Vec<i32> = line
+        .split_whitespace()
+        .map(|p| p.parse().expect("pid"))
+        .collect();
+    let (leader, member) = (pids[0], pids[1]);
+    eventually("the group's leader is gone", || {
+        proc::stat(leader).is_none()
+    });
+    let st = proc::stat(member).expect("member alive");
+    assert_eq!((st.pgrp, st.session), (leader, s.pid.as_raw()));
+    let group = ForeignGroup {
+        pgid: leader,
+        start_time: 0,
+    };
+    assert!(!group.is_ours());
+    assert!(!stop_foreign_group(&group, Signal::SIGKILL, Duration::from_secs(2)).await);
+    assert!(proc::stat(member).is_some_and(|st| st.state != 'Z'));
+    nix::sys::signal::kill(Pid::from_raw(member), Signal::SIGKILL).expect("kill member");
+    nix::sys::signal::kill(s.pid, Signal::SIGKILL).expect("kill python");
+    let status = tokio::task::spawn_blocking(move || wait(&rx))
+        .await
+        .expect("join");
+    assert_eq!(status, ExitStatus::Signal(libc::SIGKILL));
+    eventually("the member is reaped", || gone_or_reaped(member));
+}

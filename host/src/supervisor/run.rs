@@ -59,7 +59,7 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     let mut signals = Signals::new().map_err(RunError::Signals)?;
     let services = load_dir(&options.checks_dir).map_err(RunError::Invalid)?;
     let mut journal = JournalFile::open(&options.state_dir, journal::Options::default())?;
-    let recovered = recover_previous(&mut journal, Duration::from_secs(3)).await;
+    let recovered = recover_previous(&mut journal, &services, Duration::from_secs(3)).await;
     if recovered > 0 {
         tracing::warn!("stopped {recovered} children left by a previous instance");
     }

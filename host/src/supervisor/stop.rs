@@ -128,14 +128,39 @@ pub struct ForeignGroup {
 }
 
 impl ForeignGroup {
-    /// True when the group still belongs to that child: either the leader
-    /// is alive with the recorded start time, or the leader is gone and
-    /// members remain (the kernel never hands out a pid that is still in
-    /// use as a process group id, so the group cannot be someone else's).
+    /// True when the group still belongs to that child.
+    ///
+    /// - Leader alive: its start time must be the recorded one (pid and
+    ///   start time identify a process).
+    /// - Leader gone, members left: only the pgid is left to go by, so the
+    ///   rule leans on what the kernel guarantees. A pid is not handed out
+    ///   again while it is some process's group or session id, and Vigil's
+    ///   children lead their own session, which members cannot leave
+    ///   without leaving the group. So while anything of our child's
+    ///   session lives, its pgid cannot name anyone else's group; a group
+    ///   of that id that is not ours can only exist after ours emptied
+    ///   completely, the pid came round again (pids are handed out
+    ///   cyclically) and its new owner became a group leader and died. We
+    ///   take the group as ours only when every member is in session
+    ///   `pgid` (a group made by a shell's job control is in its shell's
+    ///   session: never ours) and none started before the recorded leader
+    ///   (a descendant cannot predate it; this also rules out most groups
+    ///   of an earlier boot, whose clock restarted).
+    ///
+    /// What remains possible: between a crash and the next start, the pid
+    /// wraps round to the old leader's, its new owner calls `setsid`,
+    /// forks and exits, and its children are still alive. We accept that
+    /// risk against leaving our grandchildren running.
     pub fn is_ours(&self) -> bool {
         match proc::stat(self.pgid) {
             Some(s) => s.start_time == self.start_time,
-            None => !proc::group_members(self.pgid).is_empty(),
+            None => {
+                let members = proc::group_members(self.pgid);
+                !members.is_empty()
+                    && members
+                        .iter()
+                        .all(|m| m.session == self.pgid && m.start_time >= self.start_time)
+            }
         }
     }
 }
