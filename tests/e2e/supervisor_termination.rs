@@ -42,6 +42,15 @@ fn graceful_shutdown_within_the_grace() {
         let (_, e) = vigil.wait_kind(0, name, "spawned");
         pids.push((name, pid_of(&e)));
     }
+    // The shells' traps are set before the shutdown begins.
+    let (stubborn, interruptible) = (pids[1].1, pids[2].1);
+    wait_until("the traps are installed", SOON, || {
+        let term = 1 << (libc::SIGTERM - 1);
+        let int = 1 << (libc::SIGINT - 1);
+        signal_mask(stubborn, "SigIgn") & term != 0
+            && signal_mask(interruptible, "SigIgn") & term != 0
+            && signal_mask(interruptible, "SigCgt") & int != 0
+    });
 
     let t0 = Instant::now();
     let status = vigil.terminate();
@@ -86,6 +95,16 @@ fn graceful_shutdown_within_the_grace() {
     for (name, pid) in pids {
         assert!(!alive(pid), "{name} ({pid}) survived the shutdown");
     }
+}
+
+/// A signal mask of `pid` from /proc (`SigIgn`, `SigCgt`, ...); 0 when gone.
+fn signal_mask(pid: i32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .unwrap_or(0)
 }
 
 /// The stop grace is the whole process group's, not only its leader's: a
@@ -402,6 +421,9 @@ fn second_signal_forces_shutdown() {
     let mut vigil = setup.run();
     let (_, spawned) = vigil.wait_kind(0, "stubborn", "spawned");
     let pid = pid_of(&spawned);
+    wait_until("the trap is installed", SOON, || {
+        signal_mask(pid, "SigIgn") & (1 << (libc::SIGTERM - 1)) != 0
+    });
     vigil.signal(Signal::SIGTERM);
     // The graceful stop is under way and ignored: the child outlives it.
     std::thread::sleep(Duration::from_millis(500));
