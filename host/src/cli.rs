@@ -41,6 +41,23 @@ pub enum Command {
     /// with its pid; an error, its exit, or --timeout kills its process group
     /// and exits 1 with the reason. On success the pid is printed.
     Daemonize(DaemonizeArgs),
+    /// Show the services of a running vigil: state, pid, uptime, restarts, last check.
+    ///
+    /// Exit codes of every client command: 0 done, 1 failed or refused,
+    /// 3 no vigil is running, 4 no such service.
+    Status(StatusArgs),
+    /// Start a stopped, exited or failed service.
+    Start(ServiceArgs),
+    /// Stop a service; it stays stopped until started (or vigil restarts).
+    Stop(ServiceArgs),
+    /// Stop a service and start it again at once.
+    Restart(ServiceArgs),
+    /// Rescan the checks directory now (like SIGHUP); says why if refused.
+    Reload(ControlArgs),
+    /// Stop every service and vigil itself; waits until it is gone.
+    Shutdown(ShutdownArgs),
+    /// Print the journal (the last lines, then new ones with -f).
+    Journal(JournalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +95,63 @@ pub struct DaemonizeArgs {
     pub command: Vec<String>,
 }
 
+/// How a client command finds the running vigil.
+#[derive(Debug, Clone, Args)]
+pub struct ControlArgs {
+    /// The state directory of the vigil to talk to (as given to `run`)
+    /// [default: $XDG_STATE_HOME/vigil or ~/.local/state/vigil].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Its control socket [default: control.sock in the state directory].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this service.
+    pub name: Option<String>,
+    /// Print the JSON the control socket answers.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// The service (its directory name).
+    pub name: String,
+    #[command(flatten)]
+    pub control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShutdownArgs {
+    /// How long to wait for vigil to be gone.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    /// Only lines about this service.
+    pub name: Option<String>,
+    /// Keep printing new lines as they are recorded, until vigil exits.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// How many past lines to print first.
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub lines: usize,
+    /// Print the journal's JSON lines as they are.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub control: ControlArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The directory of services.
@@ -100,6 +174,13 @@ pub struct RunArgs {
     /// The single-instance lock [default: vigil.pid in the state directory].
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
+    /// The control socket [default: control.sock in the state directory].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Serve read-only /livez, /readyz and /metrics on this TCP address
+    /// (e.g. 127.0.0.1:9100, or 0.0.0.0:9100 for a pod). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

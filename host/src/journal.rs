@@ -283,8 +283,9 @@ impl Journal {
         Ok(())
     }
 
-    /// Append one event without syncing, rotating by size.
-    fn write(&mut self, service: Option<&str>, event: &Event) -> Result<(), JournalError> {
+    /// Append one event without syncing, rotating by size. Returns the
+    /// line as written.
+    fn write(&mut self, service: Option<&str>, event: &Event) -> Result<Line, JournalError> {
         self.write_at(SystemTime::now(), service, event)
     }
 
@@ -295,7 +296,7 @@ impl Journal {
         at: SystemTime,
         service: Option<&str>,
         event: &Event,
-    ) -> Result<(), JournalError> {
+    ) -> Result<Line, JournalError> {
         let line = Line {
             ts: timestamp(at),
             service: service.map(str::to_string),
@@ -312,7 +313,7 @@ impl Journal {
         if self.size >= self.options.max_bytes {
             self.rotate()?;
         }
-        Ok(())
+        Ok(line)
     }
 
     fn rotate(&mut self) -> Result<(), JournalError> {
@@ -352,11 +353,16 @@ impl Journal {
 /// A [`Journal`] owned by a writer thread, so that recording never blocks
 /// the caller on disk I/O or fsync: lines are queued, written in order,
 /// and fsynced once per batch that holds a lifecycle event. Clones share
-/// the writer.
+/// the writer. Every line written is also broadcast to subscribers
+/// (`vigil journal -f`), so followers never poll the file.
 #[derive(Clone)]
 pub struct JournalHandle {
     tx: std::sync::mpsc::Sender<Cmd>,
+    lines: tokio::sync::broadcast::Sender<Line>,
 }
+
+/// Lines a follower may fall behind by before it is told it missed some.
+const FOLLOW_BACKLOG: usize = 4096;
 
 enum Cmd {
     /// Stamped by the caller: the writer may be behind (an fsync).
@@ -368,6 +374,8 @@ impl Journal {
     /// Hand the journal to its writer thread.
     pub fn into_writer(self) -> std::io::Result<JournalHandle> {
         let (tx, rx) = std::sync::mpsc::channel::<Cmd>();
+        let (lines, _) = tokio::sync::broadcast::channel(FOLLOW_BACKLOG);
+        let followers = lines.clone();
         std::thread::Builder::new()
             .name("vigil-journal".into())
             .spawn(move || {
@@ -381,8 +389,12 @@ impl Journal {
                         match cmd {
                             Cmd::Record(at, service, event) => {
                                 sync |= event.is_lifecycle();
-                                if let Err(e) = journal.write_at(at, service.as_deref(), &event) {
-                                    tracing::error!("{e}");
+                                match journal.write_at(at, service.as_deref(), &event) {
+                                    Ok(line) => {
+                                        // No follower is not an error.
+                                        let _ = followers.send(line);
+                                    }
+                                    Err(e) => tracing::error!("{e}"),
                                 }
                             }
                             Cmd::Flush(done) => waiters.push(done),
@@ -396,7 +408,7 @@ impl Journal {
                     }
                 }
             })?;
-        Ok(JournalHandle { tx })
+        Ok(JournalHandle { tx, lines })
     }
 }
 
@@ -414,6 +426,12 @@ impl JournalHandle {
         {
             tracing::error!("journal writer is gone; lost {event:?}");
         }
+    }
+
+    /// Every line written from now on, in order. A follower that falls
+    /// more than a few thousand lines behind gets `Lagged` and continues.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Line> {
+        self.lines.subscribe()
     }
 
     /// Wait until everything queued so far is written and synced.

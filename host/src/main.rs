@@ -3,6 +3,7 @@
 use clap::Parser;
 use vigil::cli::{Cli, Command};
 use vigil::commands;
+use vigil::commands::start_stop::Action;
 
 fn main() {
     let cli = Cli::parse();
@@ -29,6 +30,13 @@ fn main() {
                 Command::Inspect(args) => commands::inspect::run(args),
                 Command::Run(args) => commands::run::run(args).await,
                 Command::Validate(args) => commands::validate::run(args),
+                Command::Status(args) => commands::status::run(args).await,
+                Command::Start(args) => commands::start_stop::run(Action::Start, args).await,
+                Command::Stop(args) => commands::start_stop::run(Action::Stop, args).await,
+                Command::Restart(args) => commands::start_stop::run(Action::Restart, args).await,
+                Command::Reload(args) => commands::instance::reload(args).await,
+                Command::Shutdown(args) => commands::instance::shutdown(args).await,
+                Command::Journal(args) => commands::journal::run(args).await,
             }
         }),
         Err(err) => {

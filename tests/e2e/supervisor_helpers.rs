@@ -149,15 +149,27 @@ impl Vigil {
     /// Start on explicit directories; vigil's stderr goes to
     /// `<root>/vigil-<n>.stderr` (shown when a wait fails).
     pub fn start_in(root: &Path, checks: &Path, state: &Path) -> Vigil {
-        Vigil::start_in_env(root, checks, state, &[])
+        Vigil::start_in_with(root, checks, state, &[], &[])
     }
 
     /// [`Vigil::start`] with extra environment variables.
     pub fn start_with_env(setup: &Setup, env: &[(&str, &str)]) -> Vigil {
-        Vigil::start_in_env(&setup.root, &setup.checks, &setup.state, env)
+        Vigil::start_in_with(&setup.root, &setup.checks, &setup.state, &[], env)
     }
 
-    fn start_in_env(root: &Path, checks: &Path, state: &Path, env: &[(&str, &str)]) -> Vigil {
+    /// [`Vigil::start`] with more `vigil run` arguments (e.g. `--http`).
+    pub fn start_with(setup: &Setup, extra: &[&str]) -> Vigil {
+        Vigil::start_in_with(&setup.root, &setup.checks, &setup.state, extra, &[])
+    }
+
+    /// [`Vigil::start_in`] with more `vigil run` arguments and environment.
+    pub fn start_in_with(
+        root: &Path,
+        checks: &Path,
+        state: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Vigil {
         let mut n = 0;
         let stderr = loop {
             let p = root.join(format!("vigil-{n}.stderr"));
@@ -173,6 +185,7 @@ impl Vigil {
             .arg("--state-dir")
             .arg(state)
             .arg("--quiet")
+            .args(extra)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -58,6 +58,8 @@ pub async fn run(args: RunArgs) -> i32 {
         state_dir,
         // A daemon's stdio is /dev/null.
         echo: !args.quiet && !args.daemon,
+        socket: args.socket.map(absolute),
+        http: args.http,
     };
     match supervise(options, engine).await {
         Ok(()) => 0,

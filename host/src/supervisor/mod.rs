@@ -116,7 +116,8 @@ pub fn manifest_command(service: &Service) -> Result<spawn::Command, String> {
     })
 }
 
-/// A service's state as others see it.
+/// A service's state as others see it (dependents, the control API,
+/// `/metrics`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     pub status: Status,
@@ -127,20 +128,55 @@ pub struct Snapshot {
     pub restarts: u32,
     /// Dependents may start (ready, or a one-shot that exited cleanly).
     pub satisfies_after: bool,
+    /// The current child's spawn (monotonic, for uptime), while it runs.
+    pub since: Option<Instant>,
+    /// The current child's spawn (wall clock), while it runs.
+    pub started_at: Option<SystemTime>,
+    /// The startup check passed (or there is none) for the current child.
+    pub startup_passed: bool,
+    /// The latest check result of the current child, any phase.
+    pub last_check: Option<CheckResult>,
     /// `STATUS=` from a notify child.
     pub status_text: Option<String>,
 }
 
+/// One finished check run, as the shell measured it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    pub phase: Phase,
+    pub outcome: Outcome,
+    /// Time from the call to its outcome (queueing for an engine slot included).
+    pub latency: Duration,
+}
+
+/// What the service task knows besides the reducer's state.
+#[derive(Debug, Default)]
+struct Shell {
+    started_wall: Option<SystemTime>,
+    last_check: Option<CheckResult>,
+    status_text: Option<String>,
+}
+
 impl Snapshot {
-    fn of(state: &ServiceState, status_text: &Option<String>) -> Snapshot {
+    fn of(state: &ServiceState, shell: &Shell) -> Snapshot {
+        let running = state.pid().is_some();
         Snapshot {
             status: state.status(),
             pid: state.pid(),
             group: state.group(),
             restarts: state.restarts(),
             satisfies_after: state.satisfies_after(),
-            status_text: status_text.clone(),
+            since: state.started_at().filter(|_| running),
+            started_at: shell.started_wall.filter(|_| running),
+            startup_passed: state.has_passed_startup(),
+            last_check: shell.last_check.clone(),
+            status_text: shell.status_text.clone(),
         }
+    }
+
+    /// How long the current child has been up.
+    pub fn uptime(&self) -> Option<Duration> {
+        self.since.map(|t| t.elapsed())
     }
 }
 
@@ -149,6 +185,14 @@ enum Msg {
     Update(Arc<Service>),
     /// A notify message from the current child (credentials checked).
     Notify(Notification),
+    /// A check finished (sent just before its [`Event::Check`]).
+    Measured {
+        epoch: u64,
+        result: CheckResult,
+    },
+    /// Answered once every message before it is handled and its snapshot
+    /// published.
+    Sync(tokio::sync::oneshot::Sender<()>),
 }
 
 struct Handle {
@@ -208,6 +252,7 @@ struct Shared {
     options: Options,
     /// Bumped whenever any service's snapshot changes.
     changes: watch::Sender<u64>,
+    metrics: Arc<crate::control::metrics::CheckMetrics>,
 }
 
 impl Shared {
@@ -305,6 +350,7 @@ impl Supervisor {
                 services: RwLock::new(BTreeMap::new()),
                 options,
                 changes: watch::channel(0).0,
+                metrics: Arc::default(),
             }),
         })
     }
@@ -330,7 +376,7 @@ impl Supervisor {
                 let svc = Arc::new(svc);
                 let (tx, rx) = mpsc::unbounded_channel();
                 let state = ServiceState::new(&svc);
-                let (snap_tx, snap_rx) = watch::channel(Snapshot::of(&state, &None));
+                let (snap_tx, snap_rx) = watch::channel(Snapshot::of(&state, &Shell::default()));
                 map.insert(
                     svc.name.clone(),
                     Handle {
@@ -470,6 +516,43 @@ impl Supervisor {
         s
     }
 
+    /// Send `event` to `name` and wait until the service has handled it
+    /// and published its snapshot. False when there is no such service.
+    pub async fn send_and_sync(&self, name: &str, event: Event) -> bool {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let sent = {
+            let services = self
+                .shared
+                .services
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            services.get(name).is_some_and(|h| {
+                h.tx.send(Msg::Event(event)).is_ok() && h.tx.send(Msg::Sync(done)).is_ok()
+            })
+        };
+        sent && wait.await.is_ok()
+    }
+
+    /// The definition `name` runs with.
+    pub fn service(&self, name: &str) -> Option<Arc<Service>> {
+        let services = self
+            .shared
+            .services
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        services.get(name).map(|h| h.service.clone())
+    }
+
+    /// Every journal line written from now on (`vigil journal -f`).
+    pub fn subscribe_journal(&self) -> tokio::sync::broadcast::Receiver<crate::journal::Line> {
+        self.shared.journal.subscribe()
+    }
+
+    /// Check durations and outcomes, for `/metrics`.
+    pub fn check_metrics(&self) -> &Arc<crate::control::metrics::CheckMetrics> {
+        &self.shared.metrics
+    }
+
     /// Every service's current state.
     pub fn snapshots(&self) -> BTreeMap<String, Snapshot> {
         let services = self
@@ -590,7 +673,9 @@ impl Supervisor {
                     if let Some(h) = map.get_mut(&svc.name) {
                         h.service = svc.clone();
                         let _ = h.tx.send(Msg::Update(svc.clone()));
-                        if restart {
+                        // An operator's stop holds across reloads.
+                        let stopped = h.snapshot.borrow().status == Status::Stopped;
+                        if restart && !stopped {
                             let _ = h.tx.send(Msg::Event(Event::Restart));
                         }
                     }
@@ -742,7 +827,7 @@ async fn service_task(
         shared.options.echo,
     );
     let mut started_wall = SystemTime::now();
-    let mut status_text = None;
+    let mut shell = Shell::default();
     while let Some(msg) = rx.recv().await {
         let mut queue = VecDeque::new();
         let pid_before = state.pid();
@@ -754,7 +839,7 @@ async fn service_task(
             }
             Msg::Notify(n) => {
                 if n.status.is_some() {
-                    status_text = n.status;
+                    shell.status_text = n.status;
                 }
                 if n.stopping || n.reloading {
                     tracing::debug!(service = %svc.name, stopping = n.stopping, reloading = n.reloading, "notify");
@@ -767,6 +852,16 @@ async fn service_task(
                 for (_, e) in events.into_iter().filter(|(set, _)| *set) {
                     queue.push_back(Event::Notify(e));
                 }
+            }
+            Msg::Measured { epoch, result } => {
+                shared.metrics.observe(&svc.name, &result);
+                if epoch == state.epoch() {
+                    shell.last_check = Some(result);
+                }
+            }
+            Msg::Sync(done) => {
+                let _ = done.send(());
+                continue;
             }
         }
         while let Some(event) = queue.pop_front() {
@@ -781,13 +876,26 @@ async fn service_task(
         }
         if state.pid() != pid_before {
             // STATUS= belongs to the child that sent it.
-            status_text = None;
+            shell.status_text = None;
         }
-        let snap = Snapshot::of(&state, &status_text);
-        if *snap_tx.borrow() != snap {
-            snap_tx.send_replace(snap);
-            shared.changes.send_modify(|n| *n = n.wrapping_add(1));
-            shared.notify_dependents(&svc.name);
+        shell.started_wall = Some(started_wall);
+        let snap = Snapshot::of(&state, &shell);
+        let old = snap_tx.borrow().clone();
+        if old != snap {
+            snap_tx.send_replace(snap.clone());
+            // Check results change far more often than what the watchers
+            // of `changes` (sd_notify) and dependents look at.
+            let moved = old.status != snap.status
+                || old.pid != snap.pid
+                || old.restarts != snap.restarts
+                || old.status_text != snap.status_text
+                || old.satisfies_after != snap.satisfies_after;
+            if moved {
+                shared.changes.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            if old.satisfies_after != snap.satisfies_after || old.status != snap.status {
+                shared.notify_dependents(&svc.name);
+            }
         }
     }
 }
@@ -901,7 +1009,14 @@ async fn perform(
             let fut = shared.probes.check(svc.clone(), phase, target);
             let tx = tx.clone();
             tokio::spawn(async move {
+                let t0 = Instant::now();
                 let outcome = fut.await;
+                let result = CheckResult {
+                    phase,
+                    outcome: outcome.clone(),
+                    latency: t0.elapsed(),
+                };
+                let _ = tx.send(Msg::Measured { epoch, result });
                 let _ = tx.send(Msg::Event(Event::Check {
                     epoch,
                     phase,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::hot_reload::{Changes, Watcher};
 use super::{Options, Supervisor, SupervisorError, probes::WasmProbes, recover_previous};
 use crate::config::{ValidationReport, load_dir};
+use crate::control::{self, ServeOptions, Servers};
 use crate::daemon::notify_server::{self, NotifyServer, NotifyServerError};
 use crate::daemon::sd_notify::{self, Notifier, NotifyError};
 use crate::journal::{self, Event as Journal, Journal as JournalFile, JournalError};
@@ -23,6 +24,10 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// Foreground: echo `name | line` and transitions.
     pub echo: bool,
+    /// The control socket; `None`: `control.sock` in the state directory.
+    pub socket: Option<PathBuf>,
+    /// The read-only `/livez` `/readyz` `/metrics` listener (`--http`).
+    pub http: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,8 @@ pub enum RunError {
     NotifySocket(#[from] NotifyServerError),
     #[error(transparent)]
     SystemdNotify(#[from] NotifyError),
+    #[error(transparent)]
+    Control(#[from] crate::control::server::ServerError),
 }
 
 /// `$XDG_STATE_HOME/vigil`, else `~/.local/state/vigil`, else `/var/lib/vigil`.
@@ -56,6 +63,14 @@ pub fn default_state_dir() -> PathBuf {
 /// every child at once). SIGHUP rescans the checks directory; an invalid
 /// directory keeps the running version and journals a warning.
 pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
+    let started_at = std::time::SystemTime::now();
+    let socket = options
+        .socket
+        .clone()
+        .unwrap_or_else(|| control::socket_path(&options.state_dir));
+    // Before anything is touched: a state directory too deep for a
+    // socket path is a usage problem.
+    control::server::check_path(&socket)?;
     let mut signals = Signals::new().map_err(RunError::Signals)?;
     let services = load_dir(&options.checks_dir).map_err(RunError::Invalid)?;
     let mut journal = JournalFile::open(&options.state_dir, journal::Options::default())?;
@@ -80,7 +95,7 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     let systemd = Notifier::from_env().transpose()?.map(std::sync::Arc::new);
     let sup = Supervisor::new(
         journal,
-        WasmProbes::new(engine),
+        WasmProbes::new(engine.clone()),
         Options {
             log_dir: Some(options.state_dir.join("logs")),
             echo: options.echo,
@@ -89,6 +104,31 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     )?;
     let _notify_task = notify_server
         .map(|server| AbortOnDrop(tokio::spawn(notify_server::serve(server, sup.clone()))));
+    // Serve before the first spawn: `run --daemon`'s parent polls the
+    // socket while services start.
+    let (requests_tx, mut requests) = tokio::sync::mpsc::unbounded_channel();
+    let serve = ServeOptions {
+        socket,
+        http: options.http,
+        state_dir: options.state_dir.clone(),
+        started_at,
+    };
+    let servers = match Servers::start(serve, &sup, &engine, requests_tx).await {
+        Ok(s) => s,
+        Err(e) => {
+            sup.journal(
+                None,
+                &Journal::Warning {
+                    message: format!("not starting: {e}"),
+                },
+            );
+            sup.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    if let Some(addr) = servers.http_addr {
+        tracing::info!("serving /livez /readyz /metrics on http://{addr}");
+    }
     sup.start(services);
     // After `start`: every service is known, so "up" cannot come early.
     let _systemd_task = systemd.clone().map(|n| {
@@ -113,29 +153,54 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     loop {
         tokio::select! {
             request = signals.recv() => match request {
-                Request::Reload => reload(&sup, &options.checks_dir, None).await,
+                Request::Reload => {
+                    let _ = reload(&sup, &options.checks_dir, None).await;
+                }
                 Request::Shutdown => break,
             },
             changes = next_change(&mut watcher) => match changes {
-                Some(changes) => reload(&sup, &options.checks_dir, Some(&changes.services)).await,
+                Some(changes) => {
+                    let _ = reload(&sup, &options.checks_dir, Some(&changes.services)).await;
+                }
                 None => watcher = None,
+            },
+            Some(request) = requests.recv() => match request {
+                control::Request::Reload(reply) => {
+                    let _ = reply.send(reload(&sup, &options.checks_dir, None).await);
+                }
+                control::Request::Shutdown => break,
+                control::Request::Ping(reply) => {
+                    let _ = reply.send(());
+                }
             },
         }
     }
     if let Some(n) = &systemd {
         let _ = n.send("STOPPING=1\nSTATUS=stopping every service");
     }
+    servers.begin_shutdown();
     let shutdown = sup.shutdown();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => break,
             request = signals.recv() => if request == Request::Shutdown {
                 sup.journal(None, &Journal::Warning { message: "second shutdown signal: killing every child".into() });
                 sup.kill_all();
             },
+            Some(request) = requests.recv() => match request {
+                control::Request::Reload(reply) => {
+                    let _ = reply.send(Err("vigil is shutting down".into()));
+                }
+                control::Request::Shutdown => {}
+                control::Request::Ping(reply) => {
+                    let _ = reply.send(());
+                }
+            },
         }
     }
+    servers.stop(SERVER_GRACE).await;
+    Ok(())
 }
 
 /// Aborts a background task when the run ends.
@@ -147,6 +212,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// How long in-flight control requests may take once vigil is done.
+const SERVER_GRACE: Duration = Duration::from_secs(5);
+
 /// Quiet period of the reload debounce.
 pub const RELOAD_QUIET: Duration = Duration::from_millis(300);
 
@@ -157,16 +225,27 @@ async fn next_change(watcher: &mut Option<Watcher>) -> Option<Changes> {
     }
 }
 
-/// Rescan `dir` and apply it, or keep the running version. `touched`:
-/// services whose files changed (`None`: all).
-pub async fn reload(sup: &Supervisor, dir: &Path, touched: Option<&BTreeSet<String>>) {
+/// Rescan `dir` and apply it, or keep the running version (and say why).
+/// `touched`: services whose files changed (`None`: all).
+pub async fn reload(
+    sup: &Supervisor,
+    dir: &Path,
+    touched: Option<&BTreeSet<String>>,
+) -> Result<(), String> {
     match load_dir(dir) {
-        Ok(services) => sup.reload(services, touched).await,
-        Err(report) => sup.journal(
-            None,
-            &Journal::Warning {
-                message: format!("reload refused, keeping the running version: {report}"),
-            },
-        ),
+        Ok(services) => {
+            sup.reload(services, touched).await;
+            Ok(())
+        }
+        Err(report) => {
+            let message = format!("reload refused, keeping the running version: {report}");
+            sup.journal(
+                None,
+                &Journal::Warning {
+                    message: message.clone(),
+                },
+            );
+            Err(message)
+        }
     }
 }

@@ -408,6 +408,10 @@ impl ServiceState {
     pub fn started_at(&self) -> Option<Instant> {
         self.started_at
     }
+    /// The current child's startup check passed (or it has none).
+    pub fn has_passed_startup(&self) -> bool {
+        self.startup_passed
+    }
 
     /// True when services that list this one in `after` may start: it is
     /// ready, or it is a one-shot (`restart = "never"`) that exited cleanly.

@@ -62,6 +62,17 @@ pub enum EngineError {
     Config(String),
 }
 
+/// Engine-wide numbers (see [`Engine::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Instances that may run at once.
+    pub call_slots: usize,
+    /// Instances running now (checks and loader calls).
+    pub calls_in_flight: usize,
+    /// The largest linear memory any instance has grown to since start.
+    pub memory_peak_bytes: usize,
+}
+
 /// A shared engine; clones are cheap and share the pool and cache.
 #[derive(Clone)]
 pub struct Engine {
@@ -73,6 +84,9 @@ struct Inner {
     /// Bounds the instances alive at once: when a thousand periodic checks
     /// fall due together, they take turns instead of each mapping a memory.
     calls: tokio::sync::Semaphore,
+    call_slots: usize,
+    /// Largest linear memory one instance has grown to, bytes.
+    memory_peak: Arc<std::sync::atomic::AtomicUsize>,
     engine: wasmtime::Engine,
     cache: ComponentCache,
     checker_linker: Linker<HostState>,
@@ -140,11 +154,14 @@ impl Engine {
         bindings::loader::Loader::add_to_linker::<_, HasSelf<HostState>>(&mut loader_linker, |s| s)
             .map_err(config_error)?;
         let cache = ComponentCache::new(options.cache_dir);
-        let calls = tokio::sync::Semaphore::new(instances.min(MAX_CONCURRENT_CALLS) as usize);
+        let call_slots = instances.min(MAX_CONCURRENT_CALLS) as usize;
+        let calls = tokio::sync::Semaphore::new(call_slots);
         Ok(Engine {
             inner: Arc::new(Inner {
                 timer,
                 calls,
+                call_slots,
+                memory_peak: Arc::default(),
                 engine,
                 cache,
                 checker_linker,
@@ -336,8 +353,21 @@ impl Engine {
         }
     }
 
-    /// A store for one call: deny-all WASI, capped output, memory cap,
-    /// capabilities from the sandbox, and a CPU deadline.
+    /// What the engine can tell about its calls, for `/metrics`.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            call_slots: self.inner.call_slots,
+            calls_in_flight: self
+                .inner
+                .call_slots
+                .saturating_sub(self.inner.calls.available_permits()),
+            memory_peak_bytes: self
+                .inner
+                .memory_peak
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
     /// Waits for a call slot and keeps the epoch timer running until the
     /// guard drops. Every guest call holds one.
     pub(crate) async fn begin_call(&self) -> CallGuard<'_> {
@@ -355,6 +385,8 @@ impl Engine {
         }
     }
 
+    /// A store for one call: deny-all WASI, capped output, memory cap,
+    /// capabilities from the sandbox, and a CPU deadline.
     pub(crate) fn new_store(
         &self,
         sandbox: Option<&Sandbox>,
@@ -388,6 +420,7 @@ impl Engine {
             limits: MemoryCap {
                 limit: memory_limit,
                 hit: false,
+                peak: self.inner.memory_peak.clone(),
             },
             caps,
         };

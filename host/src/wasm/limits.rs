@@ -6,6 +6,8 @@ use wasmtime::ResourceLimiter;
 pub(crate) struct MemoryCap {
     pub limit: usize,
     pub hit: bool,
+    /// The engine's largest linear memory any call has grown to (`/metrics`).
+    pub peak: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Table elements a guest may grow to; tables hold function references,
@@ -21,6 +23,10 @@ impl ResourceLimiter for MemoryCap {
     ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.limit;
         self.hit |= !allowed;
+        if allowed {
+            self.peak
+                .fetch_max(desired, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(allowed)
     }
 

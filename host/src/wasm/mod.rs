@@ -26,7 +26,7 @@ use std::str::FromStr;
 pub use bindings::Phase;
 pub use cache::{CacheOutcome, default_cache_dir};
 pub use checker::{CheckReport, Checker, Sandbox, Target, Verdict};
-pub use engine::{Engine, EngineError, EngineOptions};
+pub use engine::{Engine, EngineError, EngineOptions, EngineStats};
 pub use grants::{GrantError, Grants};
 pub use loader::{
     Action, CheckFailure, Command, Event, Exit, ExitStatus, History, Loader, LoaderError,

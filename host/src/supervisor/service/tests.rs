@@ -1058,3 +1058,45 @@ fn watchdog_trigger_restarts_and_notify_is_ignored_without_notify() {
     assert!(sim.on(Event::Notify(Notify::Ready)).is_empty());
     assert_eq!(sim.s.status(), Status::Starting);
 }
+
+#[test]
+fn operator_stop_stays_stopped_until_started() {
+    let mut svc = service();
+    svc.restart.mode = RestartMode::Always;
+    svc.restart.backoff = vec![Duration::ZERO];
+    svc.checks.liveness = Some(check(100, 1, 1));
+    // Stopped while a failed liveness check is already stopping it: the
+    // operator's stop wins over the policy restart.
+    let mut sim = Sim::running(&svc, 8);
+    sim.check(Phase::Liveness, Outcome::Error("down".into()));
+    assert_eq!(sim.s.status(), Status::Stopping);
+    sim.on(Event::Stop);
+    let fx = sim.exit(ExitStatus::Signal(15), Duration::from_secs(1));
+    assert_eq!(sim.s.status(), Status::Stopped);
+    assert!(restart_delay(&fx).is_none());
+    // Nothing but a start brings it back: not a stale backoff timer, not
+    // its dependencies becoming ready.
+    assert!(sim.timer(TimerKind::Backoff).is_empty());
+    assert!(sim.on(Event::Dependencies(true)).is_empty());
+    assert_eq!(sim.s.status(), Status::Stopped);
+    let fx = sim.on(Event::Start);
+    assert!(fx.contains(&Effect::Spawn { restarts: 0 }));
+
+    // Stopped during the restart delay: the pending restart is cancelled.
+    let mut sim = Sim::running(&svc, 9);
+    svc.restart.backoff = vec![Duration::from_secs(5)];
+    sim.s.update(&svc);
+    sim.exit(ExitStatus::Code(1), Duration::from_secs(1));
+    assert_eq!(sim.s.status(), Status::Backoff);
+    let stale = sim.s.epoch();
+    sim.on(Event::Stop);
+    assert_eq!(sim.s.status(), Status::Stopped);
+    assert!(
+        sim.on(Event::Timer(Timer {
+            kind: TimerKind::Backoff,
+            epoch: stale
+        }))
+        .is_empty()
+    );
+    assert_eq!(sim.s.status(), Status::Stopped);
+}

@@ -1,0 +1,51 @@
+//! What the client commands (`status`, `start`, `journal`, ...) share:
+//! finding the socket and turning errors into messages and exit codes.
+
+use std::path::PathBuf;
+
+use crate::cli::ControlArgs;
+use crate::control::{Client, ControlError};
+use crate::supervisor::run::default_state_dir;
+
+/// Exit code when no vigil is running.
+pub const EXIT_NOT_RUNNING: i32 = 3;
+/// Exit code for a service name the running vigil does not know.
+pub const EXIT_UNKNOWN_SERVICE: i32 = 4;
+
+/// The socket `args` point at: `--socket`, else `control.sock` in
+/// `--state-dir` (or the default state directory, as `vigil run` uses).
+pub fn socket(args: &ControlArgs) -> PathBuf {
+    args.socket.clone().unwrap_or_else(|| {
+        crate::control::socket_path(&args.state_dir.clone().unwrap_or_else(default_state_dir))
+    })
+}
+
+pub fn client(args: &ControlArgs) -> Client {
+    Client::new(socket(args))
+}
+
+/// Print `err` for `command` and return its exit code.
+pub fn fail(command: &str, err: &ControlError) -> i32 {
+    match err {
+        ControlError::NotRunning { socket } => {
+            eprintln!(
+                "vigil {command}: no vigil is running (no control socket at {}); start one with `vigil run`, or point at it with --state-dir or --socket",
+                socket.display()
+            );
+            EXIT_NOT_RUNNING
+        }
+        ControlError::UnknownService { name, known, .. } => {
+            let list = if known.is_empty() {
+                "it runs no services".to_string()
+            } else {
+                format!("known services: {}", known.join(", "))
+            };
+            eprintln!("vigil {command}: no service named `{name}`; {list}");
+            EXIT_UNKNOWN_SERVICE
+        }
+        other => {
+            eprintln!("vigil {command}: {other}");
+            1
+        }
+    }
+}

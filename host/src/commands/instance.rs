@@ -1,0 +1,51 @@
+//! `vigil reload` and `vigil shutdown`: the running instance as a whole.
+
+use std::time::{Duration, Instant};
+
+use crate::cli::{ControlArgs, ShutdownArgs};
+use crate::commands::control::{client, fail};
+use crate::supervisor::proc;
+
+pub async fn reload(args: ControlArgs) -> i32 {
+    match client(&args).reload().await {
+        Ok(_) => {
+            println!("reloaded");
+            0
+        }
+        Err(e) => fail("reload", &e),
+    }
+}
+
+/// Ask for a shutdown, then wait until the process is gone.
+pub async fn shutdown(args: ShutdownArgs) -> i32 {
+    let client = client(&args.control);
+    let deadline = Instant::now() + args.timeout;
+    let pid = match tokio::time::timeout(args.timeout, client.shutdown()).await {
+        Ok(Ok(pid)) => pid,
+        Ok(Err(e)) => return fail("shutdown", &e),
+        Err(_) => {
+            eprintln!(
+                "vigil shutdown: vigil did not stop its services within {:?}; it is still running",
+                args.timeout
+            );
+            return 1;
+        }
+    };
+    // Its services are stopped; the process exits right after. A zombie
+    // (exited, not yet reaped by its parent) counts as gone.
+    let Ok(raw) = i32::try_from(pid) else {
+        return 1;
+    };
+    while proc::stat(raw).is_some_and(|s| s.state != 'Z') {
+        if Instant::now() >= deadline {
+            eprintln!(
+                "vigil shutdown: vigil (pid {pid}) stopped its services but is still running after {:?}",
+                args.timeout
+            );
+            return 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("vigil (pid {pid}) has shut down");
+    0
+}

@@ -1,0 +1,56 @@
+//! `vigil journal [-f] [-n N] [NAME]`: the journal of a running vigil.
+
+use std::io::Write;
+
+use crate::cli::JournalArgs;
+use crate::commands::control::{client, fail};
+use crate::control::api::JournalQuery;
+use crate::journal::Line;
+
+pub async fn run(args: JournalArgs) -> i32 {
+    let query = JournalQuery {
+        service: args.name.clone(),
+        follow: args.follow,
+        lines: Some(args.lines),
+    };
+    let mut stream = match client(&args.control).journal(&query).await {
+        Ok(s) => s,
+        Err(e) => return fail("journal", &e),
+    };
+    let mut out = std::io::stdout().lock();
+    while let Some(line) = stream.next().await {
+        let text = match line {
+            Ok(line) if args.json => serde_json::to_string(&line).unwrap_or_default(),
+            Ok(line) => format_line(&line),
+            Err(e) => {
+                eprintln!("vigil journal: {e}");
+                return 1;
+            }
+        };
+        // A closed pipe (`| head`) ends the command quietly.
+        if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+            return 0;
+        }
+    }
+    0
+}
+
+/// `TIME SERVICE KIND key=value ...`.
+pub fn format_line(line: &Line) -> String {
+    let fields = match serde_json::to_value(&line.event) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .filter(|(key, value)| key != "kind" && !value.is_null())
+            .map(|(key, value)| match value {
+                serde_json::Value::String(text) => format!("{key}={text}"),
+                other => format!("{key}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    };
+    let service = line.service.as_deref().unwrap_or("vigil");
+    format!("{} {service} {} {fields}", line.ts, line.event.kind())
+        .trim_end()
+        .to_string()
+}

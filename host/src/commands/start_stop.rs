@@ -1,0 +1,57 @@
+//! `vigil start|stop|restart NAME`: one service of a running vigil.
+
+use crate::cli::ServiceArgs;
+use crate::commands::control::{client, fail};
+use crate::commands::status::uptime;
+
+/// Which operator command.
+#[derive(Debug, Clone, Copy)]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Restart => "restart",
+        }
+    }
+}
+
+/// Send the command and wait until the service settled (stopped, or a new
+/// child running); print where it is.
+pub async fn run(action: Action, args: ServiceArgs) -> i32 {
+    let client = client(&args.control);
+    let result = match action {
+        Action::Start => client.start(&args.name).await,
+        Action::Stop => client.stop(&args.name).await,
+        Action::Restart => client.restart(&args.name).await,
+    };
+    match result {
+        Ok(applied) => {
+            let s = &applied.service;
+            let pid = s.pid.map(|p| format!(" pid {p}")).unwrap_or_default();
+            let up = s
+                .uptime_secs
+                .map(|u| format!(", up {}", uptime(u)))
+                .unwrap_or_default();
+            if applied.settled {
+                println!("{}: {}{pid}{up}", s.name, s.state);
+                0
+            } else {
+                eprintln!(
+                    "vigil {}: {} has not settled yet; it is {}{pid}",
+                    action.name(),
+                    s.name,
+                    s.state
+                );
+                1
+            }
+        }
+        Err(e) => fail(action.name(), &e),
+    }
+}

@@ -1,0 +1,306 @@
+//! `/metrics`: what Vigil knows, in the Prometheus (OpenMetrics) text
+//! format, encoded by the official `prometheus-client` crate.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `vigil_service_state` | gauge, 1 for the current state | service, state |
+//! | `vigil_service_ready` | gauge | service |
+//! | `vigil_service_restarts` (`_total`) | counter | service |
+//! | `vigil_service_start_time_seconds` | gauge, current child's spawn | service |
+//! | `vigil_check_duration_seconds` | histogram | service, phase |
+//! | `vigil_check_outcomes` (`_total`) | counter | service, phase, outcome |
+//! | `vigil_wasm_memory_peak_bytes` | gauge, largest linear memory a call grew to | |
+//! | `vigil_wasm_calls_in_flight`, `vigil_wasm_call_slots` | gauge | |
+//! | `process_start_time_seconds` | gauge | |
+
+use std::time::SystemTime;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::supervisor::{CheckResult, Supervisor};
+use crate::wasm::Engine;
+
+/// Every state a service can be in, for the state gauge.
+const STATES: [&str; 9] = [
+    "stopped", "waiting", "starting", "running", "ready", "stopping", "backoff", "exited", "failed",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    pub service: String,
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub service: String,
+    pub phase: String,
+    pub outcome: String,
+}
+
+/// 100 µs .. 10 s: a builtin check takes well under a millisecond, a
+/// Python one tens of milliseconds, a slow server seconds.
+const DURATION_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// Check durations and outcomes, observed by the supervisor as checks end.
+#[derive(Debug)]
+pub struct CheckMetrics {
+    pub durations: Family<CheckLabels, Histogram, fn() -> Histogram>,
+    pub outcomes: Family<OutcomeLabels, Counter>,
+}
+
+impl Default for CheckMetrics {
+    fn default() -> Self {
+        CheckMetrics {
+            durations: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            outcomes: Family::default(),
+        }
+    }
+}
+
+impl CheckMetrics {
+    /// Record one finished check.
+    pub fn observe(&self, service: &str, result: &CheckResult) {
+        let phase = result.phase.as_str().to_string();
+        self.durations
+            .get_or_create(&CheckLabels {
+                service: service.to_string(),
+                phase: phase.clone(),
+            })
+            .observe(result.latency.as_secs_f64());
+        self.outcomes
+            .get_or_create(&OutcomeLabels {
+                service: service.to_string(),
+                phase,
+                outcome: result.outcome.kind().to_string(),
+            })
+            .inc();
+    }
+}
+
+/// Reads the supervisor and the engine at each scrape.
+struct Live {
+    sup: Supervisor,
+    engine: Engine,
+    process_start: f64,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Live")
+    }
+}
+
+fn unix_secs(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+fn gauge<V: prometheus_client::encoding::EncodeGaugeValue + Send + Sync + std::fmt::Debug>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: V,
+) -> Result<(), std::fmt::Error> {
+    let g = ConstGauge::new(value);
+    let m = encoder.encode_descriptor(name, help, None, g.metric_type())?;
+    g.encode(m)
+}
+
+impl Collector for Live {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snaps = self.sup.snapshots();
+        {
+            let mut m = encoder.encode_descriptor(
+                "vigil_service_state",
+                "1 for the state the service is in, 0 for the others",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (name, snap) in &snaps {
+                for state in STATES {
+                    let labels = [("service", name.as_str()), ("state", state)];
+                    let value = i64::from(snap.status.as_str() == state);
+                    ConstGauge::new(value).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "vigil_service_ready",
+                "1 while the service is ready",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (name, snap) in &snaps {
+                let labels = [("service", name.as_str())];
+                let ready = i64::from(snap.status == crate::supervisor::state::Status::Ready);
+                ConstGauge::new(ready).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "vigil_service_restarts",
+                "Restarts of the service since vigil started",
+                None,
+                MetricType::Counter,
+            )?;
+            for (name, snap) in &snaps {
+                let labels = [("service", name.as_str())];
+                ConstCounter::new(u64::from(snap.restarts)).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "vigil_service_start_time_seconds",
+                "When the service's current child was spawned, Unix seconds",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (name, snap) in &snaps {
+                if let Some(t) = snap.started_at {
+                    let labels = [("service", name.as_str())];
+                    ConstGauge::new(unix_secs(t)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let stats = self.engine.stats();
+        gauge(
+            &mut encoder,
+            "vigil_wasm_memory_peak_bytes",
+            "Largest linear memory a check or loader instance has grown to",
+            stats.memory_peak_bytes as u64,
+        )?;
+        gauge(
+            &mut encoder,
+            "vigil_wasm_calls_in_flight",
+            "Check and loader instances running now",
+            stats.calls_in_flight as u64,
+        )?;
+        gauge(
+            &mut encoder,
+            "vigil_wasm_call_slots",
+            "Check and loader instances that may run at once",
+            stats.call_slots as u64,
+        )?;
+        gauge(
+            &mut encoder,
+            "process_start_time_seconds",
+            "Start time of the vigil process since the Unix epoch, seconds",
+            self.process_start,
+        )?;
+        Ok(())
+    }
+}
+
+/// The registry `/metrics` encodes.
+pub fn registry(sup: &Supervisor, engine: &Engine, process_start: SystemTime) -> Registry {
+    let mut registry = Registry::default();
+    let checks = sup.check_metrics();
+    registry.register(
+        "vigil_check_duration_seconds",
+        "How long checks took, from call to outcome",
+        checks.durations.clone(),
+    );
+    registry.register(
+        "vigil_check_outcomes",
+        "Check results by outcome",
+        checks.outcomes.clone(),
+    );
+    registry.register_collector(Box::new(Live {
+        sup: sup.clone(),
+        engine: engine.clone(),
+        process_start: unix_secs(process_start),
+    }));
+    registry
+}
+
+/// The exposition text.
+pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry)?;
+    Ok(text)
+}
+
+/// The content type of [`encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The content type of [`to_classic`]'s output.
+pub const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text (what the crate writes) as the classic Prometheus
+/// text format 0.0.4, for scrapers and people that do not ask for
+/// OpenMetrics: a counter family is declared under its sample name
+/// (`foo_total`), and `# UNIT` and `# EOF` go. Everything else (gauges,
+/// histograms, label escaping) is the same in both.
+pub fn to_classic(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut block: Vec<&str> = Vec::new();
+    let flush = |block: &mut Vec<&str>, out: &mut String| {
+        let counter = block
+            .iter()
+            .find_map(|l| l.strip_prefix("# TYPE "))
+            .and_then(|rest| rest.split_once(' '))
+            .filter(|(_, kind)| *kind == "counter")
+            .map(|(name, _)| name.to_string());
+        for line in block.drain(..) {
+            let renamed = counter.as_deref().and_then(|name| {
+                ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                    let rest = line.strip_prefix(prefix)?.strip_prefix(name)?;
+                    rest.starts_with(' ')
+                        .then(|| format!("{prefix}{name}_total{rest}"))
+                })
+            });
+            match renamed {
+                Some(line) => out.push_str(&line),
+                None => out.push_str(line),
+            }
+            out.push('\n');
+        }
+    };
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            flush(&mut block, &mut out);
+        }
+        block.push(line);
+    }
+    flush(&mut block, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_declares_counters_by_sample_name() {
+        let om = "# HELP a_seconds Time.\n# TYPE a_seconds histogram\n# UNIT a_seconds seconds\n\
+                  a_seconds_sum 1.0\n# HELP b Count.\n# TYPE b counter\nb_total{x=\"1\"} 2\n\
+                  # HELP bb Other.\n# TYPE bb gauge\nbb 3\n# EOF\n";
+        let classic = to_classic(om);
+        assert_eq!(
+            classic,
+            "# HELP a_seconds Time.\n# TYPE a_seconds histogram\na_seconds_sum 1.0\n\
+             # HELP b_total Count.\n# TYPE b_total counter\nb_total{x=\"1\"} 2\n\
+             # HELP bb Other.\n# TYPE bb gauge\nbb 3\n"
+        );
+    }
+}

@@ -1,0 +1,501 @@
+//! The control socket: HTTP/1.1 + JSON on a Unix socket, mode 0600.
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | `GET /v1/status` | [`StatusReport`] |
+//! | `GET /v1/status/{name}` | [`ServiceStatus`], 404 for an unknown name |
+//! | `POST /v1/services/{name}/start\|stop\|restart` | [`ServiceStatus`] once settled (202 if not within its grace) |
+//! | `POST /v1/reload` | [`ReloadReply`], 422 with the reason when refused |
+//! | `POST /v1/shutdown` | [`ShutdownProgress`] lines, the last once every service stopped |
+//! | `GET /v1/journal?service=&lines=&follow=` | journal lines (JSON lines), streamed with `follow=true` |
+
+use std::convert::Infallible;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::api::{
+    DEFAULT_JOURNAL_LINES, ErrorBody, JournalQuery, ReloadReply, ServiceStatus, ShutdownProgress,
+    StatusReport,
+};
+use super::{MAX_SOCKET_PATH, Request};
+use crate::journal::{self, Line};
+use crate::supervisor::service::Event;
+use crate::supervisor::state::Status;
+use crate::supervisor::{Snapshot, Supervisor};
+
+/// Errors setting up the control socket.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "the control socket path {} is {len} bytes, longer than the {MAX_SOCKET_PATH} a Unix socket allows; use a shorter --state-dir (or --socket)",
+        .path.display()
+    )]
+    PathTooLong { path: PathBuf, len: usize },
+    #[error(
+        "another process answers on the control socket {}; is another vigil using it (--socket)?",
+        .path.display()
+    )]
+    InUse { path: PathBuf },
+    #[error("{} exists and is not a socket; move it away or choose another --socket", .path.display())]
+    NotASocket { path: PathBuf },
+    #[error("--http {addr}: cannot listen: {source}")]
+    HttpBind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("control socket: cannot {op} {}: {source}", .path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ServerError {
+    let path = path.to_path_buf();
+    move |source| ServerError::Io { op, path, source }
+}
+
+/// A bound control socket; remembers its inode so that only our own file
+/// is removed at shutdown.
+pub struct Socket {
+    pub listener: tokio::net::UnixListener,
+    pub path: PathBuf,
+    inode: (u64, u64),
+}
+
+impl Socket {
+    /// Remove the socket file if it is still the one we bound.
+    pub fn remove_file(path: &Path, inode: (u64, u64)) {
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && (meta.dev(), meta.ino()) == inode
+        {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    pub fn inode(&self) -> (u64, u64) {
+        self.inode
+    }
+}
+
+/// Refuse a socket path longer than a Unix socket address holds.
+pub fn check_path(path: &Path) -> Result<(), ServerError> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(ServerError::PathTooLong {
+            path: path.to_path_buf(),
+            len,
+        });
+    }
+    Ok(())
+}
+
+/// Bind the control socket at `path` with mode 0600, race-free: it is
+/// bound inside a fresh 0700 directory, chmodded there (nobody else can
+/// reach it yet) and renamed into place. A stale socket file is removed
+/// only when nothing answers on it; anything else at `path` is an error.
+pub fn bind(path: &Path) -> Result<Socket, ServerError> {
+    check_path(path)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(ServerError::InUse {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    tracing::info!("removing the stale control socket {}", path.display());
+                    std::fs::remove_file(path).map_err(io("remove the stale", path))?;
+                }
+                Err(e) => return Err(io("probe", path)(e)),
+            }
+        }
+        Ok(_) => {
+            return Err(ServerError::NotASocket {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("stat", path)(e)),
+    }
+    // Same length as `control.sock` in the same directory, so it fits
+    // whenever the final path does.
+    let private = dir.join(format!(".c{:06}", std::process::id() % 1_000_000));
+    let _ = std::fs::remove_dir_all(&private); // left by a crashed vigil with our pid
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(io("create", &private))?;
+    let result = (|| -> Result<Socket, ServerError> {
+        let temp = private.join("s");
+        let listener = std::os::unix::net::UnixListener::bind(&temp).map_err(io("bind", &temp))?;
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))
+            .map_err(io("chmod", &temp))?;
+        std::fs::rename(&temp, path).map_err(io("move into place", path))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io("configure", path))?;
+        let meta = std::fs::symlink_metadata(path).map_err(io("stat", path))?;
+        let listener = tokio::net::UnixListener::from_std(listener).map_err(io("listen", path))?;
+        Ok(Socket {
+            listener,
+            path: path.to_path_buf(),
+            inode: (meta.dev(), meta.ino()),
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    result
+}
+
+/// What the handlers share.
+pub struct ControlState {
+    pub sup: Supervisor,
+    pub state_dir: PathBuf,
+    pub started_at: SystemTime,
+    pub requests: mpsc::UnboundedSender<Request>,
+    /// Flips to true when the servers must wind down (ends journal follows).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The control API's routes.
+pub fn router(state: Arc<ControlState>) -> Router {
+    Router::new()
+        .route("/v1/status", get(status_all))
+        .route("/v1/status/{name}", get(status_one))
+        .route("/v1/services/{name}/{action}", post(service_action))
+        .route("/v1/reload", post(reload))
+        .route("/v1/shutdown", post(shutdown))
+        .route("/v1/journal", get(journal_lines))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /v1/status") })
+        .with_state(state)
+}
+
+/// Serve `socket` until `shutdown` flips; in-flight requests finish and
+/// journal follows end.
+pub async fn serve(socket: tokio::net::UnixListener, state: Arc<ControlState>) {
+    let mut stop = state.shutdown.clone();
+    let app = router(state);
+    let result = axum::serve(socket, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!("control socket: {e}");
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: message.into(),
+            known: Vec::new(),
+        }),
+    )
+        .into_response()
+}
+
+fn unknown_service(sup: &Supervisor, name: &str) -> Response {
+    let known: Vec<String> = sup.snapshots().into_keys().collect();
+    let list = if known.is_empty() {
+        "there are no services".to_string()
+    } else {
+        format!("known: {}", known.join(", "))
+    };
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorBody {
+            error: format!("no service named `{name}` ({list})"),
+            known,
+        }),
+    )
+        .into_response()
+}
+
+/// A snapshot as the API shows it.
+pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
+    let check = snap.last_check.as_ref();
+    ServiceStatus {
+        name: name.to_string(),
+        state: snap.status.as_str().to_string(),
+        pid: snap.pid,
+        uptime_secs: snap.uptime().map(|d| d.as_secs_f64()),
+        restarts: snap.restarts,
+        ready: snap.status == Status::Ready,
+        startup_passed: snap.startup_passed,
+        last_outcome: check.map(|c| c.outcome.kind().to_string()),
+        last_reason: check.and_then(|c| c.outcome.reason()),
+        last_phase: check.map(|c| c.phase.as_str().to_string()),
+        check_latency_ms: check.map(|c| c.latency.as_secs_f64() * 1000.0),
+        status_text: snap.status_text.clone(),
+    }
+}
+
+/// The whole status report.
+pub fn status_report(state: &ControlState) -> StatusReport {
+    StatusReport {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: state
+            .started_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default(),
+        state_dir: state.state_dir.clone(),
+        services: state
+            .sup
+            .snapshots()
+            .iter()
+            .map(|(name, snap)| service_status(name, snap))
+            .collect(),
+    }
+}
+
+async fn status_all(State(state): State<Arc<ControlState>>) -> Response {
+    Json(status_report(&state)).into_response()
+}
+
+async fn status_one(
+    State(state): State<Arc<ControlState>>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    match state.sup.snapshots().get(&name) {
+        Some(snap) => Json(service_status(&name, snap)).into_response(),
+        None => unknown_service(&state.sup, &name),
+    }
+}
+
+/// Start, stop or restart one service, answering once it has settled:
+/// stopped, or a child spawned (or waiting for its dependencies, or
+/// failed). A service that takes longer gets 202 and its current status.
+async fn service_action(
+    State(state): State<Arc<ControlState>>,
+    UrlPath((name, action)): UrlPath<(String, String)>,
+) -> Response {
+    let event = match action.as_str() {
+        "start" => Event::Start,
+        "stop" => Event::Stop,
+        "restart" => Event::Restart,
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown action `{other}`: start, stop or restart"),
+            );
+        }
+    };
+    let Some(service) = state.sup.service(&name) else {
+        return unknown_service(&state.sup, &name);
+    };
+    let before = state.sup.snapshots().remove(&name);
+    if !state.sup.send_and_sync(&name, event.clone()).await {
+        return unknown_service(&state.sup, &name);
+    }
+    let old_pid = before.and_then(|s| s.pid);
+    let settled = move |s: &Snapshot| match &event {
+        Event::Stop => s.status.is_down(),
+        Event::Start => {
+            s.pid.is_some()
+                || matches!(
+                    s.status,
+                    Status::Waiting | Status::Exited | Status::Failed | Status::Backoff
+                )
+        }
+        _ => {
+            s.pid.is_some_and(|p| Some(p) != old_pid)
+                || matches!(
+                    s.status,
+                    Status::Waiting | Status::Exited | Status::Failed | Status::Stopped
+                )
+        }
+    };
+    // Stopping may take the whole grace before SIGKILL.
+    let limit = service.stop_grace + Duration::from_secs(10);
+    match state.sup.wait_for(&name, limit, settled).await {
+        Some(snap) => Json(service_status(&name, &snap)).into_response(),
+        None => match state.sup.snapshots().get(&name) {
+            Some(snap) => (StatusCode::ACCEPTED, Json(service_status(&name, snap))).into_response(),
+            None => unknown_service(&state.sup, &name),
+        },
+    }
+}
+
+async fn reload(State(state): State<Arc<ControlState>>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if state.requests.send(Request::Reload(reply)).is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down");
+    }
+    match answer.await {
+        Ok(Ok(())) => Json(ReloadReply { reloaded: true }).into_response(),
+        Ok(Err(reason)) => error(StatusCode::UNPROCESSABLE_ENTITY, reason),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "vigil is shutting down"),
+    }
+}
+
+fn json_line<T: serde::Serialize>(value: &T) -> Bytes {
+    let mut text = serde_json::to_string(value).unwrap_or_else(|e| {
+        serde_json::json!({ "error": format!("cannot encode: {e}") }).to_string()
+    });
+    text.push('\n');
+    Bytes::from(text)
+}
+
+fn ndjson(body: Body) -> Response {
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+/// Ask the run loop to shut down; the answer streams a first line at once
+/// and a last one when every service has stopped.
+async fn shutdown(State(state): State<Arc<ControlState>>) -> Response {
+    let pid = std::process::id();
+    let _ = state.requests.send(Request::Shutdown);
+    let mut stop = state.shutdown.clone();
+    let first = json_line(&ShutdownProgress {
+        pid,
+        stopped: false,
+    });
+    let last = async move {
+        let _ = stop.wait_for(|s| *s).await;
+        Ok::<_, Infallible>(json_line(&ShutdownProgress { pid, stopped: true }))
+    };
+    let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(first) })
+        .chain(futures_util::stream::once(last));
+    ndjson(Body::from_stream(stream))
+}
+
+/// Lines of the journal files, oldest first, and with `follow` every line
+/// recorded afterwards until the instance shuts down.
+async fn journal_lines(
+    State(state): State<Arc<ControlState>>,
+    Query(query): Query<JournalQuery>,
+) -> Response {
+    if let Some(name) = &query.service
+        && state.sup.service(name).is_none()
+    {
+        return unknown_service(&state.sup, name);
+    }
+    // Subscribe before reading the files, so nothing falls in between;
+    // what is in both is sent once.
+    let live = query.follow.then(|| state.sup.subscribe_journal());
+    let dir = state.state_dir.clone();
+    let wanted = query.service.clone();
+    let n = query.lines.unwrap_or(DEFAULT_JOURNAL_LINES);
+    let (past, recent) = tokio::task::spawn_blocking(move || {
+        let all = journal::read_all(&dir, journal::Options::default().keep);
+        let mine: Vec<&Line> = all
+            .iter()
+            .filter(|l| wanted.is_none() || l.service == wanted)
+            .collect();
+        let past: Vec<Line> = mine[mine.len().saturating_sub(n)..]
+            .iter()
+            .map(|l| (*l).clone())
+            .collect();
+        // Only the newest lines can also arrive live.
+        let recent: Vec<Line> = all[all.len().saturating_sub(256)..].to_vec();
+        (past, recent)
+    })
+    .await
+    .unwrap_or_default();
+    let past_stream = futures_util::stream::iter(
+        past.into_iter()
+            .map(|l| Ok::<_, Infallible>(json_line(&l)))
+            .collect::<Vec<_>>(),
+    );
+    let Some(live) = live else {
+        return ndjson(Body::from_stream(past_stream));
+    };
+    let follow = Follow {
+        rx: live,
+        stop: state.shutdown.clone(),
+        service: query.service,
+        recent,
+    };
+    let live_stream = futures_util::stream::unfold(follow, |mut f| async move {
+        f.next().await.map(|bytes| (Ok::<_, Infallible>(bytes), f))
+    });
+    ndjson(Body::from_stream(past_stream.chain(live_stream)))
+}
+
+/// A journal follower: new lines for one service (or all) until shutdown.
+struct Follow {
+    rx: broadcast::Receiver<Line>,
+    stop: watch::Receiver<bool>,
+    service: Option<String>,
+    /// Lines already sent from the file that may come again live.
+    recent: Vec<Line>,
+}
+
+impl Follow {
+    async fn next(&mut self) -> Option<Bytes> {
+        use broadcast::error::{RecvError, TryRecvError};
+        loop {
+            // Once stopping, drain what was recorded (the `quit` line) and end.
+            let line = if *self.stop.borrow() {
+                match self.rx.try_recv() {
+                    Ok(line) => Ok(line),
+                    Err(TryRecvError::Lagged(n)) => Err(n),
+                    Err(_) => return None,
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    line = self.rx.recv() => match line {
+                        Ok(line) => Ok(line),
+                        Err(RecvError::Lagged(n)) => Err(n),
+                        Err(RecvError::Closed) => return None,
+                    },
+                    changed = self.stop.changed() => {
+                        if changed.is_err() {
+                            return None;
+                        }
+                        continue;
+                    }
+                }
+            };
+            match line {
+                Ok(line) => {
+                    if !self.recent.is_empty() {
+                        if self.recent.contains(&line) {
+                            continue;
+                        }
+                        self.recent.clear(); // past the overlap
+                    }
+                    if self.service.is_none() || line.service == self.service {
+                        return Some(json_line(&line));
+                    }
+                }
+                Err(n) => {
+                    let warning = Line {
+                        ts: journal::timestamp(SystemTime::now()),
+                        service: None,
+                        event: journal::Event::Warning {
+                            message: format!("journal follow fell behind: {n} lines skipped"),
+                        },
+                    };
+                    return Some(json_line(&warning));
+                }
+            }
+        }
+    }
+}
