@@ -340,7 +340,6 @@ fn run_daemon(root: &std::path::Path, extra: &[&str]) -> std::process::Output {
 }
 
 #[test]
-#[ignore = "needs GET /v1/status on the control socket (the control helper's server, not on main yet)"]
 fn run_daemon_exits_0_once_up_with_relative_paths() {
     let setup = Setup::new("run-daemon-up");
     let mark = marker("daemon-up");
@@ -388,7 +387,6 @@ fn run_daemon_exits_0_once_up_with_relative_paths() {
 }
 
 #[test]
-#[ignore = "needs GET /v1/status on the control socket (the control helper's server, not on main yet)"]
 fn run_daemon_fails_and_leaves_nothing_when_a_startup_check_errors() {
     let setup = Setup::new("run-daemon-fail");
     let mark = marker("daemon-fail");

@@ -22,11 +22,17 @@ pub async fn run(args: RunArgs) -> i32 {
         .unwrap_or_else(|| state_dir.join(pidfile::FILE));
     let daemon = Daemonize::new(DAEMON_ENV);
     if args.daemon && !daemon.is_daemon() {
+        let socket = args
+            .socket
+            .clone()
+            .map(absolute)
+            .unwrap_or_else(|| crate::control::socket_path(&state_dir));
         return launch_daemon(
             daemon,
             &checks_dir,
             &state_dir,
             &pidfile_path,
+            &socket,
             args.ready_timeout,
             explicit_state_dir,
         )
@@ -91,6 +97,7 @@ async fn launch_daemon(
     checks_dir: &std::path::Path,
     state_dir: &std::path::Path,
     pidfile_path: &std::path::Path,
+    socket: &std::path::Path,
     timeout: std::time::Duration,
     explicit_state_dir: bool,
 ) -> i32 {
@@ -118,7 +125,7 @@ async fn launch_daemon(
         timeout,
         ..Handshake::default()
     });
-    let socket = state_dir.join(control_probe::SOCKET);
+    let socket = socket.to_path_buf();
     let journal = state_dir.join(crate::journal::FILE);
     let journal_start = std::fs::metadata(&journal).map(|m| m.len()).unwrap_or(0);
     match daemon
