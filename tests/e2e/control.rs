@@ -45,7 +45,7 @@ fn socket(state: &Path) -> PathBuf {
     state.join("control.sock")
 }
 
-fn wait_socket(vigil: &Vigil) {
+pub(crate) fn wait_socket(vigil: &Vigil) {
     let path = socket(&vigil.state);
     let deadline = std::time::Instant::now() + SOON;
     while std::os::unix::net::UnixStream::connect(&path).is_err() {
@@ -61,13 +61,13 @@ fn wait_socket(vigil: &Vigil) {
 }
 
 /// `vigil status --json` (all services), parsed.
-fn status(state: &Path) -> Value {
+pub(crate) fn status(state: &Path) -> Value {
     let out = cli(state, &["status", "--json"]);
     expect_code(&out, 0, "vigil status --json");
     serde_json::from_slice(&out.stdout).expect("status JSON")
 }
 
-fn service<'a>(report: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn service<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["services"]
         .as_array()
         .expect("services")

@@ -76,6 +76,12 @@ fn systemd_notify_and_a_plain_socket_write_mark_services_ready() {
     let vigil = setup.run();
     vigil.wait_kind(0, "py", "ready");
     vigil.wait_kind(0, "shell", "ready");
+    // STATUS= sent beside READY=1 shows in `vigil status`.
+    crate::control::wait_socket(&vigil);
+    let report = crate::control::status(&setup.state);
+    let status_text = |name| crate::control::service(&report, name)["status_text"].clone();
+    assert_eq!(status_text("shell"), "warm", "{report}");
+    assert_eq!(status_text("py"), "up", "{report}");
 }
 
 #[test]
