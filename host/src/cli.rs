@@ -65,15 +65,8 @@ pub struct DaemonizeArgs {
     /// The readiness check: a .wasm component or builtin:NAME [default: builtin:process].
     #[arg(long, value_name = "CHECK")]
     pub check: Option<String>,
-    /// A config setting for the check, KEY=VALUE; repeatable.
-    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub config: Vec<(String, String)>,
-    /// Grant the check an outbound destination, [SCHEME://]HOST[:PORT]; repeatable.
-    #[arg(long = "allow-host", value_name = "HOST")]
-    pub allow_hosts: Vec<String>,
-    /// Grant the check read access to a path and everything beneath it; repeatable.
-    #[arg(long = "allow-path", value_name = "PATH")]
-    pub allow_paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub inputs: CheckInputs,
     /// Give up (and kill the program) when it is not ready after this long.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -190,6 +183,21 @@ pub struct ValidateArgs {
     pub checks: PathBuf,
 }
 
+/// What a one-shot check is given (`vigil check`, `vigil daemonize`):
+/// its config and its grants.
+#[derive(Debug, Args)]
+pub struct CheckInputs {
+    /// A config setting for the check, KEY=VALUE; repeatable.
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub config: Vec<(String, String)>,
+    /// Grant the check an outbound destination, [SCHEME://]HOST[:PORT]; repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+    /// Grant the check read access to a path and everything beneath it; repeatable.
+    #[arg(long = "allow-path", value_name = "PATH")]
+    pub allow_paths: Vec<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// A .wasm component or builtin:NAME (builtin:http, builtin:tcp, builtin:process,
@@ -201,15 +209,8 @@ pub struct CheckArgs {
     /// Phase reported to the check.
     #[arg(long, value_enum, default_value_t = PhaseArg::Liveness)]
     pub phase: PhaseArg,
-    /// A config setting for the check, KEY=VALUE; repeatable.
-    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub config: Vec<(String, String)>,
-    /// Grant an outbound destination, [SCHEME://]HOST[:PORT]; repeatable.
-    #[arg(long = "allow-host", value_name = "HOST")]
-    pub allow_hosts: Vec<String>,
-    /// Grant read access to a path and everything beneath it; repeatable.
-    #[arg(long = "allow-path", value_name = "PATH")]
-    pub allow_paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub inputs: CheckInputs,
     /// Deadline of the whole check.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,

@@ -1,12 +1,9 @@
 //! `vigil check`: one check, once, with an exit code a probe can use.
 
-use std::path::PathBuf;
-
 use serde::Serialize;
 
-use super::EXIT_USAGE;
 use crate::cli::CheckArgs;
-use crate::wasm::{CheckReport, CheckSource, Engine, EngineOptions, Grants, Sandbox, Target};
+use crate::wasm::{CheckReport, CheckSource, Sandbox, Target};
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
@@ -19,42 +16,12 @@ struct JsonReport<'a> {
 }
 
 pub async fn run(args: CheckArgs) -> i32 {
-    let source: CheckSource = match args.target.parse() {
-        Ok(source) => source,
-        Err(never) => match never {},
-    };
-    let paths: Vec<PathBuf> = args
-        .allow_paths
-        .iter()
-        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-        .collect();
-    let grants = match Grants::parse(&args.allow_hosts, &paths) {
-        Ok(grants) => grants,
-        Err(errors) => {
-            for error in errors {
-                eprintln!("vigil check: {error}");
-            }
-            return EXIT_USAGE;
-        }
-    };
-    let engine = match Engine::new(EngineOptions {
-        max_instances: 4,
-        ..EngineOptions::default()
-    }) {
-        Ok(engine) => engine,
-        Err(err) => {
-            eprintln!("vigil check: {err}");
-            return EXIT_USAGE;
-        }
-    };
-    let checker = match engine.load_checker(&source).await {
-        Ok(checker) => checker,
-        Err(err) => {
-            eprintln!("vigil check: {err}");
-            return EXIT_USAGE;
-        }
-    };
-    let target = Target::one_shot(args.phase.into(), args.pid, args.config);
+    let (source, grants, checker) =
+        match super::load_one_shot("check", &args.target, &args.inputs).await {
+            Ok(loaded) => loaded,
+            Err(code) => return code,
+        };
+    let target = Target::one_shot(args.phase.into(), args.pid, args.inputs.config);
     let mut sandbox = Sandbox::new(grants, args.timeout, args.memory);
     if let Ok(cwd) = std::env::current_dir() {
         sandbox = sandbox.with_base_dir(cwd);

@@ -7,7 +7,6 @@
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::SystemTime;
 
@@ -15,7 +14,7 @@ use super::EXIT_USAGE;
 use crate::cli::DaemonizeArgs;
 use crate::daemon::pidfile::{EXIT_ALREADY_RUNNING, Pidfile, PidfileError};
 use crate::daemon::{Handshake, Health, launch};
-use crate::wasm::{CheckSource, Engine, EngineOptions, Grants, Phase, Sandbox, Target, Verdict};
+use crate::wasm::{Phase, Sandbox, Target, Verdict};
 
 /// The check used without `--check`: ready while the program runs.
 pub const DEFAULT_CHECK: &str = "builtin:process";
@@ -26,43 +25,13 @@ pub async fn run(args: DaemonizeArgs) -> i32 {
         return EXIT_USAGE;
     };
     let check = args.check.as_deref().unwrap_or(DEFAULT_CHECK);
-    let source: CheckSource = match check.parse() {
-        Ok(source) => source,
-        Err(never) => match never {},
-    };
-    let paths: Vec<PathBuf> = args
-        .allow_paths
-        .iter()
-        .map(|p| absolute(p.clone()))
-        .collect();
-    let grants = match Grants::parse(&args.allow_hosts, &paths) {
-        Ok(grants) => grants,
-        Err(errors) => {
-            for error in errors {
-                eprintln!("vigil daemonize: {error}");
-            }
-            return EXIT_USAGE;
-        }
-    };
-    let engine = match Engine::new(EngineOptions {
-        max_instances: 4,
-        ..EngineOptions::default()
-    }) {
-        Ok(engine) => engine,
-        Err(err) => {
-            eprintln!("vigil daemonize: {err}");
-            return EXIT_USAGE;
-        }
-    };
     // Load (and compile) before starting anything: a bad check is a usage
     // error, not a failed start.
-    let checker = match engine.load_checker(&source).await {
-        Ok(checker) => checker,
-        Err(err) => {
-            eprintln!("vigil daemonize: {err}");
-            return EXIT_USAGE;
-        }
-    };
+    let (source, grants, checker) =
+        match super::load_one_shot("daemonize", check, &args.inputs).await {
+            Ok(loaded) => loaded,
+            Err(code) => return code,
+        };
     let mut pidfile = match args.pidfile.as_deref().map(Pidfile::lock).transpose() {
         Ok(p) => p,
         Err(err @ PidfileError::AlreadyRunning { .. }) => {
@@ -135,7 +104,7 @@ pub async fn run(args: DaemonizeArgs) -> i32 {
             started_at,
             attempt,
             restarts: 0,
-            config: args.config.clone(),
+            config: args.inputs.config.clone(),
         };
         let checker = checker.clone();
         let sandbox = sandbox.clone();
@@ -167,8 +136,4 @@ pub async fn run(args: DaemonizeArgs) -> i32 {
             1
         }
     }
-}
-
-fn absolute(path: PathBuf) -> PathBuf {
-    std::path::absolute(&path).unwrap_or(path)
 }
