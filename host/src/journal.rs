@@ -111,6 +111,23 @@ impl Event {
         )
     }
 
+    /// The event's fields as `key=value ...` (strings unquoted, nulls
+    /// left out), for the terminal and `vigil journal`.
+    pub fn fields_text(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map
+                .into_iter()
+                .filter(|(key, value)| key != "kind" && !value.is_null())
+                .map(|(key, value)| match value {
+                    serde_json::Value::String(text) => format!("{key}={text}"),
+                    other => format!("{key}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Event::Acquired { .. } => "acquired",

@@ -37,18 +37,7 @@ pub async fn run(args: JournalArgs) -> i32 {
 
 /// `TIME SERVICE KIND key=value ...`.
 pub fn format_line(line: &Line) -> String {
-    let fields = match serde_json::to_value(&line.event) {
-        Ok(serde_json::Value::Object(map)) => map
-            .into_iter()
-            .filter(|(key, value)| key != "kind" && !value.is_null())
-            .map(|(key, value)| match value {
-                serde_json::Value::String(text) => format!("{key}={text}"),
-                other => format!("{key}={other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    };
+    let fields = line.event.fields_text();
     let service = line.service.as_deref().unwrap_or("vigil");
     format!("{} {service} {} {fields}", line.ts, line.event.kind())
         .trim_end()

@@ -46,18 +46,7 @@ use state::Status;
 /// In the foreground, a journal event as one terminal line beside the
 /// services' own `name | line` output: `name * kind field=value ...`.
 fn echo_event(service: Option<&str>, event: &Journal) {
-    let fields = match serde_json::to_value(event) {
-        Ok(serde_json::Value::Object(map)) => map
-            .into_iter()
-            .filter(|(key, value)| key != "kind" && !value.is_null())
-            .map(|(key, value)| match value {
-                serde_json::Value::String(text) => format!("{key}={text}"),
-                other => format!("{key}={other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    };
+    let fields = event.fields_text();
     eprintln!("{} * {} {fields}", service.unwrap_or("vigil"), event.kind());
 }
 
