@@ -288,8 +288,14 @@ fn content_digest(bytes: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
+/// Write through a temporary file unique to this call, then rename: two
+/// services of one process that name the same component store the same
+/// key at once, and a temporary name shared between them (pid only) let
+/// one truncate the file the other was renaming into place.
 fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -299,4 +305,34 @@ fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.write_all(contents)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Threads storing the same key at once (two services naming one
+    /// component) each leave a whole file, and none fails.
+    #[test]
+    fn concurrent_writes_of_one_path_stay_whole() {
+        let dir = std::env::temp_dir().join(format!("vigil-cache-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("artifact.cwasm");
+        let contents: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+        for _ in 0..10 {
+            std::thread::scope(|scope| {
+                let writers: Vec<_> = (0..4)
+                    .map(|_| scope.spawn(|| write_atomically(&path, &contents)))
+                    .collect();
+                for writer in writers {
+                    writer.join().expect("writer thread").expect("write");
+                }
+            });
+            assert!(
+                std::fs::read(&path).expect("read back") == contents,
+                "torn file"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
