@@ -544,14 +544,9 @@ impl Supervisor {
 
     /// Every service's current state.
     pub fn snapshots(&self) -> BTreeMap<String, Snapshot> {
-        let services = self
-            .shared
-            .services
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        services
-            .iter()
-            .map(|(k, h)| (k.clone(), h.snapshot.borrow().clone()))
+        self.services()
+            .into_iter()
+            .map(|(service, snapshot)| (service.name.clone(), snapshot))
             .collect()
     }
 

@@ -57,6 +57,15 @@ fn run_with(
     Ok((spawned, rx))
 }
 
+/// The first line a child writes to its piped stdout (a pid, usually).
+fn first_line(stdout: Option<std::os::fd::OwnedFd>) -> String {
+    let mut line = String::new();
+    BufReader::new(std::fs::File::from(stdout.expect("pipe")))
+        .read_line(&mut line)
+        .expect("read");
+    line
+}
+
 async fn run_async(cmd: Command) -> (Spawned, mpsc::Receiver<ExitStatus>) {
     let (tx, rx) = mpsc::channel();
     let spawned = spawner()
@@ -238,9 +247,7 @@ async fn stop_escalates_to_sigkill_after_the_grace() {
     cmd.stdout = Output::Pipe;
     let (s, rx) = run_async(cmd).await;
     // Wait until the trap is installed (the member inherits the ignored TERM).
-    let mut line = String::new();
-    let mut reader = BufReader::new(std::fs::File::from(s.stdout.expect("pipe")));
-    reader.read_line(&mut line).expect("read");
+    let line = first_line(s.stdout);
     let member: i32 = line.trim().parse().expect("member pid");
     let t0 = Instant::now();
     let out = stop_group(
@@ -271,10 +278,7 @@ async fn stragglers_of_an_exited_leader_are_killed() {
     let mut cmd = sh("(trap '' TERM; exec sleep 100) & echo $!; wait");
     cmd.stdout = Output::Pipe;
     let (s, rx) = run_async(cmd).await;
-    let mut line = String::new();
-    BufReader::new(std::fs::File::from(s.stdout.expect("pipe")))
-        .read_line(&mut line)
-        .expect("read");
+    let line = first_line(s.stdout);
     let member: i32 = line.trim().parse().expect("member pid");
     eventually("member ignores TERM", || {
         std::fs::read_to_string(format!("/proc/{member}/status"))
@@ -312,10 +316,7 @@ fn double_forking_child_leaves_no_zombie() {
     let mut cmd = sh("sh -c 'echo $$; exec sleep 0.3' & exit 0");
     cmd.stdout = Output::Pipe;
     let (s, rx) = run(cmd);
-    let mut line = String::new();
-    BufReader::new(std::fs::File::from(s.stdout.expect("pipe")))
-        .read_line(&mut line)
-        .expect("read");
+    let line = first_line(s.stdout);
     let grandchild: i32 = line.trim().parse().expect("pid");
     assert_eq!(wait(&rx), ExitStatus::Code(0));
     eventually("grandchild reaped, not a zombie", || {
@@ -402,10 +403,7 @@ async fn a_leaderless_group_is_ours_only_by_session_and_age() {
     let mut cmd = sh("sleep 100 & echo $!; exit 0");
     cmd.stdout = Output::Pipe;
     let (s, rx) = run_async(cmd).await;
-    let mut line = String::new();
-    BufReader::new(std::fs::File::from(s.stdout.expect("pipe")))
-        .read_line(&mut line)
-        .expect("read");
+    let line = first_line(s.stdout);
     let member: i32 = line.trim().parse().expect("member pid");
     let exited = tokio::task::spawn_blocking(move || wait(&rx))
         .await
@@ -450,10 +448,7 @@ async fn a_leaderless_group_of_another_session_is_not_ours() {
     let mut cmd = Command::new(&["python3", "-c", script]);
     cmd.stdout = Output::Pipe;
     let (s, rx) = run_async(cmd).await;
-    let mut line = String::new();
-    BufReader::new(std::fs::File::from(s.stdout.expect("pipe")))
-        .read_line(&mut line)
-        .expect("read");
+    let line = first_line(s.stdout);
     let pids: Vec<i32> = line
         .split_whitespace()
         .map(|p| p.parse().expect("pid"))
