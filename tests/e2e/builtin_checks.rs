@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use vigil::wasm::Verdict;
+use vigil::wasm::{Engine, EngineOptions, Grants, Sandbox, Verdict};
 
 use crate::helpers::*;
 
@@ -360,4 +360,76 @@ fn file_check_resolves_relative_paths() {
         .output()
         .expect("run vigil");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// Bundled checks reuse a finished instance (README "Sandbox"): the next
+/// call gets that call's own grants and memory cap, a file check still gets
+/// a fresh instance every time, and an instance that failed is not kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn builtin_instances_are_reused_with_each_calls_own_sandbox() {
+    // An engine of its own: the shared one counts other tests' stores.
+    let engine = Engine::new(EngineOptions {
+        cache_dir: Some(scratch("reuse-cache")),
+        max_instances: 8,
+        max_memory: 256 << 20,
+    })
+    .expect("engine");
+    let stores = || engine.stats().stores_created;
+    let pong = PongServer::start();
+    let port = pong.port.to_string();
+    let config = [("port", port.as_str())];
+    let tcp = engine
+        .load_checker(&"builtin:tcp".parse().expect("infallible"))
+        .await
+        .expect("builtin:tcp");
+    let target = target(&config, None);
+    let check = |sandbox: Sandbox| {
+        let (tcp, target) = (&tcp, &target);
+        async move { tcp.check(target, &sandbox).await }
+    };
+    let granted = || sandbox(&[format!("tcp://127.0.0.1:{port}")], &[], T);
+
+    assert_eq!(check(granted()).await.verdict, Verdict::Ok);
+    assert_eq!(stores(), 1);
+    assert_eq!(check(granted()).await.verdict, Verdict::Ok);
+    assert_eq!(stores(), 1, "the second call reuses the first instance");
+
+    // Same instance, another service's grants: denied.
+    let denied = check(sandbox(&[], &[], T)).await;
+    assert_error(&denied.verdict, "allowed-hosts");
+    assert_eq!(stores(), 1);
+
+    // A cap below what the idle instance already holds: not handed over;
+    // a fresh instance traps on its initial memory instead.
+    let tiny = Sandbox::new(
+        Grants::parse(&[format!("tcp://127.0.0.1:{port}")], &[]).expect("grants"),
+        T,
+        64 << 10,
+    );
+    let capped = check(tiny).await;
+    assert!(matches!(capped.verdict, Verdict::Trapped(_)), "{capped:?}");
+    assert_eq!(stores(), 2);
+    // The trapped one was dropped; the idle one is still there.
+    assert_eq!(check(granted()).await.verdict, Verdict::Ok);
+    assert_eq!(stores(), 2);
+
+    // Another service naming the same builtin shares the idle instances.
+    let again = engine
+        .load_checker(&"builtin:tcp".parse().expect("infallible"))
+        .await
+        .expect("builtin:tcp");
+    let report = again.check(&target, &granted()).await;
+    assert_eq!(report.verdict, Verdict::Ok);
+    assert_eq!(stores(), 2);
+
+    // A check from a file: a fresh instance per call.
+    let file = engine
+        .load_checker(&programs::OK.parse().expect("infallible"))
+        .await
+        .expect("ok.wasm");
+    for expected in [3, 4] {
+        let report = file.check(&target, &granted()).await;
+        assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
+        assert_eq!(stores(), expected);
+    }
 }

@@ -266,6 +266,13 @@ fn check_families(families: &BTreeMap<String, Value>) {
     samples(families, "vigil_wasm_calls_in_flight", "gauge");
     let slots = samples(families, "vigil_wasm_call_slots", "gauge");
     assert!(sample(slots, "vigil_wasm_call_slots", &[]) >= 1.0);
+    // web's readiness check is a builtin: its calls share one instance.
+    let created = samples(families, "vigil_wasm_instances_created", "counter");
+    let created = sample(created, "vigil_wasm_instances_created_total", &[]);
+    assert!(
+        created >= 1.0 && created < count,
+        "{created} instances for {count} checks"
+    );
     let start = samples(families, "process_start_time_seconds", "gauge");
     assert!(sample(start, "process_start_time_seconds", &[]) > 1.6e9);
     let started = samples(families, "vigil_service_start_time_seconds", "gauge");

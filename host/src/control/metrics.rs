@@ -11,6 +11,7 @@
 //! | `vigil_check_outcomes` (`_total`) | counter | service, phase, outcome |
 //! | `vigil_wasm_memory_peak_bytes` | gauge, largest linear memory a call grew to | |
 //! | `vigil_wasm_calls_in_flight`, `vigil_wasm_call_slots` | gauge | |
+//! | `vigil_wasm_instances_created` (`_total`) | counter, fresh instances (reused builtins add none) | |
 //! | `process_start_time_seconds` | gauge | |
 
 use std::time::SystemTime;
@@ -198,6 +199,13 @@ impl Collector for Live {
             "Check and loader instances that may run at once",
             stats.call_slots as u64,
         )?;
+        let created = ConstCounter::new(stats.stores_created);
+        created.encode(encoder.encode_descriptor(
+            "vigil_wasm_instances_created",
+            "Fresh check and loader instances created; a call on a reused builtin instance adds none",
+            None,
+            created.metric_type(),
+        )?)?;
         gauge(
             &mut encoder,
             "process_start_time_seconds",

@@ -1,5 +1,6 @@
-//! Running a check: one fresh instance per call, bounded in time, memory
-//! and output; whatever the guest does, the caller gets a [`CheckReport`].
+//! Running a check: a fresh instance per call (a bundled check may reuse
+//! one of its own, see [`super::warm`]), bounded in time, memory and
+//! output; whatever the guest does, the caller gets a [`CheckReport`].
 
 use std::fmt;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use wasmtime::Trap;
 
 use super::bindings::{self, Outcome, Phase};
 use super::output::BoundedOutput;
+use super::warm::{WarmInstance, WarmInstances};
 use super::{CheckSource, Engine, Grants};
 
 /// Who a check judges (host side of the WIT `target`).
@@ -213,6 +215,8 @@ pub struct CheckReport {
 pub struct Checker {
     engine: Engine,
     pre: bindings::checker::CheckerPre<super::store::HostState>,
+    /// Idle instances to reuse: only for bundled checks.
+    warm: Option<Arc<WarmInstances>>,
     source: CheckSource,
 }
 
@@ -220,11 +224,13 @@ impl Checker {
     pub(crate) fn new(
         engine: Engine,
         pre: bindings::checker::CheckerPre<super::store::HostState>,
+        warm: Option<Arc<WarmInstances>>,
         source: CheckSource,
     ) -> Self {
         Checker {
             engine,
             pre,
+            warm,
             source,
         }
     }
@@ -233,37 +239,72 @@ impl Checker {
         &self.source
     }
 
-    /// Runs the check once on a fresh instance. Never fails: a guest that
-    /// traps, loops or exhausts its memory yields an inconclusive verdict.
+    /// Runs the check once. Never fails: a guest that traps, loops or
+    /// exhausts its memory yields an inconclusive verdict.
     pub async fn check(&self, target: &Target, sandbox: &Sandbox) -> CheckReport {
         let started = Instant::now();
         let deadline = started + sandbox.timeout;
-        let output = BoundedOutput::new(super::engine::OUTPUT_CAP);
         let _call = self.engine.begin_call().await;
-        let mut store = self.engine.new_store(
-            Some(sandbox),
-            target.pid,
-            deadline,
-            sandbox.memory_limit,
-            &output,
-        );
+        let reused = self
+            .warm
+            .as_ref()
+            .and_then(|warm| warm.take(sandbox.memory_limit));
+        let (mut store, instance, output) = match reused {
+            Some(WarmInstance {
+                mut store,
+                instance,
+                output,
+            }) => {
+                let data = store.data_mut();
+                data.caps = Engine::capabilities(Some(sandbox), target.pid, deadline);
+                data.limits.rearm(sandbox.memory_limit);
+                store.set_epoch_deadline(1);
+                (store, Some(instance), output)
+            }
+            None => {
+                let output = BoundedOutput::new(super::engine::OUTPUT_CAP);
+                let store = self.engine.new_store(
+                    Some(sandbox),
+                    target.pid,
+                    deadline,
+                    sandbox.memory_limit,
+                    &output,
+                );
+                (store, None, output)
+            }
+        };
         let wit_target = target.to_wit();
         let call = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            instance.call_check(&mut store, &wit_target).await
+            let instance = match instance {
+                Some(instance) => instance,
+                None => self.pre.instantiate_async(&mut store).await?,
+            };
+            let outcome = instance.call_check(&mut store, &wit_target).await?;
+            wasmtime::Result::Ok((instance, outcome))
         };
-        let verdict = match tokio::time::timeout(sandbox.timeout, call).await {
-            Err(_) => Verdict::TimedOut,
-            Ok(Ok(outcome)) => outcome.into(),
-            Ok(Err(err)) => failure_verdict(&err, store.data().limits.hit, sandbox.memory_limit),
+        let (verdict, finished) = match tokio::time::timeout(sandbox.timeout, call).await {
+            Err(_) => (Verdict::TimedOut, None),
+            Ok(Ok((instance, outcome))) => (outcome.into(), Some(instance)),
+            Ok(Err(err)) => (
+                failure_verdict(&err, store.data().limits.hit, sandbox.memory_limit),
+                None,
+            ),
         };
         let logs = store.data().caps.log.lines();
-        CheckReport {
+        let report = CheckReport {
             verdict,
             duration: started.elapsed(),
-            output: output.text(),
+            output: output.take_text(),
             logs,
+        };
+        if let (Some(warm), Some(instance)) = (&self.warm, finished) {
+            warm.put(WarmInstance {
+                store,
+                instance,
+                output,
+            });
         }
+        report
     }
 }
 

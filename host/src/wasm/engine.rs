@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use super::cache::{CacheOutcome, ComponentCache, FileIdentity, default_cache_dir
 use super::limits::MemoryCap;
 use super::output::BoundedOutput;
 use super::store::{Capabilities, HostState};
+use super::warm::WarmInstances;
 use super::{CheckSource, Checker, LoadError, Loader, Sandbox, WIT_VERSION, builtins, inspect};
 
 /// How often the epoch advances: the granularity of CPU deadlines and of
@@ -71,6 +72,9 @@ pub struct EngineStats {
     pub calls_in_flight: usize,
     /// The largest linear memory any instance has grown to since start.
     pub memory_peak_bytes: usize,
+    /// Stores (fresh instances) created since start; a call on a reused
+    /// builtin instance does not add one.
+    pub stores_created: u64,
 }
 
 /// A shared engine; clones are cheap and share the pool and cache.
@@ -92,13 +96,21 @@ struct Inner {
     checker_linker: Linker<HostState>,
     loader_linker: Linker<HostState>,
     /// Builtin checks, loaded and linked once and shared by every service
-    /// naming them (each call still gets a fresh instance): their compiled
-    /// code is mapped once instead of once per service, and instances of
-    /// one module reuse the pool slots that already hold its memory image.
+    /// naming them: their compiled code is mapped once instead of once per
+    /// service, and their finished instances are reused (see [`super::warm`]).
     /// (Kept as `CheckerPre`, not `Checker`: a checker holds the engine.)
     /// Async: held across the first load, so that a thousand services
     /// starting at once load a builtin once.
-    builtin_checkers: tokio::sync::Mutex<HashMap<String, bindings::checker::CheckerPre<HostState>>>,
+    builtin_checkers: tokio::sync::Mutex<HashMap<String, Builtin>>,
+    /// Stores created so far: one per fresh instance (see [`EngineStats`]).
+    stores_created: AtomicU64,
+}
+
+/// A loaded builtin and its idle instances.
+#[derive(Clone)]
+struct Builtin {
+    pre: bindings::checker::CheckerPre<HostState>,
+    warm: Arc<WarmInstances>,
 }
 
 impl Engine {
@@ -167,6 +179,7 @@ impl Engine {
                 checker_linker,
                 loader_linker,
                 builtin_checkers: Default::default(),
+                stores_created: AtomicU64::new(0),
             }),
         })
     }
@@ -176,18 +189,26 @@ impl Engine {
     pub async fn load_checker(&self, source: &CheckSource) -> Result<Checker, LoadError> {
         let CheckSource::Builtin(name) = source else {
             let pre = self.link_checker(source).await?;
-            return Ok(Checker::new(self.clone(), pre, source.clone()));
+            return Ok(Checker::new(self.clone(), pre, None, source.clone()));
         };
         let mut builtins = self.inner.builtin_checkers.lock().await;
-        let pre = match builtins.get(name) {
-            Some(pre) => pre.clone(),
+        let builtin = match builtins.get(name) {
+            Some(builtin) => builtin.clone(),
             None => {
-                let pre = self.link_checker(source).await?;
-                builtins.insert(name.clone(), pre.clone());
-                pre
+                let builtin = Builtin {
+                    pre: self.link_checker(source).await?,
+                    warm: Arc::default(),
+                };
+                builtins.insert(name.clone(), builtin.clone());
+                builtin
             }
         };
-        Ok(Checker::new(self.clone(), pre, source.clone()))
+        Ok(Checker::new(
+            self.clone(),
+            builtin.pre,
+            Some(builtin.warm),
+            source.clone(),
+        ))
     }
 
     async fn link_checker(
@@ -365,6 +386,7 @@ impl Engine {
                 .inner
                 .memory_peak
                 .load(std::sync::atomic::Ordering::Relaxed),
+            stores_created: self.inner.stores_created.load(Ordering::Relaxed),
         }
     }
 
@@ -382,6 +404,24 @@ impl Engine {
         CallGuard {
             timer,
             _permit: permit,
+        }
+    }
+
+    /// What one call may reach: the sandbox's grants, the target's process
+    /// tree, until `deadline`.
+    pub(crate) fn capabilities(
+        sandbox: Option<&Sandbox>,
+        target_pid: Option<u32>,
+        deadline: Instant,
+    ) -> Capabilities {
+        Capabilities {
+            grants: sandbox.map(|s| s.grants.clone()).unwrap_or_default(),
+            base_dir: sandbox.and_then(|s| s.base_dir.clone()),
+            http: sandbox.map(Sandbox::http_client),
+            target_pid,
+            deadline,
+            log: Default::default(),
+            open_connections: 0,
         }
     }
 
@@ -405,31 +445,27 @@ impl Engine {
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
-        let caps = Capabilities {
-            grants: sandbox.map(|s| s.grants.clone()).unwrap_or_default(),
-            base_dir: sandbox.and_then(|s| s.base_dir.clone()),
-            http: sandbox.map(Sandbox::http_client),
-            target_pid,
-            deadline,
-            log: Default::default(),
-            open_connections: 0,
-        };
+        let caps = Self::capabilities(sandbox, target_pid, deadline);
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
             limits: MemoryCap {
                 limit: memory_limit,
                 hit: false,
+                grown_to: 0,
                 peak: self.inner.memory_peak.clone(),
             },
             caps,
         };
+        self.inner.stores_created.fetch_add(1, Ordering::Relaxed);
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
         // Set before instantiation: instantiation runs guest code too.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+        // The deadline is read from the store, where a reused instance's
+        // next call puts its own.
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().caps.deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 // Yield every tick so a busy guest cannot hog a worker thread.

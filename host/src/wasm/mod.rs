@@ -5,6 +5,7 @@
 //! - [`checker`] / [`loader`]: the two worlds of `vigil:health`.
 //! - [`host`]: the capability interfaces, one module each.
 //! - [`grants`]: what a service lets its checks reach.
+//! - `warm`: idle instances of the bundled checks, reused across calls.
 
 pub mod bindings;
 pub mod builtins;
@@ -18,6 +19,7 @@ mod limits;
 mod loader;
 mod output;
 pub(crate) mod store;
+mod warm;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -44,6 +44,18 @@ impl BoundedOutput {
     /// The captured text (lossily decoded), with a note when bytes were dropped.
     pub fn text(&self) -> String {
         let buffer = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::decode(&buffer)
+    }
+
+    /// The captured text, leaving the buffer empty for the next call.
+    pub fn take_text(&self) -> String {
+        let mut buffer = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let text = Self::decode(&buffer);
+        *buffer = Buffer::default();
+        text
+    }
+
+    fn decode(buffer: &Buffer) -> String {
         let mut text = String::from_utf8_lossy(&buffer.bytes).into_owned();
         if buffer.dropped > 0 {
             text.push_str(&format!(
