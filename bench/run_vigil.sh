@@ -95,5 +95,8 @@ hosts = ["tcp://127.0.0.1:18092"]'
     sleep 10
     $BENCH idle --root "$VPID" --duration "${SCALE_S:-60}" --marker-re '772\d{4}' --count 1000 --timeout 60 --label "${VIGIL_NAME:-vigil} 1000 services, 1 s builtin:tcp liveness each"
     stop
+    # The same connects without a supervisor: the kernel's share is a floor.
+    [ -n "${VIGIL_NAME:-}" ] || $PY "$HERE/connect_floor.py" 18092 --duration "${SCALE_S:-60}" \
+        --label "floor (bench/connect_floor.py, no supervisor)"
     kill "$LPID" 2>/dev/null || true
 fi
