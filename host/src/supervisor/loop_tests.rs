@@ -430,3 +430,22 @@ async fn reload_adds_removes_and_restarts_only_changed_commands() {
         .count();
     assert_eq!(reloaded, 4, "keep, change, new, drop");
 }
+
+#[test]
+fn timer_spread_stays_in_range_and_varies() {
+    let period = Duration::from_millis(100);
+    let phases: Vec<Duration> = (0..1000).map(|_| random_below(period)).collect();
+    assert!(phases.iter().all(|p| *p < period));
+    // Spread over the period, not bunched: both halves are well used.
+    let early = phases.iter().filter(|p| **p < period / 2).count();
+    assert!(
+        (300..=700).contains(&early),
+        "{early} of 1000 in the first half"
+    );
+    for _ in 0..1000 {
+        let j = jitter(Duration::from_secs(1));
+        assert!(j >= Duration::from_millis(900) && j < Duration::from_millis(1100));
+    }
+    assert_eq!(random_below(Duration::ZERO), Duration::ZERO);
+    assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+}

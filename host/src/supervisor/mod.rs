@@ -770,14 +770,11 @@ fn signal_name(sig: i32) -> String {
         .unwrap_or_else(|_| sig.to_string())
 }
 
-/// A little jitter for periodic checks (±10 %), so that 1,000 services
-/// with the same period do not all fire in the same millisecond.
-fn jitter(after: Duration) -> Duration {
+/// A pseudo-random number for timer jitter (xorshift, seeded by the clock):
+/// spreading timers needs no cryptographic quality.
+fn random_u64() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    if after.is_zero() {
-        return after;
-    }
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -786,12 +783,23 @@ fn jitter(after: Duration) -> Duration {
     x ^= x >> 7;
     x ^= x << 17;
     SEED.store(x, Ordering::Relaxed);
-    let spread = after.as_nanos() as u64 / 10;
-    if spread == 0 {
-        return after;
+    x
+}
+
+/// A uniformly random duration in `[0, range)`.
+fn random_below(range: Duration) -> Duration {
+    match u64::try_from(range.as_nanos()) {
+        Ok(0) => Duration::ZERO,
+        Ok(nanos) => Duration::from_nanos(random_u64() % nanos),
+        Err(_) => Duration::ZERO,
     }
-    let offset = x % (2 * spread);
-    (after + Duration::from_nanos(offset)).saturating_sub(Duration::from_nanos(spread))
+}
+
+/// A little jitter for periodic checks (±10 %), so that 1,000 services
+/// with the same period do not all fire in the same millisecond.
+fn jitter(after: Duration) -> Duration {
+    let spread = after / 10;
+    (after + random_below(2 * spread)).saturating_sub(spread)
 }
 
 /// How often a lingering group's watcher checks that its service still exists.
@@ -961,12 +969,16 @@ async fn perform(
             });
             Some(Event::GroupLingers { epoch, live })
         }
-        Effect::Schedule { timer, after } => {
+        Effect::Schedule {
+            timer,
+            after,
+            spread,
+        } => {
             let after = if matches!(timer.kind, TimerKind::Check(_)) {
                 jitter(after)
             } else {
                 after
-            };
+            } + random_below(spread);
             if after.is_zero() {
                 // No timer round trip (tokio's timers tick in whole
                 // milliseconds): a zero backoff restarts at once.

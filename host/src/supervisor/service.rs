@@ -222,10 +222,12 @@ pub enum Effect {
         pgid: i32,
         epoch: u64,
     },
-    /// Fire [`Event::Timer`] after this long (checks get jitter from the shell).
+    /// Fire [`Event::Timer`] after this long (checks get jitter from the
+    /// shell), plus a random part of `spread`, also chosen by the shell.
     Schedule {
         timer: Timer,
         after: Duration,
+        spread: Duration,
     },
     /// Run a check and answer with [`Event::Check`].
     RunCheck {
@@ -496,12 +498,24 @@ impl ServiceState {
     }
 
     fn schedule(&self, kind: TimerKind, after: Duration, fx: &mut Vec<Effect>) {
+        self.schedule_spread(kind, after, Duration::ZERO, fx);
+    }
+
+    /// Like [`Self::schedule`], at a random point of `spread` past `after`.
+    fn schedule_spread(
+        &self,
+        kind: TimerKind,
+        after: Duration,
+        spread: Duration,
+        fx: &mut Vec<Effect>,
+    ) {
         fx.push(Effect::Schedule {
             timer: Timer {
                 kind,
                 epoch: self.epoch,
             },
             after,
+            spread,
         });
     }
 
@@ -684,8 +698,15 @@ impl ServiceState {
             self.last_ping = Some(now);
             self.schedule(TimerKind::Watchdog, watchdog, fx);
         }
+        // Liveness starts at a random point of its first period: services
+        // started together then do not check in lockstep, and a hang is
+        // found at a uniformly random point of the period, not always just
+        // after a check. (The startup check has just passed, so checking
+        // liveness at once would say little.) Readiness starts at once:
+        // dependents wait for it.
         if let Some(spec) = &self.checks.liveness {
-            self.schedule(TimerKind::Check(Phase::Liveness), spec.initial_delay, fx);
+            let kind = TimerKind::Check(Phase::Liveness);
+            self.schedule_spread(kind, spec.initial_delay, spec.period, fx);
         }
         match &self.checks.readiness {
             Some(spec) => {

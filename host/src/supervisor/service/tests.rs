@@ -119,7 +119,19 @@ fn journal(fx: &[Effect]) -> Vec<Journal> {
 
 fn scheduled(fx: &[Effect], kind: TimerKind) -> Option<Duration> {
     fx.iter().find_map(|e| match e {
-        Effect::Schedule { timer, after } if timer.kind == kind => Some(*after),
+        Effect::Schedule { timer, after, .. } if timer.kind == kind => Some(*after),
+        _ => None,
+    })
+}
+
+/// `(after, spread)` of the timer of `kind`.
+fn spread(fx: &[Effect], kind: TimerKind) -> Option<(Duration, Duration)> {
+    fx.iter().find_map(|e| match e {
+        Effect::Schedule {
+            timer,
+            after,
+            spread,
+        } if timer.kind == kind => Some((*after, *spread)),
         _ => None,
     })
 }
@@ -306,8 +318,16 @@ fn startup_repeats_until_ok_then_readiness_and_liveness_begin() {
     }
     let fx = sim.check(Phase::Startup, Outcome::Ok);
     assert_eq!(sim.s.status(), Status::Running);
-    assert!(scheduled(&fx, TimerKind::Check(Phase::Readiness)).is_some());
-    assert!(scheduled(&fx, TimerKind::Check(Phase::Liveness)).is_some());
+    // Readiness at once (dependents wait for it); liveness at a random
+    // point of its first period, so services started together spread out.
+    assert_eq!(
+        spread(&fx, TimerKind::Check(Phase::Readiness)),
+        Some((Duration::ZERO, Duration::ZERO))
+    );
+    assert_eq!(
+        spread(&fx, TimerKind::Check(Phase::Liveness)),
+        Some((Duration::ZERO, Duration::from_millis(300)))
+    );
     // The startup timeout no longer acts.
     assert!(sim.timer(TimerKind::StartupTimeout).is_empty());
     let fx = sim.check(Phase::Readiness, Outcome::Ok);
@@ -1015,7 +1035,8 @@ fn a_silent_watchdog_is_a_liveness_failure_and_pings_postpone_it() {
                 kind: TimerKind::Watchdog,
                 epoch: sim.s.epoch()
             },
-            after: Duration::from_secs(3)
+            after: Duration::from_secs(3),
+            spread: Duration::ZERO
         }]
     );
     assert_eq!(sim.s.status(), Status::Ready);
