@@ -4,16 +4,18 @@
 //! Usage: cargo bench -p vigil --bench checks -- [--out FILE] [--quick]
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Stats, fmt, machine, server, stats, write_section};
-
-use vigil::wasm::{
-    CacheOutcome, CheckSource, Engine, EngineOptions, Grants, Phase, Sandbox, Target, Verdict,
+use common::{
+    Args, Stats, fmt, machine, runtime, sandbox, server, stats, target, time_calls,
+    time_compile_and_loads,
 };
+
+use vigil::wasm::{CheckSource, Engine, EngineOptions};
+
+const HEADING: &str = "## Check engine: per-check cost (issue 2)";
 
 mod programs {
     include!(concat!(env!("OUT_DIR"), "/test_programs.rs"));
@@ -60,29 +62,9 @@ async fn time_check(
     n: usize,
 ) -> Stats {
     let source: CheckSource = source.parse().expect("infallible");
-    let checker = engine.load_checker(&source).await.expect("load");
-    let config = config
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let target = Target::one_shot(Phase::Liveness, None, config);
-    let sandbox = Sandbox::new(
-        Grants::parse(hosts, &[]).expect("grants"),
-        Duration::from_secs(5),
-        64 << 20,
-    );
-    // Warm up: first call builds the HTTP client, faults in the pool.
-    for _ in 0..20 {
-        assert_eq!(checker.check(&target, &sandbox).await.verdict, Verdict::Ok);
-    }
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = Instant::now();
-        let report = checker.check(&target, &sandbox).await;
-        samples.push(start.elapsed());
-        assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
-    }
-    stats(samples)
+    let (target, sandbox) = (target(config), sandbox(hosts, &[]));
+    // 20 calls to warm up: the first builds the HTTP client, faults in the pool.
+    time_calls(engine, &source, &target, &sandbox, 20, n).await
 }
 
 async fn time_loads(source: &str, n: usize) -> (Duration, Stats) {
@@ -95,35 +77,16 @@ async fn time_loads(source: &str, n: usize) -> (Duration, Stats) {
     })
     .expect("engine");
     let source: CheckSource = source.parse().expect("infallible");
-    let start = Instant::now();
-    let (_, outcome) = engine.load_component(&source).await.expect("compile");
-    let compile = start.elapsed();
-    assert_eq!(outcome, CacheOutcome::Compiled);
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = Instant::now();
-        let (_, outcome) = engine.load_component(&source).await.expect("load");
-        samples.push(start.elapsed());
-        assert_eq!(outcome, CacheOutcome::Hit);
-    }
+    let loads = time_compile_and_loads(&engine, &source, n).await;
     let _ = std::fs::remove_dir_all(&dir);
-    (compile, stats(samples))
+    loads
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let out = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from);
-    let scale = if quick { 10 } else { 1 };
+    let args = Args::parse();
+    let scale = args.scale();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     let http_port = server(http_ok);
     let tcp_port = tcp_server();
     let url = format!("http://127.0.0.1:{http_port}/");
@@ -218,12 +181,9 @@ fn main() {
     ));
 
     let report = format!(
-        "## Check engine: per-check cost (issue 2)\n\nOne run, one machine ({}), `cargo bench -p vigil --bench checks`{}. The HTTP and TCP servers are minimal Rust servers on loopback, the same for wasm checks and curl.\n\n{table}\n{loads}",
+        "{HEADING}\n\nOne run, one machine ({}), `cargo bench -p vigil --bench checks`{}. The HTTP and TCP servers are minimal Rust servers on loopback, the same for wasm checks and curl.\n\n{table}\n{loads}",
         machine(),
-        if quick { " -- --quick" } else { "" }
+        args.shown()
     );
-    print!("{report}");
-    if let Some(out) = out {
-        write_section(&out, "## Check engine: per-check cost (issue 2)", &report);
-    }
+    args.publish(HEADING, &report);
 }

@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
-use common::{Stats, fmt, machine, server, stats, write_section};
-
-use vigil::wasm::{
-    CacheOutcome, CheckSource, Engine, EngineOptions, Grants, Phase, Sandbox, Target, Verdict,
+use common::{
+    Args, Stats, fmt, machine, runtime, sandbox, server, stats, target, time_cached_loads,
+    time_calls, time_compile_and_loads,
 };
+
+use vigil::wasm::{CheckSource, Engine, EngineOptions, Sandbox, Target, Verdict};
 
 const HEADING: &str = "## Checks in other languages (issue 5)";
 
@@ -51,22 +52,6 @@ fn mini_redis(request: &[u8]) -> Option<Vec<u8>> {
     } else {
         None
     }
-}
-
-fn target(config: &[(&str, &str)]) -> Target {
-    let config = config
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Target::one_shot(Phase::Liveness, None, config)
-}
-
-fn sandbox(hosts: &[String], paths: &[PathBuf]) -> Sandbox {
-    Sandbox::new(
-        Grants::parse(hosts, paths).expect("grants"),
-        Duration::from_secs(5),
-        64 << 20,
-    )
 }
 
 /// One probe to measure: a component, its settings and grants.
@@ -112,57 +97,17 @@ async fn time_unremembered_loads(cache: &Path, source: &CheckSource, n: usize) -
     };
     let copy = cache.join("fresh-copy.wasm");
     std::fs::copy(path, &copy).expect("copy component");
-    let engine = engine(cache);
     let copy_source = CheckSource::File(copy.clone());
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = Instant::now();
-        let (_, outcome) = engine.load_component(&copy_source).await.expect("load");
-        samples.push(start.elapsed());
-        assert_eq!(outcome, CacheOutcome::Hit);
-    }
+    let loads = time_cached_loads(&engine(cache), &copy_source, n).await;
     let _ = std::fs::remove_file(&copy);
-    Some(stats(samples))
+    Some(loads)
 }
 
-/// Compile into an empty cache, then load from it `n` times.
-async fn time_loads(cache: &Path, source: &CheckSource, n: usize) -> (Duration, Stats) {
-    let engine = engine(cache);
-    let start = Instant::now();
-    let (_, outcome) = engine.load_component(source).await.expect("compile");
-    let compile = start.elapsed();
-    assert_eq!(
-        outcome,
-        CacheOutcome::Compiled,
-        "{source}: the cache was not empty"
-    );
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = Instant::now();
-        let (_, outcome) = engine.load_component(source).await.expect("load");
-        samples.push(start.elapsed());
-        assert_eq!(outcome, CacheOutcome::Hit);
-    }
-    (compile, stats(samples))
-}
-
-/// A fresh instance per call, as Vigil runs checks.
-async fn time_calls(engine: &Engine, probe: &Probe, n: usize) -> Stats {
+/// Calls of `probe` as Vigil makes them, after 5 to warm up.
+async fn time_probe_calls(engine: &Engine, probe: &Probe, n: usize) -> Stats {
     let source: CheckSource = probe.source.parse().expect("infallible");
-    let checker = engine.load_checker(&source).await.expect("load");
     let (target, sandbox) = (probe.target(), probe.sandbox());
-    for _ in 0..5 {
-        let report = checker.check(&target, &sandbox).await;
-        assert_eq!(report.verdict, Verdict::Ok, "{}: {report:?}", probe.source);
-    }
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = Instant::now();
-        let report = checker.check(&target, &sandbox).await;
-        samples.push(start.elapsed());
-        assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
-    }
-    stats(samples)
+    time_calls(engine, &source, &target, &sandbox, 5, n).await
 }
 
 /// A new Engine (as at the second start of Vigil: the compiled component
@@ -247,14 +192,8 @@ fn example(name: &str) -> String {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let out = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from);
-    let scale = if quick { 10 } else { 1 };
+    let args = Args::parse();
+    let scale = args.scale();
 
     let python = example("json_health");
     let javascript = example("heartbeat");
@@ -340,10 +279,7 @@ fn main() {
         redis_probe("Rust", "builtin:redis", "Redis PING + INFO replication"),
     ];
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     let cache_root =
         std::env::temp_dir().join(format!("vigil-bench-lang-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache_root);
@@ -367,7 +303,12 @@ fn main() {
             }
         };
         eprintln!("compiling {language} ...");
-        let (compile, loads) = runtime.block_on(time_loads(&cache, &parsed, 50 / scale.min(5)));
+        // Into an empty cache, then loads from it.
+        let (compile, loads) = runtime.block_on(time_compile_and_loads(
+            &engine(&cache),
+            &parsed,
+            50 / scale.min(5),
+        ));
         let fresh = runtime.block_on(time_unremembered_loads(&cache, &parsed, 10));
         if let CheckSource::File(path) = &parsed {
             breakdowns.push_str(&format!(
@@ -396,7 +337,7 @@ fn main() {
             "Python" | "JavaScript" => 300,
             _ => 2000,
         } / scale;
-        let s = runtime.block_on(time_calls(&shared, probe, n));
+        let s = runtime.block_on(time_probe_calls(&shared, probe, n));
         call_rows.push_str(&format!(
             "| {} | {} | {} | {} | {} |\n",
             probe.language,
@@ -446,10 +387,7 @@ fn main() {
          first `check` → `CheckReport` (target ≤ 50 ms).\n\n\
          | check | median | p99 | runs | ≤ 50 ms |\n|---|---|---|---|---|\n{start_rows}",
         machine(),
-        if quick { " -- --quick" } else { "" }
+        args.shown()
     );
-    print!("{report}");
-    if let Some(out) = out {
-        write_section(&out, HEADING, &report);
-    }
+    args.publish(HEADING, &report);
 }

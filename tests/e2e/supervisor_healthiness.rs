@@ -16,7 +16,7 @@ fn readiness_reached() {
     setup.service("web", &http_server_manifest(port, ""));
     let vigil = setup.run();
 
-    let (spawned_at, spawned) = vigil.wait_kind(0, "web", "spawned");
+    let (spawned_at, pid) = vigil.wait_spawned(0, "web");
     let (ready_at, _) = vigil.wait_kind(spawned_at, "web", "ready");
     // The readiness check passed before `ready`, after the spawn.
     let events = vigil.journal();
@@ -30,7 +30,6 @@ fn readiness_reached() {
     );
     // It really is the server we spawned, and it answers.
     assert!(listening(port), "ready, but nothing listens on {port}");
-    let pid = pid_of(&spawned);
     assert!(alive(pid));
     assert!(cmdline(pid).contains("http.server"), "{}", cmdline(pid));
     // Ready is not followed by a restart.
@@ -74,20 +73,12 @@ timeout = "300ms"
 [grants]
 hosts = ["http://127.0.0.1:{port}"]
 "#,
-        command = command(&[
-            "python3",
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1"
-        ]),
+        command = http_server_command(port),
     );
     setup.service("web", &manifest);
     let vigil = setup.run();
 
-    let (i, spawned) = vigil.wait_kind(0, "web", "spawned");
-    let pid = pid_of(&spawned);
+    let (i, pid) = vigil.wait_spawned(0, "web");
     let (i, _) = vigil.wait_event_from(
         i,
         |e| is(e, "web", "check") && e["phase"] == "liveness" && e["outcome"] == "ok",
@@ -166,17 +157,17 @@ timeout = "5s"
     let vigil = setup.run();
 
     for service in ["denied", "broken"] {
-        let (i, first) = vigil.wait_kind(0, service, "spawned");
+        let (i, first) = vigil.wait_spawned(0, service);
         let (j, check) = vigil.wait_event_from(i, |e| is(e, service, "check"), SOON);
         assert_eq!(check["phase"], "liveness", "{check}");
         assert_eq!(check["outcome"], "error", "{check}");
         let (k, exited) = vigil.wait_kind(j, service, "exited");
-        assert_eq!(pid_of(&exited), pid_of(&first));
+        assert_eq!(pid_of(&exited), first);
         assert_eq!(exited["signal"], "SIGTERM", "{exited}");
         let (l, restarting) = vigil.wait_kind(k, service, "restarting");
         assert_eq!(restarting["delay_ms"], 0, "first backoff is 0");
-        let (_, second) = vigil.wait_kind(l, service, "spawned");
-        assert_ne!(pid_of(&second), pid_of(&first));
+        let (_, second) = vigil.wait_spawned(l, service);
+        assert_ne!(second, first);
     }
     let denied = vigil.wait_event(|e| is(e, "denied", "check"), SOON);
     let reason = denied["reason"].as_str().unwrap_or_default();

@@ -94,29 +94,45 @@ pub fn command(argv: &[&str]) -> String {
     format!("command = [{}]\n", items.join(", "))
 }
 
-/// A manifest running `python3 -m http.server PORT` on loopback, ready
-/// once it answers HTTP (readiness builtin:http, 200 ms period).
-pub fn http_server_manifest(port: u16, extra: &str) -> String {
+/// `command = [...]` running `python3 -m http.server PORT` on loopback.
+pub fn http_server_command(port: u16) -> String {
+    command(&[
+        "python3",
+        "-m",
+        "http.server",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+    ])
+}
+
+/// A readiness check on builtin:http (200 ms period, 3 s timeout) asking
+/// `url`, and the grant for `origin` (the URL's scheme, host and port):
+/// the rest of a manifest after its command.
+pub fn http_readiness(url: &str, origin: &str) -> String {
     format!(
-        r#"{command}{extra}
+        r#"
 [checks.readiness]
 check = "builtin:http"
 period = "200ms"
 timeout = "3s"
 [checks.readiness.config]
-url = "http://127.0.0.1:{port}/"
+url = "{url}"
 
 [grants]
-hosts = ["http://127.0.0.1:{port}"]
-"#,
-        command = command(&[
-            "python3",
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1"
-        ]),
+hosts = ["{origin}"]
+"#
+    )
+}
+
+/// A manifest running `python3 -m http.server PORT` on loopback, ready
+/// once it answers HTTP (readiness builtin:http, 200 ms period).
+pub fn http_server_manifest(port: u16, extra: &str) -> String {
+    let origin = format!("http://127.0.0.1:{port}");
+    format!(
+        "{}{extra}{}",
+        http_server_command(port),
+        http_readiness(&format!("{origin}/"), &origin)
     )
 }
 
@@ -253,6 +269,13 @@ impl Vigil {
     /// Wait for `kind` about `service` (from line `from` on).
     pub fn wait_kind(&self, from: usize, service: &str, kind: &str) -> (usize, Value) {
         self.wait_event_from(from, |e| is(e, service, kind), SOON)
+    }
+
+    /// Wait for a `spawned` of `service` (from line `from` on): its line
+    /// index and the child's pid.
+    pub fn wait_spawned(&self, from: usize, service: &str) -> (usize, i32) {
+        let (i, spawned) = self.wait_kind(from, service, "spawned");
+        (i, pid_of(&spawned))
     }
 
     /// The journal and vigil's stderr, for failure messages.

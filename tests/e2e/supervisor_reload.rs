@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use serde_json::Value;
 
 use crate::helpers::{HttpServer, programs};
 use crate::supervisor_helpers::*;
@@ -11,6 +12,29 @@ use crate::supervisor_helpers::*;
 /// Longer than vigil's reload debounce (300 ms) with room to spare: what
 /// has not happened this long after a change is not going to.
 const SETTLE: Duration = Duration::from_millis(1500);
+
+/// What a `reloaded` event says changed ("" when it says nothing).
+fn change(reloaded: &Value) -> &str {
+    reloaded["change"].as_str().unwrap_or_default()
+}
+
+/// The reload left `svc`'s child alone: `pid` still runs, and it is the
+/// only child `svc` ever had (one `spawned`, no `exited`).
+fn assert_child_kept(vigil: &Vigil, pid: i32) {
+    assert!(alive(pid), "{}", vigil.diagnostics());
+    let events = vigil.events("svc");
+    assert_eq!(
+        events.iter().filter(|e| e["kind"] == "spawned").count(),
+        1,
+        "{}",
+        vigil.diagnostics()
+    );
+    assert!(
+        events.iter().all(|e| e["kind"] != "exited"),
+        "{}",
+        vigil.diagnostics()
+    );
+}
 
 /// An editor-style save (temp file renamed over service.toml) changing the
 /// command is one change: exactly one `reloaded` and one restart, and the
@@ -20,18 +44,15 @@ fn atomic_save_with_new_command_is_one_reload_and_one_restart() {
     let setup = Setup::new("reload-save");
     let dir = setup.service("svc", &command(&["sleep", "301"]));
     let vigil = setup.run();
-    let (i, first) = vigil.wait_kind(0, "svc", "spawned");
-    let old = pid_of(&first);
+    let (i, old) = vigil.wait_spawned(0, "svc");
 
     atomic_save(&dir, &command(&["sleep", "302"]));
 
     let (j, reloaded) = vigil.wait_kind(i, "svc", "reloaded");
-    let change = reloaded["change"].as_str().unwrap_or_default();
-    assert!(change.contains("command changed"), "{reloaded}");
+    assert!(change(&reloaded).contains("command changed"), "{reloaded}");
     let (k, exited) = vigil.wait_kind(j, "svc", "exited");
     assert_eq!(pid_of(&exited), old);
-    let (_, second) = vigil.wait_kind(k, "svc", "spawned");
-    let new = pid_of(&second);
+    let (_, new) = vigil.wait_spawned(k, "svc");
     assert_ne!(new, old);
     assert_eq!(cmdline(new), "sleep 302");
     assert!(!alive(old));
@@ -62,8 +83,7 @@ fn broken_manifest_keeps_the_old_version_running() {
     let setup = Setup::new("reload-broken");
     let dir = setup.service("svc", &command(&["sleep", "301"]));
     let vigil = setup.run();
-    let (i, first) = vigil.wait_kind(0, "svc", "spawned");
-    let pid = pid_of(&first);
+    let (i, pid) = vigil.wait_spawned(0, "svc");
 
     // A typo in a key and a bad duration.
     atomic_save(
@@ -105,8 +125,8 @@ fn broken_manifest_keeps_the_old_version_running() {
     // Fixed: the new command applies.
     atomic_save(&dir, &command(&["sleep", "303"]));
     let (k, _) = vigil.wait_kind(i, "svc", "reloaded");
-    let (_, second) = vigil.wait_kind(k, "svc", "spawned");
-    assert_eq!(cmdline(pid_of(&second)), "sleep 303");
+    let (_, second) = vigil.wait_spawned(k, "svc");
+    assert_eq!(cmdline(second), "sleep 303");
 }
 
 /// Changing only a check's settings swaps the check in without touching
@@ -116,33 +136,16 @@ fn check_change_swaps_the_check_and_keeps_the_child() {
     let server = HttpServer::start();
     let setup = Setup::new("reload-check");
     let manifest = |path: &str| {
-        format!(
-            r#"{command}
-[checks.readiness]
-check = "builtin:http"
-period = "200ms"
-timeout = "3s"
-[checks.readiness.config]
-url = "{url}"
-
-[grants]
-hosts = ["{grant}"]
-"#,
-            command = command(&["sleep", "301"]),
-            url = server.url(path),
-            grant = server.grant(),
-        )
+        command(&["sleep", "301"]) + &http_readiness(&server.url(path), &server.grant())
     };
     let dir = setup.service("svc", &manifest("/ok"));
     let vigil = setup.run();
-    let (i, first) = vigil.wait_kind(0, "svc", "spawned");
-    let pid = pid_of(&first);
+    let (i, pid) = vigil.wait_spawned(0, "svc");
     let (i, _) = vigil.wait_kind(i, "svc", "ready");
 
     atomic_save(&dir, &manifest("/status/503"));
     let (j, reloaded) = vigil.wait_kind(i, "svc", "reloaded");
-    let change = reloaded["change"].as_str().unwrap_or_default();
-    assert!(!change.contains("restart"), "{reloaded}");
+    assert!(!change(&reloaded).contains("restart"), "{reloaded}");
     // The new check is the one running: the service turns unready.
     let (k, unready) = vigil.wait_kind(j, "svc", "unready");
     assert!(
@@ -154,20 +157,7 @@ hosts = ["{grant}"]
     // And back: the original check makes it ready again.
     atomic_save(&dir, &manifest("/ok"));
     vigil.wait_kind(k, "svc", "ready");
-
-    assert!(alive(pid));
-    let events = vigil.events("svc");
-    assert_eq!(
-        events.iter().filter(|e| e["kind"] == "spawned").count(),
-        1,
-        "{}",
-        vigil.diagnostics()
-    );
-    assert!(
-        events.iter().all(|e| e["kind"] != "exited"),
-        "{}",
-        vigil.diagnostics()
-    );
+    assert_child_kept(&vigil, pid);
 }
 
 /// A changed component under the same manifest (`cp new.wasm check.wasm`)
@@ -191,29 +181,15 @@ timeout = "5s"
     );
     std::fs::copy(programs::RETRY, dir.join("check.wasm")).expect("copy retry component");
     let vigil = setup.run();
-    let (i, first) = vigil.wait_kind(0, "svc", "spawned");
-    let pid = pid_of(&first);
+    let (i, pid) = vigil.wait_spawned(0, "svc");
     let (i, retry) = vigil.wait_event_from(i, |e| is(e, "svc", "check"), SOON);
     assert_eq!(retry["outcome"], "retry", "{retry}");
 
     std::fs::copy(programs::OK, dir.join("check.wasm")).expect("overwrite with ok component");
     let (j, reloaded) = vigil.wait_kind(i, "svc", "reloaded");
-    assert!(
-        reloaded["change"]
-            .as_str()
-            .is_some_and(|c| c.contains("checks or loader")),
-        "{reloaded}"
-    );
+    assert!(change(&reloaded).contains("checks or loader"), "{reloaded}");
     vigil.wait_kind(j, "svc", "ready");
-    assert!(alive(pid));
-    let events = vigil.events("svc");
-    assert_eq!(
-        events.iter().filter(|e| e["kind"] == "spawned").count(),
-        1,
-        "{}",
-        vigil.diagnostics()
-    );
-    assert!(events.iter().all(|e| e["kind"] != "exited"));
+    assert_child_kept(&vigil, pid);
 }
 
 /// A new service directory starts; a removed one stops (its child with it).
@@ -222,26 +198,19 @@ fn added_service_starts_and_removed_service_stops() {
     let setup = Setup::new("reload-add-remove");
     setup.service("old", &command(&["sleep", "301"]));
     let vigil = setup.run();
-    let (i, old) = vigil.wait_kind(0, "old", "spawned");
-    let old_pid = pid_of(&old);
+    let (i, old_pid) = vigil.wait_spawned(0, "old");
 
     // Added: the directory, then its manifest (as a person would).
     setup.service("new", &command(&["sleep", "302"]));
     let (j, reloaded) = vigil.wait_kind(i, "new", "reloaded");
     assert_eq!(reloaded["change"], "added", "{reloaded}");
-    let (_, new) = vigil.wait_kind(j, "new", "spawned");
-    let new_pid = pid_of(&new);
+    let (_, new_pid) = vigil.wait_spawned(j, "new");
     assert_eq!(cmdline(new_pid), "sleep 302");
 
     // Removed.
     std::fs::remove_dir_all(setup.checks.join("old")).expect("remove old");
     let (k, reloaded) = vigil.wait_kind(i, "old", "reloaded");
-    assert!(
-        reloaded["change"]
-            .as_str()
-            .is_some_and(|c| c.contains("removed")),
-        "{reloaded}"
-    );
+    assert!(change(&reloaded).contains("removed"), "{reloaded}");
     let (_, exited) = vigil.wait_kind(k, "old", "exited");
     assert_eq!(pid_of(&exited), old_pid);
     wait_until("the removed service's child is gone", SOON, || {
@@ -277,8 +246,7 @@ fn sighup_forces_a_rescan() {
     std::fs::create_dir_all(&dir).expect("service dir");
     std::os::unix::fs::symlink(&target, dir.join("service.toml")).expect("symlink manifest");
     let vigil = setup.run();
-    let (i, first) = vigil.wait_kind(0, "svc", "spawned");
-    let old = pid_of(&first);
+    let (i, old) = vigil.wait_spawned(0, "svc");
 
     std::fs::write(&target, command(&["sleep", "302"])).expect("edit managed manifest");
     std::thread::sleep(SETTLE);
@@ -290,13 +258,8 @@ fn sighup_forces_a_rescan() {
 
     vigil.signal(Signal::SIGHUP);
     let (j, reloaded) = vigil.wait_kind(i, "svc", "reloaded");
-    assert!(
-        reloaded["change"]
-            .as_str()
-            .is_some_and(|c| c.contains("command changed")),
-        "{reloaded}"
-    );
-    let (_, second) = vigil.wait_kind(j, "svc", "spawned");
-    assert_eq!(cmdline(pid_of(&second)), "sleep 302");
+    assert!(change(&reloaded).contains("command changed"), "{reloaded}");
+    let (_, second) = vigil.wait_spawned(j, "svc");
+    assert_eq!(cmdline(second), "sleep 302");
     assert!(!alive(old));
 }

@@ -3,6 +3,7 @@
 //! is SIGKILLed (PDEATHSIG now, recovery at the next start).
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -39,17 +40,15 @@ fn graceful_shutdown_within_the_grace() {
     let mut vigil = setup.run();
     let mut pids = Vec::new();
     for name in ["polite", "stubborn", "interruptible"] {
-        let (_, e) = vigil.wait_kind(0, name, "spawned");
-        pids.push((name, pid_of(&e)));
+        let (_, pid) = vigil.wait_spawned(0, name);
+        pids.push((name, pid));
     }
     // The shells' traps are set before the shutdown begins.
     let (stubborn, interruptible) = (pids[1].1, pids[2].1);
     wait_until("the traps are installed", SOON, || {
-        let term = 1 << (libc::SIGTERM - 1);
-        let int = 1 << (libc::SIGINT - 1);
-        signal_mask(stubborn, "SigIgn") & term != 0
-            && signal_mask(interruptible, "SigIgn") & term != 0
-            && signal_mask(interruptible, "SigCgt") & int != 0
+        ignores(stubborn, Signal::SIGTERM)
+            && ignores(interruptible, Signal::SIGTERM)
+            && catches(interruptible, Signal::SIGINT)
     });
 
     let t0 = Instant::now();
@@ -97,14 +96,63 @@ fn graceful_shutdown_within_the_grace() {
     }
 }
 
-/// A signal mask of `pid` from /proc (`SigIgn`, `SigCgt`, ...); 0 when gone.
-fn signal_mask(pid: i32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// True when `pid` ignores `signal` (its `SigIgn` mask in /proc).
+fn ignores(pid: i32, signal: Signal) -> bool {
+    in_signal_mask(pid, "SigIgn", signal)
+}
+
+/// True when `pid` has a handler for `signal` (its `SigCgt` mask in /proc).
+fn catches(pid: i32, signal: Signal) -> bool {
+    in_signal_mask(pid, "SigCgt", signal)
+}
+
+/// True when `signal` is in the signal mask `field` (`SigIgn`, `SigCgt`,
+/// ...) of `pid` in /proc; false when `pid` is gone.
+fn in_signal_mask(pid: i32, field: &str, signal: Signal) -> bool {
+    let mask = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    mask & (1 << (signal as i32 - 1)) != 0
+}
+
+/// The service `wrapped`, with a stop grace of `stop_grace`: a wrapper
+/// shell (the group's leader) runs `worker.sh` in the background and waits
+/// for it. The worker traps SIGTERM with `on_term`, writes its pid to
+/// `worker.pid`, then loops. Returns the service directory.
+fn wrapped_worker(setup: &Setup, stop_grace: &str, on_term: &str) -> PathBuf {
+    let dir = setup.service(
+        "wrapped",
+        &format!(
+            "{}stop-grace = \"{stop_grace}\"\n",
+            command(&["sh", "-c", "sh ./worker.sh & wait"])
+        ),
+    );
+    std::fs::write(
+        dir.join("worker.sh"),
+        format!(
+            "trap '{on_term}' TERM\n\
+             echo $$ > worker.pid\n\
+             while :; do sleep 0.1; done\n"
+        ),
+    )
+    .expect("write worker.sh");
+    dir
+}
+
+/// The pid of [`wrapped_worker`]'s worker, once it has written it.
+fn worker_pid(dir: &Path) -> i32 {
+    let pid_file = dir.join("worker.pid");
+    wait_until("the worker runs", SOON, || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))
+    });
+    std::fs::read_to_string(&pid_file)
+        .expect("worker.pid")
+        .trim()
+        .parse()
+        .expect("a pid")
 }
 
 /// The stop grace is the whole process group's, not only its leader's: a
@@ -115,30 +163,10 @@ fn signal_mask(pid: i32, field: &str) -> u64 {
 #[test]
 fn stop_grace_covers_the_whole_group() {
     let setup = Setup::new("group-grace");
-    let dir = setup.service(
-        "wrapped",
-        &format!(
-            "{}stop-grace = \"5s\"\n",
-            command(&["sh", "-c", "sh ./worker.sh & wait"])
-        ),
-    );
-    std::fs::write(
-        dir.join("worker.sh"),
-        "trap 'sleep 0.5; echo flushed > flushed; exit 0' TERM\n\
-         echo $$ > worker.pid\n\
-         while :; do sleep 0.1; done\n",
-    )
-    .expect("write worker.sh");
+    let dir = wrapped_worker(&setup, "5s", "sleep 0.5; echo flushed > flushed; exit 0");
     let mut vigil = setup.run();
     vigil.wait_kind(0, "wrapped", "spawned");
-    wait_until("the worker runs", SOON, || {
-        std::fs::read_to_string(dir.join("worker.pid")).is_ok_and(|p| p.ends_with('\n'))
-    });
-    let worker: i32 = std::fs::read_to_string(dir.join("worker.pid"))
-        .expect("worker.pid")
-        .trim()
-        .parse()
-        .expect("a pid");
+    let worker = worker_pid(&dir);
 
     let status = vigil.terminate();
     assert!(status.success(), "{status}\n{}", vigil.diagnostics());
@@ -187,8 +215,7 @@ fn double_forking_service_leaves_no_zombie() {
     );
     let vigil = setup.run();
 
-    let (_, e) = vigil.wait_kind(0, "forker", "spawned");
-    let leader = pid_of(&e);
+    let (_, leader) = vigil.wait_spawned(0, "forker");
     // The grandchild re-parents to vigil (subreaper), in the leader's group.
     let mut orphan = None;
     wait_until("the orphan re-parents to vigil", SOON, || {
@@ -263,9 +290,8 @@ fn killed_vigil_leaves_no_child_and_the_next_run_recovers() {
     setup.service("direct", &command(&["sleep", "321"]));
     setup.service("tree", &command(&["sh", "-c", "sleep 322 & wait"]));
     let mut first = setup.run();
-    let (_, direct) = first.wait_kind(0, "direct", "spawned");
-    let (_, tree) = first.wait_kind(0, "tree", "spawned");
-    let (direct, tree) = (pid_of(&direct), pid_of(&tree));
+    let (_, direct) = first.wait_spawned(0, "direct");
+    let (_, tree) = first.wait_spawned(0, "tree");
     let mut grandchild = None;
     wait_until("the tree service's sleep runs", SOON, || {
         grandchild = all_processes()
@@ -310,14 +336,14 @@ fn killed_vigil_leaves_no_child_and_the_next_run_recovers() {
     assert_eq!(pid_of(&recovered), tree, "{recovered}");
     wait_until("the grandchild is stopped", SOON, || !alive(grandchild));
     // Then the services start again, after the recovery.
-    let (spawned_at, direct_again) = second.wait_kind(acquired_at, "direct", "spawned");
-    let (tree_at, _) = second.wait_kind(acquired_at, "tree", "spawned");
+    let (spawned_at, direct_again) = second.wait_spawned(acquired_at, "direct");
+    let (tree_at, _) = second.wait_spawned(acquired_at, "tree");
     assert!(
         recovered_at < spawned_at && recovered_at < tree_at,
         "{}",
         second.diagnostics()
     );
-    assert!(alive(pid_of(&direct_again)));
+    assert!(alive(direct_again));
     // Only what was alive is "recovered" (a child found alive and
     // stopped): the direct child died with the first vigil. Where nobody
     // reaps orphans (a container whose pid 1 does not wait), it lingers as
@@ -349,31 +375,14 @@ fn killed_vigil_leaves_no_child_and_the_next_run_recovers() {
 #[test]
 fn a_group_outliving_its_leader_is_recovered_after_vigil_is_killed() {
     let setup = Setup::new("linger-killed");
-    let dir = setup.service(
-        "wrapped",
-        &format!(
-            "{}stop-grace = \"60s\"\n",
-            command(&["sh", "-c", "sh ./worker.sh & wait"])
-        ),
+    let dir = wrapped_worker(
+        &setup,
+        "60s",
+        "if [ -e got-term ]; then exit 0; fi; echo once > got-term",
     );
-    std::fs::write(
-        dir.join("worker.sh"),
-        "trap 'if [ -e got-term ]; then exit 0; fi; echo once > got-term' TERM\n\
-         echo $$ > worker.pid\n\
-         while :; do sleep 0.1; done\n",
-    )
-    .expect("write worker.sh");
     let mut first = setup.run();
-    let (_, spawned) = first.wait_kind(0, "wrapped", "spawned");
-    let leader = pid_of(&spawned);
-    wait_until("the worker runs", SOON, || {
-        std::fs::read_to_string(dir.join("worker.pid")).is_ok_and(|p| p.ends_with('\n'))
-    });
-    let worker: i32 = std::fs::read_to_string(dir.join("worker.pid"))
-        .expect("worker.pid")
-        .trim()
-        .parse()
-        .expect("a pid");
+    let (_, leader) = first.wait_spawned(0, "wrapped");
+    let worker = worker_pid(&dir);
 
     // Shutdown: the leader dies of SIGTERM, the worker lives on in its grace.
     first.signal(Signal::SIGTERM);
@@ -400,7 +409,7 @@ fn a_group_outliving_its_leader_is_recovered_after_vigil_is_killed() {
     wait_until("the worker obeyed the second SIGTERM", SOON, || {
         !alive(worker)
     });
-    let (spawned_at, _) = second.wait_kind(old_lines, "wrapped", "spawned");
+    let (spawned_at, _) = second.wait_spawned(old_lines, "wrapped");
     assert!(recovered_at < spawned_at, "{}", second.diagnostics());
     drop(second);
     drop(first);
@@ -419,10 +428,9 @@ fn second_signal_forces_shutdown() {
         ),
     );
     let mut vigil = setup.run();
-    let (_, spawned) = vigil.wait_kind(0, "stubborn", "spawned");
-    let pid = pid_of(&spawned);
+    let (_, pid) = vigil.wait_spawned(0, "stubborn");
     wait_until("the trap is installed", SOON, || {
-        signal_mask(pid, "SigIgn") & (1 << (libc::SIGTERM - 1)) != 0
+        ignores(pid, Signal::SIGTERM)
     });
     vigil.signal(Signal::SIGTERM);
     // The graceful stop is under way and ignored: the child outlives it.

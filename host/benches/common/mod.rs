@@ -1,10 +1,62 @@
-//! What the benchmark binaries share: sample statistics, formatting, a
-//! loopback server, and writing one section of BENCHMARKS.md.
+//! What the benchmark binaries share: their command line, sample
+//! statistics, the timing loops, formatting, a loopback server, and
+//! writing one section of BENCHMARKS.md.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use vigil::wasm::{CacheOutcome, CheckSource, Engine, Grants, Phase, Sandbox, Target, Verdict};
+
+/// A bench binary's arguments: `[--out FILE] [--quick]`.
+pub struct Args {
+    /// The BENCHMARKS.md whose section the report replaces.
+    pub out: Option<PathBuf>,
+    /// A tenth of the runs (or fewer), for a quick look.
+    pub quick: bool,
+}
+
+impl Args {
+    pub fn parse() -> Args {
+        let args: Vec<String> = std::env::args().collect();
+        Args {
+            out: args
+                .iter()
+                .position(|a| a == "--out")
+                .and_then(|i| args.get(i + 1))
+                .map(PathBuf::from),
+            quick: args.iter().any(|a| a == "--quick"),
+        }
+    }
+
+    /// What run counts are divided by: 10 with `--quick`, else 1.
+    pub fn scale(&self) -> usize {
+        if self.quick { 10 } else { 1 }
+    }
+
+    /// The arguments to name in a report: ` -- --quick` or nothing.
+    pub fn shown(&self) -> &'static str {
+        if self.quick { " -- --quick" } else { "" }
+    }
+
+    /// Prints `report`, and with `--out` puts it in that file as the
+    /// section under `heading`.
+    pub fn publish(&self, heading: &str, report: &str) {
+        print!("{report}");
+        if let Some(out) = &self.out {
+            write_section(out, heading, report);
+        }
+    }
+}
+
+/// The multi-threaded runtime the checks run on, as in `vigil run`.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
 
 pub struct Stats {
     pub median: Duration,
@@ -20,6 +72,79 @@ pub fn stats(mut samples: Vec<Duration>) -> Stats {
         p99: samples[(n * 99 / 100).min(n - 1)],
         n,
     }
+}
+
+/// A liveness target with no pid and `config` as the check's settings.
+pub fn target(config: &[(&str, &str)]) -> Target {
+    let config = config
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Target::one_shot(Phase::Liveness, None, config)
+}
+
+/// A sandbox granting `hosts` and `paths`, 5 s and 64 MiB per call.
+pub fn sandbox(hosts: &[String], paths: &[PathBuf]) -> Sandbox {
+    Sandbox::new(
+        Grants::parse(hosts, paths).expect("grants"),
+        Duration::from_secs(5),
+        64 << 20,
+    )
+}
+
+/// `n` timed calls of the check `source`, made as Vigil makes them, after
+/// `warm_up` untimed ones; every call must say ok.
+pub async fn time_calls(
+    engine: &Engine,
+    source: &CheckSource,
+    target: &Target,
+    sandbox: &Sandbox,
+    warm_up: usize,
+    n: usize,
+) -> Stats {
+    let checker = engine.load_checker(source).await.expect("load");
+    for _ in 0..warm_up {
+        let report = checker.check(target, sandbox).await;
+        assert_eq!(report.verdict, Verdict::Ok, "{source}: {report:?}");
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let report = checker.check(target, sandbox).await;
+        samples.push(start.elapsed());
+        assert_eq!(report.verdict, Verdict::Ok, "{source}: {report:?}");
+    }
+    stats(samples)
+}
+
+/// Compiles `source` into the cache of `engine`, which must not hold it
+/// yet, then loads it from there `n` times: the compile time and the loads.
+pub async fn time_compile_and_loads(
+    engine: &Engine,
+    source: &CheckSource,
+    n: usize,
+) -> (Duration, Stats) {
+    let start = Instant::now();
+    let (_, outcome) = engine.load_component(source).await.expect("compile");
+    let compile = start.elapsed();
+    assert_eq!(
+        outcome,
+        CacheOutcome::Compiled,
+        "{source}: the cache was not empty"
+    );
+    (compile, time_cached_loads(engine, source, n).await)
+}
+
+/// `n` loads of `source`, each of which must be a cache hit.
+pub async fn time_cached_loads(engine: &Engine, source: &CheckSource, n: usize) -> Stats {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let (_, outcome) = engine.load_component(source).await.expect("load");
+        samples.push(start.elapsed());
+        assert_eq!(outcome, CacheOutcome::Hit, "{source}");
+    }
+    stats(samples)
 }
 
 /// A duration in the unit that keeps three significant digits readable.
