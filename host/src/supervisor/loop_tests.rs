@@ -449,3 +449,29 @@ fn timer_spread_stays_in_range_and_varies() {
     assert_eq!(random_below(Duration::ZERO), Duration::ZERO);
     assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
 }
+
+#[test]
+fn check_timers_share_grid_points_a_tenth_of_their_period() {
+    let ms = Duration::from_millis;
+    assert_eq!(check_grid(Duration::from_secs(10)), ms(100));
+    assert_eq!(check_grid(Duration::from_secs(1)), ms(100));
+    assert_eq!(check_grid(ms(300)), ms(25));
+    assert_eq!(check_grid(ms(50)), ms(5));
+    assert_eq!(check_grid(ms(5)), Duration::ZERO);
+
+    let now = tokio::time::Instant::now();
+    let grid = ms(100);
+    for offset in [0, 1, 37, 99, 100, 101, 250] {
+        let deadline = now + ms(offset);
+        let point = on_grid(deadline, grid);
+        assert!(point >= deadline && point < deadline + grid, "{offset} ms");
+    }
+    // Deadlines in one cell meet at one point; the next cell is one grid on.
+    let a = on_grid(now + ms(1000), grid);
+    let cell: Vec<_> = (0..100)
+        .map(|i| on_grid(a - grid + ms(1) + ms(i) / 2, grid))
+        .collect();
+    assert!(cell.iter().all(|p| *p == a));
+    assert_eq!(on_grid(a + ms(1), grid), a + grid);
+    assert_eq!(on_grid(now, Duration::ZERO), now);
+}
