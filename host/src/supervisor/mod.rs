@@ -18,6 +18,7 @@ pub mod service;
 pub mod spawn;
 pub mod state;
 pub mod stop;
+mod timers;
 
 #[cfg(test)]
 mod loop_tests;
@@ -42,6 +43,7 @@ use service::{
     Action, Effect, Event, History, LoaderEvent, Notify, Outcome, ServiceState, TimerKind,
 };
 use state::Status;
+use timers::Timers;
 
 /// In the foreground, a journal event as one terminal line beside the
 /// services' own `name | line` output: `name * kind field=value ...`.
@@ -856,9 +858,19 @@ async fn service_task(
         shared.options.log_dir.as_deref(),
         shared.options.echo,
     );
-    let mut started_wall = SystemTime::now();
+    let mut local = TaskLocal {
+        started_wall: SystemTime::now(),
+        timers: Timers::default(),
+    };
     let mut shell = Shell::default();
-    while let Some(msg) = rx.recv().await {
+    loop {
+        let msg = tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(msg) => msg,
+                None => break,
+            },
+            timer = local.timers.next() => Msg::Event(Event::Timer(timer)),
+        };
         let mut queue = VecDeque::new();
         let pid_before = state.pid();
         match msg {
@@ -898,7 +910,7 @@ async fn service_task(
             let effects = state.handle(Instant::now(), event);
             for effect in effects {
                 if let Some(follow) =
-                    perform(&shared, &svc, &state, &tx, &sink, &mut started_wall, effect).await
+                    perform(&shared, &svc, &state, &tx, &sink, &mut local, effect).await
                 {
                     queue.push_back(follow);
                 }
@@ -908,7 +920,7 @@ async fn service_task(
             // STATUS= belongs to the child that sent it.
             shell.status_text = None;
         }
-        shell.started_wall = Some(started_wall);
+        shell.started_wall = Some(local.started_wall);
         let snap = Snapshot::of(&state, &shell);
         let old = snap_tx.borrow().clone();
         if old != snap {
@@ -930,13 +942,20 @@ async fn service_task(
     }
 }
 
+/// What a service task keeps beside the reducer's state.
+struct TaskLocal {
+    /// When the current child was spawned, wall clock.
+    started_wall: SystemTime,
+    timers: Timers,
+}
+
 async fn perform(
     shared: &Arc<Shared>,
     svc: &Arc<Service>,
     state: &ServiceState,
     tx: &mpsc::UnboundedSender<Msg>,
     sink: &Arc<logs::LogSink>,
-    started_wall: &mut SystemTime,
+    local: &mut TaskLocal,
     effect: Effect,
 ) -> Option<Event> {
     match effect {
@@ -958,7 +977,7 @@ async fn perform(
             });
             match shared.spawner.spawn(command, route).await {
                 Ok(child) => {
-                    *started_wall = SystemTime::now();
+                    local.started_wall = SystemTime::now();
                     for fd in [child.stdout, child.stderr].into_iter().flatten() {
                         logs::capture(fd, sink.clone());
                     }
@@ -1025,11 +1044,7 @@ async fn perform(
                 return Some(Event::Timer(timer));
             }
             let deadline = on_grid(tokio::time::Instant::now() + after, grid);
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep_until(deadline).await;
-                let _ = tx.send(Msg::Event(Event::Timer(timer)));
-            });
+            local.timers.add(deadline, timer);
             None
         }
         Effect::RunCheck {
@@ -1039,7 +1054,7 @@ async fn perform(
         } => {
             let target = ProbeTarget {
                 pid: state.pid().map(i32::unsigned_abs),
-                started_at: *started_wall,
+                started_at: local.started_wall,
                 attempt,
                 restarts: state.restarts(),
             };
