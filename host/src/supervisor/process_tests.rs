@@ -400,16 +400,25 @@ fn inherited_descriptors_do_not_leak_into_children() {
 /// the recorded leader; then the whole group is stopped.
 #[tokio::test]
 async fn a_leaderless_group_is_ours_only_by_session_and_age() {
-    let mut cmd = sh("sleep 100 & echo $!; exit 0");
+    // The leader lives until told, so that its start time can be read (a
+    // leader that exits at once may be reaped before the spawner reads it).
+    let go = std::env::temp_dir().join(format!("vigil-leaderless-{}", std::process::id()));
+    let _ = std::fs::remove_file(&go);
+    let mut cmd = sh(&format!(
+        "sleep 100 & echo $!; while [ ! -e '{}' ]; do sleep 0.01; done",
+        go.display()
+    ));
     cmd.stdout = Output::Pipe;
     let (s, rx) = run_async(cmd).await;
     let line = first_line(s.stdout);
     let member: i32 = line.trim().parse().expect("member pid");
+    let start = proc::start_time(s.pid.as_raw()).expect("the leader is alive");
+    std::fs::write(&go, "").expect("flag");
     let exited = tokio::task::spawn_blocking(move || wait(&rx))
         .await
         .expect("join");
+    let _ = std::fs::remove_file(&go);
     assert_eq!(exited, ExitStatus::Code(0), "the leader is gone");
-    let start = s.start_time.expect("start time");
     let member_start = proc::start_time(member).expect("member alive");
     // A "leader" recorded as younger than a member: not ours.
     let younger = ForeignGroup {
