@@ -331,6 +331,17 @@ fn double_forking_child_leaves_no_zombie() {
     });
 }
 
+/// Every child gets its start time, even one that exits at once: the
+/// spawner holds off reaping until it has read /proc.
+#[test]
+fn a_child_that_exits_at_once_still_has_its_start_time() {
+    for _ in 0..200 {
+        let (s, rx) = run(Command::new(&["true"]));
+        assert!(s.start_time.is_some(), "no start time for pid {}", s.pid);
+        assert_eq!(wait(&rx), ExitStatus::Code(0));
+    }
+}
+
 #[test]
 fn children_die_with_their_spawner_thread() {
     let own = Spawner::new(Reaper::global().expect("reaper").registry().clone()).expect("spawner");

@@ -158,6 +158,14 @@ impl Registry {
         drop(lock(&self.reaping));
     }
 
+    /// Hold off reaping while the guard lives: a child that has already
+    /// exited stays a zombie, so its /proc entry can still be read. The
+    /// spawner reads a new child's start time under it. (Lock order, as in
+    /// [`Self::reap_all`]: this, then the registry.)
+    pub fn hold_reaping(&self) -> MutexGuard<'_, ()> {
+        lock(&self.reaping)
+    }
+
     /// Reap every child that has exited and route its status. Returns how
     /// many were reaped.
     pub fn reap_all(&self) -> usize {

@@ -345,6 +345,10 @@ fn spawn_now(
     // The child's errno when it fails before or in execve; 0 otherwise.
     let failure = AtomicI32::new(0);
 
+    // Until the start time is read: a child that exits at once is not
+    // reaped before, so the start time is known for every child (recovery
+    // needs it to claim what a leader left in its group).
+    let reaping = registry.hold_reaping();
     let pid = {
         // Held across clone: the reaper cannot route this pid before it is
         // registered as pending.
@@ -386,6 +390,7 @@ fn spawn_now(
         });
     }
     let start_time = proc::start_time(pid.as_raw());
+    drop(reaping);
     registry.claim(pid, route);
     Ok(Spawned {
         pid,
