@@ -73,12 +73,18 @@ paths = [{dir}]
     )
 }
 
+/// Where a test's readiness flag file goes (its directory is granted to
+/// the check by [`flag_manifest`]).
+fn ready_flag(setup: &Setup) -> PathBuf {
+    let flag_dir = setup.root.join("flags");
+    std::fs::create_dir_all(&flag_dir).expect("flag dir");
+    flag_dir.join("ready")
+}
+
 #[test]
 fn livez_and_readyz_follow_the_services() {
     let setup = Setup::new("http-probes");
-    let flag_dir = setup.root.join("flags");
-    std::fs::create_dir_all(&flag_dir).expect("flag dir");
-    let flag = flag_dir.join("ready");
+    let flag = ready_flag(&setup);
     setup.service("gated", &flag_manifest(&flag));
     setup.service("plain", &command(&["sleep", "1000"]));
     let port = crate::helpers::closed_port();
@@ -288,9 +294,7 @@ fn check_families(families: &BTreeMap<String, Value>) {
 #[test]
 fn metrics_parse_with_prometheus_parsers() {
     let setup = Setup::new("http-metrics");
-    let flag_dir = setup.root.join("flags");
-    std::fs::create_dir_all(&flag_dir).expect("flag dir");
-    let flag = flag_dir.join("ready");
+    let flag = ready_flag(&setup);
     std::fs::write(&flag, "up").expect("flag");
     setup.service("web", &flag_manifest(&flag));
     let port = crate::helpers::closed_port();
