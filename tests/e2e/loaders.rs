@@ -3,6 +3,7 @@
 use vigil::wasm::{Action, CheckSource, Event, Exit, ExitStatus, History, SpawnContext};
 
 use crate::helpers::*;
+use crate::supervisor_helpers::{is, wait_until};
 
 fn history(restarts: u32) -> History {
     History {
@@ -48,4 +49,54 @@ async fn a_check_is_not_a_loader() {
         Ok(_) => panic!("a check loaded as a loader"),
         Err(err) => assert!(err.to_string().contains("is a check"), "{err}"),
     }
+}
+
+/// A loader is untrusted code too: whatever delay it asks for, the
+/// supervisor schedules it without overflowing a deadline, keeps
+/// answering, and journals the delay as asked.
+#[test]
+fn a_restart_delay_past_the_clock_range_does_not_take_the_supervisor_down() {
+    let setup = crate::supervisor_helpers::Setup::new("loader-hostile-delay");
+    let dir = setup.service("forever", "[loader.config]\nargv = \"sleep 0.5\"\n");
+    std::fs::copy(programs::LOADER_HOSTILE, dir.join("loader.wasm")).expect("copy loader");
+    setup.service(
+        "bystander",
+        &crate::supervisor_helpers::command(&["sleep", "1000"]),
+    );
+    let vigil = setup.run();
+    let (_, restarting) = vigil.wait_kind(0, "forever", "restarting");
+    assert_eq!(restarting["delay_ms"], u64::MAX, "{restarting}");
+    // Still supervising it: the operator can stop it and start it again, and the
+    // other service runs.
+    vigil.wait_kind(0, "bystander", "spawned");
+    let spawned_before = vigil
+        .events("forever")
+        .iter()
+        .filter(|e| is(e, "forever", "spawned"))
+        .count();
+    for verb in ["stop", "start"] {
+        let answer = crate::supervisor_helpers::vigil_command()
+            .args([verb, "forever", "--state-dir"])
+            .arg(&setup.state)
+            .output()
+            .expect("vigil stop/start");
+        assert!(
+            answer.status.success(),
+            "vigil {verb}: {}{}",
+            String::from_utf8_lossy(&answer.stdout),
+            String::from_utf8_lossy(&answer.stderr)
+        );
+    }
+    wait_until(
+        "a new child of the started service",
+        std::time::Duration::from_secs(20),
+        || {
+            vigil
+                .events("forever")
+                .iter()
+                .filter(|e| is(e, "forever", "spawned"))
+                .count()
+                > spawned_before
+        },
+    );
 }

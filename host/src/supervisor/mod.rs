@@ -828,6 +828,12 @@ fn check_grid(period: Duration) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
+/// A deadline no timer reaches in practice (about 30 years from `now`),
+/// for a delay past the clock's range.
+fn far_future(now: tokio::time::Instant) -> tokio::time::Instant {
+    now + Duration::from_secs(30 * 365 * 24 * 3600)
+}
+
 /// `deadline`, rounded up to the next point of `grid` (counted from the
 /// first use, so that every service shares the points).
 fn on_grid(deadline: tokio::time::Instant, grid: Duration) -> tokio::time::Instant {
@@ -1043,7 +1049,13 @@ async fn perform(
                 // milliseconds): a zero backoff restarts at once.
                 return Some(Event::Timer(timer));
             }
-            let deadline = on_grid(tokio::time::Instant::now() + after, grid);
+            // Saturating: a loader may ask for any delay up to u64::MAX ms,
+            // and `Instant + Duration` panics past the clock's range.
+            let now = tokio::time::Instant::now();
+            let deadline = on_grid(
+                now.checked_add(after).unwrap_or_else(|| far_future(now)),
+                grid,
+            );
             local.timers.add(deadline, timer);
             None
         }
