@@ -25,6 +25,9 @@
 //!   does the restart policy run, so a restarted service never runs beside
 //!   the remains of its previous life.
 
+mod events;
+mod policy;
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -34,217 +37,8 @@ use super::reaper::ExitStatus;
 use super::state::{Status, can_transition};
 use crate::config::{CheckSpec, Checks, NotifySpec, Phase, RestartMode, RestartPolicy, Service};
 use crate::journal::Event as Journal;
-
-/// The result of one check run, as the engine reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Retry(String),
-    Error(String),
-    /// The check trapped: inconclusive (counts like `retry`) plus a warning.
-    Trapped(String),
-    /// The check ran out of time: inconclusive plus a warning.
-    TimedOut,
-}
-
-impl Outcome {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Retry(_) => "retry",
-            Outcome::Error(_) => "error",
-            Outcome::Trapped(_) => "trapped",
-            Outcome::TimedOut => "timed-out",
-        }
-    }
-
-    pub fn reason(&self) -> Option<String> {
-        match self {
-            Outcome::Ok => None,
-            Outcome::Retry(r) | Outcome::Error(r) | Outcome::Trapped(r) => Some(r.clone()),
-            Outcome::TimedOut => Some("timed out".into()),
-        }
-    }
-
-    /// Retry, trap and timeout: ask again, counting towards thresholds.
-    pub fn is_inconclusive(&self) -> bool {
-        matches!(
-            self,
-            Outcome::Retry(_) | Outcome::Trapped(_) | Outcome::TimedOut
-        )
-    }
-}
-
-/// An event of a service's life, as a loader sees it (WIT `policy.event`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoaderEvent {
-    Started(u32),
-    Ready,
-    CheckFailed {
-        phase: Phase,
-        outcome: Outcome,
-        consecutive: u32,
-    },
-    Exited {
-        status: ExitStatus,
-        uptime: Duration,
-    },
-}
-
-/// What a loader knows besides the event (WIT `policy.history`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct History {
-    pub service: String,
-    pub restarts: u32,
-    pub uptime: Duration,
-    /// Newest first, at most 16: the exit and how long ago it happened.
-    pub recent_exits: Vec<(ExitStatus, Duration, Duration)>,
-    pub config: Vec<(String, String)>,
-}
-
-/// A loader's decision (WIT `policy.action`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    None,
-    Restart(Duration),
-    Stop(String),
-    Kill(i32),
-}
-
-/// What a timer is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TimerKind {
-    /// Run the check of this phase.
-    Check(Phase),
-    /// The startup check's deadline.
-    StartupTimeout,
-    /// The stop grace: SIGKILL when it fires.
-    StopGrace,
-    /// The restart delay.
-    Backoff,
-    /// A `notify` service's watchdog deadline (`watchdog-sec`).
-    Watchdog,
-}
-
-/// What a `notify = true` child said, as far as the state machine cares
-/// (`STATUS=` text goes straight to the snapshot).
-///
-/// `READY=1` is a startup gate: the service is started once it has sent
-/// `READY=1` *and* its startup check (if any) has passed; a readiness check
-/// then gates `ready` as usual. Without a startup check, `notify-timeout`
-/// bounds the wait for `READY=1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notify {
-    /// `READY=1`.
-    Ready,
-    /// `WATCHDOG=1`: the child is alive (with `watchdog-sec`).
-    Watchdog,
-    /// `WATCHDOG=trigger`: the child asks to be treated as hung.
-    WatchdogTrigger,
-}
-
-/// A timer, tied to the child life it was set for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Timer {
-    pub kind: TimerKind,
-    pub epoch: u64,
-}
-
-/// Inputs of the reducer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// Operator or startup: run the service.
-    Start,
-    /// Operator or shutdown: stop the service and keep it stopped.
-    Stop,
-    /// Operator: stop and start again at once.
-    Restart,
-    /// Whether everything in `after` is satisfied now.
-    Dependencies(bool),
-    /// The shell spawned the child.
-    Spawned {
-        pid: i32,
-        start_time: Option<u64>,
-    },
-    /// The shell could not spawn the child.
-    SpawnFailed(String),
-    /// The child (the process group leader) was reaped.
-    Exited {
-        status: ExitStatus,
-        uptime: Duration,
-    },
-    /// Answer to [`Effect::WatchGroup`]: members of the exited leader's
-    /// group remain (`live`: some are not zombies). [`Event::GroupGone`]
-    /// follows once the group is empty.
-    GroupLingers {
-        epoch: u64,
-        live: bool,
-    },
-    /// The exited leader's process group is empty, and every member the
-    /// reaper took has been journaled.
-    GroupGone {
-        epoch: u64,
-    },
-    /// A check finished.
-    Check {
-        epoch: u64,
-        phase: Phase,
-        outcome: Outcome,
-    },
-    Timer(Timer),
-    /// The loader answered (Err: it failed, use the built-in policy).
-    Decision {
-        epoch: u64,
-        action: Result<Action, String>,
-    },
-    /// A notify message from the current child (the shell checked the
-    /// sender's credentials).
-    Notify(Notify),
-}
-
-/// Outputs of the reducer, performed by the shell.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Spawn the child (the manifest's command, or the loader's `spawn`)
-    /// and answer with [`Event::Spawned`] or [`Event::SpawnFailed`].
-    Spawn {
-        restarts: u32,
-    },
-    /// Send a signal to the child's process group.
-    Signal {
-        pgid: i32,
-        signal: Signal,
-    },
-    /// The group's leader was reaped: answer at once with
-    /// [`Event::GroupGone`] when nothing is left of group `pgid`, else with
-    /// [`Event::GroupLingers`] and later [`Event::GroupGone`].
-    WatchGroup {
-        pgid: i32,
-        epoch: u64,
-    },
-    /// Fire [`Event::Timer`] after this long (checks get jitter from the
-    /// shell), plus a random part of `spread`, also chosen by the shell.
-    Schedule {
-        timer: Timer,
-        after: Duration,
-        spread: Duration,
-    },
-    /// Run a check and answer with [`Event::Check`].
-    RunCheck {
-        phase: Phase,
-        epoch: u64,
-        attempt: u32,
-    },
-    /// Ask the loader and answer with [`Event::Decision`].
-    Decide {
-        epoch: u64,
-        event: LoaderEvent,
-        history: History,
-    },
-    Journal(Journal),
-    /// The status changed (dependents, control API).
-    Status(Status),
-}
+pub use events::{Action, Effect, Event, History, LoaderEvent, Notify, Outcome, Timer, TimerKind};
+use policy::{Decision, RestartBook};
 
 /// What to do once the child we are stopping has exited.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,8 +101,8 @@ pub struct ServiceState {
     leader_exit: Option<LeaderExit>,
     started_at: Option<Instant>,
     restarts: u32,
-    backoff_index: usize,
-    restart_times: VecDeque<Instant>,
+    /// The built-in restart policy's memory (backoff, give-up window).
+    book: RestartBook,
     recent_exits: VecDeque<(ExitStatus, Duration, Instant)>,
     counters: [Counters; 3],
     startup_passed: bool,
@@ -360,8 +154,7 @@ impl ServiceState {
             leader_exit: None,
             started_at: None,
             restarts: 0,
-            backoff_index: 0,
-            restart_times: VecDeque::new(),
+            book: RestartBook::default(),
             recent_exits: VecDeque::new(),
             counters: Default::default(),
             startup_passed: false,
@@ -592,8 +385,7 @@ impl ServiceState {
     fn on_start(&mut self, _now: Instant, fx: &mut Vec<Effect>) {
         match self.status {
             Status::Stopped | Status::Exited | Status::Failed => {
-                self.backoff_index = 0;
-                self.restart_times.clear();
+                self.book = RestartBook::default();
                 if self.deps_ready {
                     self.spawn(fx);
                 } else {
@@ -844,15 +636,7 @@ impl ServiceState {
             AfterStop::Stop => {
                 self.set(Status::Stopped, fx);
             }
-            AfterStop::Restart(delay) => {
-                if self.set(Status::Backoff, fx) {
-                    fx.push(Effect::Journal(Journal::Restarting {
-                        delay_ms: ms(delay),
-                        restarts: self.restarts + 1,
-                    }));
-                    self.schedule(TimerKind::Backoff, delay, fx);
-                }
-            }
+            AfterStop::Restart(delay) => self.schedule_restart(delay, fx),
             AfterStop::Fail(reason) => self.give_up(reason, fx),
             AfterStop::Failure => self.after_exit_builtin(now, true, uptime, fx),
             AfterStop::LeaderExited => match status {
@@ -876,47 +660,21 @@ impl ServiceState {
         uptime: Duration,
         fx: &mut Vec<Effect>,
     ) {
-        if uptime >= self.policy.stable_uptime {
-            self.backoff_index = 0;
-        }
-        let restart = match self.policy.mode {
-            RestartMode::Always => true,
-            RestartMode::OnFailure => failed,
-            RestartMode::Never => false,
-        };
-        if !restart {
-            if failed && self.policy.mode == RestartMode::Never {
-                self.give_up("failed and restart = \"never\"".into(), fx);
-            } else {
+        let (decision, book) = policy::after_exit(&self.policy, &self.book, now, failed, uptime);
+        self.book = book;
+        match decision {
+            Decision::Exited => {
                 self.set(Status::Exited, fx);
             }
-            return;
+            Decision::GiveUp(reason) => self.give_up(reason, fx),
+            Decision::Restart(delay) => self.schedule_restart(delay, fx),
         }
-        if let Some(g) = self.policy.give_up {
-            self.restart_times.push_back(now);
-            while self
-                .restart_times
-                .front()
-                .is_some_and(|t| now.saturating_duration_since(*t) > g.window)
-            {
-                self.restart_times.pop_front();
-            }
-            if self.restart_times.len() > g.restarts as usize {
-                self.give_up(
-                    format!("more than {} restarts within {:?}", g.restarts, g.window),
-                    fx,
-                );
-                return;
-            }
-        }
-        let last = self.policy.backoff.len().saturating_sub(1);
-        let delay = self
-            .policy
-            .backoff
-            .get(self.backoff_index.min(last))
-            .copied()
-            .unwrap_or_default();
-        self.backoff_index = self.backoff_index.saturating_add(1);
+    }
+
+    /// Into `backoff`: journal the coming restart and set its timer. Every
+    /// restart delay, the policy's, an operator's or a loader's, goes
+    /// through here.
+    fn schedule_restart(&mut self, delay: Duration, fx: &mut Vec<Effect>) {
         if self.set(Status::Backoff, fx) {
             fx.push(Effect::Journal(Journal::Restarting {
                 delay_ms: ms(delay),
@@ -1250,12 +1008,8 @@ impl ServiceState {
             Action::Restart(delay) => {
                 if alive {
                     self.begin_stop(AfterStop::Restart(delay), fx);
-                } else if self.status == Status::Backoff && self.set(Status::Backoff, fx) {
-                    fx.push(Effect::Journal(Journal::Restarting {
-                        delay_ms: ms(delay),
-                        restarts: self.restarts + 1,
-                    }));
-                    self.schedule(TimerKind::Backoff, delay, fx);
+                } else if self.status == Status::Backoff {
+                    self.schedule_restart(delay, fx);
                 }
             }
             Action::Stop(reason) => {
