@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::*;
-use crate::config::{CheckRef, GiveUp, GrantSpec, LoaderSpec};
+use crate::config::{CheckRef, CheckSpec, GiveUp, GrantSpec, LoaderSpec};
 
 fn service() -> Service {
     Service {
