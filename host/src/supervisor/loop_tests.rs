@@ -331,8 +331,8 @@ async fn real_engine_builtin_tcp_readiness_gates_ready() {
         ("port".into(), port.to_string()),
     ];
     svc.checks.readiness = Some(spec);
-    svc.grants.hosts = vec![format!("tcp://127.0.0.1:{port}")];
-    svc.grants.memory = 64 << 20;
+    svc.grants =
+        GrantSpec::new(vec![format!("tcp://127.0.0.1:{port}")], vec![], 64 << 20).expect("grants");
     sup.start(vec![svc]);
     sup.wait_for("web", T, |s| s.status == Status::Running)
         .await

@@ -9,7 +9,7 @@ use super::service::{Action, History, LoaderEvent, Outcome};
 use super::{BoxFuture, ProbeTarget, Probes, manifest_command, spawn};
 use crate::config::{CheckRef, Phase, Service};
 use crate::supervisor::reaper::ExitStatus;
-use crate::wasm::{self, CheckSource, Checker, Engine, Grants, Loader, Sandbox, Target, Verdict};
+use crate::wasm::{self, CheckSource, Checker, Engine, Loader, Sandbox, Target, Verdict};
 
 type CheckerCache = Mutex<HashMap<(String, Phase), (Checker, Arc<Sandbox>)>>;
 
@@ -54,16 +54,6 @@ pub fn outcome(verdict: Verdict) -> Outcome {
         Verdict::Trapped(r) => Outcome::Trapped(r),
         Verdict::TimedOut => Outcome::TimedOut,
     }
-}
-
-fn grants(service: &Service) -> Result<Grants, String> {
-    Grants::parse(&service.grants.hosts, &service.grants.paths).map_err(|errors| {
-        errors
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
-    })
 }
 
 fn ms(d: Duration) -> u64 {
@@ -171,10 +161,8 @@ impl Probes for WasmProbes {
                             return Outcome::Error(format!("cannot load {}: {e}", spec.check));
                         }
                     };
-                    let grants = match grants(&service) {
-                        Ok(g) => g,
-                        Err(e) => return Outcome::Error(format!("invalid grants: {e}")),
-                    };
+                    // Resolved once, when the manifest was loaded.
+                    let grants = service.grants.resolved().clone();
                     let memory = usize::try_from(service.grants.memory).unwrap_or(usize::MAX);
                     let sandbox = Arc::new(
                         Sandbox::new(grants, spec.timeout, memory)

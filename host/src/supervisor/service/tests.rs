@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::*;
-use crate::config::{CheckRef, GiveUp, GrantSpec, LoaderSpec};
+use crate::config::{CheckRef, CheckSpec, GiveUp, GrantSpec, LoaderSpec};
 
 fn service() -> Service {
     Service {
@@ -273,6 +273,63 @@ fn on_failure_and_never_policies() {
     sim.exit(ExitStatus::Code(2), Duration::from_secs(1));
     assert_eq!(sim.s.status(), Status::Failed);
     assert!(!sim.s.satisfies_after());
+}
+
+/// The built-in policy alone, without a reducer around it: the book it is
+/// given is not changed (the same question gets the same answer), and the
+/// book it hands back carries the backoff index and the give-up window.
+#[test]
+fn the_builtin_policy_is_a_pure_function_of_its_book() {
+    use super::policy::{Decision, RestartBook, after_exit};
+    let s = Duration::from_secs;
+    let policy = RestartPolicy {
+        backoff: vec![s(1), s(2)],
+        give_up: Some(GiveUp {
+            restarts: 2,
+            window: s(10),
+        }),
+        ..RestartPolicy::default()
+    };
+    let t0 = Instant::now();
+    let book = RestartBook::default();
+    let (first, book1) = after_exit(&policy, &book, t0, true, s(1));
+    assert_eq!(first, Decision::Restart(s(1)));
+    assert_eq!(
+        after_exit(&policy, &book, t0, true, s(1)),
+        (first, book1.clone())
+    );
+    let (second, book2) = after_exit(&policy, &book1, t0 + s(1), true, s(1));
+    assert_eq!(second, Decision::Restart(s(2)));
+    // A third restart within the 10 s window is one too many.
+    let (third, _) = after_exit(&policy, &book2, t0 + s(2), true, s(1));
+    assert!(
+        matches!(&third, Decision::GiveUp(r) if r.contains("more than 2 restarts")),
+        "{third:?}"
+    );
+    // Past the window the earlier restarts are forgotten, and the last
+    // delay repeats.
+    let (later, book3) = after_exit(&policy, &book2, t0 + s(30), true, s(1));
+    assert_eq!(later, Decision::Restart(s(2)));
+    // A child up for the stable uptime (60 s by default) resets the backoff.
+    let (stable, _) = after_exit(&policy, &book3, t0 + s(100), true, s(60));
+    assert_eq!(stable, Decision::Restart(s(1)));
+    // Clean exits under on-failure stay down; failures under never give up.
+    let on_failure = RestartPolicy {
+        mode: RestartMode::OnFailure,
+        ..policy.clone()
+    };
+    assert_eq!(
+        after_exit(&on_failure, &book, t0, false, s(1)).0,
+        Decision::Exited
+    );
+    let never = RestartPolicy {
+        mode: RestartMode::Never,
+        ..policy
+    };
+    assert!(matches!(
+        after_exit(&never, &book, t0, true, s(1)).0,
+        Decision::GiveUp(_)
+    ));
 }
 
 #[test]

@@ -1,0 +1,151 @@
+//! Service directories: `DIR/<name>/service.toml` (+ `.wasm` checks and an
+//! optional `loader.wasm`) turned into validated [`Service`]s.
+//!
+//! Parsing happens in two steps, ripgrep style: the manifest is read into a
+//! raw serde form (`raw`: every field optional, unknown keys rejected) and
+//! then resolved into a [`Service`] (`resolve`, `checks`) where every
+//! duration, signal, path, grant and reference has been checked. The rest
+//! of Vigil only sees the resolved form (`model`). Validation never stops
+//! at the first problem (`problems`): loading a directory reports every
+//! problem of every service at once, each as
+//! `path:field: problem (fix: ...)`, including those across services
+//! (`graph`).
+//!
+//! This file is the public face: [`load_service`] and [`load_dir`].
+
+mod checks;
+mod graph;
+mod model;
+mod problems;
+mod raw;
+mod resolve;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+pub use model::{
+    CheckRef, CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec,
+    MANIFEST, NotifySpec, Phase, RestartMode, RestartPolicy, Service,
+};
+pub use problems::{Problem, ValidationReport, did_you_mean};
+
+use problems::Collector;
+use raw::{RawService, parse_raw};
+
+/// Parse and validate one service directory. `name` is its directory name.
+/// Problems are appended to `problems`; returns the service when the
+/// directory itself had none (cross-service checks are done by
+/// [`load_dir`]).
+pub fn load_service(dir: &Path, problems: &mut Vec<Problem>) -> Option<Service> {
+    let (service, mut found) = load(dir);
+    let valid = found.is_empty();
+    problems.append(&mut found);
+    service.filter(|_| valid)
+}
+
+/// Load every service under `dir` (each subdirectory not starting with
+pub fn load_dir(dir: &Path) -> Result<Vec<Service>, ValidationReport> {
+    let mut problems = Vec::new();
+    let mut services = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            return Err(ValidationReport {
+                problems: vec![Problem {
+                    path: dir.to_path_buf(),
+                    field: "-".into(),
+                    problem: format!("cannot read the checks directory: {e}"),
+                    fix: "pass an existing directory with --checks".into(),
+                }],
+            });
+        }
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_none_or(|n| !n.starts_with('.'))
+        })
+        .collect();
+    dirs.sort();
+    // Names of every service directory, valid or not, so that a broken
+    // dependency is reported once (as broken), not also as unknown.
+    let names: BTreeSet<String> = dirs
+        .iter()
+        .filter_map(|d| d.file_name().and_then(|n| n.to_str()).map(str::to_string))
+        .collect();
+    let mut all = Vec::new();
+    for d in &dirs {
+        let (service, mut found) = load(d);
+        let valid = found.is_empty();
+        problems.append(&mut found);
+        // A broken service still takes part in the cross-service checks
+        // with its `after` list.
+        if let Some(s) = service {
+            if valid {
+                services.push(s.clone());
+            }
+            all.push(s);
+        }
+    }
+    graph::check_dependencies(&all, &names, &mut problems);
+    if problems.is_empty() {
+        Ok(services)
+    } else {
+        Err(ValidationReport { problems })
+    }
+}
+
+/// Read one service directory's manifest (once) and resolve it. Returns
+/// the service whenever the manifest parsed, with defaults in place of its
+/// broken fields, and every problem found in the directory.
+fn load(dir: &Path) -> (Option<Service>, Vec<Problem>) {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let manifest = dir.join(MANIFEST);
+    let has_loader = dir.join(LOADER).is_file();
+    let mut c = Collector::new(&manifest);
+
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+    {
+        c.push(
+            "-",
+            format!("service directory name `{name}` is not a valid service name"),
+            "rename the directory using letters, digits, `-`, `_` and `.`",
+        );
+    }
+
+    let raw = if manifest.is_file() {
+        match std::fs::read_to_string(&manifest) {
+            Ok(text) => parse_raw(&text, &mut c),
+            Err(e) => {
+                c.push("-", format!("cannot read: {e}"), "make the file readable");
+                None
+            }
+        }
+    } else if has_loader {
+        Some(RawService::default())
+    } else {
+        c.push(
+            "-",
+            "missing: a service directory needs service.toml or loader.wasm",
+            "add a service.toml with `command = [...]`, or remove the directory",
+        );
+        None
+    };
+
+    let service = raw.map(|raw| resolve::resolve(&name, dir, raw, has_loader, &mut c));
+    (service, c.problems)
+}
+
+#[cfg(test)]
+mod tests;

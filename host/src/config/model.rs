@@ -1,0 +1,294 @@
+//! The resolved form of a service directory: what the rest of Vigil sees.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::wasm::{GrantError, Grants};
+
+/// File name of a service manifest inside a service directory.
+pub const MANIFEST: &str = "service.toml";
+/// File name of a service's loader component.
+pub const LOADER: &str = "loader.wasm";
+
+/// A validated service, ready to supervise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    /// Directory name under the checks directory.
+    pub name: String,
+    /// Absolute service directory.
+    pub dir: PathBuf,
+    /// What to run; `None` when `loader.wasm` provides the command.
+    pub command: Option<Vec<String>>,
+    /// Explicit environment, applied after `inherit_env`.
+    pub env: Vec<(String, String)>,
+    /// Names of variables copied from Vigil's own environment.
+    pub inherit_env: Vec<String>,
+    /// Working directory (absolute; defaults to the service directory).
+    pub cwd: PathBuf,
+    pub stop_signal: Signal,
+    pub stop_grace: Duration,
+    pub restart: RestartPolicy,
+    /// Services that must be ready before this one starts.
+    pub after: Vec<String>,
+    /// `notify = true`: the child speaks systemd's notify protocol
+    /// (`READY=1`, `WATCHDOG=1`, `STATUS=`) on its own `NOTIFY_SOCKET`.
+    pub notify: Option<NotifySpec>,
+    /// What its checks may touch, resolved at load.
+    pub grants: GrantSpec,
+    pub checks: Checks,
+    pub loader: Option<LoaderSpec>,
+}
+
+impl Service {
+    /// True when `other` differs in anything that requires restarting the
+    /// child (argv, environment, working directory, loader command source).
+    pub fn needs_restart_for(&self, other: &Service) -> bool {
+        self.command != other.command
+            || self.env != other.env
+            || self.inherit_env != other.inherit_env
+            || self.cwd != other.cwd
+            || self.loader.is_some() != other.loader.is_some()
+            // The child's NOTIFY_SOCKET and WATCHDOG_USEC.
+            || self.notify != other.notify
+    }
+
+    /// The environment a child gets: inherited variables first, then the
+    /// explicit ones (which win).
+    pub fn child_env(&self) -> Vec<(String, String)> {
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        for name in &self.inherit_env {
+            if let Ok(value) = std::env::var(name) {
+                env.insert(name.clone(), value);
+            }
+        }
+        for (k, v) in &self.env {
+            env.insert(k.clone(), v.clone());
+        }
+        env.into_iter().collect()
+    }
+}
+
+/// How a `notify = true` service is judged by its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotifySpec {
+    /// `watchdog-sec`: a `WATCHDOG=1` must arrive at least this often once
+    /// the service is started, or it is restarted as a liveness failure.
+    pub watchdog: Option<Duration>,
+    /// `notify-timeout`: how long `READY=1` may take when no startup check
+    /// bounds the start (a startup check's `startup-timeout` does then).
+    pub timeout: Duration,
+}
+
+/// Default `notify-timeout`, as the default `startup-timeout`.
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// When to restart a child that exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartMode {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// Restart policy of a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartPolicy {
+    pub mode: RestartMode,
+    /// Delays before successive restarts; the last one repeats. Never empty.
+    pub backoff: Vec<Duration>,
+    /// A child up this long resets the backoff index.
+    pub stable_uptime: Duration,
+    pub give_up: Option<GiveUp>,
+    /// Exit codes that count as a clean exit for `on-failure`.
+    pub success_codes: Vec<i32>,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            mode: RestartMode::Always,
+            backoff: default_backoff(),
+            stable_uptime: Duration::from_secs(60),
+            give_up: None,
+            success_codes: vec![0],
+        }
+    }
+}
+
+pub(super) fn default_backoff() -> Vec<Duration> {
+    [0, 5, 15, 60]
+        .into_iter()
+        .map(Duration::from_secs)
+        .collect()
+}
+
+/// Give up (state `failed`) after more than `restarts` restarts within `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GiveUp {
+    pub restarts: u32,
+    pub window: Duration,
+}
+
+/// What the service's checks may touch.
+/// What the service's checks may touch, resolved once when the manifest is
+/// loaded: the sandbox enforces [`GrantSpec::resolved`], never the text.
+///
+/// The text is kept beside the typed grants because equality (which
+/// decides whether a reload changed a service) and display go by what the
+/// operator wrote; the typed form is a function of it. Only the config
+/// module builds one from text, so the two cannot drift apart.
+#[derive(Debug, Clone, Default)]
+pub struct GrantSpec {
+    pub(super) hosts: Vec<String>,
+    /// Absolute paths (relative ones are resolved against the service dir).
+    pub(super) paths: Vec<PathBuf>,
+    pub(super) resolved: Grants,
+    /// Memory cap per check instance, bytes.
+    pub memory: u64,
+}
+
+impl GrantSpec {
+    /// Parse host grants and resolve path grants (which must be absolute),
+    /// reporting every grant that is wrong, not only the first.
+    pub fn new(
+        hosts: Vec<String>,
+        paths: Vec<PathBuf>,
+        memory: u64,
+    ) -> Result<GrantSpec, Vec<GrantError>> {
+        let resolved = Grants::parse(&hosts, &paths)?;
+        Ok(GrantSpec {
+            hosts,
+            paths,
+            resolved,
+            memory,
+        })
+    }
+
+    /// Host grants as written.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    /// Path grants as written, made absolute against the service directory.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// The grants as the sandbox enforces them.
+    pub fn resolved(&self) -> &Grants {
+        &self.resolved
+    }
+}
+
+impl PartialEq for GrantSpec {
+    /// By the written form: the typed grants follow from it.
+    fn eq(&self, other: &Self) -> bool {
+        self.hosts == other.hosts && self.paths == other.paths && self.memory == other.memory
+    }
+}
+
+/// Where a check comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckRef {
+    /// Embedded in the binary: `builtin:NAME`.
+    Builtin(String),
+    /// A `.wasm` file inside the service directory (absolute path).
+    File(PathBuf),
+}
+
+impl fmt::Display for CheckRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckRef::Builtin(name) => write!(f, "builtin:{name}"),
+            CheckRef::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Which question a check answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    Startup,
+    Readiness,
+    Liveness,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Startup, Phase::Readiness, Phase::Liveness];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Startup => "startup",
+            Phase::Readiness => "readiness",
+            Phase::Liveness => "liveness",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One check of a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSpec {
+    pub check: CheckRef,
+    pub period: Duration,
+    pub timeout: Duration,
+    pub initial_delay: Duration,
+    pub failure_threshold: u32,
+    pub success_threshold: u32,
+    /// Startup only: how long `retry` may keep the service starting.
+    pub startup_timeout: Duration,
+    pub config: Vec<(String, String)>,
+}
+
+impl CheckSpec {
+    pub(super) fn defaults(phase: Phase, check: CheckRef) -> CheckSpec {
+        CheckSpec {
+            check,
+            period: match phase {
+                Phase::Startup => Duration::from_secs(1),
+                Phase::Readiness => Duration::from_secs(5),
+                Phase::Liveness => Duration::from_secs(10),
+            },
+            timeout: Duration::from_secs(1),
+            initial_delay: Duration::ZERO,
+            failure_threshold: 3,
+            success_threshold: 1,
+            startup_timeout: Duration::from_secs(60),
+            config: Vec::new(),
+        }
+    }
+}
+
+/// The checks of a service, by phase.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Checks {
+    pub startup: Option<CheckSpec>,
+    pub readiness: Option<CheckSpec>,
+    pub liveness: Option<CheckSpec>,
+}
+
+impl Checks {
+    pub fn get(&self, phase: Phase) -> Option<&CheckSpec> {
+        match phase {
+            Phase::Startup => self.startup.as_ref(),
+            Phase::Readiness => self.readiness.as_ref(),
+            Phase::Liveness => self.liveness.as_ref(),
+        }
+    }
+}
+
+/// The service's `loader.wasm` and its `[loader.config]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoaderSpec {
+    pub path: PathBuf,
+    pub config: Vec<(String, String)>,
+}

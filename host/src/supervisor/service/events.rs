@@ -1,0 +1,221 @@
+//! The reducer's vocabulary: events in, effects out, and what they carry.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::config::Phase;
+use crate::journal::Event as Journal;
+use crate::supervisor::reaper::ExitStatus;
+use crate::supervisor::state::Status;
+
+/// The result of one check run, as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Retry(String),
+    Error(String),
+    /// The check trapped: inconclusive (counts like `retry`) plus a warning.
+    Trapped(String),
+    /// The check ran out of time: inconclusive plus a warning.
+    TimedOut,
+}
+
+impl Outcome {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Retry(_) => "retry",
+            Outcome::Error(_) => "error",
+            Outcome::Trapped(_) => "trapped",
+            Outcome::TimedOut => "timed-out",
+        }
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Outcome::Ok => None,
+            Outcome::Retry(r) | Outcome::Error(r) | Outcome::Trapped(r) => Some(r.clone()),
+            Outcome::TimedOut => Some("timed out".into()),
+        }
+    }
+
+    /// Retry, trap and timeout: ask again, counting towards thresholds.
+    pub fn is_inconclusive(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Retry(_) | Outcome::Trapped(_) | Outcome::TimedOut
+        )
+    }
+}
+
+/// An event of a service's life, as a loader sees it (WIT `policy.event`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoaderEvent {
+    Started(u32),
+    Ready,
+    CheckFailed {
+        phase: Phase,
+        outcome: Outcome,
+        consecutive: u32,
+    },
+    Exited {
+        status: ExitStatus,
+        uptime: Duration,
+    },
+}
+
+/// What a loader knows besides the event (WIT `policy.history`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    pub service: String,
+    pub restarts: u32,
+    pub uptime: Duration,
+    /// Newest first, at most 16: the exit and how long ago it happened.
+    pub recent_exits: Vec<(ExitStatus, Duration, Duration)>,
+    pub config: Vec<(String, String)>,
+}
+
+/// A loader's decision (WIT `policy.action`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Restart(Duration),
+    Stop(String),
+    Kill(i32),
+}
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerKind {
+    /// Run the check of this phase.
+    Check(Phase),
+    /// The startup check's deadline.
+    StartupTimeout,
+    /// The stop grace: SIGKILL when it fires.
+    StopGrace,
+    /// The restart delay.
+    Backoff,
+    /// A `notify` service's watchdog deadline (`watchdog-sec`).
+    Watchdog,
+}
+
+/// What a `notify = true` child said, as far as the state machine cares
+/// (`STATUS=` text goes straight to the snapshot).
+///
+/// `READY=1` is a startup gate: the service is started once it has sent
+/// `READY=1` *and* its startup check (if any) has passed; a readiness check
+/// then gates `ready` as usual. Without a startup check, `notify-timeout`
+/// bounds the wait for `READY=1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notify {
+    /// `READY=1`.
+    Ready,
+    /// `WATCHDOG=1`: the child is alive (with `watchdog-sec`).
+    Watchdog,
+    /// `WATCHDOG=trigger`: the child asks to be treated as hung.
+    WatchdogTrigger,
+}
+
+/// A timer, tied to the child life it was set for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Timer {
+    pub kind: TimerKind,
+    pub epoch: u64,
+}
+
+/// Inputs of the reducer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Operator or startup: run the service.
+    Start,
+    /// Operator or shutdown: stop the service and keep it stopped.
+    Stop,
+    /// Operator: stop and start again at once.
+    Restart,
+    /// Whether everything in `after` is satisfied now.
+    Dependencies(bool),
+    /// The shell spawned the child.
+    Spawned {
+        pid: i32,
+        start_time: Option<u64>,
+    },
+    /// The shell could not spawn the child.
+    SpawnFailed(String),
+    /// The child (the process group leader) was reaped.
+    Exited {
+        status: ExitStatus,
+        uptime: Duration,
+    },
+    /// Answer to [`Effect::WatchGroup`]: members of the exited leader's
+    /// group remain (`live`: some are not zombies). [`Event::GroupGone`]
+    /// follows once the group is empty.
+    GroupLingers {
+        epoch: u64,
+        live: bool,
+    },
+    /// The exited leader's process group is empty, and every member the
+    /// reaper took has been journaled.
+    GroupGone {
+        epoch: u64,
+    },
+    /// A check finished.
+    Check {
+        epoch: u64,
+        phase: Phase,
+        outcome: Outcome,
+    },
+    Timer(Timer),
+    /// The loader answered (Err: it failed, use the built-in policy).
+    Decision {
+        epoch: u64,
+        action: Result<Action, String>,
+    },
+    /// A notify message from the current child (the shell checked the
+    /// sender's credentials).
+    Notify(Notify),
+}
+
+/// Outputs of the reducer, performed by the shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Spawn the child (the manifest's command, or the loader's `spawn`)
+    /// and answer with [`Event::Spawned`] or [`Event::SpawnFailed`].
+    Spawn {
+        restarts: u32,
+    },
+    /// Send a signal to the child's process group.
+    Signal {
+        pgid: i32,
+        signal: Signal,
+    },
+    /// The group's leader was reaped: answer at once with
+    /// [`Event::GroupGone`] when nothing is left of group `pgid`, else with
+    /// [`Event::GroupLingers`] and later [`Event::GroupGone`].
+    WatchGroup {
+        pgid: i32,
+        epoch: u64,
+    },
+    /// Fire [`Event::Timer`] after this long (checks get jitter from the
+    /// shell), plus a random part of `spread`, also chosen by the shell.
+    Schedule {
+        timer: Timer,
+        after: Duration,
+        spread: Duration,
+    },
+    /// Run a check and answer with [`Event::Check`].
+    RunCheck {
+        phase: Phase,
+        epoch: u64,
+        attempt: u32,
+    },
+    /// Ask the loader and answer with [`Event::Decision`].
+    Decide {
+        epoch: u64,
+        event: LoaderEvent,
+        history: History,
+    },
+    Journal(Journal),
+    /// The status changed (dependents, control API).
+    Status(Status),
+}
