@@ -1091,6 +1091,7 @@ async fn perform(
         }
         Effect::Decide {
             epoch,
+            seq,
             event,
             history,
         } => {
@@ -1098,7 +1099,7 @@ async fn perform(
             let tx = tx.clone();
             tokio::spawn(async move {
                 let action = fut.await;
-                let _ = tx.send(Msg::Event(Event::Decision { epoch, action }));
+                let _ = tx.send(Msg::Event(Event::Decision { epoch, seq, action }));
             });
             None
         }

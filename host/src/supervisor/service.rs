@@ -116,6 +116,10 @@ pub struct ServiceState {
     startup_passed: bool,
     after_stop: AfterStop,
     pending: Option<Pending>,
+    /// The number of the question whose answer resolves `pending`.
+    pending_decision: u64,
+    /// Questions asked of the loader so far.
+    decisions: u64,
     deps_ready: bool,
     last_exit_clean: bool,
     /// The current child's startup check passed (it may still wait for
@@ -168,6 +172,8 @@ impl ServiceState {
             startup_passed: false,
             after_stop: AfterStop::Stop,
             pending: None,
+            pending_decision: 0,
+            decisions: 0,
             deps_ready: service.after.is_empty(),
             last_exit_clean: false,
             startup_check_ok: false,
@@ -273,9 +279,9 @@ impl ServiceState {
                     self.on_timer(now, t.kind, &mut fx);
                 }
             }
-            Event::Decision { epoch, action } => {
+            Event::Decision { epoch, seq, action } => {
                 if epoch == self.epoch {
-                    self.on_decision(now, action, &mut fx);
+                    self.on_decision(now, seq, action, &mut fx);
                 }
             }
             Event::Notify(message) => self.on_notify(now, message, &mut fx),
@@ -338,12 +344,29 @@ impl ServiceState {
         }
     }
 
-    fn decide(&mut self, now: Instant, event: LoaderEvent, fx: &mut Vec<Effect>) {
+    /// Asks the loader about `event`; returns the question's number.
+    fn decide(&mut self, now: Instant, event: LoaderEvent, fx: &mut Vec<Effect>) -> u64 {
+        self.decisions += 1;
         fx.push(Effect::Decide {
             epoch: self.epoch,
+            seq: self.decisions,
             event,
             history: self.history(now),
         });
+        self.decisions
+    }
+
+    /// Asks the loader about an event that waits for its answer (an exit,
+    /// a failed check): only that answer resolves `pending`.
+    fn decide_pending(
+        &mut self,
+        now: Instant,
+        pending: Pending,
+        event: LoaderEvent,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.pending = Some(pending);
+        self.pending_decision = self.decide(now, event, fx);
     }
 
     fn spawn(&mut self, fx: &mut Vec<Effect>) {

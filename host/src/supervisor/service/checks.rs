@@ -217,12 +217,12 @@ impl ServiceState {
     ) {
         if self.loader_config.is_some() && self.pending.is_none() {
             let consecutive = self.counters[idx(phase)].consecutive_fail;
-            self.pending = Some(Pending::CheckFailed {
-                phase,
-                outcome: outcome.clone(),
-            });
-            self.decide(
+            self.decide_pending(
                 now,
+                Pending::CheckFailed {
+                    phase,
+                    outcome: outcome.clone(),
+                },
                 LoaderEvent::CheckFailed {
                     phase,
                     outcome,

@@ -169,6 +169,9 @@ pub enum Event {
     /// The loader answered (Err: it failed, use the built-in policy).
     Decision {
         epoch: u64,
+        /// Which [`Effect::Decide`] this answers (answers can arrive out
+        /// of order: each runs in its own task).
+        seq: u64,
         action: Result<Action, String>,
     },
     /// A notify message from the current child (the shell checked the
@@ -212,6 +215,8 @@ pub enum Effect {
     /// Ask the loader and answer with [`Event::Decision`].
     Decide {
         epoch: u64,
+        /// Numbers the questions, so an answer is matched to its own.
+        seq: u64,
         event: LoaderEvent,
         history: History,
     },

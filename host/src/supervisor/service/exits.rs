@@ -109,9 +109,13 @@ impl ServiceState {
         fx: &mut Vec<Effect>,
     ) {
         if self.loader_config.is_some() {
-            self.pending = Some(Pending::Exit { failed, uptime });
             self.set(Status::Backoff, fx);
-            self.decide(now, LoaderEvent::Exited { status, uptime }, fx);
+            self.decide_pending(
+                now,
+                Pending::Exit { failed, uptime },
+                LoaderEvent::Exited { status, uptime },
+                fx,
+            );
         } else {
             self.after_exit_builtin(now, failed, uptime, fx);
         }
@@ -182,9 +186,18 @@ impl ServiceState {
     pub(super) fn on_decision(
         &mut self,
         now: Instant,
+        seq: u64,
         action: Result<Action, String>,
         fx: &mut Vec<Effect>,
     ) {
+        if self.pending.is_some() && seq != self.pending_decision {
+            // The answer about an earlier event (say `started`), overtaken
+            // by one that waits for its own answer (the child exited
+            // meanwhile): taken for the exit's, a `none` would have ended
+            // a service its loader meant to restart.
+            tracing::debug!(service = %self.name, seq, "loader answer overtaken by a later event");
+            return;
+        }
         let pending = self.pending.take();
         let alive = matches!(
             self.status,

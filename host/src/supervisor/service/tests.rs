@@ -646,13 +646,14 @@ fn with_loader() -> Service {
     svc
 }
 
-fn decide(fx: &[Effect]) -> Option<(u64, LoaderEvent, History)> {
+fn decide(fx: &[Effect]) -> Option<((u64, u64), LoaderEvent, History)> {
     fx.iter().find_map(|e| match e {
         Effect::Decide {
             epoch,
+            seq,
             event,
             history,
-        } => Some((*epoch, event.clone(), history.clone())),
+        } => Some(((*epoch, *seq), event.clone(), history.clone())),
         _ => None,
     })
 }
@@ -685,7 +686,8 @@ fn a_loader_decides_exits() {
         "waits for the decision"
     );
     let fx = sim.on(Event::Decision {
-        epoch,
+        epoch: epoch.0,
+        seq: epoch.1,
         action: Ok(Action::Restart(Duration::from_millis(1500))),
     });
     assert_eq!(restart_delay(&fx), Some(Duration::from_millis(1500)));
@@ -699,13 +701,45 @@ fn a_loader_decides_exits() {
     let fx = sim.exit(ExitStatus::Code(1), Duration::from_secs(2));
     let (epoch, ..) = decide(&fx).expect("asks");
     let fx = sim.on(Event::Decision {
-        epoch,
+        epoch: epoch.0,
+        seq: epoch.1,
         action: Ok(Action::Stop("enough".into())),
     });
     assert_eq!(sim.s.status(), Status::Failed);
     assert!(journal(&fx).contains(&Journal::GaveUp {
         reason: "enough".into()
     }));
+}
+
+/// Each answer runs in its own task, so the answer about `started` can
+/// arrive after the child has exited: it must not be taken for the
+/// exit's (a `none` there would end a service its loader restarts).
+#[test]
+fn a_late_answer_about_an_earlier_event_is_not_taken_for_the_exits() {
+    let svc = with_loader();
+    let mut sim = Sim::new(&svc);
+    sim.on(Event::Start);
+    let fx = sim.on(Event::Spawned {
+        pid: 3,
+        start_time: None,
+    });
+    let (started, event, _) = decide(&fx).expect("asks about the start");
+    assert_eq!(event, LoaderEvent::Started(3));
+    let fx = sim.exit(ExitStatus::Code(0), Duration::from_millis(7));
+    let (exited, ..) = decide(&fx).expect("asks about the exit");
+    assert_ne!(started, exited);
+    let fx = sim.on(Event::Decision {
+        epoch: started.0,
+        seq: started.1,
+        action: Ok(Action::None),
+    });
+    assert_eq!(sim.s.status(), Status::Backoff, "{fx:?}");
+    let fx = sim.on(Event::Decision {
+        epoch: exited.0,
+        seq: exited.1,
+        action: Ok(Action::Restart(Duration::from_millis(20))),
+    });
+    assert_eq!(restart_delay(&fx), Some(Duration::from_millis(20)));
 }
 
 #[test]
@@ -723,7 +757,8 @@ fn a_loader_decides_check_failures_and_a_broken_loader_falls_back() {
         }
     );
     let fx = sim.on(Event::Decision {
-        epoch,
+        epoch: epoch.0,
+        seq: epoch.1,
         action: Ok(Action::Kill(libc::SIGQUIT)),
     });
     assert!(fx.contains(&Effect::Signal {
@@ -731,7 +766,8 @@ fn a_loader_decides_check_failures_and_a_broken_loader_falls_back() {
         signal: Signal::SIGQUIT
     }));
     let fx = sim.on(Event::Decision {
-        epoch,
+        epoch: epoch.0,
+        seq: epoch.1,
         action: Ok(Action::Restart(Duration::ZERO)),
     });
     assert!(fx.contains(&Effect::Signal {
@@ -746,7 +782,8 @@ fn a_loader_decides_check_failures_and_a_broken_loader_falls_back() {
     let fx = sim.exit(ExitStatus::Code(1), Duration::from_secs(1));
     let (epoch, ..) = decide(&fx).expect("asks");
     let fx = sim.on(Event::Decision {
-        epoch,
+        epoch: epoch.0,
+        seq: epoch.1,
         action: Err("trap".into()),
     });
     assert!(
