@@ -74,8 +74,8 @@ struct HostGrant {
 #[derive(Debug, Clone, Default)]
 pub struct Grants {
     hosts: Vec<HostGrant>,
-    /// Canonical absolute paths; everything beneath each is readable.
-    paths: Vec<PathBuf>,
+    /// Granted paths; everything beneath each is readable.
+    paths: Vec<PathGrant>,
 }
 
 impl Grants {
@@ -154,31 +154,52 @@ impl Grants {
         })
     }
 
-    /// Resolves `path` (which may contain `..` and symlinks) and returns it
-    /// when it lies beneath a granted path.
-    pub fn resolve_path(&self, path: &str) -> Result<PathBuf, PathDenied> {
+    /// Decides, without touching the file system, whether the guest's
+    /// `path` is granted. A relative path is joined to `base` (the service
+    /// directory); `.` and `..` are then removed lexically (`a/link/..` is
+    /// `a`, whatever `link` is) and the result must lie beneath a grant, as
+    /// the operator wrote it or as it resolved when the grant was parsed.
+    ///
+    /// Nothing is resolved here on purpose: a denial that depended on the
+    /// file system (a resolved path, "not found" versus "denied", an I/O
+    /// error) would let a check learn what exists and where links point
+    /// outside its grants (`/proc/self/exe`, `/proc/PID/cwd`,
+    /// `/etc/hostname/..`). The caller opens [`GrantedPath::rest`] beneath
+    /// [`GrantedPath::root`] with the kernel confining symlinks to the root
+    /// (see `wasm::host::fs`).
+    pub fn check_path(&self, path: &str, base: Option<&Path>) -> Result<GrantedPath, PathDenied> {
+        if path.contains('\0') {
+            return Err(PathDenied::Invalid("a path cannot contain a NUL byte"));
+        }
         let requested = Path::new(path);
-        if !requested.is_absolute() {
-            return Err(PathDenied::Invalid("path must be absolute".into()));
-        }
-        match std::fs::canonicalize(requested) {
-            Ok(real) if self.paths.iter().any(|granted| real.starts_with(granted)) => Ok(real),
-            Ok(real) => Err(PathDenied::NotGranted(real)),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                // Say "not found" only where the caller could have read it.
-                let lexical = normalize_lexically(requested);
-                if self
-                    .paths
-                    .iter()
-                    .any(|granted| lexical.starts_with(granted))
-                {
-                    Err(PathDenied::NotFound)
-                } else {
-                    Err(PathDenied::NotGranted(lexical))
-                }
+        let joined;
+        let requested = match base {
+            Some(base) if !requested.is_absolute() => {
+                joined = base.join(requested);
+                joined.as_path()
             }
-            Err(err) => Err(PathDenied::Io(err.to_string())),
+            _ => requested,
+        };
+        if !requested.is_absolute() {
+            return Err(PathDenied::Invalid("path must be absolute"));
         }
+        let lexical = normalize_lexically(requested);
+        // The longest matching prefix: the most specific grant wins, so a
+        // grant nested in another (and resolved elsewhere) is opened from
+        // its own root.
+        self.paths
+            .iter()
+            .flat_map(|grant| [(&grant.written, grant), (&grant.real, grant)])
+            .filter_map(|(prefix, grant)| {
+                let rest = lexical.strip_prefix(prefix).ok()?;
+                Some((prefix.components().count(), grant, rest))
+            })
+            .max_by_key(|(depth, _, _)| *depth)
+            .map(|(_, grant, rest)| GrantedPath {
+                root: grant.real.clone(),
+                rest: rest.to_path_buf(),
+            })
+            .ok_or(PathDenied::NotGranted)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -186,13 +207,35 @@ impl Grants {
     }
 }
 
-/// Why a path request was refused.
-#[derive(Debug, PartialEq, Eq)]
+/// Why a path request was refused. Neither variant carries anything
+/// learned from the file system: the decision is lexical.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PathDenied {
-    NotGranted(PathBuf),
-    NotFound,
-    Invalid(String),
-    Io(String),
+    #[error("not in allowed-paths")]
+    NotGranted,
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+/// One path grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PathGrant {
+    /// As the operator wrote it, `.` and `..` removed lexically: a guest
+    /// may name paths with this spelling even when it crosses a symlink.
+    written: PathBuf,
+    /// Where it resolved when the grant was parsed (symlinks followed, a
+    /// not-yet-existing tail kept as written): the directory, or file, that
+    /// is opened at call time. It held no symlink when parsed, so one found
+    /// in it at call time was put there since, and is refused.
+    real: PathBuf,
+}
+
+/// A granted guest path: `rest` (relative, only plain components, empty
+/// for the root itself) is to be opened beneath `root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedPath {
+    pub root: PathBuf,
+    pub rest: PathBuf,
 }
 
 impl HostGrant {
@@ -399,7 +442,10 @@ fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-fn resolve_path_grant(path: &Path) -> Result<PathBuf, String> {
+/// Resolves a path grant once, when the grants are parsed: the operator
+/// may grant a path through a symlink (`/srv/app/current`), and it is
+/// followed now, never at call time.
+fn resolve_path_grant(path: &Path) -> Result<PathGrant, String> {
     if !path.is_absolute() {
         return Err("must be an absolute path".into());
     }
@@ -411,10 +457,14 @@ fn resolve_path_grant(path: &Path) -> Result<PathBuf, String> {
     loop {
         match std::fs::canonicalize(existing) {
             Ok(real) => {
-                return Ok(tail
+                let real = tail
                     .iter()
                     .rev()
-                    .fold(real, |acc: PathBuf, part| acc.join(part)));
+                    .fold(real, |acc: PathBuf, part| acc.join(part));
+                return Ok(PathGrant {
+                    written: lexical,
+                    real,
+                });
             }
             Err(_) => match (existing.parent(), existing.file_name()) {
                 (Some(parent), Some(name)) => {
@@ -427,7 +477,8 @@ fn resolve_path_grant(path: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// Removes `.` and resolves `..` without touching the file system.
+/// Removes `.` and resolves `..` without touching the file system (`..`
+/// of the root is the root).
 fn normalize_lexically(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for part in path.components() {
@@ -440,6 +491,146 @@ fn normalize_lexically(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// Tests of the path half: the grant decision is lexical.
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    /// A scratch directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn paths(paths: &[&Path]) -> Grants {
+        let paths: Vec<PathBuf> = paths.iter().map(|p| p.to_path_buf()).collect();
+        Grants::parse(&[], &paths).expect("valid grants")
+    }
+
+    fn granted(root: &Path, rest: &str) -> Result<GrantedPath, PathDenied> {
+        Ok(GrantedPath {
+            root: root.to_path_buf(),
+            rest: PathBuf::from(rest),
+        })
+    }
+
+    #[test]
+    fn dotdot_is_lexical_and_cannot_climb_out() {
+        let g = paths(&[Path::new("/nonexistent-vigil/granted")]);
+        let root = Path::new("/nonexistent-vigil/granted");
+        assert_eq!(
+            g.check_path("/nonexistent-vigil/granted/./a/../b", None),
+            granted(root, "b")
+        );
+        assert_eq!(
+            g.check_path("/nonexistent-vigil/granted/../secret", None),
+            Err(PathDenied::NotGranted)
+        );
+        assert_eq!(
+            g.check_path(
+                "/nonexistent-vigil/granted/../../../nonexistent-vigil/granted/x",
+                None
+            ),
+            granted(root, "x")
+        );
+        assert_eq!(
+            g.check_path("/nonexistent-vigil/granted", None),
+            granted(root, "")
+        );
+        // Prefixes are whole components.
+        assert_eq!(
+            g.check_path("/nonexistent-vigil/granted-not", None),
+            Err(PathDenied::NotGranted)
+        );
+    }
+
+    /// What exists outside the grants makes no difference to the answer.
+    #[test]
+    fn a_denial_does_not_depend_on_the_file_system() {
+        let g = Grants::none();
+        for path in [
+            "/proc/self/exe",
+            "/proc/1/cwd",
+            "/proc/self/fd/0",
+            "/etc/hostname/..",
+            "/etc/hostname",
+            "/nonexistent-vigil/missing",
+            "/",
+        ] {
+            assert_eq!(
+                g.check_path(path, None),
+                Err(PathDenied::NotGranted),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn relative_paths_start_at_the_base_and_need_one() {
+        let g = paths(&[Path::new("/nonexistent-vigil/svc")]);
+        let base = Path::new("/nonexistent-vigil/svc");
+        assert_eq!(
+            g.check_path("run/heartbeat", Some(base)),
+            granted(base, "run/heartbeat")
+        );
+        assert_eq!(g.check_path("..", Some(base)), Err(PathDenied::NotGranted));
+        assert_eq!(
+            g.check_path("run/heartbeat", None),
+            Err(PathDenied::Invalid("path must be absolute"))
+        );
+        assert!(matches!(
+            g.check_path("/nonexistent-vigil/svc/a\0b", None),
+            Err(PathDenied::Invalid(_))
+        ));
+    }
+
+    /// A grant written through a symlink is resolved once, at parse time;
+    /// both spellings name the same root.
+    #[test]
+    fn a_grant_through_a_symlink_is_resolved_when_parsed() {
+        let scratch = Scratch::new("grant-link");
+        let real = scratch.0.join("releases/42");
+        std::fs::create_dir_all(&real).expect("mkdir");
+        let link = scratch.0.join("current");
+        std::os::unix::fs::symlink("releases/42", &link).expect("symlink");
+        let g = paths(&[link.as_path()]);
+        let real = std::fs::canonicalize(&real).expect("canonical");
+        let via_link = format!("{}/hb", link.display());
+        let via_real = format!("{}/hb", real.display());
+        assert_eq!(g.check_path(&via_link, None), granted(&real, "hb"));
+        assert_eq!(g.check_path(&via_real, None), granted(&real, "hb"));
+    }
+
+    /// The most specific grant is opened from its own root.
+    #[test]
+    fn nested_grants_use_the_longest_match() {
+        let g = paths(&[
+            Path::new("/nonexistent-vigil/a"),
+            Path::new("/nonexistent-vigil/a/b/c"),
+        ]);
+        assert_eq!(
+            g.check_path("/nonexistent-vigil/a/b/c/d", None),
+            granted(Path::new("/nonexistent-vigil/a/b/c"), "d")
+        );
+        assert_eq!(
+            g.check_path("/nonexistent-vigil/a/b/d", None),
+            granted(Path::new("/nonexistent-vigil/a"), "b/d")
+        );
+    }
 }
 
 impl FromStr for Scheme {
@@ -533,40 +724,5 @@ mod tests {
         ];
         let errors = Grants::parse(&hosts, &[PathBuf::from("relative")]).expect_err("invalid");
         assert_eq!(errors.len(), 4, "{errors:?}");
-    }
-
-    #[test]
-    fn paths_cannot_escape_by_dotdot_or_symlink() {
-        let root = std::env::temp_dir().join(format!("vigil-grants-{}", std::process::id()));
-        let granted = root.join("granted");
-        std::fs::create_dir_all(&granted).expect("mkdir");
-        std::fs::write(root.join("secret"), "s").expect("write");
-        std::fs::write(granted.join("ok"), "ok").expect("write");
-        let link = granted.join("link");
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(root.join("secret"), &link).expect("symlink");
-        let g = Grants::parse(&[], std::slice::from_ref(&granted)).expect("grants");
-        assert!(
-            g.resolve_path(granted.join("ok").to_str().expect("utf8"))
-                .is_ok()
-        );
-        let dotdot = format!("{}/../secret", granted.display());
-        assert!(matches!(
-            g.resolve_path(&dotdot),
-            Err(PathDenied::NotGranted(_))
-        ));
-        assert!(matches!(
-            g.resolve_path(link.to_str().expect("utf8")),
-            Err(PathDenied::NotGranted(_))
-        ));
-        assert_eq!(
-            g.resolve_path(granted.join("missing").to_str().expect("utf8")),
-            Err(PathDenied::NotFound)
-        );
-        assert!(matches!(
-            g.resolve_path("/etc/missing-vigil"),
-            Err(PathDenied::NotGranted(_))
-        ));
-        std::fs::remove_dir_all(&root).expect("cleanup");
     }
 }

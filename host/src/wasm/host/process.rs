@@ -1,7 +1,17 @@
 //! `vigil:health/process`: stats of the target's own process tree, read
 //! from /proc. A pid outside the tree is `denied`, so a check cannot probe
-//! other services or the host.
+//! other services or the host. The /proc reads run on the blocking pool
+//! under the call's deadline.
 
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use super::blocking;
 use crate::wasm::bindings::ErrorCode;
 use crate::wasm::bindings::checker::vigil::health::process::{self, State, Stats};
 use crate::wasm::store::HostState;
@@ -43,21 +53,75 @@ pub fn read_stat(pid: u32) -> Option<ProcStat> {
     parse_stat(pid, &text)
 }
 
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut children = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
-                children.extend(
-                    list.split_whitespace()
-                        .filter_map(|c| c.parse::<u32>().ok()),
-                );
-            }
-        }
+/// A process pinned by an open /proc/<pid> directory. Reads through it
+/// answer for the process it was opened for, or fail once that process is
+/// gone: never for a later process that got the same pid.
+struct Pinned {
+    dir: OwnedFd,
+    stat: ProcStat,
+}
+
+impl Pinned {
+    fn open(pid: u32) -> Option<Pinned> {
+        let dir = nix::fcntl::open(
+            format!("/proc/{pid}").as_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let stat = parse_stat(pid, &read_at(&dir, "stat")?)?;
+        Some(Pinned { dir, stat })
     }
+}
+
+fn read_at(dir: impl AsFd, name: &str) -> Option<String> {
+    let fd =
+        nix::fcntl::openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+    let mut text = String::new();
+    File::from(fd).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// Names in the directory `name` beneath `dir`. Listed through our own
+/// descriptor's /proc/self/fd entry, which stays on the pinned directory.
+fn entries_at(dir: impl AsFd, name: &str) -> Vec<String> {
+    let path = format!("/proc/self/fd/{}/{name}", dir.as_fd().as_raw_fd());
+    let Ok(listing) = std::fs::read_dir(path) else {
+        return Vec::new();
+    };
+    listing
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect()
+}
+
+/// Direct children of the process `dir` is the /proc directory of: the
+/// children of each of its threads.
+fn children_at(dir: impl AsFd) -> Vec<u32> {
+    let dir = dir.as_fd();
+    let mut children: Vec<u32> = entries_at(dir, "task")
+        .iter()
+        .filter_map(|tid| read_at(dir, &format!("task/{tid}/children")))
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
     children.sort_unstable();
     children.dedup();
     children
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    match nix::fcntl::open(
+        format!("/proc/{pid}").as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(dir) => children_at(&dir),
+        Err(_) => Vec::new(),
+    }
 }
 
 fn sysconf(name: nix::unistd::SysconfVar, fallback: u64) -> u64 {
@@ -81,19 +145,25 @@ fn state_of(code: char) -> State {
     }
 }
 
-/// Whether `pid` is `root` or one of its descendants.
-fn in_tree(root: u32, pid: u32) -> bool {
-    let mut current = pid;
-    // Bounded walk: a pid chain cannot be longer than pid_max, but a
-    // pathological /proc must not hang us.
+/// Whether the process `stat` describes is `root` or descends from it,
+/// walking parent pids until pid 0, so that any root (1 included) is
+/// treated alike and `stat` agrees with `tree`. A parent never starts
+/// after its child: a pid in the chain that is younger than its child was
+/// reused by a newer process, and the walk stops there (not in the tree),
+/// so pid reuse cannot graft a stranger onto the tree.
+fn descends_from(root: u32, stat: ProcStat, lookup: impl Fn(u32) -> Option<ProcStat>) -> bool {
+    let mut current = stat;
+    // Bounded: a pathological /proc must not hang us.
     for _ in 0..4096 {
-        if current == root {
+        if current.pid == root {
             return true;
         }
-        match read_stat(current) {
-            Some(stat) if stat.parent_pid > 1 && stat.parent_pid != current => {
-                current = stat.parent_pid
-            }
+        let parent = current.parent_pid;
+        if parent == 0 || parent == current.pid {
+            return false;
+        }
+        match lookup(parent) {
+            Some(up) if up.start_ticks <= current.start_ticks => current = up,
             _ => return false,
         }
     }
@@ -106,13 +176,17 @@ impl HostState {
     }
 }
 
-fn stats_of(pid: u32) -> Result<Stats, ErrorCode> {
-    let stat = read_stat(pid).ok_or(ErrorCode::NotFound)?;
+/// Stats of a pinned process. A process that ended since it was pinned is
+/// `not-found`.
+fn stats_of(process: &Pinned) -> Result<Stats, ErrorCode> {
+    let pid = process.stat.pid;
+    let stat = read_at(&process.dir, "stat")
+        .and_then(|text| parse_stat(pid, &text))
+        .ok_or(ErrorCode::NotFound)?;
     let ticks_per_second = sysconf(nix::unistd::SysconfVar::CLK_TCK, 100).max(1);
     let page_size = sysconf(nix::unistd::SysconfVar::PAGE_SIZE, 4096);
-    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count() as u32)
-        .unwrap_or(0);
+    let open_fds = entries_at(&process.dir, "fd").len() as u32;
+    let children = children_at(&process.dir);
     let state = state_of(stat.state);
     Ok(Stats {
         pid,
@@ -123,8 +197,49 @@ fn stats_of(pid: u32) -> Result<Stats, ErrorCode> {
         cpu_time_ms: stat.cpu_ticks * 1000 / ticks_per_second,
         threads: stat.threads,
         open_fds,
-        children: children_of(pid),
+        children,
     })
+}
+
+/// `stat` of the process interface: `pid` must be `root` or descend from
+/// it; a pid that does not exist is denied like one outside the tree, so
+/// the answer tells nothing about processes outside it.
+fn stat_in_tree(root: u32, pid: u32) -> Result<Stats, ErrorCode> {
+    let denied = || {
+        ErrorCode::Denied(format!(
+            "pid {pid} is not in the process tree of the target (pid {root})"
+        ))
+    };
+    let Some(process) = Pinned::open(pid) else {
+        return Err(if pid == root {
+            ErrorCode::NotFound
+        } else {
+            denied()
+        });
+    };
+    if !descends_from(root, process.stat.clone(), read_stat) {
+        return Err(denied());
+    }
+    stats_of(&process)
+}
+
+/// Every pid in the tree of `root`, `root` first, breadth first.
+fn tree_of(root: u32) -> Result<Vec<u32>, ErrorCode> {
+    if read_stat(root).is_none() {
+        return Err(ErrorCode::NotFound);
+    }
+    let mut seen = HashSet::from([root]);
+    let mut tree = vec![root];
+    let mut next = 0;
+    while next < tree.len() && tree.len() < 65_536 {
+        for child in children_of(tree[next]) {
+            if seen.insert(child) {
+                tree.push(child);
+            }
+        }
+        next += 1;
+    }
+    Ok(tree)
 }
 
 impl process::Host for HostState {
@@ -134,27 +249,15 @@ impl process::Host for HostState {
 
     async fn stat(&mut self, pid: u32) -> Result<Stats, ErrorCode> {
         let root = self.target()?;
-        if pid != root && !in_tree(root, pid) {
-            return Err(ErrorCode::Denied(format!(
-                "pid {pid} is not in the process tree of the target (pid {root})"
-            )));
-        }
-        stats_of(pid)
+        blocking(self.caps.call_timeout(None), move || {
+            stat_in_tree(root, pid)
+        })
+        .await
     }
 
     async fn tree(&mut self) -> Result<Vec<u32>, ErrorCode> {
         let root = self.target()?;
-        if read_stat(root).is_none() {
-            return Err(ErrorCode::NotFound);
-        }
-        let mut tree = vec![root];
-        let mut next = 0;
-        while next < tree.len() && tree.len() < 65_536 {
-            let children = children_of(tree[next]);
-            tree.extend(children);
-            next += 1;
-        }
-        Ok(tree)
+        blocking(self.caps.call_timeout(None), move || tree_of(root)).await
     }
 }
 
@@ -177,7 +280,67 @@ mod tests {
     #[test]
     fn our_own_process_is_in_our_tree_and_init_is_not() {
         let me = std::process::id();
-        assert!(in_tree(me, me));
-        assert!(!in_tree(me, 1));
+        assert!(matches!(stat_in_tree(me, me), Ok(s) if s.pid == me));
+        assert!(matches!(stat_in_tree(me, 1), Err(ErrorCode::Denied(_))));
+        // A pid that does not exist is denied, like one outside the tree.
+        assert!(matches!(stat_in_tree(me, 0), Err(ErrorCode::Denied(_))));
+    }
+
+    fn process(pid: u32, parent_pid: u32, start_ticks: u64) -> ProcStat {
+        ProcStat {
+            pid,
+            parent_pid,
+            state: 'S',
+            cpu_ticks: 0,
+            threads: 1,
+            rss_pages: 0,
+            start_ticks,
+        }
+    }
+
+    /// A process table: (pid, parent pid, start ticks).
+    fn table(rows: &[(u32, u32, u64)]) -> impl Fn(u32) -> Option<ProcStat> + use<> {
+        let rows: Vec<ProcStat> = rows.iter().map(|&(p, pp, t)| process(p, pp, t)).collect();
+        move |pid| rows.iter().find(|row| row.pid == pid).cloned()
+    }
+
+    /// Pid 1 is a root like any other: its children and grandchildren are
+    /// in its tree (the walk used to stop at a parent pid of 1).
+    #[test]
+    fn pid_1_is_a_root_like_any_other() {
+        let lookup = table(&[(1, 0, 1), (7, 1, 5), (9, 7, 6), (2, 0, 1), (30, 2, 3)]);
+        assert!(descends_from(1, process(9, 7, 6), &lookup));
+        assert!(descends_from(1, process(7, 1, 5), &lookup));
+        assert!(descends_from(1, process(1, 0, 1), &lookup));
+        // Kernel threads hang off pid 2, not 1.
+        assert!(!descends_from(1, process(30, 2, 3), &lookup));
+        assert!(descends_from(7, process(9, 7, 6), &lookup));
+        assert!(!descends_from(9, process(7, 1, 5), &lookup));
+    }
+
+    /// The parent pid of a process whose parent died and whose pid was then
+    /// reused by a younger process in the tree does not make it a member.
+    #[test]
+    fn a_reused_parent_pid_does_not_graft_a_process_onto_the_tree() {
+        // 50 started at tick 10 as the child of an old 40 (outside the
+        // tree); 40 died and its pid went to a process under root 7,
+        // started at tick 20.
+        let lookup = table(&[(1, 0, 1), (7, 1, 5), (40, 7, 20), (50, 40, 10)]);
+        assert!(!descends_from(7, process(50, 40, 10), &lookup));
+        assert!(descends_from(7, process(40, 7, 20), &lookup));
+    }
+
+    /// The live process table agrees: the top of our own chain of parents
+    /// is a root whose tree holds us, and `stat` says so too.
+    #[test]
+    fn tree_and_stat_agree_from_the_top_of_our_chain() {
+        let me = std::process::id();
+        let mut top = read_stat(me).expect("our stat");
+        while let Some(up) = read_stat(top.parent_pid) {
+            top = up;
+        }
+        assert!(tree_of(top.pid).expect("tree").contains(&me));
+        let stat = stat_in_tree(top.pid, me);
+        assert!(matches!(&stat, Ok(s) if s.pid == me), "{stat:?}");
     }
 }
