@@ -112,15 +112,18 @@ impl Event {
     }
 
     /// The event's fields as `key=value ...` (strings unquoted, nulls
-    /// left out), for the terminal and `vigil journal`.
+    /// left out), for the terminal and `vigil journal`. Values are escaped
+    /// ([`crate::untrusted::line`]): reasons, messages and descriptions
+    /// quote what checks and services said.
     pub fn fields_text(&self) -> String {
+        use crate::untrusted::line;
         match serde_json::to_value(self) {
             Ok(serde_json::Value::Object(map)) => map
                 .into_iter()
                 .filter(|(key, value)| key != "kind" && !value.is_null())
                 .map(|(key, value)| match value {
-                    serde_json::Value::String(text) => format!("{key}={text}"),
-                    other => format!("{key}={other}"),
+                    serde_json::Value::String(text) => format!("{key}={}", line(&text)),
+                    other => format!("{key}={}", line(&other.to_string())),
                 })
                 .collect::<Vec<_>>()
                 .join(" "),
@@ -659,6 +662,28 @@ mod tests {
         assert!(v["ts"].as_str().is_some_and(|s| s.ends_with('Z')));
         assert_eq!(kinds(&t.0), vec!["acquired", "spawned", "ready", "exited"]);
         assert!(lines[2].contains("\"kind\":\"ready\""));
+    }
+
+    #[test]
+    fn fields_text_escapes_what_the_json_keeps_exact() {
+        let reason = "\x1b]0;pwned\x07\u{202e}\nok";
+        let event = Event::Check {
+            phase: "liveness".into(),
+            outcome: "error".into(),
+            reason: Some(reason.into()),
+        };
+        let text = event.fields_text();
+        assert!(
+            text.contains("reason=\\x1b]0;pwned\\x07\\u{202e}\\nok"),
+            "{text:?}"
+        );
+        assert!(
+            !text.contains(['\x1b', '\x07', '\u{202e}', '\n']),
+            "{text:?}"
+        );
+        let json = serde_json::to_string(&event).expect("json");
+        let back: Event = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, event);
     }
 
     #[tokio::test]

@@ -3,7 +3,8 @@
 //!
 //! The library is organised by concern: [`wasm`] runs checks and loaders in
 //! a sandbox, [`supervisor`] keeps services alive, [`config`] turns service
-//! directories into validated services, [`journal`] records what happened.
+//! directories into validated services, [`journal`] records what happened,
+//! and [`untrusted`] makes what checks and services say safe to show.
 
 pub mod cli;
 pub mod commands;
@@ -14,4 +15,5 @@ pub mod journal;
 pub mod signals;
 pub mod supervisor;
 pub mod units;
+pub mod untrusted;
 pub mod wasm;

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::cli::CheckArgs;
+use crate::untrusted;
 use crate::wasm::{CheckReport, CheckSource, Sandbox, Target};
 
 #[derive(Serialize)]
@@ -50,18 +51,20 @@ fn print_json(source: &CheckSource, report: &CheckReport) {
     }
 }
 
+/// The check controls its reason, logs and output: all escaped
+/// ([`untrusted`]), so that it cannot retitle the terminal or print a
+/// fake `ok`. The JSON form keeps them exact.
 fn print_human(source: &CheckSource, report: &CheckReport) {
     println!(
-        "{}  ({source}, {:.2} ms)",
-        report.verdict,
+        "{}  ({}, {:.2} ms)",
+        untrusted::line(&report.verdict.to_string()),
+        untrusted::line(&source.to_string()),
         report.duration.as_secs_f64() * 1000.0
     );
     for line in &report.logs {
-        println!("  log {line}");
+        println!("  log {}", untrusted::line(line));
     }
-    if !report.output.is_empty() {
-        for line in report.output.lines() {
-            println!("  | {line}");
-        }
+    for line in untrusted::block(&report.output).lines() {
+        println!("  | {line}");
     }
 }

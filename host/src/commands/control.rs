@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::cli::ControlArgs;
 use crate::control::{Client, ControlError};
 use crate::supervisor::run::default_state_dir;
+use crate::untrusted;
 
 /// Exit code when no vigil is running.
 pub const EXIT_NOT_RUNNING: i32 = 3;
@@ -40,11 +41,15 @@ pub fn fail(command: &str, err: &ControlError) -> i32 {
             } else {
                 format!("known services: {}", known.join(", "))
             };
-            eprintln!("vigil {command}: no service named `{name}`; {list}");
+            let problem = format!("no service named `{name}`; {list}");
+            eprintln!("vigil {command}: {}", untrusted::line(&problem));
             EXIT_UNKNOWN_SERVICE
         }
+        // A refusal quotes what the daemon said (e.g. the problems of a
+        // checks directory, with its directory names): escaped, line by line.
         other => {
-            eprintln!("vigil {command}: {other}");
+            let problem = other.to_string();
+            eprintln!("vigil {command}: {}", untrusted::block(&problem));
             1
         }
     }

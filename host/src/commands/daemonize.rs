@@ -14,6 +14,7 @@ use super::EXIT_USAGE;
 use crate::cli::DaemonizeArgs;
 use crate::daemon::pidfile::{EXIT_ALREADY_RUNNING, Pidfile, PidfileError};
 use crate::daemon::{Handshake, Health, launch};
+use crate::untrusted;
 use crate::wasm::{Phase, Sandbox, Target, Verdict};
 
 /// The check used without `--check`: ready while the program runs.
@@ -132,7 +133,9 @@ pub async fn run(args: DaemonizeArgs) -> i32 {
             0
         }
         Err(err) => {
-            eprintln!("vigil daemonize: {program}: {err}");
+            // The reason quotes the check's: escaped ([`untrusted`]).
+            let problem = format!("{program}: {err}");
+            eprintln!("vigil daemonize: {}", untrusted::line(&problem));
             1
         }
     }

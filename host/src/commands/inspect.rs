@@ -2,6 +2,7 @@
 
 use super::EXIT_USAGE;
 use crate::cli::InspectArgs;
+use crate::untrusted;
 use crate::wasm::{CheckSource, builtins, inspect};
 
 pub fn run(args: InspectArgs) -> i32 {
@@ -23,7 +24,8 @@ pub fn run(args: InspectArgs) -> i32 {
         CheckSource::File(path) => match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(err) => {
-                eprintln!("vigil inspect: {}: {err}", path.display());
+                let problem = format!("{}: {err}", path.display());
+                eprintln!("vigil inspect: {}", untrusted::line(&problem));
                 return EXIT_USAGE;
             }
         },
@@ -31,7 +33,8 @@ pub fn run(args: InspectArgs) -> i32 {
     let report = match inspect::inspect(&bytes) {
         Ok(report) => report,
         Err(err) => {
-            eprintln!("vigil inspect: {source}: {err}");
+            let problem = format!("{source}: {err}");
+            eprintln!("vigil inspect: {}", untrusted::line(&problem));
             return EXIT_USAGE;
         }
     };
@@ -45,32 +48,40 @@ pub fn run(args: InspectArgs) -> i32 {
         }
         return 0;
     }
-    let none = || "none".to_owned();
-    println!("component     {source}");
+    // Names and the producers section are whatever the component's author
+    // wrote: shown escaped ([`untrusted`]); `--json` keeps them exact.
+    let shown = |text: &str| untrusted::line(text).into_owned();
+    let list = |items: &[String]| items.iter().map(|i| shown(i)).collect::<Vec<_>>();
+    println!("component     {}", shown(&source.to_string()));
     println!("size          {} bytes", report.size);
     println!(
         "world         {}{}",
-        report.world,
+        shown(&report.world),
         report
             .contract_version
             .as_deref()
-            .map(|v| format!(" (imports name @{v})"))
+            .map(|v| format!(" (imports name @{})", shown(v)))
             .unwrap_or_default()
     );
     let caps = if report.capabilities.is_empty() {
-        none()
+        "none".to_owned()
     } else {
-        report.capabilities.join(", ")
+        list(&report.capabilities).join(", ")
     };
     println!("capabilities  {caps}");
-    println!("exports       {}", report.exports.join(", "));
+    println!("exports       {}", list(&report.exports).join(", "));
     println!("imports");
-    for import in &report.imports {
+    for import in list(&report.imports) {
         println!("  {import}");
     }
     println!("producers");
     for p in &report.producers {
-        println!("  {:<14}{} {}", p.field, p.name, p.version);
+        println!(
+            "  {:<14}{} {}",
+            shown(&p.field),
+            shown(&p.name),
+            shown(&p.version)
+        );
     }
     0
 }

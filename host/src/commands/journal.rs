@@ -6,6 +6,7 @@ use crate::cli::JournalArgs;
 use crate::commands::control::{client, fail};
 use crate::control::api::JournalQuery;
 use crate::journal::Line;
+use crate::untrusted;
 
 pub async fn run(args: JournalArgs) -> i32 {
     let query = JournalQuery {
@@ -35,11 +36,14 @@ pub async fn run(args: JournalArgs) -> i32 {
     0
 }
 
-/// `TIME SERVICE KIND key=value ...`.
+/// `TIME SERVICE KIND key=value ...`, one line, escaped for a terminal
+/// ([`untrusted`]: the fields carry what checks and services said);
+/// `--json` prints the exact line instead.
 pub fn format_line(line: &Line) -> String {
     let fields = line.event.fields_text();
-    let service = line.service.as_deref().unwrap_or("vigil");
-    format!("{} {service} {} {fields}", line.ts, line.event.kind())
+    let service = untrusted::line(line.service.as_deref().unwrap_or("vigil"));
+    let ts = untrusted::line(&line.ts);
+    format!("{ts} {service} {} {fields}", line.event.kind())
         .trim_end()
         .to_string()
 }

@@ -55,7 +55,9 @@ pub(crate) async fn load_one_shot(
         EXIT_USAGE
     })?;
     let checker = engine.load_checker(&source).await.map_err(|err| {
-        eprintln!("vigil {command}: {err}");
+        // A load error can quote the component's own import names.
+        let problem = err.to_string();
+        eprintln!("vigil {command}: {}", crate::untrusted::block(&problem));
         EXIT_USAGE
     })?;
     Ok((source, grants, checker))

@@ -10,6 +10,7 @@ use crate::daemon::pidfile::{self, EXIT_ALREADY_RUNNING, Pidfile, PidfileError};
 use crate::daemon::{Daemonize, Handshake, Role, control_probe};
 use crate::journal::JournalError;
 use crate::supervisor::run::{RunError, RunOptions, default_state_dir, run as supervise};
+use crate::untrusted;
 use crate::wasm::{Engine, EngineOptions};
 
 pub async fn run(args: RunArgs) -> i32 {
@@ -70,7 +71,7 @@ pub async fn run(args: RunArgs) -> i32 {
     match supervise(options, engine).await {
         Ok(()) => 0,
         Err(RunError::Invalid(report)) => {
-            eprint!("vigil run: refusing to start, the checks directory is invalid: {report}");
+            refuse_invalid(&report);
             2
         }
         // Same state directory, another --pidfile: the journal's lock
@@ -109,7 +110,7 @@ async fn launch_daemon(
         };
     }
     if let Err(report) = crate::config::load_dir(checks_dir) {
-        eprint!("vigil run: refusing to start, the checks directory is invalid: {report}");
+        refuse_invalid(&report);
         return 2;
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
@@ -141,17 +142,33 @@ async fn launch_daemon(
         }
         Ok(Role::Daemon) => 0, // not reached: checked by the caller
         Err(err) => {
-            eprintln!("vigil run: the daemon did not come up: {err}");
+            // The reason quotes a check's, and JSON leaves C1 and bidi
+            // controls raw: both escaped ([`untrusted`]).
+            let err = err.to_string();
+            eprintln!(
+                "vigil run: the daemon did not come up: {}",
+                untrusted::line(&err)
+            );
             let lines = journal_tail(&journal, journal_start, 20);
             if !lines.is_empty() {
                 eprintln!("last journal lines ({}):", journal.display());
                 for line in lines {
-                    eprintln!("  {line}");
+                    eprintln!("  {}", untrusted::line(&line));
                 }
             }
             1
         }
     }
+}
+
+/// Print why the checks directory is refused. Its problems quote
+/// directory names, which may hold anything: escaped ([`untrusted`]).
+fn refuse_invalid(report: &crate::config::ValidationReport) {
+    let report = report.to_string();
+    eprint!(
+        "vigil run: refusing to start, the checks directory is invalid: {}",
+        untrusted::block(&report)
+    );
 }
 
 /// `--flag`s of `vigil run` whose values are paths (by their value

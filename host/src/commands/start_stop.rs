@@ -34,19 +34,19 @@ pub async fn run(action: Action, args: ServiceArgs) -> i32 {
     match result {
         Ok(applied) => {
             let s = &applied.service;
+            let name = crate::untrusted::line(&s.name);
             let pid = s.pid.map(|p| format!(" pid {p}")).unwrap_or_default();
             let up = s
                 .uptime_secs
                 .map(|u| format!(", up {}", uptime(u)))
                 .unwrap_or_default();
             if applied.settled {
-                println!("{}: {}{pid}{up}", s.name, s.state);
+                println!("{name}: {}{pid}{up}", s.state);
                 0
             } else {
                 eprintln!(
-                    "vigil {}: {} has not settled yet; it is {}{pid}",
+                    "vigil {}: {name} has not settled yet; it is {}{pid}",
                     action.name(),
-                    s.name,
                     s.state
                 );
                 1

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use crate::cli::StatusArgs;
 use crate::commands::control::{client, fail};
 use crate::control::api::ServiceStatus;
+use crate::untrusted;
 
 pub async fn run(args: StatusArgs) -> i32 {
     let client = client(&args.control);
@@ -99,6 +100,9 @@ fn state_colour(state: &str) -> &'static str {
     }
 }
 
+/// One service's cells. Reasons (the check's) and the `STATUS=` text (the
+/// service's) are escaped ([`untrusted`]) before they are shortened, so
+/// what is cut is the visible form; so are the names, for good measure.
 fn row(s: &ServiceStatus) -> [String; 7] {
     let check = match (&s.last_phase, &s.last_outcome, &s.last_reason) {
         (_, None, _) => "-".to_string(),
@@ -119,7 +123,7 @@ fn row(s: &ServiceStatus) -> [String; 7] {
         _ => s.state.clone(),
     };
     [
-        s.name.clone(),
+        untrusted::line(&s.name).into_owned(),
         state,
         s.pid.map_or("-".into(), |p| p.to_string()),
         s.uptime_secs.map_or("-".into(), uptime),
@@ -129,10 +133,11 @@ fn row(s: &ServiceStatus) -> [String; 7] {
     ]
 }
 
+/// `text` escaped and cut to `max` characters.
 fn shorten(text: &str, max: usize) -> String {
-    let text = text.replace('\n', " ");
+    let text = untrusted::line(text);
     if text.chars().count() <= max {
-        return text;
+        return text.into_owned();
     }
     let cut: String = text.chars().take(max.saturating_sub(1)).collect();
     format!("{cut}…")
@@ -201,6 +206,21 @@ mod tests {
     fn colour_keeps_alignment() {
         let text = table(&[service("web", "ready")], true);
         assert!(text.contains("\x1b[32mready"));
+    }
+
+    #[test]
+    fn reasons_and_status_text_are_escaped_then_shortened() {
+        let mut s = service("web", "running");
+        s.last_reason = Some("\x1b[1A\x1b[2K\rready\nok".into());
+        s.status_text = Some(format!("\u{202e}{}", "x".repeat(40)));
+        let text = table(&[s], false);
+        assert!(!text.contains(['\x1b', '\r', '\u{202e}']), "{text:?}");
+        assert!(
+            text.contains("readiness retry: \\x1b[1A\\x1b[2K\\rready\\nok"),
+            "{text:?}"
+        );
+        assert!(text.contains("running (\\u{202e}xxx"), "{text:?}");
+        assert_eq!(text.lines().count(), 2, "{text:?}");
     }
 
     #[test]

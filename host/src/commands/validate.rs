@@ -16,7 +16,9 @@ pub fn run(args: ValidateArgs) -> i32 {
             0
         }
         Err(report) => {
-            eprint!("{}: {report}", args.checks.display());
+            // Problems quote directory names, which may hold anything.
+            let problems = format!("{}: {report}", args.checks.display());
+            eprint!("{}", crate::untrusted::block(&problems));
             1
         }
     }

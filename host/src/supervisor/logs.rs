@@ -1,6 +1,10 @@
 //! A child's stdout/stderr, captured line by line into
 //! `<state>/logs/<service>.log` (rotated by size to `<service>.1.log`) and,
 //! in the foreground, echoed as `name | line`.
+//!
+//! The file keeps the raw line (it is the service's output, not a
+//! display); the echo escapes it ([`crate::untrusted`]), so a service
+//! cannot drive the operator's terminal.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -39,8 +43,11 @@ impl LogSink {
     /// Write one line (without its newline).
     pub fn line(&self, line: &str) {
         if self.echo {
+            // The CR of a CRLF line end is part of the line break.
+            let shown = crate::untrusted::line(line.strip_suffix('\r').unwrap_or(line));
+            let name = crate::untrusted::line(&self.name);
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{} | {line}", self.name);
+            let _ = writeln!(out, "{name} | {shown}");
         }
         let Some(path) = &self.path else { return };
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());

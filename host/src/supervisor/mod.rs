@@ -46,10 +46,12 @@ use state::Status;
 use timers::Timers;
 
 /// In the foreground, a journal event as one terminal line beside the
-/// services' own `name | line` output: `name * kind field=value ...`.
+/// services' own `name | line` output: `name * kind field=value ...`,
+/// escaped ([`crate::untrusted`]; the journal itself stays exact).
 fn echo_event(service: Option<&str>, event: &Journal) {
     let fields = event.fields_text();
-    eprintln!("{} * {} {fields}", service.unwrap_or("vigil"), event.kind());
+    let service = crate::untrusted::line(service.unwrap_or("vigil"));
+    eprintln!("{service} * {} {fields}", event.kind());
 }
 
 /// A boxed future, as returned by [`Probes`].

@@ -190,7 +190,14 @@ impl Probes for WasmProbes {
             };
             let report = checker.check(&target, &sandbox).await;
             for line in &report.logs {
-                tracing::debug!(service = %service.name, %phase, "check log: {line}");
+                // tracing escapes ESC and C1, not CR or bidi controls (the
+                // argument is only evaluated when the level is enabled).
+                tracing::debug!(
+                    service = %service.name,
+                    %phase,
+                    "check log: {}",
+                    crate::untrusted::line(line)
+                );
             }
             outcome(report.verdict)
         })

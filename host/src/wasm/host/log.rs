@@ -49,7 +49,14 @@ impl LogBuffer {
 
 impl log::Host for HostState {
     async fn log(&mut self, level: Level, message: String) {
-        tracing::debug!(target: "vigil::guest", ?level, "{message}");
+        // tracing escapes ESC and C1, not CR or bidi controls (the
+        // argument is only evaluated when the level is enabled).
+        tracing::debug!(
+            target: "vigil::guest",
+            ?level,
+            "{}",
+            crate::untrusted::line(&message)
+        );
         self.caps.log.push(level, &message);
     }
 }
