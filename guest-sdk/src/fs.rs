@@ -1,6 +1,8 @@
 //! Read-only access to the paths granted in `allowed-paths`
-//! (`vigil:health/fs`). `..` and symlinks are resolved by the host before
-//! the grant check, so neither can escape.
+//! (`vigil:health/fs`). The host decides the grant on the path as written
+//! (`..` removed lexically), then opens it beneath the granted directory,
+//! following only relative symlinks that stay inside it, so neither `..`
+//! nor a symlink can escape.
 //!
 //! ```no_run
 //! use std::time::Duration;

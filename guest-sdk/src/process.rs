@@ -37,7 +37,8 @@ pub fn tree() -> Result<Vec<u32>, ErrorCode> {
 }
 
 /// Stats of every process in the target's tree, the target first.
-/// Processes that exit between listing and reading are skipped; the
+/// Processes that exit between listing and reading are skipped (`not-found`,
+/// or `denied` once their pid went to a process outside the tree); the
 /// target's own failure is returned.
 pub fn tree_stats() -> Result<Vec<Stats>, ErrorCode> {
     let pids = tree()?;
@@ -45,7 +46,7 @@ pub fn tree_stats() -> Result<Vec<Stats>, ErrorCode> {
     for (i, pid) in pids.into_iter().enumerate() {
         match stat(pid) {
             Ok(stats) => out.push(stats),
-            Err(ErrorCode::NotFound) if i > 0 => {}
+            Err(ErrorCode::NotFound | ErrorCode::Denied(_)) if i > 0 => {}
             Err(e) => return Err(e),
         }
     }
