@@ -12,9 +12,12 @@
 //! change from one lookup to the next, as a rebinding server's do.
 //! Every address used is loopback.
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use vigil::wasm::{CheckReport, Verdict};
@@ -469,4 +472,173 @@ async fn a_grant_naming_loopback_reaches_it_in_every_spelling() {
         let report = run(programs::TCP_PING, &config, None, &limits).await;
         assert_denied(&report, &format!("{grant}: tcp 0.0.0.0"));
     }
+}
+
+// ---- Credentials and redirects (issue 10 item 8) -------------------------------
+
+/// One request as a [`Recorder`] saw it: path and headers (names in lower
+/// case).
+#[derive(Debug, Clone)]
+struct Recorded {
+    path: String,
+    headers: BTreeMap<String, String>,
+}
+
+/// A loopback HTTP/1.1 server that records every request. `/redirect`
+/// answers 302 to the location set with [`Recorder::redirect_to`]; any
+/// other path answers 200.
+struct Recorder {
+    port: u16,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    location: Arc<Mutex<String>>,
+}
+
+impl Recorder {
+    fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let location: Arc<Mutex<String>> = Arc::default();
+        let (log, target) = (requests.clone(), location.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+                let mut headers = BTreeMap::new();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':') {
+                        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+                    }
+                }
+                let redirect = path == "/redirect";
+                log.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(Recorded { path, headers });
+                let mut stream = &stream;
+                let _ = if redirect {
+                    let to = target
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    write!(
+                        stream,
+                        "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                } else {
+                    write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                    )
+                };
+            }
+        });
+        Recorder {
+            port,
+            requests,
+            location,
+        }
+    }
+
+    fn redirect_to(&self, location: &str) {
+        *self.location.lock().unwrap_or_else(PoisonError::into_inner) = location.to_string();
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+const SECRETS: &[(&str, &str)] = &[
+    ("authorization", "Bearer s3cret"),
+    ("cookie", "session=s3cret"),
+    ("proxy-authorization", "Basic s3cret"),
+];
+
+/// builtin:http GET `url` with the credential headers and one ordinary
+/// header, under `grants`; answers the report.
+async fn get_with_credentials(url: &str, grants: &[String]) -> CheckReport {
+    let mut config = vec![("url", url), ("header.X-Trace", "kept")];
+    let names: Vec<String> = SECRETS
+        .iter()
+        .map(|(name, _)| format!("header.{name}"))
+        .collect();
+    for ((_, value), key) in SECRETS.iter().zip(&names) {
+        config.push((key.as_str(), *value));
+    }
+    run("builtin:http", &config, None, &sandbox(grants, &[], LIMIT)).await
+}
+
+fn assert_credentials(request: &Recorded, present: bool) {
+    for (name, value) in SECRETS {
+        let seen = request.headers.get(*name).map(String::as_str);
+        let want = present.then_some(*value);
+        assert_eq!(seen, want, "{name} on {request:?}");
+    }
+    assert_eq!(
+        request.headers.get("x-trace").map(String::as_str),
+        Some("kept")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_do_not_follow_a_redirect_to_another_origin() {
+    // Another port.
+    let a = Recorder::start();
+    let b = Recorder::start();
+    a.redirect_to(&format!("http://127.0.0.1:{}/landing", b.port));
+    let grants = [
+        format!("http://127.0.0.1:{}", a.port),
+        format!("http://127.0.0.1:{}", b.port),
+    ];
+    let url = format!("http://127.0.0.1:{}/redirect", a.port);
+    let report = get_with_credentials(&url, &grants).await;
+    assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
+    let (first, second) = (a.requests(), b.requests());
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_credentials(&first[0], true);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!(second[0].path, "/landing");
+    assert_credentials(&second[0], false);
+
+    // Another host on the same port.
+    let a = Recorder::start();
+    a.redirect_to(&format!("http://localhost:{}/landing", a.port));
+    let grants = [
+        format!("http://127.0.0.1:{}", a.port),
+        format!("http://localhost:{}", a.port),
+    ];
+    let url = format!("http://127.0.0.1:{}/redirect", a.port);
+    let report = get_with_credentials(&url, &grants).await;
+    assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
+    let seen = a.requests();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_credentials(&seen[0], true);
+    assert_eq!(seen[1].path, "/landing");
+    assert_credentials(&seen[1], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_follow_a_redirect_within_the_origin() {
+    let a = Recorder::start();
+    a.redirect_to("/landing");
+    let grants = [format!("http://127.0.0.1:{}", a.port)];
+    let url = format!("http://127.0.0.1:{}/redirect", a.port);
+    let report = get_with_credentials(&url, &grants).await;
+    assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
+    let seen = a.requests();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_credentials(&seen[0], true);
+    assert_eq!(seen[1].path, "/landing");
+    assert_credentials(&seen[1], true);
 }

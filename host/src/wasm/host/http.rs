@@ -6,7 +6,8 @@
 //! that hop's scheme and port (the rule `tcp` applies too), and hands
 //! reqwest exactly those, pinned: [`PinnedResolver`] answers from the
 //! request's own pins and never looks a name up again, so a DNS answer
-//! cannot change between check and connect.
+//! cannot change between check and connect. Credentials are dropped when a
+//! redirect leaves the origin.
 //!
 //! The pins travel in a task-local around `Client::execute`. Not in a map
 //! keyed by host on the shared client: concurrent requests could then hand
@@ -32,6 +33,16 @@ use crate::wasm::grants::{Grants, Scheme};
 use crate::wasm::store::{HostState, MAX_TRANSFER};
 
 const MAX_REDIRECTS: usize = 10;
+
+/// Request headers that carry credentials for one origin: dropped when a
+/// redirect leads to another scheme, host or port (reqwest's list).
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "cookie2",
+    "proxy-authorization",
+    "www-authenticate",
+];
 
 /// Builds the HTTP client for one set of grants.
 pub(crate) fn client(grants: Arc<Grants>) -> Result<reqwest::Client, reqwest::Error> {
@@ -158,6 +169,11 @@ async fn pin(grants: &Grants, url: &Url) -> Result<Pins, ErrorCode> {
     })
 }
 
+/// Scheme, host and port: what credentials are bound to.
+fn origin(url: &Url) -> (&str, Option<&str>, Option<u16>) {
+    (url.scheme(), url.host_str(), url.port_or_known_default())
+}
+
 async fn send(
     client: &reqwest::Client,
     grants: &Grants,
@@ -168,10 +184,11 @@ async fn send(
     let mut method = Method::from_bytes(request.method.as_bytes())
         .map_err(|_| ErrorCode::Invalid(format!("bad HTTP method `{}`", request.method)))?;
     let mut body = request.body;
+    let mut sent_headers = request.headers;
     let mut pins = pin(grants, &url).await?;
     for hop in 0..=MAX_REDIRECTS {
         let mut builder = client.request(method.clone(), url.clone());
-        for (name, value) in &request.headers {
+        for (name, value) in &sent_headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
         if let Some(body) = &body {
@@ -197,6 +214,13 @@ async fn send(
             // addresses are not, is not followed: the guest sees the 3xx.
             match pin(grants, &next).await {
                 Ok(next_pins) => {
+                    if origin(&next) != origin(&url) {
+                        sent_headers.retain(|(name, _)| {
+                            !CREDENTIAL_HEADERS
+                                .iter()
+                                .any(|credential| name.eq_ignore_ascii_case(credential))
+                        });
+                    }
                     if status == reqwest::StatusCode::SEE_OTHER
                         || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
                     {
