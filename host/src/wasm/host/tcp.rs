@@ -127,10 +127,13 @@ impl HostConnection for HostState {
         .map_err(|_| ErrorCode::Timeout)??;
         let stream = connect_any(&addresses, deadline).await?;
         let _ = stream.set_nodelay(true);
-        self.caps.open_connections += 1;
-        self.table
+        let connection = self
+            .table
             .push(Connection { stream })
-            .map_err(|err| ErrorCode::Io(err.to_string()))
+            .map_err(|err| ErrorCode::Io(err.to_string()))?;
+        // Counted once the guest holds it: `drop` uncounts exactly these.
+        self.caps.open_connections += 1;
+        Ok(connection)
     }
 
     async fn write(
@@ -168,5 +171,60 @@ impl HostConnection for HostState {
         self.table.delete(connection)?;
         self.caps.open_connections = self.caps.open_connections.saturating_sub(1);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use wasmtime::component::ResourceTable;
+    use wasmtime_wasi::WasiCtxBuilder;
+
+    use super::*;
+    use crate::wasm::limits::MemoryCap;
+    use crate::wasm::{Engine, Sandbox};
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    fn state(grants: Grants) -> HostState {
+        let sandbox = Sandbox::new(grants, LONG, 1 << 20);
+        HostState {
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+            limits: MemoryCap {
+                limit: 1 << 20,
+                hit: false,
+                grown_to: 0,
+                peak: Default::default(),
+            },
+            caps: Engine::capabilities(Some(&sandbox), None, Instant::now() + LONG),
+        }
+    }
+
+    /// A connection the resource table refuses is closed, never handed to
+    /// the guest, and so never counted: a miscount would keep the warm
+    /// instance from being reused and eat into `MAX_CONNECTIONS`.
+    #[tokio::test]
+    async fn only_connections_the_guest_holds_are_counted() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let grant = format!("tcp://127.0.0.1:{port}");
+        let mut state = state(Grants::parse(&[grant], &[]).expect("grants"));
+        let timeout_ms = LONG.as_millis() as u32;
+
+        state.table.set_max_capacity(0);
+        let refused =
+            HostConnection::connect(&mut state, "127.0.0.1".into(), port, timeout_ms).await;
+        assert!(matches!(refused, Err(ErrorCode::Io(_))), "{refused:?}");
+        assert_eq!(state.caps.open_connections, 0);
+
+        state.table.set_max_capacity(16);
+        let held = HostConnection::connect(&mut state, "127.0.0.1".into(), port, timeout_ms)
+            .await
+            .expect("connect");
+        assert_eq!(state.caps.open_connections, 1);
+        HostConnection::drop(&mut state, held).await.expect("drop");
+        assert_eq!(state.caps.open_connections, 0);
     }
 }
