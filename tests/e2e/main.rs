@@ -19,6 +19,7 @@ mod pid1;
 mod protocols;
 mod sandbox_escape;
 mod sandbox_fs;
+mod sandbox_net;
 mod servers;
 mod supervisor_dependencies;
 mod supervisor_healthiness;

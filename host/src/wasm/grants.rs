@@ -10,13 +10,38 @@
 //! | HOST   | `localhost`, `db.example.com`, `*.example.com`, `*`, an IP (`127.0.0.1`, `[::1]`) or a CIDR block (`10.0.0.0/8`) |
 //! | PORT   | a number or `*`; omitted means 80 for `http`, 443 for `https`, any otherwise |
 //!
-//! Names are resolved by the host, and the resolved address is checked too
-//! so a DNS answer cannot walk a check past its grants (DNS rebinding): a
-//! name granted by name may only reach public addresses; `localhost` only
-//! reaches loopback; private, loopback and link-local addresses are reached
-//! only through a grant that names them (an IP, a CIDR block, `localhost`).
+//! A connection is allowed only address by address, by one decision,
+//! [`Grants::allows`], the same for `tcp` and `http` (every redirect hop
+//! too): the host as requested must be granted for the request's scheme and
+//! port, and the address it is about to connect to (resolved from a name,
+//! or the IP literal itself) must be reachable through a grant for that
+//! same scheme and port:
+//!
+//! | grant HOST | requested host it matches | addresses it reaches |
+//! |---|---|---|
+//! | `*` | any name or IP literal | public addresses only |
+//! | `db.example.com`, `*.example.com` | that name, names under it | public addresses only |
+//! | `localhost` | `localhost`, a loopback literal | loopback: 127.0.0.0/8, ::1 |
+//! | IP or CIDR block | IP literals inside it | addresses inside it, also when a granted name resolves there |
+//!
+//! So `*` cannot reach loopback, private or link-local space (cloud metadata
+//! at 169.254.169.254) by a name that resolves there (DNS rebinding) nor by
+//! writing the address itself; only a grant naming that space can. Not
+//! public: 0.0.0.0/8 (the unspecified address reaches this host), loopback,
+//! RFC 1918, CGNAT, link-local, documentation, benchmarking, multicast and
+//! reserved blocks, ::/96 (::, ::1, IPv4-compatible), ULA, site- and
+//! link-local IPv6, 2001::/23 (Teredo among them); NAT64 (64:ff9b::/96) and
+//! 6to4 (2002::/16) addresses are public only when the IPv4 address inside
+//! is. An IPv4-mapped address (`::ffff:127.0.0.1`) is its IPv4 address, and
+//! every form `inet_aton` and URL parsers accept (`127.1`, `2130706433`,
+//! `0x7f.1`, `0177.0.0.1`, a trailing dot) is that same literal, in requests
+//! and in grants alike.
+//!
+//! The caller connects to exactly the addresses that were checked (it pins
+//! them; nothing resolves the name a second time), so an answer that
+//! changes between check and connect gains nothing.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
@@ -114,44 +139,37 @@ impl Grants {
         Grants::default()
     }
 
-    /// Whether `scheme://host:port` is granted by name, before resolution.
+    /// Whether `scheme://host:port` is granted by name: a pre-filter, so
+    /// that nothing is resolved (no DNS query leaves the host) for a
+    /// destination no grant names. It says nothing about where the name
+    /// leads; [`Grants::allows`] decides each address.
     pub fn allows_destination(&self, scheme: Scheme, host: &str, port: u16) -> bool {
         let host = normalize_host(host);
-        let literal = host.parse::<IpAddr>().ok();
-        self.hosts.iter().any(|grant| {
-            grant.matches_scheme_port(scheme, port)
-                && match (&grant.host, literal) {
-                    (HostPattern::Any, _) => true,
-                    (HostPattern::Localhost, Some(ip)) => ip.is_loopback(),
-                    (HostPattern::Localhost, None) => host == "localhost",
-                    (HostPattern::Network { addr, prefix }, Some(ip)) => {
-                        in_network(ip, *addr, *prefix)
-                    }
-                    (HostPattern::Name(name), None) => *name == host,
-                    (HostPattern::Suffix(suffix), None) => host.ends_with(suffix.as_str()),
-                    _ => false,
-                }
-        })
+        let literal = parse_ip_literal(&host);
+        self.hosts
+            .iter()
+            .any(|grant| grant.matches_scheme_port(scheme, port) && grant.names(&host, literal))
     }
 
-    /// Whether a connection to `ip`, resolved from `host`, is granted. This
-    /// is the DNS-rebinding check: see the module documentation.
-    /// `via` is the scheme and port when known; a resolver that only sees
-    /// the name passes `None` (the destination was checked by name before).
-    pub fn allows_address(&self, via: Option<(Scheme, u16)>, host: &str, ip: IpAddr) -> bool {
+    /// The network decision, for `tcp` and `http` alike: may a request for
+    /// `scheme://host:port` connect to `ip`, which `host` resolved to (or
+    /// which `host` is, for an IP literal)? Both the host as requested and
+    /// the address must be granted for this scheme and port; see the table
+    /// in the module documentation. An address reached only through a grant
+    /// for another scheme or port is refused (DNS rebinding: a name granted
+    /// on one port resolving to an address granted on another).
+    pub fn allows(&self, scheme: Scheme, port: u16, host: &str, ip: IpAddr) -> bool {
         let host = normalize_host(host);
-        let literal = host.parse::<IpAddr>().is_ok();
-        self.hosts.iter().any(|grant| {
-            via.is_none_or(|(scheme, port)| grant.matches_scheme_port(scheme, port))
-                && match &grant.host {
-                    HostPattern::Network { addr, prefix } => in_network(ip, *addr, *prefix),
-                    HostPattern::Localhost => ip.is_loopback(),
-                    HostPattern::Any if literal => true,
-                    HostPattern::Any | HostPattern::Name(_) | HostPattern::Suffix(_) => {
-                        !literal && grant_host_matches_name(&grant.host, &host) && is_public(ip)
-                    }
-                }
-        })
+        let literal = parse_ip_literal(&host);
+        let ip = canonical_ip(ip);
+        // A literal connects to itself and nothing else.
+        if literal.is_some_and(|literal| literal != ip) {
+            return false;
+        }
+        self.allows_destination(scheme, &host, port)
+            && self.hosts.iter().any(|grant| {
+                grant.matches_scheme_port(scheme, port) && grant.reaches(&host, literal, ip)
+            })
     }
 
     /// Decides, without touching the file system, whether the guest's
@@ -246,14 +264,33 @@ impl HostGrant {
                 None => true,
             }
     }
-}
 
-fn grant_host_matches_name(pattern: &HostPattern, host: &str) -> bool {
-    match pattern {
-        HostPattern::Any => true,
-        HostPattern::Name(name) => name == host,
-        HostPattern::Suffix(suffix) => host.ends_with(suffix.as_str()),
-        _ => false,
+    /// Whether the host as requested (`literal` when it is an IP) is the
+    /// one this grant names.
+    fn names(&self, host: &str, literal: Option<IpAddr>) -> bool {
+        match (&self.host, literal) {
+            (HostPattern::Any, _) => true,
+            (HostPattern::Localhost, Some(ip)) => ip.is_loopback(),
+            (HostPattern::Localhost, None) => host == "localhost",
+            (HostPattern::Network { addr, prefix }, Some(ip)) => in_network(ip, *addr, *prefix),
+            (HostPattern::Name(name), None) => name == host,
+            (HostPattern::Suffix(suffix), None) => host.ends_with(suffix.as_str()),
+            _ => false,
+        }
+    }
+
+    /// Whether this grant lets a request for `host` connect to `ip`: a
+    /// grant naming an address space reaches that space; a name, a suffix
+    /// or `*` reach public addresses only.
+    fn reaches(&self, host: &str, literal: Option<IpAddr>, ip: IpAddr) -> bool {
+        match &self.host {
+            HostPattern::Network { addr, prefix } => in_network(ip, *addr, *prefix),
+            HostPattern::Localhost => ip.is_loopback(),
+            HostPattern::Any => is_public(ip),
+            HostPattern::Name(_) | HostPattern::Suffix(_) => {
+                literal.is_none() && self.names(host, None) && is_public(ip)
+            }
+        }
     }
 }
 
@@ -262,6 +299,86 @@ fn normalize_host(host: &str) -> String {
         .trim_end_matches(']')
         .trim_end_matches('.')
         .to_ascii_lowercase()
+}
+
+/// The IP address `host` denotes when it is a literal, in every form a
+/// resolver or URL parser would take as one: IPv6 (bracketed or not, a
+/// zone id ignored), and IPv4 as `inet_aton` and the URL standard read it
+/// (one to four parts, each decimal, octal with a leading `0` or hex with
+/// `0x`, the last filling the remaining bytes: `127.1`, `2130706433`,
+/// `0x7f.1`, `0177.0.0.1`; a trailing dot allowed). IPv4-mapped IPv6 comes
+/// back as IPv4. Anything else is a name.
+pub fn parse_ip_literal(host: &str) -> Option<IpAddr> {
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.contains(':') {
+        let address = match host.split_once('%') {
+            Some((_, "")) => return None,
+            Some((address, _zone)) => address,
+            None => host,
+        };
+        return address
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(|v6| canonical_ip(IpAddr::V6(v6)));
+    }
+    parse_inet_aton(host).map(IpAddr::V4)
+}
+
+/// `inet_aton`'s IPv4 forms (also the URL standard's), see
+/// [`parse_ip_literal`].
+fn parse_inet_aton(text: &str) -> Option<Ipv4Addr> {
+    let text = text.strip_suffix('.').unwrap_or(text);
+    let mut parts = [0u32; 4];
+    let mut count = 0;
+    for part in text.split('.') {
+        *parts.get_mut(count)? = parse_inet_number(part)?;
+        count += 1;
+    }
+    let (last, leading) = parts[..count].split_last()?;
+    if leading.iter().any(|byte| *byte > 0xff) {
+        return None;
+    }
+    // The last part fills the bytes the others left: 32, 24, 16 or 8 bits.
+    let bits = 8 * (4 - leading.len() as u32);
+    if u64::from(*last) >= 1u64 << bits {
+        return None;
+    }
+    let high = leading
+        .iter()
+        .enumerate()
+        .fold(0u32, |acc, (i, byte)| acc | byte << (24 - 8 * i as u32));
+    Some(Ipv4Addr::from(high | last))
+}
+
+fn parse_inet_number(part: &str) -> Option<u32> {
+    let (digits, radix) =
+        if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            (hex, 16)
+        } else if part.len() > 1 && part.starts_with('0') {
+            (&part[1..], 8)
+        } else {
+            (part, 10)
+        };
+    if digits.is_empty() {
+        // `0x` alone is 0 for inet_aton and the URL standard; `` is nothing.
+        return (radix == 16).then_some(0);
+    }
+    if !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u32::from_str_radix(digits, radix).ok()
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 address: a
+/// dual-stack socket connecting to it reaches `a.b.c.d`.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
 }
 
 fn parse_host_grant(text: &str) -> Result<HostGrant, String> {
@@ -358,9 +475,9 @@ fn parse_host_pattern(host: &str) -> Result<HostPattern, String> {
             .ok()
             .filter(|b| *b <= max)
             .ok_or(format!("bad prefix length `{bits}` (0-{max})"))?;
-        return Ok(HostPattern::Network { addr, prefix });
+        return Ok(canonical_network(addr, prefix));
     }
-    if let Ok(addr) = host.parse::<IpAddr>() {
+    if let Some(addr) = parse_ip_literal(&host) {
         let prefix = if addr.is_ipv4() { 32 } else { 128 };
         return Ok(HostPattern::Network { addr, prefix });
     }
@@ -386,15 +503,28 @@ fn validate_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// A network inside ::ffff:0:0/96 is the IPv4 network it maps, so that
+/// it matches addresses as [`canonical_ip`] presents them.
+fn canonical_network(addr: IpAddr, prefix: u8) -> HostPattern {
+    match addr {
+        IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
+            Some(v4) => HostPattern::Network {
+                addr: IpAddr::V4(v4),
+                prefix: prefix - 96,
+            },
+            None => HostPattern::Network { addr, prefix },
+        },
+        _ => HostPattern::Network { addr, prefix },
+    }
+}
+
+/// Whether `ip` lies in `network/prefix`. Both sides are canonical (see
+/// [`canonical_ip`]), so an IPv4 address never matches an IPv6 network.
 fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
-    let (ip, network, width) = match (ip, network) {
+    let (ip, network, width) = match (canonical_ip(ip), network) {
         (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) as u128, u32::from(b) as u128, 32u32),
         (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128u32),
-        (IpAddr::V6(a), IpAddr::V4(b)) => match a.to_ipv4_mapped() {
-            Some(a) => (u32::from(a) as u128, u32::from(b) as u128, 32u32),
-            None => return false,
-        },
-        (IpAddr::V4(_), IpAddr::V6(_)) => return false,
+        _ => return false,
     };
     let prefix = u32::from(prefix).min(width);
     if prefix == 0 {
@@ -404,41 +534,70 @@ fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
     (ip >> shift) == (network >> shift)
 }
 
-/// Globally routable, by the IANA special-purpose registries (the parts
-/// that matter for reaching something the operator did not mean to expose).
+/// Globally routable, by the IANA special-purpose registries: what `*` and
+/// a grant by name may reach. Everything else (this host, loopback,
+/// private, shared, link-local, documentation, benchmarking, multicast,
+/// reserved) needs a grant naming it. NAT64 and 6to4 addresses carry an
+/// IPv4 address and are public when it is.
 fn is_public(ip: IpAddr) -> bool {
-    const V4_SPECIAL: &[(&str, u8)] = &[
-        ("0.0.0.0", 8),
-        ("10.0.0.0", 8),
-        ("100.64.0.0", 10),
-        ("127.0.0.0", 8),
-        ("169.254.0.0", 16),
-        ("172.16.0.0", 12),
-        ("192.0.0.0", 24),
-        ("192.168.0.0", 16),
-        ("198.18.0.0", 15),
-        ("224.0.0.0", 4),
-        ("240.0.0.0", 4),
+    const V4_SPECIAL: &[([u8; 4], u8)] = &[
+        ([0, 0, 0, 0], 8),
+        ([10, 0, 0, 0], 8),
+        ([100, 64, 0, 0], 10),
+        ([127, 0, 0, 0], 8),
+        ([169, 254, 0, 0], 16),
+        ([172, 16, 0, 0], 12),
+        ([192, 0, 0, 0], 24),
+        ([192, 0, 2, 0], 24),
+        ([192, 88, 99, 0], 24),
+        ([192, 168, 0, 0], 16),
+        ([198, 18, 0, 0], 15),
+        ([198, 51, 100, 0], 24),
+        ([203, 0, 113, 0], 24),
+        ([224, 0, 0, 0], 4),
+        ([240, 0, 0, 0], 4),
     ];
-    const V6_SPECIAL: &[(&str, u8)] = &[
-        ("::", 127),
-        ("fc00::", 7),
-        ("fe80::", 10),
-        ("ff00::", 8),
-        ("64:ff9b::", 96),
+    const V6_SPECIAL: &[([u16; 8], u8)] = &[
+        // ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d.
+        ([0, 0, 0, 0, 0, 0, 0, 0], 96),
+        // IPv4-translated (SIIT) ::ffff:0:a.b.c.d.
+        ([0, 0, 0, 0, 0xffff, 0, 0, 0], 96),
+        // Local-use NAT64.
+        ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),
+        // Discard-only.
+        ([0x100, 0, 0, 0, 0, 0, 0, 0], 64),
+        // IETF protocol assignments, Teredo (2001::/32) among them.
+        ([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),
+        // Documentation.
+        ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32),
+        ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),
+        // Unique local, site-local (deprecated), link-local, multicast.
+        ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
+        ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),
+        ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),
+        ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8),
     ];
-    let special = |table: &[(&str, u8)]| {
-        table.iter().any(|(net, prefix)| {
-            net.parse::<IpAddr>()
-                .is_ok_and(|net| in_network(ip, net, *prefix))
-        })
-    };
-    match ip {
-        IpAddr::V4(_) => !special(V4_SPECIAL),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => !special(V6_SPECIAL),
-        },
+    match canonical_ip(ip) {
+        IpAddr::V4(v4) => !V4_SPECIAL
+            .iter()
+            .any(|(net, prefix)| in_network(IpAddr::V4(v4), IpAddr::from(*net), *prefix)),
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            let embedded = match segments {
+                // NAT64, well-known prefix: 64:ff9b::a.b.c.d.
+                [0x64, 0xff9b, 0, 0, 0, 0, high, low] => Some((high, low)),
+                // 6to4: 2002:aabb:ccdd::/48.
+                [0x2002, high, low, ..] => Some((high, low)),
+                _ => None,
+            };
+            if let Some((high, low)) = embedded {
+                let v4 = Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+                return is_public(IpAddr::V4(v4));
+            }
+            !V6_SPECIAL
+                .iter()
+                .any(|(net, prefix)| in_network(IpAddr::V6(v6), IpAddr::from(*net), *prefix))
+        }
     }
 }
 
@@ -645,6 +804,10 @@ impl FromStr for Scheme {
     }
 }
 
+/// The host-grant decision: literals, wildcards, rebinding.
+#[cfg(test)]
+mod net_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -690,29 +853,17 @@ mod tests {
     #[test]
     fn a_name_cannot_resolve_into_private_space() {
         let g = grants(&["http://api.example.com"]);
-        assert!(g.allows_address(
-            Some((Scheme::Http, 80)),
-            "api.example.com",
-            ip("93.184.216.34")
-        ));
-        assert!(!g.allows_address(Some((Scheme::Http, 80)), "api.example.com", ip("127.0.0.1")));
-        assert!(!g.allows_address(
-            Some((Scheme::Http, 80)),
-            "api.example.com",
-            ip("169.254.169.254")
-        ));
-        assert!(!g.allows_address(
-            Some((Scheme::Http, 80)),
-            "api.example.com",
-            ip("::ffff:10.0.0.1")
-        ));
+        assert!(g.allows(Scheme::Http, 80, "api.example.com", ip("93.184.216.34")));
+        assert!(!g.allows(Scheme::Http, 80, "api.example.com", ip("127.0.0.1")));
+        assert!(!g.allows(Scheme::Http, 80, "api.example.com", ip("169.254.169.254")));
+        assert!(!g.allows(Scheme::Http, 80, "api.example.com", ip("::ffff:10.0.0.1")));
         // `localhost` reaches loopback, and only loopback. A name that
         // resolves to loopback on a port `localhost` is granted for reaches
         // nothing more than the grant already allows.
         let g = grants(&["http://localhost:80"]);
-        assert!(g.allows_address(Some((Scheme::Http, 80)), "localhost", ip("::1")));
-        assert!(!g.allows_address(Some((Scheme::Http, 81)), "localhost", ip("::1")));
-        assert!(!g.allows_address(Some((Scheme::Http, 80)), "localhost", ip("93.184.216.34")));
+        assert!(g.allows(Scheme::Http, 80, "localhost", ip("::1")));
+        assert!(!g.allows(Scheme::Http, 81, "localhost", ip("::1")));
+        assert!(!g.allows(Scheme::Http, 80, "localhost", ip("93.184.216.34")));
     }
 
     #[test]

@@ -1,9 +1,23 @@
 //! `vigil:health/http`: requests performed by the host with reqwest.
 //!
-//! The client never reads proxy settings from the environment, follows no
-//! redirect by itself (each hop is re-checked against the grants here), and
-//! resolves names through [`GrantedResolver`], which drops addresses the
-//! grants do not allow.
+//! The client never reads proxy settings from the environment and follows
+//! no redirect by itself: [`send`] walks the hops, and for each one
+//! resolves the name, keeps the addresses [`Grants::allows`] grants for
+//! that hop's scheme and port (the rule `tcp` applies too), and hands
+//! reqwest exactly those, pinned: [`PinnedResolver`] answers from the
+//! request's own pins and never looks a name up again, so a DNS answer
+//! cannot change between check and connect. Credentials are dropped when a
+//! redirect leaves the origin.
+//!
+//! The pins travel in a task-local around `Client::execute`. Not in a map
+//! keyed by host on the shared client: concurrent requests could then hand
+//! one request the addresses checked for another request's port. Not in a
+//! client per request (`resolve_to_addrs`): building one is cheap (1.7 µs
+//! measured, the webpki roots are static), but the sandbox's one client
+//! keeps its TLS session cache, so probes of an https service resume
+//! sessions. reqwest resolves inside the future `execute` returns, on the
+//! caller's task; were it ever to resolve elsewhere, the resolver finds no
+//! pins and the request fails as denied (closed, not open).
 
 use std::error::Error as _;
 use std::net::SocketAddr;
@@ -12,6 +26,7 @@ use std::sync::Arc;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::{Method, Url};
 
+use super::tcp::granted_addresses;
 use crate::wasm::bindings::ErrorCode;
 use crate::wasm::bindings::checker::vigil::health::http::{self, Request, Response};
 use crate::wasm::grants::{Grants, Scheme};
@@ -19,20 +34,45 @@ use crate::wasm::store::{HostState, MAX_TRANSFER};
 
 const MAX_REDIRECTS: usize = 10;
 
+/// Request headers that carry credentials for one origin: dropped when a
+/// redirect leads to another scheme, host or port (reqwest's list).
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "cookie2",
+    "proxy-authorization",
+    "www-authenticate",
+];
+
 /// Builds the HTTP client for one set of grants.
 pub(crate) fn client(grants: Arc<Grants>) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
-        .dns_resolver(Arc::new(GrantedResolver { grants }))
+        .dns_resolver(Arc::new(PinnedResolver { grants }))
         // A probe should see the server as a new client would.
         .pool_max_idle_per_host(0)
         .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
         .build()
 }
 
-/// Resolves names and keeps only granted addresses (no DNS rebinding).
-struct GrantedResolver {
+/// The checked addresses of the hop being sent.
+struct Pins {
+    scheme: Scheme,
+    port: u16,
+    /// The URL's host, which is the name reqwest asks to resolve.
+    host: String,
+    addresses: Vec<SocketAddr>,
+}
+
+tokio::task_local! {
+    static PINS: Pins;
+}
+
+/// Answers reqwest's lookups with the pins of the request being sent.
+/// It checks them once more against the grants, so that whatever pins a
+/// future caller sets, no socket opens that the grants refuse.
+struct PinnedResolver {
     grants: Arc<Grants>,
 }
 
@@ -40,28 +80,36 @@ struct GrantedResolver {
 #[error("{0}")]
 struct AddressDenied(String);
 
-impl Resolve for GrantedResolver {
+impl PinnedResolver {
+    /// The pins for `name`, as long as the grants still allow them.
+    fn addresses(&self, pins: &Pins, name: &str) -> Option<Vec<SocketAddr>> {
+        if !pins.host.eq_ignore_ascii_case(name) {
+            return None;
+        }
+        let addresses: Vec<SocketAddr> = pins
+            .addresses
+            .iter()
+            .copied()
+            .filter(|addr| self.grants.allows(pins.scheme, pins.port, name, addr.ip()))
+            .collect();
+        (!addresses.is_empty()).then_some(addresses)
+    }
+}
+
+impl Resolve for PinnedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let grants = self.grants.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = resolved
-                .iter()
-                .copied()
-                .filter(|addr| grants.allows_address(None, &host, addr.ip()))
-                .collect();
-            if allowed.is_empty() {
-                let shown: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
-                return Err(Box::new(AddressDenied(format!(
-                    "{host} resolves to {}, which the grants do not allow (a name granted by name may only reach public addresses)",
-                    shown.join(", ")
-                )))
-                    as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
-        })
+        let name = name.as_str();
+        let pinned = PINS
+            .try_with(|pins| self.addresses(pins, name))
+            .ok()
+            .flatten();
+        let result = match pinned {
+            Some(addresses) => Ok(Box::new(addresses.into_iter()) as Addrs),
+            None => Err(Box::new(AddressDenied(format!(
+                "{name}: no checked address to connect to (names are resolved only by the request that checks them)"
+            ))) as Box<dyn std::error::Error + Send + Sync>),
+        };
+        Box::pin(std::future::ready(result))
     }
 }
 
@@ -102,20 +150,28 @@ fn scheme_of(url: &Url) -> Result<Scheme, ErrorCode> {
     }
 }
 
-fn check_granted(grants: &Grants, url: &Url) -> Result<(), ErrorCode> {
+/// The checked addresses for `url`'s scheme, host and port: the hop may
+/// connect to these and nothing else.
+async fn pin(grants: &Grants, url: &Url) -> Result<Pins, ErrorCode> {
     let scheme = scheme_of(url)?;
     let host = url
         .host_str()
         .ok_or_else(|| ErrorCode::Invalid(format!("{url} has no host")))?;
-    let port = url.port_or_known_default().unwrap_or(0);
-    if grants.allows_destination(scheme, host, port) {
-        Ok(())
-    } else {
-        Err(ErrorCode::Denied(format!(
-            "{}://{host}:{port} is not in allowed-hosts",
-            scheme.as_str()
-        )))
-    }
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| ErrorCode::Invalid(format!("{url} has no port")))?;
+    let addresses = granted_addresses(grants, scheme, host, port).await?;
+    Ok(Pins {
+        scheme,
+        port,
+        host: host.to_owned(),
+        addresses,
+    })
+}
+
+/// Scheme, host and port: what credentials are bound to.
+fn origin(url: &Url) -> (&str, Option<&str>, Option<u16>) {
+    (url.scheme(), url.host_str(), url.port_or_known_default())
 }
 
 async fn send(
@@ -128,10 +184,11 @@ async fn send(
     let mut method = Method::from_bytes(request.method.as_bytes())
         .map_err(|_| ErrorCode::Invalid(format!("bad HTTP method `{}`", request.method)))?;
     let mut body = request.body;
-    check_granted(grants, &url)?;
+    let mut sent_headers = request.headers;
+    let mut pins = pin(grants, &url).await?;
     for hop in 0..=MAX_REDIRECTS {
         let mut builder = client.request(method.clone(), url.clone());
-        for (name, value) in &request.headers {
+        for (name, value) in &sent_headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
         if let Some(body) = &body {
@@ -140,8 +197,8 @@ async fn send(
         let built = builder
             .build()
             .map_err(|err| ErrorCode::Invalid(err.to_string()))?;
-        let mut response = client
-            .execute(built)
+        let mut response = PINS
+            .scope(pins, client.execute(built))
             .await
             .map_err(|err| request_error(&err))?;
         let status = response.status();
@@ -151,18 +208,32 @@ async fn send(
             .flatten()
             .and_then(|location| location.to_str().ok())
             .and_then(|location| url.join(location).ok());
-        // A redirect to a destination that is not granted is not followed:
-        // the guest sees the 3xx itself.
         let follow = request.follow_redirects && hop < MAX_REDIRECTS;
-        if let Some(next) = next.filter(|next| follow && check_granted(grants, next).is_ok()) {
-            if status == reqwest::StatusCode::SEE_OTHER
-                || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
-            {
-                method = Method::GET;
-                body = None;
+        if let Some(next) = next.filter(|_| follow) {
+            // A redirect to a destination that is not granted, or whose
+            // addresses are not, is not followed: the guest sees the 3xx.
+            match pin(grants, &next).await {
+                Ok(next_pins) => {
+                    if origin(&next) != origin(&url) {
+                        sent_headers.retain(|(name, _)| {
+                            !CREDENTIAL_HEADERS
+                                .iter()
+                                .any(|credential| name.eq_ignore_ascii_case(credential))
+                        });
+                    }
+                    if status == reqwest::StatusCode::SEE_OTHER
+                        || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
+                    {
+                        method = Method::GET;
+                        body = None;
+                    }
+                    url = next;
+                    pins = next_pins;
+                    continue;
+                }
+                Err(ErrorCode::Denied(_) | ErrorCode::Invalid(_)) => {}
+                Err(other) => return Err(other),
             }
-            url = next;
-            continue;
         }
         let headers = response
             .headers()

@@ -9,7 +9,7 @@ use wasmtime::component::Resource;
 
 use crate::wasm::bindings::ErrorCode;
 use crate::wasm::bindings::checker::vigil::health::tcp::{self, HostConnection};
-use crate::wasm::grants::{Grants, Scheme};
+use crate::wasm::grants::{Grants, Scheme, parse_ip_literal};
 use crate::wasm::store::{HostState, MAX_TRANSFER};
 
 /// Open connections one call may hold at once.
@@ -20,8 +20,11 @@ pub struct Connection {
     stream: TcpStream,
 }
 
-/// Resolves `host:port` and keeps only the addresses the grants allow.
-/// Shared by `tcp` and `http` so both apply the same DNS-rebinding rule.
+/// The addresses a request for `scheme://host:port` may connect to: the
+/// IP literal itself, or what the name resolves to, each kept only when
+/// [`Grants::allows`] says so for this scheme and port. The caller must
+/// connect to these and nothing else (no second lookup), so `tcp` and
+/// every `http` hop apply one rule to the very addresses they use.
 pub(crate) async fn granted_addresses(
     grants: &Grants,
     scheme: Scheme,
@@ -35,20 +38,31 @@ pub(crate) async fn granted_addresses(
         )));
     }
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
-        .await
-        .map_err(|_| ErrorCode::NotFound)?
-        .collect();
+    let resolved: Vec<SocketAddr> = match parse_ip_literal(bare) {
+        // A zone id (`fe80::1%eth0`) is left to getaddrinfo, which turns
+        // it into the scope id; the address is checked all the same.
+        Some(ip) if !bare.contains('%') => vec![SocketAddr::new(ip, port)],
+        _ => tokio::net::lookup_host((bare, port))
+            .await
+            .map_err(|_| ErrorCode::NotFound)?
+            .collect(),
+    };
     let allowed: Vec<SocketAddr> = resolved
         .iter()
         .copied()
-        .filter(|addr| grants.allows_address(Some((scheme, port)), host, addr.ip()))
+        .filter(|addr| grants.allows(scheme, port, host, addr.ip()))
         .collect();
     if allowed.is_empty() {
         let shown: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
+        let verb = if parse_ip_literal(bare).is_some() {
+            "is"
+        } else {
+            "resolves to"
+        };
         return Err(ErrorCode::Denied(format!(
-            "{host} resolves to {}, which the grants do not allow (a name granted by name may only reach public addresses)",
-            shown.join(", ")
+            "{host} {verb} {}, which no grant for {} on port {port} reaches (`*` and names reach public addresses only; loopback, private and link-local ones need a grant naming them)",
+            shown.join(", "),
+            scheme.as_str()
         )));
     }
     Ok(allowed)
@@ -111,13 +125,15 @@ impl HostConnection for HostState {
         )
         .await
         .map_err(|_| ErrorCode::Timeout)??;
-        let stream = connect_any(&addresses, deadline).await;
-        let stream = stream?;
+        let stream = connect_any(&addresses, deadline).await?;
         let _ = stream.set_nodelay(true);
-        self.caps.open_connections += 1;
-        self.table
+        let connection = self
+            .table
             .push(Connection { stream })
-            .map_err(|err| ErrorCode::Io(err.to_string()))
+            .map_err(|err| ErrorCode::Io(err.to_string()))?;
+        // Counted once the guest holds it: `drop` uncounts exactly these.
+        self.caps.open_connections += 1;
+        Ok(connection)
     }
 
     async fn write(
@@ -155,5 +171,60 @@ impl HostConnection for HostState {
         self.table.delete(connection)?;
         self.caps.open_connections = self.caps.open_connections.saturating_sub(1);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use wasmtime::component::ResourceTable;
+    use wasmtime_wasi::WasiCtxBuilder;
+
+    use super::*;
+    use crate::wasm::limits::MemoryCap;
+    use crate::wasm::{Engine, Sandbox};
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    fn state(grants: Grants) -> HostState {
+        let sandbox = Sandbox::new(grants, LONG, 1 << 20);
+        HostState {
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+            limits: MemoryCap {
+                limit: 1 << 20,
+                hit: false,
+                grown_to: 0,
+                peak: Default::default(),
+            },
+            caps: Engine::capabilities(Some(&sandbox), None, Instant::now() + LONG),
+        }
+    }
+
+    /// A connection the resource table refuses is closed, never handed to
+    /// the guest, and so never counted: a miscount would keep the warm
+    /// instance from being reused and eat into `MAX_CONNECTIONS`.
+    #[tokio::test]
+    async fn only_connections_the_guest_holds_are_counted() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let grant = format!("tcp://127.0.0.1:{port}");
+        let mut state = state(Grants::parse(&[grant], &[]).expect("grants"));
+        let timeout_ms = LONG.as_millis() as u32;
+
+        state.table.set_max_capacity(0);
+        let refused =
+            HostConnection::connect(&mut state, "127.0.0.1".into(), port, timeout_ms).await;
+        assert!(matches!(refused, Err(ErrorCode::Io(_))), "{refused:?}");
+        assert_eq!(state.caps.open_connections, 0);
+
+        state.table.set_max_capacity(16);
+        let held = HostConnection::connect(&mut state, "127.0.0.1".into(), port, timeout_ms)
+            .await
+            .expect("connect");
+        assert_eq!(state.caps.open_connections, 1);
+        HostConnection::drop(&mut state, held).await.expect("drop");
+        assert_eq!(state.caps.open_connections, 0);
     }
 }
