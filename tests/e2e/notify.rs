@@ -1,13 +1,16 @@
 //! systemd's notify protocol both ways (README "systemd and sd_notify"):
 //! real programs written for `Type=notify` become ready through `READY=1`
 //! on the `NOTIFY_SOCKET` Vigil gives them, a silent watchdog restarts,
-//! another service cannot speak for them, and Vigil itself tells a
-//! service manager READY=1, STATUS=, WATCHDOG=1 and STOPPING=1.
+//! another service cannot speak for them nor, by flooding the shared
+//! socket, delay them, and Vigil itself tells a service manager READY=1,
+//! STATUS=, WATCHDOG=1 and STOPPING=1.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use crate::supervisor_helpers::{SOON, Setup, Vigil, command, is, listening, toml_str};
+use crate::supervisor_helpers::{
+    SOON, Setup, Vigil, command, is, kinds, listening, toml_str, wait_until,
+};
 
 fn python(script: &str) -> String {
     command(&["python3", "-c", script])
@@ -235,4 +238,145 @@ fn vigil_tells_its_service_manager_ready_status_watchdog_and_stopping() {
         1,
         "{messages:?}"
     );
+}
+
+/// Service `flood` once the test creates `go`: two orphans Vigil adopted
+/// (their parent exits) that then call `setsid`, three members of its own
+/// group and a stream of senders that exit at once, all sending as fast
+/// as they can for `FLOOD_SECS`; its own `READY=1` a second in, from its
+/// main process like any sd_notify (a blocking send); `done` written when
+/// the flood is over. Orphans write their pids to `orphans`.
+const FLOOD: &str = r#"
+import os, socket, sys, threading, time
+path = os.environ['NOTIFY_SOCKET']
+go, done, orphans, secs = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+vigil = os.getppid()
+
+def sock():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.settimeout(1.0)
+    return s
+
+def flood(message, until):
+    s = sock()
+    while time.monotonic() < until:
+        try:
+            s.sendto(message, path)
+        except OSError:
+            pass
+
+while not os.path.exists(go):
+    time.sleep(0.02)
+end = time.monotonic() + secs
+kids = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        if os.fork() == 0:
+            while os.getppid() != vigil:
+                time.sleep(0.001)
+            os.setsid()
+            with open(orphans, 'a') as f:
+                f.write(f'{os.getpid()}\n')
+            flood(b'READY=1\nWATCHDOG=1\nSTATUS=orphan', end)
+        os._exit(0)
+    os.waitpid(pid, 0)
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        flood(b'WATCHDOG=1\nSTATUS=flooding', end)
+        os._exit(0)
+    kids.append(pid)
+pid = os.fork()
+if pid == 0:
+    while time.monotonic() < end:
+        p = os.fork()
+        if p == 0:
+            try:
+                sock().sendto(b'WATCHDOG=1\nSTATUS=gone', path)
+            except OSError:
+                pass
+            os._exit(0)
+        os.waitpid(p, 0)
+    os._exit(0)
+kids.append(pid)
+
+def ready():
+    time.sleep(1)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(b'READY=1', path)
+
+threading.Thread(target=ready, daemon=True).start()
+for k in kids:
+    os.waitpid(k, 0)
+open(done, 'w').close()
+time.sleep(1000)
+"#;
+
+#[test]
+fn a_flood_from_one_service_delays_no_other_services_watchdog() {
+    const FLOOD_SECS: u64 = 8;
+    let setup = Setup::new("notify-flood");
+    let go = setup.root.join("go");
+    let done = setup.root.join("done");
+    let orphans = setup.root.join("orphans");
+    let utf8 = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    setup.service(
+        "steady",
+        &format!(
+            "{}notify = true\nwatchdog-sec = \"2s\"\n",
+            python(&format!(
+                "{SEND}import time\nsend('READY=1')\nwhile True:\n    send('WATCHDOG=1')\n    time.sleep(0.2)\n"
+            ))
+        ),
+    );
+    setup.service(
+        "flood",
+        &format!(
+            "{}notify = true\n",
+            command(&[
+                "python3",
+                "-c",
+                FLOOD,
+                &utf8(&go),
+                &utf8(&done),
+                &utf8(&orphans),
+                &FLOOD_SECS.to_string(),
+            ])
+        ),
+    );
+    let vigil = setup.run();
+    vigil.wait_kind(0, "steady", "ready");
+    std::fs::write(&go, "").expect("go");
+    wait_until(
+        "the flood is over",
+        SOON + Duration::from_secs(FLOOD_SECS),
+        || done.exists(),
+    );
+    // A WATCHDOG=1 held up during the flood shows as a failure within
+    // watchdog-sec of the delay, so by then at the latest.
+    std::thread::sleep(Duration::from_millis(2500));
+    // No watchdog failure, so no restart: one life, ready throughout.
+    assert_eq!(
+        kinds(&vigil.events("steady")),
+        ["spawned", "ready"],
+        "the flood delayed steady's WATCHDOG=1:\n{}",
+        vigil.diagnostics()
+    );
+    // The flooding service's own READY=1 got through.
+    vigil.wait_kind(0, "flood", "ready");
+    // The orphans really were Vigil's (reaped by it once they stopped), so
+    // the flood had senders outside every notify group.
+    let orphan_pids: Vec<i64> = std::fs::read_to_string(&orphans)
+        .expect("orphans")
+        .lines()
+        .map(|l| l.parse().expect("pid"))
+        .collect();
+    assert_eq!(orphan_pids.len(), 2, "{orphan_pids:?}");
+    for pid in orphan_pids {
+        vigil.wait_event(
+            |e| e["kind"] == "orphan-reaped" && e["pid"].as_i64() == Some(pid),
+            SOON,
+        );
+    }
 }

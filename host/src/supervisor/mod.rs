@@ -37,7 +37,7 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Phase, Service};
-use crate::daemon::notify_server::{self, Notification};
+use crate::daemon::notify_server::{Groups, Inbox, Notification};
 use crate::journal::{Event as Journal, Journal as JournalFile, JournalHandle};
 use service::{
     Action, Effect, Event, History, LoaderEvent, Notify, Outcome, ServiceState, TimerKind,
@@ -176,8 +176,9 @@ impl Snapshot {
 enum Msg {
     Event(Event),
     Update(Arc<Service>),
-    /// A notify message from the current child (credentials checked).
-    Notify(Notification),
+    /// Notify messages, per sender's process group (credentials checked:
+    /// each group was a `notify = true` child's when its message came).
+    Notify(Vec<(i32, Notification)>),
     /// A check finished (sent just before its [`Event::Check`]).
     Measured {
         epoch: u64,
@@ -246,6 +247,9 @@ struct Shared {
     /// Bumped whenever any service's snapshot changes.
     changes: watch::Sender<u64>,
     metrics: Arc<crate::control::metrics::CheckMetrics>,
+    /// Who may speak on the notify socket: each `notify = true` service's
+    /// current child's group, kept by the service tasks.
+    groups: Arc<Groups>,
 }
 
 impl Shared {
@@ -344,6 +348,7 @@ impl Supervisor {
                 options,
                 changes: watch::channel(0).0,
                 metrics: Arc::default(),
+                groups: Groups::new(),
             }),
         })
     }
@@ -407,70 +412,12 @@ impl Supervisor {
         self.shared.changes.subscribe()
     }
 
-    /// Route a notify datagram to the `notify = true` service whose current
-    /// child leads the sender's process group. Returns the service's name,
-    /// or why the message was dropped.
-    ///
-    /// A child that sends before its spawn is published (it may talk
-    /// within microseconds of exec) is waited for briefly, but only when
-    /// its group leader is our own child.
-    pub async fn notify(&self, message: &notify_server::Message) -> Result<String, String> {
-        let Some(pgid) = message.pgid else {
-            return Err(format!(
-                "the sender (pid {}) exited before its message was read; which service sent it is unknown",
-                message.pid
-            ));
-        };
-        let deadline = Instant::now() + Duration::from_secs(1);
-        loop {
-            match self.deliver_notify(pgid, &message.notification) {
-                Ok(name) => return Ok(name),
-                Err(Some(name)) => {
-                    return Err(format!(
-                        "service {name} (pid {}) is not `notify = true`",
-                        message.pid
-                    ));
-                }
-                Err(None) => {}
-            }
-            // Unknown group: wait only for a spawn not yet published (the
-            // leader is our child); anything else is dropped at once, so a
-            // flood cannot hold up the services' own messages.
-            let ours = notify_server::parent_pid(pgid) == Some(std::process::id() as i32);
-            if !ours || Instant::now() > deadline {
-                return Err(format!(
-                    "the sender (pid {}, process group {pgid}) is not in the process group of a notify = true service",
-                    message.pid
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// `Ok(name)`: delivered. `Err(Some(name))`: the group is that
-    /// service's, which does not use notify. `Err(None)`: no service's.
-    fn deliver_notify(
-        &self,
-        pgid: i32,
-        notification: &Notification,
-    ) -> Result<String, Option<String>> {
-        let services = self
-            .shared
-            .services
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        let handle = services
-            .values()
-            .find(|h| h.snapshot.borrow().pid == Some(pgid))
-            .ok_or(None)?;
-        let name = handle.service.name.clone();
-        if handle.service.notify.is_none() {
-            return Err(Some(name));
-        }
-        match handle.tx.send(Msg::Notify(notification.clone())) {
-            Ok(()) => Ok(name),
-            Err(_) => Err(Some(name)),
-        }
+    /// The table the notify socket attributes datagrams by (see
+    /// [`crate::daemon::notify_server`]): the process group of every
+    /// `notify = true` service's current child, listed from just before the
+    /// child's `execve` until the service moves on from it.
+    pub fn notify_groups(&self) -> Arc<Groups> {
+        self.shared.groups.clone()
     }
 
     /// Every service's definition and current state.
@@ -869,6 +816,8 @@ async fn service_task(
     let mut local = TaskLocal {
         started_wall: SystemTime::now(),
         timers: Timers::default(),
+        inbox: Inbox::new(),
+        notify_group: None,
     };
     let mut shell = Shell::default();
     loop {
@@ -878,6 +827,7 @@ async fn service_task(
                 None => break,
             },
             timer = local.timers.next() => Msg::Event(Event::Timer(timer)),
+            () = local.inbox.wait() => Msg::Notify(local.inbox.take()),
         };
         let mut queue = VecDeque::new();
         let pid_before = state.pid();
@@ -887,20 +837,26 @@ async fn service_task(
                 state.update(&s);
                 svc = s;
             }
-            Msg::Notify(n) => {
-                if n.status.is_some() {
-                    shell.status_text = n.status;
-                }
-                if n.stopping || n.reloading {
-                    tracing::debug!(service = %svc.name, stopping = n.stopping, reloading = n.reloading, "notify");
-                }
-                let events = [
-                    (n.ready, Notify::Ready),
-                    (n.watchdog, Notify::Watchdog),
-                    (n.watchdog_trigger, Notify::WatchdogTrigger),
-                ];
-                for (_, e) in events.into_iter().filter(|(set, _)| *set) {
-                    queue.push_back(Event::Notify(e));
+            Msg::Notify(messages) => {
+                for (group, n) in messages {
+                    // From a child the service has since moved on from
+                    // (its group was listed when the datagram came).
+                    if Some(group) != state.pid() || svc.notify.is_none() {
+                        tracing::debug!(service = %svc.name, group, "notify from a former child dropped");
+                        continue;
+                    }
+                    tracing::debug!(service = %svc.name, ?n, "notify");
+                    if n.status.is_some() {
+                        shell.status_text = n.status;
+                    }
+                    let events = [
+                        (n.ready, Notify::Ready),
+                        (n.watchdog, Notify::Watchdog),
+                        (n.watchdog_trigger, Notify::WatchdogTrigger),
+                    ];
+                    for (_, e) in events.into_iter().filter(|(set, _)| *set) {
+                        queue.push_back(Event::Notify(e));
+                    }
                 }
             }
             Msg::Measured { epoch, result } => {
@@ -928,6 +884,7 @@ async fn service_task(
             // STATUS= belongs to the child that sent it.
             shell.status_text = None;
         }
+        local.list_group(&shared.groups, state.pid().filter(|_| svc.notify.is_some()));
         shell.started_wall = Some(local.started_wall);
         let snap = Snapshot::of(&state, &shell);
         let old = snap_tx.borrow().clone();
@@ -948,6 +905,7 @@ async fn service_task(
             }
         }
     }
+    local.list_group(&shared.groups, None);
 }
 
 /// What a service task keeps beside the reducer's state.
@@ -955,6 +913,27 @@ struct TaskLocal {
     /// When the current child was spawned, wall clock.
     started_wall: SystemTime,
     timers: Timers,
+    /// Where the notify socket puts this service's messages.
+    inbox: Arc<Inbox>,
+    /// The process group listed for this service in the notify table.
+    notify_group: Option<i32>,
+}
+
+impl TaskLocal {
+    /// Make `group` the one listed for this service in the notify table:
+    /// the current child's, only while the service is `notify = true`.
+    fn list_group(&mut self, groups: &Groups, group: Option<i32>) {
+        if self.notify_group == group {
+            return;
+        }
+        if let Some(old) = self.notify_group.take() {
+            groups.remove(old, &self.inbox);
+        }
+        if let Some(new) = group {
+            groups.insert(new, self.inbox.clone());
+        }
+        self.notify_group = group;
+    }
 }
 
 async fn perform(
@@ -983,8 +962,25 @@ async fn perform(
                     uptime: t0.elapsed(),
                 }));
             });
-            match shared.spawner.spawn(command, route).await {
+            // A notify child is listed from just before its `execve`: it
+            // may send `READY=1` before the spawn is even returned here.
+            let announce = svc.notify.map(|_| {
+                Box::new(shared.groups.announce(local.inbox.clone())) as Box<dyn spawn::Announce>
+            });
+            match shared
+                .spawner
+                .spawn_announced(command, route, announce)
+                .await
+            {
                 Ok(child) => {
+                    if svc.notify.is_some() {
+                        // Listed by the announcement; unlisted by
+                        // `list_group` once the service moves on.
+                        let old = local.notify_group.replace(child.pid.as_raw());
+                        if let Some(old) = old.filter(|&o| o != child.pid.as_raw()) {
+                            shared.groups.remove(old, &local.inbox);
+                        }
+                    }
                     local.started_wall = SystemTime::now();
                     for fd in [child.stdout, child.stderr].into_iter().flatten() {
                         logs::capture(fd, sink.clone());

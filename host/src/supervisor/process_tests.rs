@@ -494,3 +494,72 @@ async fn a_leaderless_group_of_another_session_is_not_ours() {
     assert_eq!(status, ExitStatus::Signal(libc::SIGKILL));
     eventually("the member is reaped", || gone_or_reaped(member));
 }
+
+/// Per spawn: the pid in the slot when the clone returned, and the pid the
+/// spawner announced.
+type Announced = std::sync::Arc<Mutex<Vec<(i32, Option<i32>)>>>;
+
+/// Records what an [`super::spawn::Announce`] is told.
+struct Recorder {
+    slot: std::sync::atomic::AtomicI32,
+    seen: Announced,
+}
+
+impl super::spawn::Announce for Recorder {
+    fn cloning(&self) -> &std::sync::atomic::AtomicI32 {
+        &self.slot
+    }
+
+    fn cloned(&self, pid: Option<Pid>) {
+        let stored = self.slot.load(std::sync::atomic::Ordering::Acquire);
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((stored, pid.map(Pid::as_raw)));
+    }
+}
+
+#[tokio::test]
+async fn an_announced_child_stores_its_pid_before_its_program_runs() {
+    let seen = Announced::default();
+    let recorder = || {
+        Some(Box::new(Recorder {
+            slot: Default::default(),
+            seen: seen.clone(),
+        }) as Box<dyn super::spawn::Announce>)
+    };
+    let seen_now = || seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let child = spawner()
+        .spawn_announced(sh("exit 0"), Box::new(|_| {}), recorder())
+        .await
+        .expect("spawn");
+    let pid = child.pid.as_raw();
+    assert_eq!(seen_now(), vec![(pid, Some(pid))]);
+
+    // The exec fails after the store: told there is no child.
+    let failed = spawner()
+        .spawn_announced(
+            Command::new(&["/nonexistent/vigil-test"]),
+            Box::new(|_| {}),
+            recorder(),
+        )
+        .await;
+    assert!(matches!(failed, Err(SpawnError::Exec { .. })), "{failed:?}");
+    let seen = seen_now();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[1].0 > 0 && seen[1].1.is_none(), "{seen:?}");
+
+    // Refused before any clone: never announced.
+    let refused = spawner()
+        .spawn_announced(
+            Command::new(&["vigil-no-such-program"]),
+            Box::new(|_| {}),
+            recorder(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(SpawnError::NotFound(_))),
+        "{refused:?}"
+    );
+    assert_eq!(seen_now().len(), 2);
+}

@@ -102,8 +102,10 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
             notify_socket: notify_server.as_ref().map(|n| n.path().to_path_buf()),
         },
     )?;
-    let _notify_task = notify_server
-        .map(|server| AbortOnDrop(tokio::spawn(notify_server::serve(server, sup.clone()))));
+    // Received on a thread of its own, which stops when this is dropped.
+    let _notify_receiver = notify_server
+        .map(|server| server.serve(sup.notify_groups()))
+        .transpose()?;
     // Serve before the first spawn: `run --daemon`'s parent polls the
     // socket while services start.
     let (requests_tx, mut requests) = tokio::sync::mpsc::unbounded_channel();

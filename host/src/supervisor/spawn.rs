@@ -23,6 +23,11 @@
 //! Exit statuses are not collected here: the pid is registered with the
 //! [`Registry`] under the registry lock held across `fork`, and the reaper
 //! delivers the status to the request's route.
+//!
+//! A request may carry an [`Announce`]: the child stores its own pid in the
+//! announcer's slot just before `execve`, so another thread (the notify
+//! socket's receiver) knows the child before its program can say anything,
+//! though the clone has not returned yet.
 
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -127,6 +132,33 @@ struct Job {
     command: Command,
     route: Route,
     reply: Reply,
+    announce: Option<Box<dyn Announce>>,
+}
+
+/// Told about a child before its program runs. A `notify = true` child may
+/// send `READY=1` within microseconds of `execve`, before the spawner
+/// thread wakes from the clone, and the notify socket must attribute it at
+/// once, without waiting for the spawn to be published.
+pub trait Announce: Send {
+    /// Called on the spawner thread just before the clone. The child
+    /// stores its own pid (its process group too: it has called `setsid`)
+    /// in the returned slot, with release ordering, just before `execve`.
+    fn cloning(&self) -> &AtomicI32;
+    /// After the clone: the child's pid once it has exec'd, `None` when no
+    /// child was started (the slot's value is then meaningless).
+    fn cloned(&self, pid: Option<Pid>);
+}
+
+/// Calls [`Announce::cloned`] on every way out of a spawn.
+struct Announced<'a> {
+    announce: &'a dyn Announce,
+    pid: Option<Pid>,
+}
+
+impl Drop for Announced<'_> {
+    fn drop(&mut self) {
+        self.announce.cloned(self.pid);
+    }
 }
 
 /// The spawner thread's handle. Dropping it ends the thread; children it
@@ -154,7 +186,14 @@ impl Spawner {
                     return;
                 }
                 for job in rx {
-                    let result = spawn_now(&registry, parent, &mut ctx, &job.command, job.route);
+                    let result = spawn_now(
+                        &registry,
+                        parent,
+                        &mut ctx,
+                        &job.command,
+                        job.route,
+                        job.announce.as_deref(),
+                    );
                     if let Err(Ok(spawned)) = job.reply.send(result) {
                         // Nobody waits for it any more; it is still
                         // registered and will be reaped.
@@ -172,6 +211,7 @@ impl Spawner {
         &self,
         command: Command,
         route: Route,
+        announce: Option<Box<dyn Announce>>,
     ) -> Result<tokio::sync::oneshot::Receiver<Result<Spawned, SpawnError>>, SpawnError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let tx = self.tx.as_ref().ok_or(SpawnError::Gone)?;
@@ -179,6 +219,7 @@ impl Spawner {
             command,
             route,
             reply,
+            announce,
         })
         .map_err(|_| SpawnError::Gone)?;
         Ok(rx)
@@ -186,7 +227,18 @@ impl Spawner {
 
     /// Spawn `command`; its exit status will be passed to `route`.
     pub async fn spawn(&self, command: Command, route: Route) -> Result<Spawned, SpawnError> {
-        self.submit(command, route)?
+        self.spawn_announced(command, route, None).await
+    }
+
+    /// [`Spawner::spawn`], telling `announce` the child's pid before its
+    /// program runs.
+    pub async fn spawn_announced(
+        &self,
+        command: Command,
+        route: Route,
+        announce: Option<Box<dyn Announce>>,
+    ) -> Result<Spawned, SpawnError> {
+        self.submit(command, route, announce)?
             .await
             .map_err(|_| SpawnError::Gone)?
     }
@@ -194,7 +246,7 @@ impl Spawner {
     /// Like [`Spawner::spawn`], for synchronous callers (not inside an
     /// async context).
     pub fn spawn_blocking(&self, command: Command, route: Route) -> Result<Spawned, SpawnError> {
-        self.submit(command, route)?
+        self.submit(command, route, None)?
             .blocking_recv()
             .map_err(|_| SpawnError::Gone)?
     }
@@ -319,6 +371,7 @@ fn spawn_now(
     ctx: &mut SpawnContext,
     command: &Command,
     route: Route,
+    announce: Option<&dyn Announce>,
 ) -> Result<Spawned, SpawnError> {
     let prep = prepare(command)?;
     debug_assert_eq!(prep.argv.len() + 1, prep.argv_ptrs.len());
@@ -344,6 +397,11 @@ fn spawn_now(
     };
     // The child's errno when it fails before or in execve; 0 otherwise.
     let failure = AtomicI32::new(0);
+    let pid_slot = announce.map(|a| a.cloning());
+    let mut announced = announce.map(|announce| Announced {
+        announce,
+        pid: None,
+    });
 
     // Until the start time is read: a child that exits at once is not
     // reaped before, so the start time is known for every child (recovery
@@ -356,15 +414,16 @@ fn spawn_now(
         let child = Box::new(|| -> isize {
             // SAFETY: runs in the child made by the clone below, which
             // shares our memory and never returns (execve or _exit).
-            unsafe { exec_child(&prep, parent, fds, &failure) }
+            unsafe { exec_child(&prep, parent, fds, &failure, pid_slot) }
         });
         // SAFETY: CLONE_VM | CLONE_VFORK suspends this thread until the
         // child has exec'd or exited, so the child has our memory to itself
         // meanwhile: it runs on `ctx.stack` (nobody else's), reads `prep`
-        // and `fds`, and writes only `failure`. It only makes
-        // async-signal-safe calls (see `exec_child`), and no signal handler
-        // can run in it before the dispositions are reset, since this
-        // thread (whose mask it inherits) blocks every signal.
+        // and `fds`, and writes only the atomics `failure` and `pid_slot`
+        // (borrowed from `announce`, alive for this whole call). It only
+        // makes async-signal-safe calls (see `exec_child`), and no signal
+        // handler can run in it before the dispositions are reset, since
+        // this thread (whose mask it inherits) blocks every signal.
         let pid = unsafe {
             nix::sched::clone(
                 child,
@@ -389,6 +448,10 @@ fn spawn_now(
             source: std::io::Error::from_raw_os_error(errno),
         });
     }
+    if let Some(a) = announced.as_mut() {
+        a.pid = Some(pid);
+    }
+    drop(announced);
     let start_time = proc::start_time(pid.as_raw());
     drop(reaping);
     registry.claim(pid, route);
@@ -423,8 +486,15 @@ struct KernelSigaction {
 /// Must only be called in a child made by `clone(CLONE_VM | CLONE_VFORK)`
 /// from a thread that blocks every signal, while its parent thread sleeps.
 /// Only async-signal-safe libc calls are made, on memory allocated before
-/// the clone; the only write to shared memory is `failure`.
-unsafe fn exec_child(p: &Prepared, parent: Pid, fds: ChildFds, failure: &AtomicI32) -> ! {
+/// the clone; the only writes to shared memory are `failure` and
+/// `pid_slot`.
+unsafe fn exec_child(
+    p: &Prepared,
+    parent: Pid,
+    fds: ChildFds,
+    failure: &AtomicI32,
+    pid_slot: Option<&AtomicI32>,
+) -> ! {
     // SAFETY (whole block): each call below is async-signal-safe per
     // signal-safety(7) (prctl, getppid and close_range are plain syscalls);
     // pointers come from CStrings and pointer vectors owned by `p`, alive
@@ -505,6 +575,12 @@ unsafe fn exec_child(p: &Prepared, parent: Pid, fds: ChildFds, failure: &AtomicI
             std::ptr::null_mut::<u64>(),
             8usize,
         );
+        // After `setsid`: our pid is our process group, the key the
+        // notify socket attributes datagrams by. Whatever the program
+        // sends comes after `execve`, so after this store.
+        if let Some(slot) = pid_slot {
+            slot.store(libc::getpid(), Ordering::Release);
+        }
         libc::execve(
             p.program.as_ptr(),
             p.argv_ptrs.as_ptr(),
