@@ -44,6 +44,51 @@ const CREDENTIAL_HEADERS: &[&str] = &[
     "www-authenticate",
 ];
 
+/// Request headers a guest may not set: they frame the message or steer
+/// the connection (hop-by-hop), which is the host's business, and a guest
+/// that sets them could desynchronise what the server and the host think
+/// was sent. `Host` stays allowed, as in Kubernetes' httpGet probes: the
+/// grant names where a request goes, not which virtual host it asks for.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "expect",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Methods a check has no use for: `CONNECT` asks a proxy for a tunnel,
+/// `TRACE` echoes the request (credentials included) back.
+const FORBIDDEN_METHODS: &[&str] = &["CONNECT", "TRACE"];
+
+/// The guest's method and headers, refused when they are not a plain
+/// request's (see [`FORBIDDEN_HEADERS`], [`FORBIDDEN_METHODS`]).
+fn check_request(method: &Method, headers: &[(String, String)]) -> Result<(), ErrorCode> {
+    if FORBIDDEN_METHODS.contains(&method.as_str()) {
+        return Err(ErrorCode::Invalid(format!(
+            "the {method} method is not allowed in a check"
+        )));
+    }
+    if let Some((name, _)) = headers.iter().find(|(name, _)| {
+        let name = name.trim();
+        FORBIDDEN_HEADERS
+            .iter()
+            .any(|forbidden| name.eq_ignore_ascii_case(forbidden))
+            || name
+                .get(..6)
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case("proxy-"))
+    }) {
+        return Err(ErrorCode::Invalid(format!(
+            "header `{name}` is set by the host, not by a check"
+        )));
+    }
+    Ok(())
+}
+
 /// Builds the HTTP client for one set of grants.
 pub(crate) fn client(grants: Arc<Grants>) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
@@ -183,6 +228,7 @@ async fn send(
         .map_err(|err| ErrorCode::Invalid(format!("bad URL `{}`: {err}", request.url)))?;
     let mut method = Method::from_bytes(request.method.as_bytes())
         .map_err(|_| ErrorCode::Invalid(format!("bad HTTP method `{}`", request.method)))?;
+    check_request(&method, &request.headers)?;
     let mut body = request.body;
     let mut sent_headers = request.headers;
     let mut pins = pin(grants, &url).await?;
@@ -277,6 +323,59 @@ impl http::Host for HostState {
         match tokio::time::timeout(timeout, send(&client, &self.caps.grants, request)).await {
             Ok(result) => result,
             Err(_) => Err(ErrorCode::Timeout),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(names: &[&str]) -> Vec<(String, String)> {
+        names.iter().map(|n| (n.to_string(), "x".into())).collect()
+    }
+
+    #[test]
+    fn framing_and_hop_by_hop_headers_are_the_hosts() {
+        let get = Method::GET;
+        for name in [
+            "Transfer-Encoding",
+            "content-length",
+            " Connection",
+            "Upgrade",
+            "TE",
+            "Proxy-Authorization",
+            "proxy-anything",
+        ] {
+            assert!(
+                matches!(
+                    check_request(&get, &headers(&[name])),
+                    Err(ErrorCode::Invalid(_))
+                ),
+                "{name} was allowed"
+            );
+        }
+        assert!(
+            check_request(
+                &get,
+                &headers(&["Host", "Authorization", "X-Probe", "proxé"])
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn connect_and_trace_are_refused() {
+        for method in ["CONNECT", "TRACE"] {
+            let method = Method::from_bytes(method.as_bytes()).expect("method");
+            assert!(matches!(
+                check_request(&method, &[]),
+                Err(ErrorCode::Invalid(_))
+            ));
+        }
+        for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
+            let method = Method::from_bytes(method.as_bytes()).expect("method");
+            assert!(check_request(&method, &[]).is_ok(), "{method}");
         }
     }
 }
