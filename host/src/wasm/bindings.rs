@@ -1,16 +1,29 @@
 //! Every `bindgen!` of the host in one place.
 //!
-//! Capability imports are async and non-trappable: a denied or failed probe
-//! reaches the guest as an `error-code`, never as a trap. The loader world
-//! reuses the checker world's `types` and `log` bindings so one host
-//! implementation serves both.
+//! Capability imports are async. Those that can fail return
+//! [`HostError`](crate::wasm::host::HostError) (wasmtime's trappable error
+//! type): what the guest caused or may observe (a denied grant, a refused
+//! connection, a timeout) reaches it as an `error-code`, while a fault of
+//! the host itself (a resource missing from its own table, a panicked
+//! blocking task) traps the call, so a host bug is never mistaken for an
+//! answer. The loader world reuses the checker world's `types` and `log`
+//! bindings so one host implementation serves both.
 
 /// Bindings for the `checker` world and the capability interfaces.
 pub mod checker {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "checker",
-        imports: { default: async },
+        imports: {
+            "vigil:health/http": async | trappable,
+            "vigil:health/tcp": async | trappable,
+            "vigil:health/fs": async | trappable,
+            "vigil:health/process": async | trappable,
+            default: async,
+        },
+        trappable_error_type: {
+            "vigil:health/types.error-code" => crate::wasm::host::HostError,
+        },
         exports: { default: async },
         with: {
             "vigil:health/tcp.connection": crate::wasm::host::tcp::Connection,

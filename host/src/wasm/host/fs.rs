@@ -42,7 +42,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::{FileStat, Mode, fstat};
 
-use super::blocking;
+use super::{HostError, blocking};
 use crate::wasm::bindings::ErrorCode;
 use crate::wasm::bindings::checker::vigil::health::fs::{self, Kind, Metadata};
 use crate::wasm::grants::{GrantedPath, PathDenied};
@@ -207,7 +207,7 @@ fn read_regular(opened: &Opened, given: &str, limit: usize) -> Result<Vec<u8>, E
 }
 
 impl fs::Host for HostState {
-    async fn stat(&mut self, path: String) -> Result<Metadata, ErrorCode> {
+    async fn stat(&mut self, path: String) -> Result<Metadata, HostError> {
         let granted = self.granted_path(&path)?;
         let timeout = self.caps.call_timeout(None);
         blocking(timeout, move || {
@@ -216,7 +216,7 @@ impl fs::Host for HostState {
         .await
     }
 
-    async fn read(&mut self, path: String, max_bytes: u32) -> Result<Vec<u8>, ErrorCode> {
+    async fn read(&mut self, path: String, max_bytes: u32) -> Result<Vec<u8>, HostError> {
         let granted = self.granted_path(&path)?;
         let timeout = self.caps.call_timeout(None);
         let limit = (max_bytes as usize).min(MAX_TRANSFER);

@@ -1,5 +1,6 @@
 //! Host implementations of the capability interfaces, one module per WIT
-//! interface. Every failure returns an `error-code`; none traps.
+//! interface. A failure the guest caused or may observe returns an
+//! `error-code`; only a fault of the host traps (see [`HostError`]).
 
 pub mod fs;
 pub mod http;
@@ -13,7 +14,38 @@ use super::bindings::ErrorCode;
 use super::bindings::checker::vigil::health::types;
 use super::store::HostState;
 
-impl types::Host for HostState {}
+/// Why a capability call failed: an answer for the guest, or a fault of
+/// the host that must trap the call instead of reaching the guest.
+#[derive(Debug)]
+pub enum HostError {
+    /// Returned to the guest as its `error-code`.
+    Guest(ErrorCode),
+    /// A bug or broken invariant of the host; the call traps and the
+    /// check is inconclusive (journaled with this error).
+    Fault(wasmtime::Error),
+}
+
+impl HostError {
+    /// A fault of the host: the call traps.
+    pub(crate) fn fault(err: impl Into<wasmtime::Error>) -> HostError {
+        HostError::Fault(err.into())
+    }
+}
+
+impl From<ErrorCode> for HostError {
+    fn from(code: ErrorCode) -> Self {
+        HostError::Guest(code)
+    }
+}
+
+impl types::Host for HostState {
+    fn convert_error_code(&mut self, err: HostError) -> wasmtime::Result<ErrorCode> {
+        match err {
+            HostError::Guest(code) => Ok(code),
+            HostError::Fault(fault) => Err(fault.context("fault of the vigil host")),
+        }
+    }
+}
 
 /// Runs blocking work (file system, /proc) on tokio's blocking pool within
 /// the call's deadline, so a hung file system costs the guest a `timeout`
@@ -22,10 +54,11 @@ impl types::Host for HostState {}
 pub(crate) async fn blocking<T: Send + 'static>(
     timeout: Duration,
     work: impl FnOnce() -> Result<T, ErrorCode> + Send + 'static,
-) -> Result<T, ErrorCode> {
+) -> Result<T, HostError> {
     match tokio::time::timeout(timeout, tokio::task::spawn_blocking(work)).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(ErrorCode::Io(join.to_string())),
-        Err(_) => Err(ErrorCode::Timeout),
+        Ok(Ok(result)) => Ok(result?),
+        // The work panicked: a host bug, not something the guest did.
+        Ok(Err(join)) => Err(HostError::fault(std::io::Error::other(join.to_string()))),
+        Err(_) => Err(ErrorCode::Timeout.into()),
     }
 }

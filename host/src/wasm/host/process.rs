@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use super::blocking;
+use super::{HostError, blocking};
 use crate::wasm::bindings::ErrorCode;
 use crate::wasm::bindings::checker::vigil::health::process::{self, State, Stats};
 use crate::wasm::store::HostState;
@@ -243,11 +243,11 @@ fn tree_of(root: u32) -> Result<Vec<u32>, ErrorCode> {
 }
 
 impl process::Host for HostState {
-    async fn target_pid(&mut self) -> Result<u32, ErrorCode> {
-        self.target()
+    async fn target_pid(&mut self) -> Result<u32, HostError> {
+        Ok(self.target()?)
     }
 
-    async fn stat(&mut self, pid: u32) -> Result<Stats, ErrorCode> {
+    async fn stat(&mut self, pid: u32) -> Result<Stats, HostError> {
         let root = self.target()?;
         blocking(self.caps.call_timeout(None), move || {
             stat_in_tree(root, pid)
@@ -255,7 +255,7 @@ impl process::Host for HostState {
         .await
     }
 
-    async fn tree(&mut self) -> Result<Vec<u32>, ErrorCode> {
+    async fn tree(&mut self) -> Result<Vec<u32>, HostError> {
         let root = self.target()?;
         blocking(self.caps.call_timeout(None), move || tree_of(root)).await
     }

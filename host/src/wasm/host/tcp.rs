@@ -7,6 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wasmtime::component::Resource;
 
+use super::HostError;
 use crate::wasm::bindings::ErrorCode;
 use crate::wasm::bindings::checker::vigil::health::tcp::{self, HostConnection};
 use crate::wasm::grants::{Grants, Scheme, parse_ip_literal};
@@ -112,11 +113,12 @@ impl HostConnection for HostState {
         host: String,
         port: u16,
         timeout_ms: u32,
-    ) -> Result<Resource<Connection>, ErrorCode> {
+    ) -> Result<Resource<Connection>, HostError> {
         if self.caps.open_connections >= MAX_CONNECTIONS {
             return Err(ErrorCode::Io(format!(
                 "at most {MAX_CONNECTIONS} connections may be open at once"
-            )));
+            ))
+            .into());
         }
         let deadline = tokio::time::Instant::now() + self.caps.call_timeout(Some(timeout_ms));
         let addresses = tokio::time::timeout_at(
@@ -141,13 +143,12 @@ impl HostConnection for HostState {
         connection: Resource<Connection>,
         data: Vec<u8>,
         timeout_ms: u32,
-    ) -> Result<(), ErrorCode> {
+    ) -> Result<(), HostError> {
         let timeout = self.caps.call_timeout(Some(timeout_ms));
-        let conn = self
-            .table
-            .get_mut(&connection)
-            .map_err(|err| ErrorCode::Invalid(err.to_string()))?;
-        with_timeout(timeout, conn.stream.write_all(&data)).await
+        // The component model hands us only live handles of this type: a
+        // miss is the host's own bug.
+        let conn = self.table.get_mut(&connection).map_err(HostError::fault)?;
+        Ok(with_timeout(timeout, conn.stream.write_all(&data)).await?)
     }
 
     async fn read(
@@ -155,12 +156,9 @@ impl HostConnection for HostState {
         connection: Resource<Connection>,
         max_bytes: u32,
         timeout_ms: u32,
-    ) -> Result<Vec<u8>, ErrorCode> {
+    ) -> Result<Vec<u8>, HostError> {
         let timeout = self.caps.call_timeout(Some(timeout_ms));
-        let conn = self
-            .table
-            .get_mut(&connection)
-            .map_err(|err| ErrorCode::Invalid(err.to_string()))?;
+        let conn = self.table.get_mut(&connection).map_err(HostError::fault)?;
         let mut buffer = vec![0; (max_bytes as usize).min(MAX_TRANSFER)];
         let read = with_timeout(timeout, conn.stream.read(&mut buffer)).await?;
         buffer.truncate(read);
@@ -216,7 +214,10 @@ mod tests {
         state.table.set_max_capacity(0);
         let refused =
             HostConnection::connect(&mut state, "127.0.0.1".into(), port, timeout_ms).await;
-        assert!(matches!(refused, Err(ErrorCode::Io(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(HostError::Guest(ErrorCode::Io(_)))),
+            "{refused:?}"
+        );
         assert_eq!(state.caps.open_connections, 0);
 
         state.table.set_max_capacity(16);
@@ -226,5 +227,29 @@ mod tests {
         assert_eq!(state.caps.open_connections, 1);
         HostConnection::drop(&mut state, held).await.expect("drop");
         assert_eq!(state.caps.open_connections, 0);
+    }
+
+    /// A handle the host's own table does not hold is a fault of the host:
+    /// it traps the call, and never reaches the guest as an `error-code`
+    /// (once it came back as `invalid`, as if the guest had erred).
+    #[tokio::test]
+    async fn a_missing_resource_is_a_host_fault_and_traps() {
+        use crate::wasm::bindings::checker::vigil::health::types::Host as _;
+        let mut state = state(Grants::none());
+        let stale: Resource<Connection> = Resource::new_own(4242);
+        let wrote = HostConnection::write(&mut state, stale, b"x".to_vec(), 1000).await;
+        let err = wrote.expect_err("no such connection");
+        assert!(matches!(err, HostError::Fault(_)), "{err:?}");
+        assert!(state.convert_error_code(err).is_err(), "reached the guest");
+        let stale: Resource<Connection> = Resource::new_own(4242);
+        let read = HostConnection::read(&mut state, stale, 16, 1000).await;
+        assert!(matches!(read, Err(HostError::Fault(_))), "{read:?}");
+        // What the guest caused is still an answer, not a trap.
+        let denied = HostConnection::connect(&mut state, "127.0.0.1".into(), 1, 1000).await;
+        let err = denied.expect_err("nothing granted");
+        assert!(matches!(
+            state.convert_error_code(err),
+            Ok(ErrorCode::Denied(_))
+        ));
     }
 }
