@@ -17,6 +17,7 @@ mod loaders;
 mod notify;
 mod pid1;
 mod protocols;
+mod sandbox_core;
 mod servers;
 mod supervisor_dependencies;
 mod supervisor_healthiness;

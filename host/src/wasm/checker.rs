@@ -63,7 +63,8 @@ pub struct Sandbox {
     pub grants: Arc<Grants>,
     /// Wall-clock deadline of the whole call, instantiation included.
     pub timeout: Duration,
-    /// Cap on the instance's linear memory, in bytes.
+    /// Cap on the instance's linear memories and tables together, in
+    /// bytes: a component may have several of each.
     pub memory_limit: usize,
     /// Relative paths a check passes to `fs` are resolved against this
     /// (the service directory; the current directory for `vigil check`).
@@ -316,21 +317,24 @@ pub(crate) fn failure_verdict(
 ) -> Verdict {
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Verdict::TimedOut,
-        Some(trap) if memory_cap_hit => Verdict::Trapped(format!(
-            "memory limit of {} MiB reached ({trap})",
-            memory_limit >> 20
+        // A trap after a refused growth, or an instantiation whose memories
+        // and tables did not fit at all.
+        trap if memory_cap_hit => Verdict::Trapped(format!(
+            "memory limit of {} MiB reached ({})",
+            memory_limit >> 20,
+            match trap {
+                Some(trap) => trap.to_string(),
+                None => format!("{err:#}"),
+            }
         )),
         Some(Trap::StackOverflow) => Verdict::Trapped("stack overflow (recursion too deep)".into()),
         Some(Trap::UnreachableCodeReached) => Verdict::Trapped(
             "the check panicked or aborted (wasm `unreachable`); see its output".into(),
         ),
         Some(trap) => Verdict::Trapped(trap.to_string()),
-        None => {
-            let message = format!("{err:#}");
-            match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-                Some(exit) => Verdict::Trapped(format!("the check called exit({})", exit.0)),
-                None => Verdict::Trapped(message),
-            }
-        }
+        None => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(exit) => Verdict::Trapped(format!("the check called exit({})", exit.0)),
+            None => Verdict::Trapped(format!("{err:#}")),
+        },
     }
 }

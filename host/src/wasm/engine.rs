@@ -43,6 +43,7 @@ pub struct EngineOptions {
     /// Instances that may be alive at the same time (concurrent calls).
     pub max_instances: u32,
     /// Largest linear memory any instance may have; each call's own cap
+    /// on all of an instance's memories together
     /// ([`Sandbox::memory_limit`]) is usually far lower.
     pub max_memory: usize,
 }
@@ -70,7 +71,8 @@ pub struct EngineStats {
     pub call_slots: usize,
     /// Instances running now (checks and loader calls).
     pub calls_in_flight: usize,
-    /// The largest linear memory any instance has grown to since start.
+    /// The largest any instance has grown to since start: all its linear
+    /// memories and tables together.
     pub memory_peak_bytes: usize,
     /// Stores (fresh instances) created since start; a call on a reused
     /// builtin instance does not add one.
@@ -89,8 +91,10 @@ struct Inner {
     /// fall due together, they take turns instead of each mapping a memory.
     calls: tokio::sync::Semaphore,
     call_slots: usize,
-    /// Largest linear memory one instance has grown to, bytes.
+    /// Largest footprint (memories and tables) one instance has reached.
     memory_peak: Arc<std::sync::atomic::AtomicUsize>,
+    /// The pool's slot size: the largest one linear memory can be.
+    max_memory: usize,
     engine: wasmtime::Engine,
     cache: ComponentCache,
     checker_linker: Linker<HostState>,
@@ -174,6 +178,7 @@ impl Engine {
                 calls,
                 call_slots,
                 memory_peak: Arc::default(),
+                max_memory: options.max_memory,
                 engine,
                 cache,
                 checker_linker,
@@ -425,8 +430,9 @@ impl Engine {
         }
     }
 
-    /// A store for one call: deny-all WASI, capped output, memory cap,
-    /// capabilities from the sandbox, and a CPU deadline.
+    /// A store for one call: deny-all WASI, capped output, a memory cap on
+    /// the whole instance, capabilities from the sandbox, and a CPU
+    /// deadline.
     pub(crate) fn new_store(
         &self,
         sandbox: Option<&Sandbox>,
@@ -449,12 +455,11 @@ impl Engine {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limits: MemoryCap {
-                limit: memory_limit,
-                hit: false,
-                grown_to: 0,
-                peak: self.inner.memory_peak.clone(),
-            },
+            limits: MemoryCap::new(
+                memory_limit,
+                self.inner.max_memory,
+                self.inner.memory_peak.clone(),
+            ),
             caps,
         };
         self.inner.stores_created.fetch_add(1, Ordering::Relaxed);

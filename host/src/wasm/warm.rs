@@ -39,13 +39,14 @@ pub(crate) struct WarmInstances {
 }
 
 impl WarmInstances {
-    /// An idle instance whose memory fits under `memory_limit` (a service
-    /// with a lower cap than the one that grew it must not inherit it).
+    /// An idle instance whose memories and tables fit under `memory_limit`
+    /// (a service with a lower cap than the one that grew it must not
+    /// inherit it).
     pub fn take(&self, memory_limit: usize) -> Option<WarmInstance> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let index = idle
             .iter()
-            .rposition(|warm| warm.store.data().limits.grown_to <= memory_limit)?;
+            .rposition(|warm| warm.store.data().limits.used() <= memory_limit)?;
         Some(idle.swap_remove(index))
     }
 

@@ -1,0 +1,184 @@
+//! README "Checks are sandboxed", as an attacker sees it: everything a
+//! component can reach or make the host hold (memories, tables, resources,
+//! handles, strings, commands, WASI imports, time) is bounded per instance.
+//!
+//! Components that a Rust guest cannot be (several memories, a start
+//! function, raw resource handles) are written here in WAT and assembled
+//! at test time with the `wat` crate; the rest are tests/programs.
+
+use std::time::Duration;
+
+use vigil::wasm::{CheckReport, Grants, Sandbox, Verdict};
+
+use crate::helpers::*;
+
+const SHORT: Duration = Duration::from_secs(2);
+const MIB: usize = 1 << 20;
+
+/// What a check component is made of, around a core module `$Main` that
+/// exports `memory`, a bump `cabi_realloc`, `$answer` (writes an outcome
+/// and returns its address) and the `check` that `main_body` defines.
+#[derive(Default)]
+struct Wat<'a> {
+    /// Component items before `$Main`: imports, more core modules and
+    /// their instances.
+    before: &'a str,
+    /// Imports of `$Main`.
+    main_imports: &'a str,
+    /// `$Main`'s `check` export (and anything else it needs).
+    main_body: &'a str,
+    /// `(with ...)` clauses instantiating `$Main`.
+    with: &'a str,
+}
+
+/// The flattened `check: func(target) -> outcome` in core wasm.
+const CHECK_SIGNATURE: &str = "(param i32 i32 i32 i32 i32 i64 i32 i32 i32 i32) (result i32)";
+
+/// An `ok` answer, for a `check` body.
+const ANSWER_OK: &str = "(call $answer (i32.const 0) (i32.const 0) (i32.const 0))";
+
+impl Wat<'_> {
+    fn component(&self) -> String {
+        let Wat {
+            before,
+            main_imports,
+            main_body,
+            with,
+        } = self;
+        format!(
+            r#"(component
+  {before}
+  (core module $Main
+    {main_imports}
+    (memory (export "memory") 1)
+    (global $bump (mut i32) (i32.const 4096))
+    (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+      (local $p i32)
+      (local.set $p (i32.and
+        (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1)))
+        (i32.sub (i32.const 0) (local.get 2))))
+      (global.set $bump (i32.add (local.get $p) (local.get 3)))
+      (local.get $p))
+    ;; outcome: case at 0, reason pointer at 4, length at 8
+    (func $answer (param $case i32) (param $ptr i32) (param $len i32) (result i32)
+      (i32.store8 (i32.const 0) (local.get $case))
+      (i32.store (i32.const 4) (local.get $ptr))
+      (i32.store (i32.const 8) (local.get $len))
+      (i32.const 0))
+    {main_body})
+  (core instance $main (instantiate $Main {with}))
+  (type $phase-t (enum "startup" "readiness" "liveness"))
+  (export $phase "phase" (type $phase-t))
+  (type $target-t (record
+    (field "service" string)
+    (field "phase" $phase)
+    (field "pid" (option u32))
+    (field "started-at-ms" u64)
+    (field "attempt" u32)
+    (field "restarts" u32)
+    (field "config" (list (tuple string string)))))
+  (export $target "target" (type $target-t))
+  (type $outcome-t (variant (case "ok") (case "retry" string) (case "error" string)))
+  (export $outcome "outcome" (type $outcome-t))
+  (alias core export $main "memory" (core memory $memory))
+  (alias core export $main "cabi_realloc" (core func $realloc))
+  (alias core export $main "check" (core func $check-core))
+  (func $check (param "target" $target) (result $outcome)
+    (canon lift (core func $check-core) (memory $memory) (realloc $realloc)))
+  (export "check" (func $check)))"#
+        )
+    }
+
+    /// Assembles the component and runs it once under `sandbox`.
+    async fn run(&self, name: &str, sandbox: &Sandbox) -> CheckReport {
+        let text = self.component();
+        let bytes = wat::parse_str(&text).unwrap_or_else(|err| panic!("{name}: {err}\n{text}"));
+        let path = scratch(name).join("check.wasm");
+        std::fs::write(&path, bytes).expect("write component");
+        run(path.to_str().expect("utf8"), &[], None, sandbox).await
+    }
+}
+
+fn capped(memory: usize) -> Sandbox {
+    Sandbox::new(Grants::default(), SHORT, memory)
+}
+
+/// `count` core instances of `module`, named `$prefix1`, `$prefix2`, ...
+fn instances(module: &str, prefix: &str, count: usize) -> String {
+    (1..=count)
+        .map(|i| format!("(core instance ${prefix}{i} (instantiate {module}))\n"))
+        .collect()
+}
+
+/// Issue 10 item 7: seven extra 30 MiB memories, created at instantiation,
+/// under a 32 MiB cap. The cap is the instance's, not each memory's.
+#[tokio::test(flavor = "multi_thread")]
+async fn memories_created_at_instantiation_share_one_cap() {
+    let before = format!(
+        "(core module $Big (memory 480))\n{}",
+        instances("$Big", "big", 7)
+    );
+    let wat = Wat {
+        before: &before,
+        main_body: &format!("(func (export \"check\") {CHECK_SIGNATURE} {ANSWER_OK})"),
+        ..Wat::default()
+    };
+    let report = wat.run("seven-memories", &capped(32 * MIB)).await;
+    match &report.verdict {
+        Verdict::Trapped(reason) => {
+            assert!(reason.contains("memory limit of 32 MiB"), "{reason}")
+        }
+        other => panic!("210 MiB of memories ran under a 32 MiB cap: {other:?}"),
+    }
+    // The same component fits a cap that holds all of it.
+    let report = wat.run("seven-memories-fit", &capped(256 * MIB)).await;
+    assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
+}
+
+/// The same, with memories that start empty and grow during the call: the
+/// guest sees `memory.grow` fail once the sum would pass the cap.
+#[tokio::test(flavor = "multi_thread")]
+async fn memories_grown_during_a_call_share_one_cap() {
+    let before = format!(
+        "(core module $Growable (memory 0)
+           (func (export \"grow\") (param i32) (result i32) (memory.grow (local.get 0))))\n{}",
+        instances("$Growable", "g", 7)
+    );
+    let mut main_imports = String::new();
+    let mut with = String::new();
+    let mut grows = String::new();
+    for i in 1..=7 {
+        main_imports.push_str(&format!(
+            "(import \"g{i}\" \"grow\" (func $grow{i} (param i32) (result i32)))\n"
+        ));
+        with.push_str(&format!("(with \"g{i}\" (instance $g{i}))"));
+        grows.push_str(&format!(
+            "(if (i32.ne (call $grow{i} (i32.const 480)) (i32.const -1))
+               (then (local.set $n (i32.add (local.get $n) (i32.const 1)))))\n"
+        ));
+    }
+    // Answers `retry("grew N of 7")`, or `ok` when all seven grew.
+    let main_body = format!(
+        "(data (i32.const 16) \"grew ? of 7\")
+         (func (export \"check\") {CHECK_SIGNATURE}
+           (local $n i32)
+           {grows}
+           (i32.store8 (i32.const 21) (i32.add (i32.const 48) (local.get $n)))
+           (if (result i32) (i32.eq (local.get $n) (i32.const 7))
+             (then {ANSWER_OK})
+             (else (call $answer (i32.const 1) (i32.const 16) (i32.const 11)))))"
+    );
+    let wat = Wat {
+        before: &before,
+        main_imports: &main_imports,
+        main_body: &main_body,
+        with: &with,
+    };
+    // 64 KiB of `$Main` plus two 30 MiB growths fit 64 MiB; a third does not.
+    let report = wat.run("grown-memories", &capped(64 * MIB)).await;
+    assert_eq!(
+        report.verdict,
+        Verdict::Retry("grew 2 of 7".into()),
+        "{report:?}"
+    );
+}
