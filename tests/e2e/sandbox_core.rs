@@ -182,3 +182,77 @@ async fn memories_grown_during_a_call_share_one_cap() {
         "{report:?}"
     );
 }
+
+/// WASI's clocks and polls, imported as a Rust guest would (the linker
+/// serves any 0.2 version).
+const WASI_CLOCK_IMPORTS: &str = r#"
+  (import "wasi:io/poll@0.2.0" (instance $poll
+    (export "pollable" (type $pollable-e (sub resource)))
+    (export "[method]pollable.block" (func (param "self" (borrow $pollable-e))))))
+  (alias export $poll "pollable" (type $pollable))
+  (import "wasi:clocks/monotonic-clock@0.2.0" (instance $clock
+    (alias outer 1 $pollable (type $p))
+    (export "pollable" (type $pe (eq $p)))
+    (type $own (own $pe))
+    (export "subscribe-duration" (func (param "when" u64) (result $own)))))
+  (core func $subscribe (canon lower (func $clock "subscribe-duration")))
+  (core func $block (canon lower (func $poll "[method]pollable.block")))
+  (core instance $wasi
+    (export "subscribe-duration" (func $subscribe))
+    (export "block" (func $block)))
+"#;
+
+const WASI_CLOCK_MAIN_IMPORTS: &str = r#"
+  (import "wasi" "subscribe-duration" (func $subscribe (param i64) (result i32)))
+  (import "wasi" "block" (func $block (param i32)))
+"#;
+
+/// A loop that runs `body` `count` times, for a `check` body.
+fn repeat(count: u32, body: &str) -> String {
+    format!(
+        "(local $i i32)
+         (loop $again
+           {body}
+           (local.set $i (i32.add (local.get $i) (i32.const 1)))
+           (br_if $again (i32.lt_u (local.get $i) (i32.const {count}))))"
+    )
+}
+
+/// Every pollable a guest asks for lives in host memory, outside the
+/// memory cap: a guest that never drops them is stopped long before the
+/// host's memory is at risk (wasmtime alone allowed 100,000).
+#[tokio::test(flavor = "multi_thread")]
+async fn host_resources_a_guest_holds_are_bounded() {
+    let hoard = repeat(50_000, "(drop (call $subscribe (i64.const 3600000000000)))");
+    let wat = Wat {
+        before: WASI_CLOCK_IMPORTS,
+        main_imports: WASI_CLOCK_MAIN_IMPORTS,
+        main_body: &format!("(func (export \"check\") {CHECK_SIGNATURE} {hoard} {ANSWER_OK})"),
+        with: "(with \"wasi\" (instance $wasi))",
+    };
+    let report = wat.run("pollable-hoard", &capped(64 * MIB)).await;
+    match &report.verdict {
+        Verdict::Trapped(reason) => assert!(reason.contains("resource limit"), "{reason}"),
+        other => panic!("a guest held 50,000 host pollables: {other:?}"),
+    }
+}
+
+/// Resources a component defines itself never reach host code, but each
+/// handle is host memory too.
+#[tokio::test(flavor = "multi_thread")]
+async fn handles_of_a_components_own_resources_are_bounded() {
+    let hoard = repeat(50_000, "(drop (call $new (local.get $i)))");
+    let wat = Wat {
+        before: "(type $thing (resource (rep i32)))
+                 (core func $new (canon resource.new $thing))
+                 (core instance $things (export \"new\" (func $new)))",
+        main_imports: "(import \"things\" \"new\" (func $new (param i32) (result i32)))",
+        main_body: &format!("(func (export \"check\") {CHECK_SIGNATURE} {hoard} {ANSWER_OK})"),
+        with: "(with \"things\" (instance $things))",
+    };
+    let report = wat.run("handle-hoard", &capped(64 * MIB)).await;
+    match &report.verdict {
+        Verdict::Trapped(reason) => assert!(reason.contains("handle limit"), "{reason}"),
+        other => panic!("a guest held 50,000 handles: {other:?}"),
+    }
+}

@@ -315,6 +315,14 @@ pub(crate) fn failure_verdict(
     memory_cap_hit: bool,
     memory_limit: usize,
 ) -> Verdict {
+    if let Some(wasmtime::component::ResourceTableError::Full) =
+        err.downcast_ref::<wasmtime::component::ResourceTableError>()
+    {
+        return Verdict::Trapped(format!(
+            "resource limit reached: at most {} host resources (pollables, streams, connections) may be open at once",
+            super::engine::MAX_RESOURCES
+        ));
+    }
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Verdict::TimedOut,
         // A trap after a refused growth, or an instantiation whose memories
