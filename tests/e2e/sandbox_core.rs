@@ -6,9 +6,13 @@
 //! function, raw resource handles) are written here in WAT and assembled
 //! at test time with the `wat` crate; the rest are tests/programs.
 
+use std::process::Command;
 use std::time::Duration;
 
-use vigil::wasm::{CheckReport, Grants, Sandbox, Verdict};
+use vigil::wasm::{
+    Action, CheckReport, CheckSource, Event, Exit, ExitStatus, Grants, History, LoaderError,
+    Sandbox, SpawnContext, Verdict,
+};
 
 use crate::helpers::*;
 
@@ -254,5 +258,190 @@ async fn handles_of_a_components_own_resources_are_bounded() {
     match &report.verdict {
         Verdict::Trapped(reason) => assert!(reason.contains("handle limit"), "{reason}"),
         other => panic!("a guest held 50,000 handles: {other:?}"),
+    }
+}
+
+/// A reason is written to the journal and shown by `vigil status`: a
+/// 10 MiB one is cut where it enters the host, on a character boundary,
+/// with a note.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_reason_is_cut() {
+    let bytes = (10 * MIB).to_string();
+    let report = run(
+        programs::OVERSIZED,
+        &[("reason-bytes", &bytes)],
+        None,
+        &sandbox(&[], &[], Duration::from_secs(10)),
+    )
+    .await;
+    let Verdict::Retry(reason) = &report.verdict else {
+        panic!("expected a retry, got {:?}", report.verdict.kind());
+    };
+    assert!(reason.len() < 8 * 1024, "kept {} bytes", reason.len());
+    let (kept, note) = reason
+        .split_once(" [truncated: ")
+        .unwrap_or_else(|| panic!("no note: {}", head(reason)));
+    let cut: usize = note
+        .strip_suffix(" more bytes]")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("note: {note}"));
+    assert!(kept.chars().all(|c| c == 'é'), "cut inside a character");
+    assert_eq!(kept.len() + cut, 10 * MIB);
+}
+
+/// `vigil check` with the `--config` of the check.
+fn vigil_check(program: &str, config: &[String]) -> std::process::Output {
+    let mut args = vec!["check".to_owned(), program.to_owned()];
+    for setting in config {
+        args.extend(["--config".to_owned(), setting.clone()]);
+    }
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(&args)
+        .args(["--timeout", "20s"])
+        .env("VIGIL_LOG", "vigil::guest=debug")
+        .env(
+            "XDG_CACHE_HOME",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
+        .output()
+        .expect("run vigil")
+}
+
+/// The first characters of `text`, for a failure message.
+fn head(text: &str) -> String {
+    text.chars().take(200).collect()
+}
+
+/// The same through `vigil check`, which prints the reason.
+#[test]
+fn vigil_check_prints_a_bounded_reason() {
+    let out = vigil_check(programs::OVERSIZED, &[format!("reason-bytes={}", 10 * MIB)]);
+    assert_eq!(out.status.code(), Some(75), "retry: {:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.len() < 64 * 1024, "stdout: {} bytes", stdout.len());
+    assert!(stdout.contains("[truncated: "), "{}", head(&stdout));
+}
+
+/// A guest's log line is kept to 1 KiB; Vigil's own debug log of it (all
+/// guest lines go there at `VIGIL_LOG=vigil::guest=debug`) is as bounded.
+#[test]
+fn the_debug_log_of_a_guest_line_is_bounded() {
+    let out = vigil_check(programs::OVERSIZED, &[format!("log-bytes={MIB}")]);
+    assert_eq!(out.status.code(), Some(75), "retry: {:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("LLLL"),
+        "the debug line is missing: {}",
+        head(&stderr)
+    );
+    assert!(stderr.len() < 64 * 1024, "stderr: {} bytes", stderr.len());
+}
+
+fn spawn_context(config: &[(&str, String)]) -> SpawnContext {
+    SpawnContext {
+        service: "big".into(),
+        restarts: 0,
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    }
+}
+
+async fn oversized_loader() -> vigil::wasm::Loader {
+    let source = CheckSource::File(programs::LOADER_OVERSIZED.into());
+    engine().load_loader(&source).await.expect("load loader")
+}
+
+/// A loader's command goes to `execve` and is merged into the service's
+/// environment variable by variable: one the kernel would refuse is
+/// refused where it enters the host.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loader_cannot_hand_over_an_oversized_command() {
+    let loader = oversized_loader().await;
+    let fine = loader
+        .spawn(&spawn_context(&[
+            ("args", "3".into()),
+            ("arg-bytes", "2".into()),
+        ]))
+        .await
+        .expect("a small command");
+    assert_eq!(fine.argv, vec!["aa", "aa", "aa"]);
+
+    let refused = [
+        ("5000 arguments", vec![("args", "5000".to_owned())]),
+        (
+            "bytes of arguments",
+            vec![
+                ("args", "1".to_owned()),
+                ("arg-bytes", (2 * MIB).to_string()),
+            ],
+        ),
+        (
+            "5000 environment variables",
+            vec![("vars", "5000".to_owned())],
+        ),
+    ];
+    for (needle, config) in refused {
+        match loader.spawn(&spawn_context(&config)).await {
+            Err(err @ LoaderError::CommandTooLarge { .. }) => {
+                assert!(err.to_string().contains(needle), "{err}")
+            }
+            Err(other) => panic!("{needle}: {other}"),
+            Ok(command) => panic!(
+                "{needle}: took {} arguments and {} variables",
+                command.argv.len(),
+                command.env.len()
+            ),
+        }
+    }
+    // Half a million empty variables: 8 MiB in the guest, three times that
+    // as host strings. Stopped before the host holds them.
+    match loader
+        .spawn(&spawn_context(&[("vars", "500000".into())]))
+        .await
+    {
+        Err(LoaderError::Failed { verdict, .. }) => assert!(
+            matches!(&verdict, Verdict::Trapped(r) if r.contains("too much data")),
+            "{verdict:?}"
+        ),
+        Err(other) => panic!("expected a trap: {other}"),
+        Ok(command) => panic!("took {} variables", command.env.len()),
+    }
+}
+
+/// A loader's reasons go to the journal like a check's: cut to 4 KiB.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loaders_reasons_are_cut() {
+    let loader = oversized_loader().await;
+    let declined = loader
+        .spawn(&spawn_context(&[("decline-bytes", (10 * MIB).to_string())]))
+        .await;
+    match declined {
+        Err(LoaderError::Declined { reason, .. }) => {
+            assert!(reason.len() < 8 * 1024, "kept {} bytes", reason.len());
+            assert!(reason.contains("[truncated: "), "{}", head(&reason));
+        }
+        Err(other) => panic!("expected a decline: {other}"),
+        Ok(command) => panic!("expected a decline: {:?}", command.argv.len()),
+    }
+
+    let history = History {
+        service: "big".into(),
+        restarts: 0,
+        uptime_ms: 10,
+        recent_exits: vec![],
+        config: vec![("stop-bytes".into(), (10 * MIB).to_string())],
+    };
+    let exited = Event::Exited(Exit {
+        status: ExitStatus::Code(1),
+        uptime_ms: 10,
+    });
+    match loader.decide(&exited, &history).await.expect("decide") {
+        Action::Stop(reason) => {
+            assert!(reason.len() < 8 * 1024, "kept {} bytes", reason.len());
+            assert!(reason.contains("[truncated: "), "{}", head(&reason));
+        }
+        other => panic!("expected a stop: {other:?}"),
     }
 }

@@ -1,6 +1,8 @@
 //! Running a check: a fresh instance per call (a bundled check may reuse
 //! one of its own, see [`super::warm`]), bounded in time, memory and
 //! output; whatever the guest does, the caller gets a [`CheckReport`].
+//! What the guest hands back is bounded too: a reason longer than
+//! [`MAX_REASON`] is cut where it enters the host.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -191,13 +193,36 @@ impl fmt::Display for Verdict {
 }
 
 impl From<Outcome> for Verdict {
+    /// The guest's verdict, its reason cut to [`MAX_REASON`].
     fn from(outcome: Outcome) -> Self {
         match outcome {
             Outcome::Ok => Verdict::Ok,
-            Outcome::Retry(reason) => Verdict::Retry(reason),
-            Outcome::Error(reason) => Verdict::Error(reason),
+            Outcome::Retry(reason) => Verdict::Retry(bounded(reason)),
+            Outcome::Error(reason) => Verdict::Error(bounded(reason)),
         }
     }
+}
+
+/// The longest reason, in bytes, Vigil keeps from a guest. A reason is
+/// written to the journal and the log, shown by `vigil status` and kept per
+/// service, so its size must not be the guest's to choose; a few lines are
+/// all a human reads.
+pub const MAX_REASON: usize = 4096;
+
+/// `text` cut to [`MAX_REASON`] bytes (at a character boundary), with a
+/// note saying how much was cut.
+pub(crate) fn bounded(mut text: String) -> String {
+    if text.len() <= MAX_REASON {
+        return text;
+    }
+    let mut end = MAX_REASON;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!(" [truncated: {cut} more bytes]"));
+    text
 }
 
 /// Everything one call produced.
@@ -310,6 +335,8 @@ impl Checker {
 }
 
 /// Turns a wasmtime error from a call into a verdict a human understands.
+/// The message is bounded: a backtrace names guest functions, and the guest
+/// chooses their names and how deep it recurses.
 pub(crate) fn failure_verdict(
     err: &wasmtime::Error,
     memory_cap_hit: bool,
@@ -332,7 +359,7 @@ pub(crate) fn failure_verdict(
             memory_limit >> 20,
             match trap {
                 Some(trap) => trap.to_string(),
-                None => format!("{err:#}"),
+                None => bounded(format!("{err:#}")),
             }
         )),
         Some(Trap::StackOverflow) => Verdict::Trapped("stack overflow (recursion too deep)".into()),
@@ -342,7 +369,7 @@ pub(crate) fn failure_verdict(
         Some(trap) => Verdict::Trapped(trap.to_string()),
         None => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
             Some(exit) => Verdict::Trapped(format!("the check called exit({})", exit.0)),
-            None => Verdict::Trapped(format!("{err:#}")),
+            None => Verdict::Trapped(bounded(format!("{err:#}"))),
         },
     }
 }
