@@ -6,7 +6,8 @@
 //! function, raw resource handles) are written here in WAT and assembled
 //! at test time with the `wat` crate; the rest are tests/programs.
 
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use vigil::wasm::{
@@ -443,5 +444,170 @@ async fn a_loaders_reasons_are_cut() {
             assert!(reason.contains("[truncated: "), "{}", head(&reason));
         }
         other => panic!("expected a stop: {other:?}"),
+    }
+}
+
+/// A start function runs during instantiation, before `check` is called:
+/// the CPU deadline must already hold.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_spinning_while_it_is_instantiated_times_out() {
+    let wat = Wat {
+        before: "(core module $Spin (func $spin (loop $forever (br $forever))) (start $spin))
+                 (core instance $spin (instantiate $Spin))",
+        main_body: &format!("(func (export \"check\") {CHECK_SIGNATURE} {ANSWER_OK})"),
+        ..Wat::default()
+    };
+    let report = wat.run("spin-at-start", &capped(64 * MIB)).await;
+    assert_eq!(report.verdict, Verdict::TimedOut, "{report:?}");
+}
+
+/// Time: a guest that blocks on a pollable an hour away is parked in the
+/// host, where no epoch reaches it; the wall-clock deadline ends it.
+#[tokio::test(flavor = "multi_thread")]
+async fn blocking_on_a_far_pollable_ends_at_the_deadline() {
+    let wat = Wat {
+        before: WASI_CLOCK_IMPORTS,
+        main_imports: WASI_CLOCK_MAIN_IMPORTS,
+        main_body: &format!(
+            "(func (export \"check\") {CHECK_SIGNATURE}
+               (call $block (call $subscribe (i64.const 3600000000000)))
+               {ANSWER_OK})"
+        ),
+        with: "(with \"wasi\" (instance $wasi))",
+    };
+    let report = wat.run("block-an-hour", &capped(64 * MIB)).await;
+    assert_eq!(report.verdict, Verdict::TimedOut, "{report:?}");
+    assert!(report.duration >= SHORT, "{report:?}");
+}
+
+/// The guest's allocator runs inside the host, while the host copies
+/// `target` in: a `cabi_realloc` that never returns is cut by the CPU
+/// deadline all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_realloc_that_never_returns_times_out() {
+    let wat = Wat {
+        main_body: &format!("(func (export \"check\") {CHECK_SIGNATURE} {ANSWER_OK})"),
+        ..Wat::default()
+    };
+    let text = wat.component().replacen(
+        "(local $p i32)",
+        "(local $p i32) (loop $forever (br $forever))",
+        1,
+    );
+    let bytes = wat::parse_str(&text).expect("assemble");
+    let path = scratch("realloc-spin").join("check.wasm");
+    std::fs::write(&path, bytes).expect("write component");
+    let report = run(path.to_str().expect("utf8"), &[], None, &capped(64 * MIB)).await;
+    assert_eq!(report.verdict, Verdict::TimedOut, "{report:?}");
+}
+
+/// What a guest returns that is not a valid outcome is a trap, never `ok`.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_answers_are_traps() {
+    let answers = [
+        // No such case.
+        (
+            "bad-case",
+            "(call $answer (i32.const 7) (i32.const 0) (i32.const 0))",
+        ),
+        // A reason past the end of memory.
+        (
+            "bad-reason-pointer",
+            "(call $answer (i32.const 1) (i32.const 65530) (i32.const 100))",
+        ),
+        // A reason that is not UTF-8.
+        (
+            "bad-utf8",
+            "(i32.store (i32.const 16) (i32.const 0xffffffff))
+             (call $answer (i32.const 2) (i32.const 16) (i32.const 4))",
+        ),
+        // An outcome that runs past the end of memory.
+        ("bad-outcome-pointer", "(i32.const 65532)"),
+    ];
+    for (name, answer) in answers {
+        let wat = Wat {
+            main_body: &format!("(func (export \"check\") {CHECK_SIGNATURE} {answer})"),
+            ..Wat::default()
+        };
+        let report = wat.run(name, &capped(64 * MIB)).await;
+        assert!(
+            matches!(report.verdict, Verdict::Trapped(_)),
+            "{name}: {report:?}"
+        );
+    }
+}
+
+/// Every WASI import a Rust program reaches through `std` is denied or
+/// empty, from inside the real `vigil check`: its stdin, environment, files
+/// and a live loopback listener are right there.
+#[test]
+fn wasi_gives_a_check_nothing() {
+    let dir = scratch("wasi-probe");
+    std::fs::write(dir.join("secret.txt"), "top secret").expect("write");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = format!("port={}", listener.local_addr().expect("addr").port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "check",
+            programs::SANDBOX_PROBE,
+            "--config",
+            &port,
+            "--json",
+        ])
+        .current_dir(&dir)
+        .env("VIGIL_PROBE_SECRET", "top secret")
+        .env(
+            "XDG_CACHE_HOME",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vigil");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"top secret\n").expect("write stdin");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    drop(listener);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each attempt was made, and logged as denied.
+    for attempt in [
+        "read_dir /",
+        "read /etc/passwd",
+        "env vars",
+        "stdin",
+        "tcp connect",
+        "udp",
+    ] {
+        assert!(
+            stdout.contains(&format!("denied: {attempt}")),
+            "{attempt}: {stdout}"
+        );
+    }
+    assert!(!dir.join("probe.txt").exists(), "the check created a file");
+}
+
+/// `exit(0)` from a check is no verdict: it must not count as `ok`.
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_from_a_check_is_a_trap_not_ok() {
+    for code in ["0", "3"] {
+        let report = run(
+            programs::EXIT_IN_CHECK,
+            &[("code", code)],
+            None,
+            &sandbox(&[], &[], SHORT),
+        )
+        .await;
+        match &report.verdict {
+            Verdict::Trapped(reason) => assert!(reason.contains("exit("), "{reason}"),
+            other => panic!("exit({code}) gave {other:?}"),
+        }
     }
 }
