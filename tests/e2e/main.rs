@@ -17,6 +17,7 @@ mod loaders;
 mod notify;
 mod pid1;
 mod protocols;
+mod sandbox_core;
 mod sandbox_escape;
 mod sandbox_fs;
 mod sandbox_net;

@@ -9,7 +9,7 @@
 //! | `vigil_service_start_time_seconds` | gauge, current child's spawn | service |
 //! | `vigil_check_duration_seconds` | histogram | service, phase |
 //! | `vigil_check_outcomes` (`_total`) | counter | service, phase, outcome |
-//! | `vigil_wasm_memory_peak_bytes` | gauge, largest linear memory a call grew to | |
+//! | `vigil_wasm_memory_peak_bytes` | gauge, largest instance (memories and tables) a call grew to | |
 //! | `vigil_wasm_calls_in_flight`, `vigil_wasm_call_slots` | gauge | |
 //! | `vigil_wasm_instances_created` (`_total`) | counter, fresh instances (reused builtins add none) | |
 //! | `process_start_time_seconds` | gauge | |
@@ -184,7 +184,7 @@ impl Collector for Live {
         gauge(
             &mut encoder,
             "vigil_wasm_memory_peak_bytes",
-            "Largest linear memory a check or loader instance has grown to",
+            "Largest a check or loader instance has grown to: all its linear memories and tables",
             stats.memory_peak_bytes as u64,
         )?;
         gauge(

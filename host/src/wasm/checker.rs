@@ -1,6 +1,8 @@
 //! Running a check: a fresh instance per call (a bundled check may reuse
 //! one of its own, see [`super::warm`]), bounded in time, memory and
 //! output; whatever the guest does, the caller gets a [`CheckReport`].
+//! What the guest hands back is bounded too: a reason longer than
+//! [`MAX_REASON`] is cut where it enters the host.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -63,7 +65,8 @@ pub struct Sandbox {
     pub grants: Arc<Grants>,
     /// Wall-clock deadline of the whole call, instantiation included.
     pub timeout: Duration,
-    /// Cap on the instance's linear memory, in bytes.
+    /// Cap on the instance's linear memories and tables together, in
+    /// bytes: a component may have several of each.
     pub memory_limit: usize,
     /// Relative paths a check passes to `fs` are resolved against this
     /// (the service directory; the current directory for `vigil check`).
@@ -190,13 +193,36 @@ impl fmt::Display for Verdict {
 }
 
 impl From<Outcome> for Verdict {
+    /// The guest's verdict, its reason cut to [`MAX_REASON`].
     fn from(outcome: Outcome) -> Self {
         match outcome {
             Outcome::Ok => Verdict::Ok,
-            Outcome::Retry(reason) => Verdict::Retry(reason),
-            Outcome::Error(reason) => Verdict::Error(reason),
+            Outcome::Retry(reason) => Verdict::Retry(bounded(reason)),
+            Outcome::Error(reason) => Verdict::Error(bounded(reason)),
         }
     }
+}
+
+/// The longest reason, in bytes, Vigil keeps from a guest. A reason is
+/// written to the journal and the log, shown by `vigil status` and kept per
+/// service, so its size must not be the guest's to choose; a few lines are
+/// all a human reads.
+pub const MAX_REASON: usize = 4096;
+
+/// `text` cut to [`MAX_REASON`] bytes (at a character boundary), with a
+/// note saying how much was cut.
+pub(crate) fn bounded(mut text: String) -> String {
+    if text.len() <= MAX_REASON {
+        return text;
+    }
+    let mut end = MAX_REASON;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!(" [truncated: {cut} more bytes]"));
+    text
 }
 
 /// Everything one call produced.
@@ -309,28 +335,41 @@ impl Checker {
 }
 
 /// Turns a wasmtime error from a call into a verdict a human understands.
+/// The message is bounded: a backtrace names guest functions, and the guest
+/// chooses their names and how deep it recurses.
 pub(crate) fn failure_verdict(
     err: &wasmtime::Error,
     memory_cap_hit: bool,
     memory_limit: usize,
 ) -> Verdict {
+    if let Some(wasmtime::component::ResourceTableError::Full) =
+        err.downcast_ref::<wasmtime::component::ResourceTableError>()
+    {
+        return Verdict::Trapped(format!(
+            "resource limit reached: at most {} host resources (pollables, streams, connections) may be open at once",
+            super::engine::MAX_RESOURCES
+        ));
+    }
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Verdict::TimedOut,
-        Some(trap) if memory_cap_hit => Verdict::Trapped(format!(
-            "memory limit of {} MiB reached ({trap})",
-            memory_limit >> 20
+        // A trap after a refused growth, or an instantiation whose memories
+        // and tables did not fit at all.
+        trap if memory_cap_hit => Verdict::Trapped(format!(
+            "memory limit of {} MiB reached ({})",
+            memory_limit >> 20,
+            match trap {
+                Some(trap) => trap.to_string(),
+                None => bounded(format!("{err:#}")),
+            }
         )),
         Some(Trap::StackOverflow) => Verdict::Trapped("stack overflow (recursion too deep)".into()),
         Some(Trap::UnreachableCodeReached) => Verdict::Trapped(
             "the check panicked or aborted (wasm `unreachable`); see its output".into(),
         ),
         Some(trap) => Verdict::Trapped(trap.to_string()),
-        None => {
-            let message = format!("{err:#}");
-            match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-                Some(exit) => Verdict::Trapped(format!("the check called exit({})", exit.0)),
-                None => Verdict::Trapped(message),
-            }
-        }
+        None => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(exit) => Verdict::Trapped(format!("the check called exit({})", exit.0)),
+            None => Verdict::Trapped(bounded(format!("{err:#}"))),
+        },
     }
 }

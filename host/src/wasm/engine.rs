@@ -24,11 +24,31 @@ use super::{CheckSource, Checker, LoadError, Loader, Sandbox, WIT_VERSION, built
 /// yielding a busy guest back to the scheduler.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Captured guest stdout+stderr per call.
 /// Guest calls that may run at the same time (each holds an instance).
 const MAX_CONCURRENT_CALLS: u32 = 64;
 
+/// Captured guest stdout+stderr per call.
 pub(crate) const OUTPUT_CAP: usize = 16 * 1024;
+
+/// Host resources (pollables, streams, connections, ...) one instance may
+/// hold at once. Every one lives in host memory, outside the memory cap, and
+/// WASI hands them out for the asking (`subscribe-duration` in a loop): a
+/// check needs a handful, wasmtime's default is a million.
+pub(crate) const MAX_RESOURCES: usize = 1024;
+
+/// Component-model handles one store may hold at once: the handles of the
+/// host resources above (a borrow counts again while lent) plus resources
+/// the component defines itself and creates with `resource.new`, which
+/// never reach host code. wasmtime's default is 100,000.
+const MAX_HANDLES: usize = 4 * MAX_RESOURCES;
+
+/// Bytes a guest may make the host allocate in one crossing: the arguments
+/// of a capability call, or the result of a check or loader call (strings
+/// and lists are copied out of guest memory, and a list of empty strings
+/// takes three times as much room on the host as in the guest). Far above
+/// the largest honest transfer (1 MiB bodies); wasmtime's default is
+/// 128 MiB. Past it the call traps.
+const MAX_HOSTCALL_BYTES: usize = 16 << 20;
 
 /// Per warm pool slot, the touched memory kept resident between instances
 /// (a Rust check touches a few hundred KiB; larger guests beyond this are
@@ -43,6 +63,7 @@ pub struct EngineOptions {
     /// Instances that may be alive at the same time (concurrent calls).
     pub max_instances: u32,
     /// Largest linear memory any instance may have; each call's own cap
+    /// on all of an instance's memories together
     /// ([`Sandbox::memory_limit`]) is usually far lower.
     pub max_memory: usize,
 }
@@ -70,7 +91,8 @@ pub struct EngineStats {
     pub call_slots: usize,
     /// Instances running now (checks and loader calls).
     pub calls_in_flight: usize,
-    /// The largest linear memory any instance has grown to since start.
+    /// The largest any instance has grown to since start: all its linear
+    /// memories and tables together.
     pub memory_peak_bytes: usize,
     /// Stores (fresh instances) created since start; a call on a reused
     /// builtin instance does not add one.
@@ -89,8 +111,10 @@ struct Inner {
     /// fall due together, they take turns instead of each mapping a memory.
     calls: tokio::sync::Semaphore,
     call_slots: usize,
-    /// Largest linear memory one instance has grown to, bytes.
+    /// Largest footprint (memories and tables) one instance has reached.
     memory_peak: Arc<std::sync::atomic::AtomicUsize>,
+    /// The pool's slot size: the largest one linear memory can be.
+    max_memory: usize,
     engine: wasmtime::Engine,
     cache: ComponentCache,
     checker_linker: Linker<HostState>,
@@ -174,6 +198,7 @@ impl Engine {
                 calls,
                 call_slots,
                 memory_peak: Arc::default(),
+                max_memory: options.max_memory,
                 engine,
                 cache,
                 checker_linker,
@@ -425,8 +450,9 @@ impl Engine {
         }
     }
 
-    /// A store for one call: deny-all WASI, capped output, memory cap,
-    /// capabilities from the sandbox, and a CPU deadline.
+    /// A store for one call: deny-all WASI, capped output, a memory cap on
+    /// the whole instance, bounded host resources, capabilities from the
+    /// sandbox, and a CPU deadline.
     pub(crate) fn new_store(
         &self,
         sandbox: Option<&Sandbox>,
@@ -446,20 +472,23 @@ impl Engine {
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
         let caps = Self::capabilities(sandbox, target_pid, deadline);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         let state = HostState {
             wasi,
-            table: ResourceTable::new(),
-            limits: MemoryCap {
-                limit: memory_limit,
-                hit: false,
-                grown_to: 0,
-                peak: self.inner.memory_peak.clone(),
-            },
+            table,
+            limits: MemoryCap::new(
+                memory_limit,
+                self.inner.max_memory,
+                self.inner.memory_peak.clone(),
+            ),
             caps,
         };
         self.inner.stores_created.fetch_add(1, Ordering::Relaxed);
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limits);
+        store.set_max_component_handles(MAX_HANDLES);
+        store.set_hostcall_fuel(MAX_HOSTCALL_BYTES);
         // Set before instantiation: instantiation runs guest code too.
         store.set_epoch_deadline(1);
         // The deadline is read from the store, where a reused instance's

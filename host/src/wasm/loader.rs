@@ -1,12 +1,17 @@
 //! Running a loader: `spawn` gives a service's command, `decide` its
 //! reaction to events. Loaders are pure: each call is a fresh instance and
 //! the host passes in all the state (history) a decision needs.
+//!
+//! What a loader returns is bounded where it enters the host: reasons are
+//! cut to [`MAX_REASON`](super::checker::MAX_REASON) bytes, and a command
+//! larger than the kernel would take ([`MAX_COMMAND_ENTRIES`],
+//! [`MAX_COMMAND_BYTES`]) is refused.
 
 use std::time::{Duration, Instant};
 
 use super::bindings::loader::LoaderPre;
 use super::bindings::loader::vigil::health::policy;
-use super::checker::{Verdict, failure_verdict};
+use super::checker::{Verdict, bounded, failure_verdict};
 use super::output::BoundedOutput;
 use super::store::HostState;
 use super::{CheckSource, Engine};
@@ -17,6 +22,16 @@ pub use policy::{Action, CheckFailure, Command, Event, Exit, ExitStatus, History
 pub const LOADER_TIMEOUT: Duration = Duration::from_secs(1);
 /// Memory cap of one loader call.
 pub const LOADER_MEMORY: usize = 64 << 20;
+
+/// Most arguments, and most environment variables, a loader's command may
+/// have. The supervisor merges the variables into the service's own one by
+/// one, and no real program takes more.
+pub const MAX_COMMAND_ENTRIES: usize = 4096;
+
+/// Most bytes of a loader's command: its arguments, variables (`KEY=VALUE`)
+/// and directory, each with its terminating NUL, as `execve` counts them.
+/// Linux refuses more than about 2 MiB (a quarter of the stack limit).
+pub const MAX_COMMAND_BYTES: usize = 1 << 20;
 
 impl policy::Host for HostState {}
 
@@ -32,6 +47,8 @@ pub enum LoaderError {
     },
     #[error("loader {check} declined to spawn: {reason}")]
     Declined { check: CheckSource, reason: String },
+    #[error("loader {check} returned a command too large to run: {problem}")]
+    CommandTooLarge { check: CheckSource, problem: String },
 }
 
 /// A loaded loader; clones share the compiled code.
@@ -72,10 +89,16 @@ impl Loader {
         };
         let result = tokio::time::timeout(LOADER_TIMEOUT, call).await;
         match result {
-            Ok(Ok(Ok(command))) => Ok(command),
+            Ok(Ok(Ok(command))) => match command_problem(&command) {
+                None => Ok(command),
+                Some(problem) => Err(LoaderError::CommandTooLarge {
+                    check: self.source.clone(),
+                    problem,
+                }),
+            },
             Ok(Ok(Err(reason))) => Err(LoaderError::Declined {
                 check: self.source.clone(),
-                reason,
+                reason: bounded(reason),
             }),
             Ok(Err(err)) => Err(self.failed(
                 failure_verdict(&err, store.data().limits.hit, LOADER_MEMORY),
@@ -102,6 +125,7 @@ impl Loader {
         };
         let result = tokio::time::timeout(LOADER_TIMEOUT, call).await;
         match result {
+            Ok(Ok(Action::Stop(reason))) => Ok(Action::Stop(bounded(reason))),
             Ok(Ok(action)) => Ok(action),
             Ok(Err(err)) => Err(self.failed(
                 failure_verdict(&err, store.data().limits.hit, LOADER_MEMORY),
@@ -117,5 +141,63 @@ impl Loader {
             verdict,
             output: output.text(),
         }
+    }
+}
+
+/// Why `command` is too large to run, if it is.
+fn command_problem(command: &Command) -> Option<String> {
+    if command.argv.len() > MAX_COMMAND_ENTRIES {
+        return Some(format!(
+            "{} arguments (at most {MAX_COMMAND_ENTRIES})",
+            command.argv.len()
+        ));
+    }
+    if command.env.len() > MAX_COMMAND_ENTRIES {
+        return Some(format!(
+            "{} environment variables (at most {MAX_COMMAND_ENTRIES})",
+            command.env.len()
+        ));
+    }
+    let argv = command.argv.iter().map(|arg| arg.len() + 1);
+    let env = command.env.iter().map(|(k, v)| k.len() + v.len() + 2);
+    let cwd = command.cwd.iter().map(|cwd| cwd.len() + 1);
+    let bytes: usize = argv.chain(env).chain(cwd).sum();
+    (bytes > MAX_COMMAND_BYTES).then(|| {
+        format!(
+            "{bytes} bytes of arguments, environment and directory (at most {MAX_COMMAND_BYTES})"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(argv: Vec<String>, env: Vec<(String, String)>) -> Command {
+        Command {
+            argv,
+            env,
+            cwd: None,
+        }
+    }
+
+    #[test]
+    fn a_command_the_kernel_would_take_passes() {
+        let argv = vec!["x".repeat(100); MAX_COMMAND_ENTRIES];
+        let env = vec![("K".into(), "v".repeat(100)); MAX_COMMAND_ENTRIES];
+        assert_eq!(command_problem(&command(argv, env)), None);
+    }
+
+    #[test]
+    fn too_many_entries_or_bytes_are_refused() {
+        let many = vec![String::new(); MAX_COMMAND_ENTRIES + 1];
+        let problem = command_problem(&command(many, vec![])).expect("too many");
+        assert!(problem.contains("4097 arguments"), "{problem}");
+        let env = vec![(String::new(), String::new()); MAX_COMMAND_ENTRIES + 1];
+        let problem = command_problem(&command(vec!["a".into()], env)).expect("too many");
+        assert!(problem.contains("4097 environment variables"), "{problem}");
+        let long = vec!["x".repeat(MAX_COMMAND_BYTES)];
+        let problem = command_problem(&command(long, vec![])).expect("too long");
+        assert!(problem.contains("bytes of arguments"), "{problem}");
     }
 }

@@ -15,16 +15,21 @@ pub struct LogBuffer {
     inner: Arc<Mutex<(Vec<String>, usize)>>,
 }
 
+/// The first [`MAX_LINE_BYTES`] of `message`, cut at a character boundary.
+fn head(message: &str) -> &str {
+    let mut end = message.len().min(MAX_LINE_BYTES);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
+}
+
 impl LogBuffer {
     pub fn push(&self, level: Level, message: &str) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if inner.0.len() >= MAX_LINES {
             inner.1 += 1;
             return;
-        }
-        let mut end = message.len().min(MAX_LINE_BYTES);
-        while !message.is_char_boundary(end) {
-            end -= 1;
         }
         let level = match level {
             Level::Trace => "trace",
@@ -33,7 +38,7 @@ impl LogBuffer {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        inner.0.push(format!("{level}: {}", &message[..end]));
+        inner.0.push(format!("{level}: {}", head(message)));
     }
 
     /// The lines, plus a last line counting the dropped ones.
@@ -48,14 +53,18 @@ impl LogBuffer {
 }
 
 impl log::Host for HostState {
+    /// Traced as kept: the guest chooses the message's size, and a debug
+    /// log must not copy megabytes per call either.
     async fn log(&mut self, level: Level, message: String) {
-        // tracing escapes ESC and C1, not CR or bidi controls (the
-        // argument is only evaluated when the level is enabled).
+        // Cut first, then escaped: tracing escapes ESC and C1, not CR or
+        // bidi controls (the arguments are only evaluated when the level
+        // is enabled).
         tracing::debug!(
             target: "vigil::guest",
             ?level,
+            bytes = message.len(),
             "{}",
-            crate::untrusted::line(&message)
+            crate::untrusted::line(head(&message))
         );
         self.caps.log.push(level, &message);
     }
