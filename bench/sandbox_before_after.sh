@@ -33,11 +33,15 @@ head_rev=$(git -C "$ROOT" rev-parse --short HEAD)
 
 # The older tree, with today's bench file dropped in (it uses only API that
 # both builds have).
-git -C "$ROOT" worktree remove --force "$BASE_SRC" 2>/dev/null || rm -rf "$BASE_SRC"
-git -C "$ROOT" worktree prune
-git -C "$ROOT" worktree add --detach "$BASE_SRC" "$BASE" >/dev/null
-cp "$ROOT/host/benches/sandbox.rs" "$BASE_SRC/host/benches/sandbox.rs"
-cp "$ROOT/host/benches/common/mod.rs" "$BASE_SRC/host/benches/common/mod.rs"
+# Kept between runs (a fresh checkout's new mtimes would rebuild it).
+if [ "$(git -C "$BASE_SRC" rev-parse HEAD 2>/dev/null)" != "$(git -C "$ROOT" rev-parse "$BASE")" ]; then
+    git -C "$ROOT" worktree remove --force "$BASE_SRC" 2>/dev/null || rm -rf "$BASE_SRC"
+    git -C "$ROOT" worktree prune
+    git -C "$ROOT" worktree add --detach "$BASE_SRC" "$BASE" >/dev/null
+fi
+for f in host/benches/sandbox.rs host/benches/common/mod.rs; do
+    cmp -s "$ROOT/$f" "$BASE_SRC/$f" || cp "$ROOT/$f" "$BASE_SRC/$f"
+done
 grep -q 'name = "sandbox"' "$BASE_SRC/host/Cargo.toml" ||
     printf '\n[[bench]]\nname = "sandbox"\nharness = false\n' >>"$BASE_SRC/host/Cargo.toml"
 

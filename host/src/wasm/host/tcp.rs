@@ -190,12 +190,7 @@ mod tests {
         HostState {
             wasi: WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
-            limits: MemoryCap {
-                limit: 1 << 20,
-                hit: false,
-                grown_to: 0,
-                peak: Default::default(),
-            },
+            limits: MemoryCap::new(1 << 20, 1 << 30, Default::default()),
             caps: Engine::capabilities(Some(&sandbox), None, Instant::now() + LONG),
         }
     }
