@@ -38,6 +38,7 @@ fn main() {
 
     for path in [
         "wit",
+        "units",
         "guest-sdk",
         "checks",
         "tests/programs",

@@ -118,7 +118,7 @@ impl FromConfig for Duration {
         "a duration like 500ms, 30s or 2m"
     }
     fn from_config(value: &str) -> Result<Self, Option<String>> {
-        crate::units::parse_duration(value).map_err(Some)
+        crate::units::parse_duration(value).map_err(|e| Some(e.to_string()))
     }
 }
 
@@ -139,7 +139,9 @@ impl FromConfig for Size {
         "a size like 512k, 64MiB or 1G"
     }
     fn from_config(value: &str) -> Result<Self, Option<String>> {
-        crate::units::parse_size(value).map(Size).map_err(Some)
+        crate::units::parse_size(value)
+            .map(Size)
+            .map_err(|e| Some(e.to_string()))
     }
 }
 
@@ -304,7 +306,7 @@ mod tests {
             t.parse::<Duration>("timeout"),
             Err(Outcome::Error(
                 "config key `timeout`: expected a duration like 500ms, 30s or 2m, got \"5\" \
-                 (`5` needs a unit: ms, s, m or h)"
+                 (`5` has no unit: add one of us, ms, s, m, h, d, like `5s`; only 0 goes without)"
                     .into()
             ))
         );

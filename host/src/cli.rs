@@ -249,8 +249,8 @@ impl From<PhaseArg> for crate::wasm::Phase {
 }
 
 fn parse_memory(text: &str) -> Result<usize, String> {
-    parse_size(text)
-        .and_then(|bytes| usize::try_from(bytes).map_err(|_| format!("`{text}` is out of range")))
+    let bytes = parse_size(text).map_err(|e| e.to_string())?;
+    usize::try_from(bytes).map_err(|_| format!("`{text}` is out of range"))
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

@@ -3,6 +3,7 @@
 use clap::Parser;
 use vigil::cli::{Cli, Command};
 use vigil::commands;
+use vigil::commands::Exit;
 use vigil::commands::start_stop::Action;
 
 fn main() {
@@ -41,8 +42,8 @@ fn main() {
         }),
         Err(err) => {
             eprintln!("vigil: cannot start the async runtime: {err}");
-            1
+            Exit::Failed
         }
     };
-    std::process::exit(code);
+    std::process::exit(code.code());
 }

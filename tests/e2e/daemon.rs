@@ -155,7 +155,7 @@ fn daemonize_returns_once_the_check_passes_and_leaves_the_program_detached() {
         .output()
         .expect("run vigil daemonize again");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(
         stderr.contains(&format!("already running (pid {pid})")),
         "{stderr}"
@@ -288,7 +288,7 @@ fn a_second_vigil_run_is_refused_with_the_first_ones_pid() {
     };
     let out = second(&[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(
         stderr.contains(&format!("already running (pid {})", first.pid)),
         "{stderr}"
@@ -297,7 +297,7 @@ fn a_second_vigil_run_is_refused_with_the_first_ones_pid() {
     let other = setup.root.join("other.pid");
     let out = second(&["--pidfile", other.to_str().expect("utf-8")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("already running"), "{stderr}");
     assert!(stderr.contains(&format!("pid {}", first.pid)), "{stderr}");
     assert!(alive(first.pid), "the first instance is untouched");

@@ -100,3 +100,48 @@ fn run_refuses_an_invalid_directory() {
         "{journal:?}"
     );
 }
+
+/// One grammar for durations and sizes: in one manifest, `period =
+/// "1m30s"` (read by vigil) and `max-age = "0"` in the check's config (read
+/// by the check, through the SDK) are both accepted. Before the two parsers
+/// were one, `vigil validate` refused the period and the check answered
+/// `error` about `max-age`.
+#[test]
+fn manifest_and_check_config_share_one_grammar() {
+    let setup = Setup::new("units");
+    let dir = setup.service(
+        "beat",
+        &format!(
+            r#"{}
+[checks.startup]
+check = "builtin:file"
+period = "1m30s"
+startup-timeout = "1h"
+[checks.startup.config]
+path = "heartbeat"
+max-age = "0"
+min-size = "0.5k"
+[grants]
+paths = ["."]
+memory = "64M"
+"#,
+            command(&["sleep", "1000"])
+        ),
+    );
+    std::fs::write(dir.join("heartbeat"), [b'x'; 1024]).expect("write heartbeat");
+
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&setup.checks)
+        .output()
+        .expect("run vigil validate");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // The check parses its own config: a heartbeat older than 0 is stale
+    // (`retry`), where a config it refuses would be an `error`.
+    let vigil = setup.run();
+    let check = vigil.wait_event(|e| is(e, "beat", "check") && e["phase"] == "startup", SOON);
+    assert_eq!(check["outcome"], "retry", "{}", vigil.diagnostics());
+    let reason = check["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("(max-age 0ms)"), "{}", vigil.diagnostics());
+}

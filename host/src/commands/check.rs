@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::Exit;
 use crate::cli::CheckArgs;
 use crate::untrusted;
 use crate::wasm::{CheckReport, CheckSource, Sandbox, Target};
@@ -16,7 +17,7 @@ struct JsonReport<'a> {
     logs: &'a [String],
 }
 
-pub async fn run(args: CheckArgs) -> i32 {
+pub async fn run(args: CheckArgs) -> Exit {
     let (source, grants, checker) =
         match super::load_one_shot("check", &args.target, &args.inputs).await {
             Ok(loaded) => loaded,
@@ -33,7 +34,7 @@ pub async fn run(args: CheckArgs) -> i32 {
     } else {
         print_human(&source, &report);
     }
-    report.verdict.exit_code()
+    Exit::of_verdict(&report.verdict)
 }
 
 fn print_json(source: &CheckSource, report: &CheckReport) {

@@ -3,15 +3,11 @@
 
 use std::path::PathBuf;
 
+use super::Exit;
 use crate::cli::ControlArgs;
 use crate::control::{Client, ControlError};
 use crate::supervisor::run::default_state_dir;
 use crate::untrusted;
-
-/// Exit code when no vigil is running.
-pub const EXIT_NOT_RUNNING: i32 = 3;
-/// Exit code for a service name the running vigil does not know.
-pub const EXIT_UNKNOWN_SERVICE: i32 = 4;
 
 /// The socket `args` point at: `--socket`, else `control.sock` in
 /// `--state-dir` (or the default state directory, as `vigil run` uses).
@@ -26,14 +22,14 @@ pub fn client(args: &ControlArgs) -> Client {
 }
 
 /// Print `err` for `command` and return its exit code.
-pub fn fail(command: &str, err: &ControlError) -> i32 {
+pub fn fail(command: &str, err: &ControlError) -> Exit {
     match err {
         ControlError::NotRunning { socket } => {
             eprintln!(
                 "vigil {command}: no vigil is running (no control socket at {}); start one with `vigil run`, or point at it with --state-dir or --socket",
                 socket.display()
             );
-            EXIT_NOT_RUNNING
+            Exit::NotRunning
         }
         ControlError::UnknownService { name, known, .. } => {
             let list = if known.is_empty() {
@@ -43,14 +39,14 @@ pub fn fail(command: &str, err: &ControlError) -> i32 {
             };
             let problem = format!("no service named `{name}`; {list}");
             eprintln!("vigil {command}: {}", untrusted::line(&problem));
-            EXIT_UNKNOWN_SERVICE
+            Exit::UnknownService
         }
         // A refusal quotes what the daemon said (e.g. the problems of a
         // checks directory, with its directory names): escaped, line by line.
         other => {
             let problem = other.to_string();
             eprintln!("vigil {command}: {}", untrusted::block(&problem));
-            1
+            Exit::Failed
         }
     }
 }

@@ -10,9 +10,9 @@ use std::os::fd::AsRawFd;
 use std::process::Stdio;
 use std::time::SystemTime;
 
-use super::EXIT_USAGE;
+use super::Exit;
 use crate::cli::DaemonizeArgs;
-use crate::daemon::pidfile::{EXIT_ALREADY_RUNNING, Pidfile, PidfileError};
+use crate::daemon::pidfile::{Pidfile, PidfileError};
 use crate::daemon::{Handshake, Health, launch};
 use crate::untrusted;
 use crate::wasm::{Phase, Sandbox, Target, Verdict};
@@ -20,10 +20,10 @@ use crate::wasm::{Phase, Sandbox, Target, Verdict};
 /// The check used without `--check`: ready while the program runs.
 pub const DEFAULT_CHECK: &str = "builtin:process";
 
-pub async fn run(args: DaemonizeArgs) -> i32 {
+pub async fn run(args: DaemonizeArgs) -> Exit {
     let Some(program) = args.command.first().cloned() else {
         eprintln!("vigil daemonize: no command (give it after `--`)");
-        return EXIT_USAGE;
+        return Exit::Usage;
     };
     let check = args.check.as_deref().unwrap_or(DEFAULT_CHECK);
     // Load (and compile) before starting anything: a bad check is a usage
@@ -37,11 +37,11 @@ pub async fn run(args: DaemonizeArgs) -> i32 {
         Ok(p) => p,
         Err(err @ PidfileError::AlreadyRunning { .. }) => {
             eprintln!("vigil daemonize: {err}");
-            return EXIT_ALREADY_RUNNING;
+            return Exit::AlreadyRunning;
         }
         Err(err) => {
             eprintln!("vigil daemonize: {err}");
-            return 1;
+            return Exit::Failed;
         }
     };
     let output = match &args.log {
@@ -52,7 +52,7 @@ pub async fn run(args: DaemonizeArgs) -> i32 {
                     "vigil daemonize: cannot open --log {}: {err}",
                     path.display()
                 );
-                return 1;
+                return Exit::Failed;
             }
         },
         None => None,
@@ -66,7 +66,7 @@ pub async fn run(args: DaemonizeArgs) -> i32 {
             }
             Err(err) => {
                 eprintln!("vigil daemonize: --log: {err}");
-                return 1;
+                return Exit::Failed;
             }
         },
         None => {
@@ -130,13 +130,13 @@ pub async fn run(args: DaemonizeArgs) -> i32 {
                 // Our descriptor closes at exit; the program's keeps the lock.
                 p.leak();
             }
-            0
+            Exit::Ok
         }
         Err(err) => {
             // The reason quotes the check's: escaped ([`untrusted`]).
             let problem = format!("{program}: {err}");
             eprintln!("vigil daemonize: {}", untrusted::line(&problem));
-            1
+            Exit::Failed
         }
     }
 }

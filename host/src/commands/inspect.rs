@@ -1,11 +1,11 @@
 //! `vigil inspect`: what a component is and what it can touch.
 
-use super::EXIT_USAGE;
+use super::Exit;
 use crate::cli::InspectArgs;
 use crate::untrusted;
 use crate::wasm::{CheckSource, builtins, inspect};
 
-pub fn run(args: InspectArgs) -> i32 {
+pub fn run(args: InspectArgs) -> Exit {
     let source: CheckSource = match args.file.parse() {
         Ok(source) => source,
         Err(never) => match never {},
@@ -18,7 +18,7 @@ pub fn run(args: InspectArgs) -> i32 {
                     "vigil inspect: unknown builtin `{name}` (available: {})",
                     builtins::names().join(", ")
                 );
-                return EXIT_USAGE;
+                return Exit::Usage;
             }
         },
         CheckSource::File(path) => match std::fs::read(path) {
@@ -26,7 +26,7 @@ pub fn run(args: InspectArgs) -> i32 {
             Err(err) => {
                 let problem = format!("{}: {err}", path.display());
                 eprintln!("vigil inspect: {}", untrusted::line(&problem));
-                return EXIT_USAGE;
+                return Exit::Usage;
             }
         },
     };
@@ -35,7 +35,7 @@ pub fn run(args: InspectArgs) -> i32 {
         Err(err) => {
             let problem = format!("{source}: {err}");
             eprintln!("vigil inspect: {}", untrusted::line(&problem));
-            return EXIT_USAGE;
+            return Exit::Usage;
         }
     };
     if args.json {
@@ -43,10 +43,10 @@ pub fn run(args: InspectArgs) -> i32 {
             Ok(text) => println!("{text}"),
             Err(err) => {
                 eprintln!("vigil inspect: {err}");
-                return EXIT_USAGE;
+                return Exit::Usage;
             }
         }
-        return 0;
+        return Exit::Ok;
     }
     // Names and the producers section are whatever the component's author
     // wrote: shown escaped ([`untrusted`]); `--json` keeps them exact.
@@ -83,5 +83,5 @@ pub fn run(args: InspectArgs) -> i32 {
             shown(&p.version)
         );
     }
-    0
+    Exit::Ok
 }

@@ -3,12 +3,13 @@
 use std::io::Write;
 
 use crate::cli::JournalArgs;
+use crate::commands::Exit;
 use crate::commands::control::{client, fail};
 use crate::control::api::JournalQuery;
 use crate::journal::Line;
 use crate::untrusted;
 
-pub async fn run(args: JournalArgs) -> i32 {
+pub async fn run(args: JournalArgs) -> Exit {
     let query = JournalQuery {
         service: args.name.clone(),
         follow: args.follow,
@@ -25,15 +26,15 @@ pub async fn run(args: JournalArgs) -> i32 {
             Ok(line) => format_line(&line),
             Err(e) => {
                 eprintln!("vigil journal: {e}");
-                return 1;
+                return Exit::Failed;
             }
         };
         // A closed pipe (`| head`) ends the command quietly.
         if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
-            return 0;
+            return Exit::Ok;
         }
     }
-    0
+    Exit::Ok
 }
 
 /// `TIME SERVICE KIND key=value ...`, one line, escaped for a terminal

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod control;
 pub mod daemonize;
+pub mod exit;
 pub mod inspect;
 pub mod instance;
 pub mod journal;
@@ -11,13 +12,12 @@ pub mod start_stop;
 pub mod status;
 pub mod validate;
 
-/// Exit code for bad usage or a component that cannot be loaded.
-pub const EXIT_USAGE: i32 = 2;
+pub use exit::Exit;
 
 /// Parse a check source and its grants and load it into a small engine:
 /// what `vigil check` and `vigil daemonize` do before running anything.
-/// Problems are printed as `vigil COMMAND: ...` and returned as the exit
-/// code ([`EXIT_USAGE`]).
+/// Problems are printed as `vigil COMMAND: ...` and returned as
+/// [`Exit::Usage`].
 pub(crate) async fn load_one_shot(
     command: &str,
     source: &str,
@@ -28,7 +28,7 @@ pub(crate) async fn load_one_shot(
         crate::wasm::Grants,
         crate::wasm::Checker,
     ),
-    i32,
+    Exit,
 > {
     use crate::wasm::{CheckSource, Engine, EngineOptions, Grants};
     let source: CheckSource = match source.parse() {
@@ -44,7 +44,7 @@ pub(crate) async fn load_one_shot(
         for error in errors {
             eprintln!("vigil {command}: {error}");
         }
-        EXIT_USAGE
+        Exit::Usage
     })?;
     let engine = Engine::new(EngineOptions {
         max_instances: 4,
@@ -52,13 +52,13 @@ pub(crate) async fn load_one_shot(
     })
     .map_err(|err| {
         eprintln!("vigil {command}: {err}");
-        EXIT_USAGE
+        Exit::Usage
     })?;
     let checker = engine.load_checker(&source).await.map_err(|err| {
         // A load error can quote the component's own import names.
         let problem = err.to_string();
         eprintln!("vigil {command}: {}", crate::untrusted::block(&problem));
-        EXIT_USAGE
+        Exit::Usage
     })?;
     Ok((source, grants, checker))
 }

@@ -5,15 +5,16 @@ use std::path::PathBuf;
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
+use super::Exit;
 use crate::cli::RunArgs;
-use crate::daemon::pidfile::{self, EXIT_ALREADY_RUNNING, Pidfile, PidfileError};
+use crate::daemon::pidfile::{self, Pidfile, PidfileError};
 use crate::daemon::{Daemonize, Handshake, Role, control_probe};
 use crate::journal::JournalError;
 use crate::supervisor::run::{RunError, RunOptions, default_state_dir, run as supervise};
 use crate::untrusted;
 use crate::wasm::{Engine, EngineOptions};
 
-pub async fn run(args: RunArgs) -> i32 {
+pub async fn run(args: RunArgs) -> Exit {
     let checks_dir = absolute(args.checks);
     let explicit_state_dir = args.state_dir.is_some();
     let state_dir = absolute(args.state_dir.unwrap_or_else(default_state_dir));
@@ -45,11 +46,11 @@ pub async fn run(args: RunArgs) -> i32 {
         Ok(p) => p,
         Err(err @ PidfileError::AlreadyRunning { .. }) => {
             eprintln!("vigil run: {err}");
-            return EXIT_ALREADY_RUNNING;
+            return Exit::AlreadyRunning;
         }
         Err(err) => {
             eprintln!("vigil run: {err}");
-            return 1;
+            return Exit::Failed;
         }
     };
     prepare_process();
@@ -57,7 +58,7 @@ pub async fn run(args: RunArgs) -> i32 {
         Ok(engine) => engine,
         Err(err) => {
             eprintln!("vigil run: {err}");
-            return 1;
+            return Exit::Failed;
         }
     };
     let options = RunOptions {
@@ -69,20 +70,20 @@ pub async fn run(args: RunArgs) -> i32 {
         http: args.http,
     };
     match supervise(options, engine).await {
-        Ok(()) => 0,
+        Ok(()) => Exit::Ok,
         Err(RunError::Invalid(report)) => {
             refuse_invalid(&report);
-            2
+            Exit::Usage
         }
         // Same state directory, another --pidfile: the journal's lock
         // catches it.
         Err(RunError::Journal(err @ JournalError::Locked { .. })) => {
             eprintln!("vigil run: already running: {err}");
-            EXIT_ALREADY_RUNNING
+            Exit::AlreadyRunning
         }
         Err(err) => {
             eprintln!("vigil run: {err}");
-            1
+            Exit::Failed
         }
     }
 }
@@ -101,17 +102,17 @@ async fn launch_daemon(
     socket: &std::path::Path,
     timeout: std::time::Duration,
     explicit_state_dir: bool,
-) -> i32 {
+) -> Exit {
     if let Err(err) = pidfile::probe(pidfile_path) {
         eprintln!("vigil run: {err}");
         return match err {
-            PidfileError::AlreadyRunning { .. } => EXIT_ALREADY_RUNNING,
-            _ => 1,
+            PidfileError::AlreadyRunning { .. } => Exit::AlreadyRunning,
+            _ => Exit::Failed,
         };
     }
     if let Err(report) = crate::config::load_dir(checks_dir) {
         refuse_invalid(&report);
-        return 2;
+        return Exit::Usage;
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let mut args = crate::daemon::launch::absolutize_flags(&args, &path_flags());
@@ -138,9 +139,9 @@ async fn launch_daemon(
     {
         Ok(Role::Launcher { pid }) => {
             eprintln!("vigil run: daemon up (pid {pid})");
-            0
+            Exit::Ok
         }
-        Ok(Role::Daemon) => 0, // not reached: checked by the caller
+        Ok(Role::Daemon) => Exit::Ok, // not reached: checked by the caller
         Err(err) => {
             // The reason quotes a check's, and JSON leaves C1 and bidi
             // controls raw: both escaped ([`untrusted`]).
@@ -156,7 +157,7 @@ async fn launch_daemon(
                     eprintln!("  {}", untrusted::line(&line));
                 }
             }
-            1
+            Exit::Failed
         }
     }
 }

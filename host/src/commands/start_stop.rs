@@ -1,6 +1,7 @@
 //! `vigil start|stop|restart NAME`: one service of a running vigil.
 
 use crate::cli::ServiceArgs;
+use crate::commands::Exit;
 use crate::commands::control::{client, fail};
 use crate::commands::status::uptime;
 
@@ -24,7 +25,7 @@ impl Action {
 
 /// Send the command and wait until the service settled (stopped, or a new
 /// child running); print where it is.
-pub async fn run(action: Action, args: ServiceArgs) -> i32 {
+pub async fn run(action: Action, args: ServiceArgs) -> Exit {
     let client = client(&args.control);
     let result = match action {
         Action::Start => client.start(&args.name).await,
@@ -42,14 +43,14 @@ pub async fn run(action: Action, args: ServiceArgs) -> i32 {
                 .unwrap_or_default();
             if applied.settled {
                 println!("{name}: {}{pid}{up}", s.state);
-                0
+                Exit::Ok
             } else {
                 eprintln!(
                     "vigil {}: {name} has not settled yet; it is {}{pid}",
                     action.name(),
                     s.state
                 );
-                1
+                Exit::Failed
             }
         }
         Err(e) => fail(action.name(), &e),

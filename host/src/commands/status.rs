@@ -3,11 +3,12 @@
 use std::io::IsTerminal;
 
 use crate::cli::StatusArgs;
+use crate::commands::Exit;
 use crate::commands::control::{client, fail};
 use crate::control::api::ServiceStatus;
 use crate::untrusted;
 
-pub async fn run(args: StatusArgs) -> i32 {
+pub async fn run(args: StatusArgs) -> Exit {
     let client = client(&args.control);
     let services = match &args.name {
         Some(name) => match client.service_status(name).await {
@@ -32,18 +33,18 @@ pub async fn run(args: StatusArgs) -> i32 {
     let colour = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     print!("{}", table(&services, colour));
-    0
+    Exit::Ok
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> i32 {
+fn print_json<T: serde::Serialize>(value: &T) -> Exit {
     match serde_json::to_string_pretty(value) {
         Ok(text) => {
             println!("{text}");
-            0
+            Exit::Ok
         }
         Err(e) => {
             eprintln!("vigil status: cannot encode JSON: {e}");
-            1
+            Exit::Failed
         }
     }
 }

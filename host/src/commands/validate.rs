@@ -1,9 +1,10 @@
 //! `vigil validate DIR`: every problem of a checks directory, at once.
 
+use super::Exit;
 use crate::cli::ValidateArgs;
 use crate::config::load_dir;
 
-pub fn run(args: ValidateArgs) -> i32 {
+pub fn run(args: ValidateArgs) -> Exit {
     match load_dir(&args.checks) {
         Ok(services) => {
             let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
@@ -13,13 +14,13 @@ pub fn run(args: ValidateArgs) -> i32 {
                 services.len(),
                 names.join(", ")
             );
-            0
+            Exit::Ok
         }
         Err(report) => {
             // Problems quote directory names, which may hold anything.
             let problems = format!("{}: {report}", args.checks.display());
             eprint!("{}", crate::untrusted::block(&problems));
-            1
+            Exit::Failed
         }
     }
 }

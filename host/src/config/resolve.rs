@@ -365,7 +365,11 @@ fn resolve_grants(dir: &Path, grants: Option<RawGrants>, c: &mut Collector<'_>) 
     let memory = match g.memory.as_deref() {
         None => 64 << 20,
         Some(s) => parse_size(s).unwrap_or_else(|e| {
-            c.push("grants.memory", e, "use a size such as \"64MiB\"");
+            c.push(
+                "grants.memory",
+                e.to_string(),
+                "use a size such as \"64MiB\"",
+            );
             64 << 20
         }),
     };
@@ -512,8 +516,8 @@ pub(super) fn duration_field(
         Some(s) => parse_duration(s).unwrap_or_else(|e| {
             c.push(
                 field,
-                e,
-                "use a number with a unit: \"500ms\", \"3s\", \"2m\", \"1h\"",
+                e.to_string(),
+                "use a number with a unit: \"500ms\", \"3s\", \"1m30s\", \"1h\" (or \"0\")",
             );
             default
         }),

@@ -23,9 +23,6 @@ use nix::fcntl::{Flock, FlockArg};
 /// File name of the pid file inside the state directory.
 pub const FILE: &str = "vigil.pid";
 
-/// Exit code of a command refused because another instance holds the lock.
-pub const EXIT_ALREADY_RUNNING: i32 = 3;
-
 #[derive(Debug, thiserror::Error)]
 pub enum PidfileError {
     /// Another process holds the lock; `pid` is what its file says.

@@ -8,6 +8,8 @@ use nix::sys::signal::Signal;
 use super::*;
 use crate::config::{CheckRef, CheckSpec, GiveUp, GrantSpec, LoaderSpec};
 
+mod properties;
+
 fn service() -> Service {
     Service {
         name: "svc".into(),

@@ -1,0 +1,775 @@
+//! Random event sequences through the reducer, its invariants checked after
+//! every event.
+//!
+//! A small model of the shell and the processes (the [`World`]) answers
+//! the reducer's effects the way the real ones may: spawns succeed or fail,
+//! leaders crash or obey the stop signal or ignore it, group members
+//! linger, checks and loaders answer late and out of order, time passes,
+//! the operator starts, stops and restarts, manifests are reloaded. Between
+//! those, the reducer must hold:
+//!
+//! - never two live children of one service: a spawn only once the
+//!   previous child's whole group is gone, and one spawn at a time;
+//! - never a spawn while stopping;
+//! - every stop ends in `exited` (the child and its group gone, after a
+//!   SIGKILL if the grace ran out), and an operator's stop ends at all;
+//! - only the transitions of `state.rs`'s table, and no illegal one even
+//!   attempted (the reducer logs those: any warning or error fails);
+//! - the built-in policy's restart delay is the policy's backoff: never
+//!   shorter, never skipped.
+//!
+//! Deterministic: the seeds are fixed, so a failure is a failure every
+//! time. It prints the seed and the whole sequence; replay one seed with
+//! `VIGIL_PROP_SEED=N`, run more with `VIGIL_PROP_CASES=N`.
+
+use std::collections::VecDeque;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::config::{GiveUp, LoaderSpec, NotifySpec};
+
+/// Sequences per run; each is 20 to 200 world events long.
+const CASES: u64 = 4_000;
+
+#[test]
+fn random_sequences_keep_the_invariants() {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let seeds: Vec<u64> = match env("VIGIL_PROP_SEED") {
+        Some(seed) => vec![seed],
+        None => (0..env("VIGIL_PROP_CASES").unwrap_or(CASES)).collect(),
+    };
+    // One subscriber for every sequence: the reducer logs what it refuses
+    // (an illegal transition, an unexpected event) at warning level or
+    // above, and any such line fails the sequence that wrote it.
+    let logs = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .without_time()
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    for seed in seeds {
+        if let Err(failure) = run(seed, &logs) {
+            panic!(
+                "invariant broken, seed {seed} (replay: VIGIL_PROP_SEED={seed}):\n{}\n\
+                 --- the sequence (world event => reducer effects) ---\n{}",
+                failure.message,
+                failure.log.join("\n")
+            );
+        }
+    }
+}
+
+/// A broken invariant, and what led to it.
+struct Failure {
+    message: String,
+    log: Vec<String>,
+}
+
+/// One sequence: random events, then a drain (an operator's stop, and the
+/// world left to settle) that must end stopped with nothing alive.
+fn run(seed: u64, logs: &Capture) -> Result<(), Failure> {
+    logs.clear();
+    let mut world = World::new(seed);
+    let result = catch_unwind(AssertUnwindSafe(|| world.play())).unwrap_or_else(|panic| {
+        let text = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(format!("panicked: {text}"))
+    });
+    let logged = logs.text();
+    let result = result.and_then(|()| match logged.is_empty() {
+        true => Ok(()),
+        false => Err(format!("the reducer logged a warning or error:\n{logged}")),
+    });
+    result.map_err(|message| Failure {
+        message,
+        log: std::mem::take(&mut world.log),
+    })
+}
+
+// -- the world: shell, processes, clock --------------------------------------
+
+/// splitmix64: small, fast, and the same sequence on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize].clone()
+    }
+    fn ms(&mut self, choices: &[u64]) -> Duration {
+        Duration::from_millis(self.pick(choices))
+    }
+}
+
+/// A service definition drawn at random: policy, checks, notify, loader.
+fn random_service(rng: &mut Rng, after: &[String]) -> Service {
+    let mut svc = service();
+    svc.after = after.to_vec();
+    svc.stop_signal = rng.pick(&[Signal::SIGTERM, Signal::SIGINT]);
+    svc.stop_grace = rng.ms(&[100, 1_000, 3_000]);
+    let backoff = (0..1 + rng.below(4))
+        .map(|_| rng.ms(&[0, 1_000, 5_000, 15_000, 60_000]))
+        .collect();
+    svc.restart = RestartPolicy {
+        mode: rng.pick(&[
+            RestartMode::Always,
+            RestartMode::OnFailure,
+            RestartMode::Never,
+        ]),
+        backoff,
+        stable_uptime: rng.ms(&[5_000, 60_000]),
+        give_up: rng.chance(30).then(|| GiveUp {
+            restarts: 1 + rng.below(3) as u32,
+            window: rng.ms(&[10_000, 60_000]),
+        }),
+        success_codes: rng.pick(&[vec![0], vec![0, 143]]),
+    };
+    let random_check = |rng: &mut Rng| {
+        rng.chance(50).then(|| {
+            let mut spec = check(
+                rng.pick(&[100, 1_000, 5_000]),
+                1 + rng.below(3) as u32,
+                1 + rng.below(2) as u32,
+            );
+            spec.initial_delay = rng.ms(&[0, 0, 500]);
+            spec.startup_timeout = rng.ms(&[1_000, 5_000, 30_000]);
+            spec
+        })
+    };
+    svc.checks = Checks {
+        startup: random_check(rng),
+        readiness: random_check(rng),
+        liveness: random_check(rng),
+    };
+    svc.notify = rng.chance(30).then(|| NotifySpec {
+        watchdog: rng.chance(50).then(|| rng.ms(&[500, 2_000])),
+        timeout: rng.ms(&[1_000, 10_000]),
+    });
+    svc.loader = rng.chance(35).then(|| LoaderSpec {
+        path: "/srv/svc/loader.wasm".into(),
+        config: vec![],
+    });
+    svc
+}
+
+/// A leader process as the reaper sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leader {
+    Alive,
+    /// Dead, not reaped yet: the `Exited` event is still to come.
+    Dead(ExitStatus),
+    Reaped,
+}
+
+/// A child's process group: its leader and the members it started.
+#[derive(Debug)]
+struct Group {
+    pgid: i32,
+    leader: Leader,
+    /// `true` while alive, `false` once a zombie (not reaped yet).
+    members: Vec<bool>,
+    spawned_at: Instant,
+    /// Obeys the stop signal (else only SIGKILL ends it).
+    obeys: bool,
+    /// The reducer asked about this group after its leader's exit.
+    watched: Option<u64>,
+}
+
+impl Group {
+    fn alive(&self) -> bool {
+        self.leader == Leader::Alive || self.members.iter().any(|live| *live)
+    }
+    /// Nothing left, not even a zombie: the shell reports `GroupGone`.
+    fn empty(&self) -> bool {
+        self.leader == Leader::Reaped && self.members.is_empty()
+    }
+}
+
+/// What the reducer's backoff must be, followed from outside: the index of
+/// the next delay in the policy's list.
+#[derive(Debug, Default)]
+struct BackoffModel {
+    index: usize,
+    /// The current child life is being stopped for an operator's restart
+    /// (its restart is immediate and not the policy's).
+    operator_restart: bool,
+    /// The uptime of the current life's leader at its exit (zero for a
+    /// failed spawn): the policy resets the backoff after a stable one.
+    uptime: Duration,
+    /// A loader decides restarts (now or earlier in the sequence): its
+    /// delays are its own, so the policy's are not followed.
+    loader_seen: bool,
+}
+
+/// The shell, the processes and the clock around one reducer.
+struct World {
+    rng: Rng,
+    svc: Service,
+    s: ServiceState,
+    now: Instant,
+    /// When the sequence began, for the log.
+    origin: Instant,
+    /// The status as the reducer's `Status` effects told it.
+    status: Status,
+    spawn_pending: bool,
+    groups: Vec<Group>,
+    next_pid: i32,
+    timers: Vec<(Instant, Timer)>,
+    checks: Vec<(Phase, u64)>,
+    decisions: Vec<(u64, u64)>,
+    /// Answers the shell gives at once (`GroupGone`, a zero-delay timer):
+    /// handled before anything else happens.
+    queue: VecDeque<Event>,
+    /// Since the status became `stopping`: the child's `exited` or a
+    /// spawn error was journaled.
+    stop_ended: bool,
+    backoff: BackoffModel,
+    /// How busy the operator is: the percentage of events that are a
+    /// start, stop or restart (a calm sequence is mostly a crash loop or a
+    /// long life with its checks).
+    operator: u64,
+    /// The chance, in percent, that a reload is drawn when one can happen.
+    reloads: u64,
+    log: Vec<String>,
+}
+
+impl World {
+    fn new(seed: u64) -> World {
+        let mut rng = Rng(seed);
+        let after: Vec<String> = if rng.chance(25) {
+            vec!["db".into()]
+        } else {
+            vec![]
+        };
+        let svc = random_service(&mut rng, &after);
+        let backoff = BackoffModel {
+            loader_seen: svc.loader.is_some(),
+            ..BackoffModel::default()
+        };
+        let operator = rng.pick(&[1, 3, 10]);
+        let reloads = rng.pick(&[0, 50, 100]);
+        let log = vec![format!("service: {svc:?}")];
+        let now = Instant::now();
+        World {
+            s: ServiceState::new(&svc),
+            svc,
+            rng,
+            now,
+            origin: now,
+            status: Status::Stopped,
+            spawn_pending: false,
+            groups: vec![],
+            next_pid: 100,
+            timers: vec![],
+            checks: vec![],
+            decisions: vec![],
+            queue: VecDeque::new(),
+            stop_ended: false,
+            backoff,
+            operator,
+            reloads,
+            log,
+        }
+    }
+
+    fn play(&mut self) -> Result<(), String> {
+        self.deliver(Event::Start)?;
+        let steps = 20 + self.rng.below(180);
+        for _ in 0..steps {
+            self.world_event()?;
+        }
+        self.drain()
+    }
+
+    /// One thing happens in the world (operator, processes, checks,
+    /// loader, clock), then whatever the shell answers at once.
+    fn world_event(&mut self) -> Result<(), String> {
+        let event = loop {
+            if let Some(event) = self.random_event() {
+                break event;
+            }
+        };
+        self.deliver(event)
+    }
+
+    /// A random event the world can produce now; `None` if the one drawn
+    /// cannot happen (say, a crash with no child).
+    fn random_event(&mut self) -> Option<Event> {
+        let leader = self.groups.iter().position(|g| g.leader == Leader::Alive);
+        if self.rng.chance(self.operator) {
+            return Some(match self.rng.below(5) {
+                0..=1 => Event::Start,
+                2..=3 => Event::Stop,
+                _ => Event::Restart,
+            });
+        }
+        match self.rng.below(100) {
+            0..=2 => (!self.svc.after.is_empty()).then(|| Event::Dependencies(self.rng.chance(60))),
+            3 => {
+                if self.rng.chance(self.reloads) {
+                    self.reload();
+                }
+                None
+            }
+            4..=23 => self.progress(false),
+            24..=31 => {
+                // The leader exits by itself: a crash, a clean exit, or a
+                // daemonizing parent leaving its group behind.
+                let i = leader?;
+                let status = self.rng.pick(&[
+                    ExitStatus::Code(0),
+                    ExitStatus::Code(1),
+                    ExitStatus::Code(143),
+                    ExitStatus::Signal(9),
+                    ExitStatus::Signal(11),
+                ]);
+                self.groups[i].leader = Leader::Dead(status);
+                self.reap(i)
+            }
+            32..=35 => {
+                // A member ends by itself.
+                let g = self.rng.below(self.groups.len() as u64) as usize;
+                let group = self.groups.get_mut(g)?;
+                let m = group.members.iter().position(|live| *live)?;
+                group.members[m] = false;
+                None
+            }
+            36..=45 => {
+                // Time passes, up to the next timer.
+                let step = self.rng.ms(&[10, 100, 1_000, 5_000, 30_000, 90_000]);
+                let next = self.timers.iter().map(|(at, _)| *at).min();
+                self.now = match next {
+                    Some(at) if at < self.now + step => at.max(self.now),
+                    _ => self.now + step,
+                };
+                None
+            }
+            46..=60 => self.answer_check(),
+            61..=70 => self.answer_decision(),
+            71..=78 => {
+                // A notify message, from the current child only (the
+                // shell checks the sender).
+                self.svc.notify?;
+                let pgid = self.groups.get(leader?)?.pgid;
+                (self.s.pid() == Some(pgid)).then_some(())?;
+                let message = match self.rng.below(10) {
+                    0..=4 => Notify::Ready,
+                    5..=8 => Notify::Watchdog,
+                    _ => Notify::WatchdogTrigger,
+                };
+                Some(Event::Notify(message))
+            }
+            _ => self.fire_timer(),
+        }
+    }
+
+    /// What the shell and the processes do without anyone asking: answer
+    /// a spawn (at once when `eager`, else maybe later), reap a dead leader
+    /// or a zombie member, report an empty group.
+    fn progress(&mut self, eager: bool) -> Option<Event> {
+        if self.spawn_pending && (eager || self.rng.chance(50)) {
+            self.spawn_pending = false;
+            if self.rng.chance(15) {
+                self.backoff.uptime = Duration::ZERO;
+                return Some(Event::SpawnFailed("no such file".into()));
+            }
+            let pid = self.next_pid;
+            self.next_pid += 1;
+            let members = match self.rng.below(10) {
+                0..=6 => 0,
+                7..=8 => 1,
+                _ => 2,
+            };
+            self.groups.push(Group {
+                pgid: pid,
+                leader: Leader::Alive,
+                members: vec![true; members],
+                spawned_at: self.now,
+                obeys: self.rng.chance(70),
+                watched: None,
+            });
+            return Some(Event::Spawned {
+                pid,
+                start_time: Some(1),
+            });
+        }
+        if let Some(i) = self
+            .groups
+            .iter()
+            .position(|g| matches!(g.leader, Leader::Dead(_)))
+        {
+            return self.reap(i);
+        }
+        for i in 0..self.groups.len() {
+            // The reaper takes the zombies.
+            let group = &mut self.groups[i];
+            group.members.retain(|live| *live);
+            if let Some(epoch) = group.watched
+                && group.empty()
+            {
+                self.groups.remove(i);
+                return Some(Event::GroupGone { epoch });
+            }
+        }
+        None
+    }
+
+    /// The reaper delivers the exit of group `i`'s dead leader.
+    fn reap(&mut self, i: usize) -> Option<Event> {
+        let group = &mut self.groups[i];
+        let Leader::Dead(status) = group.leader else {
+            return None;
+        };
+        group.leader = Leader::Reaped;
+        let uptime = self.now.saturating_duration_since(group.spawned_at);
+        self.backoff.uptime = uptime;
+        Some(Event::Exited { status, uptime })
+    }
+
+    fn answer_check(&mut self) -> Option<Event> {
+        if self.checks.is_empty() {
+            return None;
+        }
+        let i = self.rng.below(self.checks.len() as u64) as usize;
+        let (phase, epoch) = self.checks.remove(i);
+        let outcome = match self.rng.below(10) {
+            0..=4 => Outcome::Ok,
+            5..=6 => Outcome::Retry("not yet".into()),
+            7 => Outcome::Error("broken".into()),
+            8 => Outcome::Trapped("unreachable".into()),
+            _ => Outcome::TimedOut,
+        };
+        Some(Event::Check {
+            epoch,
+            phase,
+            outcome,
+        })
+    }
+
+    /// A loader's answer, to any open question: answers can overtake each
+    /// other.
+    fn answer_decision(&mut self) -> Option<Event> {
+        if self.decisions.is_empty() {
+            return None;
+        }
+        let i = self.rng.below(self.decisions.len() as u64) as usize;
+        let (epoch, seq) = self.decisions.remove(i);
+        let action = match self.rng.below(12) {
+            0..=3 => Ok(Action::None),
+            4..=6 => Ok(Action::Restart(self.rng.ms(&[0, 250, 7_000]))),
+            7 => Ok(Action::Stop("the loader says so".into())),
+            8 => Ok(Action::Kill(9)),
+            9 => Ok(Action::Kill(15)),
+            10 => Ok(Action::Kill(999)),
+            _ => Err("loader trapped".into()),
+        };
+        Some(Event::Decision { epoch, seq, action })
+    }
+
+    /// The earliest timer fires (the clock moves to it).
+    fn fire_timer(&mut self) -> Option<Event> {
+        let i = (0..self.timers.len()).min_by_key(|i| self.timers[*i].0)?;
+        let (at, timer) = self.timers.remove(i);
+        self.now = self.now.max(at);
+        Some(Event::Timer(timer))
+    }
+
+    /// A changed manifest, as the shell applies it: swapped in, and a
+    /// restart when the child must change (loader or notify socket),
+    /// unless an operator stopped the service.
+    fn reload(&mut self) {
+        let new = random_service(&mut self.rng, &self.svc.after);
+        let restart = self.svc.needs_restart_for(&new);
+        self.log.push(format!("reload: {new:?}"));
+        self.backoff.loader_seen |= new.loader.is_some();
+        self.s.update(&new);
+        self.svc = new;
+        if restart && self.s.status() != Status::Stopped {
+            self.queue.push_back(Event::Restart);
+        }
+    }
+
+    /// Hand `event` to the reducer, then the shell's immediate answers.
+    fn deliver(&mut self, event: Event) -> Result<(), String> {
+        self.queue.push_front(event);
+        while let Some(event) = self.queue.pop_front() {
+            self.handle(event)?;
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), String> {
+        let before = self.status;
+        match event {
+            Event::Start | Event::Restart if before.is_down() => self.backoff.index = 0,
+            Event::Restart if before.has_child() => self.backoff.operator_restart = true,
+            Event::Stop if before.has_child() => self.backoff.operator_restart = false,
+            _ => {}
+        }
+        let line = format!("{:>8?} {event:?}", self.now.duration_since(self.origin));
+        let effects = self.s.handle(self.now, event.clone());
+        let mut shown = vec![];
+        for effect in &effects {
+            shown.push(brief(effect));
+        }
+        self.log
+            .push(format!("{line}\n           => [{}]", shown.join(", ")));
+        for effect in effects {
+            self.perform(&event, effect)?;
+        }
+        if self.s.status() != self.status {
+            return Err(format!(
+                "status() is {} but its effects said {}",
+                self.s.status(),
+                self.status
+            ));
+        }
+        if !self.status.has_child() && (self.s.pid().is_some() || self.s.group().is_some()) {
+            return Err(format!(
+                "{} with a child: pid {:?}, group {:?}",
+                self.status,
+                self.s.pid(),
+                self.s.group()
+            ));
+        }
+        Ok(())
+    }
+
+    fn perform(&mut self, event: &Event, effect: Effect) -> Result<(), String> {
+        match effect {
+            Effect::Status(to) => {
+                if !can_transition(self.status, to) {
+                    return Err(format!("illegal transition {} -> {to}", self.status));
+                }
+                if self.status == Status::Stopping && !self.stop_ended {
+                    return Err(format!(
+                        "left stopping for {to} without the child's exit journaled"
+                    ));
+                }
+                if !to.has_child() && (self.spawn_pending || self.groups.iter().any(Group::alive)) {
+                    return Err(format!("{to} while a child lives: {:?}", self.groups));
+                }
+                if to == Status::Stopping {
+                    self.stop_ended = false;
+                }
+                self.status = to;
+            }
+            Effect::Spawn { .. } => {
+                if self.status != Status::Starting {
+                    return Err(format!("spawn while {}", self.status));
+                }
+                if self.spawn_pending {
+                    return Err("a second spawn while one is in flight".into());
+                }
+                if !self.groups.is_empty() {
+                    return Err(format!(
+                        "spawn beside the previous child's group: {:?}",
+                        self.groups
+                    ));
+                }
+                self.spawn_pending = true;
+                self.backoff.operator_restart = false;
+            }
+            Effect::Signal { pgid, signal } => self.signal(pgid, signal),
+            Effect::WatchGroup { pgid, epoch } => {
+                match self.groups.iter().position(|g| g.pgid == pgid) {
+                    Some(i) if !self.groups[i].empty() => {
+                        let live = self.groups[i].members.iter().any(|live| *live);
+                        self.groups[i].watched = Some(epoch);
+                        self.queue.push_back(Event::GroupLingers { epoch, live });
+                    }
+                    Some(i) => {
+                        self.groups.remove(i);
+                        self.queue.push_back(Event::GroupGone { epoch });
+                    }
+                    None => self.queue.push_back(Event::GroupGone { epoch }),
+                }
+            }
+            Effect::Schedule {
+                timer,
+                after,
+                spread,
+            } => {
+                if timer.kind == TimerKind::Backoff {
+                    self.check_backoff(event, after)?;
+                }
+                let extra = Duration::from_millis(self.rng.below(spread.as_millis() as u64 + 1));
+                let at = self.now + after + extra;
+                if at == self.now {
+                    self.queue.push_back(Event::Timer(timer));
+                } else {
+                    self.timers.push((at, timer));
+                }
+            }
+            Effect::RunCheck { phase, epoch, .. } => self.checks.push((phase, epoch)),
+            Effect::Decide { epoch, seq, .. } => self.decisions.push((epoch, seq)),
+            Effect::Journal(Journal::Exited { .. } | Journal::SpawnError { .. }) => {
+                self.stop_ended = true;
+            }
+            Effect::Journal(_) => {}
+        }
+        Ok(())
+    }
+
+    /// A signal to a process group: SIGKILL ends everything in it; the
+    /// stop signal (or a loader's) ends the processes that obey it.
+    fn signal(&mut self, pgid: i32, signal: Signal) {
+        let Some(group) = self.groups.iter_mut().find(|g| g.pgid == pgid) else {
+            return; // ESRCH
+        };
+        let ends = match signal {
+            Signal::SIGKILL => true,
+            Signal::SIGCONT => false,
+            _ => group.obeys,
+        };
+        if !ends {
+            return;
+        }
+        if group.leader == Leader::Alive {
+            let status = match signal {
+                // A program that handles the stop signal exits cleanly.
+                Signal::SIGTERM if self.rng.chance(50) => ExitStatus::Code(0),
+                other => ExitStatus::Signal(other as i32),
+            };
+            group.leader = Leader::Dead(status);
+        }
+        for live in &mut group.members {
+            *live = false;
+        }
+    }
+
+    /// The restart delay the built-in policy must give, followed from
+    /// outside (see [`BackoffModel`]); other restarts are the operator's
+    /// (at once) or a loader's.
+    fn check_backoff(&mut self, event: &Event, delay: Duration) -> Result<(), String> {
+        let model = &mut self.backoff;
+        if model.loader_seen {
+            return Ok(());
+        }
+        if model.operator_restart {
+            model.operator_restart = false;
+            return match delay.is_zero() {
+                true => Ok(()),
+                false => Err(format!("an operator's restart waits {delay:?}")),
+            };
+        }
+        let policy = &self.svc.restart;
+        if model.uptime >= policy.stable_uptime {
+            model.index = 0;
+        }
+        let last = policy.backoff.len().saturating_sub(1);
+        let expected = policy.backoff[model.index.min(last)];
+        model.index += 1;
+        if delay < expected {
+            return Err(format!(
+                "restart after {delay:?}, shorter than the policy's {expected:?} \
+                 (on {event:?})"
+            ));
+        }
+        if delay != expected {
+            return Err(format!(
+                "restart after {delay:?}, not the policy's {expected:?} (on {event:?})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The operator stops the service and the world is left to settle:
+    /// the stop must end (the child and its group gone, `stopped`), and
+    /// hold (nothing starts again, whatever else is still due).
+    fn drain(&mut self) -> Result<(), String> {
+        self.log
+            .push("--- drain: the operator stops the service ---".into());
+        self.deliver(Event::Stop)?;
+        for _ in 0..1_000 {
+            let settled =
+                self.status == Status::Stopped && self.groups.is_empty() && !self.spawn_pending;
+            let event = self
+                .progress(true)
+                .or_else(|| self.answer_check())
+                .or_else(|| self.answer_decision())
+                .or_else(|| self.fire_timer());
+            match event {
+                Some(event) => self.deliver(event)?,
+                None if settled => return Ok(()),
+                None => {
+                    return Err(format!(
+                        "the stop never ends: {} with nothing left to happen; groups {:?}",
+                        self.status, self.groups
+                    ));
+                }
+            }
+            if settled && self.status != Status::Stopped {
+                return Err(format!("{} after the operator's stop", self.status));
+            }
+        }
+        Err(format!(
+            "the stop does not end after 1,000 events: {}, groups {:?}",
+            self.status, self.groups
+        ))
+    }
+}
+
+/// An effect for the log, without the loader's history.
+fn brief(effect: &Effect) -> String {
+    match effect {
+        Effect::Decide {
+            epoch, seq, event, ..
+        } => format!("Decide {{ epoch: {epoch}, seq: {seq}, event: {event:?} }}"),
+        Effect::Status(s) => format!("Status({s})"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// What the reducer logs at warning level and above, during one sequence.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+    fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
