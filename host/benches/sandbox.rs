@@ -31,11 +31,24 @@ fn http_ok(request: &[u8]) -> Option<Vec<u8>> {
         .then(|| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_vec())
 }
 
-/// Accepts connections and closes them: enough for a connect check.
+/// Accepts connections and resets them (SO_LINGER 0): enough for a
+/// connect check. A plain close would leave the server's side in
+/// TIME_WAIT, and tens of thousands of connects in a few minutes (both
+/// builds, twice) then reuse a client port still waiting there: that SYN
+/// is dropped and the check times out.
 fn tcp_server() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || for _stream in listener.incoming() {});
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let linger = nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            let _ =
+                nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::Linger, &linger);
+        }
+    });
     port
 }
 
