@@ -214,7 +214,7 @@ pub struct CheckArgs {
     /// Deadline of the whole check.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Memory cap of the check.
+    /// Memory cap of the check: all its linear memories and tables together.
     #[arg(long, default_value = "64MiB", value_parser = parse_memory)]
     pub memory: usize,
     /// Print the result as JSON.

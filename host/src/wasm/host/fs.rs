@@ -35,7 +35,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -76,6 +76,25 @@ struct Opened {
 /// Steps 2 and 3 of the module documentation. `given` is the guest's
 /// spelling, the only path an error may name.
 fn open_granted(granted: &GrantedPath, given: &str) -> Result<Opened, ErrorCode> {
+    // The common case in one walk: with no symlink anywhere on the way
+    // (the kernel refuses one, ELOOP) and only plain components in `rest`
+    // (no `..`: it was normalized lexically), the path cannot leave the
+    // root. A symlink on the way takes the two-step path below, which
+    // follows it only while it stays beneath the root.
+    if !granted.rest.as_os_str().is_empty() {
+        match open_path(
+            AT_FDCWD,
+            &granted.root.join(&granted.rest),
+            ResolveFlag::RESOLVE_NO_SYMLINKS,
+        ) {
+            Ok(fd) => {
+                let stat = fstat(&fd).map_err(|errno| io_error(errno, given))?;
+                return Ok(Opened { fd, stat });
+            }
+            Err(Errno::ELOOP) => {}
+            Err(errno) => return Err(open_error(errno, given)),
+        }
+    }
     let root = open_path(AT_FDCWD, &granted.root, ResolveFlag::RESOLVE_NO_SYMLINKS)
         .map_err(|errno| open_error(errno, given))?;
     let fd = if granted.rest.as_os_str().is_empty() {
@@ -173,6 +192,16 @@ fn millis_since_epoch(time: SystemTime) -> u64 {
         .as_millis() as u64
 }
 
+/// Whether /proc is procfs, so that `/proc/self/fd/N` is the kernel's
+/// own link to a descriptor (anything else mounted there is refused).
+fn proc_is_procfs() -> bool {
+    static PROCFS: OnceLock<bool> = OnceLock::new();
+    *PROCFS.get_or_init(|| {
+        use nix::sys::statfs::{PROC_SUPER_MAGIC, statfs};
+        statfs("/proc/self/fd").is_ok_and(|fs| fs.filesystem_type() == PROC_SUPER_MAGIC)
+    })
+}
+
 /// Step 4: reads at most `limit` bytes of a regular file.
 fn read_regular(opened: &Opened, given: &str, limit: usize) -> Result<Vec<u8>, ErrorCode> {
     if file_type(&opened.stat) != libc::S_IFREG {
@@ -180,7 +209,13 @@ fn read_regular(opened: &Opened, given: &str, limit: usize) -> Result<Vec<u8>, E
     }
     // Opening /proc/self/fd/N reopens the very inode the O_PATH descriptor
     // holds, without resolving the guest's path again; it is a regular
-    // file, so the open has no side effect.
+    // file, so the open has no side effect. That holds for procfs only,
+    // which is checked once (not per call: a call's cost is microseconds).
+    if !proc_is_procfs() {
+        return Err(ErrorCode::Io(
+            "fs reads need procfs mounted at /proc on this host".into(),
+        ));
+    }
     let pinned = format!("/proc/self/fd/{}", opened.fd.as_raw_fd());
     let fd = nix::fcntl::open(
         pinned.as_str(),
@@ -189,13 +224,6 @@ fn read_regular(opened: &Opened, given: &str, limit: usize) -> Result<Vec<u8>, E
     )
     .map_err(|errno| io_error(errno, given))?;
     let file = File::from(fd);
-    let reopened = fstat(&file).map_err(|errno| io_error(errno, given))?;
-    if (reopened.st_dev, reopened.st_ino) != (opened.stat.st_dev, opened.stat.st_ino) {
-        // Only a broken /proc could do this; refuse rather than guess.
-        return Err(ErrorCode::Io(format!(
-            "{given}: reopening for reading gave another file"
-        )));
-    }
     let mut contents = Vec::with_capacity(limit.min(64 * 1024));
     file.take(limit as u64)
         .read_to_end(&mut contents)
