@@ -325,3 +325,60 @@ hosts = ["{grant}"]
         vigil.diagnostics()
     );
 }
+
+/// Milliseconds since midnight UTC of a journal timestamp
+/// (`2026-12-06T20:45:52.502Z`).
+fn ms_of_day(ts: &str) -> i64 {
+    let time = ts.split('T').nth(1).expect("a time").trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let mut next = || {
+        parts
+            .next()
+            .expect("h:m:s")
+            .parse::<f64>()
+            .expect("a number")
+    };
+    let (h, m, s) = (next(), next(), next());
+    ((h * 3600.0 + m * 60.0) * 1000.0 + (s * 1000.0).round()) as i64
+}
+
+/// README: `initial-delay` is a lower bound (Kubernetes'
+/// initialDelaySeconds is never cut short): the ±10 % jitter of periodic
+/// checks never brings a first check forward. Eight services make a
+/// jittered first check (half of them early, by chance) all but certain
+/// to show.
+#[test]
+fn initial_delay_is_a_lower_bound() {
+    let setup = Setup::new("initial-delay");
+    let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+    for name in &names {
+        setup.service(
+            name,
+            &format!(
+                "{}\n[checks.readiness]\ncheck = \"builtin:process\"\nperiod = \"60s\"\ninitial-delay = \"1500ms\"\n",
+                command(&["sleep", "1000"])
+            ),
+        );
+    }
+    let vigil = setup.run();
+    for name in &names {
+        let (spawned_at, _) = vigil.wait_spawned(0, name);
+        let (_, check) = vigil.wait_event_from(
+            spawned_at,
+            |e| is(e, name, "check") && e["phase"] == "readiness",
+            std::time::Duration::from_secs(30),
+        );
+        let spawned = &vigil.journal()[spawned_at];
+        let mut waited = ms_of_day(check["ts"].as_str().expect("ts"))
+            - ms_of_day(spawned["ts"].as_str().expect("ts"));
+        if waited < 0 {
+            waited += 86_400_000; // across midnight
+        }
+        // Both stamps are whole milliseconds: allow the rounding of one.
+        assert!(
+            waited >= 1499,
+            "{name}: first readiness check {waited} ms after the spawn, before its initial delay of 1500 ms\n{}",
+            vigil.diagnostics()
+        );
+    }
+}

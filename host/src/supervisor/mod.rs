@@ -1034,6 +1034,7 @@ async fn perform(
             timer,
             after,
             spread,
+            jitter: may_jitter,
         } => {
             let is_check = matches!(timer.kind, TimerKind::Check(_));
             let grid = if is_check {
@@ -1041,7 +1042,7 @@ async fn perform(
             } else {
                 Duration::ZERO
             };
-            let after = if is_check { jitter(after) } else { after } + random_below(spread);
+            let after = if may_jitter { jitter(after) } else { after } + random_below(spread);
             if after.is_zero() {
                 // No timer round trip (tokio's timers tick in whole
                 // milliseconds): a zero backoff restarts at once.

@@ -304,16 +304,33 @@ impl ServiceState {
         true
     }
 
+    /// A timer `after` from now; a periodic check's may be moved by the
+    /// shell's jitter.
     fn schedule(&self, kind: TimerKind, after: Duration, fx: &mut Vec<Effect>) {
-        self.schedule_spread(kind, after, Duration::ZERO, fx);
+        let jitter = matches!(kind, TimerKind::Check(_));
+        self.push_schedule(kind, after, Duration::ZERO, jitter, fx);
     }
 
-    /// Like [`Self::schedule`], at a random point of `spread` past `after`.
-    fn schedule_spread(
+    /// A check's first run: its initial delay is a lower bound (as
+    /// Kubernetes' initialDelaySeconds), so no jitter may bring it
+    /// forward; `spread` only ever delays it further.
+    fn schedule_first_check(
+        &self,
+        phase: Phase,
+        initial_delay: Duration,
+        spread: Duration,
+        fx: &mut Vec<Effect>,
+    ) {
+        let kind = TimerKind::Check(phase);
+        self.push_schedule(kind, initial_delay, spread, false, fx);
+    }
+
+    fn push_schedule(
         &self,
         kind: TimerKind,
         after: Duration,
         spread: Duration,
+        jitter: bool,
         fx: &mut Vec<Effect>,
     ) {
         fx.push(Effect::Schedule {
@@ -323,6 +340,7 @@ impl ServiceState {
             },
             after,
             spread,
+            jitter,
         });
     }
 
@@ -490,7 +508,7 @@ impl ServiceState {
         }
         match (self.checks.startup.clone(), self.notify) {
             (Some(spec), _) => {
-                self.schedule(TimerKind::Check(Phase::Startup), spec.initial_delay, fx);
+                self.schedule_first_check(Phase::Startup, spec.initial_delay, Duration::ZERO, fx);
                 self.schedule(
                     TimerKind::StartupTimeout,
                     spec.initial_delay + spec.startup_timeout,
@@ -528,12 +546,11 @@ impl ServiceState {
         // liveness at once would say little.) Readiness starts at once:
         // dependents wait for it.
         if let Some(spec) = &self.checks.liveness {
-            let kind = TimerKind::Check(Phase::Liveness);
-            self.schedule_spread(kind, spec.initial_delay, spec.period, fx);
+            self.schedule_first_check(Phase::Liveness, spec.initial_delay, spec.period, fx);
         }
         match &self.checks.readiness {
             Some(spec) => {
-                self.schedule(TimerKind::Check(Phase::Readiness), spec.initial_delay, fx);
+                self.schedule_first_check(Phase::Readiness, spec.initial_delay, Duration::ZERO, fx);
                 self.set(Status::Running, fx);
             }
             None => self.become_ready(now, fx),

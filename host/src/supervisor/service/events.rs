@@ -199,12 +199,15 @@ pub enum Effect {
         pgid: i32,
         epoch: u64,
     },
-    /// Fire [`Event::Timer`] after this long (checks get jitter from the
-    /// shell), plus a random part of `spread`, also chosen by the shell.
+    /// Fire [`Event::Timer`] after this long, plus a random part of
+    /// `spread`, chosen by the shell.
     Schedule {
         timer: Timer,
         after: Duration,
         spread: Duration,
+        /// The shell may move `after` by ±10 % (periodic checks); never
+        /// for a check's first run, whose initial delay is a lower bound.
+        jitter: bool,
     },
     /// Run a check and answer with [`Event::Check`].
     RunCheck {

@@ -133,6 +133,7 @@ fn spread(fx: &[Effect], kind: TimerKind) -> Option<(Duration, Duration)> {
             timer,
             after,
             spread,
+            ..
         } if timer.kind == kind => Some((*after, *spread)),
         _ => None,
     })
@@ -1132,7 +1133,8 @@ fn a_silent_watchdog_is_a_liveness_failure_and_pings_postpone_it() {
                 epoch: sim.s.epoch()
             },
             after: Duration::from_secs(3),
-            spread: Duration::ZERO
+            spread: Duration::ZERO,
+            jitter: false
         }]
     );
     assert_eq!(sim.s.status(), Status::Ready);
@@ -1216,4 +1218,53 @@ fn operator_stop_stays_stopped_until_started() {
         .is_empty()
     );
     assert_eq!(sim.s.status(), Status::Stopped);
+}
+
+/// `initial-delay` is a lower bound, as Kubernetes' initialDelaySeconds:
+/// a check's first run is scheduled without jitter (which could bring it
+/// forward by a tenth); the periodic runs after it keep theirs.
+#[test]
+fn a_first_check_is_never_brought_forward_by_jitter() {
+    let mut svc = service();
+    let mut readiness = check(1000, 3, 1);
+    readiness.initial_delay = Duration::from_millis(1500);
+    let mut liveness = check(1000, 3, 1);
+    liveness.initial_delay = Duration::from_millis(700);
+    svc.checks.readiness = Some(readiness);
+    svc.checks.liveness = Some(liveness);
+    let mut sim = Sim::new(&svc);
+    sim.on(Event::Start);
+    let fx = sim.on(Event::Spawned {
+        pid: 3,
+        start_time: None,
+    });
+    let first = |fx: &[Effect], phase| {
+        fx.iter().find_map(|e| match e {
+            Effect::Schedule {
+                timer,
+                after,
+                spread,
+                jitter,
+            } if timer.kind == TimerKind::Check(phase) => Some((*after, *spread, *jitter)),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        first(&fx, Phase::Readiness),
+        Some((Duration::from_millis(1500), Duration::ZERO, false))
+    );
+    assert_eq!(
+        first(&fx, Phase::Liveness),
+        Some((
+            Duration::from_millis(700),
+            Duration::from_millis(1000),
+            false
+        ))
+    );
+    let fx = sim.check(Phase::Readiness, Outcome::Ok);
+    assert_eq!(
+        first(&fx, Phase::Readiness),
+        Some((Duration::from_millis(1000), Duration::ZERO, true)),
+        "the periodic runs keep their jitter"
+    );
 }

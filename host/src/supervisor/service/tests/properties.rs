@@ -608,6 +608,7 @@ impl World {
                 timer,
                 after,
                 spread,
+                ..
             } => {
                 if timer.kind == TimerKind::Backoff {
                     self.check_backoff(event, after)?;
