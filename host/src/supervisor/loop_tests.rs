@@ -399,6 +399,7 @@ async fn reload_adds_removes_and_restarts_only_changed_commands() {
             .expect("ready");
         pids.insert(name, s.pid.expect("pid"));
     }
+    let removed = Arc::downgrade(&sup.service("drop").expect("drop is loaded"));
     let mut changed = service("change", &["sleep", "200"]);
     changed.stop_grace = Duration::from_secs(1);
     let mut keep = service("keep", &["sleep", "100"]);
@@ -419,6 +420,16 @@ async fn reload_adds_removes_and_restarts_only_changed_commands() {
         "a check change keeps the child"
     );
     assert!(!sup.snapshots().contains_key("drop"));
+    // Its task ended: nothing holds the removed service any more (the
+    // task kept it, and itself, alive for ever once).
+    let deadline = std::time::Instant::now() + T;
+    while removed.upgrade().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removed service's task still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(
         proc::stat(pids["drop"]).is_none_or(|s| s.state == 'Z'),
         "removed service stopped"

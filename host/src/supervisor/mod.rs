@@ -187,6 +187,10 @@ enum Msg {
     /// Answered once every message before it is handled and its snapshot
     /// published.
     Sync(tokio::sync::oneshot::Sender<()>),
+    /// The service was removed: the task ends once its child is gone.
+    /// Dropping the handle is not enough, the task holds a sender of its
+    /// own (for check and loader answers).
+    Retire,
 }
 
 struct Handle {
@@ -631,7 +635,9 @@ impl Supervisor {
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(name);
-            drop(handle); // ends the task
+            if let Some(handle) = handle {
+                let _ = handle.tx.send(Msg::Retire);
+            }
             self.shared.probes.forget(name);
         }
         self.start(new);
@@ -820,6 +826,7 @@ async fn service_task(
         notify_group: None,
     };
     let mut shell = Shell::default();
+    let mut retiring = false;
     loop {
         let msg = tokio::select! {
             msg = rx.recv() => match msg {
@@ -832,6 +839,7 @@ async fn service_task(
         let mut queue = VecDeque::new();
         let pid_before = state.pid();
         match msg {
+            Msg::Retire => retiring = true,
             Msg::Event(e) => queue.push_back(e),
             Msg::Update(s) => {
                 state.update(&s);
@@ -903,6 +911,12 @@ async fn service_task(
             if old.satisfies_after != snap.satisfies_after || old.status != snap.status {
                 shared.notify_dependents(&svc.name);
             }
+        }
+        // Removed by a reload: the task ends once nothing of its child is
+        // left (a stop that outlasted the reload's wait is still seen
+        // through to the exit).
+        if retiring && state.pid().is_none() && state.group().is_none() {
+            break;
         }
     }
     local.list_group(&shared.groups, None);
