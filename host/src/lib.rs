@@ -4,14 +4,17 @@
 //! The library is organised by concern: [`wasm`] runs checks and loaders in
 //! a sandbox, [`supervisor`] keeps services alive, [`config`] turns service
 //! directories into validated services, [`journal`] records what happened,
-//! and [`untrusted`] makes what checks and services say safe to show.
+//! and [`untrusted`] makes what checks and services say safe to show;
+//! [`app`] composes them into `vigil run`. ARCHITECTURE.md has the layers.
 
+pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod journal;
+mod layers;
 pub mod signals;
 pub mod supervisor;
 pub mod units;

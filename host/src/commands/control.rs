@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use super::Exit;
+use crate::app::default_state_dir;
 use crate::cli::ControlArgs;
 use crate::control::{Client, ControlError};
-use crate::supervisor::run::default_state_dir;
 use crate::untrusted;
 
 /// The socket `args` point at: `--socket`, else `control.sock` in

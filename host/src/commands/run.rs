@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 use super::Exit;
+use crate::app::{RunError, RunOptions, default_state_dir, run as supervise};
 use crate::cli::RunArgs;
 use crate::daemon::pidfile::{self, Pidfile, PidfileError};
 use crate::daemon::{Daemonize, Handshake, Role, control_probe};
 use crate::journal::JournalError;
-use crate::supervisor::run::{RunError, RunOptions, default_state_dir, run as supervise};
 use crate::untrusted;
 use crate::wasm::{Engine, EngineOptions};
 

@@ -7,11 +7,9 @@
 //! - [`control_probe`]: `vigil run --daemon`'s checker.
 //! - [`pidfile`]: the flock'ed pid file (single instance).
 //! - [`sd_notify`]: Vigil as a `Type=notify` service of systemd.
-//! - [`notify_server`]: Vigil as the notify socket of its own services.
 
 pub mod control_probe;
 pub mod launch;
-pub mod notify_server;
 pub mod pidfile;
 pub mod sd_notify;
 

@@ -10,10 +10,10 @@
 
 pub mod hot_reload;
 pub mod logs;
+pub mod notify;
 pub mod probes;
 pub mod proc;
 pub mod reaper;
-pub mod run;
 pub mod service;
 pub mod spawn;
 pub mod state;
@@ -37,8 +37,8 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Phase, Service};
-use crate::daemon::notify_server::{Groups, Inbox, Notification};
 use crate::journal::{Event as Journal, Journal as JournalFile, JournalHandle};
+use crate::supervisor::notify::{Groups, Inbox, Notification};
 use service::{
     Action, Effect, Event, History, LoaderEvent, Notify, Outcome, ServiceState, TimerKind,
 };
@@ -236,7 +236,7 @@ pub struct Options {
     /// Echo children's output as `name | line` and transitions to stdout.
     pub echo: bool,
     /// The notify socket given to `notify = true` services as
-    /// `NOTIFY_SOCKET` (see [`crate::daemon::notify_server`]).
+    /// `NOTIFY_SOCKET` (see [`crate::supervisor::notify`]).
     pub notify_socket: Option<PathBuf>,
 }
 
@@ -417,7 +417,7 @@ impl Supervisor {
     }
 
     /// The table the notify socket attributes datagrams by (see
-    /// [`crate::daemon::notify_server`]): the process group of every
+    /// [`crate::supervisor::notify`]): the process group of every
     /// `notify = true` service's current child, listed from just before the
     /// child's `execve` until the service moves on from it.
     pub fn notify_groups(&self) -> Arc<Groups> {

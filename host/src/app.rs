@@ -6,14 +6,16 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::hot_reload::{Changes, Watcher};
-use super::{Options, Supervisor, SupervisorError, probes::WasmProbes, recover_previous};
 use crate::config::{ValidationReport, load_dir};
 use crate::control::{self, ServeOptions, Servers};
-use crate::daemon::notify_server::{self, NotifyServer, NotifyServerError};
 use crate::daemon::sd_notify::{self, Notifier, NotifyError};
 use crate::journal::{self, Event as Journal, Journal as JournalFile, JournalError};
 use crate::signals::{Request, Signals};
+use crate::supervisor::hot_reload::{Changes, Watcher};
+use crate::supervisor::notify::{self as notify_server, NotifyServer, NotifyServerError};
+use crate::supervisor::{
+    Options, Supervisor, SupervisorError, probes::WasmProbes, recover_previous,
+};
 use crate::wasm::Engine;
 
 /// Settings of a run.
