@@ -154,8 +154,7 @@ fn main() {
                 let source: CheckSource = source.parse().expect("infallible");
                 let config: Vec<(&str, &str)> =
                     config.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let mut sandbox = sandbox(&hosts, &paths);
-                sandbox.timeout = Duration::from_secs(5);
+                let sandbox = sandbox(&hosts, &paths);
                 time_calls(&engine, &source, &target(&config), &sandbox, n).await
             }
         };
