@@ -1,5 +1,7 @@
 //! The `vigil` binary: parse, set up logging, dispatch, exit.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use vigil::cli::{Cli, Command};
 use vigil::commands;
@@ -10,6 +12,9 @@ fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: in a log file, a pipe or
+        // a test's captured stderr the escape codes are noise.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
                 .unwrap_or_else(|_| "warn".into()),

@@ -156,3 +156,26 @@ fn inspect_shows_world_and_capabilities() {
     assert_eq!(code(&core_out), 2);
     assert!(String::from_utf8_lossy(&core_out.stderr).contains("core WebAssembly module"));
 }
+
+/// Vigil's own warnings on a pipe or a file carry no terminal colour codes
+/// (a log file or `2>&1 | grep` must read as text); on a terminal they may.
+/// A distrusted cache directory is a sure way to make `vigil check` warn.
+#[test]
+fn warnings_on_a_pipe_carry_no_colour_codes() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = scratch("cli-warning-pipe");
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["check", programs::OK])
+        .env("XDG_CACHE_HOME", &home)
+        .env_remove("VIGIL_LOG")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run vigil");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("WARN"), "a warning was logged: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no escape sequences: {stderr:?}"
+    );
+}
