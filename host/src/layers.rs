@@ -20,9 +20,6 @@ const LAYERS: &[&[&str]] = &[
 /// fails on any other, and on an entry here that is no longer needed.
 #[cfg(test)]
 const KNOWN_UPWARD: &[(&str, &str)] = &[
-    // Recovery's decision (`ForeignGroup::is_ours`) belongs in a
-    // supervisor/recover.rs that reads the journal, not in the journal.
-    ("journal", "supervisor"),
     // The supervisor records check metrics into control's registry; the
     // recording side belongs to the supervisor, control only encodes.
     ("supervisor", "control"),

@@ -295,7 +295,7 @@ async fn children_of_a_crashed_instance_are_recovered() {
     }
     let mut j = JournalFile::open(&dir.0, journal::Options::default()).expect("journal");
     assert_eq!(
-        recover_previous(&mut j, &[], Duration::from_secs(2)).await,
+        recover::recover_previous(&mut j, &[], Duration::from_secs(2)).await,
         1
     );
     assert!(proc::stat(child.pid.as_raw()).is_none_or(|s| s.state == 'Z'));
@@ -304,6 +304,51 @@ async fn children_of_a_crashed_instance_are_recovered() {
         "recovered children are not found twice"
     );
     drop(spawner);
+}
+
+/// Moved from the journal's tests when the decision moved here: the
+/// journal lists what never ended, recovery keeps only what is still ours.
+#[test]
+fn survivors_are_only_live_unreused_pids() {
+    let t = TempDir::new("prev");
+    let me = std::process::id() as i32;
+    let my_start = proc::start_time(me).expect("own start time");
+    {
+        let mut j = JournalFile::open(&t.0, journal::Options::default()).expect("open");
+        let spawned = |pid, start_time| crate::journal::Event::Spawned {
+            pid,
+            start_time: Some(start_time),
+            restarts: 0,
+        };
+        // Alive with the recorded start time: ours.
+        j.record(Some("a"), &spawned(me, my_start)).expect("record");
+        // Pid 1 with another start time: reused, never ours.
+        j.record(Some("b"), &spawned(1, u64::MAX)).expect("record");
+        // Spawned then exited.
+        j.record(Some("c"), &spawned(999_999, 5)).expect("record");
+        j.record(
+            Some("c"),
+            &crate::journal::Event::Exited {
+                pid: Some(999_999),
+                code: Some(0),
+                signal: None,
+                uptime_ms: 1,
+            },
+        )
+        .expect("record");
+        // Dead leader, no group left.
+        j.record(Some("d"), &spawned(999_998, 5)).expect("record");
+        // Crash: no quit.
+    }
+    let j = JournalFile::open(&t.0, journal::Options::default()).expect("reopen");
+    assert_eq!(
+        recover::survivors(&j),
+        vec![crate::journal::PreviousChild {
+            service: Some("a".into()),
+            pid: me,
+            start_time: my_start
+        }]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

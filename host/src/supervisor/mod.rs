@@ -14,6 +14,7 @@ pub mod notify;
 pub mod probes;
 pub mod proc;
 pub mod reaper;
+pub mod recover;
 pub mod service;
 pub mod spawn;
 pub mod state;
@@ -1125,45 +1126,4 @@ async fn perform(
             None
         }
     }
-}
-
-/// Stop children left alive by a previous instance (found in the journal
-/// by pid + start time, or as a group whose leader is gone; see
-/// [`stop::ForeignGroup::is_ours`]) before anything is spawned: the whole
-/// process group, with the stop signal and grace of the service of that
-/// name in `services` (SIGTERM and `grace` for a service that is gone),
-/// all groups at once. Returns how many were stopped.
-pub async fn recover_previous(
-    journal: &mut JournalFile,
-    services: &[Service],
-    grace: Duration,
-) -> usize {
-    let mut stops = tokio::task::JoinSet::new();
-    for child in journal.previous_children() {
-        let (signal, grace) = services
-            .iter()
-            .find(|s| child.service.as_deref() == Some(s.name.as_str()))
-            .map_or((Signal::SIGTERM, grace), |s| (s.stop_signal, s.stop_grace));
-        stops.spawn(async move {
-            let group = stop::ForeignGroup {
-                pgid: child.pid,
-                start_time: child.start_time,
-            };
-            let stopped = stop::stop_foreign_group(&group, signal, grace).await;
-            (child, stopped)
-        });
-    }
-    let mut stopped = 0;
-    while let Some(done) = stops.join_next().await {
-        let Ok((child, true)) = done else { continue };
-        stopped += 1;
-        let event = Journal::Recovered {
-            pid: child.pid,
-            start_time: child.start_time,
-        };
-        if let Err(e) = journal.record(child.service.as_deref(), &event) {
-            tracing::error!("{e}");
-        }
-    }
-    stopped
 }
