@@ -10,6 +10,7 @@
 
 pub mod hot_reload;
 pub mod logs;
+pub mod metrics;
 pub mod notify;
 pub mod probes;
 pub mod proc;
@@ -251,7 +252,7 @@ struct Shared {
     options: Options,
     /// Bumped whenever any service's snapshot changes.
     changes: watch::Sender<u64>,
-    metrics: Arc<crate::control::metrics::CheckMetrics>,
+    metrics: Arc<metrics::CheckMetrics>,
     /// Who may speak on the notify socket: each `notify = true` service's
     /// current child's group, kept by the service tasks.
     groups: Arc<Groups>,
@@ -494,7 +495,7 @@ impl Supervisor {
     }
 
     /// Check durations and outcomes, for `/metrics`.
-    pub fn check_metrics(&self) -> &Arc<crate::control::metrics::CheckMetrics> {
+    pub fn check_metrics(&self) -> &Arc<metrics::CheckMetrics> {
         &self.shared.metrics
     }
 
