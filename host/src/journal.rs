@@ -796,7 +796,8 @@ mod tests {
         };
         {
             let mut j = Journal::open(&t.0, Options::default()).expect("open");
-            j.record(Some("a"), &spawned(999_990, Some(7))).expect("record");
+            j.record(Some("a"), &spawned(999_990, Some(7)))
+                .expect("record");
             // Reused pids are not the journal's business: listed.
             j.record(Some("b"), &spawned(1, Some(u64::MAX)))
                 .expect("record");
@@ -836,7 +837,8 @@ mod tests {
             )
             .expect("record");
             // No start time: nothing to tell it from a reused pid.
-            j.record(Some("g"), &spawned(999_995, None)).expect("record");
+            j.record(Some("g"), &spawned(999_995, None))
+                .expect("record");
             j.record(Some("d"), &spawned(999_998, Some(5)))
                 .expect("record");
             // Crash: no quit.

@@ -54,7 +54,8 @@ impl Probes for FnProbes {
     }
 }
 
-fn service(name: &str, argv: &[&str]) -> Service {
+/// A service running `argv`, with no checks; other tests build on it.
+pub(super) fn service(name: &str, argv: &[&str]) -> Service {
     Service {
         name: name.into(),
         dir: std::env::temp_dir(),
@@ -485,49 +486,4 @@ async fn reload_adds_removes_and_restarts_only_changed_commands() {
         .filter(|l| l.event.kind() == "reloaded")
         .count();
     assert_eq!(reloaded, 4, "keep, change, new, drop");
-}
-
-#[test]
-fn timer_spread_stays_in_range_and_varies() {
-    let period = Duration::from_millis(100);
-    let phases: Vec<Duration> = (0..1000).map(|_| random_below(period)).collect();
-    assert!(phases.iter().all(|p| *p < period));
-    // Spread over the period, not bunched: both halves are well used.
-    let early = phases.iter().filter(|p| **p < period / 2).count();
-    assert!(
-        (300..=700).contains(&early),
-        "{early} of 1000 in the first half"
-    );
-    for _ in 0..1000 {
-        let j = jitter(Duration::from_secs(1));
-        assert!(j >= Duration::from_millis(900) && j < Duration::from_millis(1100));
-    }
-    assert_eq!(random_below(Duration::ZERO), Duration::ZERO);
-    assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
-}
-
-#[test]
-fn check_timers_share_grid_points_a_tenth_of_their_period() {
-    let ms = Duration::from_millis;
-    assert_eq!(check_grid(Duration::from_secs(10)), ms(100));
-    assert_eq!(check_grid(Duration::from_secs(1)), ms(100));
-    assert_eq!(check_grid(ms(300)), ms(25));
-    assert_eq!(check_grid(ms(50)), ms(5));
-    assert_eq!(check_grid(ms(5)), Duration::ZERO);
-
-    let now = tokio::time::Instant::now();
-    let grid = ms(100);
-    for offset in [0, 1, 37, 99, 100, 101, 250] {
-        let deadline = now + ms(offset);
-        let point = on_grid(deadline, grid);
-        assert!(point >= deadline && point < deadline + grid, "{offset} ms");
-    }
-    // Deadlines in one cell meet at one point; the next cell is one grid on.
-    let a = on_grid(now + ms(1000), grid);
-    let cell: Vec<_> = (0..100)
-        .map(|i| on_grid(a - grid + ms(1) + ms(i) / 2, grid))
-        .collect();
-    assert!(cell.iter().all(|p| *p == a));
-    assert_eq!(on_grid(a + ms(1), grid), a + grid);
-    assert_eq!(on_grid(now, Duration::ZERO), now);
 }

@@ -1,5 +1,6 @@
-//! Check metrics as the supervisor records them (durations and outcomes,
-//! per service and phase); `control::metrics` only encodes them.
+//! Check durations and outcomes, recorded by the supervisor as checks end.
+//!
+//! `control::metrics` only encodes them.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

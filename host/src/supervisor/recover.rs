@@ -1,5 +1,7 @@
-//! Recovery: stopping what a previous instance left running, decided here
-//! from what its journal says (the journal only reads).
+//! Recovery: stopping what a previous instance left running.
+//!
+//! The journal only says what was spawned and never ended; which of those
+//! still live, and stopping them, is decided here.
 
 use std::time::Duration;
 
