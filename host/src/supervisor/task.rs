@@ -301,29 +301,12 @@ async fn perform(
             jitter: may_jitter,
         } => {
             let is_check = matches!(timer.kind, TimerKind::Check(_));
-            let grid = if is_check {
-                timers::check_grid(after.max(spread))
-            } else {
-                Duration::ZERO
-            };
-            let after = if may_jitter {
-                timers::jitter(after)
-            } else {
-                after
-            } + timers::random_below(spread);
-            if after.is_zero() {
+            let now = tokio::time::Instant::now();
+            let Some(deadline) = timers::deadline(now, after, spread, may_jitter, is_check) else {
                 // No timer round trip (tokio's timers tick in whole
                 // milliseconds): a zero backoff restarts at once.
                 return Some(Event::Timer(timer));
-            }
-            // Saturating: a loader may ask for any delay up to u64::MAX ms,
-            // and `Instant + Duration` panics past the clock's range.
-            let now = tokio::time::Instant::now();
-            let deadline = timers::on_grid(
-                now.checked_add(after)
-                    .unwrap_or_else(|| timers::far_future(now)),
-                grid,
-            );
+            };
             local.timers.add(deadline, timer);
             None
         }

@@ -74,6 +74,33 @@ impl Timers {
     }
 }
 
+/// When a timer set at `now` for `after` fires, or `None` for at once (a
+/// zero delay). `spread`: a random part of it is added (the first check
+/// of a service, spread over its period); `jitter`: `after` may move by
+/// ±10 % (periodic checks); `check`: the deadline goes to the next point
+/// of the check grid.
+pub(super) fn deadline(
+    now: Instant,
+    after: Duration,
+    spread: Duration,
+    jitter: bool,
+    check: bool,
+) -> Option<Instant> {
+    let grid = if check {
+        check_grid(after.max(spread))
+    } else {
+        Duration::ZERO
+    };
+    let after = if jitter { self::jitter(after) } else { after } + random_below(spread);
+    if after.is_zero() {
+        return None;
+    }
+    // Saturating: a loader may ask for any delay up to u64::MAX ms, and
+    // `Instant + Duration` panics past the clock's range.
+    let at = now.checked_add(after).unwrap_or_else(|| far_future(now));
+    Some(on_grid(at, grid))
+}
+
 /// A pseudo-random number for timer jitter (xorshift, seeded by the clock):
 /// spreading timers needs no cryptographic quality.
 fn random_u64() -> u64 {
@@ -235,5 +262,33 @@ mod tests {
         assert!(cell.iter().all(|p| *p == a));
         assert_eq!(on_grid(a + ms(1), grid), a + grid);
         assert_eq!(on_grid(now, Duration::ZERO), now);
+    }
+
+    #[test]
+    fn deadlines_are_now_late_enough_and_never_past_the_clock() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            deadline(now, Duration::ZERO, Duration::ZERO, true, true),
+            None
+        );
+        // A backoff fires after its delay, off the grid, without jitter.
+        assert_eq!(
+            deadline(now, ms(1500), Duration::ZERO, false, false),
+            Some(now + ms(1500))
+        );
+        // A periodic check: at most 10 % early, on the grid after that.
+        for _ in 0..100 {
+            let at = deadline(now, ms(1000), Duration::ZERO, true, true).expect("later");
+            assert!(at >= now + ms(900) && at < now + ms(1100) + ms(100));
+        }
+        // A first check spread over the period: never before its delay.
+        for _ in 0..100 {
+            let at = deadline(now, ms(200), ms(1000), false, true).expect("later");
+            assert!(at >= now + ms(200) && at < now + ms(1200) + ms(100));
+        }
+        // The longest delay a loader may ask for does not panic.
+        let far = deadline(now, ms(u64::MAX), Duration::ZERO, false, false).expect("later");
+        assert!(far >= now + Duration::from_secs(29 * 365 * 24 * 3600));
     }
 }
