@@ -13,9 +13,8 @@ use crate::journal::{self, Event as Journal, Journal as JournalFile, JournalErro
 use crate::signals::{Request, Signals};
 use crate::supervisor::hot_reload::{Changes, Watcher};
 use crate::supervisor::notify::{self as notify_server, NotifyServer, NotifyServerError};
-use crate::supervisor::{
-    Options, Supervisor, SupervisorError, probes::WasmProbes, recover_previous,
-};
+use crate::supervisor::recover::{self, recover_previous};
+use crate::supervisor::{Options, Supervisor, SupervisorError, probes::WasmProbes};
 use crate::wasm::Engine;
 
 /// Settings of a run.
@@ -76,10 +75,7 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     let mut signals = Signals::new().map_err(RunError::Signals)?;
     let services = load_dir(&options.checks_dir).map_err(RunError::Invalid)?;
     let mut journal = JournalFile::open(&options.state_dir, journal::Options::default())?;
-    let recovered = recover_previous(&mut journal, &services, Duration::from_secs(3)).await;
-    if recovered > 0 {
-        tracing::warn!("stopped {recovered} children left by a previous instance");
-    }
+    recover_previous(&mut journal, &services, recover::GONE_SERVICE_GRACE).await;
     // The notify socket of `notify = true` services (bound even without
     // one: a reload may add one).
     let notify_server = match NotifyServer::bind(&options.state_dir.join(notify_server::FILE)) {

@@ -9,8 +9,8 @@
 //!   recorded; it is never fatal.
 //! - `journal.jsonl` rotates by size to `journal.1.jsonl`, `journal.2.jsonl`, ...
 //! - [`Journal::previous_children`] reads the previous instances' `spawned`
-//!   events (pid + /proc start time) to stop their surviving children
-//!   before anything spawns, never touching a reused pid.
+//!   events (pid + /proc start time) that never ended; whether one still
+//!   lives and is stopped is recovery's decision (`supervisor::recover`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -361,10 +361,10 @@ impl Journal {
     }
 
     /// Children of previous instances that may still be alive, oldest
-    /// first: spawned, never seen exiting (`exited` is journaled once the
-    /// whole group is gone), and whose process group is still theirs (the
-    /// leader alive with the recorded start time, or gone with members left
-    /// that pass [`ForeignGroup::is_ours`](crate::supervisor::stop::ForeignGroup::is_ours)).
+    /// first: spawned with a known start time and never seen ending
+    /// (`exited` is journaled once the whole group is gone, `orphan-reaped`
+    /// and `recovered` end one too). Only what was journaled: whether the
+    /// pid still names that child is for the caller to find out.
     pub fn previous_children(&self) -> Vec<PreviousChild> {
         previous_children(&self.dir, self.options.keep)
     }
@@ -550,13 +550,6 @@ fn previous_children(dir: &Path, keep: usize) -> Vec<PreviousChild> {
             _ => {}
         }
     }
-    live.retain(|c| {
-        crate::supervisor::stop::ForeignGroup {
-            pgid: c.pid,
-            start_time: c.start_time,
-        }
-        .is_ours()
-    });
     live
 }
 
@@ -794,42 +787,23 @@ mod tests {
     }
 
     #[test]
-    fn previous_children_are_only_live_unreused_pids() {
+    fn previous_children_are_what_was_spawned_and_never_ended() {
         let t = TempDir::new("prev");
-        let me = std::process::id() as i32;
-        let my_start = crate::supervisor::proc::start_time(me).expect("own start time");
+        let spawned = |pid, start_time| Event::Spawned {
+            pid,
+            start_time,
+            restarts: 0,
+        };
         {
             let mut j = Journal::open(&t.0, Options::default()).expect("open");
-            // Alive with the recorded start time: ours.
-            j.record(
-                Some("a"),
-                &Event::Spawned {
-                    pid: me,
-                    start_time: Some(my_start),
-                    restarts: 0,
-                },
-            )
-            .expect("record");
-            // Pid 1 with another start time: reused, never ours.
-            j.record(
-                Some("b"),
-                &Event::Spawned {
-                    pid: 1,
-                    start_time: Some(u64::MAX),
-                    restarts: 0,
-                },
-            )
-            .expect("record");
+            j.record(Some("a"), &spawned(999_990, Some(7)))
+                .expect("record");
+            // Reused pids are not the journal's business: listed.
+            j.record(Some("b"), &spawned(1, Some(u64::MAX)))
+                .expect("record");
             // Spawned then exited.
-            j.record(
-                Some("c"),
-                &Event::Spawned {
-                    pid: 999_999,
-                    start_time: Some(5),
-                    restarts: 0,
-                },
-            )
-            .expect("record");
+            j.record(Some("c"), &spawned(999_999, Some(5)))
+                .expect("record");
             j.record(
                 Some("c"),
                 &Event::Exited {
@@ -840,26 +814,48 @@ mod tests {
                 },
             )
             .expect("record");
-            // Dead leader, no group left.
+            // Ended by reaping or by an earlier recovery.
+            j.record(Some("e"), &spawned(999_997, Some(5)))
+                .expect("record");
             j.record(
-                Some("d"),
-                &Event::Spawned {
-                    pid: 999_998,
-                    start_time: Some(5),
-                    restarts: 0,
+                None,
+                &Event::OrphanReaped {
+                    pid: 999_997,
+                    code: Some(0),
+                    signal: None,
                 },
             )
             .expect("record");
+            j.record(Some("f"), &spawned(999_996, Some(5)))
+                .expect("record");
+            j.record(
+                Some("f"),
+                &Event::Recovered {
+                    pid: 999_996,
+                    start_time: 5,
+                },
+            )
+            .expect("record");
+            // No start time: nothing to tell it from a reused pid.
+            j.record(Some("g"), &spawned(999_995, None))
+                .expect("record");
+            j.record(Some("d"), &spawned(999_998, Some(5)))
+                .expect("record");
             // Crash: no quit.
         }
         let j = Journal::open(&t.0, Options::default()).expect("reopen");
+        let child = |service: &str, pid, start_time| PreviousChild {
+            service: Some(service.into()),
+            pid,
+            start_time,
+        };
         assert_eq!(
             j.previous_children(),
-            vec![PreviousChild {
-                service: Some("a".into()),
-                pid: me,
-                start_time: my_start
-            }]
+            vec![
+                child("a", 999_990, 7),
+                child("b", 1, u64::MAX),
+                child("d", 999_998, 5),
+            ]
         );
     }
 }

@@ -16,24 +16,12 @@ const LAYERS: &[&[&str]] = &[
     &["cli", "commands"],
 ];
 
-/// Imports that still run upwards, each to be removed (issue 12); the test
-/// fails on any other, and on an entry here that is no longer needed.
-#[cfg(test)]
-const KNOWN_UPWARD: &[(&str, &str)] = &[
-    // Recovery's decision (`ForeignGroup::is_ours`) belongs in a
-    // supervisor/recover.rs that reads the journal, not in the journal.
-    ("journal", "supervisor"),
-    // The supervisor records check metrics into control's registry; the
-    // recording side belongs to the supervisor, control only encodes.
-    ("supervisor", "control"),
-];
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
     use std::path::Path;
 
-    use super::{KNOWN_UPWARD, LAYERS};
+    use super::LAYERS;
 
     fn layer_of(module: &str) -> Option<usize> {
         LAYERS.iter().position(|layer| layer.contains(&module))
@@ -121,19 +109,9 @@ mod tests {
                 upward.insert((from, to));
             }
         }
-        let known: BTreeSet<(String, String)> = KNOWN_UPWARD
-            .iter()
-            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-            .collect();
-        let new: Vec<_> = upward.difference(&known).collect();
         assert!(
-            new.is_empty(),
-            "these modules use a higher layer (see ARCHITECTURE.md): {new:?}"
-        );
-        let gone: Vec<_> = known.difference(&upward).collect();
-        assert!(
-            gone.is_empty(),
-            "no longer upward, remove from KNOWN_UPWARD: {gone:?}"
+            upward.is_empty(),
+            "these modules use a higher layer (see ARCHITECTURE.md): {upward:?}"
         );
     }
 

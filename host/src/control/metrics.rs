@@ -1,5 +1,7 @@
 //! `/metrics`: what Vigil knows, in the Prometheus (OpenMetrics) text
-//! format, encoded by the official `prometheus-client` crate.
+//! format, encoded by the official `prometheus-client` crate. Only
+//! encoding: check metrics are recorded by the supervisor
+//! (`supervisor::metrics`), the rest is read at each scrape.
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
@@ -17,81 +19,19 @@
 use std::time::SystemTime;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::supervisor::{CheckResult, Supervisor};
+use crate::supervisor::Supervisor;
 use crate::wasm::Engine;
 
 /// Every state a service can be in, for the state gauge.
 const STATES: [&str; 9] = [
     "stopped", "waiting", "starting", "running", "ready", "stopping", "backoff", "exited", "failed",
 ];
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CheckLabels {
-    pub service: String,
-    pub phase: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    pub service: String,
-    pub phase: String,
-    pub outcome: String,
-}
-
-/// 100 µs .. 10 s: a builtin check takes well under a millisecond, a
-/// Python one tens of milliseconds, a slow server seconds.
-const DURATION_BUCKETS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
-
-fn duration_histogram() -> Histogram {
-    Histogram::new(DURATION_BUCKETS)
-}
-
-/// Check durations and outcomes, observed by the supervisor as checks end.
-#[derive(Debug)]
-pub struct CheckMetrics {
-    pub durations: Family<CheckLabels, Histogram, fn() -> Histogram>,
-    pub outcomes: Family<OutcomeLabels, Counter>,
-}
-
-impl Default for CheckMetrics {
-    fn default() -> Self {
-        CheckMetrics {
-            durations: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
-            outcomes: Family::default(),
-        }
-    }
-}
-
-impl CheckMetrics {
-    /// Record one finished check.
-    pub fn observe(&self, service: &str, result: &CheckResult) {
-        let phase = result.phase.as_str().to_string();
-        self.durations
-            .get_or_create(&CheckLabels {
-                service: service.to_string(),
-                phase: phase.clone(),
-            })
-            .observe(result.latency.as_secs_f64());
-        self.outcomes
-            .get_or_create(&OutcomeLabels {
-                service: service.to_string(),
-                phase,
-                outcome: result.outcome.kind().to_string(),
-            })
-            .inc();
-    }
-}
 
 /// Reads the supervisor and the engine at each scrape.
 struct Live {
@@ -223,12 +163,12 @@ pub fn registry(sup: &Supervisor, engine: &Engine, process_start: SystemTime) ->
     registry.register(
         "vigil_check_duration_seconds",
         "How long checks took, from call to outcome",
-        checks.durations.clone(),
+        checks.durations().clone(),
     );
     registry.register(
         "vigil_check_outcomes",
         "Check results by outcome",
-        checks.outcomes.clone(),
+        checks.outcomes().clone(),
     );
     registry.register_collector(Box::new(Live {
         sup: sup.clone(),

@@ -54,7 +54,8 @@ impl Probes for FnProbes {
     }
 }
 
-fn service(name: &str, argv: &[&str]) -> Service {
+/// A service running `argv`, with no checks; other tests build on it.
+pub(super) fn service(name: &str, argv: &[&str]) -> Service {
     Service {
         name: name.into(),
         dir: std::env::temp_dir(),
@@ -295,7 +296,7 @@ async fn children_of_a_crashed_instance_are_recovered() {
     }
     let mut j = JournalFile::open(&dir.0, journal::Options::default()).expect("journal");
     assert_eq!(
-        recover_previous(&mut j, &[], Duration::from_secs(2)).await,
+        recover::recover_previous(&mut j, &[], Duration::from_secs(2)).await,
         1
     );
     assert!(proc::stat(child.pid.as_raw()).is_none_or(|s| s.state == 'Z'));
@@ -304,6 +305,51 @@ async fn children_of_a_crashed_instance_are_recovered() {
         "recovered children are not found twice"
     );
     drop(spawner);
+}
+
+/// Moved from the journal's tests when the decision moved here: the
+/// journal lists what never ended, recovery keeps only what is still ours.
+#[test]
+fn survivors_are_only_live_unreused_pids() {
+    let t = TempDir::new("prev");
+    let me = std::process::id() as i32;
+    let my_start = proc::start_time(me).expect("own start time");
+    {
+        let mut j = JournalFile::open(&t.0, journal::Options::default()).expect("open");
+        let spawned = |pid, start_time| crate::journal::Event::Spawned {
+            pid,
+            start_time: Some(start_time),
+            restarts: 0,
+        };
+        // Alive with the recorded start time: ours.
+        j.record(Some("a"), &spawned(me, my_start)).expect("record");
+        // Pid 1 with another start time: reused, never ours.
+        j.record(Some("b"), &spawned(1, u64::MAX)).expect("record");
+        // Spawned then exited.
+        j.record(Some("c"), &spawned(999_999, 5)).expect("record");
+        j.record(
+            Some("c"),
+            &crate::journal::Event::Exited {
+                pid: Some(999_999),
+                code: Some(0),
+                signal: None,
+                uptime_ms: 1,
+            },
+        )
+        .expect("record");
+        // Dead leader, no group left.
+        j.record(Some("d"), &spawned(999_998, 5)).expect("record");
+        // Crash: no quit.
+    }
+    let j = JournalFile::open(&t.0, journal::Options::default()).expect("reopen");
+    assert_eq!(
+        recover::survivors(&j),
+        vec![crate::journal::PreviousChild {
+            service: Some("a".into()),
+            pid: me,
+            start_time: my_start
+        }]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,49 +486,4 @@ async fn reload_adds_removes_and_restarts_only_changed_commands() {
         .filter(|l| l.event.kind() == "reloaded")
         .count();
     assert_eq!(reloaded, 4, "keep, change, new, drop");
-}
-
-#[test]
-fn timer_spread_stays_in_range_and_varies() {
-    let period = Duration::from_millis(100);
-    let phases: Vec<Duration> = (0..1000).map(|_| random_below(period)).collect();
-    assert!(phases.iter().all(|p| *p < period));
-    // Spread over the period, not bunched: both halves are well used.
-    let early = phases.iter().filter(|p| **p < period / 2).count();
-    assert!(
-        (300..=700).contains(&early),
-        "{early} of 1000 in the first half"
-    );
-    for _ in 0..1000 {
-        let j = jitter(Duration::from_secs(1));
-        assert!(j >= Duration::from_millis(900) && j < Duration::from_millis(1100));
-    }
-    assert_eq!(random_below(Duration::ZERO), Duration::ZERO);
-    assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
-}
-
-#[test]
-fn check_timers_share_grid_points_a_tenth_of_their_period() {
-    let ms = Duration::from_millis;
-    assert_eq!(check_grid(Duration::from_secs(10)), ms(100));
-    assert_eq!(check_grid(Duration::from_secs(1)), ms(100));
-    assert_eq!(check_grid(ms(300)), ms(25));
-    assert_eq!(check_grid(ms(50)), ms(5));
-    assert_eq!(check_grid(ms(5)), Duration::ZERO);
-
-    let now = tokio::time::Instant::now();
-    let grid = ms(100);
-    for offset in [0, 1, 37, 99, 100, 101, 250] {
-        let deadline = now + ms(offset);
-        let point = on_grid(deadline, grid);
-        assert!(point >= deadline && point < deadline + grid, "{offset} ms");
-    }
-    // Deadlines in one cell meet at one point; the next cell is one grid on.
-    let a = on_grid(now + ms(1000), grid);
-    let cell: Vec<_> = (0..100)
-        .map(|i| on_grid(a - grid + ms(1) + ms(i) / 2, grid))
-        .collect();
-    assert!(cell.iter().all(|p| *p == a));
-    assert_eq!(on_grid(a + ms(1), grid), a + grid);
-    assert_eq!(on_grid(now, Duration::ZERO), now);
 }

@@ -1,23 +1,31 @@
-//! Keeping services alive: spawning children, reaping them, stopping
-//! process groups, and the per-service state machine.
+//! Keeping services alive: the [`Supervisor`] facade over one task per
+//! service, and the modules that do the work.
 //!
-//! One tokio task per service owns its [`service::ServiceState`] and
-//! performs the effects the reducer returns: spawning through the
-//! [`spawn::Spawner`] thread, signals to process groups, timers, checks and
-//! loader calls through [`Probes`], journal lines. Exit statuses come from
-//! the one [`reaper::Reaper`]. Dependencies are propagated between tasks
-//! whenever a service's status changes.
+//! One tokio task per service ([`task`]) owns its
+//! [`service::ServiceState`] and performs the effects the reducer returns:
+//! spawning through the [`spawn::Spawner`] thread, signals to process
+//! groups, timers, checks and loader calls through [`Probes`], journal
+//! lines. Exit statuses come from the one [`reaper::Reaper`]. Dependencies
+//! are propagated between tasks whenever a service's status changes. What
+//! a reload and a shutdown do is planned by pure functions
+//! ([`reload_plan`], [`shutdown`]) and applied here.
 
 pub mod hot_reload;
 pub mod logs;
+pub mod metrics;
 pub mod notify;
 pub mod probes;
 pub mod proc;
 pub mod reaper;
+pub mod recover;
+mod reload_plan;
 pub mod service;
+mod shutdown;
+mod snapshot;
 pub mod spawn;
 pub mod state;
 pub mod stop;
+mod task;
 mod timers;
 
 #[cfg(test)]
@@ -25,12 +33,12 @@ mod loop_tests;
 #[cfg(test)]
 mod process_tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -38,12 +46,11 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{Phase, Service};
 use crate::journal::{Event as Journal, Journal as JournalFile, JournalHandle};
-use crate::supervisor::notify::{Groups, Inbox, Notification};
-use service::{
-    Action, Effect, Event, History, LoaderEvent, Notify, Outcome, ServiceState, TimerKind,
-};
+use crate::supervisor::notify::Groups;
+use service::{Action, Event, History, LoaderEvent, Outcome, ServiceState};
+pub use snapshot::{CheckResult, Snapshot, Startup};
 use state::Status;
-use timers::Timers;
+use task::{Handle, Local, Msg};
 
 /// In the foreground, a journal event as one terminal line beside the
 /// services' own `name | line` output: `name * kind field=value ...`,
@@ -109,125 +116,6 @@ pub fn manifest_command(service: &Service) -> Result<spawn::Command, String> {
     })
 }
 
-/// A service's state as others see it (dependents, the control API,
-/// `/metrics`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    pub status: Status,
-    pub pid: Option<i32>,
-    /// The child's process group while any of it may be alive; it outlives
-    /// `pid` when members linger after the leader.
-    pub group: Option<i32>,
-    pub restarts: u32,
-    /// Dependents may start (ready, or a one-shot that exited cleanly).
-    pub satisfies_after: bool,
-    /// The current child's spawn (monotonic, for uptime), while it runs.
-    pub since: Option<Instant>,
-    /// The current child's spawn (wall clock), while it runs.
-    pub started_at: Option<SystemTime>,
-    /// The startup check passed (or there is none) for the current child.
-    pub startup_passed: bool,
-    /// The latest check result of the current child, any phase.
-    pub last_check: Option<CheckResult>,
-    /// `STATUS=` from a notify child.
-    pub status_text: Option<String>,
-}
-
-/// One finished check run, as the shell measured it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckResult {
-    pub phase: Phase,
-    pub outcome: Outcome,
-    /// Time from the call to its outcome (queueing for an engine slot included).
-    pub latency: Duration,
-}
-
-/// What the service task knows besides the reducer's state.
-#[derive(Debug, Default)]
-struct Shell {
-    started_wall: Option<SystemTime>,
-    last_check: Option<CheckResult>,
-    status_text: Option<String>,
-}
-
-impl Snapshot {
-    fn of(state: &ServiceState, shell: &Shell) -> Snapshot {
-        let running = state.pid().is_some();
-        Snapshot {
-            status: state.status(),
-            pid: state.pid(),
-            group: state.group(),
-            restarts: state.restarts(),
-            satisfies_after: state.satisfies_after(),
-            since: state.started_at().filter(|_| running),
-            started_at: shell.started_wall.filter(|_| running),
-            startup_passed: state.has_passed_startup(),
-            last_check: shell.last_check.clone(),
-            status_text: shell.status_text.clone(),
-        }
-    }
-
-    /// How long the current child has been up.
-    pub fn uptime(&self) -> Option<Duration> {
-        self.since.map(|t| t.elapsed())
-    }
-}
-
-enum Msg {
-    Event(Event),
-    Update(Arc<Service>),
-    /// Notify messages, per sender's process group (credentials checked:
-    /// each group was a `notify = true` child's when its message came).
-    Notify(Vec<(i32, Notification)>),
-    /// A check finished (sent just before its [`Event::Check`]).
-    Measured {
-        epoch: u64,
-        result: CheckResult,
-    },
-    /// Answered once every message before it is handled and its snapshot
-    /// published.
-    Sync(tokio::sync::oneshot::Sender<()>),
-    /// The service was removed: the task ends once its child is gone.
-    /// Dropping the handle is not enough, the task holds a sender of its
-    /// own (for check and loader answers).
-    Retire,
-}
-
-struct Handle {
-    service: Arc<Service>,
-    tx: mpsc::UnboundedSender<Msg>,
-    snapshot: watch::Receiver<Snapshot>,
-}
-
-/// How far the start of every service has come (see [`Supervisor::startup`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Startup {
-    pub total: usize,
-    pub ready: usize,
-    /// Services whose startup gate has not passed yet.
-    pub waiting: Vec<String>,
-    /// Services with a startup gate that gave up (`failed`).
-    pub failed: Vec<String>,
-}
-
-impl Startup {
-    /// Every startup gate passed.
-    pub fn is_up(&self) -> bool {
-        self.waiting.is_empty() && self.failed.is_empty()
-    }
-
-    /// `3/4 services ready`, for systemd's `STATUS=`.
-    pub fn status_line(&self) -> String {
-        let mut line = format!("{}/{} services ready", self.ready, self.total);
-        if !self.failed.is_empty() {
-            line.push_str(&format!("; failed: {}", self.failed.join(", ")));
-        } else if !self.waiting.is_empty() {
-            line.push_str(&format!("; starting: {}", self.waiting.join(", ")));
-        }
-        line
-    }
-}
-
 /// Settings of a [`Supervisor`].
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -240,6 +128,7 @@ pub struct Options {
     pub notify_socket: Option<PathBuf>,
 }
 
+/// What the facade and every service task share.
 struct Shared {
     journal: JournalHandle,
     spawner: spawn::Spawner,
@@ -250,7 +139,7 @@ struct Shared {
     options: Options,
     /// Bumped whenever any service's snapshot changes.
     changes: watch::Sender<u64>,
-    metrics: Arc<crate::control::metrics::CheckMetrics>,
+    metrics: Arc<metrics::CheckMetrics>,
     /// Who may speak on the notify socket: each `notify = true` service's
     /// current child's group, kept by the service tasks.
     groups: Arc<Groups>,
@@ -338,7 +227,7 @@ impl Supervisor {
                 let event = Journal::OrphanReaped {
                     pid: pid.as_raw(),
                     code: status.code(),
-                    signal: status.signal().map(signal_name),
+                    signal: status.signal().map(service::signal_name),
                 };
                 orphan_journal.record(None, &event);
             }));
@@ -378,7 +267,8 @@ impl Supervisor {
                 let svc = Arc::new(svc);
                 let (tx, rx) = mpsc::unbounded_channel();
                 let state = ServiceState::new(&svc);
-                let (snap_tx, snap_rx) = watch::channel(Snapshot::of(&state, &Shell::default()));
+                let local = Local::new();
+                let (snap_tx, snap_rx) = watch::channel(Snapshot::of(&state, &local));
                 map.insert(
                     svc.name.clone(),
                     Handle {
@@ -387,17 +277,18 @@ impl Supervisor {
                         snapshot: snap_rx,
                     },
                 );
-                added.push((svc, state, tx, rx, snap_tx));
+                added.push((svc, state, local, tx, rx, snap_tx));
             }
         }
-        for (svc, state, tx, rx, snap_tx) in added {
+        for (svc, state, local, tx, rx, snap_tx) in added {
             let ready = self.shared.deps_satisfied(&svc);
             let _ = tx.send(Msg::Event(Event::Dependencies(ready)));
             let _ = tx.send(Msg::Event(Event::Start));
-            tokio::spawn(service_task(
+            tokio::spawn(task::service_task(
                 self.shared.clone(),
                 svc,
                 state,
+                local,
                 tx,
                 rx,
                 snap_tx,
@@ -441,23 +332,11 @@ impl Supervisor {
     /// check, or `notify = true` waiting for `READY=1`) has passed it.
     /// `systemd`'s `READY=1` and `vigil run --daemon` wait for this.
     pub fn startup(&self) -> Startup {
-        let mut s = Startup::default();
-        for (svc, snap) in self.services() {
-            s.total += 1;
-            if snap.status == Status::Ready {
-                s.ready += 1;
-            }
+        let services = self.services();
+        Startup::tally(services.iter().map(|(svc, snap)| {
             let gated = svc.checks.startup.is_some() || svc.notify.is_some();
-            if !gated {
-                continue;
-            }
-            match snap.status {
-                Status::Running | Status::Ready | Status::Exited => {}
-                Status::Failed => s.failed.push(svc.name.clone()),
-                _ => s.waiting.push(svc.name.clone()),
-            }
-        }
-        s
+            (svc.name.as_str(), gated, snap.status)
+        }))
     }
 
     /// Send `event` to `name` and wait until the service has handled it
@@ -493,7 +372,7 @@ impl Supervisor {
     }
 
     /// Check durations and outcomes, for `/metrics`.
-    pub fn check_metrics(&self) -> &Arc<crate::control::metrics::CheckMetrics> {
+    pub fn check_metrics(&self) -> &Arc<metrics::CheckMetrics> {
         &self.shared.metrics
     }
 
@@ -547,63 +426,35 @@ impl Supervisor {
     /// `touched` names services whose files changed on disk (a `.wasm` may
     /// have changed under the same manifest): their checks and loader are
     /// reloaded without touching the child. `None` reloads every one.
-    pub async fn reload(
-        &self,
-        services: Vec<Service>,
-        touched: Option<&std::collections::BTreeSet<String>>,
-    ) {
-        let current: BTreeMap<String, Arc<Service>> = {
+    pub async fn reload(&self, services: Vec<Service>, touched: Option<&BTreeSet<String>>) {
+        let current: BTreeMap<String, (Arc<Service>, Status)> = {
             let map = self
                 .shared
                 .services
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
             map.iter()
-                .map(|(k, h)| (k.clone(), h.service.clone()))
+                .map(|(k, h)| (k.clone(), (h.service.clone(), h.snapshot.borrow().status)))
                 .collect()
         };
         let mut new = Vec::new();
-        let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
-        for svc in services {
-            match current.get(&svc.name) {
-                None => {
-                    self.journal(
-                        Some(&svc.name),
-                        &Journal::Reloaded {
-                            change: "added".into(),
-                        },
-                    );
-                    new.push(svc);
-                }
-                Some(old) if **old == svc => {
-                    let was_touched = touched.is_none_or(|t| t.contains(&svc.name));
-                    if was_touched {
-                        self.shared.probes.forget(&svc.name);
-                    }
-                    if touched.is_some() && was_touched {
-                        self.journal(
-                            Some(&svc.name),
-                            &Journal::Reloaded {
-                                change: "checks or loader reloaded".into(),
-                            },
-                        );
-                    }
-                }
-                Some(old) => {
-                    let restart = old.needs_restart_for(&svc);
-                    self.shared.probes.forget(&svc.name);
-                    let change = if restart {
-                        "command changed: restarting"
-                    } else {
-                        "checks or policy changed"
-                    };
-                    self.journal(
-                        Some(&svc.name),
-                        &Journal::Reloaded {
-                            change: change.into(),
-                        },
-                    );
-                    let svc = Arc::new(svc);
+        for action in reload_plan::plan(&current, services, touched) {
+            if let Some(change) = action.change() {
+                self.journal(
+                    Some(action.name()),
+                    &Journal::Reloaded {
+                        change: change.into(),
+                    },
+                );
+            }
+            match action {
+                reload_plan::Action::Add(svc) => new.push(svc),
+                reload_plan::Action::Forget { name, .. } => self.shared.probes.forget(&name),
+                reload_plan::Action::Update {
+                    service, restart, ..
+                } => {
+                    self.shared.probes.forget(&service.name);
+                    let svc = Arc::new(service);
                     let mut map = self
                         .shared
                         .services
@@ -612,33 +463,25 @@ impl Supervisor {
                     if let Some(h) = map.get_mut(&svc.name) {
                         h.service = svc.clone();
                         let _ = h.tx.send(Msg::Update(svc.clone()));
-                        // An operator's stop holds across reloads.
-                        let stopped = h.snapshot.borrow().status == Status::Stopped;
-                        if restart && !stopped {
+                        if restart {
                             let _ = h.tx.send(Msg::Event(Event::Restart));
                         }
                     }
                 }
+                reload_plan::Action::Remove { name } => {
+                    self.stop_and_wait(&name, Duration::from_secs(60)).await;
+                    let handle = self
+                        .shared
+                        .services
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&name);
+                    if let Some(handle) = handle {
+                        let _ = handle.tx.send(Msg::Retire);
+                    }
+                    self.shared.probes.forget(&name);
+                }
             }
-        }
-        for name in current.keys().filter(|n| !names.contains(n)) {
-            self.journal(
-                Some(name),
-                &Journal::Reloaded {
-                    change: "removed: stopping".into(),
-                },
-            );
-            self.stop_and_wait(name, Duration::from_secs(60)).await;
-            let handle = self
-                .shared
-                .services
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(name);
-            if let Some(handle) = handle {
-                let _ = handle.tx.send(Msg::Retire);
-            }
-            self.shared.probes.forget(name);
         }
         self.start(new);
     }
@@ -652,32 +495,24 @@ impl Supervisor {
     /// Stop every service, dependents before what they depend on, each
     /// within its grace. Journals `quit`.
     pub async fn shutdown(&self) {
-        let handles: Vec<(Arc<Service>, Vec<String>)> = {
+        let services: Vec<Arc<Service>> = {
             let map = self
                 .shared
                 .services
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            map.values()
-                .map(|h| {
-                    let dependents = map
-                        .values()
-                        .filter(|d| d.service.after.contains(&h.service.name))
-                        .map(|d| d.service.name.clone())
-                        .collect();
-                    (h.service.clone(), dependents)
-                })
-                .collect()
+            map.values().map(|h| h.service.clone()).collect()
         };
         let mut set = tokio::task::JoinSet::new();
-        for (svc, dependents) in handles {
+        for stop in shutdown::plan(&services) {
             let me = self.clone();
             set.spawn(async move {
-                let limit = svc.stop_grace + Duration::from_secs(5);
-                for d in &dependents {
-                    me.wait_for(d, limit * 4, |s| s.status.is_down()).await;
+                let deadline = tokio::time::Instant::now() + stop.wait_dependents;
+                for d in &stop.dependents {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    me.wait_for(d, left, |s| s.status.is_down()).await;
                 }
-                me.stop_and_wait(&svc.name, limit).await;
+                me.stop_and_wait(&stop.name, stop.limit).await;
             });
         }
         while set.join_next().await.is_some() {}
@@ -699,471 +534,4 @@ impl Supervisor {
             }
         }
     }
-}
-
-/// What systemd gives a `Type=notify` service: `NOTIFY_SOCKET`, and
-/// `WATCHDOG_USEC` with a watchdog (no `WATCHDOG_PID`: the pid is unknown
-/// before the fork, and `sd_watchdog_enabled` accepts its absence).
-fn notify_env(
-    env: &mut Vec<(String, String)>,
-    socket: &std::path::Path,
-    watchdog: Option<Duration>,
-) {
-    env.retain(|(k, _)| {
-        !matches!(
-            k.as_str(),
-            "NOTIFY_SOCKET" | "WATCHDOG_USEC" | "WATCHDOG_PID"
-        )
-    });
-    env.push(("NOTIFY_SOCKET".into(), socket.display().to_string()));
-    if let Some(w) = watchdog {
-        env.push(("WATCHDOG_USEC".into(), w.as_micros().to_string()));
-    }
-}
-
-fn signal_name(sig: i32) -> String {
-    Signal::try_from(sig)
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|_| sig.to_string())
-}
-
-/// A pseudo-random number for timer jitter (xorshift, seeded by the clock):
-/// spreading timers needs no cryptographic quality.
-fn random_u64() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let mut x = SEED.load(Ordering::Relaxed) ^ u64::from(now.subsec_nanos());
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    SEED.store(x, Ordering::Relaxed);
-    x
-}
-
-/// A uniformly random duration in `[0, range)`.
-fn random_below(range: Duration) -> Duration {
-    match u64::try_from(range.as_nanos()) {
-        Ok(0) => Duration::ZERO,
-        Ok(nanos) => Duration::from_nanos(random_u64() % nanos),
-        Err(_) => Duration::ZERO,
-    }
-}
-
-/// A little jitter for periodic checks (±10 %), so that 1,000 services
-/// with the same period do not all fire in the same millisecond.
-fn jitter(after: Duration) -> Duration {
-    let spread = after / 10;
-    (after + random_below(2 * spread)).saturating_sub(spread)
-}
-
-/// Check timers fire on grids shared by every service, a tenth of the
-/// check's period (at most 100 ms, the same order as its jitter): the checks
-/// of a thousand services that fall due in the same cell wake the runtime
-/// once, not once each. A wake-up (epoll, futex, a parked worker) costs more
-/// than a builtin check's call; at 1,000 × 1 s checks the grid takes
-/// Vigil's CPU from 24 % to about 10 % of a core.
-const CHECK_GRIDS: [Duration; 6] = [
-    Duration::from_millis(100),
-    Duration::from_millis(50),
-    Duration::from_millis(25),
-    Duration::from_millis(10),
-    Duration::from_millis(5),
-    Duration::from_millis(1),
-];
-
-/// The grid for a check that repeats every `period` (zero: none).
-fn check_grid(period: Duration) -> Duration {
-    let tenth = period / 10;
-    CHECK_GRIDS
-        .into_iter()
-        .find(|grid| *grid <= tenth)
-        .unwrap_or(Duration::ZERO)
-}
-
-/// A deadline no timer reaches in practice (about 30 years from `now`),
-/// for a delay past the clock's range.
-fn far_future(now: tokio::time::Instant) -> tokio::time::Instant {
-    now + Duration::from_secs(30 * 365 * 24 * 3600)
-}
-
-/// `deadline`, rounded up to the next point of `grid` (counted from the
-/// first use, so that every service shares the points).
-fn on_grid(deadline: tokio::time::Instant, grid: Duration) -> tokio::time::Instant {
-    static ORIGIN: OnceLock<tokio::time::Instant> = OnceLock::new();
-    let origin = *ORIGIN.get_or_init(tokio::time::Instant::now);
-    let grid = grid.as_nanos();
-    if grid == 0 {
-        return deadline;
-    }
-    let since = deadline.saturating_duration_since(origin).as_nanos();
-    let rounded = u64::try_from(since.div_ceil(grid) * grid).unwrap_or(u64::MAX);
-    origin + Duration::from_nanos(rounded)
-}
-
-/// How often a lingering group's watcher checks that its service still exists.
-const GROUP_POLL: Duration = Duration::from_secs(1);
-
-async fn service_task(
-    shared: Arc<Shared>,
-    mut svc: Arc<Service>,
-    mut state: ServiceState,
-    tx: mpsc::UnboundedSender<Msg>,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
-    snap_tx: watch::Sender<Snapshot>,
-) {
-    let sink = logs::LogSink::new(
-        &svc.name,
-        shared.options.log_dir.as_deref(),
-        shared.options.echo,
-    );
-    let mut local = TaskLocal {
-        started_wall: SystemTime::now(),
-        timers: Timers::default(),
-        inbox: Inbox::new(),
-        notify_group: None,
-    };
-    let mut shell = Shell::default();
-    let mut retiring = false;
-    loop {
-        let msg = tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(msg) => msg,
-                None => break,
-            },
-            timer = local.timers.next() => Msg::Event(Event::Timer(timer)),
-            () = local.inbox.wait() => Msg::Notify(local.inbox.take()),
-        };
-        let mut queue = VecDeque::new();
-        let pid_before = state.pid();
-        match msg {
-            Msg::Retire => retiring = true,
-            Msg::Event(e) => queue.push_back(e),
-            Msg::Update(s) => {
-                state.update(&s);
-                svc = s;
-            }
-            Msg::Notify(messages) => {
-                for (group, n) in messages {
-                    // From a child the service has since moved on from
-                    // (its group was listed when the datagram came).
-                    if Some(group) != state.pid() || svc.notify.is_none() {
-                        tracing::debug!(service = %svc.name, group, "notify from a former child dropped");
-                        continue;
-                    }
-                    tracing::debug!(service = %svc.name, ?n, "notify");
-                    if n.status.is_some() {
-                        shell.status_text = n.status;
-                    }
-                    let events = [
-                        (n.ready, Notify::Ready),
-                        (n.watchdog, Notify::Watchdog),
-                        (n.watchdog_trigger, Notify::WatchdogTrigger),
-                    ];
-                    for (_, e) in events.into_iter().filter(|(set, _)| *set) {
-                        queue.push_back(Event::Notify(e));
-                    }
-                }
-            }
-            Msg::Measured { epoch, result } => {
-                shared.metrics.observe(&svc.name, &result);
-                if epoch == state.epoch() {
-                    shell.last_check = Some(result);
-                }
-            }
-            Msg::Sync(done) => {
-                let _ = done.send(());
-                continue;
-            }
-        }
-        while let Some(event) = queue.pop_front() {
-            let effects = state.handle(Instant::now(), event);
-            for effect in effects {
-                if let Some(follow) =
-                    perform(&shared, &svc, &state, &tx, &sink, &mut local, effect).await
-                {
-                    queue.push_back(follow);
-                }
-            }
-        }
-        if state.pid() != pid_before {
-            // STATUS= belongs to the child that sent it.
-            shell.status_text = None;
-        }
-        local.list_group(&shared.groups, state.pid().filter(|_| svc.notify.is_some()));
-        shell.started_wall = Some(local.started_wall);
-        let snap = Snapshot::of(&state, &shell);
-        let old = snap_tx.borrow().clone();
-        if old != snap {
-            snap_tx.send_replace(snap.clone());
-            // Check results change far more often than what the watchers
-            // of `changes` (sd_notify) and dependents look at.
-            let moved = old.status != snap.status
-                || old.pid != snap.pid
-                || old.restarts != snap.restarts
-                || old.status_text != snap.status_text
-                || old.satisfies_after != snap.satisfies_after;
-            if moved {
-                shared.changes.send_modify(|n| *n = n.wrapping_add(1));
-            }
-            if old.satisfies_after != snap.satisfies_after || old.status != snap.status {
-                shared.notify_dependents(&svc.name);
-            }
-        }
-        // Removed by a reload: the task ends once nothing of its child is
-        // left (a stop that outlasted the reload's wait is still seen
-        // through to the exit).
-        if retiring && state.pid().is_none() && state.group().is_none() {
-            break;
-        }
-    }
-    local.list_group(&shared.groups, None);
-}
-
-/// What a service task keeps beside the reducer's state.
-struct TaskLocal {
-    /// When the current child was spawned, wall clock.
-    started_wall: SystemTime,
-    timers: Timers,
-    /// Where the notify socket puts this service's messages.
-    inbox: Arc<Inbox>,
-    /// The process group listed for this service in the notify table.
-    notify_group: Option<i32>,
-}
-
-impl TaskLocal {
-    /// Make `group` the one listed for this service in the notify table:
-    /// the current child's, only while the service is `notify = true`.
-    fn list_group(&mut self, groups: &Groups, group: Option<i32>) {
-        if self.notify_group == group {
-            return;
-        }
-        if let Some(old) = self.notify_group.take() {
-            groups.remove(old, &self.inbox);
-        }
-        if let Some(new) = group {
-            groups.insert(new, self.inbox.clone());
-        }
-        self.notify_group = group;
-    }
-}
-
-async fn perform(
-    shared: &Arc<Shared>,
-    svc: &Arc<Service>,
-    state: &ServiceState,
-    tx: &mpsc::UnboundedSender<Msg>,
-    sink: &Arc<logs::LogSink>,
-    local: &mut TaskLocal,
-    effect: Effect,
-) -> Option<Event> {
-    match effect {
-        Effect::Spawn { restarts } => {
-            let mut command = match shared.probes.command(svc.clone(), restarts).await {
-                Ok(c) => c,
-                Err(e) => return Some(Event::SpawnFailed(e)),
-            };
-            if let (Some(notify), Some(socket)) = (svc.notify, &shared.options.notify_socket) {
-                notify_env(&mut command.env, socket, notify.watchdog);
-            }
-            let exit_tx = tx.clone();
-            let t0 = Instant::now();
-            let route: reaper::Route = Box::new(move |status| {
-                let _ = exit_tx.send(Msg::Event(Event::Exited {
-                    status,
-                    uptime: t0.elapsed(),
-                }));
-            });
-            // A notify child is listed from just before its `execve`: it
-            // may send `READY=1` before the spawn is even returned here.
-            let announce = svc.notify.map(|_| {
-                Box::new(shared.groups.announce(local.inbox.clone())) as Box<dyn spawn::Announce>
-            });
-            match shared
-                .spawner
-                .spawn_announced(command, route, announce)
-                .await
-            {
-                Ok(child) => {
-                    if svc.notify.is_some() {
-                        // Listed by the announcement; unlisted by
-                        // `list_group` once the service moves on.
-                        let old = local.notify_group.replace(child.pid.as_raw());
-                        if let Some(old) = old.filter(|&o| o != child.pid.as_raw()) {
-                            shared.groups.remove(old, &local.inbox);
-                        }
-                    }
-                    local.started_wall = SystemTime::now();
-                    for fd in [child.stdout, child.stderr].into_iter().flatten() {
-                        logs::capture(fd, sink.clone());
-                    }
-                    Some(Event::Spawned {
-                        pid: child.pid.as_raw(),
-                        start_time: child.start_time,
-                    })
-                }
-                Err(e) => Some(Event::SpawnFailed(e.to_string())),
-            }
-        }
-        Effect::Signal { pgid, signal } => {
-            if let Err(e) = stop::signal_group(Pid::from_raw(pgid), signal) {
-                shared.journal(
-                    Some(&svc.name),
-                    &Journal::Warning {
-                        message: format!("cannot send {signal} to group {pgid}: {e}"),
-                    },
-                );
-            }
-            None
-        }
-        Effect::WatchGroup { pgid, epoch } => {
-            // Cheap test first: usually the group died with its leader and
-            // no /proc scan or watcher is needed.
-            let group = Pid::from_raw(pgid);
-            if !stop::group_alive(group) {
-                shared.reaper.settle();
-                return Some(Event::GroupGone { epoch });
-            }
-            let live = stop::live_members(pgid);
-            let (tx, shared) = (tx.clone(), shared.clone());
-            tokio::spawn(async move {
-                // Members are stopped (and SIGKILLed after the grace) by the
-                // reducer; this only reports the end. It gives up when the
-                // service is gone (its channel closed).
-                while !stop::wait_group_gone(group, Some(tokio::time::Instant::now() + GROUP_POLL))
-                    .await
-                {
-                    if tx.is_closed() {
-                        return;
-                    }
-                }
-                shared.reaper.settle();
-                let _ = tx.send(Msg::Event(Event::GroupGone { epoch }));
-            });
-            Some(Event::GroupLingers { epoch, live })
-        }
-        Effect::Schedule {
-            timer,
-            after,
-            spread,
-            jitter: may_jitter,
-        } => {
-            let is_check = matches!(timer.kind, TimerKind::Check(_));
-            let grid = if is_check {
-                check_grid(after.max(spread))
-            } else {
-                Duration::ZERO
-            };
-            let after = if may_jitter { jitter(after) } else { after } + random_below(spread);
-            if after.is_zero() {
-                // No timer round trip (tokio's timers tick in whole
-                // milliseconds): a zero backoff restarts at once.
-                return Some(Event::Timer(timer));
-            }
-            // Saturating: a loader may ask for any delay up to u64::MAX ms,
-            // and `Instant + Duration` panics past the clock's range.
-            let now = tokio::time::Instant::now();
-            let deadline = on_grid(
-                now.checked_add(after).unwrap_or_else(|| far_future(now)),
-                grid,
-            );
-            local.timers.add(deadline, timer);
-            None
-        }
-        Effect::RunCheck {
-            phase,
-            epoch,
-            attempt,
-        } => {
-            let target = ProbeTarget {
-                pid: state.pid().map(i32::unsigned_abs),
-                started_at: local.started_wall,
-                attempt,
-                restarts: state.restarts(),
-            };
-            let fut = shared.probes.check(svc.clone(), phase, target);
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let t0 = Instant::now();
-                let outcome = fut.await;
-                let result = CheckResult {
-                    phase,
-                    outcome: outcome.clone(),
-                    latency: t0.elapsed(),
-                };
-                let _ = tx.send(Msg::Measured { epoch, result });
-                let _ = tx.send(Msg::Event(Event::Check {
-                    epoch,
-                    phase,
-                    outcome,
-                }));
-            });
-            None
-        }
-        Effect::Decide {
-            epoch,
-            seq,
-            event,
-            history,
-        } => {
-            let fut = shared.probes.decide(svc.clone(), event, history);
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let action = fut.await;
-                let _ = tx.send(Msg::Event(Event::Decision { epoch, seq, action }));
-            });
-            None
-        }
-        Effect::Journal(event) => {
-            shared.journal(Some(&svc.name), &event);
-            None
-        }
-        Effect::Status(status) => {
-            tracing::debug!(service = %svc.name, %status, "status");
-            None
-        }
-    }
-}
-
-/// Stop children left alive by a previous instance (found in the journal
-/// by pid + start time, or as a group whose leader is gone; see
-/// [`stop::ForeignGroup::is_ours`]) before anything is spawned: the whole
-/// process group, with the stop signal and grace of the service of that
-/// name in `services` (SIGTERM and `grace` for a service that is gone),
-/// all groups at once. Returns how many were stopped.
-pub async fn recover_previous(
-    journal: &mut JournalFile,
-    services: &[Service],
-    grace: Duration,
-) -> usize {
-    let mut stops = tokio::task::JoinSet::new();
-    for child in journal.previous_children() {
-        let (signal, grace) = services
-            .iter()
-            .find(|s| child.service.as_deref() == Some(s.name.as_str()))
-            .map_or((Signal::SIGTERM, grace), |s| (s.stop_signal, s.stop_grace));
-        stops.spawn(async move {
-            let group = stop::ForeignGroup {
-                pgid: child.pid,
-                start_time: child.start_time,
-            };
-            let stopped = stop::stop_foreign_group(&group, signal, grace).await;
-            (child, stopped)
-        });
-    }
-    let mut stopped = 0;
-    while let Some(done) = stops.join_next().await {
-        let Ok((child, true)) = done else { continue };
-        stopped += 1;
-        let event = Journal::Recovered {
-            pid: child.pid,
-            start_time: child.start_time,
-        };
-        if let Err(e) = journal.record(child.service.as_deref(), &event) {
-            tracing::error!("{e}");
-        }
-    }
-    stopped
 }

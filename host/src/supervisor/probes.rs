@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::service::{Action, History, LoaderEvent, Outcome};
+use super::service::{Action, History, LoaderEvent, Outcome, ms};
 use super::{BoxFuture, ProbeTarget, Probes, manifest_command, spawn};
 use crate::config::{CheckRef, Phase, Service};
 use crate::supervisor::reaper::ExitStatus;
@@ -54,10 +54,6 @@ pub fn outcome(verdict: Verdict) -> Outcome {
         Verdict::Trapped(r) => Outcome::Trapped(r),
         Verdict::TimedOut => Outcome::TimedOut,
     }
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn wit_exit(status: ExitStatus, uptime: Duration) -> wasm::Exit {

@@ -139,13 +139,15 @@ fn idx(phase: Phase) -> usize {
     }
 }
 
-fn signal_name(sig: i32) -> String {
+/// A signal as the journal names it (`SIGTERM`), or its number.
+pub(super) fn signal_name(sig: i32) -> String {
     Signal::try_from(sig)
         .map(|s| s.as_str().to_string())
         .unwrap_or_else(|_| sig.to_string())
 }
 
-fn ms(d: Duration) -> u64 {
+/// Whole milliseconds, as the journal and the loader interface count.
+pub(super) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 

@@ -1,0 +1,438 @@
+//! The task of one service, which performs what its reducer decides.
+//!
+//! It owns the reducer's state, feeds it messages, timers and notify
+//! datagrams, performs the effects it returns and publishes the service's
+//! snapshot.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::unistd::Pid;
+use tokio::sync::{mpsc, watch};
+
+use super::notify::{Groups, Inbox, Notification};
+use super::service::{Effect, Event, Notify, ServiceState, TimerKind};
+use super::timers::{self, Timers};
+use super::{CheckResult, ProbeTarget, Shared, Snapshot, logs, reaper, spawn, stop};
+use crate::config::Service;
+use crate::journal::Event as Journal;
+
+/// What a service task is sent: by the facade, the reaper, the check and
+/// loader calls it started, and its own group watchers.
+pub(super) enum Msg {
+    Event(Event),
+    Update(Arc<Service>),
+    /// Notify messages, per sender's process group (credentials checked:
+    /// each group was a `notify = true` child's when its message came).
+    Notify(Vec<(i32, Notification)>),
+    /// A check finished (sent just before its [`Event::Check`]).
+    Measured {
+        epoch: u64,
+        result: CheckResult,
+    },
+    /// Answered once every message before it is handled and its snapshot
+    /// published.
+    Sync(tokio::sync::oneshot::Sender<()>),
+    /// The service was removed: the task ends once its child is gone.
+    /// Dropping the handle is not enough, the task holds a sender of its
+    /// own (for check and loader answers).
+    Retire,
+}
+
+/// How the facade reaches a service's task, and what it sees of it.
+pub(super) struct Handle {
+    pub(super) service: Arc<Service>,
+    pub(super) tx: mpsc::UnboundedSender<Msg>,
+    pub(super) snapshot: watch::Receiver<Snapshot>,
+}
+
+/// How often a lingering group's watcher checks that its service still exists.
+const GROUP_POLL: Duration = Duration::from_secs(1);
+
+/// The task of `svc`: handles its messages until it is retired (or every
+/// sender is gone), publishing a snapshot after each.
+pub(super) async fn service_task(
+    shared: Arc<Shared>,
+    mut svc: Arc<Service>,
+    mut state: ServiceState,
+    mut local: Local,
+    tx: mpsc::UnboundedSender<Msg>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    snap_tx: watch::Sender<Snapshot>,
+) {
+    let sink = logs::LogSink::new(
+        &svc.name,
+        shared.options.log_dir.as_deref(),
+        shared.options.echo,
+    );
+    let mut retiring = false;
+    loop {
+        let msg = tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(msg) => msg,
+                None => break,
+            },
+            timer = local.timers.next() => Msg::Event(Event::Timer(timer)),
+            () = local.inbox.wait() => Msg::Notify(local.inbox.take()),
+        };
+        let mut queue = VecDeque::new();
+        let pid_before = state.pid();
+        match msg {
+            Msg::Retire => retiring = true,
+            Msg::Event(e) => queue.push_back(e),
+            Msg::Update(s) => {
+                state.update(&s);
+                svc = s;
+            }
+            Msg::Notify(messages) => {
+                for (group, n) in messages {
+                    if !from_current_child(group, state.pid(), &svc) {
+                        tracing::debug!(service = %svc.name, group, "notify from a former child dropped");
+                        continue;
+                    }
+                    tracing::debug!(service = %svc.name, ?n, "notify");
+                    let events = notify_events(&n);
+                    if n.status.is_some() {
+                        local.status_text = n.status;
+                    }
+                    queue.extend(events.map(Event::Notify));
+                }
+            }
+            Msg::Measured { epoch, result } => {
+                shared.metrics.observe(&svc.name, &result);
+                if epoch == state.epoch() {
+                    local.last_check = Some(result);
+                }
+            }
+            Msg::Sync(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        }
+        while let Some(event) = queue.pop_front() {
+            let effects = state.handle(Instant::now(), event);
+            for effect in effects {
+                if let Some(follow) =
+                    perform(&shared, &svc, &state, &tx, &sink, &mut local, effect).await
+                {
+                    queue.push_back(follow);
+                }
+            }
+        }
+        if state.pid() != pid_before {
+            // STATUS= belongs to the child that sent it.
+            local.status_text = None;
+        }
+        local.list_group(&shared.groups, state.pid().filter(|_| svc.notify.is_some()));
+        let snap = Snapshot::of(&state, &local);
+        let old = snap_tx.borrow().clone();
+        if old != snap {
+            snap_tx.send_replace(snap.clone());
+            // Check results change far more often than what the watchers
+            // of `changes` (sd_notify) and dependents look at.
+            let moved = old.status != snap.status
+                || old.pid != snap.pid
+                || old.restarts != snap.restarts
+                || old.status_text != snap.status_text
+                || old.satisfies_after != snap.satisfies_after;
+            if moved {
+                shared.changes.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            if old.satisfies_after != snap.satisfies_after || old.status != snap.status {
+                shared.notify_dependents(&svc.name);
+            }
+        }
+        // Removed by a reload: the task ends once nothing of its child is
+        // left (a stop that outlasted the reload's wait is still seen
+        // through to the exit).
+        if retiring && state.pid().is_none() && state.group().is_none() {
+            break;
+        }
+    }
+    local.list_group(&shared.groups, None);
+}
+
+/// What a service task keeps beside the reducer's state: what the
+/// snapshot shows that the reducer does not know, and the task's own
+/// timers and notify inbox.
+pub(super) struct Local {
+    /// When the current child was spawned, wall clock.
+    pub(super) started_wall: SystemTime,
+    /// The latest check result of the current child, any phase.
+    pub(super) last_check: Option<CheckResult>,
+    /// `STATUS=` from the current (notify) child.
+    pub(super) status_text: Option<String>,
+    timers: Timers,
+    /// Where the notify socket puts this service's messages.
+    inbox: Arc<Inbox>,
+    /// The process group listed for this service in the notify table.
+    notify_group: Option<i32>,
+}
+
+impl Local {
+    pub(super) fn new() -> Local {
+        Local {
+            started_wall: SystemTime::now(),
+            last_check: None,
+            status_text: None,
+            timers: Timers::default(),
+            inbox: Inbox::new(),
+            notify_group: None,
+        }
+    }
+
+    /// Make `group` the one listed for this service in the notify table:
+    /// the current child's, only while the service is `notify = true`.
+    fn list_group(&mut self, groups: &Groups, group: Option<i32>) {
+        if self.notify_group == group {
+            return;
+        }
+        if let Some(old) = self.notify_group.take() {
+            groups.remove(old, &self.inbox);
+        }
+        if let Some(new) = group {
+            groups.insert(new, self.inbox.clone());
+        }
+        self.notify_group = group;
+    }
+}
+
+/// Carry out one effect of the reducer; an event it leads to at once
+/// (spawned, spawn failed, a zero-delay timer, ...) is handed back.
+async fn perform(
+    shared: &Arc<Shared>,
+    svc: &Arc<Service>,
+    state: &ServiceState,
+    tx: &mpsc::UnboundedSender<Msg>,
+    sink: &Arc<logs::LogSink>,
+    local: &mut Local,
+    effect: Effect,
+) -> Option<Event> {
+    match effect {
+        Effect::Spawn { restarts } => {
+            let mut command = match shared.probes.command(svc.clone(), restarts).await {
+                Ok(c) => c,
+                Err(e) => return Some(Event::SpawnFailed(e)),
+            };
+            if let (Some(notify), Some(socket)) = (svc.notify, &shared.options.notify_socket) {
+                notify_env(&mut command.env, socket, notify.watchdog);
+            }
+            let exit_tx = tx.clone();
+            let t0 = Instant::now();
+            let route: reaper::Route = Box::new(move |status| {
+                let _ = exit_tx.send(Msg::Event(Event::Exited {
+                    status,
+                    uptime: t0.elapsed(),
+                }));
+            });
+            // A notify child is listed from just before its `execve`: it
+            // may send `READY=1` before the spawn is even returned here.
+            let announce = svc.notify.map(|_| {
+                Box::new(shared.groups.announce(local.inbox.clone())) as Box<dyn spawn::Announce>
+            });
+            match shared
+                .spawner
+                .spawn_announced(command, route, announce)
+                .await
+            {
+                Ok(child) => {
+                    if svc.notify.is_some() {
+                        // Listed by the announcement; unlisted by
+                        // `list_group` once the service moves on.
+                        let old = local.notify_group.replace(child.pid.as_raw());
+                        if let Some(old) = old.filter(|&o| o != child.pid.as_raw()) {
+                            shared.groups.remove(old, &local.inbox);
+                        }
+                    }
+                    local.started_wall = SystemTime::now();
+                    for fd in [child.stdout, child.stderr].into_iter().flatten() {
+                        logs::capture(fd, sink.clone());
+                    }
+                    Some(Event::Spawned {
+                        pid: child.pid.as_raw(),
+                        start_time: child.start_time,
+                    })
+                }
+                Err(e) => Some(Event::SpawnFailed(e.to_string())),
+            }
+        }
+        Effect::Signal { pgid, signal } => {
+            if let Err(e) = stop::signal_group(Pid::from_raw(pgid), signal) {
+                shared.journal(
+                    Some(&svc.name),
+                    &Journal::Warning {
+                        message: format!("cannot send {signal} to group {pgid}: {e}"),
+                    },
+                );
+            }
+            None
+        }
+        Effect::WatchGroup { pgid, epoch } => {
+            // Cheap test first: usually the group died with its leader and
+            // no /proc scan or watcher is needed.
+            let group = Pid::from_raw(pgid);
+            if !stop::group_alive(group) {
+                shared.reaper.settle();
+                return Some(Event::GroupGone { epoch });
+            }
+            let live = stop::live_members(pgid);
+            let (tx, shared) = (tx.clone(), shared.clone());
+            tokio::spawn(async move {
+                // Members are stopped (and SIGKILLed after the grace) by the
+                // reducer; this only reports the end. It gives up when the
+                // service is gone (its channel closed).
+                while !stop::wait_group_gone(group, Some(tokio::time::Instant::now() + GROUP_POLL))
+                    .await
+                {
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+                shared.reaper.settle();
+                let _ = tx.send(Msg::Event(Event::GroupGone { epoch }));
+            });
+            Some(Event::GroupLingers { epoch, live })
+        }
+        Effect::Schedule {
+            timer,
+            after,
+            spread,
+            jitter: may_jitter,
+        } => {
+            let is_check = matches!(timer.kind, TimerKind::Check(_));
+            let now = tokio::time::Instant::now();
+            let Some(deadline) = timers::deadline(now, after, spread, may_jitter, is_check) else {
+                // No timer round trip (tokio's timers tick in whole
+                // milliseconds): a zero backoff restarts at once.
+                return Some(Event::Timer(timer));
+            };
+            local.timers.add(deadline, timer);
+            None
+        }
+        Effect::RunCheck {
+            phase,
+            epoch,
+            attempt,
+        } => {
+            let target = ProbeTarget {
+                pid: state.pid().map(i32::unsigned_abs),
+                started_at: local.started_wall,
+                attempt,
+                restarts: state.restarts(),
+            };
+            let fut = shared.probes.check(svc.clone(), phase, target);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let t0 = Instant::now();
+                let outcome = fut.await;
+                let result = CheckResult {
+                    phase,
+                    outcome: outcome.clone(),
+                    latency: t0.elapsed(),
+                };
+                let _ = tx.send(Msg::Measured { epoch, result });
+                let _ = tx.send(Msg::Event(Event::Check {
+                    epoch,
+                    phase,
+                    outcome,
+                }));
+            });
+            None
+        }
+        Effect::Decide {
+            epoch,
+            seq,
+            event,
+            history,
+        } => {
+            let fut = shared.probes.decide(svc.clone(), event, history);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let action = fut.await;
+                let _ = tx.send(Msg::Event(Event::Decision { epoch, seq, action }));
+            });
+            None
+        }
+        Effect::Journal(event) => {
+            shared.journal(Some(&svc.name), &event);
+            None
+        }
+        Effect::Status(status) => {
+            tracing::debug!(service = %svc.name, %status, "status");
+            None
+        }
+    }
+}
+
+/// What systemd gives a `Type=notify` service: `NOTIFY_SOCKET`, and
+/// `WATCHDOG_USEC` with a watchdog (no `WATCHDOG_PID`: the pid is unknown
+/// before the fork, and `sd_watchdog_enabled` accepts its absence).
+fn notify_env(
+    env: &mut Vec<(String, String)>,
+    socket: &std::path::Path,
+    watchdog: Option<Duration>,
+) {
+    env.retain(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "NOTIFY_SOCKET" | "WATCHDOG_USEC" | "WATCHDOG_PID"
+        )
+    });
+    env.push(("NOTIFY_SOCKET".into(), socket.display().to_string()));
+    if let Some(w) = watchdog {
+        env.push(("WATCHDOG_USEC".into(), w.as_micros().to_string()));
+    }
+}
+
+/// Whether a notify message from process group `group` speaks for the
+/// service now: its current child's, while it is `notify = true`. Others
+/// come from a child the service has since moved on from (the group was
+/// listed when the datagram came) and are dropped.
+fn from_current_child(group: i32, pid: Option<i32>, service: &Service) -> bool {
+    Some(group) == pid && service.notify.is_some()
+}
+
+/// What a notify message tells the reducer, in this order: `READY=1`,
+/// `WATCHDOG=1`, `WATCHDOG=trigger` (`STATUS=` is only shown, the rest is
+/// ignored, as systemd does for a service).
+fn notify_events(n: &Notification) -> impl Iterator<Item = Notify> + use<> {
+    [
+        (n.ready, Notify::Ready),
+        (n.watchdog, Notify::Watchdog),
+        (n.watchdog_trigger, Notify::WatchdogTrigger),
+    ]
+    .into_iter()
+    .filter_map(|(set, e)| set.then_some(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NotifySpec;
+    use crate::supervisor::loop_tests::service;
+
+    #[test]
+    fn a_notify_message_is_its_events_in_order() {
+        let all = Notification::parse(b"WATCHDOG=trigger\nSTATUS=up\nWATCHDOG=1\nREADY=1\n");
+        assert_eq!(
+            notify_events(&all).collect::<Vec<_>>(),
+            vec![Notify::Ready, Notify::Watchdog, Notify::WatchdogTrigger]
+        );
+        let status_only = Notification::parse(b"STATUS=loading\nSTOPPING=1\nERRNO=2\n");
+        assert_eq!(notify_events(&status_only).count(), 0);
+    }
+
+    #[test]
+    fn only_the_current_notify_child_is_heard() {
+        let mut svc = service("n", &["true"]);
+        assert!(!from_current_child(42, Some(42), &svc), "not notify = true");
+        svc.notify = Some(NotifySpec {
+            watchdog: None,
+            timeout: Duration::from_secs(1),
+        });
+        assert!(from_current_child(42, Some(42), &svc));
+        assert!(!from_current_child(41, Some(42), &svc), "a former child");
+        assert!(!from_current_child(42, None, &svc), "no child now");
+    }
+}
