@@ -449,3 +449,35 @@ urll = "http://127.0.0.1:9/"
         .expect("run vigil check");
     assert_eq!(run.status.code(), Some(0), "{run:?}");
 }
+
+/// A loader's `[loader.config]` is checked against the schema the loader
+/// declares, and the loader parses the same declaration when it spawns.
+#[test]
+fn loader_config_is_checked_against_the_loaders_schema() {
+    use crate::supervisor_helpers::{SOON, cmdline, pid_of, wait_until};
+    let setup = Setup::new("validate-loader-schema");
+    let dir = setup.service("job", "[loader.config]\nprogramm = \"sleep\"\n");
+    std::fs::copy(programs::LOADER_SETTINGS, dir.join("loader.wasm")).expect("copy loader");
+    assert_problems(
+        &validate(&setup.checks),
+        &[
+            "job/service.toml:loader.config.programm: unknown key (fix: did you mean `loader.config.program`?)",
+            "job/service.toml:loader.config.program: missing: loader.wasm requires it",
+        ],
+    );
+
+    setup.service(
+        "job",
+        "[loader.config]\nprogram = \"sleep\"\nargs = \"1000 7\"\n",
+    );
+    let out = validate(&setup.checks);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("1 service ok: job"), "{out:?}");
+    let vigil = setup.run();
+    let (_, spawned) = vigil.wait_kind(0, "job", "spawned");
+    let pid = pid_of(&spawned);
+    // Polled: the journal line may come before the child's exec.
+    wait_until("the loader's command runs", SOON, || {
+        cmdline(pid) == "sleep 1000 7"
+    });
+}
