@@ -352,12 +352,23 @@ fn one_service_directory_is_validated_alone() {
     let out = validate(&web);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(stdout(&out).contains("1 service ok: web"), "{out:?}");
+    // Its manifest names it too.
+    let out = validate(&web.join("service.toml"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("1 service ok: web"), "{out:?}");
+    // A directory with a component but no manifest is that service,
+    // broken, not a checks directory of nothing.
+    let bare = setup.checks.join("bare");
+    std::fs::create_dir_all(&bare).expect("mkdir");
+    std::fs::copy(programs::OK, bare.join("check.wasm")).expect("copy");
+    assert_problems(&validate(&bare), &["bare/service.toml:-: missing"]);
     // The whole directory still reports the broken sibling.
     assert_problems(
         &validate(&setup.checks),
         &[
             "broken/service.toml:comand: unknown key",
             "broken/service.toml:command: no command",
+            "bare/service.toml:-: missing",
         ],
     );
 }

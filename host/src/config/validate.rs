@@ -36,11 +36,22 @@ pub struct Validation {
 }
 
 /// Validate the checks directory `path`, or the one service directory
-/// `path` (when it holds a service.toml or loader.wasm): then only that
-/// service's problems are reported, though its `after` names are checked
-/// against its siblings.
+/// `path` (when it holds a service.toml, a loader.wasm or any .wasm; or
+/// `path` is its service.toml): then only that service's problems are
+/// reported, though its `after` names are checked against its siblings.
 pub async fn validate(path: &Path, engine: &Engine) -> Validation {
-    let single = path.join(MANIFEST).is_file() || path.join(LOADER).is_file();
+    // `DIR/web/service.toml` means the service `DIR/web`.
+    let path = match path.parent() {
+        Some(dir) if path.is_file() && path.file_name().is_some_and(|n| n == MANIFEST) => {
+            if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            }
+        }
+        _ => path,
+    };
+    let single = path.join(MANIFEST).is_file() || path.join(LOADER).is_file() || has_wasm(path);
     let (root, only) = if single {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let parent = absolute
@@ -103,6 +114,16 @@ pub async fn validate(path: &Path, engine: &Engine) -> Validation {
     v.problems.extend(graph);
     v.services.sort();
     v
+}
+
+/// Whether `dir` holds a `.wasm` file: a service directory (perhaps
+/// missing its manifest), never a checks directory.
+fn has_wasm(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .any(|e| e.path().extension().is_some_and(|x| x == "wasm") && e.path().is_file())
+    })
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {
