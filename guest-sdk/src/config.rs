@@ -145,6 +145,114 @@ impl FromConfig for Size {
     }
 }
 
+/// A check's settings as one struct: `#[derive(vigil_sdk::Config)]`
+/// implements this and embeds the struct's schema in the component, so
+/// `vigil validate` can check a manifest's `[checks.*.config]` against it
+/// (unknown keys, wrong kinds, missing required keys) before anything
+/// runs, and `vigil inspect` can print it.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_sdk::config::Port;
+/// use vigil_sdk::{Config, Outcome};
+/// # use vigil_sdk::testing::target_with as target;
+///
+/// /// Settings of a TCP check.
+/// #[derive(Config, Debug)]
+/// struct Settings {
+///     /// Host name or address.
+///     #[config(kind = "host", default = "127.0.0.1")]
+///     host: String,
+///     /// Port to connect to.
+///     port: Port,
+///     /// Text the reply must contain.
+///     expect: Option<String>,
+///     /// Deadline for the whole exchange.
+///     #[config(default = "1s")]
+///     timeout: Duration,
+///     /// Request headers, `header.<Name> = "value"`.
+///     #[config(prefix = "header.")]
+///     headers: Vec<(String, String)>,
+/// }
+///
+/// let s: Settings = target(&[("port", "6379"), ("header.A", "1")]).settings().unwrap();
+/// assert_eq!((s.host.as_str(), s.port, s.timeout), ("127.0.0.1", Port(6379), Duration::from_secs(1)));
+/// assert_eq!(s.headers, [("A".to_string(), "1".to_string())]);
+/// assert_eq!(
+///     target(&[("prot", "1")]).settings::<Settings>().unwrap_err(),
+///     Outcome::error("unknown config key `prot` (known keys: host, port, expect, timeout, header.<name>)"),
+/// );
+/// assert!(<Settings as Config>::SCHEMA.contains(r#""name":"port","kind":"port","required":true"#));
+/// ```
+///
+/// A field's key is its name with `_` as `-` (`#[config(rename = "...")]`
+/// to choose another). `T` is required, `Option<T>` optional, and
+/// `#[config(default = "...")]` gives the default as it would be written
+/// in the manifest. The kind of value (`string`, `bool`, `integer`,
+/// `number`, `duration`, `size`, `port`, `url`, `host`, `path`) follows
+/// from the type or from `#[config(kind = "...")]`; `url`, `host` and
+/// `port` also let `vigil validate` check that the service's grants reach
+/// the destination. A `Vec<(String, String)>` field with
+/// `#[config(prefix = "header.")]` collects every key with that prefix.
+/// The doc comment of each field is the key's documentation.
+///
+/// One `Config` struct per component: two would put two schemas in its
+/// custom section, which the host reports as malformed.
+pub trait Config: Sized {
+    /// The schema as JSON, version 1 (docs/writing-checks.md).
+    const SCHEMA: &'static str;
+    /// Every key, prefixes ending in `.`, for [`Target::reject_unknown_keys`](crate::Target::reject_unknown_keys).
+    const KEYS: &'static [&'static str];
+
+    /// Parse the settings, stopping at the first unknown key, missing
+    /// required key or malformed value with an [`Outcome::Error`] naming
+    /// it.
+    fn from_pairs(pairs: &[(String, String)]) -> Result<Self, Outcome>;
+}
+
+/// What `#[derive(Config)]` expands to; not public API.
+#[doc(hidden)]
+pub mod __private {
+    use super::{FromConfig, lookup, parse};
+    use crate::Outcome;
+
+    pub fn reject_unknown(pairs: &[(String, String)], known: &[&str]) -> Result<(), Outcome> {
+        super::reject_unknown(pairs, known)
+    }
+
+    pub fn required<T: FromConfig>(pairs: &[(String, String)], key: &str) -> Result<T, Outcome> {
+        match lookup(pairs, key) {
+            None => Err(Outcome::Error(format!("config key `{key}` is required"))),
+            Some(v) if v.trim().is_empty() => Err(Outcome::Error(format!(
+                "config key `{key}` must not be empty"
+            ))),
+            Some(v) => parse(key, v),
+        }
+    }
+
+    pub fn optional<T: FromConfig>(
+        pairs: &[(String, String)],
+        key: &str,
+    ) -> Result<Option<T>, Outcome> {
+        lookup(pairs, key).map(|v| parse(key, v)).transpose()
+    }
+
+    pub fn defaulted<T: FromConfig>(
+        pairs: &[(String, String)],
+        key: &str,
+        default: &str,
+    ) -> Result<T, Outcome> {
+        parse(key, lookup(pairs, key).unwrap_or(default))
+    }
+
+    pub fn prefixed(pairs: &[(String, String)], prefix: &str) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), v.clone())))
+            .collect()
+    }
+}
+
 /// The message for a value that does not parse, naming the key.
 pub fn invalid_value<T: FromConfig>(key: &str, value: &str, hint: Option<&str>) -> Outcome {
     let mut message = format!(
@@ -256,6 +364,12 @@ macro_rules! config_accessors {
             /// (`"header."`).
             pub fn reject_unknown_keys(&self, known: &[&str]) -> Result<(), Outcome> {
                 $crate::config::reject_unknown(&self.config, known)
+            }
+
+            /// Every setting at once, into a `#[derive(Config)]` struct
+            /// (see [`Config`](crate::config::Config)).
+            pub fn settings<T: $crate::config::Config>(&self) -> Result<T, Outcome> {
+                T::from_pairs(&self.config)
             }
 
             /// Every setting whose key starts with `prefix`, with the

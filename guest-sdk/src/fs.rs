@@ -1,4 +1,4 @@
-//! Read-only access to the paths granted in `allowed-paths`
+//! Read-only access to the paths granted in `[grants] paths` (`--allow-path` with `vigil check`)
 //! (`vigil:health/fs`). The host decides the grant on the path as written
 //! (`..` removed lexically), then opens it beneath the granted directory,
 //! following only relative symlinks that stay inside it, so neither `..`

@@ -1,5 +1,5 @@
 //! Outbound HTTP through the host (`vigil:health/http`). Every request
-//! and every redirect is checked against the service's `allowed-hosts`.
+//! and every redirect is checked against the service's `[grants] hosts` (`--allow-host` with `vigil check`).
 //!
 //! ```no_run
 //! use std::time::Duration;

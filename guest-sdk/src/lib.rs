@@ -49,6 +49,9 @@
 //!   call for (`denied` and `invalid` are errors, everything else is
 //!   worth a retry).
 //! - Parsers for durations and sizes in [`units`].
+//! - `#[derive(Config)]` ([`config::Config`]): the settings as a struct,
+//!   whose schema travels in the component so that `vigil validate`
+//!   catches a mistyped key or a bad value before the check runs.
 //!
 //! # The verdict
 //!
@@ -145,6 +148,14 @@ pub use bindings::checker::vigil::health::types::{ErrorCode, Outcome, Phase, Tar
 /// fn two(_: Target) -> Outcome { Outcome::Ok }
 /// ```
 pub use vigil_sdk_macros::check;
+
+/// Derive [`config::Config`] for a struct of settings and embed its schema
+/// in the component (a `vigil:config-schema` custom section), so that
+/// `vigil validate` checks manifests against it and `vigil inspect` shows
+/// it. See [`config::Config`].
+pub use vigil_sdk_macros::Config;
+
+pub use config::Config;
 
 /// Export an `impl Loader for T` as the component's `spawn` and `decide`.
 /// See the [`loader`](mod@loader) module.

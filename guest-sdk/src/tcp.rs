@@ -1,6 +1,6 @@
 //! Outbound TCP through the host (`vigil:health/tcp`), enough for a Redis
 //! `PING` or a PostgreSQL startup packet. Connections are checked against
-//! the service's `allowed-hosts` (scheme `tcp`).
+//! the service's `[grants] hosts` (scheme `tcp`; `--allow-host` with `vigil check`).
 //!
 //! ```no_run
 //! use std::time::Duration;

@@ -31,7 +31,14 @@ pub enum Command {
     /// Each subdirectory of DIR is a service: a service.toml and the .wasm
     /// checks it names, or only a loader.wasm. SIGHUP forces a rescan.
     Run(RunArgs),
-    /// Check a checks directory and report every problem at once.
+    /// Check a checks directory (or one service directory) and report every problem at once.
+    ///
+    /// Beyond the manifests, it loads every .wasm check and loader, checks
+    /// each check's config against the schema its component declares, and
+    /// the destinations the config names against the service's [grants].
+    /// A program not found is a warning; entries that are not service
+    /// directories (README, lost+found, dotfiles) are ignored with a note.
+    /// Exit 0 when nothing is wrong (warnings allowed), 1 otherwise.
     Validate(ValidateArgs),
     /// Start a program detached; exit 0 once a check says it is ready.
     ///
@@ -178,7 +185,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The directory of services.
+    /// The directory of services, or one service directory in it.
     #[arg(value_name = "DIR")]
     pub checks: PathBuf,
 }

@@ -35,7 +35,7 @@ fn main() {
                 Command::Daemonize(args) => commands::daemonize::run(args).await,
                 Command::Inspect(args) => commands::inspect::run(args),
                 Command::Run(args) => commands::run::run(args).await,
-                Command::Validate(args) => commands::validate::run(args),
+                Command::Validate(args) => commands::validate::run(args).await,
                 Command::Status(args) => commands::status::run(args).await,
                 Command::Start(args) => commands::start_stop::run(Action::Start, args).await,
                 Command::Stop(args) => commands::start_stop::run(Action::Stop, args).await,

@@ -86,7 +86,14 @@ async fn http_ok_retry_and_error() {
         &sandbox(&[], &[], T),
     )
     .await;
-    assert_error(&not_granted.verdict, "allowed-hosts");
+    // The denial names the grant to add, under both of its names.
+    let entry = server.grant();
+    assert_error(
+        &not_granted.verdict,
+        &format!(
+            "denied: {entry} is not granted: add \"{entry}\" to [grants] hosts (or --allow-host {entry} with vigil check)"
+        ),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,7 +223,13 @@ async fn tcp_ok_retry_and_error() {
         &sandbox(&[], &[], T),
     )
     .await;
-    assert_error(&denied.verdict, "allowed-hosts");
+    let entry = format!("tcp://127.0.0.1:{port}");
+    assert_error(
+        &denied.verdict,
+        &format!(
+            "denied: {entry} is not granted: add \"{entry}\" to [grants] hosts (or --allow-host {entry} with vigil check)"
+        ),
+    );
 }
 
 struct Sleeper(std::process::Child);
@@ -396,7 +409,10 @@ async fn builtin_instances_are_reused_with_each_calls_own_sandbox() {
 
     // Same instance, another service's grants: denied.
     let denied = check(sandbox(&[], &[], T)).await;
-    assert_error(&denied.verdict, "allowed-hosts");
+    assert_error(
+        &denied.verdict,
+        &format!("add \"tcp://127.0.0.1:{port}\" to [grants] hosts"),
+    );
     assert_eq!(stores(), 1);
 
     // A cap below what the idle instance already holds: not handed over;

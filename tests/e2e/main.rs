@@ -29,3 +29,4 @@ mod supervisor_reload;
 mod supervisor_restart;
 mod supervisor_termination;
 mod supervisor_validation;
+mod validate;

@@ -217,7 +217,10 @@ async fn denials_are_not_an_oracle() {
     assert_eq!(answers.len(), 1, "different answers: {answers:#?}");
     let answer = answers.first().expect("one");
     assert!(
-        answer.contains("Denied") && answer.contains("<path>: not in allowed-paths"),
+        answer.contains("Denied")
+            && answer.contains(
+                "<path>: not in [grants] paths: add \\\"<path>\\\" (or a directory above it) to [grants] paths (or --allow-path <path> with vigil check)"
+            ),
         "{answer}"
     );
 }
@@ -280,7 +283,10 @@ async fn symlinks_are_followed_only_while_they_stay_inside() {
     let report = run(programs::FS_READ, &[("path", "../secret")], None, &based).await;
     match &report.verdict {
         Verdict::Error(reason) => assert!(
-            reason.contains("Denied") && reason.contains("\"../secret: not in allowed-paths\""),
+            reason.contains("Denied")
+                && reason.contains(
+                    "\"../secret: not in [grants] paths: add \\\"../secret\\\" (or a directory above it) to [grants] paths (or --allow-path ../secret with vigil check)\""
+                ),
             "{reason}"
         ),
         other => panic!("expected denied, got {other:?}"),

@@ -23,7 +23,12 @@ perod = "1s"
 "#,
     );
     setup.service("ok", &command(&["sleep", "1"]));
-    std::fs::create_dir_all(setup.checks.join("empty")).expect("empty service dir");
+    // A component without a manifest is a broken service; an empty
+    // directory (lost+found) is not a service at all and is ignored.
+    let bare = setup.checks.join("nomanifest");
+    std::fs::create_dir_all(&bare).expect("service dir");
+    std::fs::write(bare.join("check.wasm"), b"\0asm").expect("write check.wasm");
+    std::fs::create_dir_all(setup.checks.join("lost+found")).expect("lost+found");
     setup
 }
 
@@ -36,7 +41,7 @@ const PROBLEMS: &[&str] = &[
     "api/service.toml:after: unknown service \"wbe\"",
     "api/service.toml:checks.liveness.check: unknown builtin `builtin:htp`",
     "api/service.toml:checks.liveness.perod: unknown key",
-    "empty/service.toml:-: missing",
+    "nomanifest/service.toml:-: missing",
 ];
 
 fn assert_lists_every_problem(stderr: &str) {
@@ -45,6 +50,7 @@ fn assert_lists_every_problem(stderr: &str) {
     }
     assert!(stderr.contains("8 problems"), "{stderr}");
     assert!(!stderr.contains("ok/service.toml"), "{stderr}");
+    assert!(!stderr.contains("lost+found/"), "{stderr}");
 }
 
 #[test]
@@ -60,7 +66,7 @@ fn validate_lists_every_problem() {
     assert_lists_every_problem(&String::from_utf8_lossy(&out.stderr));
 
     // Fixed, it passes and names the services.
-    std::fs::remove_dir_all(setup.checks.join("empty")).expect("rm");
+    std::fs::remove_dir_all(setup.checks.join("nomanifest")).expect("rm");
     setup.service("web", &command(&["sleep", "1"]));
     setup.service(
         "api",
@@ -74,6 +80,13 @@ fn validate_lists_every_problem() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("3 services ok: api, ok, web"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "lost+found: not a service directory (no service.toml, loader.wasm or .wasm); ignored"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `path` | required | the file; must be granted in `allowed-paths` |
+//! | `path` | required | the file; must be granted in `[grants] paths` |
 //! | `max-age` | | at most this long since the last modification, e.g. `30s` |
 //! | `min-size` | | at least this big, e.g. `1` or `4k` |
 //!
@@ -17,7 +17,18 @@ use vigil_sdk::fs::{self, Metadata};
 use vigil_sdk::units::{format_duration, format_size};
 use vigil_sdk::{ErrorCode, Outcome, Target, check};
 
-const KEYS: &[&str] = &["path", "max-age", "min-size"];
+/// `[checks.*.config]`, declared once: parsed by `Settings::new` and
+/// embedded as the component's config schema.
+#[derive(vigil_sdk::Config)]
+struct Config {
+    /// The file; must be granted in `[grants] paths`.
+    #[config(kind = "path")]
+    path: String,
+    /// At most this long since the last modification, e.g. `30s`.
+    max_age: Option<Duration>,
+    /// At least this big, e.g. `1` or `4k`.
+    min_size: Option<Size>,
+}
 
 #[check]
 fn file_check(target: Target) -> Result<Outcome, Outcome> {
@@ -38,11 +49,11 @@ struct Settings {
 
 impl Settings {
     fn new(target: &Target) -> Result<Self, Outcome> {
-        target.reject_unknown_keys(KEYS)?;
+        let config: Config = target.settings()?;
         Ok(Settings {
-            path: target.require("path")?.to_string(),
-            max_age: target.parse("max-age")?,
-            min_size: target.parse::<Size>("min-size")?.map(|Size(bytes)| bytes),
+            path: config.path,
+            max_age: config.max_age,
+            min_size: config.min_size.map(|Size(bytes)| bytes),
         })
     }
 

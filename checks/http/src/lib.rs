@@ -19,16 +19,33 @@ use std::time::Duration;
 
 use vigil_sdk::{Outcome, Target, check, http};
 
-const KEYS: &[&str] = &[
-    "url",
-    "method",
-    "expect-status",
-    "body-contains",
-    "json-field",
-    "header.",
-    "timeout",
-    "follow-redirects",
-];
+/// `[checks.*.config]`, declared once: parsed by `Settings::new` and
+/// embedded as the component's config schema.
+#[derive(vigil_sdk::Config)]
+struct Config {
+    /// Absolute `http://` or `https://` URL.
+    #[config(kind = "url")]
+    url: String,
+    /// Request method.
+    #[config(default = "GET")]
+    method: String,
+    /// Accepted statuses: `200`, `200-299`, `200,204`, `200-299,304`.
+    #[config(default = "200-399")]
+    expect_status: String,
+    /// Text the body must contain.
+    body_contains: Option<String>,
+    /// `path=value`: the body is JSON and the field at the dotted path (`status.db`, `checks.0.ok`) equals `value` as a string.
+    json_field: Option<String>,
+    /// A request header, `header.<Name> = "value"`.
+    #[config(prefix = "header.")]
+    headers: Vec<(String, String)>,
+    /// Request deadline.
+    #[config(default = "1s")]
+    timeout: Duration,
+    /// Follow redirects (only to granted destinations).
+    #[config(default = "true")]
+    follow_redirects: bool,
+}
 
 /// How much of a body a message quotes.
 const SNIPPET: usize = 120;
@@ -53,38 +70,34 @@ struct Settings {
 
 impl Settings {
     fn new(target: &Target) -> Result<Self, Outcome> {
-        target.reject_unknown_keys(KEYS)?;
-        let url = target.require("url")?.trim();
+        let config: Config = target.settings()?;
+        let url = config.url.trim();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(Outcome::error(format!(
                 "config key `url`: expected an absolute http:// or https:// URL, got {url:?}"
             )));
         }
-        let method = target.config("method").unwrap_or("GET").trim();
+        let method = config.method.trim();
         if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(Outcome::error(format!(
                 "config key `method`: expected a method like GET or HEAD, got {method:?}"
             )));
         }
-        let statuses = match target.config("expect-status") {
-            None => StatusSet::default(),
-            Some(text) => StatusSet::parse(text).map_err(|why| {
-                Outcome::error(format!(
-                    "config key `expect-status`: expected a status (200), a range (200-299) or \
-                     a list (200,204), got {text:?} ({why})"
-                ))
-            })?,
-        };
-        let json_field = match target.config("json-field") {
+        let text = &config.expect_status;
+        let statuses = StatusSet::parse(text).map_err(|why| {
+            Outcome::error(format!(
+                "config key `expect-status`: expected a status (200), a range (200-299) or \
+                 a list (200,204), got {text:?} ({why})"
+            ))
+        })?;
+        let json_field = match &config.json_field {
             None => None,
             Some(text) => Some(parse_json_field(text)?),
         };
-        let timeout: Duration = target.parse_or("timeout", Duration::from_secs(1))?;
-        let follow: bool = target.parse_or("follow-redirects", true)?;
         let mut request = http::Request::new(&method.to_ascii_uppercase(), url)
-            .timeout(timeout)
-            .follow_redirects(follow);
-        for (name, value) in target.config_with_prefix("header.") {
+            .timeout(config.timeout)
+            .follow_redirects(config.follow_redirects);
+        for (name, value) in &config.headers {
             if !is_token(name) {
                 return Err(Outcome::error(format!(
                     "config key `header.{name}`: {name:?} is not a valid header name"
@@ -95,7 +108,7 @@ impl Settings {
         Ok(Settings {
             request,
             statuses,
-            body_contains: target.config("body-contains").map(str::to_string),
+            body_contains: config.body_contains,
             json_field,
         })
     }

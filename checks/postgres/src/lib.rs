@@ -25,7 +25,28 @@ use vigil_sdk::config::Port;
 use vigil_sdk::tcp::{self, Exchange};
 use vigil_sdk::{Outcome, Target, check};
 
-const KEYS: &[&str] = &["host", "port", "user", "database", "primary", "timeout"];
+/// `[checks.*.config]`, declared once: parsed by `Settings::new` and
+/// embedded as the component's config schema.
+#[derive(vigil_sdk::Config)]
+struct Config {
+    /// Host name or address.
+    #[config(kind = "host", default = "127.0.0.1")]
+    host: String,
+    /// Port 1-65535.
+    #[config(default = "5432")]
+    port: Port,
+    /// Role named in the startup packet.
+    #[config(default = "postgres")]
+    user: String,
+    /// Database named in the startup packet; default: the `user`.
+    database: Option<String>,
+    /// Also require a primary: a server in recovery (a standby) is `retry`; needs `trust` authentication for `user`.
+    #[config(default = "false")]
+    primary: bool,
+    /// Deadline for the whole exchange.
+    #[config(default = "1s")]
+    timeout: Duration,
+}
 
 /// Protocol 3.0.
 const PROTOCOL: i32 = 196_608;
@@ -117,9 +138,9 @@ struct Settings {
 
 impl Settings {
     fn new(target: &Target) -> Result<Self, Outcome> {
-        target.reject_unknown_keys(KEYS)?;
-        let text = |key: &str, default: &str| -> Result<String, Outcome> {
-            let value = target.config(key).unwrap_or(default).trim();
+        let config: Config = target.settings()?;
+        let text = |key: &str, value: &str| -> Result<String, Outcome> {
+            let value = value.trim();
             if value.is_empty() {
                 return Err(Outcome::error(format!(
                     "config key `{key}` must not be empty"
@@ -132,17 +153,17 @@ impl Settings {
             }
             Ok(value.to_string())
         };
-        let host = text("host", "127.0.0.1")?;
-        let user = text("user", "postgres")?;
-        let database = text("database", &user)?;
-        let Port(port) = target.parse_or("port", Port(5432))?;
+        let host = text("host", &config.host)?;
+        let user = text("user", &config.user)?;
+        let database = text("database", config.database.as_deref().unwrap_or(&user))?;
+        let Port(port) = config.port;
         Ok(Settings {
             host,
             port,
             user,
             database,
-            primary: target.parse_or("primary", false)?,
-            timeout: target.parse_or("timeout", Duration::from_secs(1))?,
+            primary: config.primary,
+            timeout: config.timeout,
         })
     }
 }

@@ -17,7 +17,20 @@ use vigil_sdk::process::{self, State, Stats};
 use vigil_sdk::units::format_size;
 use vigil_sdk::{ErrorCode, Outcome, Target, check};
 
-const KEYS: &[&str] = &["max-rss", "max-threads", "max-fds", "include-children"];
+/// `[checks.*.config]`, declared once: parsed by `Limits::new` and
+/// embedded as the component's config schema.
+#[derive(vigil_sdk::Config)]
+struct Config {
+    /// Resident memory limit, a size like `512MiB`.
+    max_rss: Option<Size>,
+    /// Thread limit.
+    max_threads: Option<u64>,
+    /// Open file descriptor limit.
+    max_fds: Option<u64>,
+    /// Compare the sums over the whole process tree.
+    #[config(default = "false")]
+    include_children: bool,
+}
 
 #[check]
 fn process_check(target: Target) -> Result<Outcome, Outcome> {
@@ -95,12 +108,12 @@ impl Usage {
 
 impl Limits {
     fn new(target: &Target) -> Result<Self, Outcome> {
-        target.reject_unknown_keys(KEYS)?;
+        let config: Config = target.settings()?;
         Ok(Limits {
-            max_rss: target.parse::<Size>("max-rss")?.map(|Size(bytes)| bytes),
-            max_threads: target.parse("max-threads")?,
-            max_fds: target.parse("max-fds")?,
-            include_children: target.parse_or("include-children", false)?,
+            max_rss: config.max_rss.map(|Size(bytes)| bytes),
+            max_threads: config.max_threads,
+            max_fds: config.max_fds,
+            include_children: config.include_children,
         })
     }
 

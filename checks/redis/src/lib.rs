@@ -22,14 +22,27 @@ use vigil_sdk::config::Port;
 use vigil_sdk::tcp::{self, Exchange};
 use vigil_sdk::{Outcome, Target, check};
 
-const KEYS: &[&str] = &[
-    "host",
-    "port",
-    "password",
-    "user",
-    "replica-link",
-    "timeout",
-];
+/// `[checks.*.config]`, declared once: parsed by `Settings::new` and
+/// embedded as the component's config schema.
+#[derive(vigil_sdk::Config)]
+struct Config {
+    /// Host name or address.
+    #[config(kind = "host", default = "127.0.0.1")]
+    host: String,
+    /// Port 1-65535.
+    #[config(default = "6379")]
+    port: Port,
+    /// Sent with `AUTH` before anything else.
+    password: Option<String>,
+    /// ACL user for `AUTH` (needs `password`).
+    user: Option<String>,
+    /// Ask `INFO replication`: a replica whose master link is down, or that is still syncing, is `retry`.
+    #[config(default = "true")]
+    replica_link: bool,
+    /// Deadline for the whole exchange.
+    #[config(default = "1s")]
+    timeout: Duration,
+}
 
 /// Largest reply accepted; `INFO replication` is well under 1 KiB.
 const REPLY_LIMIT: usize = 256 * 1024;
@@ -78,20 +91,20 @@ struct Settings {
 
 impl Settings {
     fn new(target: &Target) -> Result<Self, Outcome> {
-        target.reject_unknown_keys(KEYS)?;
-        let host = target.config("host").unwrap_or("127.0.0.1").trim();
+        let config: Config = target.settings()?;
+        let host = config.host.trim();
         if host.is_empty() {
             return Err(Outcome::error("config key `host` must not be empty"));
         }
-        let Port(port) = target.parse_or("port", Port(6379))?;
-        let non_empty = |key: &str| match target.config(key) {
+        let Port(port) = config.port;
+        let non_empty = |key: &str, value: Option<String>| match value.as_deref() {
             Some("") => Err(Outcome::error(format!(
                 "config key `{key}` must not be empty (leave it out instead)"
             ))),
-            other => Ok(other.map(str::to_string)),
+            _ => Ok(value),
         };
-        let user = non_empty("user")?;
-        let password = non_empty("password")?;
+        let user = non_empty("user", config.user)?;
+        let password = non_empty("password", config.password)?;
         if user.is_some() && password.is_none() {
             return Err(Outcome::error(
                 "config key `user` needs `password` as well (AUTH takes both)",
@@ -102,8 +115,8 @@ impl Settings {
             port,
             user,
             password,
-            replica_link: target.parse_or("replica-link", true)?,
-            timeout: target.parse_or("timeout", Duration::from_secs(1))?,
+            replica_link: config.replica_link,
+            timeout: config.timeout,
         })
     }
 }

@@ -18,7 +18,23 @@ use vigil_sdk::tcp::{self, Connection, ReadEnd};
 use vigil_sdk::units::format_duration;
 use vigil_sdk::{Outcome, Target, check};
 
-const KEYS: &[&str] = &["host", "port", "send", "expect", "timeout"];
+/// `[checks.*.config]`, declared once: parsed by `Settings::new` and
+/// embedded as the component's config schema.
+#[derive(vigil_sdk::Config)]
+struct Config {
+    /// Host name or address.
+    #[config(kind = "host", default = "127.0.0.1")]
+    host: String,
+    /// Port 1-65535.
+    port: Port,
+    /// Bytes to send after connecting; `\r` `\n` `\t` `\0` `\\` `\xNN` escapes.
+    send: Option<String>,
+    /// Text the reply must contain (same escapes); read until found, the peer closes, or the timeout.
+    expect: Option<String>,
+    /// Deadline for the whole exchange.
+    #[config(default = "1s")]
+    timeout: Duration,
+}
 
 /// Most bytes read while looking for `expect`.
 const REPLY_LIMIT: usize = 64 * 1024;
@@ -84,31 +100,29 @@ struct Settings {
 
 impl Settings {
     fn new(target: &Target) -> Result<Self, Outcome> {
-        target.reject_unknown_keys(KEYS)?;
-        let host = target.config("host").unwrap_or("127.0.0.1").trim();
+        let config: Config = target.settings()?;
+        let host = config.host.trim();
         if host.is_empty() {
             return Err(Outcome::error("config key `host` must not be empty"));
         }
-        let Port(port) = target.parse_required("port")?;
-        let escaped = |key: &str| -> Result<Option<Vec<u8>>, Outcome> {
-            target
-                .config(key)
-                .map(|text| {
-                    tcp::unescape(text)
-                        .map_err(|why| Outcome::error(format!("config key `{key}`: {why}")))
-                })
-                .transpose()
+        let Port(port) = config.port;
+        let escaped = |key: &str, text: Option<&str>| -> Result<Option<Vec<u8>>, Outcome> {
+            text.map(|text| {
+                tcp::unescape(text)
+                    .map_err(|why| Outcome::error(format!("config key `{key}`: {why}")))
+            })
+            .transpose()
         };
-        let expect = escaped("expect")?;
+        let expect = escaped("expect", config.expect.as_deref())?;
         if expect.as_ref().is_some_and(Vec::is_empty) {
             return Err(Outcome::error("config key `expect` must not be empty"));
         }
         Ok(Settings {
             host: host.to_string(),
             port,
-            send: escaped("send")?,
+            send: escaped("send", config.send.as_deref())?,
             expect,
-            timeout: target.parse_or("timeout", Duration::from_secs(1))?,
+            timeout: config.timeout,
         })
     }
 }

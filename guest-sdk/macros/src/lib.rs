@@ -1,5 +1,5 @@
-//! Attribute macros for `vigil-sdk`; use them through `vigil_sdk::check`
-//! and `vigil_sdk::loader`, which document them.
+//! Attribute macros for `vigil-sdk`; use them through `vigil_sdk::check`,
+//! `vigil_sdk::loader` and `vigil_sdk::Config`, which document them.
 //!
 //! Both expand to the original item plus an anonymous `const` block that
 //! implements the SDK's generated `Guest` trait on a private type and
@@ -11,6 +11,8 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ItemFn, ItemImpl, ReturnType};
+
+mod config;
 
 /// Export a function `fn(Target) -> Outcome` as the component's `check`.
 /// See `vigil_sdk::check`.
@@ -24,6 +26,15 @@ pub fn check(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn loader(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr.into(), item.into(), expand_loader).into()
+}
+
+/// Derive `vigil_sdk::config::Config` for a struct of settings, and embed
+/// its schema in the component. See `vigil_sdk::Config`.
+#[proc_macro_derive(Config, attributes(config))]
+pub fn derive_config(item: TokenStream) -> TokenStream {
+    config::expand(item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
 /// Run an expansion; on error, keep the item (so that code using it does

@@ -83,5 +83,39 @@ pub fn run(args: InspectArgs) -> Exit {
             shown(&p.version)
         );
     }
+    print_schema(&report, &shown);
     Exit::Ok
+}
+
+/// The config keys the component declares (`vigil:config-schema`), one a
+/// line: key, kind, required or its default, doc.
+fn print_schema(report: &inspect::Report, shown: &dyn Fn(&str) -> String) {
+    if let Some(err) = &report.config_schema_error {
+        println!("config        unreadable schema: {}", shown(err));
+        return;
+    }
+    let Some(schema) = &report.config_schema else {
+        println!("config        no schema (keys are not checked by `vigil validate`)");
+        return;
+    };
+    if schema.keys.is_empty() {
+        println!("config        none (takes no keys)");
+        return;
+    }
+    println!("config");
+    for key in &schema.keys {
+        let need = match (&key.default, key.required) {
+            (Some(default), _) => format!("default {}", shown(&format!("{default:?}"))),
+            (None, true) => "required".to_owned(),
+            (None, false) => "optional".to_owned(),
+        };
+        let line = format!(
+            "  {:<18} {:<9} {:<18} {}",
+            shown(&key.shown()),
+            key.kind.as_str(),
+            need,
+            shown(&key.doc)
+        );
+        println!("{}", line.trim_end());
+    }
 }

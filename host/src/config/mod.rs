@@ -19,6 +19,8 @@ mod model;
 mod problems;
 mod raw;
 mod resolve;
+mod schema;
+mod validate;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ pub use model::{
     MANIFEST, NotifySpec, Phase, RestartMode, RestartPolicy, Service,
 };
 pub use problems::{Problem, ValidationReport, did_you_mean};
+pub use validate::{Validation, validate};
 
 use problems::Collector;
 use raw::{RawService, parse_raw};
@@ -37,40 +40,32 @@ use raw::{RawService, parse_raw};
 /// directory itself had none (cross-service checks are done by
 /// [`load_dir`]).
 pub fn load_service(dir: &Path, problems: &mut Vec<Problem>) -> Option<Service> {
-    let (service, mut found) = load(dir);
+    let (service, mut found, mut warnings) = load(dir);
+    // Until a missing program is a per-service spawn error at run time,
+    // `vigil run` refuses it as before; only `vigil validate` tells the two
+    // apart.
+    found.append(&mut warnings);
     let valid = found.is_empty();
     problems.append(&mut found);
     service.filter(|_| valid)
 }
 
-/// Load every service under `dir` (each subdirectory not starting with
+/// Load every service directory under `dir` (see [`scan_dir`] for what is
+/// one).
 pub fn load_dir(dir: &Path) -> Result<Vec<Service>, ValidationReport> {
     let mut problems = Vec::new();
     let mut services = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
+    let (dirs, ignored) = match scan_dir(dir) {
+        Ok(scan) => scan,
+        Err(problem) => {
             return Err(ValidationReport {
-                problems: vec![Problem {
-                    path: dir.to_path_buf(),
-                    field: "-".into(),
-                    problem: format!("cannot read the checks directory: {e}"),
-                    fix: "pass an existing directory with --checks".into(),
-                }],
+                problems: vec![problem],
             });
         }
     };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_none_or(|n| !n.starts_with('.'))
-        })
-        .collect();
-    dirs.sort();
+    for note in ignored {
+        tracing::debug!("{note}");
+    }
     // Names of every service directory, valid or not, so that a broken
     // dependency is reported once (as broken), not also as unknown.
     let names: BTreeSet<String> = dirs
@@ -79,7 +74,8 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Service>, ValidationReport> {
         .collect();
     let mut all = Vec::new();
     for d in &dirs {
-        let (service, mut found) = load(d);
+        let (service, mut found, mut warnings) = load(d);
+        found.append(&mut warnings);
         let valid = found.is_empty();
         problems.append(&mut found);
         // A broken service still takes part in the cross-service checks
@@ -99,10 +95,58 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Service>, ValidationReport> {
     }
 }
 
+/// The service directories under `dir`, sorted, and a note for each entry
+/// that is not one and is ignored: hidden entries (`.git`, an editor's
+/// swap file), files (`README.md`), and directories holding neither a
+/// manifest, a loader nor any `.wasm` (`lost+found`). A directory with a
+/// `.wasm` but no manifest is a service missing its manifest.
+pub(crate) fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<String>), Problem> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Problem {
+        path: dir.to_path_buf(),
+        field: "-".into(),
+        problem: format!("cannot read the checks directory: {e}"),
+        fix: "pass an existing directory with --checks".into(),
+    })?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    paths.sort();
+    let mut dirs = Vec::new();
+    let mut notes = Vec::new();
+    for p in paths {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.unwrap_or_default();
+        let why = if name.starts_with('.') {
+            Some("hidden".to_string())
+        } else if !p.is_dir() {
+            Some("not a directory".to_string())
+        } else {
+            match std::fs::read_dir(&p) {
+                Err(e) => Some(format!("cannot read it ({e})")),
+                Ok(inside) => {
+                    let ours = inside.filter_map(|e| e.ok()).any(|e| {
+                        let n = e.file_name();
+                        n == MANIFEST
+                            || n == LOADER
+                            || Path::new(&n).extension().is_some_and(|x| x == "wasm")
+                    });
+                    (!ours).then(|| {
+                        "not a service directory (no service.toml, loader.wasm or .wasm)"
+                            .to_string()
+                    })
+                }
+            }
+        };
+        match why {
+            Some(why) => notes.push(format!("{}: {why}; ignored", p.display())),
+            None => dirs.push(p),
+        }
+    }
+    Ok((dirs, notes))
+}
+
 /// Read one service directory's manifest (once) and resolve it. Returns
 /// the service whenever the manifest parsed, with defaults in place of its
-/// broken fields, and every problem found in the directory.
-fn load(dir: &Path) -> (Option<Service>, Vec<Problem>) {
+/// broken fields, every problem found in the directory and the warnings.
+fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -144,7 +188,7 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>) {
     };
 
     let service = raw.map(|raw| resolve::resolve(&name, dir, raw, has_loader, &mut c));
-    (service, c.problems)
+    (service, c.problems, c.warnings)
 }
 
 #[cfg(test)]

@@ -49,6 +49,10 @@ impl fmt::Display for ValidationReport {
 pub(super) struct Collector<'a> {
     path: &'a Path,
     pub(super) problems: Vec<Problem>,
+    /// What will fail at run time but is not wrong in the manifest itself
+    /// (a program not installed yet): `vigil validate` shows them as
+    /// warnings.
+    pub(super) warnings: Vec<Problem>,
 }
 
 impl<'a> Collector<'a> {
@@ -56,7 +60,22 @@ impl<'a> Collector<'a> {
         Collector {
             path,
             problems: Vec::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    pub(super) fn warn(
+        &mut self,
+        field: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.warnings.push(Problem {
+            path: self.path.to_path_buf(),
+            field: field.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        });
     }
 
     pub(super) fn push(

@@ -475,7 +475,9 @@ fn resolve_notify(
 }
 
 /// The program of `command` exists and is executable: relative to `cwd`
-/// when it has a `/`, else somewhere in Vigil's `PATH`.
+/// when it has a `/`, else somewhere in Vigil's `PATH`. Only a warning: it
+/// may be installed later, and a missing program is a runtime condition of
+/// that one service (DESIGN.md), not a manifest error.
 fn check_program(program: &str, cwd: &Path, c: &mut Collector<'_>) {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &Path| {
@@ -486,7 +488,7 @@ fn check_program(program: &str, cwd: &Path, c: &mut Collector<'_>) {
     if program.contains('/') {
         let p = cwd.join(program);
         if !executable(&p) {
-            c.push(
+            c.warn(
                 "command",
                 format!("`{}` is not an executable file", p.display()),
                 "fix the path (relative paths start at `cwd`) or `chmod +x` it",
@@ -495,7 +497,7 @@ fn check_program(program: &str, cwd: &Path, c: &mut Collector<'_>) {
     } else {
         let path = std::env::var_os("PATH").unwrap_or_default();
         if !std::env::split_paths(&path).any(|d| executable(&d.join(program))) {
-            c.push(
+            c.warn(
                 "command",
                 format!("`{program}` is not in PATH"),
                 "install it or give its absolute path",

@@ -184,7 +184,12 @@ memory = "lots"
         "c",
         "command = [\"no-such-program-xyz\"]\nstop-signal = \"SIGNOPE\"\n[checks.readiness]\ncheck = \"builtin:htp\"\n[grants]\nhosts = [\"ftp://x:99999\"]\n",
     );
+    // A directory with a component but no manifest is a broken service;
+    // one with nothing of Vigil's in it (lost+found) is not a service.
     std::fs::create_dir_all(t.0.join("empty")).expect("mkdir");
+    std::fs::write(t.0.join("empty/check.wasm"), b"\0asm").expect("write");
+    std::fs::create_dir_all(t.0.join("lost+found")).expect("mkdir");
+    std::fs::write(t.0.join("README.md"), "notes").expect("write");
     let p = problems(&t.0);
     let has = |needle: &str| p.iter().any(|l| l.contains(needle));
     assert!(
@@ -212,6 +217,7 @@ memory = "lots"
         "{p:#?}"
     );
     assert!(has("empty/service.toml:-: missing"), "{p:#?}");
+    assert!(!has("lost+found") && !has("README"), "{p:#?}");
     // Problems of `a` beyond the unknown keys are reported too.
     assert!(has("a/service.toml:stop-grace:"), "{p:#?}");
     assert!(

@@ -225,11 +225,38 @@ impl Grants {
     }
 }
 
+/// The grant entry that lets a check reach `scheme://host:port`, as the
+/// manifest and `--allow-host` take it: `http://127.0.0.1:8080`,
+/// `tcp://[::1]:6379`.
+pub fn host_entry(scheme: Scheme, host: &str, port: u16) -> String {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if bare.contains(':') {
+        format!("[{bare}]")
+    } else {
+        bare.to_owned()
+    };
+    format!("{}://{host}:{port}", scheme.as_str())
+}
+
+/// What a denial of a destination tells the operator to do, naming both
+/// places a grant is given: the manifest's `[grants] hosts` and
+/// `vigil check --allow-host`.
+pub fn host_grant_fix(entry: &str) -> String {
+    format!("add \"{entry}\" to [grants] hosts (or --allow-host {entry} with vigil check)")
+}
+
+/// The same for a path: `[grants] paths` and `--allow-path`.
+pub fn path_grant_fix(path: &str) -> String {
+    format!(
+        "add \"{path}\" (or a directory above it) to [grants] paths (or --allow-path {path} with vigil check)"
+    )
+}
+
 /// Why a path request was refused. Neither variant carries anything
 /// learned from the file system: the decision is lexical.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PathDenied {
-    #[error("not in allowed-paths")]
+    #[error("not in [grants] paths")]
     NotGranted,
     #[error("{0}")]
     Invalid(&'static str),

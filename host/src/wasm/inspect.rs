@@ -1,8 +1,14 @@
 //! Static facts about a component, without instantiating it: what kind of
 //! file it is, which world it targets, what it imports (its capabilities)
-//! and exports, and which toolchain produced it.
+//! and exports, which toolchain produced it, and the schema of its config
+//! when it carries one.
+//!
+//! The schema travels in a custom section named [`CONFIG_SCHEMA_SECTION`]
+//! of any core module inside the component (the Rust SDK's
+//! `#[derive(Config)]` puts it there; docs/writing-checks.md says how other
+//! languages can), so adding it never changes the WIT contract.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasmparser::{ComponentExternalKind, KnownCustom, Parser, Payload};
 
 /// What a byte string is, judged from its header.
@@ -31,6 +37,141 @@ pub struct Producer {
     pub version: String,
 }
 
+/// Name of the custom section holding a component's config schema.
+pub const CONFIG_SCHEMA_SECTION: &str = "vigil:config-schema";
+
+/// The schema version this host reads.
+pub const CONFIG_SCHEMA_VERSION: u32 = 1;
+
+/// Largest schema read; a real one is a few KiB.
+const MAX_SCHEMA_BYTES: usize = 256 * 1024;
+
+/// What a check's config keys are: version 1 of the `vigil:config-schema`
+/// section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigSchema {
+    pub version: u32,
+    pub keys: Vec<SchemaKey>,
+}
+
+/// One key of a check's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaKey {
+    /// The key, or with `prefix` the start of every key it covers
+    /// (`header.`).
+    pub name: String,
+    pub kind: ValueKind,
+    #[serde(default)]
+    pub required: bool,
+    /// The default, as it would be written in the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// `name` is a prefix: `header.` covers `header.Accept`, ...
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prefix: bool,
+    /// Bounds of an integer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+    #[serde(default)]
+    pub doc: String,
+}
+
+impl SchemaKey {
+    /// Whether this entry covers the config key `key`.
+    pub fn covers(&self, key: &str) -> bool {
+        if self.prefix {
+            key.len() > self.name.len() && key.starts_with(&self.name)
+        } else {
+            key == self.name
+        }
+    }
+
+    /// The key as shown to a reader: `header.<name>` for a prefix.
+    pub fn shown(&self) -> String {
+        if self.prefix {
+            format!("{}<name>", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+/// What a config value must look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueKind {
+    String,
+    Bool,
+    Integer,
+    Number,
+    /// The shared units grammar: `500ms`, `1m30s`, `0`.
+    Duration,
+    /// The shared units grammar: `512k`, `64MiB`.
+    Size,
+    /// 1-65535; with a `host` key, a TCP destination the grants must reach.
+    Port,
+    /// An absolute http(s) URL the grants must reach.
+    Url,
+    /// A host name or address; with a `port` key, a TCP destination.
+    Host,
+    /// A file path the grants must cover.
+    Path,
+    /// A kind from a newer schema: accepted as is.
+    #[serde(other)]
+    Other,
+}
+
+impl ValueKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueKind::String => "string",
+            ValueKind::Bool => "bool",
+            ValueKind::Integer => "integer",
+            ValueKind::Number => "number",
+            ValueKind::Duration => "duration",
+            ValueKind::Size => "size",
+            ValueKind::Port => "port",
+            ValueKind::Url => "url",
+            ValueKind::Host => "host",
+            ValueKind::Path => "path",
+            ValueKind::Other => "other",
+        }
+    }
+}
+
+/// Reads a schema from the bytes of its custom section(s), in order.
+pub fn parse_config_schema(data: &[u8]) -> Result<ConfigSchema, String> {
+    if data.len() > MAX_SCHEMA_BYTES {
+        return Err(format!(
+            "{CONFIG_SCHEMA_SECTION} section is {} bytes, over the {MAX_SCHEMA_BYTES} limit",
+            data.len()
+        ));
+    }
+    // A C string holding the JSON keeps its terminating NUL: ignored.
+    let data = data.strip_suffix(b"\0").unwrap_or(data);
+    let mut values = serde_json::Deserializer::from_slice(data).into_iter::<serde_json::Value>();
+    let first = match values.next() {
+        Some(Ok(value)) => value,
+        Some(Err(err)) => return Err(format!("{CONFIG_SCHEMA_SECTION} is not JSON: {err}")),
+        None => return Err(format!("{CONFIG_SCHEMA_SECTION} section is empty")),
+    };
+    if values.next().is_some() {
+        return Err(format!(
+            "{CONFIG_SCHEMA_SECTION} holds more than one schema (one `#[derive(Config)]` per component)"
+        ));
+    }
+    let version = first.get("version").and_then(serde_json::Value::as_u64);
+    if version != Some(u64::from(CONFIG_SCHEMA_VERSION)) {
+        return Err(format!(
+            "{CONFIG_SCHEMA_SECTION} version {} is not one this vigil reads ({CONFIG_SCHEMA_VERSION})",
+            version.map_or_else(|| "missing".to_string(), |v| v.to_string())
+        ));
+    }
+    serde_json::from_value(first).map_err(|err| format!("malformed {CONFIG_SCHEMA_SECTION}: {err}"))
+}
+
 /// The result of `vigil inspect`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -44,6 +185,12 @@ pub struct Report {
     pub imports: Vec<String>,
     pub exports: Vec<String>,
     pub producers: Vec<Producer>,
+    /// The config schema it carries, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_schema: Option<ConfigSchema>,
+    /// Why a schema section it carries could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_schema_error: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +217,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Report, InspectError> {
     let mut exports = Vec::new();
     let mut export_funcs = Vec::new();
     let mut producers = Vec::new();
+    let mut schema: Option<Vec<u8>> = None;
     // Nesting depth: only the outer component's imports/exports count.
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
@@ -90,6 +238,15 @@ pub fn inspect(bytes: &[u8]) -> Result<Report, InspectError> {
                         export_funcs.push(export.name.name.to_owned());
                     }
                     exports.push(export.name.name.to_owned());
+                }
+            }
+            Payload::CustomSection(reader) if reader.name() == CONFIG_SCHEMA_SECTION => {
+                // At any depth: the schema lives in the core module the
+                // guest's linker produced. Several sections are joined, as
+                // a linker joins sections of one name.
+                let data = schema.get_or_insert_with(Vec::new);
+                if data.len() <= MAX_SCHEMA_BYTES {
+                    data.extend_from_slice(reader.data());
                 }
             }
             Payload::CustomSection(reader) => {
@@ -129,7 +286,14 @@ pub fn inspect(bytes: &[u8]) -> Result<Report, InspectError> {
         .filter(|i| CAPABILITIES.contains(i))
         .map(str::to_owned)
         .collect();
+    let (config_schema, config_schema_error) = match schema.map(|data| parse_config_schema(&data)) {
+        None => (None, None),
+        Some(Ok(schema)) => (Some(schema), None),
+        Some(Err(err)) => (None, Some(err)),
+    };
     Ok(Report {
+        config_schema,
+        config_schema_error,
         size: bytes.len(),
         world: world.into(),
         contract_version,
@@ -164,5 +328,71 @@ mod tests {
                 report.producers
             );
         }
+    }
+
+    /// Every bundled check carries its schema (from `#[derive(Config)]`),
+    /// with a doc line for every key. (That the defaults are valid values
+    /// is tested in config::schema, which validates values.)
+    #[test]
+    fn builtins_carry_their_config_schema() {
+        for name in super::super::builtins::names() {
+            let bytes = super::super::builtins::lookup(name).expect("listed builtin exists");
+            let report = inspect(bytes).expect("builtin parses");
+            assert_eq!(report.config_schema_error, None, "builtin:{name}");
+            let schema = report
+                .config_schema
+                .unwrap_or_else(|| panic!("builtin:{name} has no config schema"));
+            assert!(!schema.keys.is_empty(), "builtin:{name}");
+            for key in &schema.keys {
+                assert!(!key.doc.is_empty(), "builtin:{name} {}", key.name);
+            }
+        }
+        let http = inspect(super::super::builtins::lookup("http").expect("http")).expect("parses");
+        let keys: Vec<String> = http
+            .config_schema
+            .expect("schema")
+            .keys
+            .iter()
+            .map(SchemaKey::shown)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "url",
+                "method",
+                "expect-status",
+                "body-contains",
+                "json-field",
+                "header.<name>",
+                "timeout",
+                "follow-redirects"
+            ]
+        );
+    }
+
+    #[test]
+    fn schema_sections_are_checked() {
+        let one = br#"{"version":1,"keys":[{"name":"url","kind":"url","required":true,"doc":"x"},{"name":"k","kind":"colour"}]}"#;
+        let schema = parse_config_schema(one).expect("parses");
+        assert_eq!(schema.keys[0].kind, ValueKind::Url);
+        assert_eq!(schema.keys[1].kind, ValueKind::Other);
+        let two = [&one[..], &one[..]].concat();
+        assert!(
+            parse_config_schema(&two)
+                .expect_err("two")
+                .contains("more than one")
+        );
+        assert!(
+            parse_config_schema(br#"{"version":2,"keys":[]}"#)
+                .expect_err("v2")
+                .contains("version 2")
+        );
+        assert!(
+            parse_config_schema(b"{")
+                .expect_err("torn")
+                .contains("not JSON")
+        );
+        let c_string = [&one[..], b"\0"].concat();
+        assert!(parse_config_schema(&c_string).is_ok());
     }
 }

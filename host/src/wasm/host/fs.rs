@@ -60,7 +60,10 @@ impl HostState {
             .grants
             .check_path(path, self.caps.base_dir.as_deref())
             .map_err(|denied| match denied {
-                PathDenied::NotGranted => ErrorCode::Denied(format!("{path}: {denied}")),
+                PathDenied::NotGranted => ErrorCode::Denied(format!(
+                    "{path}: {denied}: {}",
+                    crate::wasm::grants::path_grant_fix(path)
+                )),
                 PathDenied::Invalid(why) => ErrorCode::Invalid(format!("{path}: {why}")),
             })
     }
@@ -131,9 +134,9 @@ fn open_error(errno: Errno, given: &str) -> ErrorCode {
         Errno::ENOENT | Errno::ENOTDIR => ErrorCode::NotFound,
         // EXDEV: the walk left the root. ELOOP: a symlink where none may
         // be (in the root itself, a /proc magic link) or a symlink loop.
-        Errno::EXDEV | Errno::ELOOP => {
-            ErrorCode::Denied(format!("{given}: leaves allowed-paths through a symlink"))
-        }
+        Errno::EXDEV | Errno::ELOOP => ErrorCode::Denied(format!(
+            "{given}: leaves [grants] paths through a symlink: grant where the link points, or remove the link"
+        )),
         Errno::ENOSYS | Errno::EPERM => {
             static WARNED: Once = Once::new();
             WARNED.call_once(|| {

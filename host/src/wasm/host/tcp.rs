@@ -10,7 +10,7 @@ use wasmtime::component::Resource;
 use super::HostError;
 use crate::wasm::bindings::ErrorCode;
 use crate::wasm::bindings::checker::vigil::health::tcp::{self, HostConnection};
-use crate::wasm::grants::{Grants, Scheme, parse_ip_literal};
+use crate::wasm::grants::{Grants, Scheme, host_entry, host_grant_fix, parse_ip_literal};
 use crate::wasm::store::{HostState, MAX_TRANSFER};
 
 /// Open connections one call may hold at once.
@@ -33,9 +33,10 @@ pub(crate) async fn granted_addresses(
     port: u16,
 ) -> Result<Vec<SocketAddr>, ErrorCode> {
     if !grants.allows_destination(scheme, host, port) {
+        let entry = host_entry(scheme, host, port);
         return Err(ErrorCode::Denied(format!(
-            "{}://{host}:{port} is not in allowed-hosts",
-            scheme.as_str()
+            "{entry} is not granted: {}",
+            host_grant_fix(&entry)
         )));
     }
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -60,8 +61,12 @@ pub(crate) async fn granted_addresses(
         } else {
             "resolves to"
         };
+        let fix = resolved
+            .first()
+            .map(|addr| host_grant_fix(&host_entry(scheme, &addr.ip().to_string(), port)))
+            .unwrap_or_default();
         return Err(ErrorCode::Denied(format!(
-            "{host} {verb} {}, which no grant for {} on port {port} reaches (`*` and names reach public addresses only; loopback, private and link-local ones need a grant naming them)",
+            "{host} {verb} {}, which no grant for {} on port {port} reaches (`*` and names reach public addresses only; loopback, private and link-local ones need a grant naming them): {fix}",
             shown.join(", "),
             scheme.as_str()
         )));
