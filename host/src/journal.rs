@@ -797,7 +797,7 @@ mod tests {
     fn previous_children_are_only_live_unreused_pids() {
         let t = TempDir::new("prev");
         let me = std::process::id() as i32;
-        let my_start = crate::supervisor::proc::start_time(me).expect("own start time");
+        let my_start = crate::procfs::start_time(me).expect("own start time");
         {
             let mut j = Journal::open(&t.0, Options::default()).expect("open");
             // Alive with the recorded start time: ours.

@@ -15,6 +15,7 @@ pub mod control;
 pub mod daemon;
 pub mod journal;
 mod layers;
+pub mod procfs;
 pub mod signals;
 pub mod supervisor;
 pub mod units;

@@ -12,6 +12,7 @@ use super::state::Status;
 use super::*;
 use crate::config::{CheckRef, CheckSpec, Checks, GrantSpec, Phase, RestartPolicy, Service};
 use crate::journal::{self, Journal as JournalFile};
+use crate::procfs;
 
 struct TempDir(PathBuf);
 impl TempDir {
@@ -143,7 +144,7 @@ async fn a_killed_child_is_restarted_at_once_and_shutdown_is_clean() {
     sup.shutdown().await;
     let s = sup.snapshots()["sleeper"].clone();
     assert_eq!(s.status, Status::Stopped);
-    assert!(proc::stat(second.pid.expect("pid")).is_none_or(|st| st.state == 'Z'));
+    assert!(procfs::stat(second.pid.expect("pid")).is_none_or(|st| st.state == 'Z'));
     // At once: the first backoff is 0, and nothing came between the kill
     // and the new child; the stop at shutdown is the last thing, then quit.
     let lines = journal::read_lines(&dir.0.join(journal::FILE));
@@ -298,7 +299,7 @@ async fn children_of_a_crashed_instance_are_recovered() {
         recover_previous(&mut j, &[], Duration::from_secs(2)).await,
         1
     );
-    assert!(proc::stat(child.pid.as_raw()).is_none_or(|s| s.state == 'Z'));
+    assert!(procfs::stat(child.pid.as_raw()).is_none_or(|s| s.state == 'Z'));
     assert!(
         j.previous_children().is_empty(),
         "recovered children are not found twice"
@@ -431,7 +432,7 @@ async fn reload_adds_removes_and_restarts_only_changed_commands() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(
-        proc::stat(pids["drop"]).is_none_or(|s| s.state == 'Z'),
+        procfs::stat(pids["drop"]).is_none_or(|s| s.state == 'Z'),
         "removed service stopped"
     );
     sup.shutdown().await;

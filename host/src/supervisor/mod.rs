@@ -12,7 +12,6 @@ pub mod hot_reload;
 pub mod logs;
 pub mod notify;
 pub mod probes;
-pub mod proc;
 pub mod reaper;
 pub mod service;
 pub mod spawn;

@@ -37,7 +37,7 @@
 //!   sender (`systemd-notify` waits for it) is alive when its group is read.
 
 use std::collections::HashMap;
-use std::io::{IoSliceMut, Read};
+use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -53,6 +53,7 @@ use nix::sys::socket::{
 };
 use nix::unistd::Pid;
 
+use crate::procfs;
 use crate::supervisor::spawn::Announce;
 
 /// File name of the socket inside the state directory.
@@ -567,7 +568,7 @@ impl Receiver {
         if let Some(inbox) = self.groups.lookup(pid) {
             return Some((pid, inbox));
         }
-        let Some(group) = process_group(pid) else {
+        let Some(group) = procfs::process_group(pid) else {
             self.dropped.count(Rejected::SenderGone, Some(pid), None);
             return None;
         };
@@ -580,26 +581,6 @@ impl Receiver {
             }
         }
     }
-}
-
-/// Field 5 of /proc/PID/stat (after the parenthesised command name, which
-/// may itself contain spaces and parentheses), in one read into a buffer
-/// on the stack: this runs for every datagram that is not from a current
-/// child itself.
-pub fn process_group(pid: i32) -> Option<i32> {
-    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
-    // Up to the group: pid, a command name of at most 64 bytes, state and
-    // parent; the fields after it may be cut off.
-    let mut buf = [0u8; 256];
-    let n = file.read(&mut buf).ok()?;
-    let text = buf.get(..n)?;
-    let close = text.iter().rposition(|&b| b == b')')?;
-    let mut fields = text[close + 1..]
-        .split(u8::is_ascii_whitespace)
-        .filter(|f| !f.is_empty());
-    // state, ppid, pgrp
-    let pgrp = fields.nth(2)?;
-    std::str::from_utf8(pgrp).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -640,13 +621,6 @@ mod tests {
         assert!(taken[0].1.ready && taken[0].1.watchdog);
         assert_eq!(taken[1].1.status.as_deref(), Some("other"));
         assert!(inbox.take().is_empty());
-    }
-
-    #[test]
-    fn process_group_of_ourselves() {
-        let me = std::process::id() as i32;
-        assert_eq!(process_group(me), Some(nix::unistd::getpgrp().as_raw()));
-        assert_eq!(process_group(i32::MAX), None);
     }
 
     #[test]
