@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::wasm::{GrantError, Grants};
+use crate::wasm::{CheckSource, GrantError, Grants};
 
 /// File name of a service manifest inside a service directory.
 pub const MANIFEST: &str = "service.toml";
@@ -191,24 +191,6 @@ impl PartialEq for GrantSpec {
     }
 }
 
-/// Where a check comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckRef {
-    /// Embedded in the binary: `builtin:NAME`.
-    Builtin(String),
-    /// A `.wasm` file inside the service directory (absolute path).
-    File(PathBuf),
-}
-
-impl fmt::Display for CheckRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CheckRef::Builtin(name) => write!(f, "builtin:{name}"),
-            CheckRef::File(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
 /// Which question a check answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Phase {
@@ -238,7 +220,7 @@ impl fmt::Display for Phase {
 /// One check of a service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckSpec {
-    pub check: CheckRef,
+    pub check: CheckSource,
     pub period: Duration,
     pub timeout: Duration,
     pub initial_delay: Duration,
@@ -250,7 +232,7 @@ pub struct CheckSpec {
 }
 
 impl CheckSpec {
-    pub(super) fn defaults(phase: Phase, check: CheckRef) -> CheckSpec {
+    pub(super) fn defaults(phase: Phase, check: CheckSource) -> CheckSpec {
         CheckSpec {
             check,
             period: match phase {

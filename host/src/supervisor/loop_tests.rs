@@ -10,9 +10,10 @@ use nix::sys::signal::Signal;
 use super::service::{Action, History, LoaderEvent, Outcome};
 use super::state::Status;
 use super::*;
-use crate::config::{CheckRef, CheckSpec, Checks, GrantSpec, Phase, RestartPolicy, Service};
+use crate::config::{CheckSpec, Checks, GrantSpec, Phase, RestartPolicy, Service};
 use crate::journal::{self, Journal as JournalFile};
 use crate::procfs;
+use crate::wasm::CheckSource;
 
 struct TempDir(PathBuf);
 impl TempDir {
@@ -76,7 +77,7 @@ fn service(name: &str, argv: &[&str]) -> Service {
 
 fn check(period_ms: u64, failure: u32) -> CheckSpec {
     CheckSpec {
-        check: CheckRef::Builtin("test".into()),
+        check: CheckSource::Builtin("test".into()),
         period: Duration::from_millis(period_ms),
         timeout: Duration::from_millis(500),
         initial_delay: Duration::ZERO,
@@ -325,7 +326,7 @@ async fn real_engine_builtin_tcp_readiness_gates_ready() {
         .port();
     let mut svc = service("web", &["sleep", "100"]);
     let mut spec = check(50, 1);
-    spec.check = CheckRef::Builtin("tcp".into());
+    spec.check = CheckSource::Builtin("tcp".into());
     spec.timeout = Duration::from_secs(2);
     spec.config = vec![
         ("host".into(), "127.0.0.1".into()),

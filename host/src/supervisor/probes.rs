@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use super::service::{Action, History, LoaderEvent, Outcome};
 use super::{BoxFuture, ProbeTarget, Probes, manifest_command, spawn};
-use crate::config::{CheckRef, Phase, Service};
+use crate::config::{Phase, Service};
 use crate::supervisor::reaper::ExitStatus;
 use crate::wasm::{self, CheckSource, Checker, Engine, Loader, Sandbox, Target, Verdict};
 
@@ -27,13 +27,6 @@ impl WasmProbes {
             checkers: Default::default(),
             loaders: Default::default(),
         })
-    }
-}
-
-fn source(check: &CheckRef) -> CheckSource {
-    match check {
-        CheckRef::Builtin(name) => CheckSource::Builtin(name.clone()),
-        CheckRef::File(path) => CheckSource::File(path.clone()),
     }
 }
 
@@ -155,7 +148,7 @@ impl Probes for WasmProbes {
             let (checker, sandbox) = match cached {
                 Some(c) => c,
                 None => {
-                    let checker = match engine.load_checker(&source(&spec.check)).await {
+                    let checker = match engine.load_checker(&spec.check).await {
                         Ok(c) => c,
                         Err(e) => {
                             return Outcome::Error(format!("cannot load {}: {e}", spec.check));

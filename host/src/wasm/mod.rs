@@ -40,6 +40,8 @@ pub use loader::{
 pub enum CheckSource {
     /// `builtin:NAME`, one of [`builtins::names`].
     Builtin(String),
+    /// A `.wasm` file (in a manifest: inside the service directory, made
+    /// absolute).
     File(PathBuf),
 }
 

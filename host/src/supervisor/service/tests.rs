@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::*;
-use crate::config::{CheckRef, CheckSpec, GiveUp, GrantSpec, LoaderSpec};
+use crate::config::{CheckSpec, GiveUp, GrantSpec, LoaderSpec};
+use crate::wasm::CheckSource;
 
 mod properties;
 
@@ -31,7 +32,7 @@ fn service() -> Service {
 
 fn check(period_ms: u64, failure: u32, success: u32) -> CheckSpec {
     CheckSpec {
-        check: CheckRef::Builtin("http".into()),
+        check: CheckSource::Builtin("http".into()),
         period: Duration::from_millis(period_ms),
         timeout: Duration::from_millis(500),
         initial_delay: Duration::ZERO,
