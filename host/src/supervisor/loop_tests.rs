@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::service::{Action, History, LoaderEvent, Outcome};
+use super::service::{Action, History, LoaderEvent};
 use super::state::Status;
 use super::*;
 use crate::config::{CheckSpec, Checks, GrantSpec, Phase, RestartPolicy, Service};
 use crate::journal::{self, Journal as JournalFile};
 use crate::procfs;
-use crate::wasm::CheckSource;
+use crate::wasm::{CheckSource, Verdict};
 
 struct TempDir(PathBuf);
 impl TempDir {
@@ -32,7 +32,7 @@ impl Drop for TempDir {
     }
 }
 
-type CheckFn = dyn Fn(&str, Phase) -> Outcome + Send + Sync;
+type CheckFn = dyn Fn(&str, Phase) -> Verdict + Send + Sync;
 
 struct FnProbes(Box<CheckFn>);
 
@@ -42,7 +42,7 @@ impl Probes for FnProbes {
         service: Arc<Service>,
         phase: Phase,
         _target: ProbeTarget,
-    ) -> BoxFuture<Outcome> {
+    ) -> BoxFuture<Verdict> {
         let outcome = (self.0)(&service.name, phase);
         Box::pin(async move { outcome })
     }
@@ -114,7 +114,7 @@ const T: Duration = Duration::from_secs(10);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_child_is_restarted_at_once_and_shutdown_is_clean() {
     let dir = TempDir::new("restart");
-    let sup = supervisor(&dir, Arc::new(FnProbes(Box::new(|_, _| Outcome::Ok))));
+    let sup = supervisor(&dir, Arc::new(FnProbes(Box::new(|_, _| Verdict::Ok))));
     sup.start(vec![service(
         "sleeper",
         &["sh", "-c", "echo hello; exec sleep 100"],
@@ -188,9 +188,9 @@ async fn failing_liveness_restarts_the_child() {
         &dir,
         Arc::new(FnProbes(Box::new(move |_, _| {
             if flag.load(Ordering::SeqCst) {
-                Outcome::Retry("sick".into())
+                Verdict::Retry("sick".into())
             } else {
-                Outcome::Ok
+                Verdict::Ok
             }
         }))),
     );
@@ -222,9 +222,9 @@ async fn dependents_start_after_ready_and_stop_first() {
         &dir,
         Arc::new(FnProbes(Box::new(move |name, _| {
             if name != "db" || flag.load(Ordering::SeqCst) {
-                Outcome::Ok
+                Verdict::Ok
             } else {
-                Outcome::Retry("starting".into())
+                Verdict::Retry("starting".into())
             }
         }))),
     );
@@ -387,7 +387,7 @@ async fn real_engine_builtin_tcp_readiness_gates_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_adds_removes_and_restarts_only_changed_commands() {
     let dir = TempDir::new("reload");
-    let sup = supervisor(&dir, Arc::new(FnProbes(Box::new(|_, _| Outcome::Ok))));
+    let sup = supervisor(&dir, Arc::new(FnProbes(Box::new(|_, _| Verdict::Ok))));
     sup.start(vec![
         service("keep", &["sleep", "100"]),
         service("change", &["sleep", "100"]),

@@ -38,9 +38,8 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{Phase, Service};
 use crate::journal::{Event as Journal, Journal as JournalFile, JournalHandle};
 use crate::supervisor::notify::{Groups, Inbox, Notification};
-use service::{
-    Action, Effect, Event, History, LoaderEvent, Notify, Outcome, ServiceState, TimerKind,
-};
+use crate::wasm::Verdict;
+use service::{Action, Effect, Event, History, LoaderEvent, Notify, ServiceState, TimerKind};
 use state::Status;
 use timers::Timers;
 
@@ -70,7 +69,7 @@ pub struct ProbeTarget {
 pub trait Probes: Send + Sync + 'static {
     /// Run `service`'s check for `phase`. Never fails: problems are outcomes.
     fn check(&self, service: Arc<Service>, phase: Phase, target: ProbeTarget)
-    -> BoxFuture<Outcome>;
+    -> BoxFuture<Verdict>;
     /// Ask the service's loader. `Err` falls back to the built-in policy.
     fn decide(
         &self,
@@ -136,7 +135,7 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckResult {
     pub phase: Phase,
-    pub outcome: Outcome,
+    pub outcome: Verdict,
     /// Time from the call to its outcome (queueing for an engine slot included).
     pub latency: Duration,
 }

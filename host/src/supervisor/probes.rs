@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::service::{Action, History, LoaderEvent, Outcome};
+use super::service::{Action, History, LoaderEvent};
 use super::{BoxFuture, ProbeTarget, Probes, manifest_command, spawn};
 use crate::config::{Phase, Service};
 use crate::supervisor::reaper::ExitStatus;
@@ -38,17 +38,6 @@ fn wasm_phase(phase: Phase) -> wasm::Phase {
     }
 }
 
-/// The engine's verdict as the reducer's outcome.
-pub fn outcome(verdict: Verdict) -> Outcome {
-    match verdict {
-        Verdict::Ok => Outcome::Ok,
-        Verdict::Retry(r) => Outcome::Retry(r),
-        Verdict::Error(r) => Outcome::Error(r),
-        Verdict::Trapped(r) => Outcome::Trapped(r),
-        Verdict::TimedOut => Outcome::TimedOut,
-    }
-}
-
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -63,14 +52,6 @@ fn wit_exit(status: ExitStatus, uptime: Duration) -> wasm::Exit {
     }
 }
 
-fn wit_outcome(o: &Outcome) -> wasm::bindings::Outcome {
-    match o {
-        Outcome::Ok => wasm::bindings::Outcome::Ok,
-        Outcome::Error(r) => wasm::bindings::Outcome::Error(r.clone()),
-        other => wasm::bindings::Outcome::Retry(other.reason().unwrap_or_default()),
-    }
-}
-
 fn wit_event(event: &LoaderEvent) -> wasm::Event {
     match event {
         LoaderEvent::Started(pid) => wasm::Event::Started(*pid),
@@ -81,7 +62,7 @@ fn wit_event(event: &LoaderEvent) -> wasm::Event {
             consecutive,
         } => wasm::Event::CheckFailed(wasm::CheckFailure {
             phase: wasm_phase(*phase),
-            outcome: wit_outcome(outcome),
+            outcome: outcome.into(),
             consecutive: *consecutive,
         }),
         LoaderEvent::Exited { status, uptime } => wasm::Event::Exited(wit_exit(*status, *uptime)),
@@ -132,12 +113,12 @@ impl Probes for WasmProbes {
         service: Arc<Service>,
         phase: Phase,
         target: ProbeTarget,
-    ) -> BoxFuture<Outcome> {
+    ) -> BoxFuture<Verdict> {
         let engine = self.engine.clone();
         let cache = self.checkers.clone();
         Box::pin(async move {
             let Some(spec) = service.checks.get(phase).cloned() else {
-                return Outcome::Error(format!("no {phase} check"));
+                return Verdict::Error(format!("no {phase} check"));
             };
             let key = (service.name.clone(), phase);
             let cached = cache
@@ -151,7 +132,7 @@ impl Probes for WasmProbes {
                     let checker = match engine.load_checker(&spec.check).await {
                         Ok(c) => c,
                         Err(e) => {
-                            return Outcome::Error(format!("cannot load {}: {e}", spec.check));
+                            return Verdict::Error(format!("cannot load {}: {e}", spec.check));
                         }
                     };
                     // Resolved once, when the manifest was loaded.
@@ -192,7 +173,7 @@ impl Probes for WasmProbes {
                     crate::untrusted::line(line)
                 );
             }
-            outcome(report.verdict)
+            report.verdict
         })
     }
 

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use super::bindings::loader::LoaderPre;
 use super::bindings::loader::vigil::health::policy;
-use super::checker::{Verdict, bounded, failure_verdict};
+use super::checker::{bounded, failure_verdict};
 use super::output::BoundedOutput;
 use super::store::HostState;
-use super::{CheckSource, Engine};
+use super::{CheckSource, Engine, Verdict};
 
 pub use policy::{Action, CheckFailure, Command, Event, Exit, ExitStatus, History, SpawnContext};
 

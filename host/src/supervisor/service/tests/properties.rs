@@ -452,11 +452,11 @@ impl World {
         let i = self.rng.below(self.checks.len() as u64) as usize;
         let (phase, epoch) = self.checks.remove(i);
         let outcome = match self.rng.below(10) {
-            0..=4 => Outcome::Ok,
-            5..=6 => Outcome::Retry("not yet".into()),
-            7 => Outcome::Error("broken".into()),
-            8 => Outcome::Trapped("unreachable".into()),
-            _ => Outcome::TimedOut,
+            0..=4 => Verdict::Ok,
+            5..=6 => Verdict::Retry("not yet".into()),
+            7 => Verdict::Error("broken".into()),
+            8 => Verdict::Trapped("unreachable".into()),
+            _ => Verdict::TimedOut,
         };
         Some(Event::Check {
             epoch,
