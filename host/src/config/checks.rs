@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use super::model::{CheckSpec, Checks, Phase};
+use super::model::{CheckSpec, Checks};
 use super::problems::{Collector, did_you_mean};
 use super::raw::{RawCheck, RawChecks};
 use super::resolve::duration_field;
-use crate::wasm::CheckSource;
+use crate::wasm::{CheckSource, Phase};
 
 /// `[checks.startup]`, `[checks.readiness]` and `[checks.liveness]`.
 pub(super) fn resolve_checks(dir: &Path, raw: Option<RawChecks>, c: &mut Collector<'_>) -> Checks {

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use model::{
     CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
-    NotifySpec, Phase, RestartMode, RestartPolicy, Service,
+    NotifySpec, RestartMode, RestartPolicy, Service,
 };
 pub use problems::{Problem, ValidationReport, did_you_mean};
 

@@ -1,13 +1,12 @@
 //! The resolved form of a service directory: what the rest of Vigil sees.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::wasm::{CheckSource, GrantError, Grants};
+use crate::wasm::{CheckSource, GrantError, Grants, Phase};
 
 /// File name of a service manifest inside a service directory.
 pub const MANIFEST: &str = "service.toml";
@@ -188,32 +187,6 @@ impl PartialEq for GrantSpec {
     /// By the written form: the typed grants follow from it.
     fn eq(&self, other: &Self) -> bool {
         self.hosts == other.hosts && self.paths == other.paths && self.memory == other.memory
-    }
-}
-
-/// Which question a check answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Phase {
-    Startup,
-    Readiness,
-    Liveness,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 3] = [Phase::Startup, Phase::Readiness, Phase::Liveness];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Startup => "startup",
-            Phase::Readiness => "readiness",
-            Phase::Liveness => "liveness",
-        }
-    }
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

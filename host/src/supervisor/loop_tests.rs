@@ -10,10 +10,10 @@ use nix::sys::signal::Signal;
 use super::service::{Action, History, LoaderEvent};
 use super::state::Status;
 use super::*;
-use crate::config::{CheckSpec, Checks, GrantSpec, Phase, RestartPolicy, Service};
+use crate::config::{CheckSpec, Checks, GrantSpec, RestartPolicy, Service};
 use crate::journal::{self, Journal as JournalFile};
 use crate::procfs;
-use crate::wasm::{CheckSource, Verdict};
+use crate::wasm::{CheckSource, Phase, Verdict};
 
 struct TempDir(PathBuf);
 impl TempDir {

@@ -35,10 +35,10 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Phase, Service};
+use crate::config::Service;
 use crate::journal::{Event as Journal, Journal as JournalFile, JournalHandle};
 use crate::supervisor::notify::{Groups, Inbox, Notification};
-use crate::wasm::Verdict;
+use crate::wasm::{Phase, Verdict};
 use service::{Action, Effect, Event, History, LoaderEvent, Notify, ServiceState, TimerKind};
 use state::Status;
 use timers::Timers;

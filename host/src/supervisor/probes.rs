@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use super::service::{Action, History, LoaderEvent};
 use super::{BoxFuture, ProbeTarget, Probes, manifest_command, spawn};
-use crate::config::{Phase, Service};
-use crate::supervisor::reaper::ExitStatus;
-use crate::wasm::{self, CheckSource, Checker, Engine, Loader, Sandbox, Target, Verdict};
+use crate::config::Service;
+use crate::wasm::{
+    self, CheckSource, Checker, Engine, ExitStatus, Loader, Phase, Sandbox, Target, Verdict,
+};
 
 type CheckerCache = Mutex<HashMap<(String, Phase), (Checker, Arc<Sandbox>)>>;
 
@@ -30,24 +31,13 @@ impl WasmProbes {
     }
 }
 
-fn wasm_phase(phase: Phase) -> wasm::Phase {
-    match phase {
-        Phase::Startup => wasm::Phase::Startup,
-        Phase::Readiness => wasm::Phase::Readiness,
-        Phase::Liveness => wasm::Phase::Liveness,
-    }
-}
-
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn wit_exit(status: ExitStatus, uptime: Duration) -> wasm::Exit {
     wasm::Exit {
-        status: match status {
-            ExitStatus::Code(c) => wasm::ExitStatus::Code(c),
-            ExitStatus::Signal(s) => wasm::ExitStatus::Signal(s),
-        },
+        status: status.into(),
         uptime_ms: ms(uptime),
     }
 }
@@ -61,7 +51,7 @@ fn wit_event(event: &LoaderEvent) -> wasm::Event {
             outcome,
             consecutive,
         } => wasm::Event::CheckFailed(wasm::CheckFailure {
-            phase: wasm_phase(*phase),
+            phase: (*phase).into(),
             outcome: outcome.into(),
             consecutive: *consecutive,
         }),
@@ -151,7 +141,7 @@ impl Probes for WasmProbes {
             };
             let target = Target {
                 service: service.name.clone(),
-                phase: wasm_phase(phase),
+                phase,
                 pid: target.pid,
                 started_at: if target.pid.is_some() {
                     target.started_at

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::reaper::{ExitStatus, Reaper};
+use super::reaper::Reaper;
 use super::spawn::{Command, Output, SpawnError, Spawned, Spawner};
 use super::stop::{ForeignGroup, stop_foreign_group, stop_group};
 use crate::procfs;
+use crate::wasm::ExitStatus;
 
 fn spawner() -> &'static Spawner {
     static S: OnceLock<Spawner> = OnceLock::new();

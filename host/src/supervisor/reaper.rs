@@ -18,44 +18,7 @@ use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// Exited by itself with this code.
-    Code(i32),
-    /// Killed by this signal number.
-    Signal(i32),
-}
-
-impl ExitStatus {
-    /// `Some(code)` when it exited by itself.
-    pub fn code(self) -> Option<i32> {
-        match self {
-            ExitStatus::Code(c) => Some(c),
-            ExitStatus::Signal(_) => None,
-        }
-    }
-
-    /// `Some(signal)` when it was killed by a signal.
-    pub fn signal(self) -> Option<i32> {
-        match self {
-            ExitStatus::Code(_) => None,
-            ExitStatus::Signal(s) => Some(s),
-        }
-    }
-}
-
-impl std::fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExitStatus::Code(c) => write!(f, "exit code {c}"),
-            ExitStatus::Signal(s) => match nix::sys::signal::Signal::try_from(*s) {
-                Ok(sig) => write!(f, "killed by {sig}"),
-                Err(_) => write!(f, "killed by signal {s}"),
-            },
-        }
-    }
-}
+use crate::wasm::ExitStatus;
 
 /// Receives the exit status of one registered pid, exactly once.
 pub type Route = Box<dyn FnOnce(ExitStatus) + Send>;

@@ -41,11 +41,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::reaper::ExitStatus;
 use super::state::{Status, can_transition};
-use crate::config::{Checks, NotifySpec, Phase, RestartMode, RestartPolicy, Service};
+use crate::config::{Checks, NotifySpec, RestartMode, RestartPolicy, Service};
 use crate::journal::Event as Journal;
-use crate::wasm::Verdict;
+use crate::wasm::{ExitStatus, Phase, Verdict};
 pub use events::{Action, Effect, Event, History, LoaderEvent, Notify, Timer, TimerKind};
 use policy::RestartBook;
 

@@ -13,8 +13,8 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::reaper::ExitStatus;
 use crate::procfs;
+use crate::wasm::ExitStatus;
 
 /// How often group membership is polled while waiting for stragglers.
 const POLL: Duration = Duration::from_millis(10);

@@ -46,9 +46,29 @@ pub mod loader {
 }
 
 pub use checker::vigil::health::types::{ErrorCode, Outcome, Phase, Target};
+pub use loader::vigil::health::policy::ExitStatus;
 
 // The one boundary between the host's vocabulary (`super::vocab`) and the
 // WIT-generated twins of its types: everything else speaks the host's.
+
+impl From<super::Phase> for Phase {
+    fn from(phase: super::Phase) -> Self {
+        match phase {
+            super::Phase::Startup => Phase::Startup,
+            super::Phase::Readiness => Phase::Readiness,
+            super::Phase::Liveness => Phase::Liveness,
+        }
+    }
+}
+
+impl From<super::ExitStatus> for ExitStatus {
+    fn from(status: super::ExitStatus) -> Self {
+        match status {
+            super::ExitStatus::Code(code) => ExitStatus::Code(code),
+            super::ExitStatus::Signal(signal) => ExitStatus::Signal(signal),
+        }
+    }
+}
 
 impl From<Outcome> for super::Verdict {
     /// The guest's verdict, its reason cut to

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::Trap;
 
-use super::bindings::{self, Phase};
+use super::bindings;
 use super::output::BoundedOutput;
 use super::warm::{WarmInstance, WarmInstances};
-use super::{CheckSource, Engine, Grants, Verdict};
+use super::{CheckSource, Engine, Grants, Phase, Verdict};
 
 /// Who a check judges (host side of the WIT `target`).
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ impl Target {
     fn to_wit(&self) -> bindings::Target {
         bindings::Target {
             service: self.service.clone(),
-            phase: self.phase,
+            phase: self.phase.into(),
             pid: self.pid,
             started_at_ms: self
                 .started_at

@@ -16,7 +16,7 @@ use super::output::BoundedOutput;
 use super::store::HostState;
 use super::{CheckSource, Engine, Verdict};
 
-pub use policy::{Action, CheckFailure, Command, Event, Exit, ExitStatus, History, SpawnContext};
+pub use policy::{Action, CheckFailure, Command, Event, Exit, History, SpawnContext};
 
 /// Deadline of one loader call; a policy decision is pure computation.
 pub const LOADER_TIMEOUT: Duration = Duration::from_secs(1);

@@ -6,8 +6,8 @@
 //! - [`host`]: the capability interfaces, one module each.
 //! - [`grants`]: what a service lets its checks reach.
 //! - `warm`: idle instances of the bundled checks, reused across calls.
-//! - `vocab`: [`CheckSource`], [`Verdict`], the words the rest of Vigil
-//!   shares with checks and loaders.
+//! - `vocab`: [`CheckSource`], [`Phase`], [`Verdict`], [`ExitStatus`], the
+//!   words the rest of Vigil shares with checks and loaders.
 
 pub mod bindings;
 pub mod builtins;
@@ -24,16 +24,14 @@ pub(crate) mod store;
 mod vocab;
 mod warm;
 
-pub use bindings::Phase;
 pub use cache::{CacheOutcome, default_cache_dir};
 pub use checker::{CheckReport, Checker, Sandbox, Target};
 pub use engine::{Engine, EngineError, EngineOptions, EngineStats};
 pub use grants::{GrantError, Grants};
 pub use loader::{
-    Action, CheckFailure, Command, Event, Exit, ExitStatus, History, Loader, LoaderError,
-    SpawnContext,
+    Action, CheckFailure, Command, Event, Exit, History, Loader, LoaderError, SpawnContext,
 };
-pub use vocab::{CheckSource, Verdict};
+pub use vocab::{CheckSource, ExitStatus, Phase, Verdict};
 
 /// Why a component could not be loaded. Each message names the source and
 /// says what to do.

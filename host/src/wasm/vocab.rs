@@ -1,8 +1,9 @@
 //! The words Vigil shares with its checks and loaders, one type each: where
-//! a check comes from ([`CheckSource`]) and what it said ([`Verdict`]).
-//! Config, the supervisor, the journal, the control API and the CLI all
-//! use these; the WIT-generated `outcome` appears only in
-//! [`super::bindings`], which converts at the boundary.
+//! a check comes from ([`CheckSource`]), which question it answers
+//! ([`Phase`]), what it said ([`Verdict`]) and how a child ended
+//! ([`ExitStatus`]). Config, the supervisor, the journal, the control API
+//! and the CLI all use these; the WIT-generated twins of the last three
+//! appear only in [`super::bindings`], which converts at the boundary.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -34,6 +35,32 @@ impl fmt::Display for CheckSource {
             CheckSource::Builtin(name) => write!(f, "builtin:{name}"),
             CheckSource::File(path) => write!(f, "{}", path.display()),
         }
+    }
+}
+
+/// Which question a check answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    Startup,
+    Readiness,
+    Liveness,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Startup, Phase::Readiness, Phase::Liveness];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Startup => "startup",
+            Phase::Readiness => "readiness",
+            Phase::Liveness => "liveness",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -91,6 +118,45 @@ impl fmt::Display for Verdict {
         match self.reason() {
             Some(reason) => write!(f, "{}: {reason}", self.kind()),
             None => f.write_str(self.kind()),
+        }
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Exited by itself with this code.
+    Code(i32),
+    /// Killed by this signal number.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// `Some(code)` when it exited by itself.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            ExitStatus::Code(c) => Some(c),
+            ExitStatus::Signal(_) => None,
+        }
+    }
+
+    /// `Some(signal)` when it was killed by a signal.
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            ExitStatus::Code(_) => None,
+            ExitStatus::Signal(s) => Some(s),
+        }
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signal(s) => match nix::sys::signal::Signal::try_from(*s) {
+                Ok(sig) => write!(f, "killed by {sig}"),
+                Err(_) => write!(f, "killed by signal {s}"),
+            },
         }
     }
 }

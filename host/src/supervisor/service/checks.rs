@@ -4,11 +4,11 @@
 use std::time::Instant;
 
 use super::{AfterStop, Pending, ServiceState, idx};
-use crate::config::{CheckSpec, Phase};
+use crate::config::CheckSpec;
 use crate::journal::Event as Journal;
 use crate::supervisor::service::{Effect, LoaderEvent, Notify, TimerKind};
 use crate::supervisor::state::Status;
-use crate::wasm::Verdict;
+use crate::wasm::{Phase, Verdict};
 
 impl ServiceState {
     // -- notify (systemd's protocol, from the child) -------------------------

@@ -4,11 +4,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::config::Phase;
 use crate::journal::Event as Journal;
-use crate::supervisor::reaper::ExitStatus;
 use crate::supervisor::state::Status;
-use crate::wasm::Verdict;
+use crate::wasm::{ExitStatus, Phase, Verdict};
 
 /// An event of a service's life, as a loader sees it (WIT `policy.event`).
 #[derive(Debug, Clone, PartialEq, Eq)]
