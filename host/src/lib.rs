@@ -18,6 +18,7 @@ mod layers;
 pub mod procfs;
 pub mod signals;
 pub mod supervisor;
+pub mod sync;
 pub mod units;
 pub mod untrusted;
 pub mod wasm;

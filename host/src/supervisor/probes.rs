@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use super::service::{Action, History, LoaderEvent};
 use super::{BoxFuture, ProbeTarget, Probes, manifest_command, spawn};
 use crate::config::Service;
+use crate::sync::LockExt;
 use crate::wasm::{
     self, CheckSource, Checker, Engine, ExitStatus, Loader, Phase, Sandbox, Target, Verdict,
 };
@@ -76,12 +77,7 @@ fn wit_history(h: &History) -> wasm::History {
 impl WasmProbes {
     async fn loader(&self, service: &Service) -> Result<Loader, String> {
         let spec = service.loader.as_ref().ok_or("no loader")?;
-        if let Some(l) = self
-            .loaders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&service.name)
-        {
+        if let Some(l) = self.loaders.lock_unpoisoned().get(&service.name) {
             return Ok(l.clone());
         }
         let loader = self
@@ -90,8 +86,7 @@ impl WasmProbes {
             .await
             .map_err(|e| e.to_string())?;
         self.loaders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_unpoisoned()
             .insert(service.name.clone(), loader.clone());
         Ok(loader)
     }
@@ -111,11 +106,7 @@ impl Probes for WasmProbes {
                 return Verdict::Error(format!("no {phase} check"));
             };
             let key = (service.name.clone(), phase);
-            let cached = cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-                .cloned();
+            let cached = cache.lock_unpoisoned().get(&key).cloned();
             let (checker, sandbox) = match cached {
                 Some(c) => c,
                 None => {
@@ -133,8 +124,7 @@ impl Probes for WasmProbes {
                             .with_base_dir(service.dir.clone()),
                     );
                     cache
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
+                        .lock_unpoisoned()
                         .insert(key, (checker.clone(), sandbox.clone()));
                     (checker, sandbox)
                 }
@@ -234,12 +224,8 @@ impl Probes for WasmProbes {
 
     fn forget(&self, service: &str) {
         self.checkers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_unpoisoned()
             .retain(|(name, _), _| name != service);
-        self.loaders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(service);
+        self.loaders.lock_unpoisoned().remove(service);
     }
 }

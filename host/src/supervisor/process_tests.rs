@@ -12,6 +12,7 @@ use super::reaper::Reaper;
 use super::spawn::{Command, Output, SpawnError, Spawned, Spawner};
 use super::stop::{ForeignGroup, stop_foreign_group, stop_group};
 use crate::procfs;
+use crate::sync::LockExt;
 use crate::wasm::ExitStatus;
 
 fn spawner() -> &'static Spawner {
@@ -21,10 +22,7 @@ fn spawner() -> &'static Spawner {
         reaper
             .registry()
             .set_orphan_handler(Box::new(|pid, status| {
-                orphans()
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((pid, status));
+                orphans().lock_unpoisoned().push((pid, status));
             }));
         Spawner::new(reaper.registry().clone()).expect("spawner")
     })
@@ -325,8 +323,7 @@ fn double_forking_child_leaves_no_zombie() {
     });
     eventually("orphan reported", || {
         orphans()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_unpoisoned()
             .iter()
             .any(|(pid, st)| pid.as_raw() == grandchild && *st == ExitStatus::Code(0))
     });
@@ -514,8 +511,7 @@ impl super::spawn::Announce for Recorder {
     fn cloned(&self, pid: Option<Pid>) {
         let stored = self.slot.load(std::sync::atomic::Ordering::Acquire);
         self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_unpoisoned()
             .push((stored, pid.map(Pid::as_raw)));
     }
 }
@@ -529,7 +525,7 @@ async fn an_announced_child_stores_its_pid_before_its_program_runs() {
             seen: seen.clone(),
         }) as Box<dyn super::spawn::Announce>)
     };
-    let seen_now = || seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let seen_now = || seen.lock_unpoisoned().clone();
     let child = spawner()
         .spawn_announced(sh("exit 0"), Box::new(|_| {}), recorder())
         .await

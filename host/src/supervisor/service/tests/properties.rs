@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::config::{GiveUp, LoaderSpec, NotifySpec};
+use crate::sync::LockExt;
 
 /// Sequences per run; each is 20 to 200 world events long.
 const CASES: u64 = 4_000;
@@ -747,20 +748,17 @@ struct Capture(Arc<Mutex<Vec<u8>>>);
 
 impl Capture {
     fn clear(&self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.0.lock_unpoisoned().clear();
     }
     fn text(&self) -> String {
-        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = self.0.lock_unpoisoned();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 
 impl io::Write for Capture {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
+        self.0.lock_unpoisoned().extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
