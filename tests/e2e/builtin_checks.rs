@@ -274,7 +274,7 @@ async fn process_ok_stopped_zombie_and_limits() {
     let raw = Pid::from_raw(sleeper.pid() as i32);
     kill(raw, Signal::SIGSTOP).expect("SIGSTOP");
     // Delivery is asynchronous: wait until /proc shows the stop.
-    while vigil::wasm::host::process::read_stat(sleeper.pid()).is_some_and(|s| s.state != 'T') {
+    while vigil::procfs::stat(raw.as_raw()).is_some_and(|s| s.state != 'T') {
         std::thread::yield_now();
     }
     let stopped = run("builtin:process", &[], pid, &none).await;
@@ -283,7 +283,7 @@ async fn process_ok_stopped_zombie_and_limits() {
 
     // Killed but not yet waited for: a zombie, which waiting cannot fix.
     kill(raw, Signal::SIGKILL).expect("SIGKILL");
-    while vigil::wasm::host::process::read_stat(sleeper.pid()).is_some_and(|s| s.state != 'Z') {
+    while vigil::procfs::stat(raw.as_raw()).is_some_and(|s| s.state != 'Z') {
         std::thread::yield_now();
     }
     let zombie = run("builtin:process", &[], pid, &none).await;

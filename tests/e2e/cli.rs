@@ -97,7 +97,7 @@ fn check_json_and_trap_exit_code() {
     let out = vigil(&["check", programs::PANIC, "--json"]);
     assert_eq!(code(&out), 75, "a trap is inconclusive: {out:?}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(json["outcome"], "trap");
+    assert_eq!(json["outcome"], "trapped");
     assert!(
         json["output"]
             .as_str()

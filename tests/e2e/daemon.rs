@@ -92,7 +92,7 @@ async fn launch_the_deadline_reports_the_last_retry() {
 
 /// Members of process group `pgid` that are not zombies.
 fn live_members(pgid: i32) -> Vec<i32> {
-    vigil::supervisor::proc::group_members(pgid)
+    vigil::procfs::group_members(pgid)
         .into_iter()
         .filter(|s| s.state != 'Z')
         .map(|s| s.pid)
@@ -140,7 +140,7 @@ fn daemonize_returns_once_the_check_passes_and_leaves_the_program_detached() {
     let _cleanup = KillGroup(pid);
     // Ready means answering: the check said so before we returned.
     assert!(crate::supervisor_helpers::listening(port));
-    let stat = vigil::supervisor::proc::stat(pid).expect("still running");
+    let stat = vigil::procfs::stat(pid).expect("still running");
     assert_eq!(stat.session, pid, "its own session");
     assert_ne!(stat.ppid, std::process::id() as i32);
     assert_eq!(
@@ -360,7 +360,7 @@ fn run_daemon_exits_0_once_up_with_relative_paths() {
         stderr.contains(&format!("daemon up (pid {pid})")),
         "{stderr}"
     );
-    let stat = vigil::supervisor::proc::stat(pid).expect("the daemon runs");
+    let stat = vigil::procfs::stat(pid).expect("the daemon runs");
     assert_eq!(stat.session, pid, "its own session");
     assert_eq!(
         std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd"),

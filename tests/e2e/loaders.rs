@@ -29,7 +29,7 @@ async fn loader_spawn_and_decide() {
     assert_eq!(command.argv, vec!["sleep".to_string(), "5".to_string()]);
 
     let exited = Event::Exited(Exit {
-        status: ExitStatus::Code(1),
+        status: ExitStatus::Code(1).into(),
         uptime_ms: 10,
     });
     let action = loader.decide(&exited, &history(3)).await.expect("decide");

@@ -435,7 +435,7 @@ async fn a_loaders_reasons_are_cut() {
         config: vec![("stop-bytes".into(), (10 * MIB).to_string())],
     };
     let exited = Event::Exited(Exit {
-        status: ExitStatus::Code(1),
+        status: ExitStatus::Code(1).into(),
         uptime_ms: 10,
     });
     match loader.decide(&exited, &history).await.expect("decide") {

@@ -410,7 +410,7 @@ pub fn pg_session(port: u16, user: &str, database: &str) -> Result<TcpStream, St
 pub struct Verdict {
     /// The exit code: 0 ok, 75 retry, 1 error, 2 usage.
     pub code: i32,
-    /// "ok", "retry", "error", "trap", ...
+    /// "ok", "retry", "error", "trapped", "timed-out"
     pub outcome: String,
     pub reason: String,
     /// stdout and stderr, for failure messages.

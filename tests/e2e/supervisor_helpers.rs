@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
-use vigil::supervisor::proc;
+use vigil::procfs;
 
 /// Generous deadline for anything that should happen "soon": the suite runs
 /// many vigils and hostile checks in parallel on a couple of cores.
@@ -354,9 +354,9 @@ pub fn kill_journaled_children(journal: &[Value]) {
             continue;
         };
         let pid = pid as i32;
-        let ours = match proc::stat(pid) {
+        let ours = match procfs::stat(pid) {
             Some(s) => s.start_time == start,
-            None => !proc::group_members(pid).is_empty(),
+            None => !procfs::group_members(pid).is_empty(),
         };
         if ours {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
@@ -402,14 +402,14 @@ pub fn pid_of(e: &Value) -> i32 {
 
 /// `/proc` state of `pid` (`R`, `S`, `Z`, ...), or "gone".
 pub fn proc_state(pid: i32) -> String {
-    proc::stat(pid)
+    procfs::stat(pid)
         .map(|s| format!("in state {}", s.state))
         .unwrap_or_else(|| "gone".into())
 }
 
 /// True while `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
-    proc::stat(pid).is_some_and(|s| s.state != 'Z')
+    procfs::stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
 /// Poll `cond` until it holds or `timeout` passes; panics with `what`.
@@ -424,13 +424,13 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
 }
 
 /// Every process of the system, as vigil's /proc reader sees it.
-pub fn all_processes() -> Vec<proc::Stat> {
+pub fn all_processes() -> Vec<procfs::Stat> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(proc::stat)
+        .filter_map(procfs::stat)
         .collect()
 }
 

@@ -58,7 +58,7 @@ impl Exit {
 
     /// `vigil check`'s exit for a verdict: a probe reads 0 as healthy, 75
     /// as "not yet" (traps and timeouts are inconclusive, like `retry`)
-    /// and 1 as failed.
+    /// and 1 as failed. The only mapping from verdicts to exit codes.
     pub fn of_verdict(verdict: &Verdict) -> Exit {
         match verdict {
             Verdict::Ok => Exit::Ok,
@@ -89,15 +89,5 @@ mod tests {
         assert_eq!(Exit::of_verdict(&Verdict::Trapped("x".into())), Exit::Retry);
         assert_eq!(Exit::of_verdict(&Verdict::TimedOut), Exit::Retry);
         assert_eq!(Exit::of_verdict(&Verdict::Error("x".into())), Exit::Failed);
-        // The engine's own mapping agrees.
-        for verdict in [
-            Verdict::Ok,
-            Verdict::Retry("x".into()),
-            Verdict::Error("x".into()),
-            Verdict::Trapped("x".into()),
-            Verdict::TimedOut,
-        ] {
-            assert_eq!(Exit::of_verdict(&verdict).code(), verdict.exit_code());
-        }
     }
 }

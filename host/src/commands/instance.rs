@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::cli::{ControlArgs, ShutdownArgs};
 use crate::commands::Exit;
 use crate::commands::control::{client, fail};
-use crate::supervisor::proc;
+use crate::procfs;
 
 pub async fn reload(args: ControlArgs) -> Exit {
     match client(&args).reload().await {
@@ -37,7 +37,7 @@ pub async fn shutdown(args: ShutdownArgs) -> Exit {
     let Ok(raw) = i32::try_from(pid) else {
         return Exit::Failed;
     };
-    while proc::stat(raw).is_some_and(|s| s.state != 'Z') {
+    while procfs::stat(raw).is_some_and(|s| s.state != 'Z') {
         if Instant::now() >= deadline {
             eprintln!(
                 "vigil shutdown: vigil (pid {pid}) stopped its services but is still running after {:?}",

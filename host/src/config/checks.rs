@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
-use super::model::{CheckRef, CheckSpec, Checks, Phase};
+use super::model::{CheckSpec, Checks};
 use super::problems::{Collector, did_you_mean};
 use super::raw::{RawCheck, RawChecks};
 use super::resolve::duration_field;
+use crate::wasm::{CheckSource, Phase};
 
 /// `[checks.startup]`, `[checks.readiness]` and `[checks.liveness]`.
 pub(super) fn resolve_checks(dir: &Path, raw: Option<RawChecks>, c: &mut Collector<'_>) -> Checks {
@@ -124,7 +125,7 @@ fn resolve_check(
 
 /// The `check` key: `builtin:NAME` (a known builtin) or a `.wasm` file
 /// inside the service directory.
-fn check_ref(s: &str, dir: &Path, field: &str, c: &mut Collector<'_>) -> CheckRef {
+fn check_ref(s: &str, dir: &Path, field: &str, c: &mut Collector<'_>) -> CheckSource {
     match s.strip_prefix("builtin:") {
         Some(b) => {
             if b.is_empty()
@@ -153,7 +154,7 @@ fn check_ref(s: &str, dir: &Path, field: &str, c: &mut Collector<'_>) -> CheckRe
                 };
                 c.push(field, format!("unknown builtin `{s}`"), fix);
             }
-            CheckRef::Builtin(b.to_string())
+            CheckSource::Builtin(b.to_string())
         }
         None => {
             let rel = Path::new(s);
@@ -181,7 +182,7 @@ fn check_ref(s: &str, dir: &Path, field: &str, c: &mut Collector<'_>) -> CheckRe
                     format!("put the component at {}", path.display()),
                 );
             }
-            CheckRef::File(path)
+            CheckSource::File(path)
         }
     }
 }

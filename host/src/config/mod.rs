@@ -26,8 +26,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub use model::{
-    CheckRef, CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec,
-    MANIFEST, NotifySpec, Phase, RestartMode, RestartPolicy, Service,
+    CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
+    NotifySpec, RestartMode, RestartPolicy, Service,
 };
 pub use problems::{Problem, ValidationReport, did_you_mean};
 pub use validate::{Validation, validate};

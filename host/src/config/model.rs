@@ -1,13 +1,12 @@
 //! The resolved form of a service directory: what the rest of Vigil sees.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::wasm::{GrantError, Grants};
+use crate::wasm::{CheckSource, GrantError, Grants, Phase};
 
 /// File name of a service manifest inside a service directory.
 pub const MANIFEST: &str = "service.toml";
@@ -191,54 +190,10 @@ impl PartialEq for GrantSpec {
     }
 }
 
-/// Where a check comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckRef {
-    /// Embedded in the binary: `builtin:NAME`.
-    Builtin(String),
-    /// A `.wasm` file inside the service directory (absolute path).
-    File(PathBuf),
-}
-
-impl fmt::Display for CheckRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CheckRef::Builtin(name) => write!(f, "builtin:{name}"),
-            CheckRef::File(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
-/// Which question a check answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Phase {
-    Startup,
-    Readiness,
-    Liveness,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 3] = [Phase::Startup, Phase::Readiness, Phase::Liveness];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Startup => "startup",
-            Phase::Readiness => "readiness",
-            Phase::Liveness => "liveness",
-        }
-    }
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// One check of a service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckSpec {
-    pub check: CheckRef,
+    pub check: CheckSource,
     pub period: Duration,
     pub timeout: Duration,
     pub initial_delay: Duration,
@@ -250,7 +205,7 @@ pub struct CheckSpec {
 }
 
 impl CheckSpec {
-    pub(super) fn defaults(phase: Phase, check: CheckRef) -> CheckSpec {
+    pub(super) fn defaults(phase: Phase, check: CheckSource) -> CheckSpec {
         CheckSpec {
             check,
             period: match phase {

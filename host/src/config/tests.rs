@@ -11,6 +11,7 @@ use super::raw::{RawCheck, RawChecks};
 use super::resolve::parse_signal;
 use super::*;
 use crate::units::{parse_duration, parse_size};
+use crate::wasm::CheckSource;
 use crate::wasm::grants::Scheme;
 
 /// A scratch directory removed on drop.
@@ -148,12 +149,12 @@ failure-threshold = 2
     assert!(granted.allows_destination(Scheme::Tcp, "127.0.0.1", 8080));
     assert!(!granted.allows_destination(Scheme::Tcp, "127.0.0.1", 8081));
     let startup = api.checks.startup.as_ref().expect("startup");
-    assert_eq!(startup.check, CheckRef::Builtin("tcp".into()));
+    assert_eq!(startup.check, CheckSource::Builtin("tcp".into()));
     assert_eq!(startup.period, Duration::from_millis(200));
     assert_eq!(startup.startup_timeout, Duration::from_secs(10));
     assert_eq!(startup.config, vec![("port".into(), "8080".into())]);
     let live = api.checks.liveness.as_ref().expect("liveness");
-    assert_eq!(live.check, CheckRef::File(api.dir.join("live.wasm")));
+    assert_eq!(live.check, CheckSource::File(api.dir.join("live.wasm")));
     assert_eq!(live.failure_threshold, 2);
     assert_eq!(api.after, vec!["db".to_string()]);
 }

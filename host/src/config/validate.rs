@@ -16,11 +16,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::model::{CheckRef, LOADER, MANIFEST, Phase, Service};
+use super::model::{LOADER, MANIFEST, Service};
 use super::problems::{Collector, Problem};
 use super::schema::{Place, check_config, check_grants};
 use crate::wasm::inspect::{ConfigSchema, inspect};
-use crate::wasm::{CheckSource, Engine, builtins};
+use crate::wasm::{CheckSource, Engine, Phase, builtins};
 
 /// Everything `vigil validate` found.
 #[derive(Debug, Default)]
@@ -142,12 +142,12 @@ async fn check_components(service: &Service, engine: &Engine, problems: &mut Vec
         };
         let check_field = format!("checks.{phase}.check");
         let (source, bytes) = match &spec.check {
-            CheckRef::Builtin(name) => match builtins::lookup(name) {
+            CheckSource::Builtin(name) => match builtins::lookup(name) {
                 Some(bytes) => (CheckSource::Builtin(name.clone()), bytes.to_vec()),
                 // Already reported as an unknown builtin.
                 None => continue,
             },
-            CheckRef::File(path) => {
+            CheckSource::File(path) => {
                 if !path.is_file() {
                     continue; // reported by the manifest's own checks
                 }
@@ -175,8 +175,8 @@ async fn check_components(service: &Service, engine: &Engine, problems: &mut Vec
             }
         };
         let component = match &spec.check {
-            CheckRef::Builtin(name) => format!("builtin:{name}"),
-            CheckRef::File(path) => path
+            CheckSource::Builtin(name) => format!("builtin:{name}"),
+            CheckSource::File(path) => path
                 .file_name()
                 .map_or_else(|| source.to_string(), |n| n.to_string_lossy().into_owned()),
         };

@@ -246,7 +246,7 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
         ready: snap.status == Status::Ready,
         startup_passed: snap.startup_passed,
         last_outcome: check.map(|c| c.outcome.kind().to_string()),
-        last_reason: check.and_then(|c| c.outcome.reason()),
+        last_reason: check.and_then(|c| c.outcome.reason().map(str::to_owned)),
         last_phase: check.map(|c| c.phase.as_str().to_string()),
         check_latency_ms: check.map(|c| c.latency.as_secs_f64() * 1000.0),
         status_text: snap.status_text.clone(),

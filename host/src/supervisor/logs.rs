@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::sync::LockExt;
+
 /// Rotate a service log once it reaches this size.
 pub const MAX_LOG_BYTES: u64 = 4 << 20;
 /// Longest line kept; the rest of a longer line is dropped.
@@ -50,7 +52,7 @@ impl LogSink {
             let _ = writeln!(out, "{name} | {shown}");
         }
         let Some(path) = &self.path else { return };
-        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.file.lock_unpoisoned();
         if let Some((file, size)) = guard.as_mut() {
             if file
                 .write_all(line.as_bytes())

@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::service::{Action, History, LoaderEvent, Outcome};
+use super::service::{Action, History, LoaderEvent};
 use super::state::Status;
 use super::*;
-use crate::config::{CheckRef, CheckSpec, Checks, GrantSpec, Phase, RestartPolicy, Service};
+use crate::config::{CheckSpec, Checks, GrantSpec, RestartPolicy, Service};
 use crate::journal::{self, Journal as JournalFile};
+use crate::procfs;
+use crate::wasm::{CheckSource, Phase, Verdict};
 
 struct TempDir(PathBuf);
 impl TempDir {
@@ -30,7 +32,7 @@ impl Drop for TempDir {
     }
 }
 
-type CheckFn = dyn Fn(&str, Phase) -> Outcome + Send + Sync;
+type CheckFn = dyn Fn(&str, Phase) -> Verdict + Send + Sync;
 
 struct FnProbes(Box<CheckFn>);
 
@@ -40,7 +42,7 @@ impl Probes for FnProbes {
         service: Arc<Service>,
         phase: Phase,
         _target: ProbeTarget,
-    ) -> BoxFuture<Outcome> {
+    ) -> BoxFuture<Verdict> {
         let outcome = (self.0)(&service.name, phase);
         Box::pin(async move { outcome })
     }
@@ -76,7 +78,7 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
 
 fn check(period_ms: u64, failure: u32) -> CheckSpec {
     CheckSpec {
-        check: CheckRef::Builtin("test".into()),
+        check: CheckSource::Builtin("test".into()),
         period: Duration::from_millis(period_ms),
         timeout: Duration::from_millis(500),
         initial_delay: Duration::ZERO,
@@ -113,7 +115,7 @@ const T: Duration = Duration::from_secs(10);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_child_is_restarted_at_once_and_shutdown_is_clean() {
     let dir = TempDir::new("restart");
-    let sup = supervisor(&dir, Arc::new(FnProbes(Box::new(|_, _| Outcome::Ok))));
+    let sup = supervisor(&dir, Arc::new(FnProbes(Box::new(|_, _| Verdict::Ok))));
     sup.start(vec![service(
         "sleeper",
         &["sh", "-c", "echo hello; exec sleep 100"],
@@ -144,7 +146,7 @@ async fn a_killed_child_is_restarted_at_once_and_shutdown_is_clean() {
     sup.shutdown().await;
     let s = sup.snapshots()["sleeper"].clone();
     assert_eq!(s.status, Status::Stopped);
-    assert!(proc::stat(second.pid.expect("pid")).is_none_or(|st| st.state == 'Z'));
+    assert!(procfs::stat(second.pid.expect("pid")).is_none_or(|st| st.state == 'Z'));
     // At once: the first backoff is 0, and nothing came between the kill
     // and the new child; the stop at shutdown is the last thing, then quit.
     let lines = journal::read_lines(&dir.0.join(journal::FILE));
@@ -187,9 +189,9 @@ async fn failing_liveness_restarts_the_child() {
         &dir,
         Arc::new(FnProbes(Box::new(move |_, _| {
             if flag.load(Ordering::SeqCst) {
-                Outcome::Retry("sick".into())
+                Verdict::Retry("sick".into())
             } else {
-                Outcome::Ok
+                Verdict::Ok
             }
         }))),
     );
@@ -221,9 +223,9 @@ async fn dependents_start_after_ready_and_stop_first() {
         &dir,
         Arc::new(FnProbes(Box::new(move |name, _| {
             if name != "db" || flag.load(Ordering::SeqCst) {
-                Outcome::Ok
+                Verdict::Ok
             } else {
-                Outcome::Retry("starting".into())
+                Verdict::Retry("starting".into())
             }
         }))),
     );
@@ -299,7 +301,7 @@ async fn children_of_a_crashed_instance_are_recovered() {
         recover::recover_previous(&mut j, &[], Duration::from_secs(2)).await,
         1
     );
-    assert!(proc::stat(child.pid.as_raw()).is_none_or(|s| s.state == 'Z'));
+    assert!(procfs::stat(child.pid.as_raw()).is_none_or(|s| s.state == 'Z'));
     assert!(
         j.previous_children().is_empty(),
         "recovered children are not found twice"
@@ -313,7 +315,7 @@ async fn children_of_a_crashed_instance_are_recovered() {
 fn survivors_are_only_live_unreused_pids() {
     let t = TempDir::new("prev");
     let me = std::process::id() as i32;
-    let my_start = proc::start_time(me).expect("own start time");
+    let my_start = procfs::start_time(me).expect("own start time");
     {
         let mut j = JournalFile::open(&t.0, journal::Options::default()).expect("open");
         let spawned = |pid, start_time| crate::journal::Event::Spawned {
@@ -370,7 +372,7 @@ async fn real_engine_builtin_tcp_readiness_gates_ready() {
         .port();
     let mut svc = service("web", &["sleep", "100"]);
     let mut spec = check(50, 1);
-    spec.check = CheckRef::Builtin("tcp".into());
+    spec.check = CheckSource::Builtin("tcp".into());
     spec.timeout = Duration::from_secs(2);
     spec.config = vec![
         ("host".into(), "127.0.0.1".into()),
@@ -431,7 +433,7 @@ async fn real_engine_builtin_tcp_readiness_gates_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_adds_removes_and_restarts_only_changed_commands() {
     let dir = TempDir::new("reload");
-    let sup = supervisor(&dir, Arc::new(FnProbes(Box::new(|_, _| Outcome::Ok))));
+    let sup = supervisor(&dir, Arc::new(FnProbes(Box::new(|_, _| Verdict::Ok))));
     sup.start(vec![
         service("keep", &["sleep", "100"]),
         service("change", &["sleep", "100"]),
@@ -477,7 +479,7 @@ async fn reload_adds_removes_and_restarts_only_changed_commands() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(
-        proc::stat(pids["drop"]).is_none_or(|s| s.state == 'Z'),
+        procfs::stat(pids["drop"]).is_none_or(|s| s.state == 'Z'),
         "removed service stopped"
     );
     sup.shutdown().await;

@@ -90,8 +90,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::Phase;
-    use crate::supervisor::service::Outcome;
+    use crate::wasm::{Phase, Verdict};
 
     #[test]
     fn each_check_counts_once_under_its_service_phase_and_outcome() {
@@ -101,9 +100,9 @@ mod tests {
             outcome,
             latency: Duration::from_millis(3),
         };
-        metrics.observe("db", &result(Outcome::Ok));
-        metrics.observe("db", &result(Outcome::Ok));
-        metrics.observe("db", &result(Outcome::TimedOut));
+        metrics.observe("db", &result(Verdict::Ok));
+        metrics.observe("db", &result(Verdict::Ok));
+        metrics.observe("db", &result(Verdict::TimedOut));
         let count = |outcome: &str| {
             metrics
                 .outcomes()
@@ -114,7 +113,7 @@ mod tests {
                 })
                 .get()
         };
-        assert_eq!(count(Outcome::Ok.kind()), 2);
-        assert_eq!(count(Outcome::TimedOut.kind()), 1);
+        assert_eq!(count(Verdict::Ok.kind()), 2);
+        assert_eq!(count(Verdict::TimedOut.kind()), 1);
     }
 }

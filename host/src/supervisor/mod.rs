@@ -15,7 +15,6 @@ pub mod logs;
 pub mod metrics;
 pub mod notify;
 pub mod probes;
-pub mod proc;
 pub mod reaper;
 pub mod recover;
 mod reload_plan;
@@ -44,10 +43,12 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Phase, Service};
+use crate::config::Service;
+use crate::sync::RwLockExt;
+use crate::wasm::{Phase, Verdict};
 use crate::journal::{Event as Journal, Journal as JournalFile, JournalHandle};
 use crate::supervisor::notify::Groups;
-use service::{Action, Event, History, LoaderEvent, Outcome, ServiceState};
+use service::{Action, Event, History, LoaderEvent, ServiceState};
 pub use snapshot::{CheckResult, Snapshot, Startup};
 use state::Status;
 use task::{Handle, Local, Msg};
@@ -78,7 +79,7 @@ pub struct ProbeTarget {
 pub trait Probes: Send + Sync + 'static {
     /// Run `service`'s check for `phase`. Never fails: problems are outcomes.
     fn check(&self, service: Arc<Service>, phase: Phase, target: ProbeTarget)
-    -> BoxFuture<Outcome>;
+    -> BoxFuture<Verdict>;
     /// Ask the service's loader. `Err` falls back to the built-in policy.
     fn decide(
         &self,
@@ -159,14 +160,14 @@ impl Shared {
     }
 
     fn send(&self, name: &str, event: Event) -> bool {
-        let services = self.services.read().unwrap_or_else(|p| p.into_inner());
+        let services = self.services.read_unpoisoned();
         services
             .get(name)
             .is_some_and(|h| h.tx.send(Msg::Event(event)).is_ok())
     }
 
     fn deps_satisfied(&self, service: &Service) -> bool {
-        let services = self.services.read().unwrap_or_else(|p| p.into_inner());
+        let services = self.services.read_unpoisoned();
         service.after.iter().all(|d| {
             services
                 .get(d)
@@ -177,7 +178,7 @@ impl Shared {
     /// `name` changed: tell every service waiting on it.
     fn notify_dependents(&self, name: &str) {
         let dependents: Vec<Arc<Service>> = {
-            let services = self.services.read().unwrap_or_else(|p| p.into_inner());
+            let services = self.services.read_unpoisoned();
             services
                 .values()
                 .filter(|h| h.service.after.iter().any(|a| a == name))
@@ -258,8 +259,7 @@ impl Supervisor {
             let mut map = self
                 .shared
                 .services
-                .write()
-                .unwrap_or_else(|p| p.into_inner());
+                .write_unpoisoned();
             for svc in services {
                 if map.contains_key(&svc.name) {
                     continue;
@@ -320,8 +320,7 @@ impl Supervisor {
         let services = self
             .shared
             .services
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+            .read_unpoisoned();
         services
             .values()
             .map(|h| (h.service.clone(), h.snapshot.borrow().clone()))
@@ -347,8 +346,7 @@ impl Supervisor {
             let services = self
                 .shared
                 .services
-                .read()
-                .unwrap_or_else(|p| p.into_inner());
+                .read_unpoisoned();
             services.get(name).is_some_and(|h| {
                 h.tx.send(Msg::Event(event)).is_ok() && h.tx.send(Msg::Sync(done)).is_ok()
             })
@@ -361,8 +359,7 @@ impl Supervisor {
         let services = self
             .shared
             .services
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+            .read_unpoisoned();
         services.get(name).map(|h| h.service.clone())
     }
 
@@ -388,8 +385,7 @@ impl Supervisor {
         let services = self
             .shared
             .services
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+            .read_unpoisoned();
         services.get(name).map(|h| h.snapshot.clone())
     }
 
@@ -431,8 +427,7 @@ impl Supervisor {
             let map = self
                 .shared
                 .services
-                .read()
-                .unwrap_or_else(|p| p.into_inner());
+                .read_unpoisoned();
             map.iter()
                 .map(|(k, h)| (k.clone(), (h.service.clone(), h.snapshot.borrow().status)))
                 .collect()
@@ -458,8 +453,7 @@ impl Supervisor {
                     let mut map = self
                         .shared
                         .services
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner());
+                        .write_unpoisoned();
                     if let Some(h) = map.get_mut(&svc.name) {
                         h.service = svc.clone();
                         let _ = h.tx.send(Msg::Update(svc.clone()));
@@ -473,8 +467,7 @@ impl Supervisor {
                     let handle = self
                         .shared
                         .services
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
+                        .write_unpoisoned()
                         .remove(&name);
                     if let Some(handle) = handle {
                         let _ = handle.tx.send(Msg::Retire);
@@ -499,8 +492,7 @@ impl Supervisor {
             let map = self
                 .shared
                 .services
-                .read()
-                .unwrap_or_else(|p| p.into_inner());
+                .read_unpoisoned();
             map.values().map(|h| h.service.clone()).collect()
         };
         let mut set = tokio::task::JoinSet::new();

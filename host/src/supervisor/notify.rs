@@ -37,13 +37,13 @@
 //!   sender (`systemd-notify` waits for it) is alive when its group is read.
 
 use std::collections::HashMap;
-use std::io::{IoSliceMut, Read};
+use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
@@ -53,7 +53,9 @@ use nix::sys::socket::{
 };
 use nix::unistd::Pid;
 
+use crate::procfs;
 use crate::supervisor::spawn::Announce;
+use crate::sync::LockExt;
 
 /// File name of the socket inside the state directory.
 pub const FILE: &str = "notify.sock";
@@ -127,10 +129,6 @@ impl Notification {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// A service's notify messages that its task has not taken yet, merged
 /// per process group ([`Notification::merge`]): however fast a service's
 /// processes send, this holds one entry per group, and the receiver never
@@ -154,7 +152,7 @@ impl Inbox {
     /// Add what `group` said and wake the service's task.
     pub fn put(&self, group: i32, notification: Notification) {
         {
-            let mut pending = lock(&self.pending);
+            let mut pending = self.pending.lock_unpoisoned();
             match pending.iter_mut().find(|(g, _)| *g == group) {
                 Some((_, earlier)) => earlier.merge(notification),
                 None => {
@@ -170,7 +168,7 @@ impl Inbox {
 
     /// Everything put since the last call, per process group.
     pub fn take(&self) -> Vec<(i32, Notification)> {
-        std::mem::take(&mut *lock(&self.pending))
+        std::mem::take(&mut *self.pending.lock_unpoisoned())
     }
 
     /// Wait until something may have been put (at once if something was
@@ -213,12 +211,12 @@ impl Groups {
     /// List `group` as `inbox`'s service's (replacing whatever it was:
     /// a group id is a live pid, so an older entry is stale).
     pub fn insert(&self, group: i32, inbox: Arc<Inbox>) {
-        lock(&self.table).by_group.insert(group, inbox);
+        self.table.lock_unpoisoned().by_group.insert(group, inbox);
     }
 
     /// Unlist `group` if it is still `inbox`'s.
     pub fn remove(&self, group: i32, inbox: &Arc<Inbox>) {
-        let mut table = lock(&self.table);
+        let mut table = self.table.lock_unpoisoned();
         if table
             .by_group
             .get(&group)
@@ -235,7 +233,7 @@ impl Groups {
         if group <= 0 {
             return None;
         }
-        let table = lock(&self.table);
+        let table = self.table.lock_unpoisoned();
         if let Some(inbox) = table.by_group.get(&group) {
             return Some(inbox.clone());
         }
@@ -270,14 +268,16 @@ pub struct Announcement {
 impl Announce for Announcement {
     fn cloning(&self) -> &AtomicI32 {
         self.spawning.pid.store(0, Ordering::Relaxed);
-        lock(&self.groups.table)
+        self.groups
+            .table
+            .lock_unpoisoned()
             .spawning
             .push(self.spawning.clone());
         &self.spawning.pid
     }
 
     fn cloned(&self, pid: Option<Pid>) {
-        let mut table = lock(&self.groups.table);
+        let mut table = self.groups.table.lock_unpoisoned();
         table.spawning.retain(|s| !Arc::ptr_eq(s, &self.spawning));
         if let Some(pid) = pid {
             table
@@ -567,7 +567,7 @@ impl Receiver {
         if let Some(inbox) = self.groups.lookup(pid) {
             return Some((pid, inbox));
         }
-        let Some(group) = process_group(pid) else {
+        let Some(group) = procfs::process_group(pid) else {
             self.dropped.count(Rejected::SenderGone, Some(pid), None);
             return None;
         };
@@ -580,26 +580,6 @@ impl Receiver {
             }
         }
     }
-}
-
-/// Field 5 of /proc/PID/stat (after the parenthesised command name, which
-/// may itself contain spaces and parentheses), in one read into a buffer
-/// on the stack: this runs for every datagram that is not from a current
-/// child itself.
-pub fn process_group(pid: i32) -> Option<i32> {
-    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
-    // Up to the group: pid, a command name of at most 64 bytes, state and
-    // parent; the fields after it may be cut off.
-    let mut buf = [0u8; 256];
-    let n = file.read(&mut buf).ok()?;
-    let text = buf.get(..n)?;
-    let close = text.iter().rposition(|&b| b == b')')?;
-    let mut fields = text[close + 1..]
-        .split(u8::is_ascii_whitespace)
-        .filter(|f| !f.is_empty());
-    // state, ppid, pgrp
-    let pgrp = fields.nth(2)?;
-    std::str::from_utf8(pgrp).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -643,13 +623,6 @@ mod tests {
     }
 
     #[test]
-    fn process_group_of_ourselves() {
-        let me = std::process::id() as i32;
-        assert_eq!(process_group(me), Some(nix::unistd::getpgrp().as_raw()));
-        assert_eq!(process_group(i32::MAX), None);
-    }
-
-    #[test]
     fn a_child_being_spawned_is_known_by_the_pid_it_stored() {
         let groups = Groups::new();
         let inbox = Inbox::new();
@@ -664,7 +637,7 @@ mod tests {
         announcement.cloned(Some(Pid::from_raw(4242)));
         let found = groups.lookup(4242).expect("listed");
         assert!(Arc::ptr_eq(&found, &inbox));
-        assert!(lock(&groups.table).spawning.is_empty());
+        assert!(groups.table.lock_unpoisoned().spawning.is_empty());
         groups.remove(4242, &inbox);
         assert!(groups.lookup(4242).is_none());
 

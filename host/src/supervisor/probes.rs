@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::service::{Action, History, LoaderEvent, Outcome, ms};
+use super::service::{Action, History, LoaderEvent, ms};
 use super::{BoxFuture, ProbeTarget, Probes, manifest_command, spawn};
-use crate::config::{CheckRef, Phase, Service};
-use crate::supervisor::reaper::ExitStatus;
-use crate::wasm::{self, CheckSource, Checker, Engine, Loader, Sandbox, Target, Verdict};
+use crate::config::Service;
+use crate::sync::LockExt;
+use crate::wasm::{
+    self, CheckSource, Checker, Engine, ExitStatus, Loader, Phase, Sandbox, Target, Verdict,
+};
 
 type CheckerCache = Mutex<HashMap<(String, Phase), (Checker, Arc<Sandbox>)>>;
 
@@ -30,47 +32,10 @@ impl WasmProbes {
     }
 }
 
-fn source(check: &CheckRef) -> CheckSource {
-    match check {
-        CheckRef::Builtin(name) => CheckSource::Builtin(name.clone()),
-        CheckRef::File(path) => CheckSource::File(path.clone()),
-    }
-}
-
-fn wasm_phase(phase: Phase) -> wasm::Phase {
-    match phase {
-        Phase::Startup => wasm::Phase::Startup,
-        Phase::Readiness => wasm::Phase::Readiness,
-        Phase::Liveness => wasm::Phase::Liveness,
-    }
-}
-
-/// The engine's verdict as the reducer's outcome.
-pub fn outcome(verdict: Verdict) -> Outcome {
-    match verdict {
-        Verdict::Ok => Outcome::Ok,
-        Verdict::Retry(r) => Outcome::Retry(r),
-        Verdict::Error(r) => Outcome::Error(r),
-        Verdict::Trapped(r) => Outcome::Trapped(r),
-        Verdict::TimedOut => Outcome::TimedOut,
-    }
-}
-
 fn wit_exit(status: ExitStatus, uptime: Duration) -> wasm::Exit {
     wasm::Exit {
-        status: match status {
-            ExitStatus::Code(c) => wasm::ExitStatus::Code(c),
-            ExitStatus::Signal(s) => wasm::ExitStatus::Signal(s),
-        },
+        status: status.into(),
         uptime_ms: ms(uptime),
-    }
-}
-
-fn wit_outcome(o: &Outcome) -> wasm::bindings::Outcome {
-    match o {
-        Outcome::Ok => wasm::bindings::Outcome::Ok,
-        Outcome::Error(r) => wasm::bindings::Outcome::Error(r.clone()),
-        other => wasm::bindings::Outcome::Retry(other.reason().unwrap_or_default()),
     }
 }
 
@@ -83,8 +48,8 @@ fn wit_event(event: &LoaderEvent) -> wasm::Event {
             outcome,
             consecutive,
         } => wasm::Event::CheckFailed(wasm::CheckFailure {
-            phase: wasm_phase(*phase),
-            outcome: wit_outcome(outcome),
+            phase: (*phase).into(),
+            outcome: outcome.into(),
             consecutive: *consecutive,
         }),
         LoaderEvent::Exited { status, uptime } => wasm::Event::Exited(wit_exit(*status, *uptime)),
@@ -108,12 +73,7 @@ fn wit_history(h: &History) -> wasm::History {
 impl WasmProbes {
     async fn loader(&self, service: &Service) -> Result<Loader, String> {
         let spec = service.loader.as_ref().ok_or("no loader")?;
-        if let Some(l) = self
-            .loaders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&service.name)
-        {
+        if let Some(l) = self.loaders.lock_unpoisoned().get(&service.name) {
             return Ok(l.clone());
         }
         let loader = self
@@ -122,8 +82,7 @@ impl WasmProbes {
             .await
             .map_err(|e| e.to_string())?;
         self.loaders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_unpoisoned()
             .insert(service.name.clone(), loader.clone());
         Ok(loader)
     }
@@ -135,26 +94,22 @@ impl Probes for WasmProbes {
         service: Arc<Service>,
         phase: Phase,
         target: ProbeTarget,
-    ) -> BoxFuture<Outcome> {
+    ) -> BoxFuture<Verdict> {
         let engine = self.engine.clone();
         let cache = self.checkers.clone();
         Box::pin(async move {
             let Some(spec) = service.checks.get(phase).cloned() else {
-                return Outcome::Error(format!("no {phase} check"));
+                return Verdict::Error(format!("no {phase} check"));
             };
             let key = (service.name.clone(), phase);
-            let cached = cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-                .cloned();
+            let cached = cache.lock_unpoisoned().get(&key).cloned();
             let (checker, sandbox) = match cached {
                 Some(c) => c,
                 None => {
-                    let checker = match engine.load_checker(&source(&spec.check)).await {
+                    let checker = match engine.load_checker(&spec.check).await {
                         Ok(c) => c,
                         Err(e) => {
-                            return Outcome::Error(format!("cannot load {}: {e}", spec.check));
+                            return Verdict::Error(format!("cannot load {}: {e}", spec.check));
                         }
                     };
                     // Resolved once, when the manifest was loaded.
@@ -165,15 +120,14 @@ impl Probes for WasmProbes {
                             .with_base_dir(service.dir.clone()),
                     );
                     cache
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
+                        .lock_unpoisoned()
                         .insert(key, (checker.clone(), sandbox.clone()));
                     (checker, sandbox)
                 }
             };
             let target = Target {
                 service: service.name.clone(),
-                phase: wasm_phase(phase),
+                phase,
                 pid: target.pid,
                 started_at: if target.pid.is_some() {
                     target.started_at
@@ -195,7 +149,7 @@ impl Probes for WasmProbes {
                     crate::untrusted::line(line)
                 );
             }
-            outcome(report.verdict)
+            report.verdict
         })
     }
 
@@ -266,12 +220,8 @@ impl Probes for WasmProbes {
 
     fn forget(&self, service: &str) {
         self.checkers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_unpoisoned()
             .retain(|(name, _), _| name != service);
-        self.loaders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(service);
+        self.loaders.lock_unpoisoned().remove(service);
     }
 }

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::proc;
-use super::reaper::{ExitStatus, Reaper};
+use super::reaper::Reaper;
 use super::spawn::{Command, Output, SpawnError, Spawned, Spawner};
 use super::stop::{ForeignGroup, stop_foreign_group, stop_group};
+use crate::procfs;
+use crate::sync::LockExt;
+use crate::wasm::ExitStatus;
 
 fn spawner() -> &'static Spawner {
     static S: OnceLock<Spawner> = OnceLock::new();
@@ -20,10 +22,7 @@ fn spawner() -> &'static Spawner {
         reaper
             .registry()
             .set_orphan_handler(Box::new(|pid, status| {
-                orphans()
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((pid, status));
+                orphans().lock_unpoisoned().push((pid, status));
             }));
         Spawner::new(reaper.registry().clone()).expect("spawner")
     })
@@ -86,7 +85,7 @@ fn wait(rx: &mpsc::Receiver<ExitStatus>) -> ExitStatus {
 }
 
 fn gone_or_reaped(pid: i32) -> bool {
-    proc::stat(pid).is_none()
+    procfs::stat(pid).is_none()
 }
 
 fn eventually(what: &str, f: impl Fn() -> bool) {
@@ -144,7 +143,7 @@ fn argv_env_cwd_and_pipes() {
 fn child_has_own_session_clean_signals_and_start_time() {
     let (s, rx) = run(Command::new(&["sleep", "100"]));
     let pid = s.pid.as_raw();
-    let st = proc::stat(pid).expect("alive");
+    let st = procfs::stat(pid).expect("alive");
     assert_eq!(st.session, pid, "own session");
     assert_eq!(st.pgrp, pid, "own process group");
     assert_eq!(Some(st.start_time), s.start_time);
@@ -217,7 +216,7 @@ async fn stop_is_graceful_when_the_child_obeys() {
 async fn a_stopped_child_obeys_the_stop_signal() {
     let (s, rx) = run_async(Command::new(&["sleep", "100"])).await;
     nix::sys::signal::kill(s.pid, Signal::SIGSTOP).expect("SIGSTOP");
-    while proc::stat(s.pid.as_raw()).is_some_and(|st| st.state != 'T') {
+    while procfs::stat(s.pid.as_raw()).is_some_and(|st| st.state != 'T') {
         tokio::task::yield_now().await;
     }
     let out = stop_group(
@@ -324,8 +323,7 @@ fn double_forking_child_leaves_no_zombie() {
     });
     eventually("orphan reported", || {
         orphans()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_unpoisoned()
             .iter()
             .any(|(pid, st)| pid.as_raw() == grandchild && *st == ExitStatus::Code(0))
     });
@@ -346,7 +344,7 @@ fn a_child_that_exits_at_once_still_has_its_start_time() {
 fn children_die_with_their_spawner_thread() {
     let own = Spawner::new(Reaper::global().expect("reaper").registry().clone()).expect("spawner");
     let (s, rx) = run_with(&own, Command::new(&["sleep", "100"])).expect("spawn");
-    assert!(proc::stat(s.pid.as_raw()).is_some());
+    assert!(procfs::stat(s.pid.as_raw()).is_some());
     drop(own); // the forking thread exits: PDEATHSIG
     assert_eq!(wait(&rx), ExitStatus::Signal(libc::SIGKILL));
 }
@@ -361,7 +359,7 @@ async fn foreign_groups_are_stopped_only_when_they_match() {
     };
     assert!(!stop_foreign_group(&wrong, Signal::SIGTERM, Duration::from_millis(100)).await);
     assert!(
-        proc::stat(s.pid.as_raw()).is_some(),
+        procfs::stat(s.pid.as_raw()).is_some(),
         "a reused pid is left alone"
     );
     let right = ForeignGroup {
@@ -423,14 +421,14 @@ async fn a_leaderless_group_is_ours_only_by_session_and_age() {
     let (s, rx) = run_async(cmd).await;
     let line = first_line(s.stdout);
     let member: i32 = line.trim().parse().expect("member pid");
-    let start = proc::start_time(s.pid.as_raw()).expect("the leader is alive");
+    let start = procfs::start_time(s.pid.as_raw()).expect("the leader is alive");
     std::fs::write(&go, "").expect("flag");
     let exited = tokio::task::spawn_blocking(move || wait(&rx))
         .await
         .expect("join");
     let _ = std::fs::remove_file(&go);
     assert_eq!(exited, ExitStatus::Code(0), "the leader is gone");
-    let member_start = proc::start_time(member).expect("member alive");
+    let member_start = procfs::start_time(member).expect("member alive");
     // A "leader" recorded as younger than a member: not ours.
     let younger = ForeignGroup {
         pgid: s.pid.as_raw(),
@@ -438,7 +436,7 @@ async fn a_leaderless_group_is_ours_only_by_session_and_age() {
     };
     assert!(!younger.is_ours());
     assert!(!stop_foreign_group(&younger, Signal::SIGTERM, Duration::from_secs(2)).await);
-    assert!(proc::stat(member).is_some_and(|st| st.state != 'Z'));
+    assert!(procfs::stat(member).is_some_and(|st| st.state != 'Z'));
     let ours = ForeignGroup {
         pgid: s.pid.as_raw(),
         start_time: start,
@@ -475,9 +473,9 @@ async fn a_leaderless_group_of_another_session_is_not_ours() {
         .collect();
     let (leader, member) = (pids[0], pids[1]);
     eventually("the group's leader is gone", || {
-        proc::stat(leader).is_none()
+        procfs::stat(leader).is_none()
     });
-    let st = proc::stat(member).expect("member alive");
+    let st = procfs::stat(member).expect("member alive");
     assert_eq!((st.pgrp, st.session), (leader, s.pid.as_raw()));
     let group = ForeignGroup {
         pgid: leader,
@@ -485,7 +483,7 @@ async fn a_leaderless_group_of_another_session_is_not_ours() {
     };
     assert!(!group.is_ours());
     assert!(!stop_foreign_group(&group, Signal::SIGKILL, Duration::from_secs(2)).await);
-    assert!(proc::stat(member).is_some_and(|st| st.state != 'Z'));
+    assert!(procfs::stat(member).is_some_and(|st| st.state != 'Z'));
     nix::sys::signal::kill(Pid::from_raw(member), Signal::SIGKILL).expect("kill member");
     nix::sys::signal::kill(s.pid, Signal::SIGKILL).expect("kill python");
     let status = tokio::task::spawn_blocking(move || wait(&rx))
@@ -513,8 +511,7 @@ impl super::spawn::Announce for Recorder {
     fn cloned(&self, pid: Option<Pid>) {
         let stored = self.slot.load(std::sync::atomic::Ordering::Acquire);
         self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_unpoisoned()
             .push((stored, pid.map(Pid::as_raw)));
     }
 }
@@ -528,7 +525,7 @@ async fn an_announced_child_stores_its_pid_before_its_program_runs() {
             seen: seen.clone(),
         }) as Box<dyn super::spawn::Announce>)
     };
-    let seen_now = || seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let seen_now = || seen.lock_unpoisoned().clone();
     let child = spawner()
         .spawn_announced(sh("exit 0"), Box::new(|_| {}), recorder())
         .await

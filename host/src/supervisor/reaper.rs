@@ -18,44 +18,8 @@ use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// Exited by itself with this code.
-    Code(i32),
-    /// Killed by this signal number.
-    Signal(i32),
-}
-
-impl ExitStatus {
-    /// `Some(code)` when it exited by itself.
-    pub fn code(self) -> Option<i32> {
-        match self {
-            ExitStatus::Code(c) => Some(c),
-            ExitStatus::Signal(_) => None,
-        }
-    }
-
-    /// `Some(signal)` when it was killed by a signal.
-    pub fn signal(self) -> Option<i32> {
-        match self {
-            ExitStatus::Code(_) => None,
-            ExitStatus::Signal(s) => Some(s),
-        }
-    }
-}
-
-impl std::fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExitStatus::Code(c) => write!(f, "exit code {c}"),
-            ExitStatus::Signal(s) => match nix::sys::signal::Signal::try_from(*s) {
-                Ok(sig) => write!(f, "killed by {sig}"),
-                Err(_) => write!(f, "killed by signal {s}"),
-            },
-        }
-    }
-}
+use crate::sync::LockExt;
+use crate::wasm::ExitStatus;
 
 /// Receives the exit status of one registered pid, exactly once.
 pub type Route = Box<dyn FnOnce(ExitStatus) + Send>;
@@ -95,13 +59,13 @@ impl RegistryGuard<'_> {
 impl Registry {
     /// Lock the registry (the spawner holds this across `fork`).
     pub fn lock(&self) -> RegistryGuard<'_> {
-        RegistryGuard(lock(&self.entries))
+        RegistryGuard(self.entries.lock_unpoisoned())
     }
 
     /// Claim a pending pid: its status goes to `route` (at once, if it has
     /// already exited). Unknown pids are registered afresh.
     pub fn claim(&self, pid: Pid, route: Route) {
-        let mut entries = lock(&self.entries);
+        let mut entries = self.entries.lock_unpoisoned();
         match entries.remove(&pid.as_raw()) {
             Some(Entry::Pending(Some(status))) => {
                 drop(entries);
@@ -115,7 +79,7 @@ impl Registry {
 
     /// Give up on a pending pid (its exec failed): its status is dropped.
     pub fn discard(&self, pid: Pid) {
-        let mut entries = lock(&self.entries);
+        let mut entries = self.entries.lock_unpoisoned();
         if let Some(Entry::Pending(None)) = entries.remove(&pid.as_raw()) {
             entries.insert(pid.as_raw(), Entry::Discard);
         }
@@ -124,12 +88,12 @@ impl Registry {
     /// Where statuses of pids nobody registered go. Without a handler they
     /// are only logged.
     pub fn set_orphan_handler(&self, handler: OrphanHandler) {
-        *lock(&self.orphans) = Some(handler);
+        *self.orphans.lock_unpoisoned() = Some(handler);
     }
 
     /// Route one reaped status.
     pub fn deliver(&self, pid: Pid, status: ExitStatus) {
-        let mut entries = lock(&self.entries);
+        let mut entries = self.entries.lock_unpoisoned();
         match entries.remove(&pid.as_raw()) {
             Some(Entry::Pending(_)) => {
                 entries.insert(pid.as_raw(), Entry::Pending(Some(status)));
@@ -142,7 +106,7 @@ impl Registry {
             None => {
                 drop(entries);
                 tracing::debug!(%pid, %status, "reaped an orphan");
-                if let Some(handler) = lock(&self.orphans).as_ref() {
+                if let Some(handler) = self.orphans.lock_unpoisoned().as_ref() {
                     handler(pid, status);
                 }
             }
@@ -155,7 +119,7 @@ impl Registry {
     /// caller that saw a group empty calls this before acting on it, so
     /// that e.g. `orphan-reaped` is journaled before the service's `exited`.
     pub fn settle(&self) {
-        drop(lock(&self.reaping));
+        drop(self.reaping.lock_unpoisoned());
     }
 
     /// Hold off reaping while the guard lives: a child that has already
@@ -163,7 +127,7 @@ impl Registry {
     /// spawner reads a new child's start time under it. (Lock order, as in
     /// [`Self::reap_all`]: this, then the registry.)
     pub fn hold_reaping(&self) -> MutexGuard<'_, ()> {
-        lock(&self.reaping)
+        self.reaping.lock_unpoisoned()
     }
 
     /// Reap every child that has exited and route its status. Returns how
@@ -171,7 +135,7 @@ impl Registry {
     pub fn reap_all(&self) -> usize {
         let mut n = 0;
         loop {
-            let _reaping = lock(&self.reaping);
+            let _reaping = self.reaping.lock_unpoisoned();
             match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => {
                     n += 1;
@@ -191,11 +155,6 @@ impl Registry {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panicking route must not take the reaper down with it.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The process-wide reaper. There is exactly one per process: `waitpid(-1)`
@@ -290,7 +249,7 @@ mod tests {
         let (otx, orx) = std::sync::mpsc::channel();
         let otx = Mutex::new(otx);
         r.set_orphan_handler(Box::new(move |pid, s| {
-            let _ = lock(&otx).send((pid, s));
+            let _ = otx.lock_unpoisoned().send((pid, s));
         }));
         r.lock().insert_pending(pid);
         r.discard(pid);

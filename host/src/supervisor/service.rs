@@ -41,11 +41,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::reaper::ExitStatus;
 use super::state::{Status, can_transition};
-use crate::config::{Checks, NotifySpec, Phase, RestartMode, RestartPolicy, Service};
+use crate::config::{Checks, NotifySpec, RestartMode, RestartPolicy, Service};
 use crate::journal::Event as Journal;
-pub use events::{Action, Effect, Event, History, LoaderEvent, Notify, Outcome, Timer, TimerKind};
+use crate::wasm::{ExitStatus, Phase, Verdict};
+pub use events::{Action, Effect, Event, History, LoaderEvent, Notify, Timer, TimerKind};
 use policy::RestartBook;
 
 /// What to do once the child we are stopping has exited.
@@ -77,7 +77,7 @@ struct LeaderExit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pending {
     Exit { failed: bool, uptime: Duration },
-    CheckFailed { phase: Phase, outcome: Outcome },
+    CheckFailed { phase: Phase, outcome: Verdict },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -609,7 +609,7 @@ impl ServiceState {
                     fx.push(Effect::Journal(Journal::Warning {
                         message: reason.clone(),
                     }));
-                    self.check_failed(now, Phase::Startup, Outcome::Error(reason), fx);
+                    self.check_failed(now, Phase::Startup, Verdict::Error(reason), fx);
                 }
             }
             TimerKind::StopGrace => {

@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::service::{Outcome, ServiceState};
+use super::service::ServiceState;
 use super::state::Status;
 use super::task::Local;
-use crate::config::Phase;
+use crate::wasm::{Phase, Verdict};
 
 /// A service's state as others see it (dependents, the control API,
 /// `/metrics`).
@@ -38,7 +38,7 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckResult {
     pub phase: Phase,
-    pub outcome: Outcome,
+    pub outcome: Verdict,
     /// Time from the call to its outcome (queueing for an engine slot included).
     pub latency: Duration,
 }

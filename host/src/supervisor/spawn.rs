@@ -42,8 +42,8 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 use nix::unistd::Pid;
 
-use super::proc;
 use super::reaper::{Registry, Route};
+use crate::procfs;
 
 /// Where a child's stdout or stderr goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -452,7 +452,7 @@ fn spawn_now(
         a.pid = Some(pid);
     }
     drop(announced);
-    let start_time = proc::start_time(pid.as_raw());
+    let start_time = procfs::start_time(pid.as_raw());
     drop(reaping);
     registry.claim(pid, route);
     Ok(Spawned {

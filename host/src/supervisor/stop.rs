@@ -13,8 +13,8 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::proc;
-use super::reaper::ExitStatus;
+use crate::procfs;
+use crate::wasm::ExitStatus;
 
 /// How often group membership is polled while waiting for stragglers.
 const POLL: Duration = Duration::from_millis(10);
@@ -152,10 +152,10 @@ impl ForeignGroup {
     /// forks and exits, and its children are still alive. We accept that
     /// risk against leaving our grandchildren running.
     pub fn is_ours(&self) -> bool {
-        match proc::stat(self.pgid) {
+        match procfs::stat(self.pgid) {
             Some(s) => s.start_time == self.start_time,
             None => {
-                let members = proc::group_members(self.pgid);
+                let members = procfs::group_members(self.pgid);
                 !members.is_empty()
                     && members
                         .iter()
@@ -188,5 +188,5 @@ pub async fn stop_foreign_group(group: &ForeignGroup, sig: Signal, grace: Durati
 /// True while group `pgid` has a member that is not a zombie. (A zombie is
 /// already dead and only waits to be reaped: it needs no SIGKILL.)
 pub fn live_members(pgid: i32) -> bool {
-    proc::group_members(pgid).iter().any(|s| s.state != 'Z')
+    procfs::group_members(pgid).iter().any(|s| s.state != 'Z')
 }

@@ -46,3 +46,51 @@ pub mod loader {
 }
 
 pub use checker::vigil::health::types::{ErrorCode, Outcome, Phase, Target};
+pub use loader::vigil::health::policy::ExitStatus;
+
+// The one boundary between the host's vocabulary (`super::vocab`) and the
+// WIT-generated twins of its types: everything else speaks the host's.
+
+impl From<super::Phase> for Phase {
+    fn from(phase: super::Phase) -> Self {
+        match phase {
+            super::Phase::Startup => Phase::Startup,
+            super::Phase::Readiness => Phase::Readiness,
+            super::Phase::Liveness => Phase::Liveness,
+        }
+    }
+}
+
+impl From<super::ExitStatus> for ExitStatus {
+    fn from(status: super::ExitStatus) -> Self {
+        match status {
+            super::ExitStatus::Code(code) => ExitStatus::Code(code),
+            super::ExitStatus::Signal(signal) => ExitStatus::Signal(signal),
+        }
+    }
+}
+
+impl From<Outcome> for super::Verdict {
+    /// The guest's verdict, its reason cut to
+    /// [`MAX_REASON`](super::checker::MAX_REASON).
+    fn from(outcome: Outcome) -> Self {
+        use super::checker::bounded;
+        match outcome {
+            Outcome::Ok => super::Verdict::Ok,
+            Outcome::Retry(reason) => super::Verdict::Retry(bounded(reason)),
+            Outcome::Error(reason) => super::Verdict::Error(bounded(reason)),
+        }
+    }
+}
+
+impl From<&super::Verdict> for Outcome {
+    /// A verdict as a loader sees it in `check-failed`: a trap or a
+    /// timeout is a `retry` (inconclusive), with its reason.
+    fn from(verdict: &super::Verdict) -> Self {
+        match verdict {
+            super::Verdict::Ok => Outcome::Ok,
+            super::Verdict::Error(reason) => Outcome::Error(reason.clone()),
+            other => Outcome::Retry(other.reason().unwrap_or_default().to_owned()),
+        }
+    }
+}

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::Trap;
 
-use super::bindings::{self, Outcome, Phase};
+use super::bindings;
 use super::output::BoundedOutput;
 use super::warm::{WarmInstance, WarmInstances};
-use super::{CheckSource, Engine, Grants};
+use super::{CheckSource, Engine, Grants, Phase, Verdict};
 
 /// Who a check judges (host side of the WIT `target`).
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ impl Target {
     fn to_wit(&self) -> bindings::Target {
         bindings::Target {
             service: self.service.clone(),
-            phase: self.phase,
+            phase: self.phase.into(),
             pid: self.pid,
             started_at_ms: self
                 .started_at
@@ -132,74 +132,6 @@ impl LazyHttpClient {
                 }
             })
             .clone()
-    }
-}
-
-/// A check's verdict, including the ways a guest can fail to give one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Ok,
-    Retry(String),
-    Error(String),
-    /// The guest trapped (panic, memory cap, stack overflow, ...) or could
-    /// not be instantiated. Inconclusive: counts like `Retry`.
-    Trapped(String),
-    /// The deadline passed. Inconclusive: counts like `Retry`.
-    TimedOut,
-}
-
-impl Verdict {
-    /// `vigil check`'s exit code: 0 ok, 75 retry (EX_TEMPFAIL), 1 error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Verdict::Ok => 0,
-            Verdict::Retry(_) | Verdict::Trapped(_) | Verdict::TimedOut => 75,
-            Verdict::Error(_) => 1,
-        }
-    }
-
-    /// Short name: ok, retry, error, trap, timeout.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Verdict::Ok => "ok",
-            Verdict::Retry(_) => "retry",
-            Verdict::Error(_) => "error",
-            Verdict::Trapped(_) => "trap",
-            Verdict::TimedOut => "timeout",
-        }
-    }
-
-    pub fn reason(&self) -> Option<&str> {
-        match self {
-            Verdict::Ok => None,
-            Verdict::Retry(r) | Verdict::Error(r) | Verdict::Trapped(r) => Some(r),
-            Verdict::TimedOut => Some("deadline passed"),
-        }
-    }
-
-    /// A trap or timeout: the check gave no answer.
-    pub fn is_inconclusive(&self) -> bool {
-        matches!(self, Verdict::Trapped(_) | Verdict::TimedOut)
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.reason() {
-            Some(reason) => write!(f, "{}: {reason}", self.kind()),
-            None => f.write_str(self.kind()),
-        }
-    }
-}
-
-impl From<Outcome> for Verdict {
-    /// The guest's verdict, its reason cut to [`MAX_REASON`].
-    fn from(outcome: Outcome) -> Self {
-        match outcome {
-            Outcome::Ok => Verdict::Ok,
-            Outcome::Retry(reason) => Verdict::Retry(bounded(reason)),
-            Outcome::Error(reason) => Verdict::Error(bounded(reason)),
-        }
     }
 }
 

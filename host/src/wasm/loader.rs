@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use super::bindings::loader::LoaderPre;
 use super::bindings::loader::vigil::health::policy;
-use super::checker::{Verdict, bounded, failure_verdict};
+use super::checker::{bounded, failure_verdict};
 use super::output::BoundedOutput;
 use super::store::HostState;
-use super::{CheckSource, Engine};
+use super::{CheckSource, Engine, Verdict};
 
-pub use policy::{Action, CheckFailure, Command, Event, Exit, ExitStatus, History, SpawnContext};
+pub use policy::{Action, CheckFailure, Command, Event, Exit, History, SpawnContext};
 
 /// Deadline of one loader call; a policy decision is pure computation.
 pub const LOADER_TIMEOUT: Duration = Duration::from_secs(1);

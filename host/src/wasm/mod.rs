@@ -6,6 +6,8 @@
 //! - [`host`]: the capability interfaces, one module each.
 //! - [`grants`]: what a service lets its checks reach.
 //! - `warm`: idle instances of the bundled checks, reused across calls.
+//! - `vocab`: [`CheckSource`], [`Phase`], [`Verdict`], [`ExitStatus`], the
+//!   words the rest of Vigil shares with checks and loaders.
 
 pub mod bindings;
 pub mod builtins;
@@ -19,48 +21,17 @@ mod limits;
 mod loader;
 mod output;
 pub(crate) mod store;
+mod vocab;
 mod warm;
 
-use std::fmt;
-use std::path::PathBuf;
-use std::str::FromStr;
-
-pub use bindings::Phase;
 pub use cache::{CacheOutcome, default_cache_dir};
-pub use checker::{CheckReport, Checker, Sandbox, Target, Verdict};
+pub use checker::{CheckReport, Checker, Sandbox, Target};
 pub use engine::{Engine, EngineError, EngineOptions, EngineStats};
 pub use grants::{GrantError, Grants};
 pub use loader::{
-    Action, CheckFailure, Command, Event, Exit, ExitStatus, History, Loader, LoaderError,
-    SpawnContext,
+    Action, CheckFailure, Command, Event, Exit, History, Loader, LoaderError, SpawnContext,
 };
-
-/// Where a component comes from: embedded in the binary or a file.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CheckSource {
-    /// `builtin:NAME`, one of [`builtins::names`].
-    Builtin(String),
-    File(PathBuf),
-}
-
-impl FromStr for CheckSource {
-    type Err = std::convert::Infallible;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Ok(match text.strip_prefix("builtin:") {
-            Some(name) => CheckSource::Builtin(name.to_owned()),
-            None => CheckSource::File(PathBuf::from(text)),
-        })
-    }
-}
-
-impl fmt::Display for CheckSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CheckSource::Builtin(name) => write!(f, "builtin:{name}"),
-            CheckSource::File(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
+pub use vocab::{CheckSource, ExitStatus, Phase, Verdict};
 
 /// Why a component could not be loaded. Each message names the source and
 /// says what to do.

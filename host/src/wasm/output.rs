@@ -5,12 +5,14 @@
 //! running (a write error would turn a chatty check into a trapped one).
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+use crate::sync::LockExt;
 
 /// A shared, capped byte buffer; clones write to the same buffer.
 #[derive(Clone, Debug)]
@@ -34,7 +36,7 @@ impl BoundedOutput {
     }
 
     fn append(&self, data: &[u8]) {
-        let mut buffer = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut buffer = self.inner.lock_unpoisoned();
         let room = self.cap.saturating_sub(buffer.bytes.len());
         let (kept, rest) = data.split_at(room.min(data.len()));
         buffer.bytes.extend_from_slice(kept);
@@ -43,13 +45,13 @@ impl BoundedOutput {
 
     /// The captured text (lossily decoded), with a note when bytes were dropped.
     pub fn text(&self) -> String {
-        let buffer = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let buffer = self.inner.lock_unpoisoned();
         Self::decode(&buffer)
     }
 
     /// The captured text, leaving the buffer empty for the next call.
     pub fn take_text(&self) -> String {
-        let mut buffer = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut buffer = self.inner.lock_unpoisoned();
         let text = Self::decode(&buffer);
         *buffer = Buffer::default();
         text

@@ -12,13 +12,14 @@
 //! in. Only an instance that finished cleanly comes back: a trap, a
 //! timeout, a hit memory cap or a resource left open drops it.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use wasmtime::Store;
 
 use super::bindings;
 use super::output::BoundedOutput;
 use super::store::HostState;
+use crate::sync::LockExt;
 
 /// Idle instances kept per builtin. Checks rarely overlap (a builtin call
 /// takes well under a millisecond), so a few cover a thousand services;
@@ -43,7 +44,7 @@ impl WarmInstances {
     /// (a service with a lower cap than the one that grew it must not
     /// inherit it).
     pub fn take(&self, memory_limit: usize) -> Option<WarmInstance> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.idle.lock_unpoisoned();
         let index = idle
             .iter()
             .rposition(|warm| warm.store.data().limits.used() <= memory_limit)?;
@@ -57,7 +58,7 @@ impl WarmInstances {
         if data.limits.hit || !data.table.is_empty() || data.caps.open_connections != 0 {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.idle.lock_unpoisoned();
         if idle.len() < MAX_IDLE {
             idle.push(warm);
         }

@@ -4,10 +4,11 @@
 use std::time::Instant;
 
 use super::{AfterStop, Pending, ServiceState, idx};
-use crate::config::{CheckSpec, Phase};
+use crate::config::CheckSpec;
 use crate::journal::Event as Journal;
-use crate::supervisor::service::{Effect, LoaderEvent, Notify, Outcome, TimerKind};
+use crate::supervisor::service::{Effect, LoaderEvent, Notify, TimerKind};
 use crate::supervisor::state::Status;
+use crate::wasm::{Phase, Verdict};
 
 impl ServiceState {
     // -- notify (systemd's protocol, from the child) -------------------------
@@ -67,14 +68,14 @@ impl ServiceState {
             outcome: "error".into(),
             reason: Some(reason.clone()),
         }));
-        self.check_failed(now, Phase::Liveness, Outcome::Error(reason), fx);
+        self.check_failed(now, Phase::Liveness, Verdict::Error(reason), fx);
     }
 
     pub(super) fn on_check(
         &mut self,
         now: Instant,
         phase: Phase,
-        outcome: Outcome,
+        outcome: Verdict,
         fx: &mut Vec<Effect>,
     ) {
         let Some(spec) = self.checks.get(phase).cloned() else {
@@ -88,7 +89,7 @@ impl ServiceState {
             return; // e.g. stopping: no check acts
         }
         let c = &mut self.counters[idx(phase)];
-        if outcome == Outcome::Ok {
+        if outcome == Verdict::Ok {
             c.consecutive_ok += 1;
             c.consecutive_fail = 0;
         } else {
@@ -101,16 +102,16 @@ impl ServiceState {
             fx.push(Effect::Journal(Journal::Check {
                 phase: phase.to_string(),
                 outcome: outcome.kind().into(),
-                reason: outcome.reason(),
+                reason: outcome.reason().map(str::to_owned),
             }));
         }
-        if matches!(outcome, Outcome::Trapped(_) | Outcome::TimedOut) {
+        if matches!(outcome, Verdict::Trapped(_) | Verdict::TimedOut) {
             fx.push(Effect::Journal(Journal::Warning {
                 message: format!(
                     "{phase} check {} {}",
                     spec.check,
                     match &outcome {
-                        Outcome::Trapped(r) => format!("trapped: {r}"),
+                        Verdict::Trapped(r) => format!("trapped: {r}"),
                         _ => format!("timed out after {:?}", spec.timeout),
                     }
                 ),
@@ -118,23 +119,23 @@ impl ServiceState {
         }
 
         match (phase, &outcome) {
-            (Phase::Startup, Outcome::Ok) => {
+            (Phase::Startup, Verdict::Ok) => {
                 self.startup_check_ok = true;
                 self.startup_gate(now, fx);
             }
-            (Phase::Readiness, Outcome::Ok) => {
+            (Phase::Readiness, Verdict::Ok) => {
                 if self.status == Status::Running && ok_count >= spec.success_threshold {
                     self.become_ready(now, fx);
                 }
                 self.schedule(TimerKind::Check(phase), spec.period, fx);
             }
-            (Phase::Liveness, Outcome::Ok) => {
+            (Phase::Liveness, Verdict::Ok) => {
                 self.schedule(TimerKind::Check(phase), spec.period, fx)
             }
             (_, _) => {
                 if self.loader_config.is_some() {
                     // Keep checking; the loader's action may stop the child.
-                    if outcome.is_inconclusive() || phase == Phase::Readiness {
+                    if outcome.counts_as_retry() || phase == Phase::Readiness {
                         self.schedule(TimerKind::Check(phase), spec.period, fx);
                     }
                     self.pending = None;
@@ -162,14 +163,14 @@ impl ServiceState {
         &mut self,
         spec: &CheckSpec,
         fail_count: u32,
-        outcome: &Outcome,
+        outcome: &Verdict,
         fx: &mut Vec<Effect>,
     ) {
         let drop_ready =
-            matches!(outcome, Outcome::Error(_)) || fail_count >= spec.failure_threshold;
+            matches!(outcome, Verdict::Error(_)) || fail_count >= spec.failure_threshold;
         if self.status == Status::Ready && drop_ready && self.set(Status::Running, fx) {
             fx.push(Effect::Journal(Journal::Unready {
-                reason: outcome.reason(),
+                reason: outcome.reason().map(str::to_owned),
             }));
         }
     }
@@ -180,12 +181,12 @@ impl ServiceState {
         phase: Phase,
         spec: &CheckSpec,
         fail_count: u32,
-        outcome: Outcome,
+        outcome: Verdict,
         fx: &mut Vec<Effect>,
     ) {
         match phase {
             Phase::Startup => {
-                if outcome.is_inconclusive() {
+                if outcome.counts_as_retry() {
                     self.schedule(TimerKind::Check(phase), spec.period, fx); // the startup timeout bounds this
                 } else {
                     self.check_failed(now, phase, outcome, fx);
@@ -196,7 +197,7 @@ impl ServiceState {
                 self.schedule(TimerKind::Check(phase), spec.period, fx);
             }
             Phase::Liveness => {
-                if matches!(outcome, Outcome::Error(_)) || fail_count >= spec.failure_threshold {
+                if matches!(outcome, Verdict::Error(_)) || fail_count >= spec.failure_threshold {
                     self.check_failed(now, phase, outcome, fx);
                 } else {
                     self.schedule(TimerKind::Check(phase), spec.period, fx);
@@ -212,7 +213,7 @@ impl ServiceState {
         &mut self,
         now: Instant,
         phase: Phase,
-        outcome: Outcome,
+        outcome: Verdict,
         fx: &mut Vec<Effect>,
     ) {
         if self.loader_config.is_some() && self.pending.is_none() {

@@ -4,50 +4,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::config::Phase;
 use crate::journal::Event as Journal;
-use crate::supervisor::reaper::ExitStatus;
 use crate::supervisor::state::Status;
-
-/// The result of one check run, as the engine reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Retry(String),
-    Error(String),
-    /// The check trapped: inconclusive (counts like `retry`) plus a warning.
-    Trapped(String),
-    /// The check ran out of time: inconclusive plus a warning.
-    TimedOut,
-}
-
-impl Outcome {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Retry(_) => "retry",
-            Outcome::Error(_) => "error",
-            Outcome::Trapped(_) => "trapped",
-            Outcome::TimedOut => "timed-out",
-        }
-    }
-
-    pub fn reason(&self) -> Option<String> {
-        match self {
-            Outcome::Ok => None,
-            Outcome::Retry(r) | Outcome::Error(r) | Outcome::Trapped(r) => Some(r.clone()),
-            Outcome::TimedOut => Some("timed out".into()),
-        }
-    }
-
-    /// Retry, trap and timeout: ask again, counting towards thresholds.
-    pub fn is_inconclusive(&self) -> bool {
-        matches!(
-            self,
-            Outcome::Retry(_) | Outcome::Trapped(_) | Outcome::TimedOut
-        )
-    }
-}
+use crate::wasm::{ExitStatus, Phase, Verdict};
 
 /// An event of a service's life, as a loader sees it (WIT `policy.event`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +15,7 @@ pub enum LoaderEvent {
     Ready,
     CheckFailed {
         phase: Phase,
-        outcome: Outcome,
+        outcome: Verdict,
         consecutive: u32,
     },
     Exited {
@@ -163,7 +122,7 @@ pub enum Event {
     Check {
         epoch: u64,
         phase: Phase,
-        outcome: Outcome,
+        outcome: Verdict,
     },
     Timer(Timer),
     /// The loader answered (Err: it failed, use the built-in policy).

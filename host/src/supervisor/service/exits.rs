@@ -8,9 +8,9 @@ use nix::sys::signal::Signal;
 use super::policy::{self, Decision};
 use super::{AfterStop, LeaderExit, Pending, ServiceState, ms, signal_name};
 use crate::journal::Event as Journal;
-use crate::supervisor::reaper::ExitStatus;
 use crate::supervisor::service::{Action, Effect, LoaderEvent, TimerKind};
 use crate::supervisor::state::Status;
+use crate::wasm::ExitStatus;
 
 impl ServiceState {
     /// The leader was reaped. The exit counts once its group is gone

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::*;
-use crate::config::{CheckRef, CheckSpec, GiveUp, GrantSpec, LoaderSpec};
+use crate::config::{CheckSpec, GiveUp, GrantSpec, LoaderSpec};
+use crate::wasm::CheckSource;
 
 mod properties;
 
@@ -31,7 +32,7 @@ fn service() -> Service {
 
 fn check(period_ms: u64, failure: u32, success: u32) -> CheckSpec {
     CheckSpec {
-        check: CheckRef::Builtin("http".into()),
+        check: CheckSource::Builtin("http".into()),
         period: Duration::from_millis(period_ms),
         timeout: Duration::from_millis(500),
         initial_delay: Duration::ZERO,
@@ -76,7 +77,7 @@ impl Sim {
         let epoch = self.s.epoch();
         self.on(Event::Timer(Timer { kind, epoch }))
     }
-    fn check(&mut self, phase: Phase, outcome: Outcome) -> Vec<Effect> {
+    fn check(&mut self, phase: Phase, outcome: Verdict) -> Vec<Effect> {
         let epoch = self.s.epoch();
         self.on(Event::Check {
             epoch,
@@ -368,7 +369,7 @@ fn startup_repeats_until_ok_then_readiness_and_liveness_begin() {
                 attempt
             }]
         );
-        let fx = sim.check(Phase::Startup, Outcome::Retry("refused".into()));
+        let fx = sim.check(Phase::Startup, Verdict::Retry("refused".into()));
         assert_eq!(
             scheduled(&fx, TimerKind::Check(Phase::Startup)),
             Some(Duration::from_millis(100))
@@ -376,7 +377,7 @@ fn startup_repeats_until_ok_then_readiness_and_liveness_begin() {
         // The outcome is journaled once, not on every repeat.
         assert_eq!(journal(&fx).len(), usize::from(attempt == 1));
     }
-    let fx = sim.check(Phase::Startup, Outcome::Ok);
+    let fx = sim.check(Phase::Startup, Verdict::Ok);
     assert_eq!(sim.s.status(), Status::Running);
     // Readiness at once (dependents wait for it); liveness at a random
     // point of its first period, so services started together spread out.
@@ -390,7 +391,7 @@ fn startup_repeats_until_ok_then_readiness_and_liveness_begin() {
     );
     // The startup timeout no longer acts.
     assert!(sim.timer(TimerKind::StartupTimeout).is_empty());
-    let fx = sim.check(Phase::Readiness, Outcome::Ok);
+    let fx = sim.check(Phase::Readiness, Verdict::Ok);
     assert_eq!(sim.s.status(), Status::Ready);
     assert!(journal(&fx).contains(&Journal::Ready));
 }
@@ -401,7 +402,7 @@ fn startup_error_or_timeout_fails_the_start() {
     svc.checks.startup = Some(check(100, 3, 1));
     svc.restart.backoff = vec![Duration::from_secs(5)];
     let mut sim = Sim::running(&svc, 9);
-    let fx = sim.check(Phase::Startup, Outcome::Error("bad config".into()));
+    let fx = sim.check(Phase::Startup, Verdict::Error("bad config".into()));
     assert_eq!(sim.s.status(), Status::Stopping);
     assert!(fx.contains(&Effect::Signal {
         pgid: 9,
@@ -420,7 +421,7 @@ fn startup_error_or_timeout_fails_the_start() {
     assert_eq!(restart_delay(&fx), Some(Duration::from_secs(5)));
 
     let mut sim = Sim::running(&svc, 9);
-    sim.check(Phase::Startup, Outcome::Retry("not yet".into()));
+    sim.check(Phase::Startup, Verdict::Retry("not yet".into()));
     let fx = sim.timer(TimerKind::StartupTimeout);
     assert_eq!(sim.s.status(), Status::Stopping);
     assert!(
@@ -431,7 +432,7 @@ fn startup_error_or_timeout_fails_the_start() {
 
     svc.restart.mode = RestartMode::Never;
     let mut sim = Sim::running(&svc, 9);
-    sim.check(Phase::Startup, Outcome::Error("bad".into()));
+    sim.check(Phase::Startup, Verdict::Error("bad".into()));
     sim.exit(ExitStatus::Code(0), Duration::from_millis(50));
     assert_eq!(sim.s.status(), Status::Failed);
 }
@@ -442,13 +443,13 @@ fn readiness_toggles_with_thresholds_and_never_restarts() {
     svc.checks.readiness = Some(check(100, 2, 2));
     let mut sim = Sim::running(&svc, 3);
     assert_eq!(sim.s.status(), Status::Running);
-    sim.check(Phase::Readiness, Outcome::Ok);
+    sim.check(Phase::Readiness, Verdict::Ok);
     assert_eq!(sim.s.status(), Status::Running, "success threshold 2");
-    sim.check(Phase::Readiness, Outcome::Ok);
+    sim.check(Phase::Readiness, Verdict::Ok);
     assert_eq!(sim.s.status(), Status::Ready);
-    sim.check(Phase::Readiness, Outcome::Retry("slow".into()));
+    sim.check(Phase::Readiness, Verdict::Retry("slow".into()));
     assert_eq!(sim.s.status(), Status::Ready, "failure threshold 2");
-    let fx = sim.check(Phase::Readiness, Outcome::TimedOut);
+    let fx = sim.check(Phase::Readiness, Verdict::TimedOut);
     assert_eq!(sim.s.status(), Status::Running);
     assert!(
         journal(&fx)
@@ -462,10 +463,10 @@ fn readiness_toggles_with_thresholds_and_never_restarts() {
         "timeouts warn"
     );
     assert!(!fx.iter().any(|e| matches!(e, Effect::Signal { .. })));
-    sim.check(Phase::Readiness, Outcome::Ok);
-    sim.check(Phase::Readiness, Outcome::Ok);
+    sim.check(Phase::Readiness, Verdict::Ok);
+    sim.check(Phase::Readiness, Verdict::Ok);
     assert_eq!(sim.s.status(), Status::Ready);
-    sim.check(Phase::Readiness, Outcome::Error("gone".into()));
+    sim.check(Phase::Readiness, Verdict::Error("gone".into()));
     assert_eq!(
         sim.s.status(),
         Status::Running,
@@ -479,11 +480,11 @@ fn liveness_counts_consecutive_failures_and_error_restarts_at_once() {
     svc.checks.liveness = Some(check(100, 3, 1));
     let mut sim = Sim::running(&svc, 4);
     for o in [
-        Outcome::Retry("a".into()),
-        Outcome::TimedOut,
-        Outcome::Ok,
-        Outcome::Trapped("x".into()),
-        Outcome::Retry("b".into()),
+        Verdict::Retry("a".into()),
+        Verdict::TimedOut,
+        Verdict::Ok,
+        Verdict::Trapped("x".into()),
+        Verdict::Retry("b".into()),
     ] {
         let fx = sim.check(Phase::Liveness, o);
         assert!(
@@ -495,7 +496,7 @@ fn liveness_counts_consecutive_failures_and_error_restarts_at_once() {
             Some(Duration::from_millis(100))
         );
     }
-    let fx = sim.check(Phase::Liveness, Outcome::Trapped("oom".into()));
+    let fx = sim.check(Phase::Liveness, Verdict::Trapped("oom".into()));
     assert!(
         fx.contains(&Effect::Signal {
             pgid: 4,
@@ -512,7 +513,7 @@ fn liveness_counts_consecutive_failures_and_error_restarts_at_once() {
     assert_eq!(restart_delay(&fx), Some(Duration::ZERO));
 
     let mut sim = Sim::running(&svc, 4);
-    let fx = sim.check(Phase::Liveness, Outcome::Error("deadlocked".into()));
+    let fx = sim.check(Phase::Liveness, Verdict::Error("deadlocked".into()));
     assert!(fx.contains(&Effect::Signal {
         pgid: 4,
         signal: Signal::SIGTERM
@@ -531,7 +532,7 @@ fn stop_escalates_and_stopping_ignores_checks() {
         signal: Signal::SIGTERM
     }));
     assert!(
-        sim.check(Phase::Liveness, Outcome::Error("x".into()))
+        sim.check(Phase::Liveness, Verdict::Error("x".into()))
             .is_empty()
     );
     assert!(sim.timer(TimerKind::Check(Phase::Liveness)).is_empty());
@@ -600,7 +601,7 @@ fn stale_results_are_ignored_and_spawn_errors_back_off() {
         sim.on(Event::Check {
             epoch: old,
             phase: Phase::Liveness,
-            outcome: Outcome::Error("x".into())
+            outcome: Verdict::Error("x".into())
         })
         .is_empty()
     );
@@ -749,13 +750,13 @@ fn a_late_answer_about_an_earlier_event_is_not_taken_for_the_exits() {
 fn a_loader_decides_check_failures_and_a_broken_loader_falls_back() {
     let svc = with_loader();
     let mut sim = Sim::running(&svc, 6);
-    let fx = sim.check(Phase::Liveness, Outcome::Retry("slow".into()));
+    let fx = sim.check(Phase::Liveness, Verdict::Retry("slow".into()));
     let (epoch, event, _) = decide(&fx).expect("asks");
     assert_eq!(
         event,
         LoaderEvent::CheckFailed {
             phase: Phase::Liveness,
-            outcome: Outcome::Retry("slow".into()),
+            outcome: Verdict::Retry("slow".into()),
             consecutive: 1
         }
     );
@@ -933,7 +934,7 @@ fn members_left_by_a_crashed_leader_are_stopped_before_the_policy_runs() {
     assert!(restart_delay(&fx).is_none() && !spawns(&fx));
     // Stopping: no check acts on the remains.
     assert!(
-        sim.check(Phase::Liveness, Outcome::Error("x".into()))
+        sim.check(Phase::Liveness, Verdict::Error("x".into()))
             .is_empty()
     );
     let fx = sim.timer(TimerKind::StopGrace);
@@ -1076,7 +1077,7 @@ fn ready_1_and_a_startup_check_must_both_pass() {
     svc.checks.startup = Some(check(100, 3, 1));
     // Check first, then READY=1.
     let mut sim = Sim::running(&svc, 42);
-    sim.check(Phase::Startup, Outcome::Ok);
+    sim.check(Phase::Startup, Verdict::Ok);
     assert_eq!(sim.s.status(), Status::Starting);
     sim.on(Event::Notify(Notify::Ready));
     assert_eq!(sim.s.status(), Status::Ready);
@@ -1084,11 +1085,11 @@ fn ready_1_and_a_startup_check_must_both_pass() {
     let mut sim = Sim::running(&svc, 42);
     sim.on(Event::Notify(Notify::Ready));
     assert_eq!(sim.s.status(), Status::Starting);
-    sim.check(Phase::Startup, Outcome::Ok);
+    sim.check(Phase::Startup, Verdict::Ok);
     assert_eq!(sim.s.status(), Status::Ready);
     // Check passed, READY=1 never came: the startup timeout says so.
     let mut sim = Sim::running(&svc, 42);
-    sim.check(Phase::Startup, Outcome::Ok);
+    sim.check(Phase::Startup, Verdict::Ok);
     let fx = sim
         .at(Duration::from_secs(10))
         .timer(TimerKind::StartupTimeout);
@@ -1109,7 +1110,7 @@ fn with_a_readiness_check_ready_1_only_starts_the_service() {
         scheduled(&fx, TimerKind::Check(Phase::Readiness)),
         Some(Duration::ZERO)
     );
-    sim.check(Phase::Readiness, Outcome::Ok);
+    sim.check(Phase::Readiness, Verdict::Ok);
     assert_eq!(sim.s.status(), Status::Ready);
 }
 
@@ -1187,7 +1188,7 @@ fn operator_stop_stays_stopped_until_started() {
     // Stopped while a failed liveness check is already stopping it: the
     // operator's stop wins over the policy restart.
     let mut sim = Sim::running(&svc, 8);
-    sim.check(Phase::Liveness, Outcome::Error("down".into()));
+    sim.check(Phase::Liveness, Verdict::Error("down".into()));
     assert_eq!(sim.s.status(), Status::Stopping);
     sim.on(Event::Stop);
     let fx = sim.exit(ExitStatus::Signal(15), Duration::from_secs(1));
@@ -1261,7 +1262,7 @@ fn a_first_check_is_never_brought_forward_by_jitter() {
             false
         ))
     );
-    let fx = sim.check(Phase::Readiness, Outcome::Ok);
+    let fx = sim.check(Phase::Readiness, Verdict::Ok);
     assert_eq!(
         first(&fx, Phase::Readiness),
         Some((Duration::from_millis(1000), Duration::ZERO, true)),

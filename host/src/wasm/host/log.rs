@@ -1,7 +1,8 @@
 //! `vigil:health/log`: bounded diagnostic lines attached to the result.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
+use crate::sync::LockExt;
 use crate::wasm::bindings::checker::vigil::health::log::{self, Level};
 use crate::wasm::store::HostState;
 
@@ -26,7 +27,7 @@ fn head(message: &str) -> &str {
 
 impl LogBuffer {
     pub fn push(&self, level: Level, message: &str) {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut inner = self.inner.lock_unpoisoned();
         if inner.0.len() >= MAX_LINES {
             inner.1 += 1;
             return;
@@ -43,7 +44,7 @@ impl LogBuffer {
 
     /// The lines, plus a last line counting the dropped ones.
     pub fn lines(&self) -> Vec<String> {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = self.inner.lock_unpoisoned();
         let mut lines = inner.0.clone();
         if inner.1 > 0 {
             lines.push(format!("[vigil: {} more log lines dropped]", inner.1));

@@ -12,45 +12,19 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use super::{HostError, blocking};
+use crate::procfs::{self, Stat};
 use crate::wasm::bindings::ErrorCode;
 use crate::wasm::bindings::checker::vigil::health::process::{self, State, Stats};
 use crate::wasm::store::HostState;
 
-/// The fields of /proc/<pid>/stat a check may see.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcStat {
-    pub pid: u32,
-    pub parent_pid: u32,
-    pub state: char,
-    pub cpu_ticks: u64,
-    pub threads: u32,
-    pub rss_pages: u64,
-    pub start_ticks: u64,
+/// `/proc/<pid>/stat` of `pid`; `None` when it is gone (or not a pid).
+fn read_stat(pid: u32) -> Option<Stat> {
+    procfs::stat(i32::try_from(pid).ok()?)
 }
 
-/// Parses /proc/<pid>/stat. The command name may hold spaces and
-/// parentheses, so fields are counted from the last `)`.
-pub fn parse_stat(pid: u32, text: &str) -> Option<ProcStat> {
-    let rest = text.get(text.rfind(')')? + 1..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 of proc(5).
-    let field = |n: usize| fields.get(n - 3).copied();
-    let number = |n: usize| field(n).and_then(|f| f.parse::<u64>().ok());
-    Some(ProcStat {
-        pid,
-        state: field(3)?.chars().next()?,
-        parent_pid: number(4)? as u32,
-        cpu_ticks: number(14)? + number(15)?,
-        threads: number(20)? as u32,
-        start_ticks: number(22)?,
-        rss_pages: number(24)?,
-    })
-}
-
-/// Reads and parses /proc/<pid>/stat; `None` when the process is gone.
-pub fn read_stat(pid: u32) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(pid, &text)
+/// A pid as the guest sees it: never negative (0 for none).
+fn guest_pid(pid: i32) -> u32 {
+    u32::try_from(pid).unwrap_or(0)
 }
 
 /// A process pinned by an open /proc/<pid> directory. Reads through it
@@ -58,7 +32,7 @@ pub fn read_stat(pid: u32) -> Option<ProcStat> {
 /// gone: never for a later process that got the same pid.
 struct Pinned {
     dir: OwnedFd,
-    stat: ProcStat,
+    stat: Stat,
 }
 
 impl Pinned {
@@ -69,7 +43,7 @@ impl Pinned {
             Mode::empty(),
         )
         .ok()?;
-        let stat = parse_stat(pid, &read_at(&dir, "stat")?)?;
+        let stat = procfs::stat_at(&dir)?;
         Some(Pinned { dir, stat })
     }
 }
@@ -151,19 +125,19 @@ fn state_of(code: char) -> State {
 /// after its child: a pid in the chain that is younger than its child was
 /// reused by a newer process, and the walk stops there (not in the tree),
 /// so pid reuse cannot graft a stranger onto the tree.
-fn descends_from(root: u32, stat: ProcStat, lookup: impl Fn(u32) -> Option<ProcStat>) -> bool {
+fn descends_from(root: u32, stat: Stat, lookup: impl Fn(u32) -> Option<Stat>) -> bool {
     let mut current = stat;
     // Bounded: a pathological /proc must not hang us.
     for _ in 0..4096 {
-        if current.pid == root {
+        if guest_pid(current.pid) == root {
             return true;
         }
-        let parent = current.parent_pid;
-        if parent == 0 || parent == current.pid {
+        let parent = guest_pid(current.ppid);
+        if parent == 0 || parent == guest_pid(current.pid) {
             return false;
         }
         match lookup(parent) {
-            Some(up) if up.start_ticks <= current.start_ticks => current = up,
+            Some(up) if up.start_time <= current.start_time => current = up,
             _ => return false,
         }
     }
@@ -179,10 +153,8 @@ impl HostState {
 /// Stats of a pinned process. A process that ended since it was pinned is
 /// `not-found`.
 fn stats_of(process: &Pinned) -> Result<Stats, ErrorCode> {
-    let pid = process.stat.pid;
-    let stat = read_at(&process.dir, "stat")
-        .and_then(|text| parse_stat(pid, &text))
-        .ok_or(ErrorCode::NotFound)?;
+    let pid = guest_pid(process.stat.pid);
+    let stat = procfs::stat_at(&process.dir).ok_or(ErrorCode::NotFound)?;
     let ticks_per_second = sysconf(nix::unistd::SysconfVar::CLK_TCK, 100).max(1);
     let page_size = sysconf(nix::unistd::SysconfVar::PAGE_SIZE, 4096);
     let open_fds = entries_at(&process.dir, "fd").len() as u32;
@@ -190,7 +162,7 @@ fn stats_of(process: &Pinned) -> Result<Stats, ErrorCode> {
     let state = state_of(stat.state);
     Ok(Stats {
         pid,
-        parent_pid: stat.parent_pid,
+        parent_pid: guest_pid(stat.ppid),
         alive: !matches!(state, State::Zombie | State::Dead),
         state,
         rss_bytes: stat.rss_pages * page_size,
@@ -217,7 +189,7 @@ fn stat_in_tree(root: u32, pid: u32) -> Result<Stats, ErrorCode> {
             denied()
         });
     };
-    if !descends_from(root, process.stat.clone(), read_stat) {
+    if !descends_from(root, process.stat, read_stat) {
         return Err(denied());
     }
     stats_of(&process)
@@ -266,18 +238,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_a_name_with_spaces_and_parentheses() {
-        let text = "42 (a (b) c) S 7 42 42 0 -1 4194560 100 0 0 0 15 5 0 0 20 0 3 0 1234 1000 250 18446744073709551615";
-        let stat = parse_stat(42, text).expect("parses");
-        assert_eq!(stat.state, 'S');
-        assert_eq!(stat.parent_pid, 7);
-        assert_eq!(stat.cpu_ticks, 20);
-        assert_eq!(stat.threads, 3);
-        assert_eq!(stat.start_ticks, 1234);
-        assert_eq!(stat.rss_pages, 250);
-    }
-
-    #[test]
     fn our_own_process_is_in_our_tree_and_init_is_not() {
         let me = std::process::id();
         assert!(matches!(stat_in_tree(me, me), Ok(s) if s.pid == me));
@@ -286,22 +246,24 @@ mod tests {
         assert!(matches!(stat_in_tree(me, 0), Err(ErrorCode::Denied(_))));
     }
 
-    fn process(pid: u32, parent_pid: u32, start_ticks: u64) -> ProcStat {
-        ProcStat {
+    fn process(pid: i32, ppid: i32, start_time: u64) -> Stat {
+        Stat {
             pid,
-            parent_pid,
             state: 'S',
+            ppid,
+            pgrp: pid,
+            session: pid,
             cpu_ticks: 0,
             threads: 1,
+            start_time,
             rss_pages: 0,
-            start_ticks,
         }
     }
 
     /// A process table: (pid, parent pid, start ticks).
-    fn table(rows: &[(u32, u32, u64)]) -> impl Fn(u32) -> Option<ProcStat> + use<> {
-        let rows: Vec<ProcStat> = rows.iter().map(|&(p, pp, t)| process(p, pp, t)).collect();
-        move |pid| rows.iter().find(|row| row.pid == pid).cloned()
+    fn table(rows: &[(i32, i32, u64)]) -> impl Fn(u32) -> Option<Stat> + use<> {
+        let rows: Vec<Stat> = rows.iter().map(|&(p, pp, t)| process(p, pp, t)).collect();
+        move |pid| rows.iter().find(|row| guest_pid(row.pid) == pid).copied()
     }
 
     /// Pid 1 is a root like any other: its children and grandchildren are
@@ -336,11 +298,12 @@ mod tests {
     fn tree_and_stat_agree_from_the_top_of_our_chain() {
         let me = std::process::id();
         let mut top = read_stat(me).expect("our stat");
-        while let Some(up) = read_stat(top.parent_pid) {
+        while let Some(up) = read_stat(guest_pid(top.ppid)) {
             top = up;
         }
-        assert!(tree_of(top.pid).expect("tree").contains(&me));
-        let stat = stat_in_tree(top.pid, me);
+        let top = guest_pid(top.pid);
+        assert!(tree_of(top).expect("tree").contains(&me));
+        let stat = stat_in_tree(top, me);
         assert!(matches!(&stat, Ok(s) if s.pid == me), "{stat:?}");
     }
 }

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::config::{GiveUp, LoaderSpec, NotifySpec};
+use crate::sync::LockExt;
 
 /// Sequences per run; each is 20 to 200 world events long.
 const CASES: u64 = 4_000;
@@ -452,11 +453,11 @@ impl World {
         let i = self.rng.below(self.checks.len() as u64) as usize;
         let (phase, epoch) = self.checks.remove(i);
         let outcome = match self.rng.below(10) {
-            0..=4 => Outcome::Ok,
-            5..=6 => Outcome::Retry("not yet".into()),
-            7 => Outcome::Error("broken".into()),
-            8 => Outcome::Trapped("unreachable".into()),
-            _ => Outcome::TimedOut,
+            0..=4 => Verdict::Ok,
+            5..=6 => Verdict::Retry("not yet".into()),
+            7 => Verdict::Error("broken".into()),
+            8 => Verdict::Trapped("unreachable".into()),
+            _ => Verdict::TimedOut,
         };
         Some(Event::Check {
             epoch,
@@ -747,20 +748,17 @@ struct Capture(Arc<Mutex<Vec<u8>>>);
 
 impl Capture {
     fn clear(&self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.0.lock_unpoisoned().clear();
     }
     fn text(&self) -> String {
-        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = self.0.lock_unpoisoned();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 
 impl io::Write for Capture {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
+        self.0.lock_unpoisoned().extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
