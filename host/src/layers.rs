@@ -5,7 +5,7 @@
 /// From the ground up; a module's index is its layer.
 #[cfg(test)]
 const LAYERS: &[&[&str]] = &[
-    &["units", "untrusted", "signals"],
+    &["units", "untrusted", "signals", "test_support"],
     &["wasm"],
     &["config"],
     &["journal"],

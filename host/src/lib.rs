@@ -17,6 +17,8 @@ pub mod journal;
 mod layers;
 pub mod signals;
 pub mod supervisor;
+#[cfg(test)]
+mod test_support;
 pub mod units;
 pub mod untrusted;
 pub mod wasm;

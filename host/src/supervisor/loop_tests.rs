@@ -1,6 +1,5 @@
 //! The event loop with real children and closure probes.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,23 +11,7 @@ use super::state::Status;
 use super::*;
 use crate::config::{CheckRef, CheckSpec, Checks, GrantSpec, Phase, RestartPolicy, Service};
 use crate::journal::{self, Journal as JournalFile};
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("vigil-loop-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("mkdir");
-        TempDir(p)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::test_support::{SOON, TempDir, wait_until_async};
 
 type CheckFn = dyn Fn(&str, Phase) -> Outcome + Send + Sync;
 
@@ -107,7 +90,7 @@ fn kinds(dir: &TempDir) -> Vec<(Option<String>, &'static str)> {
         .collect()
 }
 
-const T: Duration = Duration::from_secs(10);
+const T: Duration = SOON;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_child_is_restarted_at_once_and_shutdown_is_clean() {
@@ -124,14 +107,12 @@ async fn a_killed_child_is_restarted_at_once_and_shutdown_is_clean() {
     let pid = first.pid.expect("pid");
     // Its output is captured (and it is past `echo` before we kill it).
     let log_path = dir.0.join("logs").join("sleeper.log");
-    let deadline = Instant::now() + T;
-    while !std::fs::read_to_string(&log_path)
-        .unwrap_or_default()
-        .starts_with("hello\n")
-    {
-        assert!(Instant::now() < deadline, "output not captured");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_async("the output is captured", T, async || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .starts_with("hello\n")
+    })
+    .await;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).expect("kill");
     let second = sup
         .wait_for("sleeper", T, |s| {
@@ -338,21 +319,17 @@ async fn real_engine_builtin_tcp_readiness_gates_ready() {
         .await
         .expect("running");
     // Wait for the first (failing) check before anything listens.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        sup.flush_journal().await;
-        let retried = journal::read_lines(&dir.0.join(journal::FILE))
-            .iter()
-            .any(|l| matches!(&l.event, crate::journal::Event::Check { outcome, .. } if outcome == "retry"));
-        if retried {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no failing check while nothing listens"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_async(
+        "a failing check while nothing listens",
+        Duration::from_secs(30),
+        async || {
+            sup.flush_journal().await;
+            journal::read_lines(&dir.0.join(journal::FILE))
+                .iter()
+                .any(|l| matches!(&l.event, crate::journal::Event::Check { outcome, .. } if outcome == "retry"))
+        },
+    )
+    .await;
     assert_eq!(
         sup.snapshots()["web"].status,
         Status::Running,
@@ -422,14 +399,10 @@ async fn reload_adds_removes_and_restarts_only_changed_commands() {
     assert!(!sup.snapshots().contains_key("drop"));
     // Its task ended: nothing holds the removed service any more (the
     // task kept it, and itself, alive for ever once).
-    let deadline = std::time::Instant::now() + T;
-    while removed.upgrade().is_some() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the removed service's task still runs"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_async("the removed service's task has ended", T, async || {
+        removed.upgrade().is_none()
+    })
+    .await;
     assert!(
         proc::stat(pids["drop"]).is_none_or(|s| s.state == 'Z'),
         "removed service stopped"

@@ -12,6 +12,7 @@ use super::proc;
 use super::reaper::{ExitStatus, Reaper};
 use super::spawn::{Command, Output, SpawnError, Spawned, Spawner};
 use super::stop::{ForeignGroup, stop_foreign_group, stop_group};
+use crate::test_support::{SOON, wait_until};
 
 fn spawner() -> &'static Spawner {
     static S: OnceLock<Spawner> = OnceLock::new();
@@ -87,14 +88,6 @@ fn wait(rx: &mpsc::Receiver<ExitStatus>) -> ExitStatus {
 
 fn gone_or_reaped(pid: i32) -> bool {
     proc::stat(pid).is_none()
-}
-
-fn eventually(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -280,7 +273,7 @@ async fn stragglers_of_an_exited_leader_are_killed() {
     let (s, rx) = run_async(cmd).await;
     let line = first_line(s.stdout);
     let member: i32 = line.trim().parse().expect("member pid");
-    eventually("member ignores TERM", || {
+    wait_until("member ignores TERM", SOON, || {
         std::fs::read_to_string(format!("/proc/{member}/status"))
             .map(|st| {
                 // TERM itself: a background job of a non-interactive
@@ -306,7 +299,7 @@ async fn stragglers_of_an_exited_leader_are_killed() {
     .await;
     assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGTERM)));
     assert!(out.killed, "the straggler needed SIGKILL");
-    eventually("straggler reaped", || gone_or_reaped(member));
+    wait_until("straggler reaped", SOON, || gone_or_reaped(member));
 }
 
 #[test]
@@ -319,10 +312,10 @@ fn double_forking_child_leaves_no_zombie() {
     let line = first_line(s.stdout);
     let grandchild: i32 = line.trim().parse().expect("pid");
     assert_eq!(wait(&rx), ExitStatus::Code(0));
-    eventually("grandchild reaped, not a zombie", || {
+    wait_until("grandchild reaped, not a zombie", SOON, || {
         gone_or_reaped(grandchild)
     });
-    eventually("orphan reported", || {
+    wait_until("orphan reported", SOON, || {
         orphans()
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -445,7 +438,7 @@ async fn a_leaderless_group_is_ours_only_by_session_and_age() {
     };
     assert!(ours.is_ours());
     assert!(stop_foreign_group(&ours, Signal::SIGTERM, Duration::from_secs(30)).await);
-    eventually("the member is stopped", || gone_or_reaped(member));
+    wait_until("the member is stopped", SOON, || gone_or_reaped(member));
 }
 
 /// A group made inside another session (as a shell's job control does)
@@ -474,7 +467,7 @@ async fn a_leaderless_group_of_another_session_is_not_ours() {
         .map(|p| p.parse().expect("pid"))
         .collect();
     let (leader, member) = (pids[0], pids[1]);
-    eventually("the group's leader is gone", || {
+    wait_until("the group's leader is gone", SOON, || {
         proc::stat(leader).is_none()
     });
     let st = proc::stat(member).expect("member alive");
@@ -492,7 +485,7 @@ async fn a_leaderless_group_of_another_session_is_not_ours() {
         .await
         .expect("join");
     assert_eq!(status, ExitStatus::Signal(libc::SIGKILL));
-    eventually("the member is reaped", || gone_or_reaped(member));
+    wait_until("the member is reaped", SOON, || gone_or_reaped(member));
 }
 
 /// Per spawn: the pid in the slot when the clone returned, and the pid the
