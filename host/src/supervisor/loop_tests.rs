@@ -197,9 +197,14 @@ async fn dependents_start_after_ready_and_stop_first() {
     let dir = TempDir::new("deps");
     let db_ready = Arc::new(AtomicBool::new(false));
     let flag = db_ready.clone();
+    let db_checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = db_checks.clone();
     let sup = supervisor(
         &dir,
         Arc::new(FnProbes(Box::new(move |name, _| {
+            if name == "db" {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
             if name != "db" || flag.load(Ordering::SeqCst) {
                 Outcome::Ok
             } else {
@@ -220,7 +225,11 @@ async fn dependents_start_after_ready_and_stop_first() {
     sup.wait_for("web", T, |s| s.status == Status::Ready)
         .await
         .expect("web after migrate");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // db has said "not ready" a few times (every 20 ms): app still waits.
+    wait_until_async("db's readiness said retry three times", T, async || {
+        db_checks.load(Ordering::SeqCst) >= 3
+    })
+    .await;
     assert_eq!(sup.snapshots()["app"].status, Status::Waiting);
     db_ready.store(true, Ordering::SeqCst);
     sup.wait_for("app", T, |s| s.status == Status::Ready)
