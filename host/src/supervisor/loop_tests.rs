@@ -424,6 +424,188 @@ async fn reload_adds_removes_and_restarts_only_changed_commands() {
     assert_eq!(reloaded, 4, "keep, change, new, drop");
 }
 
+fn always_ok() -> Arc<dyn Probes> {
+    Arc::new(FnProbes(Box::new(|_, _| Outcome::Ok)))
+}
+
+/// The journal's events about `name`, once everything recorded is on disk.
+async fn events_of(sup: &Supervisor, dir: &TempDir, name: &str) -> Vec<journal::Event> {
+    sup.flush_journal().await;
+    journal::read_lines(&dir.0.join(journal::FILE))
+        .into_iter()
+        .filter(|l| l.service.as_deref() == Some(name))
+        .map(|l| l.event)
+        .collect()
+}
+
+/// Start `svc` alone and return its child's pid once it is ready.
+async fn start_one(sup: &Supervisor, svc: Service) -> i32 {
+    let name = svc.name.clone();
+    sup.start(vec![svc]);
+    sup.wait_for(&name, T, |s| s.status == Status::Ready)
+        .await
+        .expect("ready")
+        .pid
+        .expect("pid")
+}
+
+/// The operator's stop, through the supervisor: returns once the service
+/// is stopped (its whole group gone), with how long that took.
+async fn stop_service(sup: &Supervisor, name: &str) -> Duration {
+    let t0 = Instant::now();
+    assert!(sup.send(name, Event::Stop), "{name} is loaded");
+    // The grace of these tests is at most 30 s; SIGKILL follows it.
+    sup.wait_for(name, T * 4, |s| s.status == Status::Stopped)
+        .await
+        .expect("stopped");
+    t0.elapsed()
+}
+
+/// The signal the leader's `exited` names, and whether vigil journaled a
+/// `killed` (SIGKILL after the grace) for it.
+fn exit_signal_and_killed(events: &[journal::Event]) -> (Option<String>, bool) {
+    let signal = events.iter().find_map(|e| match e {
+        journal::Event::Exited { signal, .. } => Some(signal.clone()),
+        _ => None,
+    });
+    let killed = events
+        .iter()
+        .any(|e| matches!(e, journal::Event::Killed { .. }));
+    (signal.flatten(), killed)
+}
+
+/// True once the process is gone or a zombie (reaped soon after).
+fn gone_or_zombie(pid: i32) -> bool {
+    proc::stat(pid).is_none_or(|s| s.state == 'Z')
+}
+
+/// The child dies of the stop signal itself: no SIGKILL was sent, so the
+/// grace (long enough to notice) was not waited out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_is_graceful_when_the_child_obeys() {
+    let dir = TempDir::new("stop-obeys");
+    let sup = supervisor(&dir, always_ok());
+    let mut svc = service("obedient", &["sleep", "100"]);
+    svc.stop_grace = Duration::from_secs(30);
+    let pid = start_one(&sup, svc).await;
+    stop_service(&sup, "obedient").await;
+    let events = events_of(&sup, &dir, "obedient").await;
+    let (signal, killed) = exit_signal_and_killed(&events);
+    assert_eq!(signal.as_deref(), Some("SIGTERM"), "{events:?}");
+    assert!(!killed, "{events:?}");
+    assert!(!stop::group_alive(Pid::from_raw(pid)));
+    sup.shutdown().await;
+}
+
+/// A SIGSTOPped child still dies of the stop signal (SIGCONT follows it),
+/// rather than waiting out the grace for SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_child_obeys_the_stop_signal() {
+    let dir = TempDir::new("stop-stopped");
+    let sup = supervisor(&dir, always_ok());
+    let mut svc = service("frozen", &["sleep", "100"]);
+    svc.stop_grace = Duration::from_secs(30);
+    let pid = start_one(&sup, svc).await;
+    nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGSTOP).expect("SIGSTOP");
+    wait_until_async("/proc shows the child stopped", T, async || {
+        proc::stat(pid).is_none_or(|s| s.state == 'T')
+    })
+    .await;
+    stop_service(&sup, "frozen").await;
+    let events = events_of(&sup, &dir, "frozen").await;
+    let (signal, killed) = exit_signal_and_killed(&events);
+    assert_eq!(signal.as_deref(), Some("SIGTERM"), "{events:?}");
+    assert!(
+        !killed,
+        "needed SIGKILL: the stop signal stayed pending: {events:?}"
+    );
+    sup.shutdown().await;
+}
+
+/// A group that ignores the stop signal is SIGKILLed, leader and member,
+/// once the grace (a lower bound) is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_escalates_to_sigkill_after_the_grace() {
+    let dir = TempDir::new("stop-escalates");
+    let sup = supervisor(&dir, always_ok());
+    let mut svc = service(
+        "stubborn",
+        &["sh", "-c", "trap '' TERM; sleep 100 & echo $!; wait; exit 0"],
+    );
+    svc.stop_grace = Duration::from_millis(300);
+    let leader = start_one(&sup, svc).await;
+    // The member's pid, written once the trap is installed (the member
+    // inherits the ignored TERM).
+    let log = dir.0.join("logs").join("stubborn.log");
+    let mut member = None;
+    wait_until_async("the member's pid is in the log", T, async || {
+        member = std::fs::read_to_string(&log)
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok());
+        member.is_some()
+    })
+    .await;
+    let member = member.expect("member pid");
+    let took = stop_service(&sup, "stubborn").await;
+    let events = events_of(&sup, &dir, "stubborn").await;
+    let (signal, killed) = exit_signal_and_killed(&events);
+    assert_eq!(signal.as_deref(), Some("SIGKILL"), "{events:?}");
+    assert!(killed, "{events:?}");
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    // The whole group is gone, including `sleep`: it ignores TERM too, so
+    // only the SIGKILL can have ended it.
+    assert!(!stop::group_alive(Pid::from_raw(leader)));
+    assert!(gone_or_zombie(member));
+    sup.shutdown().await;
+}
+
+/// The leader obeys the stop signal; a member that ignores it is SIGKILLed
+/// once the grace is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stragglers_of_an_exited_leader_are_killed() {
+    let dir = TempDir::new("stop-stragglers");
+    let sup = supervisor(&dir, always_ok());
+    let mut svc = service(
+        "leaky",
+        &["sh", "-c", "(trap '' TERM; exec sleep 100) & echo $!; wait"],
+    );
+    svc.stop_grace = Duration::from_millis(300);
+    start_one(&sup, svc).await;
+    let log = dir.0.join("logs").join("leaky.log");
+    let mut member = None;
+    wait_until_async("the member's pid is in the log", T, async || {
+        member = std::fs::read_to_string(&log)
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok());
+        member.is_some()
+    })
+    .await;
+    let member = member.expect("member pid");
+    wait_until_async("the member ignores TERM", T, async || {
+        std::fs::read_to_string(format!("/proc/{member}/status"))
+            .map(|st| {
+                // TERM itself: a background job of a non-interactive
+                // shell ignores INT and QUIT from the start, before the trap.
+                st.lines()
+                    .filter_map(|l| l.strip_prefix("SigIgn:"))
+                    .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+                    .any(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
+            })
+            .unwrap_or(false)
+    })
+    .await;
+    stop_service(&sup, "leaky").await;
+    let events = events_of(&sup, &dir, "leaky").await;
+    let (signal, killed) = exit_signal_and_killed(&events);
+    assert_eq!(signal.as_deref(), Some("SIGTERM"), "{events:?}");
+    assert!(killed, "the straggler needed SIGKILL: {events:?}");
+    wait_until_async("the straggler is reaped", T, async || {
+        proc::stat(member).is_none()
+    })
+    .await;
+    sup.shutdown().await;
+}
+
 #[test]
 fn timer_spread_stays_in_range_and_varies() {
     let period = Duration::from_millis(100);

@@ -50,11 +50,6 @@ pub fn start_time(pid: i32) -> Option<u64> {
     stat(pid).map(|s| s.start_time)
 }
 
-/// True when `pid` is alive (not a zombie) and started at `start_time`.
-pub fn is_same_process(pid: i32, start_time: u64) -> bool {
-    stat(pid).is_some_and(|s| s.start_time == start_time && s.state != 'Z')
-}
-
 /// Every process (zombies included) whose process group is `pgid`.
 pub fn group_members(pgid: i32) -> Vec<Stat> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -94,7 +89,6 @@ mod tests {
         let me = std::process::id() as i32;
         let s = stat(me).expect("own stat");
         assert_eq!(s.pid, me);
-        assert!(is_same_process(me, s.start_time));
-        assert!(!is_same_process(me, s.start_time + 1));
+        assert_eq!(start_time(me), Some(s.start_time));
     }
 }

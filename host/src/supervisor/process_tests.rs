@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use super::proc;
 use super::reaper::{ExitStatus, Reaper};
 use super::spawn::{Command, Output, SpawnError, Spawned, Spawner};
-use super::stop::{ForeignGroup, stop_foreign_group, stop_group};
+use super::stop::{ForeignGroup, stop_foreign_group};
 use crate::test_support::{SOON, wait_until};
 
 fn spawner() -> &'static Spawner {
@@ -180,126 +180,6 @@ fn spawn_errors_are_reported_without_a_stray_exit() {
         run_with(spawner(), Command::new::<&str>(&[])),
         Err(SpawnError::Empty)
     ));
-}
-
-/// The child dies of the stop signal itself: no SIGKILL was sent, so the
-/// grace (long enough to notice) was not waited out.
-#[tokio::test]
-async fn stop_is_graceful_when_the_child_obeys() {
-    let (s, rx) = run_async(Command::new(&["sleep", "100"])).await;
-    let out = stop_group(
-        s.pid,
-        Signal::SIGTERM,
-        Duration::from_secs(30),
-        async move {
-            tokio::task::spawn_blocking(move || rx.recv().ok())
-                .await
-                .ok()
-                .flatten()
-        },
-    )
-    .await;
-    assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGTERM)));
-    assert!(!out.killed);
-    assert!(!super::stop::group_alive(s.pid));
-}
-
-/// A SIGSTOPped child still dies of the stop signal (SIGCONT follows it),
-/// rather than waiting out the grace for SIGKILL.
-#[tokio::test]
-async fn a_stopped_child_obeys_the_stop_signal() {
-    let (s, rx) = run_async(Command::new(&["sleep", "100"])).await;
-    nix::sys::signal::kill(s.pid, Signal::SIGSTOP).expect("SIGSTOP");
-    while proc::stat(s.pid.as_raw()).is_some_and(|st| st.state != 'T') {
-        tokio::task::yield_now().await;
-    }
-    let out = stop_group(
-        s.pid,
-        Signal::SIGTERM,
-        Duration::from_secs(30),
-        async move {
-            tokio::task::spawn_blocking(move || rx.recv().ok())
-                .await
-                .ok()
-                .flatten()
-        },
-    )
-    .await;
-    assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGTERM)));
-    assert!(
-        !out.killed,
-        "needed SIGKILL: the stop signal stayed pending"
-    );
-}
-
-/// A group that ignores the stop signal is SIGKILLed, leader and member,
-/// once the grace (a lower bound) is over.
-#[tokio::test]
-async fn stop_escalates_to_sigkill_after_the_grace() {
-    let mut cmd = sh("trap '' TERM; sleep 100 & echo $!; wait; exit 0");
-    cmd.stdout = Output::Pipe;
-    let (s, rx) = run_async(cmd).await;
-    // Wait until the trap is installed (the member inherits the ignored TERM).
-    let line = first_line(s.stdout);
-    let member: i32 = line.trim().parse().expect("member pid");
-    let t0 = Instant::now();
-    let out = stop_group(
-        s.pid,
-        Signal::SIGTERM,
-        Duration::from_millis(300),
-        async move {
-            tokio::task::spawn_blocking(move || rx.recv().ok())
-                .await
-                .ok()
-                .flatten()
-        },
-    )
-    .await;
-    let took = t0.elapsed();
-    assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGKILL)));
-    assert!(out.killed);
-    assert!(took >= Duration::from_millis(300), "{took:?}");
-    // The whole group is gone, including `sleep`: it ignores TERM too, so
-    // only the SIGKILL can have ended it.
-    assert!(!super::stop::group_alive(s.pid));
-    assert!(gone_or_reaped(member));
-}
-
-#[tokio::test]
-async fn stragglers_of_an_exited_leader_are_killed() {
-    // The leader exits on TERM; a member that ignores TERM stays behind.
-    let mut cmd = sh("(trap '' TERM; exec sleep 100) & echo $!; wait");
-    cmd.stdout = Output::Pipe;
-    let (s, rx) = run_async(cmd).await;
-    let line = first_line(s.stdout);
-    let member: i32 = line.trim().parse().expect("member pid");
-    wait_until("member ignores TERM", SOON, || {
-        std::fs::read_to_string(format!("/proc/{member}/status"))
-            .map(|st| {
-                // TERM itself: a background job of a non-interactive
-                // shell ignores INT and QUIT from the start, before the trap.
-                st.lines()
-                    .filter_map(|l| l.strip_prefix("SigIgn:"))
-                    .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-                    .any(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
-            })
-            .unwrap_or(false)
-    });
-    let out = stop_group(
-        s.pid,
-        Signal::SIGTERM,
-        Duration::from_millis(300),
-        async move {
-            tokio::task::spawn_blocking(move || rx.recv().ok())
-                .await
-                .ok()
-                .flatten()
-        },
-    )
-    .await;
-    assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGTERM)));
-    assert!(out.killed, "the straggler needed SIGKILL");
-    wait_until("straggler reaped", SOON, || gone_or_reaped(member));
 }
 
 #[test]
