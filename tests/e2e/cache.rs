@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use vigil::wasm::{CacheOutcome, CheckSource, Engine, EngineOptions};
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn compiles_once_then_loads_and_rebuilds_a_corrupt_entry() {

@@ -7,10 +7,8 @@
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
+use crate::support::*;
 
-use crate::supervisor_helpers::{
-    SOON, Setup, Vigil, command, is, kinds, listening, toml_str, wait_until,
-};
 
 fn python(script: &str) -> String {
     command(&["python3", "-c", script])
@@ -23,7 +21,7 @@ def send(m):\n    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n    s.se
 #[test]
 fn redis_server_becomes_ready_through_ready_1() {
     let setup = Setup::new("notify-redis");
-    let port = crate::helpers::closed_port();
+    let port = crate::support::closed_port();
     let redis = crate::servers::Redis::binary();
     let argv = [
         redis.to_str().expect("utf-8"),
@@ -80,9 +78,9 @@ fn systemd_notify_and_a_plain_socket_write_mark_services_ready() {
     vigil.wait_kind(0, "py", "ready");
     vigil.wait_kind(0, "shell", "ready");
     // STATUS= sent beside READY=1 shows in `vigil status`.
-    crate::control::wait_socket(&vigil);
-    let report = crate::control::status(&setup.state);
-    let status_text = |name| crate::control::service(&report, name)["status_text"].clone();
+    crate::support::wait_socket(&vigil);
+    let report = crate::support::status(&setup.state);
+    let status_text = |name| crate::support::service(&report, name)["status_text"].clone();
     assert_eq!(status_text("shell"), "warm", "{report}");
     assert_eq!(status_text("py"), "up", "{report}");
 }

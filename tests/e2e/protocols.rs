@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::*;
+use crate::support::*;
 use crate::servers::*;
 
 /// Runs `check` until `done` holds for its verdict or `limit` passes, and

@@ -17,8 +17,7 @@ use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, renameat2};
 use nix::sys::stat::{Mode, SFlag};
 use vigil::wasm::{CheckReport, Sandbox, Verdict};
 
-use crate::helpers::*;
-use crate::supervisor_helpers::wait_until;
+use crate::support::*;
 
 /// Per check; the race checks make thousands of calls.
 const LONG: Duration = Duration::from_secs(30);
@@ -435,11 +434,7 @@ async fn fifos_and_devices_are_never_opened() {
 /// fresh pid namespace, so pid 1 is a shell with two children and vigil.
 #[test]
 fn with_pid_1_as_target_tree_and_stat_agree() {
-    let unshare_ok = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !unshare_ok {
+    if !can_unshare_pid() {
         eprintln!("skipped: `unshare --pid --fork --mount-proc` is not permitted here");
         return;
     }

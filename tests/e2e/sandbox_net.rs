@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use vigil::wasm::{CheckReport, Verdict};
 
-use crate::helpers::*;
+use crate::support::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
 

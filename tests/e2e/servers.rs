@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::helpers::closed_port;
+use crate::support::closed_port;
 
 /// `name` on PATH, or in one of `extra` directories.
 fn find_binary(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {

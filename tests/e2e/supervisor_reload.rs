@@ -6,8 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::helpers::{HttpServer, programs};
-use crate::supervisor_helpers::*;
+use crate::support::*;
 
 /// Longer than vigil's reload debounce (300 ms) with room to spare: what
 /// has not happened this long after a change is not going to.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::supervisor_helpers::*;
+use crate::support::*;
 
 /// A SIGKILLed child is restarted at once (the first backoff is 0) as a
 /// new process, and the restart is journaled in order.

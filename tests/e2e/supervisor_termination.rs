@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::supervisor_helpers::*;
+use crate::support::*;
 
 /// SIGTERM: every child gets its own stop signal, a child ignoring it is
 /// SIGKILLed after its stop grace, and vigil exits 0 with `quit`
