@@ -72,8 +72,7 @@ async fn a_rewritten_file_is_never_mistaken_for_the_cached_one() {
     .expect("engine");
     let file = dir.join("check.wasm");
     std::fs::copy(programs::OK, &file).expect("copy");
-    // Only a file unchanged for two seconds is remembered by identity.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    wait_until_settled(vec![file.clone()]).await;
     let source = CheckSource::File(file.clone());
 
     let (_, first) = engine.load_component(&source).await.expect("first load");
@@ -98,6 +97,30 @@ async fn a_rewritten_file_is_never_mistaken_for_the_cached_one() {
         matches!(report.verdict, vigil::wasm::Verdict::Retry(_)),
         "{report:?}"
     );
+}
+
+/// Wait until `files` are old enough for the cache to remember them by
+/// identity: modified and changed two whole seconds ago or more (by the
+/// clock's seconds, the rule of the cache's `FileIdentity::of`). A fixed
+/// sleep guessed at the same; should the rule change, the memo assertions
+/// of the tests that call this fail loudly rather than pass by luck.
+async fn wait_until_settled(files: Vec<PathBuf>) {
+    use std::os::unix::fs::MetadataExt;
+    let settled = move || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs() as i64;
+        files.iter().all(|f| {
+            std::fs::metadata(f)
+                .is_ok_and(|m| now - m.ctime() >= 2 && now - m.mtime() >= 2)
+        })
+    };
+    tokio::task::spawn_blocking(move || {
+        wait_until("the files settle for the cache", SOON, settled)
+    })
+    .await
+    .expect("the wait does not panic");
 }
 
 // Loading a cached artifact runs its native code in the vigil process, so
@@ -389,8 +412,7 @@ async fn a_memo_copied_from_another_file_never_redirects_it() {
     let error = dir.join("error.wasm");
     std::fs::copy(programs::OK, &ok).expect("copy ok");
     std::fs::copy(programs::ERROR, &error).expect("copy error");
-    // Only a file unchanged for two seconds is remembered by identity.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    wait_until_settled(vec![ok.clone(), error.clone()]).await;
     let memos = || -> Vec<PathBuf> {
         std::fs::read_dir(cache.join("files"))
             .expect("memo dir")
