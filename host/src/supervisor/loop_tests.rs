@@ -474,6 +474,21 @@ fn exit_signal_and_killed(events: &[journal::Event]) -> (Option<String>, bool) {
     (signal.flatten(), killed)
 }
 
+/// The pid a service printed first (its output is captured to
+/// `logs/NAME.log`), once it has.
+async fn first_line_pid(dir: &TempDir, name: &str) -> i32 {
+    let log = dir.0.join("logs").join(format!("{name}.log"));
+    let mut pid = None;
+    wait_until_async(&format!("{name} printed a pid"), T, async || {
+        pid = std::fs::read_to_string(&log)
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok());
+        pid.is_some()
+    })
+    .await;
+    pid.expect("a pid")
+}
+
 /// True once the process is gone or a zombie (reaped soon after).
 fn gone_or_zombie(pid: i32) -> bool {
     proc::stat(pid).is_none_or(|s| s.state == 'Z')
@@ -530,22 +545,17 @@ async fn stop_escalates_to_sigkill_after_the_grace() {
     let sup = supervisor(&dir, always_ok());
     let mut svc = service(
         "stubborn",
-        &["sh", "-c", "trap '' TERM; sleep 100 & echo $!; wait; exit 0"],
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; sleep 100 & echo $!; wait; exit 0",
+        ],
     );
     svc.stop_grace = Duration::from_millis(300);
     let leader = start_one(&sup, svc).await;
-    // The member's pid, written once the trap is installed (the member
-    // inherits the ignored TERM).
-    let log = dir.0.join("logs").join("stubborn.log");
-    let mut member = None;
-    wait_until_async("the member's pid is in the log", T, async || {
-        member = std::fs::read_to_string(&log)
-            .ok()
-            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok());
-        member.is_some()
-    })
-    .await;
-    let member = member.expect("member pid");
+    // Written once the trap is installed (the member inherits the ignored
+    // TERM).
+    let member = first_line_pid(&dir, "stubborn").await;
     let took = stop_service(&sup, "stubborn").await;
     let events = events_of(&sup, &dir, "stubborn").await;
     let (signal, killed) = exit_signal_and_killed(&events);
@@ -571,16 +581,7 @@ async fn stragglers_of_an_exited_leader_are_killed() {
     );
     svc.stop_grace = Duration::from_millis(300);
     start_one(&sup, svc).await;
-    let log = dir.0.join("logs").join("leaky.log");
-    let mut member = None;
-    wait_until_async("the member's pid is in the log", T, async || {
-        member = std::fs::read_to_string(&log)
-            .ok()
-            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok());
-        member.is_some()
-    })
-    .await;
-    let member = member.expect("member pid");
+    let member = first_line_pid(&dir, "leaky").await;
     wait_until_async("the member ignores TERM", T, async || {
         std::fs::read_to_string(format!("/proc/{member}/status"))
             .map(|st| {
