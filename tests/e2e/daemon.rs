@@ -8,8 +8,8 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use vigil::daemon::{Handshake, Health, LaunchError, launch};
-use crate::support::*;
 
+use crate::support::*;
 
 // -- the library (this test process never starts a reaper) -------------------
 
@@ -257,15 +257,9 @@ impl Drop for KillGroup {
 #[test]
 fn a_second_vigil_run_is_refused_with_the_first_ones_pid() {
     let setup = Setup::new("second-instance");
-    setup.service(
-        "sleeper",
-        &crate::support::command(&["sleep", "1000"]),
-    );
+    setup.service("sleeper", &crate::support::command(&["sleep", "1000"]));
     let first = setup.run();
-    first.wait_event(
-        |e| crate::support::is(e, "sleeper", "ready"),
-        SOON,
-    );
+    first.wait_event(|e| crate::support::is(e, "sleeper", "ready"), SOON);
     let pidfile = setup.state.join("vigil.pid");
     assert_eq!(
         std::fs::read_to_string(&pidfile).expect("pid file").trim(),
@@ -301,11 +295,7 @@ fn a_second_vigil_run_is_refused_with_the_first_ones_pid() {
     std::fs::write(&pidfile, "12345\n").expect("stale pid file");
     let from = first.journal().len();
     let again = setup.run();
-    again.wait_event_from(
-        from,
-        |e| crate::support::is(e, "sleeper", "ready"),
-        SOON,
-    );
+    again.wait_event_from(from, |e| crate::support::is(e, "sleeper", "ready"), SOON);
     assert_eq!(
         std::fs::read_to_string(&pidfile).expect("pid file").trim(),
         again.pid.to_string()

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use crate::support::*;
 
+use crate::support::*;
 
 /// `GET path` on `port`: (status, body).
 fn get(port: u16, path: &str, accept: Option<&str>) -> Option<(u16, String)> {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::support::*;
 use crate::servers::*;
+use crate::support::*;
 
 /// `make examples` builds into `<target-dir>/check-examples`.
 pub fn examples_dir() -> PathBuf {

@@ -58,10 +58,7 @@ fn a_restart_delay_past_the_clock_range_does_not_take_the_supervisor_down() {
     let setup = crate::support::Setup::new("loader-hostile-delay");
     let dir = setup.service("forever", "[loader.config]\nargv = \"sleep 0.5\"\n");
     std::fs::copy(programs::LOADER_HOSTILE, dir.join("loader.wasm")).expect("copy loader");
-    setup.service(
-        "bystander",
-        &crate::support::command(&["sleep", "1000"]),
-    );
+    setup.service("bystander", &crate::support::command(&["sleep", "1000"]));
     let vigil = setup.run();
     let (_, restarting) = vigil.wait_kind(0, "forever", "restarting");
     assert_eq!(restarting["delay_ms"], u64::MAX, "{restarting}");

@@ -7,8 +7,8 @@
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
-use crate::support::*;
 
+use crate::support::*;
 
 fn python(script: &str) -> String {
     command(&["python3", "-c", script])

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use crate::support::*;
 
+use crate::support::*;
 
 /// The pid (outside the namespace) of `unshare`'s child, once it runs vigil.
 fn child_of(parent: u32) -> i32 {

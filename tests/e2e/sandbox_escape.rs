@@ -13,8 +13,8 @@ use std::process::{Child, Output, Stdio};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use crate::support::*;
 
+use crate::support::*;
 
 /// What tests/programs/src/bin/terminal_escape.rs says: OSC 0 title + BEL,
 /// cursor up + erase line, CR, backspaces, an 8-bit CSI, bidi override and

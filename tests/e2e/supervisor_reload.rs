@@ -1,7 +1,6 @@
 //! Supervisor, hot reload: edits to the checks directory while the real
 //! `vigil run` is running (inotify with a debounce), and SIGHUP.
 
-
 use nix::sys::signal::Signal;
 use serde_json::Value;
 

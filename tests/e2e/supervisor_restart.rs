@@ -1,7 +1,6 @@
 //! Supervisor, restart policy: the real `vigil run` restarting real
 //! children along the backoff list, and giving up when told.
 
-
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

@@ -79,7 +79,10 @@ fn validate_lists_every_problem() {
 #[test]
 fn run_refuses_an_invalid_directory() {
     let setup = invalid_setup("invalid-run");
-    let out = setup.run_command().arg("--quiet").output()
+    let out = setup
+        .run_command()
+        .arg("--quiet")
+        .output()
         .expect("run vigil run");
     assert_ne!(out.status.code(), Some(0), "{out:?}");
     assert!(out.status.code().is_some(), "{out:?}");

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
-use super::bindings::loader::{Loader as LoaderWorld, LoaderPre};
 use super::bindings::loader::vigil::health::policy;
+use super::bindings::loader::{Loader as LoaderWorld, LoaderPre};
 use super::checker::{Verdict, bounded, failure_verdict};
 use super::output::BoundedOutput;
 use super::store::HostState;

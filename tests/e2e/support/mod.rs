@@ -65,7 +65,10 @@ pub fn poll_until<T>(
             return found;
         }
         if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting until {what}\n{}", context());
+            panic!(
+                "timed out after {timeout:?} waiting until {what}\n{}",
+                context()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -262,7 +262,11 @@ impl Vigil {
             timeout,
             || {
                 let journal = self.journal();
-                let (i, e) = journal.iter().enumerate().skip(from).find(|(_, e)| pred(e))?;
+                let (i, e) = journal
+                    .iter()
+                    .enumerate()
+                    .skip(from)
+                    .find(|(_, e)| pred(e))?;
                 Some((i, e.clone()))
             },
             || self.diagnostics(),
@@ -466,4 +470,3 @@ fn ts_ms(e: &Value) -> i64 {
     let s: f64 = ts[17..ts.len() - 1].parse().expect("seconds");
     ((day * 24 + h) * 60 + m) * 60_000 + (s * 1000.0).round() as i64
 }
-

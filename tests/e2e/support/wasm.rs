@@ -61,4 +61,3 @@ pub async fn run(
     .await
     .expect("a check must always return")
 }
-
