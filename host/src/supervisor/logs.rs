@@ -123,8 +123,8 @@ mod tests {
 
     #[tokio::test]
     async fn lines_are_captured_and_overlong_lines_cut() {
-        let dir = std::env::temp_dir().join(format!("vigil-logs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let scratch = crate::test_support::TempDir::new("logs");
+        let dir = scratch.0.clone();
         let sink = LogSink::new("svc", Some(&dir), false);
         let (r, w) = nix::unistd::pipe().expect("pipe");
         capture(r, sink);
@@ -146,6 +146,5 @@ mod tests {
         assert_eq!(&lines[..2], &["one", "two"]);
         assert_eq!(lines[2].len(), MAX_LINE);
         assert_eq!(lines[3], "last without newline");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
