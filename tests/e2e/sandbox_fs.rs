@@ -87,6 +87,15 @@ fn tally(report: &CheckReport) -> (u32, u32, u32) {
     (field("ok="), field("denied="), field("other="))
 }
 
+/// With only `granted` granted, swaps `granted/NAME` and the symlink
+/// `granted/swap` back and forth while the check does `op` on `path`:
+/// no call may see `forbidden` (see [`hammer`]).
+async fn race(op: &str, granted: &Path, name: &str, path: &Path, forbidden: &str) {
+    let sandbox = sandbox(&[], &[granted.to_path_buf()], LONG);
+    let swapper = Swapper::start(granted.join(name), granted.join("swap"));
+    hammer(op, path, forbidden, &sandbox, &swapper).await;
+}
+
 /// Runs fs_race until at least MIN_CALLS calls were made and both sides
 /// of the swap were seen (served from inside, and denied), failing on the
 /// first call that saw the outside.
@@ -133,14 +142,12 @@ async fn a_directory_swapped_for_a_symlink_never_leaks_the_outside() {
     std::fs::write(root.join("outside/dir/file"), "OUTSIDE-SECRET").expect("write");
     // Relative and climbing out: only the kernel's RESOLVE_BENEATH stops it.
     std::os::unix::fs::symlink("../outside/dir", granted.join("swap")).expect("symlink");
-    let sandbox = sandbox(&[], std::slice::from_ref(&granted), LONG);
-    let swapper = Swapper::start(granted.join("dir"), granted.join("swap"));
-    hammer(
+    race(
         "read",
+        &granted,
+        "dir",
         &granted.join("dir/file"),
         "OUTSIDE",
-        &sandbox,
-        &swapper,
     )
     .await;
 }
@@ -156,14 +163,12 @@ async fn a_file_swapped_for_a_symlink_never_stats_the_outside() {
     let outside = root.join("outside-secret");
     std::fs::write(&outside, vec![b'x'; 12_345]).expect("write");
     std::os::unix::fs::symlink(&outside, granted.join("swap")).expect("symlink");
-    let sandbox = sandbox(&[], std::slice::from_ref(&granted), LONG);
-    let swapper = Swapper::start(granted.join("heartbeat"), granted.join("swap"));
-    hammer(
+    race(
         "stat",
+        &granted,
+        "heartbeat",
         &granted.join("heartbeat"),
         "12345",
-        &sandbox,
-        &swapper,
     )
     .await;
 }
