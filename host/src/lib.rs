@@ -19,6 +19,8 @@ pub mod procfs;
 pub mod signals;
 pub mod supervisor;
 pub mod sync;
+#[cfg(test)]
+mod test_support;
 pub mod units;
 pub mod untrusted;
 pub mod wasm;

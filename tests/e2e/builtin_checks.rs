@@ -8,7 +8,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use vigil::wasm::{Engine, EngineOptions, Grants, Sandbox, Verdict};
 
-use crate::helpers::*;
+use crate::support::*;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -274,18 +274,18 @@ async fn process_ok_stopped_zombie_and_limits() {
     let raw = Pid::from_raw(sleeper.pid() as i32);
     kill(raw, Signal::SIGSTOP).expect("SIGSTOP");
     // Delivery is asynchronous: wait until /proc shows the stop.
-    while vigil::procfs::stat(raw.as_raw()).is_some_and(|s| s.state != 'T') {
-        std::thread::yield_now();
-    }
+    wait_until("/proc shows the stop", SOON, || {
+        vigil::procfs::stat(raw.as_raw()).is_none_or(|s| s.state == 'T')
+    });
     let stopped = run("builtin:process", &[], pid, &none).await;
     assert!(matches!(stopped.verdict, Verdict::Retry(_)), "{stopped:?}");
     kill(raw, Signal::SIGCONT).expect("SIGCONT");
 
     // Killed but not yet waited for: a zombie, which waiting cannot fix.
     kill(raw, Signal::SIGKILL).expect("SIGKILL");
-    while vigil::procfs::stat(raw.as_raw()).is_some_and(|s| s.state != 'Z') {
-        std::thread::yield_now();
-    }
+    wait_until("/proc shows a zombie", SOON, || {
+        vigil::procfs::stat(raw.as_raw()).is_none_or(|s| s.state == 'Z')
+    });
     let zombie = run("builtin:process", &[], pid, &none).await;
     assert_error(&zombie.verdict, "zombie");
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use vigil::wasm::{CacheOutcome, CheckSource, Engine, EngineOptions};
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn compiles_once_then_loads_and_rebuilds_a_corrupt_entry() {
@@ -49,12 +49,7 @@ async fn compiles_once_then_loads_and_rebuilds_a_corrupt_entry() {
         .load_checker(&source)
         .await
         .expect("checker from rebuilt entry");
-    let report = checker
-        .check(
-            &target(&[], None),
-            &sandbox(&[], &[], std::time::Duration::from_secs(2)),
-        )
-        .await;
+    let report = check_once(&checker).await;
     assert_eq!(report.verdict, vigil::wasm::Verdict::Ok);
 }
 
@@ -72,8 +67,7 @@ async fn a_rewritten_file_is_never_mistaken_for_the_cached_one() {
     .expect("engine");
     let file = dir.join("check.wasm");
     std::fs::copy(programs::OK, &file).expect("copy");
-    // Only a file unchanged for two seconds is remembered by identity.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    wait_until_settled(vec![file.clone()]).await;
     let source = CheckSource::File(file.clone());
 
     let (_, first) = engine.load_component(&source).await.expect("first load");
@@ -88,16 +82,34 @@ async fn a_rewritten_file_is_never_mistaken_for_the_cached_one() {
     // Rewrite it in place (same inode): the new content is what runs.
     std::fs::copy(programs::RETRY, &file).expect("rewrite");
     let checker = engine.load_checker(&source).await.expect("load rewritten");
-    let report = checker
-        .check(
-            &target(&[], None),
-            &sandbox(&[], &[], std::time::Duration::from_secs(2)),
-        )
-        .await;
+    let report = check_once(&checker).await;
     assert!(
         matches!(report.verdict, vigil::wasm::Verdict::Retry(_)),
         "{report:?}"
     );
+}
+
+/// Wait until `files` are old enough for the cache to remember them by
+/// identity: modified and changed two whole seconds ago or more (by the
+/// clock's seconds, the rule of the cache's `FileIdentity::of`). A fixed
+/// sleep guessed at the same; should the rule change, the memo assertions
+/// of the tests that call this fail loudly rather than pass by luck.
+async fn wait_until_settled(files: Vec<PathBuf>) {
+    use std::os::unix::fs::MetadataExt;
+    let settled = move || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs() as i64;
+        files.iter().all(|f| {
+            std::fs::metadata(f).is_ok_and(|m| now - m.ctime() >= 2 && now - m.mtime() >= 2)
+        })
+    };
+    tokio::task::spawn_blocking(move || {
+        wait_until("the files settle for the cache", SOON, settled)
+    })
+    .await
+    .expect("the wait does not panic");
 }
 
 // Loading a cached artifact runs its native code in the vigil process, so
@@ -177,6 +189,31 @@ fn plant(dir: &Path, key: &str, code: &[u8]) -> Vec<PathBuf> {
     planted
 }
 
+/// Loads `programs::OK` through a cache in `dir` where ERROR's code was
+/// planted under OK's key: the honest verdict (`ok`) must stand, and the
+/// cache must have done `expected` (`Uncached`: refused the dir;
+/// `Compiled`: ignored the entry and rebuilt it).
+async fn assert_planted_code_did_not_run(dir: PathBuf, expected: CacheOutcome) {
+    let (outcome, verdict) = load_ok(dir).await;
+    assert_eq!(verdict, vigil::wasm::Verdict::Ok, "the planted code ran");
+    assert_eq!(outcome, expected);
+}
+
+/// Runs `checker` once with no config and no grants.
+async fn check_once(checker: &vigil::wasm::Checker) -> vigil::wasm::CheckReport {
+    checker
+        .check(
+            &target(&[], None),
+            &sandbox(&[], &[], std::time::Duration::from_secs(2)),
+        )
+        .await
+}
+
+/// [`give_away`] for each of `files`; `false` (skip the test) when not root.
+fn give_all_away(files: &[PathBuf]) -> bool {
+    files.iter().all(|f| give_away(f))
+}
+
 fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
@@ -201,12 +238,7 @@ async fn load_ok(cache_dir: PathBuf) -> (CacheOutcome, vigil::wasm::Verdict) {
     let source = CheckSource::File(programs::OK.into());
     let (_, outcome) = engine.load_component(&source).await.expect("load");
     let checker = engine.load_checker(&source).await.expect("load checker");
-    let report = checker
-        .check(
-            &target(&[], None),
-            &sandbox(&[], &[], std::time::Duration::from_secs(2)),
-        )
-        .await;
+    let report = check_once(&checker).await;
     (outcome, report.verdict)
 }
 
@@ -216,9 +248,7 @@ async fn a_cache_dir_writable_by_others_is_never_loaded() {
     let dir = scratch("cache-open");
     chmod(&dir, 0o777);
     plant(&dir, &key, &code);
-    let (outcome, verdict) = load_ok(dir).await;
-    assert_eq!(verdict, vigil::wasm::Verdict::Ok, "the planted code ran");
-    assert_eq!(outcome, CacheOutcome::Uncached);
+    assert_planted_code_did_not_run(dir, CacheOutcome::Uncached).await;
 }
 
 /// A 0700 directory of ours inside a directory anyone may write to can be
@@ -232,9 +262,7 @@ async fn a_cache_dir_inside_a_dir_writable_by_others_is_never_loaded() {
     std::fs::create_dir(&dir).expect("cache dir");
     chmod(&dir, 0o700);
     plant(&dir, &key, &code);
-    let (outcome, verdict) = load_ok(dir).await;
-    assert_eq!(verdict, vigil::wasm::Verdict::Ok, "the planted code ran");
-    assert_eq!(outcome, CacheOutcome::Uncached);
+    assert_planted_code_did_not_run(dir, CacheOutcome::Uncached).await;
 }
 
 /// Root running with another user's cache (a kept `$HOME`, `sudo`): that
@@ -244,17 +272,13 @@ async fn a_cache_dir_of_another_user_is_never_loaded() {
     let (key, code) = attack("cache-foreign-dir").await;
     let dir = scratch("cache-foreign-dir");
     chmod(&dir, 0o700);
-    for file in plant(&dir, &key, &code) {
-        if !give_away(&file) {
-            return;
-        }
+    if !give_all_away(&plant(&dir, &key, &code)) {
+        return;
     }
     if !give_away(&dir) {
         return;
     }
-    let (outcome, verdict) = load_ok(dir).await;
-    assert_eq!(verdict, vigil::wasm::Verdict::Ok, "the planted code ran");
-    assert_eq!(outcome, CacheOutcome::Uncached);
+    assert_planted_code_did_not_run(dir, CacheOutcome::Uncached).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -267,9 +291,7 @@ async fn a_cache_dir_that_is_a_symlink_is_never_loaded() {
     plant(&real, &key, &code);
     let link = scratch.join("cache");
     std::os::unix::fs::symlink(&real, &link).expect("symlink");
-    let (outcome, verdict) = load_ok(link).await;
-    assert_eq!(verdict, vigil::wasm::Verdict::Ok, "the planted code ran");
-    assert_eq!(outcome, CacheOutcome::Uncached);
+    assert_planted_code_did_not_run(link, CacheOutcome::Uncached).await;
 }
 
 /// A file in our own directory that someone else owns (planted while the
@@ -280,14 +302,10 @@ async fn an_artifact_of_another_user_is_never_loaded() {
     let (key, code) = attack("cache-foreign-file").await;
     let dir = scratch("cache-foreign-file");
     chmod(&dir, 0o700);
-    for file in plant(&dir, &key, &code) {
-        if !give_away(&file) {
-            return;
-        }
+    if !give_all_away(&plant(&dir, &key, &code)) {
+        return;
     }
-    let (outcome, verdict) = load_ok(dir.clone()).await;
-    assert_eq!(verdict, vigil::wasm::Verdict::Ok, "the planted code ran");
-    assert_eq!(outcome, CacheOutcome::Compiled);
+    assert_planted_code_did_not_run(dir.clone(), CacheOutcome::Compiled).await;
     let artifact = std::fs::metadata(dir.join(format!("{key}.cwasm"))).expect("artifact");
     assert_eq!(
         artifact.uid(),
@@ -333,9 +351,7 @@ async fn an_artifact_that_is_a_symlink_is_never_loaded() {
     chmod(&elsewhere, 0o600);
     std::os::unix::fs::symlink(&elsewhere, dir.join(format!("{key}.cwasm"))).expect("symlink");
     plant_sidecars(&dir, &key, &code);
-    let (outcome, verdict) = load_ok(dir).await;
-    assert_eq!(verdict, vigil::wasm::Verdict::Ok, "the planted code ran");
-    assert_eq!(outcome, CacheOutcome::Compiled);
+    assert_planted_code_did_not_run(dir, CacheOutcome::Compiled).await;
 }
 
 /// Genuine entries of one cache, moved from one key to another (with
@@ -389,8 +405,7 @@ async fn a_memo_copied_from_another_file_never_redirects_it() {
     let error = dir.join("error.wasm");
     std::fs::copy(programs::OK, &ok).expect("copy ok");
     std::fs::copy(programs::ERROR, &error).expect("copy error");
-    // Only a file unchanged for two seconds is remembered by identity.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    wait_until_settled(vec![ok.clone(), error.clone()]).await;
     let memos = || -> Vec<PathBuf> {
         std::fs::read_dir(cache.join("files"))
             .expect("memo dir")
@@ -415,12 +430,7 @@ async fn a_memo_copied_from_another_file_never_redirects_it() {
 
     let source = CheckSource::File(ok);
     let checker = engine.load_checker(&source).await.expect("load checker");
-    let report = checker
-        .check(
-            &target(&[], None),
-            &sandbox(&[], &[], std::time::Duration::from_secs(2)),
-        )
-        .await;
+    let report = check_once(&checker).await;
     assert_eq!(
         report.verdict,
         vigil::wasm::Verdict::Ok,

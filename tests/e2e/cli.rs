@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn vigil(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_vigil"))

@@ -3,94 +3,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::supervisor_helpers::{
-    SOON, Setup, Vigil, alive, command, http_server_manifest, is, pid_of, vigil_command, wait_until,
-};
-
-/// `vigil ARGS --state-dir STATE`, run to completion.
-fn cli(state: &Path, args: &[&str]) -> Output {
-    vigil_command()
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the vigil client")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Panic with both streams unless the command exited with `code`.
-fn expect_code(out: &Output, code: i32, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn socket(state: &Path) -> PathBuf {
-    state.join("control.sock")
-}
-
-pub(crate) fn wait_socket(vigil: &Vigil) {
-    let path = socket(&vigil.state);
-    let deadline = std::time::Instant::now() + SOON;
-    while std::os::unix::net::UnixStream::connect(&path).is_err() {
-        if std::time::Instant::now() > deadline {
-            panic!(
-                "no control socket at {}\n{}",
-                path.display(),
-                vigil.diagnostics()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `vigil status --json` (all services), parsed.
-pub(crate) fn status(state: &Path) -> Value {
-    let out = cli(state, &["status", "--json"]);
-    expect_code(&out, 0, "vigil status --json");
-    serde_json::from_slice(&out.stdout).expect("status JSON")
-}
-
-pub(crate) fn service<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["services"]
-        .as_array()
-        .expect("services")
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {report}"))
-}
-
-/// Poll `vigil status --json` until `name` satisfies `pred`.
-fn wait_status(vigil: &Vigil, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + SOON;
-    loop {
-        let report = status(&vigil.state);
-        let s = service(&report, name).clone();
-        if pred(&s) {
-            return s;
-        }
-        if std::time::Instant::now() > deadline {
-            panic!("{name} never matched; last {s}\n{}", vigil.diagnostics());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::support::*;
 
 fn sleeper_setup(name: &str) -> Setup {
     let setup = Setup::new(name);
@@ -101,7 +20,7 @@ fn sleeper_setup(name: &str) -> Setup {
 #[test]
 fn socket_is_private_and_status_reports_every_service() {
     let setup = sleeper_setup("ctl-status");
-    let port = crate::helpers::closed_port();
+    let port = crate::support::closed_port();
     setup.service("web", &http_server_manifest(port, ""));
     let vigil = setup.run();
     wait_socket(&vigil);
@@ -468,14 +387,8 @@ fn a_socket_path_too_long_is_refused_with_advice() {
     let setup = Setup::new("ctl-long");
     setup.service("sleeper", &command(&["sleep", "1000"]));
     let deep = setup.root.join("x".repeat(120));
-    let out = vigil_command()
-        .arg("run")
-        .arg("--checks")
-        .arg(&setup.checks)
-        .arg("--state-dir")
-        .arg(&deep)
+    let out = run_command(&setup.checks, &deep)
         .arg("--quiet")
-        .stdin(Stdio::null())
         .output()
         .expect("vigil run");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));

@@ -9,9 +9,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use vigil::daemon::{Handshake, Health, LaunchError, launch};
 
-use crate::supervisor_helpers::{
-    SOON, Setup, alive, all_processes, cmdline, vigil_command, wait_until,
-};
+use crate::support::*;
 
 // -- the library (this test process never starts a reaper) -------------------
 
@@ -117,8 +115,8 @@ fn marker(name: &str) -> String {
 
 #[test]
 fn daemonize_returns_once_the_check_passes_and_leaves_the_program_detached() {
-    let root = crate::helpers::scratch("daemonize-ok");
-    let port = crate::helpers::closed_port();
+    let root = crate::support::scratch("daemonize-ok");
+    let port = crate::support::closed_port();
     let pidfile = root.join("http.pid");
     let out = vigil_command()
         .current_dir(&root)
@@ -139,7 +137,7 @@ fn daemonize_returns_once_the_check_passes_and_leaves_the_program_detached() {
         .expect("the pid on stdout");
     let _cleanup = KillGroup(pid);
     // Ready means answering: the check said so before we returned.
-    assert!(crate::supervisor_helpers::listening(port));
+    assert!(crate::support::listening(port));
     let stat = vigil::procfs::stat(pid).expect("still running");
     assert_eq!(stat.session, pid, "its own session");
     assert_ne!(stat.ppid, std::process::id() as i32);
@@ -164,8 +162,8 @@ fn daemonize_returns_once_the_check_passes_and_leaves_the_program_detached() {
 
 #[test]
 fn daemonize_kills_a_program_that_never_gets_ready_and_says_why() {
-    let root = crate::helpers::scratch("daemonize-timeout");
-    let port = crate::helpers::closed_port();
+    let root = crate::support::scratch("daemonize-timeout");
+    let port = crate::support::closed_port();
     let mark = marker("never-ready");
     let out = vigil_command()
         .current_dir(&root)
@@ -197,7 +195,7 @@ fn daemonize_kills_a_program_that_never_gets_ready_and_says_why() {
 
 #[test]
 fn daemonize_stops_at_a_check_error_or_an_early_exit() {
-    let root = crate::helpers::scratch("daemonize-error");
+    let root = crate::support::scratch("daemonize-error");
     let mark = marker("check-error");
     let out = vigil_command()
         .current_dir(&root)
@@ -218,7 +216,7 @@ fn daemonize_stops_at_a_check_error_or_an_early_exit() {
         with_marker(&mark).is_empty()
     });
 
-    let port = crate::helpers::closed_port();
+    let port = crate::support::closed_port();
     let out = vigil_command()
         .args(["daemonize", "--check", "builtin:tcp"])
         .args(["--config", &format!("port={port}")])
@@ -259,30 +257,19 @@ impl Drop for KillGroup {
 #[test]
 fn a_second_vigil_run_is_refused_with_the_first_ones_pid() {
     let setup = Setup::new("second-instance");
-    setup.service(
-        "sleeper",
-        &crate::supervisor_helpers::command(&["sleep", "1000"]),
-    );
+    setup.service("sleeper", &crate::support::command(&["sleep", "1000"]));
     let first = setup.run();
-    first.wait_event(
-        |e| crate::supervisor_helpers::is(e, "sleeper", "ready"),
-        SOON,
-    );
+    first.wait_event(|e| crate::support::is(e, "sleeper", "ready"), SOON);
     let pidfile = setup.state.join("vigil.pid");
     assert_eq!(
         std::fs::read_to_string(&pidfile).expect("pid file").trim(),
         first.pid.to_string()
     );
     let second = |extra: &[&str]| {
-        vigil_command()
-            .arg("run")
-            .arg("--checks")
-            .arg(&setup.checks)
-            .arg("--state-dir")
-            .arg(&setup.state)
+        setup
+            .run_command()
             .args(extra)
             .arg("--quiet")
-            .stdin(Stdio::null())
             .output()
             .expect("second vigil")
     };
@@ -308,11 +295,7 @@ fn a_second_vigil_run_is_refused_with_the_first_ones_pid() {
     std::fs::write(&pidfile, "12345\n").expect("stale pid file");
     let from = first.journal().len();
     let again = setup.run();
-    again.wait_event_from(
-        from,
-        |e| crate::supervisor_helpers::is(e, "sleeper", "ready"),
-        SOON,
-    );
+    again.wait_event_from(from, |e| crate::support::is(e, "sleeper", "ready"), SOON);
     assert_eq!(
         std::fs::read_to_string(&pidfile).expect("pid file").trim(),
         again.pid.to_string()
@@ -345,7 +328,7 @@ fn run_daemon_exits_0_once_up_with_relative_paths() {
     let mark = marker("daemon-up");
     setup.service(
         "sleeper",
-        &crate::supervisor_helpers::command(&["sh", "-c", &format!("sleep 1000; : {mark}")]),
+        &crate::support::command(&["sh", "-c", &format!("sleep 1000; : {mark}")]),
     );
     let out = run_daemon(&setup.root, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -394,7 +377,7 @@ fn run_daemon_fails_and_leaves_nothing_when_a_startup_check_errors() {
         "broken",
         &format!(
             "{}restart = \"never\"\n[checks.startup]\ncheck = \"builtin:http\"\n[checks.startup.config]\nurl = \"not a url\"\n",
-            crate::supervisor_helpers::command(&["sh", "-c", &format!("sleep 1000; : {mark}")])
+            crate::support::command(&["sh", "-c", &format!("sleep 1000; : {mark}")])
         ),
     );
     let state = setup.state.to_string_lossy().into_owned();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use vigil::wasm::{CheckSource, LoadError, Verdict};
 
-use crate::helpers::*;
+use crate::support::*;
 
 const SHORT: Duration = Duration::from_secs(2);
 

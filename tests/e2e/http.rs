@@ -7,11 +7,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::supervisor_helpers::{SOON, Setup, Vigil, command, toml_str};
+use crate::support::*;
 
 /// `GET path` on `port`: (status, body).
 fn get(port: u16, path: &str, accept: Option<&str>) -> Option<(u16, String)> {
@@ -34,23 +33,18 @@ fn get(port: u16, path: &str, accept: Option<&str>) -> Option<(u16, String)> {
 
 /// Poll `GET path` until its status is `want`; returns the body.
 fn wait_for_status(vigil: &Vigil, port: u16, path: &str, want: u16) -> String {
-    let deadline = Instant::now() + SOON;
-    let mut last = None;
-    loop {
-        if let Some((status, body)) = get(port, path, None) {
-            if status == want {
-                return body;
-            }
-            last = Some((status, body));
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "GET {path} never answered {want}; last {last:?}\n{}",
-                vigil.diagnostics()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let last = std::cell::RefCell::new(None);
+    poll_until(
+        &format!("GET {path} answers {want}"),
+        SOON,
+        || {
+            let (status, body) = get(port, path, None)?;
+            let found = (status == want).then(|| body.clone());
+            *last.borrow_mut() = Some((status, body));
+            found
+        },
+        || format!("last {:?}\n{}", last.borrow(), vigil.diagnostics()),
+    )
 }
 
 /// A service that is ready while `flag` exists (readiness: builtin:file).
@@ -87,7 +81,7 @@ fn livez_and_readyz_follow_the_services() {
     let flag = ready_flag(&setup);
     setup.service("gated", &flag_manifest(&flag));
     setup.service("plain", &command(&["sleep", "1000"]));
-    let port = crate::helpers::closed_port();
+    let port = crate::support::closed_port();
     let addr = format!("127.0.0.1:{port}");
     let mut vigil = Vigil::start_with(&setup, &["--http", &addr]);
 
@@ -297,13 +291,12 @@ fn metrics_parse_with_prometheus_parsers() {
     let flag = ready_flag(&setup);
     std::fs::write(&flag, "up").expect("flag");
     setup.service("web", &flag_manifest(&flag));
-    let port = crate::helpers::closed_port();
+    let port = crate::support::closed_port();
     let addr = format!("127.0.0.1:{port}");
     let vigil = Vigil::start_with(&setup, &["--http", &addr]);
     vigil.wait_kind(0, "web", "ready");
     // A few readiness checks (100 ms period) have run.
-    let deadline = Instant::now() + SOON;
-    let classic = loop {
+    let classic = vigil.wait_for("three readiness checks counted in /metrics", || {
         let (status, body) = get(port, "/metrics", None).expect("GET /metrics");
         assert_eq!(status, 200, "{body}");
         let ok = "vigil_check_outcomes_total{service=\"web\",phase=\"readiness\",outcome=\"ok\"} ";
@@ -311,12 +304,8 @@ fn metrics_parse_with_prometheus_parsers() {
             .lines()
             .find_map(|l| l.strip_prefix(ok))
             .and_then(|v| v.parse::<f64>().ok());
-        if runs.is_some_and(|n| n >= 3.0) {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "no checks counted:\n{body}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        runs.is_some_and(|n| n >= 3.0).then_some(body)
+    });
     assert!(!classic.contains("# EOF"), "classic text by default");
     check_families(&parse(&classic, false));
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::helpers::*;
 use crate::servers::*;
+use crate::support::*;
 
 /// `make examples` builds into `<target-dir>/check-examples`.
 pub fn examples_dir() -> PathBuf {
@@ -317,45 +317,25 @@ hosts = ["tcp://127.0.0.1:{redis_port}"]
         ),
     );
 
-    let mut vigil = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("run")
-        .arg("--checks")
-        .arg(&checks)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--quiet")
-        .env("XDG_CACHE_HOME", cli_cache())
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("start vigil run");
-
+    let cache = cli_cache();
+    let cache = cache.to_str().expect("a UTF-8 cache path");
+    let mut vigil = Vigil::start_in_with(&root, &checks, &state, &[], &[("XDG_CACHE_HOME", cache)]);
     let services = ["api", "worker", "cache"];
-    let journal = state.join("journal.jsonl");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let events = loop {
-        let text = std::fs::read_to_string(&journal).unwrap_or_default();
-        let events: Vec<serde_json::Value> = text
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect();
-        let all_ready = services.iter().all(|s| {
-            events
+    // A minute: a component missing from the cache compiles first.
+    poll_until(
+        "every service is ready",
+        std::time::Duration::from_secs(60),
+        || {
+            let events = vigil.journal();
+            services
                 .iter()
-                .any(|e| e["service"] == *s && e["kind"] == "ready")
-        });
-        if all_ready || std::time::Instant::now() > deadline {
-            break events;
-        }
-        if let Ok(Some(status)) = vigil.try_wait() {
-            panic!("vigil run exited early ({status}); journal:\n{text}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    // SAFETY: kill(2) on our own child: SIGTERM is a graceful shutdown.
-    unsafe {
-        libc::kill(vigil.id() as i32, libc::SIGTERM);
-    }
-    let status = vigil.wait().expect("wait for vigil run");
+                .all(|s| events.iter().any(|e| is(e, s, "ready")))
+                .then_some(())
+        },
+        || vigil.diagnostics(),
+    );
+    let status = vigil.terminate();
+    let events = vigil.journal();
 
     let dump = || format!("{events:#?}");
     let checks_of = |name: &str| -> Vec<&serde_json::Value> {

@@ -2,8 +2,7 @@
 
 use vigil::wasm::{Action, CheckSource, Event, Exit, ExitStatus, History, SpawnContext};
 
-use crate::helpers::*;
-use crate::supervisor_helpers::{is, wait_until};
+use crate::support::*;
 
 fn history(restarts: u32) -> History {
     History {
@@ -56,13 +55,10 @@ async fn a_check_is_not_a_loader() {
 /// answering, and journals the delay as asked.
 #[test]
 fn a_restart_delay_past_the_clock_range_does_not_take_the_supervisor_down() {
-    let setup = crate::supervisor_helpers::Setup::new("loader-hostile-delay");
+    let setup = crate::support::Setup::new("loader-hostile-delay");
     let dir = setup.service("forever", "[loader.config]\nargv = \"sleep 0.5\"\n");
     std::fs::copy(programs::LOADER_HOSTILE, dir.join("loader.wasm")).expect("copy loader");
-    setup.service(
-        "bystander",
-        &crate::supervisor_helpers::command(&["sleep", "1000"]),
-    );
+    setup.service("bystander", &crate::support::command(&["sleep", "1000"]));
     let vigil = setup.run();
     let (_, restarting) = vigil.wait_kind(0, "forever", "restarting");
     assert_eq!(restarting["delay_ms"], u64::MAX, "{restarting}");
@@ -75,7 +71,7 @@ fn a_restart_delay_past_the_clock_range_does_not_take_the_supervisor_down() {
         .filter(|e| is(e, "forever", "spawned"))
         .count();
     for verb in ["stop", "start"] {
-        let answer = crate::supervisor_helpers::vigil_command()
+        let answer = crate::support::vigil_command()
             .args([verb, "forever", "--state-dir"])
             .arg(&setup.state)
             .output()

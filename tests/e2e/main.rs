@@ -3,7 +3,13 @@
 //! README's sections.
 
 #[macro_use]
-mod helpers;
+mod support;
+/// The names of [`support`] before it had one: tests written against
+/// them still compile. New tests use `crate::support`.
+#[allow(unused_imports)]
+use support as helpers;
+#[allow(unused_imports)]
+use support as supervisor_helpers;
 
 mod builtin_checks;
 mod cache;
@@ -24,7 +30,6 @@ mod sandbox_net;
 mod servers;
 mod supervisor_dependencies;
 mod supervisor_healthiness;
-mod supervisor_helpers;
 mod supervisor_reload;
 mod supervisor_restart;
 mod supervisor_termination;

@@ -8,9 +8,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use crate::supervisor_helpers::{
-    SOON, Setup, Vigil, command, is, kinds, listening, toml_str, wait_until,
-};
+use crate::support::*;
 
 fn python(script: &str) -> String {
     command(&["python3", "-c", script])
@@ -23,7 +21,7 @@ def send(m):\n    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n    s.se
 #[test]
 fn redis_server_becomes_ready_through_ready_1() {
     let setup = Setup::new("notify-redis");
-    let port = crate::helpers::closed_port();
+    let port = crate::support::closed_port();
     let redis = crate::servers::Redis::binary();
     let argv = [
         redis.to_str().expect("utf-8"),
@@ -80,9 +78,9 @@ fn systemd_notify_and_a_plain_socket_write_mark_services_ready() {
     vigil.wait_kind(0, "py", "ready");
     vigil.wait_kind(0, "shell", "ready");
     // STATUS= sent beside READY=1 shows in `vigil status`.
-    crate::control::wait_socket(&vigil);
-    let report = crate::control::status(&setup.state);
-    let status_text = |name| crate::control::service(&report, name)["status_text"].clone();
+    crate::support::wait_socket(&vigil);
+    let report = crate::support::status(&setup.state);
+    let status_text = |name| crate::support::service(&report, name)["status_text"].clone();
     assert_eq!(status_text("shell"), "warm", "{report}");
     assert_eq!(status_text("py"), "up", "{report}");
 }
@@ -128,16 +126,19 @@ fn a_service_that_never_says_ready_fails_its_start_and_nobody_else_can_say_it() 
 #[test]
 fn a_silent_watchdog_restarts_the_service() {
     let setup = Setup::new("notify-watchdog");
-    // Ready, three pings, then silence; the second life pings forever.
+    // Ready, three pings, then silence. The second life pings every
+    // 100 ms and, after 1.5 s of that (three watchdog periods), sends
+    // WATCHDOG=trigger: the sentinel for "no failure while it pinged".
+    // Later lives ping forever.
     let script = format!(
         "{SEND}import os, time\n\
          assert os.environ['WATCHDOG_USEC'] == '500000'\n\
          send('READY=1')\n\
          marker = 'lives'\n\
-         first = not os.path.exists(marker)\n\
-         open(marker, 'a').write('x')\n\
+         with open(marker, 'a') as f:\n    f.write('x')\n\
+         life = len(open(marker).read())\n\
          n = 0\n\
-         while True:\n    if not first or n < 3:\n        send('WATCHDOG=1')\n    n += 1\n    time.sleep(0.1)\n"
+         while True:\n    if life > 1 or n < 3:\n        send('WATCHDOG=1')\n    if life == 2 and n == 15:\n        send('WATCHDOG=trigger')\n    n += 1\n    time.sleep(0.1)\n"
     );
     setup.service(
         "pinger",
@@ -161,12 +162,17 @@ fn a_silent_watchdog_restarts_the_service() {
     );
     let (i, _) = vigil.wait_kind(i, "pinger", "exited");
     let (i, _) = vigil.wait_kind(i, "pinger", "spawned");
-    vigil.wait_kind(i, "pinger", "ready");
-    // The second life keeps pinging: no further failure for a while.
-    let seen = vigil.journal().len();
-    std::thread::sleep(Duration::from_millis(1500));
-    let later: Vec<_> = vigil.journal().into_iter().skip(seen).collect();
-    assert!(!later.iter().any(|e| is(e, "pinger", "check")), "{later:?}");
+    let (seen, _) = vigil.wait_kind(i, "pinger", "ready");
+    // The second life keeps pinging: no failure until its own trigger,
+    // sent after three watchdog periods of pings.
+    let (_, next) = vigil.wait_kind(seen, "pinger", "check");
+    assert!(
+        next["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("WATCHDOG=trigger")),
+        "a failure while it pinged: {next}\n{}",
+        vigil.diagnostics()
+    );
 }
 
 #[test]
@@ -321,12 +327,24 @@ fn a_flood_from_one_service_delays_no_other_services_watchdog() {
     let done = setup.root.join("done");
     let orphans = setup.root.join("orphans");
     let utf8 = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    // Pings every 200 ms. Once the flood is over, and 2.6 s (more than its
+    // watchdog-sec) of pings later, its first life sends WATCHDOG=trigger:
+    // the sentinel after which a delayed WATCHDOG=1 would have shown.
     setup.service(
         "steady",
         &format!(
             "{}notify = true\nwatchdog-sec = \"2s\"\n",
             python(&format!(
-                "{SEND}import time\nsend('READY=1')\nwhile True:\n    send('WATCHDOG=1')\n    time.sleep(0.2)\n"
+                "{SEND}import os, time\n\
+                 send('READY=1')\n\
+                 after = None\n\
+                 while True:\n    send('WATCHDOG=1')\n    \
+                 if after is None and os.path.exists({done:?}):\n        after = 0\n    \
+                 elif after is not None:\n        after += 1\n        \
+                 if after == 13 and not os.path.exists('triggered'):\n            \
+                 open('triggered', 'w').close()\n            send('WATCHDOG=trigger')\n    \
+                 time.sleep(0.2)\n",
+                done = utf8(&done)
             ))
         ),
     );
@@ -354,11 +372,24 @@ fn a_flood_from_one_service_delays_no_other_services_watchdog() {
         || done.exists(),
     );
     // A WATCHDOG=1 held up during the flood shows as a failure within
-    // watchdog-sec of the delay, so by then at the latest.
-    std::thread::sleep(Duration::from_millis(2500));
+    // watchdog-sec of the delay, so before steady's own trigger at the
+    // latest: that is the first check event it may have.
+    let (trigger_at, trigger) = vigil.wait_kind(0, "steady", "check");
+    assert!(
+        trigger["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("WATCHDOG=trigger")),
+        "the flood delayed steady's WATCHDOG=1: {trigger}\n{}",
+        vigil.diagnostics()
+    );
     // No watchdog failure, so no restart: one life, ready throughout.
+    let before: Vec<_> = vigil.journal()[..trigger_at]
+        .iter()
+        .filter(|e| e["service"] == "steady")
+        .cloned()
+        .collect();
     assert_eq!(
-        kinds(&vigil.events("steady")),
+        kinds(&before),
         ["spawned", "ready"],
         "the flood delayed steady's WATCHDOG=1:\n{}",
         vigil.diagnostics()

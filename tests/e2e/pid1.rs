@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::supervisor_helpers::{
-    SOON, Setup, all_processes, cmdline, command, kill_journaled_children, read_journal, wait_until,
-};
+use crate::support::*;
 
 /// The pid (outside the namespace) of `unshare`'s child, once it runs vigil.
 fn child_of(parent: u32) -> i32 {
@@ -30,11 +28,7 @@ fn child_of(parent: u32) -> i32 {
 
 #[test]
 fn as_pid_1_vigil_reaps_orphans_and_shuts_down_on_sigterm() {
-    let unshare_ok = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !unshare_ok {
+    if !can_unshare_pid() {
         // Not root, or no CAP_SYS_ADMIN in this container: nothing to test.
         eprintln!("skipped: `unshare --pid --fork --mount-proc` is not permitted here");
         return;
@@ -81,20 +75,18 @@ fn as_pid_1_vigil_reaps_orphans_and_shuts_down_on_sigterm() {
         )
     };
     let journal = || read_journal(&journal_path);
-    let deadline = Instant::now() + SOON;
-    while journal()
-        .iter()
-        .filter(|e| e["kind"] == "orphan-reaped")
-        .count()
-        < 2
-    {
-        assert!(
-            Instant::now() < deadline,
-            "two orphans were not reaped\n{}",
-            diagnostics()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll_until(
+        "two orphans are reaped",
+        SOON,
+        || {
+            let reaped = journal()
+                .iter()
+                .filter(|e| e["kind"] == "orphan-reaped")
+                .count();
+            (reaped >= 2).then_some(())
+        },
+        diagnostics,
+    );
     let events = journal();
     // It really was PID 1 of its namespace.
     assert!(

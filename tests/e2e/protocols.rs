@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::*;
 use crate::servers::*;
+use crate::support::*;
 
 /// Runs `check` until `done` holds for its verdict or `limit` passes, and
 /// returns the last verdict.

@@ -15,7 +15,7 @@ use vigil::wasm::{
     Sandbox, SpawnContext, Verdict,
 };
 
-use crate::helpers::*;
+use crate::support::*;
 
 const SHORT: Duration = Duration::from_secs(2);
 const MIB: usize = 1 << 20;

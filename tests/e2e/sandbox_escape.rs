@@ -14,11 +14,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::helpers::programs;
-use crate::supervisor_helpers::{
-    SOON, Setup, all_processes, cmdline, command, kill_journaled_children, read_journal,
-    vigil_command, wait_until,
-};
+use crate::support::*;
 
 /// What tests/programs/src/bin/terminal_escape.rs says: OSC 0 title + BEL,
 /// cursor up + erase line, CR, backspaces, an 8-bit CSI, bidi override and
@@ -70,20 +66,6 @@ fn assert_shown(what: &str, text: &str, visible: &[&str]) {
     if let Some(problem) = leaks(what, text, visible) {
         panic!("{problem}");
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn expect_code(out: &Output, code: i32, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}\nstdout: {}\nstderr: {}",
-        text(&out.stdout).escape_debug(),
-        text(&out.stderr).escape_debug()
-    );
 }
 
 fn vigil(args: &[&str]) -> Output {
@@ -180,7 +162,7 @@ fn component(extern_name: &str) -> Vec<u8> {
 
 #[test]
 fn inspect_shows_names_and_producers_escaped_and_json_exact() {
-    let dir = crate::helpers::scratch("escape-inspect");
+    let dir = crate::support::scratch("escape-inspect");
     let evil_name = "evil\x1b]0;pwned\x07\u{202e}";
     let file = dir.join("names.wasm");
     std::fs::write(&file, component(evil_name)).expect("write component");
@@ -215,13 +197,8 @@ struct Foreground {
 
 impl Foreground {
     fn start(setup: &Setup) -> Foreground {
-        let child = vigil_command()
-            .arg("run")
-            .arg("--checks")
-            .arg(&setup.checks)
-            .arg("--state-dir")
-            .arg(&setup.state)
-            .stdin(Stdio::null())
+        let child = setup
+            .run_command()
             .stdout(File::create(setup.root.join("stdout")).expect("stdout file"))
             .stderr(File::create(setup.root.join("stderr")).expect("stderr file"))
             .spawn()
@@ -434,7 +411,7 @@ fn run_daemon_failure_shows_the_reason_and_journal_lines_escaped() {
 #[test]
 fn daemonize_failure_shows_the_reason_escaped() {
     let mark = marker("escape-daemonize");
-    let root = crate::helpers::scratch("escape-daemonize");
+    let root = crate::support::scratch("escape-daemonize");
     let out = vigil_command()
         .current_dir(&root)
         .args(["daemonize", "--check", programs::TERMINAL_ESCAPE])
@@ -464,14 +441,9 @@ fn a_directory_name_is_shown_escaped_when_refused() {
     expect_code(&out, 1, "vigil validate");
     assert_shown("vigil validate", &text(&out.stderr), &[&shown, SHOWN_BIDI]);
 
-    let out = vigil_command()
-        .arg("run")
-        .arg("--checks")
-        .arg(&setup.checks)
-        .arg("--state-dir")
-        .arg(&setup.state)
+    let out = setup
+        .run_command()
         .arg("--quiet")
-        .stdin(Stdio::null())
         .output()
         .expect("run vigil run");
     expect_code(&out, 2, "vigil run on an invalid directory");

@@ -17,8 +17,7 @@ use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, renameat2};
 use nix::sys::stat::{Mode, SFlag};
 use vigil::wasm::{CheckReport, Sandbox, Verdict};
 
-use crate::helpers::*;
-use crate::supervisor_helpers::wait_until;
+use crate::support::*;
 
 /// Per check; the race checks make thousands of calls.
 const LONG: Duration = Duration::from_secs(30);
@@ -88,6 +87,15 @@ fn tally(report: &CheckReport) -> (u32, u32, u32) {
     (field("ok="), field("denied="), field("other="))
 }
 
+/// With only `granted` granted, swaps `granted/NAME` and the symlink
+/// `granted/swap` back and forth while the check does `op` on `path`:
+/// no call may see `forbidden` (see [`hammer`]).
+async fn race(op: &str, granted: &Path, name: &str, path: &Path, forbidden: &str) {
+    let sandbox = sandbox(&[], &[granted.to_path_buf()], LONG);
+    let swapper = Swapper::start(granted.join(name), granted.join("swap"));
+    hammer(op, path, forbidden, &sandbox, &swapper).await;
+}
+
 /// Runs fs_race until at least MIN_CALLS calls were made and both sides
 /// of the swap were seen (served from inside, and denied), failing on the
 /// first call that saw the outside.
@@ -134,14 +142,12 @@ async fn a_directory_swapped_for_a_symlink_never_leaks_the_outside() {
     std::fs::write(root.join("outside/dir/file"), "OUTSIDE-SECRET").expect("write");
     // Relative and climbing out: only the kernel's RESOLVE_BENEATH stops it.
     std::os::unix::fs::symlink("../outside/dir", granted.join("swap")).expect("symlink");
-    let sandbox = sandbox(&[], std::slice::from_ref(&granted), LONG);
-    let swapper = Swapper::start(granted.join("dir"), granted.join("swap"));
-    hammer(
+    race(
         "read",
+        &granted,
+        "dir",
         &granted.join("dir/file"),
         "OUTSIDE",
-        &sandbox,
-        &swapper,
     )
     .await;
 }
@@ -157,14 +163,12 @@ async fn a_file_swapped_for_a_symlink_never_stats_the_outside() {
     let outside = root.join("outside-secret");
     std::fs::write(&outside, vec![b'x'; 12_345]).expect("write");
     std::os::unix::fs::symlink(&outside, granted.join("swap")).expect("symlink");
-    let sandbox = sandbox(&[], std::slice::from_ref(&granted), LONG);
-    let swapper = Swapper::start(granted.join("heartbeat"), granted.join("swap"));
-    hammer(
+    race(
         "stat",
+        &granted,
+        "heartbeat",
         &granted.join("heartbeat"),
         "12345",
-        &sandbox,
-        &swapper,
     )
     .await;
 }
@@ -441,11 +445,7 @@ async fn fifos_and_devices_are_never_opened() {
 /// fresh pid namespace, so pid 1 is a shell with two children and vigil.
 #[test]
 fn with_pid_1_as_target_tree_and_stat_agree() {
-    let unshare_ok = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !unshare_ok {
+    if !can_unshare_pid() {
         eprintln!("skipped: `unshare --pid --fork --mount-proc` is not permitted here");
         return;
     }

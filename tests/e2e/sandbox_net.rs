@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use vigil::wasm::{CheckReport, Verdict};
 
-use crate::helpers::*;
+use crate::support::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -148,6 +148,28 @@ fn fake_dns() -> &'static PathBuf {
 
 /// `vigil check --json ARGS` with `dns` as its name service for the names
 /// it lists. Returns the exit code and the JSON report.
+/// `vigil check` of the TCP ping component on `name:port` (through the
+/// fake DNS `dns`), granted `tcp://name:port` and `other` (a scheme and
+/// an address) on the same port.
+fn ping_by_name(dns: &str, name: &str, port: u16, other: &str) -> (i32, serde_json::Value) {
+    vigil_check(
+        dns,
+        &[
+            programs::TCP_PING,
+            "--config",
+            &format!("host={name}"),
+            "--config",
+            &config("port", &port.to_string()),
+            "--config",
+            "send=PING",
+            "--allow-host",
+            &format!("tcp://{name}:{port}"),
+            "--allow-host",
+            &format!("{other}:{port}"),
+        ],
+    )
+}
+
 fn vigil_check(dns: &str, args: &[&str]) -> (i32, serde_json::Value) {
     let out: Output = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .arg("check")
@@ -260,22 +282,7 @@ fn a_name_reaches_an_address_only_through_a_grant_for_its_scheme_and_port() {
 
     // tcp the other way round: a name granted for tcp, an address for http.
     let pong = PongServer::start();
-    let (code, report) = vigil_check(
-        dns,
-        &[
-            programs::TCP_PING,
-            "--config",
-            "host=rebind.vigil.test",
-            "--config",
-            &config("port", &pong.port.to_string()),
-            "--config",
-            "send=PING",
-            "--allow-host",
-            &format!("tcp://rebind.vigil.test:{}", pong.port),
-            "--allow-host",
-            &format!("http://127.0.0.1:{}", pong.port),
-        ],
-    );
+    let (code, report) = ping_by_name(dns, "rebind.vigil.test", pong.port, "http://127.0.0.1");
     assert_denied_json(
         code,
         &report,
@@ -350,22 +357,7 @@ fn connections_go_to_the_addresses_that_were_checked() {
     assert_eq!(report["reason"], "ErrorCode::Refused", "{report}");
 
     let pong = PongServer::start();
-    let (code, report) = vigil_check(
-        dns,
-        &[
-            programs::TCP_PING,
-            "--config",
-            "host=flip.vigil.test",
-            "--config",
-            &config("port", &pong.port.to_string()),
-            "--config",
-            "send=PING",
-            "--allow-host",
-            &format!("tcp://flip.vigil.test:{}", pong.port),
-            "--allow-host",
-            &format!("tcp://127.0.0.2:{}", pong.port),
-        ],
-    );
+    let (code, report) = ping_by_name(dns, "flip.vigil.test", pong.port, "tcp://127.0.0.2");
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["reason"], "ErrorCode::Refused", "{report}");
 }

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::helpers::closed_port;
+use crate::support::closed_port;
 
 /// `name` on PATH, or in one of `extra` directories.
 fn find_binary(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
@@ -304,14 +304,19 @@ impl Postgres {
     /// Waits until a new session is accepted (the server may listen
     /// before it accepts), or panics after `limit`.
     pub fn wait_ready(&self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            match pg_session(self.port, PG_USER, "postgres") {
-                Ok(_) => return,
-                Err(e) if Instant::now() > deadline => panic!("postgres never became ready: {e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
+        let last = std::cell::RefCell::new(String::new());
+        crate::support::poll_until(
+            "postgres accepts a session",
+            limit,
+            || match pg_session(self.port, PG_USER, "postgres") {
+                Ok(_) => Some(()),
+                Err(e) => {
+                    *last.borrow_mut() = e;
+                    None
+                }
+            },
+            || format!("last error: {}", last.borrow()),
+        );
     }
 
     /// Sends `sig` to the postmaster: SIGTERM is a smart shutdown (waits

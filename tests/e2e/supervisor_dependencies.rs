@@ -1,8 +1,8 @@
 //! Supervisor, dependencies: `after` orders starts on readiness and
 //! shutdown stops dependents first, with the real `vigil run`.
 
-use crate::helpers::closed_port;
-use crate::supervisor_helpers::*;
+use crate::support::closed_port;
+use crate::support::*;
 
 /// `app` waits for `api`, which waits for `db`: each spawns only after
 /// what it depends on is ready. On SIGTERM, `app` exits before `api`, and

@@ -4,8 +4,7 @@
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::helpers::{closed_port, programs};
-use crate::supervisor_helpers::*;
+use crate::support::*;
 
 /// A Python http.server judged by builtin:http readiness becomes `ready`
 /// once it answers, after a passing readiness check.

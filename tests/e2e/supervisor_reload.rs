@@ -1,17 +1,21 @@
 //! Supervisor, hot reload: edits to the checks directory while the real
 //! `vigil run` is running (inotify with a debounce), and SIGHUP.
 
-use std::time::Duration;
-
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::helpers::{HttpServer, programs};
-use crate::supervisor_helpers::*;
+use crate::support::*;
 
-/// Longer than vigil's reload debounce (300 ms) with room to spare: what
-/// has not happened this long after a change is not going to.
-const SETTLE: Duration = Duration::from_millis(1500);
+/// The barrier for "nothing more came of the changes so far": a new
+/// service directory is a change the watcher reports after every earlier
+/// one, and vigil applies reloads one at a time, journaling each as it
+/// goes. Once the sentinel's `reloaded` is in, so is whatever the earlier
+/// changes caused (in the same batch at worst, which journals too).
+/// Returns the sentinel's line.
+fn sentinel(setup: &Setup, vigil: &Vigil, from: usize) -> usize {
+    setup.service("sentinel", &command(&["sleep", "1000"]));
+    vigil.wait_kind(from, "sentinel", "reloaded").0
+}
 
 /// What a `reloaded` event says changed ("" when it says nothing).
 fn change(reloaded: &Value) -> &str {
@@ -52,12 +56,13 @@ fn atomic_save_with_new_command_is_one_reload_and_one_restart() {
     assert!(change(&reloaded).contains("command changed"), "{reloaded}");
     let (k, exited) = vigil.wait_kind(j, "svc", "exited");
     assert_eq!(pid_of(&exited), old);
-    let (_, new) = vigil.wait_spawned(k, "svc");
+    let (l, new) = vigil.wait_spawned(k, "svc");
     assert_ne!(new, old);
     assert_eq!(cmdline(new), "sleep 302");
     assert!(!alive(old));
+    let (l, _) = vigil.wait_kind(l, "svc", "ready");
 
-    std::thread::sleep(SETTLE);
+    sentinel(&setup, &vigil, l);
     let events = vigil.events("svc");
     assert_eq!(
         kinds(&events),
@@ -98,17 +103,9 @@ fn broken_manifest_keeps_the_old_version_running() {
     assert!(message.contains("keeping the running version"), "{warning}");
     assert!(message.contains("svc/service.toml:stop-grace"), "{warning}");
     assert!(message.contains("svc/service.toml:restrat"), "{warning}");
-    std::thread::sleep(SETTLE);
-    assert!(alive(pid), "the old child was stopped");
-    assert_eq!(cmdline(pid), "sleep 301");
-    assert_eq!(
-        kinds(&vigil.events("svc")),
-        ["spawned", "ready"],
-        "{}",
-        vigil.diagnostics()
-    );
 
-    // A syntax error is refused the same way.
+    // A syntax error is refused the same way. Its warning is also the
+    // barrier for the first refusal: reloads are applied one at a time.
     atomic_save(&dir, "command = [\"sleep\", \n");
     vigil.wait_event_from(
         j + 1,
@@ -120,7 +117,14 @@ fn broken_manifest_keeps_the_old_version_running() {
         },
         SOON,
     );
-    assert!(alive(pid));
+    assert!(alive(pid), "the old child was stopped");
+    assert_eq!(cmdline(pid), "sleep 301");
+    assert_eq!(
+        kinds(&vigil.events("svc")),
+        ["spawned", "ready"],
+        "{}",
+        vigil.diagnostics()
+    );
 
     // Fixed: the new command applies.
     atomic_save(&dir, &command(&["sleep", "303"]));
@@ -217,7 +221,7 @@ fn added_service_starts_and_removed_service_stops() {
         !alive(old_pid)
     });
 
-    std::thread::sleep(SETTLE);
+    sentinel(&setup, &vigil, k);
     // It stays stopped; the other service was not touched.
     assert_eq!(
         kinds(&vigil.events("old")),
@@ -249,7 +253,11 @@ fn sighup_forces_a_rescan() {
     let (i, old) = vigil.wait_spawned(0, "svc");
 
     std::fs::write(&target, command(&["sleep", "302"])).expect("edit managed manifest");
-    std::thread::sleep(SETTLE);
+    // A fixed wait must stay here: what is proven is that the watcher
+    // reported nothing, and no barrier can pass through the watcher
+    // without a rescan, which would read the edited manifest itself.
+    // Longer than the reload debounce (300 ms) with room to spare.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(
         kinds(&vigil.events("svc")),
         ["spawned", "ready"],

@@ -1,12 +1,10 @@
 //! Supervisor, restart policy: the real `vigil run` restarting real
 //! children along the backoff list, and giving up when told.
 
-use std::time::Duration;
-
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::supervisor_helpers::*;
+use crate::support::*;
 
 /// A SIGKILLed child is restarted at once (the first backoff is 0) as a
 /// new process, and the restart is journaled in order.
@@ -67,7 +65,7 @@ give-up = {{ restarts = 4, window = "60s" }}
             command = command(&["sh", "-c", "exit 3"]),
         ),
     );
-    let vigil = setup.run();
+    let mut vigil = setup.run();
 
     let (gave_up_at, gave_up) = vigil.wait_kind(0, "crasher", "gave-up");
     let reason = gave_up["reason"].as_str().unwrap_or_default();
@@ -115,9 +113,22 @@ give-up = {{ restarts = 4, window = "60s" }}
             "spawned {gap} ms after a {delay} ms backoff"
         );
     }
-    // Failed for good: nothing more happens to it.
-    std::thread::sleep(Duration::from_millis(500));
-    let after: Vec<_> = vigil.journal()[gave_up_at + 1..]
+    // Failed for good: nothing more happens to it. The state says so
+    // (a failed service has no timer that acts), and the journal up to
+    // vigil's `quit` (the last line a shutdown writes) holds nothing more
+    // about it.
+    wait_socket(&vigil);
+    assert_eq!(service(&status(&vigil.state), "crasher")["state"], "failed");
+    let status = vigil.terminate();
+    assert!(status.success(), "{status}\n{}", vigil.diagnostics());
+    let journal = vigil.journal();
+    assert_eq!(
+        journal.last().map(|e| e["kind"].clone()),
+        Some("quit".into()),
+        "{}",
+        vigil.diagnostics()
+    );
+    let after: Vec<_> = journal[gave_up_at + 1..]
         .iter()
         .filter(|e| e["service"] == "crasher")
         .cloned()

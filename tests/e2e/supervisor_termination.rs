@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::supervisor_helpers::*;
+use crate::support::*;
 
 /// SIGTERM: every child gets its own stop signal, a child ignoring it is
 /// SIGKILLed after its stop grace, and vigil exits 0 with `quit`
@@ -432,9 +432,12 @@ fn second_signal_forces_shutdown() {
     wait_until("the trap is installed", SOON, || {
         ignores(pid, Signal::SIGTERM)
     });
+    wait_socket(&vigil);
     vigil.signal(Signal::SIGTERM);
-    // The graceful stop is under way and ignored: the child outlives it.
-    std::thread::sleep(Duration::from_millis(500));
+    // The graceful stop is under way (vigil says so) and ignored: the
+    // child outlives it.
+    wait_status(&vigil, "stubborn", |s| s["state"] == "stopping");
+    let stopping = vigil.journal().len();
     assert!(alive(pid), "{}", vigil.diagnostics());
     assert!(
         vigil
@@ -448,10 +451,14 @@ fn second_signal_forces_shutdown() {
         .unwrap_or_else(|| panic!("vigil ignored the second SIGTERM\n{}", vigil.diagnostics()));
     assert!(status.success(), "{status}\n{}", vigil.diagnostics());
     assert!(!alive(pid));
-    vigil.wait_event(
+    let (second, _) = vigil.wait_event_from(
+        stopping,
         |e| e["kind"] == "warning" && e["message"].as_str().is_some_and(|m| m.contains("second")),
         SOON,
     );
-    let exited = vigil.wait_kind(0, "stubborn", "exited").1;
+    let (exited_at, exited) = vigil.wait_kind(0, "stubborn", "exited");
     assert_eq!(exited["signal"], "SIGKILL");
+    // Nothing ended the child between the two signals: its exit comes
+    // after the second one's warning (journaled before the kill).
+    assert!(exited_at > second, "{}", vigil.diagnostics());
 }

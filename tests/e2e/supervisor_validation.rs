@@ -2,7 +2,7 @@
 //! refuse an invalid checks directory, listing every problem as
 //! file:field.
 
-use crate::supervisor_helpers::*;
+use crate::support::*;
 
 fn invalid_setup(name: &str) -> Setup {
     let setup = Setup::new(name);
@@ -92,12 +92,8 @@ fn validate_lists_every_problem() {
 #[test]
 fn run_refuses_an_invalid_directory() {
     let setup = invalid_setup("invalid-run");
-    let out = vigil_command()
-        .arg("run")
-        .arg("--checks")
-        .arg(&setup.checks)
-        .arg("--state-dir")
-        .arg(&setup.state)
+    let out = setup
+        .run_command()
         .arg("--quiet")
         .output()
         .expect("run vigil run");

@@ -350,14 +350,10 @@ fn next(session: &mut Exchange, what: &str) -> Result<Message, Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_sdk::testing::target_with;
+    use vigil_sdk::testing::{config_error, target_with};
 
     fn error(config: &[(&str, &str)]) -> String {
-        match Settings::new(&target_with(config)) {
-            Err(Outcome::Error(message)) => message,
-            Err(other) => panic!("{other:?}"),
-            Ok(_) => panic!("{config:?} was accepted"),
-        }
+        config_error(Settings::new, config)
     }
 
     fn settings(config: &[(&str, &str)]) -> Settings {

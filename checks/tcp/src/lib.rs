@@ -130,14 +130,10 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_sdk::testing::target_with;
+    use vigil_sdk::testing::{config_error, target_with};
 
     fn error(config: &[(&str, &str)]) -> String {
-        match Settings::new(&target_with(config)) {
-            Err(Outcome::Error(message)) => message,
-            Err(other) => panic!("{other:?}"),
-            Ok(_) => panic!("{config:?} was accepted"),
-        }
+        config_error(Settings::new, config)
     }
 
     #[test]

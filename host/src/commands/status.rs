@@ -205,8 +205,45 @@ mod tests {
 
     #[test]
     fn colour_keeps_alignment() {
-        let text = table(&[service("web", "ready")], true);
+        let services = [
+            service("web", "ready"),
+            service("database", "running"),
+            service("cache", "failed"),
+        ];
+        let text = table(&services, true);
         assert!(text.contains("\x1b[32mready"));
+        assert!(text.contains("\x1b[33mrunning"));
+        assert!(text.contains("\x1b[31mfailed"));
+        // The escapes take no room on a terminal: what is seen is the plain
+        // table to the character, so the padding sits inside them.
+        let visible = strip_escapes(&text);
+        assert_eq!(visible, table(&services, false), "{text:?}");
+        // And every column starts where its header does, on every line.
+        let lines: Vec<&str> = visible.lines().collect();
+        for name in &HEADER[1..] {
+            let col = lines[0].find(name).expect("header");
+            for line in &lines[1..] {
+                let bytes = line.as_bytes();
+                assert!(
+                    bytes[col - 1] == b' ' && bytes[col] != b' ',
+                    "{name} is not at column {col} in {line:?}"
+                );
+            }
+        }
+    }
+
+    /// `text` without its SGR escapes (`ESC [ ... m`).
+    fn strip_escapes(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("\x1b[") {
+            out.push_str(&rest[..at]);
+            let after = &rest[at..];
+            let end = after.find('m').expect("an escape ends in m");
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
     }
 
     #[test]

@@ -10,29 +10,10 @@ use super::problems::fields_of;
 use super::raw::{RawCheck, RawChecks};
 use super::resolve::parse_signal;
 use super::*;
+use crate::test_support::TempDir;
 use crate::units::{parse_duration, parse_size};
 use crate::wasm::CheckSource;
 use crate::wasm::grants::Scheme;
-
-/// A scratch directory removed on drop.
-pub(crate) struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub(crate) fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("vigil-test-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn service(root: &Path, name: &str, manifest: &str) -> PathBuf {
     let d = root.join(name);

@@ -162,7 +162,13 @@ async fn stop_group(child: &mut Child, grace: Duration) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = killpg(group, Signal::SIGKILL);
-    let _ = child.wait();
+    // Reap without blocking the runtime's thread: `Child::wait` would park
+    // every task of a current-thread runtime until the kernel is done with
+    // the leader (a SIGKILLed process still has to leave an uninterruptible
+    // sleep first).
+    while !matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Build the re-exec of the running program: `/proc/self/exe` with `args`

@@ -141,16 +141,12 @@ pub fn probe(path: &Path) -> Result<(), PidfileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vigil-pidfile-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
+    use crate::test_support::TempDir;
 
     #[test]
     fn a_second_holder_is_refused_with_the_first_ones_pid() {
-        let dir = scratch("second");
+        let scratch = TempDir::new("second");
+        let dir = scratch.0.clone();
         let path = dir.join("sub").join(FILE);
         let first = Pidfile::acquire(&path).expect("first");
         let text = std::fs::read_to_string(&path).expect("read");
@@ -168,12 +164,12 @@ mod tests {
         let again = Pidfile::acquire_for(&path, 42).expect("free again");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "42\n");
         drop(again);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_stale_file_is_taken_over() {
-        let dir = scratch("stale");
+        let scratch = TempDir::new("stale");
+        let dir = scratch.0.clone();
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join(FILE);
         std::fs::write(&path, "999999999 and some junk\n").expect("write");
@@ -184,6 +180,5 @@ mod tests {
             std::process::id().to_string()
         );
         drop(held);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

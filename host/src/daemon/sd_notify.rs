@@ -157,8 +157,8 @@ mod tests {
 
     #[test]
     fn messages_reach_a_path_and_an_abstract_socket() {
-        let dir = std::env::temp_dir().join(format!("vigil-sdn-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let scratch = crate::test_support::TempDir::new("sdn");
+        let dir = scratch.0.clone();
         let path = dir.join("notify.sock");
         let _ = std::fs::remove_file(&path);
         let server = UnixDatagram::bind(&path).expect("bind");
@@ -180,6 +180,5 @@ mod tests {
             .expect("send");
         let n = server.recv(&mut buf).expect("recv");
         assert_eq!(&buf[..n], b"STOPPING=1");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

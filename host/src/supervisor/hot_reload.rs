@@ -141,8 +141,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_atomic_save_is_one_change() {
-        let dir = std::env::temp_dir().join(format!("vigil-watch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let scratch = crate::test_support::TempDir::new("watch");
+        let dir = scratch.0.clone();
         std::fs::create_dir_all(dir.join("web")).expect("mkdir");
         std::fs::write(dir.join("web/service.toml"), "command = [\"true\"]\n").expect("write");
         let mut w = Watcher::new(&dir, Duration::from_millis(150)).expect("watch");
@@ -179,13 +179,12 @@ mod tests {
             .expect("in time")
             .expect("changes");
         assert!(changes.services.contains("api"), "{changes:?}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
     async fn files_a_service_writes_in_its_directory_are_not_changes() {
-        let dir = std::env::temp_dir().join(format!("vigil-watch-own-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let scratch = crate::test_support::TempDir::new("watch-own");
+        let dir = scratch.0.clone();
         std::fs::create_dir_all(dir.join("worker")).expect("mkdir");
         std::fs::write(dir.join("worker/service.toml"), "command = [\"true\"]\n").expect("write");
         let mut w = Watcher::new(&dir, Duration::from_millis(100)).expect("watch");
@@ -204,6 +203,5 @@ mod tests {
                 .is_err(),
             "a heartbeat write was taken for a change"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -121,12 +121,11 @@ pub fn capture(fd: OwnedFd, sink: Arc<LogSink>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn lines_are_captured_and_overlong_lines_cut() {
-        let dir = std::env::temp_dir().join(format!("vigil-logs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let scratch = crate::test_support::TempDir::new("logs");
+        let dir = scratch.0.clone();
         let sink = LogSink::new("svc", Some(&dir), false);
         let (r, w) = nix::unistd::pipe().expect("pipe");
         capture(r, sink);
@@ -136,18 +135,19 @@ mod tests {
         drop(w);
         let path = dir.join("svc.log");
         let mut text = String::new();
-        for _ in 0..200 {
-            text = std::fs::read_to_string(&path).unwrap_or_default();
-            if text.ends_with("last without newline\n") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::test_support::wait_until_async(
+            "the last line is in the log",
+            crate::test_support::SOON,
+            async || {
+                text = std::fs::read_to_string(&path).unwrap_or_default();
+                text.ends_with("last without newline\n")
+            },
+        )
+        .await;
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{:?}", &text[..text.len().min(200)]);
         assert_eq!(&lines[..2], &["one", "two"]);
         assert_eq!(lines[2].len(), MAX_LINE);
         assert_eq!(lines[3], "last without newline");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,6 +1,5 @@
 //! The event loop with real children and closure probes.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -13,24 +12,8 @@ use super::*;
 use crate::config::{CheckSpec, Checks, GrantSpec, RestartPolicy, Service};
 use crate::journal::{self, Journal as JournalFile};
 use crate::procfs;
+use crate::test_support::{SOON, TempDir, wait_until_async};
 use crate::wasm::{CheckSource, Phase, Verdict};
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("vigil-loop-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("mkdir");
-        TempDir(p)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 type CheckFn = dyn Fn(&str, Phase) -> Verdict + Send + Sync;
 
@@ -110,7 +93,7 @@ fn kinds(dir: &TempDir) -> Vec<(Option<String>, &'static str)> {
         .collect()
 }
 
-const T: Duration = Duration::from_secs(10);
+const T: Duration = SOON;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_child_is_restarted_at_once_and_shutdown_is_clean() {
@@ -127,14 +110,12 @@ async fn a_killed_child_is_restarted_at_once_and_shutdown_is_clean() {
     let pid = first.pid.expect("pid");
     // Its output is captured (and it is past `echo` before we kill it).
     let log_path = dir.0.join("logs").join("sleeper.log");
-    let deadline = Instant::now() + T;
-    while !std::fs::read_to_string(&log_path)
-        .unwrap_or_default()
-        .starts_with("hello\n")
-    {
-        assert!(Instant::now() < deadline, "output not captured");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_async("the output is captured", T, async || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .starts_with("hello\n")
+    })
+    .await;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).expect("kill");
     let second = sup
         .wait_for("sleeper", T, |s| {
@@ -219,9 +200,14 @@ async fn dependents_start_after_ready_and_stop_first() {
     let dir = TempDir::new("deps");
     let db_ready = Arc::new(AtomicBool::new(false));
     let flag = db_ready.clone();
+    let db_checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = db_checks.clone();
     let sup = supervisor(
         &dir,
         Arc::new(FnProbes(Box::new(move |name, _| {
+            if name == "db" {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
             if name != "db" || flag.load(Ordering::SeqCst) {
                 Verdict::Ok
             } else {
@@ -242,7 +228,11 @@ async fn dependents_start_after_ready_and_stop_first() {
     sup.wait_for("web", T, |s| s.status == Status::Ready)
         .await
         .expect("web after migrate");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // db has said "not ready" a few times (every 20 ms): app still waits.
+    wait_until_async("db's readiness said retry three times", T, async || {
+        db_checks.load(Ordering::SeqCst) >= 3
+    })
+    .await;
     assert_eq!(sup.snapshots()["app"].status, Status::Waiting);
     db_ready.store(true, Ordering::SeqCst);
     sup.wait_for("app", T, |s| s.status == Status::Ready)
@@ -386,21 +376,17 @@ async fn real_engine_builtin_tcp_readiness_gates_ready() {
         .await
         .expect("running");
     // Wait for the first (failing) check before anything listens.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        sup.flush_journal().await;
-        let retried = journal::read_lines(&dir.0.join(journal::FILE))
-            .iter()
-            .any(|l| matches!(&l.event, crate::journal::Event::Check { outcome, .. } if outcome == "retry"));
-        if retried {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no failing check while nothing listens"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_async(
+        "a failing check while nothing listens",
+        Duration::from_secs(30),
+        async || {
+            sup.flush_journal().await;
+            journal::read_lines(&dir.0.join(journal::FILE))
+                .iter()
+                .any(|l| matches!(&l.event, crate::journal::Event::Check { outcome, .. } if outcome == "retry"))
+        },
+    )
+    .await;
     assert_eq!(
         sup.snapshots()["web"].status,
         Status::Running,
@@ -470,14 +456,10 @@ async fn reload_adds_removes_and_restarts_only_changed_commands() {
     assert!(!sup.snapshots().contains_key("drop"));
     // Its task ended: nothing holds the removed service any more (the
     // task kept it, and itself, alive for ever once).
-    let deadline = std::time::Instant::now() + T;
-    while removed.upgrade().is_some() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the removed service's task still runs"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_async("the removed service's task has ended", T, async || {
+        removed.upgrade().is_none()
+    })
+    .await;
     assert!(
         procfs::stat(pids["drop"]).is_none_or(|s| s.state == 'Z'),
         "removed service stopped"
@@ -488,4 +470,187 @@ async fn reload_adds_removes_and_restarts_only_changed_commands() {
         .filter(|l| l.event.kind() == "reloaded")
         .count();
     assert_eq!(reloaded, 4, "keep, change, new, drop");
+}
+
+fn always_ok() -> Arc<dyn Probes> {
+    Arc::new(FnProbes(Box::new(|_, _| Verdict::Ok)))
+}
+
+/// The journal's events about `name`, once everything recorded is on disk.
+async fn events_of(sup: &Supervisor, dir: &TempDir, name: &str) -> Vec<journal::Event> {
+    sup.flush_journal().await;
+    journal::read_lines(&dir.0.join(journal::FILE))
+        .into_iter()
+        .filter(|l| l.service.as_deref() == Some(name))
+        .map(|l| l.event)
+        .collect()
+}
+
+/// Start `svc` alone and return its child's pid once it is ready.
+async fn start_one(sup: &Supervisor, svc: Service) -> i32 {
+    let name = svc.name.clone();
+    sup.start(vec![svc]);
+    sup.wait_for(&name, T, |s| s.status == Status::Ready)
+        .await
+        .expect("ready")
+        .pid
+        .expect("pid")
+}
+
+/// The operator's stop, through the supervisor: returns once the service
+/// is stopped (its whole group gone), with how long that took.
+async fn stop_service(sup: &Supervisor, name: &str) -> Duration {
+    let t0 = Instant::now();
+    assert!(sup.send(name, Event::Stop), "{name} is loaded");
+    // The grace of these tests is at most 30 s; SIGKILL follows it.
+    sup.wait_for(name, T * 4, |s| s.status == Status::Stopped)
+        .await
+        .expect("stopped");
+    t0.elapsed()
+}
+
+/// The signal the leader's `exited` names, and whether vigil journaled a
+/// `killed` (SIGKILL after the grace) for it.
+fn exit_signal_and_killed(events: &[journal::Event]) -> (Option<String>, bool) {
+    let signal = events.iter().find_map(|e| match e {
+        journal::Event::Exited { signal, .. } => Some(signal.clone()),
+        _ => None,
+    });
+    let killed = events
+        .iter()
+        .any(|e| matches!(e, journal::Event::Killed { .. }));
+    (signal.flatten(), killed)
+}
+
+/// The pid a service printed first (its output is captured to
+/// `logs/NAME.log`), once it has.
+async fn first_line_pid(dir: &TempDir, name: &str) -> i32 {
+    let log = dir.0.join("logs").join(format!("{name}.log"));
+    let mut pid = None;
+    wait_until_async(&format!("{name} printed a pid"), T, async || {
+        pid = std::fs::read_to_string(&log)
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok());
+        pid.is_some()
+    })
+    .await;
+    pid.expect("a pid")
+}
+
+/// True once the process is gone or a zombie (reaped soon after).
+fn gone_or_zombie(pid: i32) -> bool {
+    procfs::stat(pid).is_none_or(|s| s.state == 'Z')
+}
+
+/// The child dies of the stop signal itself: no SIGKILL was sent, so the
+/// grace (long enough to notice) was not waited out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_is_graceful_when_the_child_obeys() {
+    let dir = TempDir::new("stop-obeys");
+    let sup = supervisor(&dir, always_ok());
+    let mut svc = service("obedient", &["sleep", "100"]);
+    svc.stop_grace = Duration::from_secs(30);
+    let pid = start_one(&sup, svc).await;
+    stop_service(&sup, "obedient").await;
+    let events = events_of(&sup, &dir, "obedient").await;
+    let (signal, killed) = exit_signal_and_killed(&events);
+    assert_eq!(signal.as_deref(), Some("SIGTERM"), "{events:?}");
+    assert!(!killed, "{events:?}");
+    assert!(!stop::group_alive(Pid::from_raw(pid)));
+    sup.shutdown().await;
+}
+
+/// A SIGSTOPped child still dies of the stop signal (SIGCONT follows it),
+/// rather than waiting out the grace for SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_child_obeys_the_stop_signal() {
+    let dir = TempDir::new("stop-stopped");
+    let sup = supervisor(&dir, always_ok());
+    let mut svc = service("frozen", &["sleep", "100"]);
+    svc.stop_grace = Duration::from_secs(30);
+    let pid = start_one(&sup, svc).await;
+    nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGSTOP).expect("SIGSTOP");
+    wait_until_async("/proc shows the child stopped", T, async || {
+        procfs::stat(pid).is_none_or(|s| s.state == 'T')
+    })
+    .await;
+    stop_service(&sup, "frozen").await;
+    let events = events_of(&sup, &dir, "frozen").await;
+    let (signal, killed) = exit_signal_and_killed(&events);
+    assert_eq!(signal.as_deref(), Some("SIGTERM"), "{events:?}");
+    assert!(
+        !killed,
+        "needed SIGKILL: the stop signal stayed pending: {events:?}"
+    );
+    sup.shutdown().await;
+}
+
+/// A group that ignores the stop signal is SIGKILLed, leader and member,
+/// once the grace (a lower bound) is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_escalates_to_sigkill_after_the_grace() {
+    let dir = TempDir::new("stop-escalates");
+    let sup = supervisor(&dir, always_ok());
+    let mut svc = service(
+        "stubborn",
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; sleep 100 & echo $!; wait; exit 0",
+        ],
+    );
+    svc.stop_grace = Duration::from_millis(300);
+    let leader = start_one(&sup, svc).await;
+    // Written once the trap is installed (the member inherits the ignored
+    // TERM).
+    let member = first_line_pid(&dir, "stubborn").await;
+    let took = stop_service(&sup, "stubborn").await;
+    let events = events_of(&sup, &dir, "stubborn").await;
+    let (signal, killed) = exit_signal_and_killed(&events);
+    assert_eq!(signal.as_deref(), Some("SIGKILL"), "{events:?}");
+    assert!(killed, "{events:?}");
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    // The whole group is gone, including `sleep`: it ignores TERM too, so
+    // only the SIGKILL can have ended it.
+    assert!(!stop::group_alive(Pid::from_raw(leader)));
+    assert!(gone_or_zombie(member));
+    sup.shutdown().await;
+}
+
+/// The leader obeys the stop signal; a member that ignores it is SIGKILLed
+/// once the grace is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stragglers_of_an_exited_leader_are_killed() {
+    let dir = TempDir::new("stop-stragglers");
+    let sup = supervisor(&dir, always_ok());
+    let mut svc = service(
+        "leaky",
+        &["sh", "-c", "(trap '' TERM; exec sleep 100) & echo $!; wait"],
+    );
+    svc.stop_grace = Duration::from_millis(300);
+    start_one(&sup, svc).await;
+    let member = first_line_pid(&dir, "leaky").await;
+    wait_until_async("the member ignores TERM", T, async || {
+        std::fs::read_to_string(format!("/proc/{member}/status"))
+            .map(|st| {
+                // TERM itself: a background job of a non-interactive
+                // shell ignores INT and QUIT from the start, before the trap.
+                st.lines()
+                    .filter_map(|l| l.strip_prefix("SigIgn:"))
+                    .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+                    .any(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
+            })
+            .unwrap_or(false)
+    })
+    .await;
+    stop_service(&sup, "leaky").await;
+    let events = events_of(&sup, &dir, "leaky").await;
+    let (signal, killed) = exit_signal_and_killed(&events);
+    assert_eq!(signal.as_deref(), Some("SIGTERM"), "{events:?}");
+    assert!(killed, "the straggler needed SIGKILL: {events:?}");
+    wait_until_async("the straggler is reaped", T, async || {
+        procfs::stat(member).is_none()
+    })
+    .await;
+    sup.shutdown().await;
 }

@@ -585,6 +585,10 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::wait_until;
+
+    /// The receiver is another thread: what it does shows up soon.
+    const WAIT: Duration = Duration::from_secs(30);
 
     #[test]
     fn parses_the_keys_vigil_acts_on() {
@@ -648,15 +652,6 @@ mod tests {
         assert!(groups.lookup(4343).is_none());
     }
 
-    /// Poll `cond` (the receiver is another thread) for up to 30 s.
-    fn wait_until(what: &str, cond: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !cond() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
     fn send_barrier(client: &std::os::unix::net::UnixDatagram, path: &Path) -> OwnedFd {
         let (r, w) = nix::unistd::pipe().expect("pipe");
         let fds = [w.as_raw_fd()];
@@ -716,14 +711,14 @@ mod tests {
         client.send_to(b"READY=1", &path).expect("send");
         let r = send_barrier(&client, &path);
         assert!(eof(&r));
-        wait_until("two drops", || serving.dropped() == 2);
+        wait_until("two drops", WAIT, || serving.dropped() == 2);
         assert!(inbox.take().is_empty());
 
         // Over systemd's 4096 bytes: dropped.
         groups.insert(ours, inbox.clone());
         let long = format!("READY=1\nSTATUS={}", "x".repeat(MAX_MESSAGE));
         client.send_to(long.as_bytes(), &path).expect("send");
-        wait_until("the long message dropped", || serving.dropped() == 3);
+        wait_until("the long message dropped", WAIT, || serving.dropped() == 3);
         assert!(inbox.take().is_empty());
 
         drop(serving);

@@ -3,16 +3,17 @@
 use std::io::{BufRead, BufReader, Read};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::reaper::Reaper;
 use super::spawn::{Command, Output, SpawnError, Spawned, Spawner};
-use super::stop::{ForeignGroup, stop_foreign_group, stop_group};
+use super::stop::{ForeignGroup, stop_foreign_group};
 use crate::procfs;
 use crate::sync::LockExt;
+use crate::test_support::{SOON, wait_until};
 use crate::wasm::ExitStatus;
 
 fn spawner() -> &'static Spawner {
@@ -86,14 +87,6 @@ fn wait(rx: &mpsc::Receiver<ExitStatus>) -> ExitStatus {
 
 fn gone_or_reaped(pid: i32) -> bool {
     procfs::stat(pid).is_none()
-}
-
-fn eventually(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -188,126 +181,6 @@ fn spawn_errors_are_reported_without_a_stray_exit() {
     ));
 }
 
-/// The child dies of the stop signal itself: no SIGKILL was sent, so the
-/// grace (long enough to notice) was not waited out.
-#[tokio::test]
-async fn stop_is_graceful_when_the_child_obeys() {
-    let (s, rx) = run_async(Command::new(&["sleep", "100"])).await;
-    let out = stop_group(
-        s.pid,
-        Signal::SIGTERM,
-        Duration::from_secs(30),
-        async move {
-            tokio::task::spawn_blocking(move || rx.recv().ok())
-                .await
-                .ok()
-                .flatten()
-        },
-    )
-    .await;
-    assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGTERM)));
-    assert!(!out.killed);
-    assert!(!super::stop::group_alive(s.pid));
-}
-
-/// A SIGSTOPped child still dies of the stop signal (SIGCONT follows it),
-/// rather than waiting out the grace for SIGKILL.
-#[tokio::test]
-async fn a_stopped_child_obeys_the_stop_signal() {
-    let (s, rx) = run_async(Command::new(&["sleep", "100"])).await;
-    nix::sys::signal::kill(s.pid, Signal::SIGSTOP).expect("SIGSTOP");
-    while procfs::stat(s.pid.as_raw()).is_some_and(|st| st.state != 'T') {
-        tokio::task::yield_now().await;
-    }
-    let out = stop_group(
-        s.pid,
-        Signal::SIGTERM,
-        Duration::from_secs(30),
-        async move {
-            tokio::task::spawn_blocking(move || rx.recv().ok())
-                .await
-                .ok()
-                .flatten()
-        },
-    )
-    .await;
-    assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGTERM)));
-    assert!(
-        !out.killed,
-        "needed SIGKILL: the stop signal stayed pending"
-    );
-}
-
-/// A group that ignores the stop signal is SIGKILLed, leader and member,
-/// once the grace (a lower bound) is over.
-#[tokio::test]
-async fn stop_escalates_to_sigkill_after_the_grace() {
-    let mut cmd = sh("trap '' TERM; sleep 100 & echo $!; wait; exit 0");
-    cmd.stdout = Output::Pipe;
-    let (s, rx) = run_async(cmd).await;
-    // Wait until the trap is installed (the member inherits the ignored TERM).
-    let line = first_line(s.stdout);
-    let member: i32 = line.trim().parse().expect("member pid");
-    let t0 = Instant::now();
-    let out = stop_group(
-        s.pid,
-        Signal::SIGTERM,
-        Duration::from_millis(300),
-        async move {
-            tokio::task::spawn_blocking(move || rx.recv().ok())
-                .await
-                .ok()
-                .flatten()
-        },
-    )
-    .await;
-    let took = t0.elapsed();
-    assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGKILL)));
-    assert!(out.killed);
-    assert!(took >= Duration::from_millis(300), "{took:?}");
-    // The whole group is gone, including `sleep`: it ignores TERM too, so
-    // only the SIGKILL can have ended it.
-    assert!(!super::stop::group_alive(s.pid));
-    assert!(gone_or_reaped(member));
-}
-
-#[tokio::test]
-async fn stragglers_of_an_exited_leader_are_killed() {
-    // The leader exits on TERM; a member that ignores TERM stays behind.
-    let mut cmd = sh("(trap '' TERM; exec sleep 100) & echo $!; wait");
-    cmd.stdout = Output::Pipe;
-    let (s, rx) = run_async(cmd).await;
-    let line = first_line(s.stdout);
-    let member: i32 = line.trim().parse().expect("member pid");
-    eventually("member ignores TERM", || {
-        std::fs::read_to_string(format!("/proc/{member}/status"))
-            .map(|st| {
-                // TERM itself: a background job of a non-interactive
-                // shell ignores INT and QUIT from the start, before the trap.
-                st.lines()
-                    .filter_map(|l| l.strip_prefix("SigIgn:"))
-                    .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-                    .any(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
-            })
-            .unwrap_or(false)
-    });
-    let out = stop_group(
-        s.pid,
-        Signal::SIGTERM,
-        Duration::from_millis(300),
-        async move {
-            tokio::task::spawn_blocking(move || rx.recv().ok())
-                .await
-                .ok()
-                .flatten()
-        },
-    )
-    .await;
-    assert_eq!(out.status, Some(ExitStatus::Signal(libc::SIGTERM)));
-    assert!(out.killed, "the straggler needed SIGKILL");
-    eventually("straggler reaped", || gone_or_reaped(member));
-}
-
 #[test]
 fn double_forking_child_leaves_no_zombie() {
     // The grandchild outlives its parent, re-parents to us (subreaper) and
@@ -318,10 +191,10 @@ fn double_forking_child_leaves_no_zombie() {
     let line = first_line(s.stdout);
     let grandchild: i32 = line.trim().parse().expect("pid");
     assert_eq!(wait(&rx), ExitStatus::Code(0));
-    eventually("grandchild reaped, not a zombie", || {
+    wait_until("grandchild reaped, not a zombie", SOON, || {
         gone_or_reaped(grandchild)
     });
-    eventually("orphan reported", || {
+    wait_until("orphan reported", SOON, || {
         orphans()
             .lock_unpoisoned()
             .iter()
@@ -443,7 +316,7 @@ async fn a_leaderless_group_is_ours_only_by_session_and_age() {
     };
     assert!(ours.is_ours());
     assert!(stop_foreign_group(&ours, Signal::SIGTERM, Duration::from_secs(30)).await);
-    eventually("the member is stopped", || gone_or_reaped(member));
+    wait_until("the member is stopped", SOON, || gone_or_reaped(member));
 }
 
 /// A group made inside another session (as a shell's job control does)
@@ -472,7 +345,7 @@ async fn a_leaderless_group_of_another_session_is_not_ours() {
         .map(|p| p.parse().expect("pid"))
         .collect();
     let (leader, member) = (pids[0], pids[1]);
-    eventually("the group's leader is gone", || {
+    wait_until("the group's leader is gone", SOON, || {
         procfs::stat(leader).is_none()
     });
     let st = procfs::stat(member).expect("member alive");
@@ -490,7 +363,7 @@ async fn a_leaderless_group_of_another_session_is_not_ours() {
         .await
         .expect("join");
     assert_eq!(status, ExitStatus::Signal(libc::SIGKILL));
-    eventually("the member is reaped", || gone_or_reaped(member));
+    wait_until("the member is reaped", SOON, || gone_or_reaped(member));
 }
 
 /// Per spawn: the pid in the slot when the clone returned, and the pid the

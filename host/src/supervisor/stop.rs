@@ -2,11 +2,10 @@
 //! period, then SIGKILL to the group. The grace is the whole group's:
 //! members left behind by a leader that already exited get the rest of it.
 //!
-//! The supervisor drives the same steps through its reducer (signals, a
-//! `StopGrace` timer, [`wait_group_gone`]); [`stop_group`] is the one-call
-//! form of them.
+//! The supervisor drives these steps through its reducer (signals, a
+//! `StopGrace` timer, [`wait_group_gone`]); this module holds the
+//! primitives, and the stop of a previous instance's leftovers.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -14,7 +13,6 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use crate::procfs;
-use crate::wasm::ExitStatus;
 
 /// How often group membership is polled while waiting for stragglers.
 const POLL: Duration = Duration::from_millis(10);
@@ -68,54 +66,6 @@ pub async fn wait_group_gone(pgid: Pid, deadline: Option<tokio::time::Instant>) 
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-/// What [`stop_group`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StopOutcome {
-    /// The leader's status, when it was seen.
-    pub status: Option<ExitStatus>,
-    /// SIGKILL was needed (for the leader or for stragglers).
-    pub killed: bool,
-}
-
-/// Stop a child we spawned: `sig` to its group, wait up to `grace` for the
-/// leader (`exited` resolves with its status from the reaper) and for the
-/// rest of the group, then SIGKILL the group.
-pub async fn stop_group<F>(pgid: Pid, sig: Signal, grace: Duration, exited: F) -> StopOutcome
-where
-    F: Future<Output = Option<ExitStatus>>,
-{
-    let deadline = tokio::time::Instant::now() + grace;
-    if let Err(e) = request_stop(pgid, sig) {
-        tracing::warn!(%pgid, "cannot send {sig} to the process group: {e}");
-    }
-    tokio::pin!(exited);
-    let mut killed = false;
-    let status = match tokio::time::timeout_at(deadline, &mut exited).await {
-        Ok(status) => status,
-        Err(_) => {
-            killed |= kill_remnants(pgid);
-            // SIGKILL cannot be ignored; the reaper reports it promptly.
-            tokio::time::timeout(Duration::from_secs(5), &mut exited)
-                .await
-                .ok()
-                .flatten()
-        }
-    };
-    // The leader is gone; give the rest of the group what is left of the
-    // grace, then kill it.
-    if !wait_group_gone(pgid, Some(deadline)).await && live_members(pgid.as_raw()) {
-        killed |= kill_remnants(pgid);
-    }
-    // Killed members re-parent to us and are reaped by the reaper; wait
-    // (briefly) until the group is really gone.
-    wait_group_gone(
-        pgid,
-        Some(tokio::time::Instant::now() + Duration::from_secs(1)),
-    )
-    .await;
-    StopOutcome { status, killed }
 }
 
 /// A child of a previous Vigil instance, as recorded in the journal.

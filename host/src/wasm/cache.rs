@@ -1064,19 +1064,14 @@ fn digest_range(file: &File, start: u64, end: u64) -> std::io::Result<[u8; 32]> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        dir
-    }
+    use crate::test_support::TempDir;
 
     /// Threads storing the same key at once (two services naming one
     /// component) each leave a whole file, and none fails.
     #[test]
     fn concurrent_writes_of_one_path_stay_whole() {
-        let path = temp_dir("cache-race");
+        let scratch = TempDir::new("cache-race");
+        let path = scratch.0.clone();
         let dir = open_cache_dir(&path, true).expect("trusted dir");
         let contents: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
         for _ in 0..10 {
@@ -1093,7 +1088,6 @@ mod tests {
                 "torn file"
             );
         }
-        let _ = std::fs::remove_dir_all(&path);
     }
 
     /// RFC 4231 test cases 1, 2 (split across parts) and 6 (a key longer
@@ -1124,7 +1118,8 @@ mod tests {
     /// when storing, below and above the split.
     #[test]
     fn file_digest_is_the_content_digest() {
-        let dir = temp_dir("cache-digest");
+        let scratch = TempDir::new("cache-digest");
+        let dir = scratch.0.clone();
         for len in [0, 1000, SPLIT_ABOVE, SPLIT_ABOVE + 1, 3 * SPLIT_ABOVE + 7] {
             let bytes: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
             let path = dir.join("file");
@@ -1136,7 +1131,6 @@ mod tests {
                 "{len} bytes"
             );
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The secret is made once, private, and shared by later opens; a
@@ -1144,7 +1138,8 @@ mod tests {
     #[test]
     fn the_secret_is_private_and_kept() {
         use std::os::unix::fs::PermissionsExt;
-        let path = temp_dir("cache-secret");
+        let scratch = TempDir::new("cache-secret");
+        let path = scratch.0.clone();
         let dir = open_cache_dir(&path, true).expect("trusted dir");
         let first = secret(&dir, true).expect("made");
         let meta = std::fs::metadata(path.join(SECRET)).expect("secret file");
@@ -1159,7 +1154,6 @@ mod tests {
             matches!(err, CacheError::Refused(Refusal::SecretReadable { .. })),
             "{err}"
         );
-        let _ = std::fs::remove_dir_all(&path);
     }
 
     /// A log sink for one test's thread.
@@ -1184,7 +1178,8 @@ mod tests {
     #[test]
     fn a_refused_cache_is_said_once() {
         use std::os::unix::fs::PermissionsExt;
-        let path = temp_dir("cache-said-once");
+        let scratch = TempDir::new("cache-said-once");
+        let path = scratch.0.clone();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let log = Captured::default();
         let sink = log.clone();
@@ -1206,6 +1201,5 @@ mod tests {
         let fix = format!("fix: chmod go-w {}", path.display());
         assert_eq!(log.matches(&fix).count(), 1, "{log}");
         assert_eq!(std::fs::read_dir(&path).expect("dir").count(), 0);
-        let _ = std::fs::remove_dir_all(&path);
     }
 }

@@ -27,7 +27,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Guest calls that may run at the same time (each holds an instance).
 const MAX_CONCURRENT_CALLS: u32 = 64;
 
-/// Captured guest stdout+stderr per call.
+/// Bytes of a guest's output kept per call: stdout and stderr share one
+/// buffer (interleaved as written), so this is their total, not a cap
+/// each. Past it, bytes are counted and dropped while the guest runs on
+/// (see `output.rs`). A check's capture is `CheckReport::output`; a
+/// loader's is shown only in the error of a failed call.
 pub(crate) const OUTPUT_CAP: usize = 16 * 1024;
 
 /// Host resources (pollables, streams, connections, ...) one instance may

@@ -683,24 +683,7 @@ fn normalize_lexically(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod path_tests {
     use super::*;
-
-    /// A scratch directory, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Scratch {
-            let dir = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("mkdir");
-            Scratch(dir)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_support::TempDir;
 
     fn paths(paths: &[&Path]) -> Grants {
         let paths: Vec<PathBuf> = paths.iter().map(|p| p.to_path_buf()).collect();
@@ -788,7 +771,7 @@ mod path_tests {
     /// both spellings name the same root.
     #[test]
     fn a_grant_through_a_symlink_is_resolved_when_parsed() {
-        let scratch = Scratch::new("grant-link");
+        let scratch = TempDir::new("grant-link");
         let real = scratch.0.join("releases/42");
         std::fs::create_dir_all(&real).expect("mkdir");
         let link = scratch.0.join("current");

@@ -9,8 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::bindings::loader::LoaderPre;
+use wasmtime::Store;
+
 use super::bindings::loader::vigil::health::policy;
+use super::bindings::loader::{Loader as LoaderWorld, LoaderPre};
 use super::checker::{bounded, failure_verdict};
 use super::output::BoundedOutput;
 use super::store::HostState;
@@ -74,42 +76,43 @@ impl Loader {
 
     /// The command to run for the service.
     pub async fn spawn(&self, ctx: &SpawnContext) -> Result<Command, LoaderError> {
-        let output = BoundedOutput::new(super::engine::OUTPUT_CAP);
-        let _call = self.engine.begin_call().await;
-        let mut store = self.engine.new_store(
-            None,
-            None,
-            Instant::now() + LOADER_TIMEOUT,
-            LOADER_MEMORY,
-            &output,
-        );
-        let call = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            instance.call_spawn(&mut store, ctx).await
-        };
-        let result = tokio::time::timeout(LOADER_TIMEOUT, call).await;
-        match result {
-            Ok(Ok(Ok(command))) => match command_problem(&command) {
+        let answer = self
+            .call(async |store, instance| instance.call_spawn(store, ctx).await)
+            .await?;
+        match answer {
+            Ok(command) => match command_problem(&command) {
                 None => Ok(command),
                 Some(problem) => Err(LoaderError::CommandTooLarge {
                     check: self.source.clone(),
                     problem,
                 }),
             },
-            Ok(Ok(Err(reason))) => Err(LoaderError::Declined {
+            Err(reason) => Err(LoaderError::Declined {
                 check: self.source.clone(),
                 reason: bounded(reason),
             }),
-            Ok(Err(err)) => Err(self.failed(
-                failure_verdict(&err, store.data().limits.hit, LOADER_MEMORY),
-                &output,
-            )),
-            Err(_) => Err(self.failed(Verdict::TimedOut, &output)),
         }
     }
 
     /// The action for `event`, given the service's `history`.
     pub async fn decide(&self, event: &Event, history: &History) -> Result<Action, LoaderError> {
+        let action = self
+            .call(async |store, instance| instance.call_decide(store, event, history).await)
+            .await?;
+        Ok(match action {
+            Action::Stop(reason) => Action::Stop(bounded(reason)),
+            action => action,
+        })
+    }
+
+    /// One call of the loader: a fresh instance (loaders are pure) in a
+    /// store with the loader's deadline, memory cap and captured output,
+    /// `call` on it, and a trap or a timeout turned into
+    /// [`LoaderError::Failed`] with what the loader wrote.
+    async fn call<T>(
+        &self,
+        call: impl AsyncFnOnce(&mut Store<HostState>, LoaderWorld) -> wasmtime::Result<T>,
+    ) -> Result<T, LoaderError> {
         let output = BoundedOutput::new(super::engine::OUTPUT_CAP);
         let _call = self.engine.begin_call().await;
         let mut store = self.engine.new_store(
@@ -119,14 +122,13 @@ impl Loader {
             LOADER_MEMORY,
             &output,
         );
-        let call = async {
+        let result = tokio::time::timeout(LOADER_TIMEOUT, async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            instance.call_decide(&mut store, event, history).await
-        };
-        let result = tokio::time::timeout(LOADER_TIMEOUT, call).await;
+            call(&mut store, instance).await
+        })
+        .await;
         match result {
-            Ok(Ok(Action::Stop(reason))) => Ok(Action::Stop(bounded(reason))),
-            Ok(Ok(action)) => Ok(action),
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(self.failed(
                 failure_verdict(&err, store.data().limits.hit, LOADER_MEMORY),
                 &output,

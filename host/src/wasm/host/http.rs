@@ -27,7 +27,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::{Method, Url};
 
 use super::HostError;
-use super::tcp::granted_addresses;
+use super::tcp::{allowed_addresses, granted_addresses};
 use crate::wasm::bindings::ErrorCode;
 use crate::wasm::bindings::checker::vigil::health::http::{self, Request, Response};
 use crate::wasm::grants::{Grants, Scheme};
@@ -129,12 +129,8 @@ impl PinnedResolver {
         if !pins.host.eq_ignore_ascii_case(name) {
             return None;
         }
-        let addresses: Vec<SocketAddr> = pins
-            .addresses
-            .iter()
-            .copied()
-            .filter(|addr| self.grants.allows(pins.scheme, pins.port, name, addr.ip()))
-            .collect();
+        let addresses =
+            allowed_addresses(&self.grants, pins.scheme, pins.port, name, &pins.addresses);
         (!addresses.is_empty()).then_some(addresses)
     }
 }

@@ -49,11 +49,7 @@ pub(crate) async fn granted_addresses(
             .map_err(|_| ErrorCode::NotFound)?
             .collect(),
     };
-    let allowed: Vec<SocketAddr> = resolved
-        .iter()
-        .copied()
-        .filter(|addr| grants.allows(scheme, port, host, addr.ip()))
-        .collect();
+    let allowed = allowed_addresses(grants, scheme, port, host, &resolved);
     if allowed.is_empty() {
         let shown: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
         let verb = if parse_ip_literal(bare).is_some() {
@@ -72,6 +68,24 @@ pub(crate) async fn granted_addresses(
         )));
     }
     Ok(allowed)
+}
+
+/// The addresses of `addresses` (what `host` is or resolves to) that the
+/// grants let a `scheme` request on `port` reach: the one filter that
+/// [`granted_addresses`] applies at lookup and the http client's resolver
+/// applies again at connect.
+pub(crate) fn allowed_addresses(
+    grants: &Grants,
+    scheme: Scheme,
+    port: u16,
+    host: &str,
+    addresses: &[SocketAddr],
+) -> Vec<SocketAddr> {
+    addresses
+        .iter()
+        .copied()
+        .filter(|addr| grants.allows(scheme, port, host, addr.ip()))
+        .collect()
 }
 
 pub(crate) fn connect_error(err: &std::io::Error) -> ErrorCode {

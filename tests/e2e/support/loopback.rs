@@ -1,80 +1,12 @@
-//! Shared fixtures: the engine, loopback servers, sandboxes.
-
-#![allow(dead_code)]
+//! Loopback servers the checks and services talk to, and port probes.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use vigil::wasm::{
-    CheckReport, CheckSource, Checker, Engine, EngineOptions, Grants, Phase, Sandbox, Target,
-};
-
-#[macro_use]
-pub mod programs {
-    include!(concat!(env!("OUT_DIR"), "/test_programs.rs"));
-}
-
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// One engine per test binary, caching compiled components in the target
-/// dir so each component compiles once per run.
-pub fn engine() -> Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vigil-e2e-cache");
-            Engine::new(EngineOptions {
-                cache_dir: Some(cache),
-                max_instances: 64,
-                max_memory: 256 << 20,
-            })
-            .expect("engine")
-        })
-        .clone()
-}
-
-pub async fn load(source: &str) -> Checker {
-    let source: CheckSource = source.parse().expect("infallible");
-    engine()
-        .load_checker(&source)
-        .await
-        .unwrap_or_else(|err| panic!("load {source}: {err}"))
-}
-
-pub fn sandbox(hosts: &[String], paths: &[PathBuf], timeout: Duration) -> Sandbox {
-    let grants = Grants::parse(hosts, paths).expect("valid grants");
-    Sandbox::new(grants, timeout, 64 << 20)
-}
-
-pub fn target(config: &[(&str, &str)], pid: Option<u32>) -> Target {
-    let config = config
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Target::one_shot(Phase::Liveness, pid, config)
-}
-
-/// Runs a check, failing the test (rather than hanging) if it never ends.
-pub async fn run(
-    source: &str,
-    config: &[(&str, &str)],
-    pid: Option<u32>,
-    sandbox: &Sandbox,
-) -> CheckReport {
-    let checker = load(source).await;
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        checker.check(&target(config, pid), sandbox),
-    )
-    .await
-    .expect("a check must always return")
-}
+use super::workspace;
 
 /// Python's http.server with the routes of tests/fixtures/http_server.py.
 pub struct HttpServer {
@@ -154,11 +86,63 @@ pub fn closed_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
-/// A scratch directory under the target dir, fresh for each name.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+/// True when something accepts TCP connections on loopback `port`.
+pub fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(500),
+    )
+    .is_ok()
+}
+
+/// A loopback HTTP server answering 200 to everything and recording when
+/// each request arrived, stamped like the journal (RFC 3339, UTC,
+/// milliseconds), so that requests can be placed between journal events.
+pub struct RequestLog {
+    pub port: u16,
+    arrivals: Arc<Mutex<Vec<String>>>,
+}
+
+impl RequestLog {
+    pub fn start() -> RequestLog {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let log = arrivals.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buffer) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let stamp = vigil::journal::timestamp(std::time::SystemTime::now());
+                    log.lock().expect("log").push(stamp);
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                });
+            }
+        });
+        RequestLog { port, arrivals }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn grant(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Arrival stamps so far, oldest first.
+    pub fn arrivals(&self) -> Vec<String> {
+        self.arrivals.lock().expect("log").clone()
+    }
 }

@@ -2,14 +2,10 @@
 //! service manifests, the real `vigil run` on it (killed on drop, children
 //! included), and the journal it writes, polled as JSON lines.
 
-#![allow(dead_code)]
-
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
@@ -17,9 +13,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use vigil::procfs;
 
-/// Generous deadline for anything that should happen "soon": the suite runs
-/// many vigils and hostile checks in parallel on a couple of cores.
-pub const SOON: Duration = Duration::from_secs(30);
+use super::{SOON, poll_until, scratch};
 
 /// A checks directory and a state directory under one scratch root.
 pub struct Setup {
@@ -30,7 +24,7 @@ pub struct Setup {
 
 impl Setup {
     pub fn new(name: &str) -> Setup {
-        let root = crate::helpers::scratch(&format!("sup-{name}"));
+        let root = scratch(&format!("sup-{name}"));
         let checks = root.join("checks");
         let state = root.join("state");
         std::fs::create_dir_all(&checks).expect("checks dir");
@@ -44,6 +38,11 @@ impl Setup {
     /// Write `checks/<name>/service.toml`; returns the service directory.
     pub fn service(&self, name: &str, manifest: &str) -> PathBuf {
         write_service(&self.checks, name, manifest)
+    }
+
+    /// [`run_command`] on this setup.
+    pub fn run_command(&self) -> Command {
+        run_command(&self.checks, &self.state)
     }
 
     /// Start `vigil run --quiet` on this setup.
@@ -157,6 +156,20 @@ pub fn vigil_command() -> Command {
     cmd
 }
 
+/// `vigil run --checks CHECKS --state-dir STATE`, stdin on /dev/null, for
+/// a caller that wants its own arguments, stdio or wait ([`Vigil`] is the
+/// usual way: it also stops vigil and its children at the end).
+pub fn run_command(checks: &Path, state: &Path) -> Command {
+    let mut cmd = vigil_command();
+    cmd.arg("run")
+        .arg("--checks")
+        .arg(checks)
+        .arg("--state-dir")
+        .arg(state)
+        .stdin(Stdio::null());
+    cmd
+}
+
 impl Vigil {
     pub fn start(setup: &Setup) -> Vigil {
         Vigil::start_in(&setup.root, &setup.checks, &setup.state)
@@ -194,16 +207,10 @@ impl Vigil {
             }
             n += 1;
         };
-        let child = vigil_command()
-            .arg("run")
-            .arg("--checks")
-            .arg(checks)
-            .arg("--state-dir")
-            .arg(state)
+        let child = run_command(checks, state)
             .arg("--quiet")
             .args(extra)
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&stderr).expect("stderr file"))
             .spawn()
@@ -250,20 +257,32 @@ impl Vigil {
         pred: impl Fn(&Value) -> bool,
         timeout: Duration,
     ) -> (usize, Value) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let journal = self.journal();
-            if let Some((i, e)) = journal.iter().enumerate().skip(from).find(|(_, e)| pred(e)) {
-                return (i, e.clone());
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "no matching journal event within {timeout:?} (from line {from})\n{}",
-                    self.diagnostics()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_until(
+            &format!("a matching journal event (from line {from})"),
+            timeout,
+            || {
+                let journal = self.journal();
+                let (i, e) = journal
+                    .iter()
+                    .enumerate()
+                    .skip(from)
+                    .find(|(_, e)| pred(e))?;
+                Some((i, e.clone()))
+            },
+            || self.diagnostics(),
+        )
+    }
+
+    /// Poll `cond` until it holds; after [`SOON`], panics naming `what`
+    /// with the journal and vigil's stderr.
+    pub fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        self.wait_for(what, || cond().then_some(()))
+    }
+
+    /// Poll `probe` until it finds something; after [`SOON`], panics
+    /// naming `what` with the journal and vigil's stderr.
+    pub fn wait_for<T>(&self, what: &str, probe: impl FnMut() -> Option<T>) -> T {
+        poll_until(what, SOON, probe, || self.diagnostics())
     }
 
     /// Wait for `kind` about `service` (from line `from` on).
@@ -412,17 +431,6 @@ pub fn alive(pid: i32) -> bool {
     procfs::stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
-/// Poll `cond` until it holds or `timeout` passes; panics with `what`.
-pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting until {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Every process of the system, as vigil's /proc reader sees it.
 pub fn all_processes() -> Vec<procfs::Stat> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -447,15 +455,6 @@ pub fn cmdline(pid: i32) -> String {
         .unwrap_or_default()
 }
 
-/// True when something accepts TCP connections on loopback `port`.
-pub fn listening(port: u16) -> bool {
-    TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(500),
-    )
-    .is_ok()
-}
-
 /// Milliseconds between the `ts` of two journal lines (RFC 3339, UTC, ms).
 pub fn ms_between(a: &Value, b: &Value) -> i64 {
     ts_ms(b) - ts_ms(a)
@@ -470,56 +469,4 @@ fn ts_ms(e: &Value) -> i64 {
     let m: i64 = ts[14..16].parse().expect("minute");
     let s: f64 = ts[17..ts.len() - 1].parse().expect("seconds");
     ((day * 24 + h) * 60 + m) * 60_000 + (s * 1000.0).round() as i64
-}
-
-/// A loopback HTTP server answering 200 to everything and recording when
-/// each request arrived, stamped like the journal (RFC 3339, UTC,
-/// milliseconds), so that requests can be placed between journal events.
-pub struct RequestLog {
-    pub port: u16,
-    arrivals: Arc<Mutex<Vec<String>>>,
-}
-
-impl RequestLog {
-    pub fn start() -> RequestLog {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let arrivals = Arc::new(Mutex::new(Vec::new()));
-        let log = arrivals.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let log = log.clone();
-                std::thread::spawn(move || {
-                    let mut stream = stream;
-                    let mut request = Vec::new();
-                    let mut buffer = [0u8; 1024];
-                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buffer) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => request.extend_from_slice(&buffer[..n]),
-                        }
-                    }
-                    let stamp = vigil::journal::timestamp(std::time::SystemTime::now());
-                    log.lock().expect("log").push(stamp);
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    );
-                });
-            }
-        });
-        RequestLog { port, arrivals }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
-    }
-
-    pub fn grant(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Arrival stamps so far, oldest first.
-    pub fn arrivals(&self) -> Vec<String> {
-        self.arrivals.lock().expect("log").clone()
-    }
 }
