@@ -1,0 +1,110 @@
+//! Writing cache files whole (temporary name, fsync, rename) and mapping a verified artifact.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::UnlinkatFlags;
+use wasmtime::component::Component;
+
+use super::trust::Dir;
+
+/// The first `limit` bytes of a small file (tag, memo) as text.
+pub(super) fn read_small(file: File, limit: u64) -> Option<String> {
+    let mut text = String::new();
+    file.take(limit).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+/// A new file in `dir` with a name unique to this call (`O_EXCL`, never
+/// through a link), mode 0600.
+pub(super) fn create_temporary(dir: &Dir, name: &str) -> std::io::Result<(String, File)> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = format!("{name}.tmp.{}.{n}", std::process::id());
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(
+        &dir.fd,
+        tmp.as_str(),
+        flags,
+        Mode::from_bits_truncate(0o600),
+    )?;
+    Ok((tmp, File::from(fd)))
+}
+
+/// Write through a temporary file unique to this call, then rename: two
+/// services of one process that name the same component store the same
+/// key at once, and a temporary name shared between them (pid only) let
+/// one truncate the file the other was renaming into place. Returns the
+/// (write-only) descriptor of the file now named `name`.
+pub(super) fn write_atomically(dir: &Dir, name: &str, contents: &[u8]) -> std::io::Result<File> {
+    let (tmp, mut file) = create_temporary(dir, name)?;
+    let written = file
+        .write_all(contents)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| {
+            nix::fcntl::renameat(&dir.fd, tmp.as_str(), &dir.fd, name).map_err(Into::into)
+        });
+    if written.is_err() {
+        let _ = nix::unistd::unlinkat(&dir.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    written.map(|()| file)
+}
+
+/// `/proc/self/fd/N` of `file` when it names the very inode `file` is
+/// open on (procfs mounted): wasmtime maps a component only from a path,
+/// and this path reaches the descriptor, not a directory entry.
+pub(super) fn descriptor_path(file: &File) -> Option<PathBuf> {
+    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let (via_proc, direct) = (std::fs::metadata(&path).ok()?, file.metadata().ok()?);
+    (via_proc.dev() == direct.dev() && via_proc.ino() == direct.ino()).then_some(path)
+}
+
+/// Deserializes the artifact open as `file`, checked by the caller: mapped
+/// through its descriptor (as fast as `deserialize_file`), or, without
+/// procfs, from `bytes` when the caller has them, else read through it.
+///
+/// # Safety
+///
+/// `file` must be open on a regular file owned by our euid and writable by
+/// nobody else that this cache wrote from `precompile_component` of an
+/// engine: just stored, or proven by its tag, or by a tagged memo of its
+/// identity (see [`ComponentCache::load_unchanged`]).
+pub(super) unsafe fn deserialize_from(
+    engine: &wasmtime::Engine,
+    file: &File,
+    bytes: Option<&[u8]>,
+) -> wasmtime::Result<Component> {
+    if let Some(path) = descriptor_path(file) {
+        // SAFETY: `path` leads to the inode `file` is open on (same device
+        // and inode, just compared; `file` stays open and borrowed for the
+        // whole call, so its number cannot name anything else), which the
+        // caller guarantees we wrote from `precompile_component`. Artifacts
+        // are never written in place (a store renames a new inode over
+        // the name), and only our euid or root could write this one, who
+        // can change this process anyway, so the mapping stays what was
+        // verified. wasmtime still checks the header, version and engine
+        // settings.
+        return unsafe { Component::deserialize_file(engine, &path) };
+    }
+    let read;
+    let bytes = match bytes {
+        Some(bytes) => bytes,
+        None => {
+            let mut all = Vec::new();
+            let mut reader = file;
+            reader.read_to_end(&mut all)?;
+            read = all;
+            &read
+        }
+    };
+    // SAFETY: these bytes were read through `file` (or are the very bytes
+    // written to it), which the caller guarantees is an artifact this
+    // cache wrote from `precompile_component`; wasmtime checks the header,
+    // version and engine settings.
+    unsafe { Component::deserialize(engine, bytes) }
+}
