@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{ValidationReport, load_dir};
+use crate::config::{CheckRef, Phase, Service, ValidationReport, load_dir};
 use crate::control::{self, ServeOptions, Servers};
 use crate::daemon::sd_notify::{self, Notifier, NotifyError};
 use crate::journal::{self, Event as Journal, Journal as JournalFile, JournalError};
@@ -16,7 +17,7 @@ use crate::supervisor::notify::{self as notify_server, NotifyServer, NotifyServe
 use crate::supervisor::{
     Options, Supervisor, SupervisorError, probes::WasmProbes, recover_previous,
 };
-use crate::wasm::Engine;
+use crate::wasm::{CheckSource, Compiled, Engine, LoadError, Progress, compile_all};
 
 /// Settings of a run.
 #[derive(Debug, Clone)]
@@ -30,6 +31,9 @@ pub struct RunOptions {
     pub socket: Option<PathBuf>,
     /// The read-only `/livez` `/readyz` `/metrics` listener (`--http`).
     pub http: Option<std::net::SocketAddr>,
+    /// Told while components are compiled before the first spawn (see
+    /// [`compile_before_start`]); `None`: nobody is watching.
+    pub compile_progress: Option<Arc<dyn Progress>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,20 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     let recovered = recover_previous(&mut journal, &services, Duration::from_secs(3)).await;
     if recovered > 0 {
         tracing::warn!("stopped {recovered} children left by a previous instance");
+    }
+    // Before anything is spawned, so that the first check is on time. A
+    // shutdown signal meanwhile ends the run: nothing was started.
+    {
+        let compiling = compile_before_start(&engine, &services, options.compile_progress.clone());
+        tokio::pin!(compiling);
+        loop {
+            tokio::select! {
+                () = &mut compiling => break,
+                request = signals.recv() => if request == Request::Shutdown {
+                    return Ok(());
+                },
+            }
+        }
     }
     // The notify socket of `notify = true` services (bound even without
     // one: a reload may add one).
@@ -205,6 +223,51 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     }
     servers.stop(SERVER_GRACE).await;
     Ok(())
+}
+
+/// Compiles every check and loader of `services` into the cache: a Python
+/// check takes 15-26 s of Cranelift on a cold cache, which would otherwise
+/// fall into its first check (killing a startup deadline, and showing as
+/// that check's latency). Later loads find it in the cache in
+/// milliseconds. A component that does not load is left to its first
+/// check, which reports it as it always has.
+async fn compile_before_start(
+    engine: &Engine,
+    services: &[Service],
+    progress: Option<Arc<dyn Progress>>,
+) {
+    let sources = services.iter().flat_map(sources_of);
+    let progress = progress.unwrap_or_else(|| Arc::new(Silent));
+    for result in compile_all(engine, sources, progress).await {
+        if let Err(err) = result {
+            tracing::debug!("not compiled ahead: {err}");
+        }
+    }
+}
+
+/// The checks and the loader `service` names, as the engine loads them.
+pub fn sources_of(service: &Service) -> impl Iterator<Item = CheckSource> + '_ {
+    let checks = Phase::ALL
+        .into_iter()
+        .filter_map(|phase| service.checks.get(phase))
+        .map(|spec| match &spec.check {
+            CheckRef::Builtin(name) => CheckSource::Builtin(name.clone()),
+            CheckRef::File(path) => CheckSource::File(path.clone()),
+        });
+    let loader = service
+        .loader
+        .iter()
+        .map(|spec| CheckSource::File(spec.path.clone()));
+    checks.chain(loader)
+}
+
+/// Progress nobody watches.
+#[derive(Debug)]
+struct Silent;
+
+impl Progress for Silent {
+    fn compiling(&self, _: &CheckSource, _: usize) {}
+    fn done(&self, _: &CheckSource, _: &Result<Compiled, LoadError>) {}
 }
 
 /// Aborts a background task when the run ends.

@@ -8,6 +8,7 @@ mod helpers;
 mod builtin_checks;
 mod cache;
 mod cli;
+mod compile;
 mod control;
 mod daemon;
 mod hostile;

@@ -11,6 +11,7 @@ pub mod bindings;
 pub mod builtins;
 mod cache;
 mod checker;
+mod compile;
 mod engine;
 pub mod grants;
 pub mod host;
@@ -28,7 +29,8 @@ use std::str::FromStr;
 pub use bindings::Phase;
 pub use cache::{CacheOutcome, default_cache_dir};
 pub use checker::{CheckReport, Checker, Sandbox, Target, Verdict};
-pub use engine::{Engine, EngineError, EngineOptions, EngineStats};
+pub use compile::{Compiled, Progress, compile_all};
+pub use engine::{Engine, EngineError, EngineOptions, EngineStats, OnCompile};
 pub use grants::{GrantError, Grants};
 pub use loader::{
     Action, CheckFailure, Command, Event, Exit, ExitStatus, History, Loader, LoaderError,

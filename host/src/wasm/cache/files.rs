@@ -36,6 +36,49 @@ pub(super) fn create_temporary(dir: &Dir, name: &str) -> std::io::Result<(String
     Ok((tmp, File::from(fd)))
 }
 
+/// Removes what a store cut short (a `vigil compile` killed midway) left
+/// in `dir`: temporary files (`NAME.tmp.PID.N`) of processes that are
+/// gone. No load ever reads them (only final names, which a rename makes
+/// whole), so they are not a danger, only waste: a Python artifact is
+/// 35 MB. A process alive under that pid, even an unrelated one, keeps
+/// its files until a later sweep.
+pub(super) fn sweep_temporaries(dir: &Dir) {
+    // The directory the descriptor is open on, not whatever its path names now.
+    let listing = PathBuf::from(format!("/proc/self/fd/{}", dir.fd.as_raw_fd()));
+    let Ok(entries) = std::fs::read_dir(&listing) else {
+        return;
+    };
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        match temporary_owner(name) {
+            Some(pid) if pid != me && !alive(pid) => {
+                let _ = nix::unistd::unlinkat(&dir.fd, name, UnlinkatFlags::NoRemoveDir);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The pid in a name [`create_temporary`] made.
+fn temporary_owner(name: &str) -> Option<u32> {
+    let (_, rest) = name.rsplit_once(".tmp.")?;
+    let (pid, n) = rest.split_once('.')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether a process `pid` exists (ours or not: `EPERM` says it does).
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) != Err(nix::errno::Errno::ESRCH)
+}
+
 /// Write through a temporary file unique to this call, then rename: two
 /// services of one process that name the same component store the same
 /// key at once, and a temporary name shared between them (pid only) let
@@ -107,4 +150,35 @@ pub(super) unsafe fn deserialize_from(
     // cache wrote from `precompile_component`; wasmtime checks the header,
     // version and engine settings.
     unsafe { Component::deserialize(engine, bytes) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A temporary file of a process that is gone is removed; one of a
+    /// live process (here: this one) and anything not temporary stay.
+    #[test]
+    fn sweep_removes_only_temporaries_of_dead_processes() {
+        let path = std::env::temp_dir().join(format!("vigil-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let dir = super::super::trust::open_cache_dir(&path, true).expect("trusted dir");
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let dead = child.id();
+        child.wait().expect("reap");
+        let names = [
+            format!("a.cwasm.tmp.{dead}.0"),
+            format!("a.cwasm.tmp.{}.3", std::process::id()),
+            "a.cwasm".to_owned(),
+            "a.cwasm.tmp.notapid.1".to_owned(),
+        ];
+        for name in &names {
+            std::fs::write(path.join(name), b"x").expect("write");
+        }
+        sweep_temporaries(&dir);
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(path.join(name).exists(), i != 0, "{name}");
+        }
+        let _ = std::fs::remove_dir_all(&path);
+    }
 }

@@ -76,7 +76,7 @@ use wasmtime::component::Component;
 #[cfg(test)]
 use digest::SPLIT_ABOVE;
 use digest::{content_digest, file_digest};
-use files::{deserialize_from, read_small, write_atomically};
+use files::{deserialize_from, read_small, sweep_temporaries, write_atomically};
 #[cfg(test)]
 use tag::{SECRET, hmac_sha256};
 use tag::{Secret, artifact_tag, memo_tag, parse_tag, same_tag, secret};
@@ -325,13 +325,28 @@ impl ComponentCache {
     /// Loads `bytes` as a component, from the cache when possible. With
     /// `file`, the identity of the file the bytes were read from (taken
     /// before reading), the key is remembered for [`Self::load_unchanged`].
+    #[cfg(test)]
     pub fn load(
         &self,
         engine: &wasmtime::Engine,
         bytes: &[u8],
         file: Option<&FileIdentity>,
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
+        self.load_observed(engine, bytes, file, || {})
+    }
+
+    /// [`Self::load`], calling `on_compile` when the component is not in
+    /// the cache and compiling begins: a large one takes seconds, and a
+    /// person watching should hear why before it starts, not after.
+    pub fn load_observed(
+        &self,
+        engine: &wasmtime::Engine,
+        bytes: &[u8],
+        file: Option<&FileIdentity>,
+        on_compile: impl FnOnce(),
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let Some((dir, secret)) = self.open(true) else {
+            on_compile();
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
         };
         let key = Self::key(engine, bytes);
@@ -345,6 +360,11 @@ impl ComponentCache {
         {
             remember(&artifact);
             return Ok((component, CacheOutcome::Hit));
+        }
+        on_compile();
+        sweep_temporaries(&dir);
+        if let Ok(memos) = open_subdir(&dir, MEMOS, false) {
+            sweep_temporaries(&memos);
         }
         let compiled = engine.precompile_component(bytes)?;
         match Self::store(&dir, &secret, &key, &compiled) {
