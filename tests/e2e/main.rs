@@ -22,6 +22,7 @@ mod sandbox_core;
 mod sandbox_escape;
 mod sandbox_fs;
 mod sandbox_net;
+mod sdk_outside;
 mod servers;
 mod supervisor_dependencies;
 mod supervisor_healthiness;
