@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, types::ComponentItem};
@@ -14,6 +14,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use super::bindings;
 use super::cache::{CacheOutcome, ComponentCache, FileIdentity, default_cache_dir};
+use super::epoch::{CallGuard, EpochTimer};
 use super::limits::MemoryCap;
 use super::output::BoundedOutput;
 use super::store::{Capabilities, HostState};
@@ -549,63 +550,4 @@ impl Engine {
 /// version is matched later, with its own message) or WASI 0.2.
 fn provided_by_host(import: &str) -> bool {
     import.starts_with("vigil:health/") || (import.starts_with("wasi:") && import.contains("@0.2."))
-}
-
-/// Advances the engine's epoch every [`EPOCH_TICK`] while calls run, and
-/// sleeps otherwise: an idle supervisor pays no wake-ups for it.
-struct EpochTimer {
-    active: AtomicUsize,
-    thread: OnceLock<std::thread::Thread>,
-}
-
-impl EpochTimer {
-    fn start(engine: &wasmtime::Engine) -> Arc<EpochTimer> {
-        let timer = Arc::new(EpochTimer {
-            active: AtomicUsize::new(0),
-            thread: OnceLock::new(),
-        });
-        let weak = engine.weak();
-        let shared = timer.clone();
-        let spawned = std::thread::Builder::new()
-            .name("vigil-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    if shared.active.load(Ordering::Acquire) == 0 {
-                        drop(engine);
-                        // Unparked by the first call; the timeout only notices
-                        // a dropped engine. A wake-up between the load and the
-                        // park is kept as a token, so none is lost.
-                        std::thread::park_timeout(Duration::from_secs(1));
-                        continue;
-                    }
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            });
-        match spawned {
-            Ok(handle) => {
-                let _ = timer.thread.set(handle.thread().clone());
-            }
-            Err(err) => {
-                tracing::error!(
-                    "cannot start the epoch timer thread: {err}; CPU deadlines will not fire"
-                )
-            }
-        }
-        timer
-    }
-}
-
-/// Held for the length of one guest call: a slot of the concurrency bound,
-/// and the epoch timer kept running.
-pub(crate) struct CallGuard<'a> {
-    timer: &'a EpochTimer,
-    _permit: Option<tokio::sync::SemaphorePermit<'a>>,
-}
-
-impl Drop for CallGuard<'_> {
-    fn drop(&mut self) {
-        self.timer.active.fetch_sub(1, Ordering::AcqRel);
-    }
 }

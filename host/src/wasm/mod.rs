@@ -13,6 +13,7 @@ mod cache;
 mod checker;
 mod compile;
 mod engine;
+mod epoch;
 pub mod grants;
 pub mod host;
 pub mod inspect;
