@@ -288,3 +288,21 @@ hosts = ["{}"]
         vigil.diagnostics()
     );
 }
+
+/// On a cold cache, `vigil check` compiles before the check's deadline
+/// starts: a Rust component takes a few hundred milliseconds to compile,
+/// ten times the 50 ms `--timeout`, and the check still answers `ok`.
+/// Off a terminal it says nothing about compiling (a probe's output stays
+/// as it was).
+#[test]
+fn a_cold_check_does_not_spend_its_timeout_compiling() {
+    let cache = scratch("compile-cold-timeout");
+    let output = vigil(&cache)
+        .args(["check", programs::OK, "--timeout", "50ms", "--json"])
+        .output()
+        .expect("run vigil check");
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(stdout.contains(r#""outcome":"ok""#), "{stdout}");
+    assert!(!stderr.contains("compiling"), "{stderr}");
+}
