@@ -86,17 +86,15 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     }
     // Before anything is spawned, so that the first check is on time. A
     // shutdown signal meanwhile ends the run: nothing was started.
-    {
-        let compiling = compile_before_start(&engine, &services, options.compile_progress.clone());
-        tokio::pin!(compiling);
-        loop {
-            tokio::select! {
-                () = &mut compiling => break,
-                request = signals.recv() => if request == Request::Shutdown {
-                    return Ok(());
-                },
-            }
-        }
+    let compiler = Compiler {
+        engine: engine.clone(),
+        progress: options
+            .compile_progress
+            .clone()
+            .unwrap_or_else(|| Arc::new(Silent)),
+    };
+    if !compiler.compile(&services, &mut signals).await {
+        return Ok(());
     }
     // The notify socket of `notify = true` services (bound even without
     // one: a reload may add one).
@@ -176,19 +174,34 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
         tokio::select! {
             request = signals.recv() => match request {
                 Request::Reload => {
-                    let _ = reload(&sup, &options.checks_dir, None).await;
+                    match reload(&sup, &options.checks_dir, None, &compiler, &mut signals).await {
+                        Reloaded::Applied(_) => {}
+                        Reloaded::Interrupted => break,
+                    }
                 }
                 Request::Shutdown => break,
             },
             changes = next_change(&mut watcher) => match changes {
                 Some(changes) => {
-                    let _ = reload(&sup, &options.checks_dir, Some(&changes.services)).await;
+                    let touched = Some(&changes.services);
+                    match reload(&sup, &options.checks_dir, touched, &compiler, &mut signals).await {
+                        Reloaded::Applied(_) => {}
+                        Reloaded::Interrupted => break,
+                    }
                 }
                 None => watcher = None,
             },
             Some(request) = requests.recv() => match request {
                 control::Request::Reload(reply) => {
-                    let _ = reply.send(reload(&sup, &options.checks_dir, None).await);
+                    match reload(&sup, &options.checks_dir, None, &compiler, &mut signals).await {
+                        Reloaded::Applied(result) => {
+                            let _ = reply.send(result);
+                        }
+                        Reloaded::Interrupted => {
+                            let _ = reply.send(Err("vigil is shutting down".into()));
+                            break;
+                        }
+                    }
                 }
                 control::Request::Shutdown => break,
                 control::Request::Ping(reply) => {
@@ -225,22 +238,40 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Compiles every check and loader of `services` into the cache: a Python
-/// check takes 15-26 s of Cranelift on a cold cache, which would otherwise
-/// fall into its first check (killing a startup deadline, and showing as
-/// that check's latency). Later loads find it in the cache in
+/// Compiles checks and loaders into the cache ahead of their first call:
+/// a Python check takes 15-26 s of Cranelift on a cold cache, which would
+/// otherwise fall into its first check (running out a startup timeout, and
+/// showing as that check's latency). Later loads find it in the cache in
 /// milliseconds. A component that does not load is left to its first
 /// check, which reports it as it always has.
-async fn compile_before_start(
-    engine: &Engine,
-    services: &[Service],
-    progress: Option<Arc<dyn Progress>>,
-) {
-    let sources = services.iter().flat_map(sources_of);
-    let progress = progress.unwrap_or_else(|| Arc::new(Silent));
-    for result in compile_all(engine, sources, progress).await {
-        if let Err(err) = result {
-            tracing::debug!("not compiled ahead: {err}");
+struct Compiler {
+    engine: Engine,
+    progress: Arc<dyn Progress>,
+}
+
+impl Compiler {
+    /// Compiles what `services` name; `false` when a shutdown signal came
+    /// first (what is being compiled finishes in the background).
+    async fn compile<'a>(
+        &self,
+        services: impl IntoIterator<Item = &'a Service>,
+        signals: &mut Signals,
+    ) -> bool {
+        let sources: Vec<CheckSource> = services.into_iter().flat_map(sources_of).collect();
+        let compiling = compile_all(&self.engine, sources, self.progress.clone());
+        tokio::pin!(compiling);
+        loop {
+            tokio::select! {
+                results = &mut compiling => {
+                    for err in results.into_iter().filter_map(Result::err) {
+                        tracing::debug!("not compiled ahead: {err}");
+                    }
+                    return true;
+                }
+                request = signals.recv() => if request == Request::Shutdown {
+                    return false;
+                },
+            }
         }
     }
 }
@@ -292,17 +323,36 @@ async fn next_change(watcher: &mut Option<Watcher>) -> Option<Changes> {
     }
 }
 
+/// What a reload came to.
+enum Reloaded {
+    /// Applied (`Ok`), or refused with the reason, the running version kept.
+    Applied(Result<(), String>),
+    /// A shutdown signal came while the new checks were compiling; nothing
+    /// was applied.
+    Interrupted,
+}
+
 /// Rescan `dir` and apply it, or keep the running version (and say why).
-/// `touched`: services whose files changed (`None`: all).
-pub async fn reload(
+/// `touched`: services whose files changed (`None`: all). Their checks and
+/// loaders are compiled first, so that a changed Python check is not
+/// compiled inside its first call.
+async fn reload(
     sup: &Supervisor,
     dir: &Path,
     touched: Option<&BTreeSet<String>>,
-) -> Result<(), String> {
+    compiler: &Compiler,
+    signals: &mut Signals,
+) -> Reloaded {
     match load_dir(dir) {
         Ok(services) => {
+            let changed = services
+                .iter()
+                .filter(|s| touched.is_none_or(|t| t.contains(&s.name)));
+            if !compiler.compile(changed, signals).await {
+                return Reloaded::Interrupted;
+            }
             sup.reload(services, touched).await;
-            Ok(())
+            Reloaded::Applied(Ok(()))
         }
         Err(report) => {
             let message = format!("reload refused, keeping the running version: {report}");
@@ -312,7 +362,7 @@ pub async fn reload(
                     message: message.clone(),
                 },
             );
-            Err(message)
+            Reloaded::Applied(Err(message))
         }
     }
 }

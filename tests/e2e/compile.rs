@@ -306,3 +306,61 @@ fn a_cold_check_does_not_spend_its_timeout_compiling() {
     assert!(stdout.contains(r#""outcome":"ok""#), "{stdout}");
     assert!(!stderr.contains("compiling"), "{stderr}");
 }
+
+/// A hot reload compiles the checks it brings before it applies them: a
+/// reload that changes a service's command (a restart) and its startup
+/// check to a big one on a cold cache still has the new child ready
+/// within a 5 s startup timeout.
+#[test]
+fn a_reload_compiles_before_it_applies() {
+    let setup = Setup::new("compile-before-reload");
+    let server = HttpServer::start();
+    let manifest = |seconds: u32, check: &str, config: &str| {
+        format!(
+            r#"command = ["sleep", "{seconds}"]
+restart = "never"
+[grants]
+hosts = ["{}"]
+[checks.startup]
+check = "{check}"
+period = "200ms"
+timeout = "2s"
+startup-timeout = "5s"
+{config}"#,
+            server.grant()
+        )
+    };
+    let service = setup.service("py", &manifest(600, "builtin:process", ""));
+    std::fs::copy(python_check(), service.join("json_health.wasm")).expect("copy the check");
+    let cache = setup.root.join("cache");
+    let cache_env = cache.display().to_string();
+    let vigil = Vigil::start_in_with(
+        &setup.root,
+        &setup.checks,
+        &setup.state,
+        &[],
+        &[("XDG_CACHE_HOME", &cache_env)],
+    );
+    let (first_ready, _) = vigil.wait_kind(0, "py", "ready");
+
+    let config = format!("[checks.startup.config]\nurl = \"{}\"\n", server.url("/ok"));
+    crate::supervisor_helpers::atomic_save(&service, &manifest(601, "json_health.wasm", &config));
+    let (spawned, new) = vigil.wait_event_from(
+        first_ready,
+        |e| is(e, "py", "spawned"),
+        Duration::from_secs(600),
+    );
+    let new_pid = crate::supervisor_helpers::pid_of(&new);
+    let settled = |e: &serde_json::Value| {
+        is(e, "py", "ready")
+            || is(e, "py", "gave-up")
+            || (is(e, "py", "exited") && crate::supervisor_helpers::pid_of(e) == new_pid)
+    };
+    let (_, event) = vigil.wait_event_from(spawned, settled, Duration::from_secs(600));
+    assert_eq!(
+        event["kind"],
+        "ready",
+        "the new child is ready on time\n{}",
+        vigil.diagnostics()
+    );
+}
