@@ -37,7 +37,7 @@ fn main() {
     let out_dir = PathBuf::from(env_var("OUT_DIR"));
 
     for path in [
-        "wit",
+        "guest-sdk/wit",
         "units",
         "guest-sdk",
         "checks",

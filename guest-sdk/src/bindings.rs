@@ -13,7 +13,7 @@
 pub mod checker {
     wit_bindgen::generate!({
         world: "checker",
-        path: "../wit",
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "export_checker",
         default_bindings_module: "::vigil_sdk::__private::checker",
@@ -29,7 +29,7 @@ pub mod checker {
 pub mod loader {
     wit_bindgen::generate!({
         world: "loader",
-        path: "../wit",
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "export_loader",
         default_bindings_module: "::vigil_sdk::__private::loader",

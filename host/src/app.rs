@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{ValidationReport, load_dir};
+use crate::config::{Service, ValidationReport, load_dir};
 use crate::control::{self, ServeOptions, Servers};
 use crate::daemon::sd_notify::{self, Notifier, NotifyError};
 use crate::journal::{self, Event as Journal, Journal as JournalFile, JournalError};
@@ -15,7 +16,7 @@ use crate::supervisor::hot_reload::{Changes, Watcher};
 use crate::supervisor::notify::{self as notify_server, NotifyServer, NotifyServerError};
 use crate::supervisor::recover::{self, recover_previous};
 use crate::supervisor::{Options, Supervisor, SupervisorError, probes::WasmProbes};
-use crate::wasm::Engine;
+use crate::wasm::{CheckSource, Compiled, Engine, LoadError, Phase, Progress, compile_all};
 
 /// Settings of a run.
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct RunOptions {
     pub socket: Option<PathBuf>,
     /// The read-only `/livez` `/readyz` `/metrics` listener (`--http`).
     pub http: Option<std::net::SocketAddr>,
+    /// Told while components are compiled before the first spawn (see
+    /// [`compile_before_start`]); `None`: nobody is watching.
+    pub compile_progress: Option<Arc<dyn Progress>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +80,18 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     let services = load_dir(&options.checks_dir).map_err(RunError::Invalid)?;
     let mut journal = JournalFile::open(&options.state_dir, journal::Options::default())?;
     recover_previous(&mut journal, &services, recover::GONE_SERVICE_GRACE).await;
+    // Before anything is spawned, so that the first check is on time. A
+    // shutdown signal meanwhile ends the run: nothing was started.
+    let compiler = Compiler {
+        engine: engine.clone(),
+        progress: options
+            .compile_progress
+            .clone()
+            .unwrap_or_else(|| Arc::new(Silent)),
+    };
+    if !compiler.compile(&services, &mut signals).await {
+        return Ok(());
+    }
     // The notify socket of `notify = true` services (bound even without
     // one: a reload may add one).
     let notify_server = match NotifyServer::bind(&options.state_dir.join(notify_server::FILE)) {
@@ -154,19 +170,34 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
         tokio::select! {
             request = signals.recv() => match request {
                 Request::Reload => {
-                    let _ = reload(&sup, &options.checks_dir, None).await;
+                    match reload(&sup, &options.checks_dir, None, &compiler, &mut signals).await {
+                        Reloaded::Applied(_) => {}
+                        Reloaded::Interrupted => break,
+                    }
                 }
                 Request::Shutdown => break,
             },
             changes = next_change(&mut watcher) => match changes {
                 Some(changes) => {
-                    let _ = reload(&sup, &options.checks_dir, Some(&changes.services)).await;
+                    let touched = Some(&changes.services);
+                    match reload(&sup, &options.checks_dir, touched, &compiler, &mut signals).await {
+                        Reloaded::Applied(_) => {}
+                        Reloaded::Interrupted => break,
+                    }
                 }
                 None => watcher = None,
             },
             Some(request) = requests.recv() => match request {
                 control::Request::Reload(reply) => {
-                    let _ = reply.send(reload(&sup, &options.checks_dir, None).await);
+                    match reload(&sup, &options.checks_dir, None, &compiler, &mut signals).await {
+                        Reloaded::Applied(result) => {
+                            let _ = reply.send(result);
+                        }
+                        Reloaded::Interrupted => {
+                            let _ = reply.send(Err("vigil is shutting down".into()));
+                            break;
+                        }
+                    }
                 }
                 control::Request::Shutdown => break,
                 control::Request::Ping(reply) => {
@@ -203,6 +234,66 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Compiles checks and loaders into the cache ahead of their first call:
+/// a Python check takes 15-26 s of Cranelift on a cold cache, which would
+/// otherwise fall into its first check (running out a startup timeout, and
+/// showing as that check's latency). Later loads find it in the cache in
+/// milliseconds. A component that does not load is left to its first
+/// check, which reports it as it always has.
+struct Compiler {
+    engine: Engine,
+    progress: Arc<dyn Progress>,
+}
+
+impl Compiler {
+    /// Compiles what `services` name; `false` when a shutdown signal came
+    /// first (what is being compiled finishes in the background).
+    async fn compile<'a>(
+        &self,
+        services: impl IntoIterator<Item = &'a Service>,
+        signals: &mut Signals,
+    ) -> bool {
+        let sources: Vec<CheckSource> = services.into_iter().flat_map(sources_of).collect();
+        let compiling = compile_all(&self.engine, sources, self.progress.clone());
+        tokio::pin!(compiling);
+        loop {
+            tokio::select! {
+                results = &mut compiling => {
+                    for err in results.into_iter().filter_map(Result::err) {
+                        tracing::debug!("not compiled ahead: {err}");
+                    }
+                    return true;
+                }
+                request = signals.recv() => if request == Request::Shutdown {
+                    return false;
+                },
+            }
+        }
+    }
+}
+
+/// The checks and the loader `service` names, as the engine loads them.
+pub fn sources_of(service: &Service) -> impl Iterator<Item = CheckSource> + '_ {
+    let checks = Phase::ALL
+        .into_iter()
+        .filter_map(|phase| service.checks.get(phase))
+        .map(|spec| spec.check.clone());
+    let loader = service
+        .loader
+        .iter()
+        .map(|spec| CheckSource::File(spec.path.clone()));
+    checks.chain(loader)
+}
+
+/// Progress nobody watches.
+#[derive(Debug)]
+struct Silent;
+
+impl Progress for Silent {
+    fn compiling(&self, _: &CheckSource, _: usize) {}
+    fn done(&self, _: &CheckSource, _: &Result<Compiled, LoadError>) {}
+}
+
 /// Aborts a background task when the run ends.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -225,17 +316,36 @@ async fn next_change(watcher: &mut Option<Watcher>) -> Option<Changes> {
     }
 }
 
+/// What a reload came to.
+enum Reloaded {
+    /// Applied (`Ok`), or refused with the reason, the running version kept.
+    Applied(Result<(), String>),
+    /// A shutdown signal came while the new checks were compiling; nothing
+    /// was applied.
+    Interrupted,
+}
+
 /// Rescan `dir` and apply it, or keep the running version (and say why).
-/// `touched`: services whose files changed (`None`: all).
-pub async fn reload(
+/// `touched`: services whose files changed (`None`: all). Their checks and
+/// loaders are compiled first, so that a changed Python check is not
+/// compiled inside its first call.
+async fn reload(
     sup: &Supervisor,
     dir: &Path,
     touched: Option<&BTreeSet<String>>,
-) -> Result<(), String> {
+    compiler: &Compiler,
+    signals: &mut Signals,
+) -> Reloaded {
     match load_dir(dir) {
         Ok(services) => {
+            let changed = services
+                .iter()
+                .filter(|s| touched.is_none_or(|t| t.contains(&s.name)));
+            if !compiler.compile(changed, signals).await {
+                return Reloaded::Interrupted;
+            }
             sup.reload(services, touched).await;
-            Ok(())
+            Reloaded::Applied(Ok(()))
         }
         Err(report) => {
             let message = format!("reload refused, keeping the running version: {report}");
@@ -245,7 +355,7 @@ pub async fn reload(
                     message: message.clone(),
                 },
             );
-            Err(message)
+            Reloaded::Applied(Err(message))
         }
     }
 }

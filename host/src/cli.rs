@@ -26,6 +26,14 @@ pub enum Command {
     Check(CheckArgs),
     /// Show what a component is: its world, capabilities, exports, producers.
     Inspect(InspectArgs),
+    /// Compile components into the cache now, so their first check is on time.
+    ///
+    /// A FILE is a component; a DIR is a checks directory (every check and
+    /// loader its service manifests name) plus every .wasm file under it.
+    /// Compiles as many at once as there are cores; one line per component
+    /// (name, size, seconds, or "cached" when it already was). Exit 1 names
+    /// each component that does not compile and why.
+    Compile(CompileArgs),
     /// Supervise every service in a checks directory until SIGTERM/SIGINT.
     ///
     /// Each subdirectory of DIR is a service: a service.toml and the .wasm
@@ -181,6 +189,13 @@ pub struct RunArgs {
     /// (e.g. 127.0.0.1:9100, or 0.0.0.0:9100 for a pod). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// Components (.wasm, builtin:NAME) and checks directories.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 pub mod check;
+pub mod compile;
 pub mod control;
 pub mod daemonize;
 pub mod exit;
@@ -19,7 +20,7 @@ pub use exit::Exit;
 /// Problems are printed as `vigil COMMAND: ...` and returned as
 /// [`Exit::Usage`].
 pub(crate) async fn load_one_shot(
-    command: &str,
+    command: &'static str,
     source: &str,
     inputs: &crate::cli::CheckInputs,
 ) -> Result<
@@ -54,11 +55,30 @@ pub(crate) async fn load_one_shot(
         eprintln!("vigil {command}: {err}");
         Exit::Usage
     })?;
-    let checker = engine.load_checker(&source).await.map_err(|err| {
+    // Compiling (seconds for a Python check, on a cold cache) happens
+    // here, before the check's deadline starts; a person at a terminal is
+    // told, a probe's output stays as it was.
+    let progress = compile::Notices::on_terminal(command);
+    let on_compile = progress.clone().map(|progress| {
+        let source = source.clone();
+        Box::new(move |bytes| progress.compiling(&source, bytes)) as crate::wasm::OnCompile
+    });
+    let started = std::time::Instant::now();
+    let loaded = engine.load_checker_observed(&source, on_compile).await;
+    let (checker, outcome) = loaded.map_err(|err| {
         // A load error can quote the component's own import names.
         let problem = err.to_string();
         eprintln!("vigil {command}: {}", crate::untrusted::block(&problem));
         Exit::Usage
     })?;
+    if let Some(progress) = progress {
+        let compiled = crate::wasm::Compiled {
+            source: source.clone(),
+            bytes: None,
+            took: started.elapsed(),
+            outcome,
+        };
+        progress.done(&source, &Ok(compiled));
+    }
     Ok((source, grants, checker))
 }

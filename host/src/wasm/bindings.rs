@@ -12,7 +12,7 @@
 /// Bindings for the `checker` world and the capability interfaces.
 pub mod checker {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../guest-sdk/wit",
         world: "checker",
         imports: {
             "vigil:health/http": async | trappable,
@@ -34,7 +34,7 @@ pub mod checker {
 /// Bindings for the `loader` world.
 pub mod loader {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../guest-sdk/wit",
         world: "loader",
         imports: { default: async },
         exports: { default: async },

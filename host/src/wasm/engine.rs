@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, types::ComponentItem};
@@ -14,6 +14,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use super::bindings;
 use super::cache::{CacheOutcome, ComponentCache, FileIdentity, default_cache_dir};
+use super::epoch::{CallGuard, EpochTimer};
 use super::limits::MemoryCap;
 use super::output::BoundedOutput;
 use super::store::{Capabilities, HostState};
@@ -102,6 +103,10 @@ pub struct EngineStats {
     /// builtin instance does not add one.
     pub stores_created: u64,
 }
+
+/// Told the size of a component when it is not in the cache and compiling
+/// begins (seconds for a Python or JavaScript one), from a blocking thread.
+pub type OnCompile = Box<dyn FnOnce(usize) + Send>;
 
 /// A shared engine; clones are cheap and share the pool and cache.
 #[derive(Clone)]
@@ -216,42 +221,61 @@ impl Engine {
     /// Loads a check: compiles (or fetches from the cache), links and
     /// type-checks it against the `checker` world.
     pub async fn load_checker(&self, source: &CheckSource) -> Result<Checker, LoadError> {
+        Ok(self.load_checker_observed(source, None).await?.0)
+    }
+
+    /// [`Self::load_checker`], calling `on_compile` with the component's
+    /// size when it is not in the cache and compiling begins; also says
+    /// how it was obtained. The check's own deadline starts at each call
+    /// ([`Checker::check`]), so compiling here never counts towards it.
+    pub async fn load_checker_observed(
+        &self,
+        source: &CheckSource,
+        on_compile: Option<OnCompile>,
+    ) -> Result<(Checker, CacheOutcome), LoadError> {
         let CheckSource::Builtin(name) = source else {
-            let pre = self.link_checker(source).await?;
-            return Ok(Checker::new(self.clone(), pre, None, source.clone()));
+            let (pre, outcome) = self.link_checker(source, on_compile).await?;
+            return Ok((
+                Checker::new(self.clone(), pre, None, source.clone()),
+                outcome,
+            ));
         };
         let mut builtins = self.inner.builtin_checkers.lock().await;
-        let builtin = match builtins.get(name) {
-            Some(builtin) => builtin.clone(),
+        let (builtin, outcome) = match builtins.get(name) {
+            Some(builtin) => (builtin.clone(), CacheOutcome::Hit),
             None => {
+                let (pre, outcome) = self.link_checker(source, on_compile).await?;
                 let builtin = Builtin {
-                    pre: self.link_checker(source).await?,
+                    pre,
                     warm: Arc::default(),
                 };
                 builtins.insert(name.clone(), builtin.clone());
-                builtin
+                (builtin, outcome)
             }
         };
-        Ok(Checker::new(
+        let checker = Checker::new(
             self.clone(),
             builtin.pre,
             Some(builtin.warm),
             source.clone(),
-        ))
+        );
+        Ok((checker, outcome))
     }
 
     async fn link_checker(
         &self,
         source: &CheckSource,
-    ) -> Result<bindings::checker::CheckerPre<HostState>, LoadError> {
-        let (component, _) = self.load_component(source).await?;
+        on_compile: Option<OnCompile>,
+    ) -> Result<(bindings::checker::CheckerPre<HostState>, CacheOutcome), LoadError> {
+        let (component, outcome) = self.load_component_observed(source, on_compile).await?;
         let pre = self
             .inner
             .checker_linker
             .instantiate_pre(&component)
             .map_err(|err| self.world_error(source, &component, "checker", &err))?;
-        bindings::checker::CheckerPre::new(pre)
-            .map_err(|err| self.world_error(source, &component, "checker", &err))
+        let pre = bindings::checker::CheckerPre::new(pre)
+            .map_err(|err| self.world_error(source, &component, "checker", &err))?;
+        Ok((pre, outcome))
     }
 
     /// Loads a loader, type-checked against the `loader` world.
@@ -271,6 +295,16 @@ impl Engine {
     pub async fn load_component(
         &self,
         source: &CheckSource,
+    ) -> Result<(Component, CacheOutcome), LoadError> {
+        self.load_component_observed(source, None).await
+    }
+
+    /// [`Self::load_component`], calling `on_compile` with the component's
+    /// size when it is not in the cache and compiling begins.
+    pub async fn load_component_observed(
+        &self,
+        source: &CheckSource,
+        on_compile: Option<OnCompile>,
     ) -> Result<(Component, CacheOutcome), LoadError> {
         // A file loaded before and unchanged since: its compiled artifact,
         // without reading and hashing the component again. The identity is
@@ -331,13 +365,20 @@ impl Engine {
         let engine = self.inner.engine.clone();
         let cache = self.inner.cache.clone();
         // Compiling a large (Python, JS) component takes seconds of CPU.
-        let loaded =
-            tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, file.as_ref()))
-                .await
-                .map_err(|err| LoadError::Invalid {
-                    check: source.clone(),
-                    message: err.to_string(),
-                })?;
+        let loaded = tokio::task::spawn_blocking(move || {
+            let size = bytes.len();
+            let on_compile = move || {
+                if let Some(on_compile) = on_compile {
+                    on_compile(size);
+                }
+            };
+            cache.load_observed(&engine, &bytes, file.as_ref(), on_compile)
+        })
+        .await
+        .map_err(|err| LoadError::Invalid {
+            check: source.clone(),
+            message: err.to_string(),
+        })?;
         loaded.map_err(|err| LoadError::Invalid {
             check: source.clone(),
             message: format!("{err:#}"),
@@ -513,63 +554,4 @@ impl Engine {
 /// version is matched later, with its own message) or WASI 0.2.
 fn provided_by_host(import: &str) -> bool {
     import.starts_with("vigil:health/") || (import.starts_with("wasi:") && import.contains("@0.2."))
-}
-
-/// Advances the engine's epoch every [`EPOCH_TICK`] while calls run, and
-/// sleeps otherwise: an idle supervisor pays no wake-ups for it.
-struct EpochTimer {
-    active: AtomicUsize,
-    thread: OnceLock<std::thread::Thread>,
-}
-
-impl EpochTimer {
-    fn start(engine: &wasmtime::Engine) -> Arc<EpochTimer> {
-        let timer = Arc::new(EpochTimer {
-            active: AtomicUsize::new(0),
-            thread: OnceLock::new(),
-        });
-        let weak = engine.weak();
-        let shared = timer.clone();
-        let spawned = std::thread::Builder::new()
-            .name("vigil-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    if shared.active.load(Ordering::Acquire) == 0 {
-                        drop(engine);
-                        // Unparked by the first call; the timeout only notices
-                        // a dropped engine. A wake-up between the load and the
-                        // park is kept as a token, so none is lost.
-                        std::thread::park_timeout(Duration::from_secs(1));
-                        continue;
-                    }
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            });
-        match spawned {
-            Ok(handle) => {
-                let _ = timer.thread.set(handle.thread().clone());
-            }
-            Err(err) => {
-                tracing::error!(
-                    "cannot start the epoch timer thread: {err}; CPU deadlines will not fire"
-                )
-            }
-        }
-        timer
-    }
-}
-
-/// Held for the length of one guest call: a slot of the concurrency bound,
-/// and the epoch timer kept running.
-pub(crate) struct CallGuard<'a> {
-    timer: &'a EpochTimer,
-    _permit: Option<tokio::sync::SemaphorePermit<'a>>,
-}
-
-impl Drop for CallGuard<'_> {
-    fn drop(&mut self) {
-        self.timer.active.fetch_sub(1, Ordering::AcqRel);
-    }
 }

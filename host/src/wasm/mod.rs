@@ -13,7 +13,9 @@ pub mod bindings;
 pub mod builtins;
 mod cache;
 mod checker;
+mod compile;
 mod engine;
+mod epoch;
 pub mod grants;
 pub mod host;
 pub mod inspect;
@@ -26,7 +28,8 @@ mod warm;
 
 pub use cache::{CacheOutcome, default_cache_dir};
 pub use checker::{CheckReport, Checker, Sandbox, Target};
-pub use engine::{Engine, EngineError, EngineOptions, EngineStats};
+pub use compile::{Compiled, Progress, compile_all};
+pub use engine::{Engine, EngineError, EngineOptions, EngineStats, OnCompile};
 pub use grants::{GrantError, Grants};
 pub use loader::{
     Action, CheckFailure, Command, Event, Exit, History, Loader, LoaderError, SpawnContext,

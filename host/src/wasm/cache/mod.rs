@@ -56,22 +56,33 @@
 //!   its times (the change time cannot be set back). Otherwise its tag is
 //!   checked as above.
 
-use std::collections::{HashSet, VecDeque};
-use std::ffi::OsString;
+mod digest;
+mod files;
+mod tag;
+mod trust;
+
+use std::collections::HashSet;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{FileExt, MetadataExt};
+#[cfg(test)]
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::Mode;
-use nix::unistd::UnlinkatFlags;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
+
+#[cfg(test)]
+use digest::SPLIT_ABOVE;
+use digest::{content_digest, file_digest};
+use files::{deserialize_from, read_small, sweep_temporaries, write_atomically};
+#[cfg(test)]
+use tag::{SECRET, hmac_sha256};
+use tag::{Secret, artifact_tag, memo_tag, parse_tag, same_tag, secret};
+#[cfg(test)]
+use trust::Refusal;
+use trust::{CacheError, Dir, open_cache_dir, open_ours, open_subdir};
 
 /// How a component was obtained, for logs and benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,379 +163,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .map(|base| base.join("vigil").join("components"))
 }
 
-/// Why a directory or file of the cache is not trusted.
-#[derive(Debug, thiserror::Error)]
-enum Refusal {
-    #[error("{} is writable by group or others (mode {mode:04o})", path.display())]
-    Writable { path: PathBuf, mode: u32 },
-    #[error("{} belongs to uid {owner}, not to uid {euid} that runs vigil", path.display())]
-    Owner {
-        path: PathBuf,
-        owner: u32,
-        euid: u32,
-    },
-    #[error("{} is a symbolic link", path.display())]
-    Symlink { path: PathBuf },
-    #[error("{} is not a {expected}", path.display())]
-    Kind {
-        path: PathBuf,
-        expected: &'static str,
-    },
-    #[error("{} is readable by group or others (mode {mode:04o})", path.display())]
-    SecretReadable { path: PathBuf, mode: u32 },
-    #[error("{} is not a 32-byte secret", path.display())]
-    SecretMalformed { path: PathBuf },
-    #[error("{}: too many symbolic links", path.display())]
-    Links { path: PathBuf },
-}
-
-impl Refusal {
-    /// What the operator runs to make the cache usable again.
-    fn fix(&self) -> String {
-        match self {
-            Refusal::Writable { path, .. } => format!("chmod go-w {}", path.display()),
-            Refusal::Owner { path, euid, .. } => format!(
-                "chown {euid} {}, or set XDG_CACHE_HOME to a directory of uid {euid}",
-                path.display()
-            ),
-            Refusal::Symlink { .. } | Refusal::Links { .. } => {
-                "set XDG_CACHE_HOME to the real directory".to_owned()
-            }
-            Refusal::Kind { path, .. } => format!("remove {}", path.display()),
-            Refusal::SecretReadable { path, .. } | Refusal::SecretMalformed { path } => format!(
-                "rm {} (a new secret is made; cached components compile again)",
-                path.display()
-            ),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-enum CacheError {
-    /// Not created yet: a plain miss.
-    #[error("not there")]
-    Missing,
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-impl CacheError {
-    fn io(path: &Path) -> impl FnOnce(Errno) -> CacheError + '_ {
-        move |errno| CacheError::Io {
-            path: path.to_owned(),
-            source: errno.into(),
-        }
-    }
-}
-
-/// An opened, trusted directory of the cache: every access to what is in
-/// it goes through `fd`; `path` is for messages only.
-struct Dir {
-    fd: OwnedFd,
-    path: PathBuf,
-}
-
-/// A secret per cache directory, the key of every tag.
-type Secret = [u8; 32];
-/// HMAC-SHA256.
-type Tag = [u8; 32];
-
-const SECRET: &str = "secret";
 const MEMOS: &str = "files";
-/// Flags of every directory opened: a descriptor that only names it (no
-/// read permission needed), never through a symlink.
-const DIR_FLAGS: OFlag = OFlag::O_PATH
-    .union(OFlag::O_DIRECTORY)
-    .union(OFlag::O_NOFOLLOW)
-    .union(OFlag::O_CLOEXEC);
-const GROUP_OTHER_WRITE: u32 = 0o022;
-const STICKY: u32 = 0o1000;
-const FILE_TYPE: u32 = 0o170000;
-const SYMLINK: u32 = 0o120000;
-/// Symbolic links followed while opening the cache directory (Linux's own
-/// limit).
-const MAX_LINKS: usize = 40;
-
-fn euid() -> u32 {
-    nix::unistd::geteuid().as_raw()
-}
-
-/// Checks a directory of the chain through its descriptor: see the module
-/// doc for the rules of an ancestor and of the cache directory itself.
-fn check_dir(fd: &OwnedFd, path: &Path, is_cache_dir: bool) -> Result<(), CacheError> {
-    let stat = nix::sys::stat::fstat(fd).map_err(CacheError::io(path))?;
-    let (owner, mode, euid) = (stat.st_uid, stat.st_mode, euid());
-    let owner_ok = owner == euid || (!is_cache_dir && owner == 0);
-    if !owner_ok {
-        return Err(Refusal::Owner {
-            path: path.to_owned(),
-            owner,
-            euid,
-        }
-        .into());
-    }
-    let sticky_ok = !is_cache_dir && mode & STICKY != 0;
-    if mode & GROUP_OTHER_WRITE != 0 && !sticky_ok {
-        return Err(Refusal::Writable {
-            path: path.to_owned(),
-            mode: mode & 0o7777,
-        }
-        .into());
-    }
-    Ok(())
-}
-
-/// The names of `path`, `..` kept (resolved against the directories
-/// actually opened, as the kernel does).
-fn names(path: &Path) -> impl DoubleEndedIterator<Item = OsString> + '_ {
-    path.components().filter_map(|part| match part {
-        std::path::Component::Normal(name) => Some(name.to_owned()),
-        std::path::Component::ParentDir => Some("..".into()),
-        _ => None,
-    })
-}
-
-/// Opens the cache directory `path` (creating what is missing with mode
-/// 0700 when `create`), checking every directory on the way from `/`.
-fn open_cache_dir(path: &Path, create: bool) -> Result<Dir, CacheError> {
-    let path = if path.is_absolute() {
-        path.to_owned()
-    } else {
-        let cwd = std::env::current_dir().map_err(|source| CacheError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        cwd.join(path)
-    };
-    let root = PathBuf::from("/");
-    let root_fd =
-        nix::fcntl::open(&root, DIR_FLAGS, Mode::empty()).map_err(CacheError::io(&root))?;
-    check_dir(&root_fd, &root, false)?;
-    // The opened directories from `/` down; `..` pops one.
-    let mut chain = vec![Dir {
-        fd: root_fd,
-        path: root,
-    }];
-    let mut pending: VecDeque<OsString> = names(&path).collect();
-    let mut steps = 0;
-    while let Some(name) = pending.pop_front() {
-        if name == ".." {
-            if chain.len() > 1 {
-                chain.pop();
-            }
-            continue;
-        }
-        let Some(parent) = chain.last() else {
-            break; // never empty: `/` is not popped
-        };
-        let here = parent.path.join(&name);
-        match nix::fcntl::openat(&parent.fd, name.as_os_str(), DIR_FLAGS, Mode::empty()) {
-            Ok(fd) => {
-                check_dir(&fd, &here, false)?;
-                chain.push(Dir { fd, path: here });
-            }
-            Err(Errno::ENOENT) if create && steps < MAX_LINKS => {
-                steps += 1;
-                match nix::sys::stat::mkdirat(
-                    &parent.fd,
-                    name.as_os_str(),
-                    Mode::from_bits_truncate(0o700),
-                ) {
-                    Ok(()) | Err(Errno::EEXIST) => pending.push_front(name),
-                    Err(errno) => return Err(CacheError::io(&here)(errno)),
-                }
-            }
-            Err(Errno::ENOENT) => return Err(CacheError::Missing),
-            Err(Errno::ELOOP | Errno::ENOTDIR) => {
-                let stat = nix::sys::stat::fstatat(
-                    &parent.fd,
-                    name.as_os_str(),
-                    AtFlags::AT_SYMLINK_NOFOLLOW,
-                )
-                .map_err(CacheError::io(&here))?;
-                if stat.st_mode & FILE_TYPE != SYMLINK {
-                    return Err(Refusal::Kind {
-                        path: here,
-                        expected: "directory",
-                    }
-                    .into());
-                }
-                if pending.is_empty() {
-                    return Err(Refusal::Symlink { path: here }.into());
-                }
-                if stat.st_uid != euid() && stat.st_uid != 0 {
-                    return Err(Refusal::Owner {
-                        path: here,
-                        owner: stat.st_uid,
-                        euid: euid(),
-                    }
-                    .into());
-                }
-                steps += 1;
-                if steps > MAX_LINKS {
-                    return Err(Refusal::Links { path: here }.into());
-                }
-                let target = PathBuf::from(
-                    nix::fcntl::readlinkat(&parent.fd, name.as_os_str())
-                        .map_err(CacheError::io(&here))?,
-                );
-                for name in names(&target).rev() {
-                    pending.push_front(name);
-                }
-                if target.is_absolute() {
-                    chain.truncate(1);
-                }
-            }
-            Err(errno) => return Err(CacheError::io(&here)(errno)),
-        }
-    }
-    let dir = chain.pop().ok_or(CacheError::Missing)?;
-    check_dir(&dir.fd, &dir.path, true)?;
-    Ok(dir)
-}
-
-/// Opens `name` in `dir` (creating it when `create`) under the rules of
-/// the cache directory.
-fn open_subdir(dir: &Dir, name: &str, create: bool) -> Result<Dir, CacheError> {
-    let path = dir.path.join(name);
-    let fd = match nix::fcntl::openat(&dir.fd, name, DIR_FLAGS, Mode::empty()) {
-        Err(Errno::ENOENT) if create => {
-            match nix::sys::stat::mkdirat(&dir.fd, name, Mode::from_bits_truncate(0o700)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(errno) => return Err(CacheError::io(&path)(errno)),
-            }
-            nix::fcntl::openat(&dir.fd, name, DIR_FLAGS, Mode::empty())
-        }
-        opened => opened,
-    };
-    let fd = match fd {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Err(CacheError::Missing),
-        Err(Errno::ELOOP | Errno::ENOTDIR) => {
-            return Err(Refusal::Kind {
-                path,
-                expected: "directory",
-            }
-            .into());
-        }
-        Err(errno) => return Err(CacheError::io(&path)(errno)),
-    };
-    check_dir(&fd, &path, true)?;
-    Ok(Dir { fd, path })
-}
-
-/// Opens `name` in `dir` for reading if it is a regular file of ours that
-/// nobody else can write (`private`: nor read), checked through the
-/// descriptor returned.
-fn open_ours(dir: &Dir, name: &str, private: bool) -> Result<File, CacheError> {
-    let path = dir.path.join(name);
-    // O_NONBLOCK: a FIFO must not hang the open; it is refused just below.
-    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
-    let file = match nix::fcntl::openat(&dir.fd, name, flags, Mode::empty()) {
-        Ok(fd) => File::from(fd),
-        Err(Errno::ENOENT) => return Err(CacheError::Missing),
-        Err(Errno::ELOOP) => return Err(Refusal::Symlink { path }.into()),
-        Err(errno) => return Err(CacheError::io(&path)(errno)),
-    };
-    let meta = file.metadata().map_err(|source| CacheError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    if !meta.file_type().is_file() {
-        return Err(Refusal::Kind {
-            path,
-            expected: "regular file",
-        }
-        .into());
-    }
-    let euid = euid();
-    if meta.uid() != euid {
-        return Err(Refusal::Owner {
-            path,
-            owner: meta.uid(),
-            euid,
-        }
-        .into());
-    }
-    let mode = meta.mode() & 0o7777;
-    if private && mode & 0o077 != 0 {
-        return Err(Refusal::SecretReadable { path, mode }.into());
-    }
-    if mode & GROUP_OTHER_WRITE != 0 {
-        return Err(Refusal::Writable { path, mode }.into());
-    }
-    Ok(file)
-}
-
-/// The first `limit` bytes of a small file (tag, memo) as text.
-fn read_small(file: File, limit: u64) -> Option<String> {
-    let mut text = String::new();
-    file.take(limit).read_to_string(&mut text).ok()?;
-    Some(text)
-}
-
-fn parse_tag(hex_text: &str) -> Option<Tag> {
-    let mut tag = [0u8; 32];
-    hex::decode_to_slice(hex_text.trim(), &mut tag).ok()?;
-    Some(tag)
-}
-
-/// Equality that takes as long for any two tags of one length.
-fn same_tag(a: &Tag, b: &Tag) -> bool {
-    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
-}
-
-/// HMAC-SHA256 (RFC 2104) of the concatenation of `parts`: ten lines
-/// instead of a crate.
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Tag {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    for part in parts {
-        inner.update(part);
-    }
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
-
-/// The tag of the artifact stored under `key` whose bytes have `digest`
-/// ([`content_digest`]).
-fn artifact_tag(secret: &Secret, key: &str, digest: &[u8; 32]) -> Tag {
-    hmac_sha256(
-        secret,
-        &[b"vigil-cache-artifact-v1\0", key.as_bytes(), b"\0", digest],
-    )
-}
-
-/// The tag of the memo named `memo` that remembers `key` and the
-/// identity its artifact had when this cache wrote or verified it.
-fn memo_tag(secret: &Secret, memo: &str, key: &str, artifact: &str) -> Tag {
-    hmac_sha256(
-        secret,
-        &[
-            b"vigil-cache-memo-v1\0",
-            memo.as_bytes(),
-            b"\0",
-            key.as_bytes(),
-            b"\0",
-            artifact.as_bytes(),
-        ],
-    )
-}
-
 /// What tells an artifact unchanged since it was written or verified:
 /// device, inode, size, and modification and change times to the
 /// nanosecond. Any write to the file moves both times, and the change time
@@ -541,166 +180,6 @@ fn artifact_identity(file: &File) -> Option<String> {
         meta.ctime(),
         meta.ctime_nsec()
     ))
-}
-
-/// Fills `buf` from the kernel's random source.
-fn fill_random(buf: &mut [u8]) -> std::io::Result<()> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: `rest` is a live, exclusively borrowed buffer of exactly
-        // `rest.len()` writable bytes, and getrandom writes at most that
-        // many bytes into it.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        match usize::try_from(n) {
-            Ok(n) => filled += n,
-            Err(_) => {
-                let err = std::io::Error::last_os_error();
-                if err.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(err);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The secret of `dir`, made when missing and `create`.
-fn secret(dir: &Dir, create: bool) -> Result<Secret, CacheError> {
-    let path = dir.path.join(SECRET);
-    let mut made = false;
-    loop {
-        match open_ours(dir, SECRET, true) {
-            Ok(mut file) => {
-                let mut secret = [0u8; 32];
-                let mut extra = [0u8; 1];
-                let exact =
-                    file.read_exact(&mut secret).is_ok() && matches!(file.read(&mut extra), Ok(0));
-                return if exact {
-                    Ok(secret)
-                } else {
-                    Err(Refusal::SecretMalformed { path }.into())
-                };
-            }
-            Err(CacheError::Missing) if create && !made => {
-                made = true;
-                make_secret(dir).map_err(|source| CacheError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-            }
-            Err(err) => return Err(err),
-        }
-    }
-}
-
-/// Writes a new secret under a temporary name and links it into place: if
-/// another process made one first, the link fails and theirs is used.
-fn make_secret(dir: &Dir) -> std::io::Result<()> {
-    let mut secret = [0u8; 32];
-    fill_random(&mut secret)?;
-    let (tmp, mut file) = create_temporary(dir, SECRET)?;
-    let written = file
-        .write_all(&secret)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| {
-            match nix::unistd::linkat(&dir.fd, tmp.as_str(), &dir.fd, SECRET, AtFlags::empty()) {
-                Ok(()) | Err(Errno::EEXIST) => Ok(()),
-                Err(errno) => Err(errno.into()),
-            }
-        });
-    let _ = nix::unistd::unlinkat(&dir.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
-    written
-}
-
-/// A new file in `dir` with a name unique to this call (`O_EXCL`, never
-/// through a link), mode 0600.
-fn create_temporary(dir: &Dir, name: &str) -> std::io::Result<(String, File)> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = format!("{name}.tmp.{}.{n}", std::process::id());
-    let flags =
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = nix::fcntl::openat(
-        &dir.fd,
-        tmp.as_str(),
-        flags,
-        Mode::from_bits_truncate(0o600),
-    )?;
-    Ok((tmp, File::from(fd)))
-}
-
-/// Write through a temporary file unique to this call, then rename: two
-/// services of one process that name the same component store the same
-/// key at once, and a temporary name shared between them (pid only) let
-/// one truncate the file the other was renaming into place. Returns the
-/// (write-only) descriptor of the file now named `name`.
-fn write_atomically(dir: &Dir, name: &str, contents: &[u8]) -> std::io::Result<File> {
-    let (tmp, mut file) = create_temporary(dir, name)?;
-    let written = file
-        .write_all(contents)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| {
-            nix::fcntl::renameat(&dir.fd, tmp.as_str(), &dir.fd, name).map_err(Into::into)
-        });
-    if written.is_err() {
-        let _ = nix::unistd::unlinkat(&dir.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
-    }
-    written.map(|()| file)
-}
-
-/// `/proc/self/fd/N` of `file` when it names the very inode `file` is
-/// open on (procfs mounted): wasmtime maps a component only from a path,
-/// and this path reaches the descriptor, not a directory entry.
-fn descriptor_path(file: &File) -> Option<PathBuf> {
-    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-    let (via_proc, direct) = (std::fs::metadata(&path).ok()?, file.metadata().ok()?);
-    (via_proc.dev() == direct.dev() && via_proc.ino() == direct.ino()).then_some(path)
-}
-
-/// Deserializes the artifact open as `file`, checked by the caller: mapped
-/// through its descriptor (as fast as `deserialize_file`), or, without
-/// procfs, from `bytes` when the caller has them, else read through it.
-///
-/// # Safety
-///
-/// `file` must be open on a regular file owned by our euid and writable by
-/// nobody else that this cache wrote from `precompile_component` of an
-/// engine: just stored, or proven by its tag, or by a tagged memo of its
-/// identity (see [`ComponentCache::load_unchanged`]).
-unsafe fn deserialize_from(
-    engine: &wasmtime::Engine,
-    file: &File,
-    bytes: Option<&[u8]>,
-) -> wasmtime::Result<Component> {
-    if let Some(path) = descriptor_path(file) {
-        // SAFETY: `path` leads to the inode `file` is open on (same device
-        // and inode, just compared; `file` stays open and borrowed for the
-        // whole call, so its number cannot name anything else), which the
-        // caller guarantees we wrote from `precompile_component`. Artifacts
-        // are never written in place (a store renames a new inode over
-        // the name), and only our euid or root could write this one, who
-        // can change this process anyway, so the mapping stays what was
-        // verified. wasmtime still checks the header, version and engine
-        // settings.
-        return unsafe { Component::deserialize_file(engine, &path) };
-    }
-    let read;
-    let bytes = match bytes {
-        Some(bytes) => bytes,
-        None => {
-            let mut all = Vec::new();
-            let mut reader = file;
-            reader.read_to_end(&mut all)?;
-            read = all;
-            &read
-        }
-    };
-    // SAFETY: these bytes were read through `file` (or are the very bytes
-    // written to it), which the caller guarantees is an artifact this
-    // cache wrote from `precompile_component`; wasmtime checks the header,
-    // version and engine settings.
-    unsafe { Component::deserialize(engine, bytes) }
 }
 
 impl ComponentCache {
@@ -846,13 +325,28 @@ impl ComponentCache {
     /// Loads `bytes` as a component, from the cache when possible. With
     /// `file`, the identity of the file the bytes were read from (taken
     /// before reading), the key is remembered for [`Self::load_unchanged`].
+    #[cfg(test)]
     pub fn load(
         &self,
         engine: &wasmtime::Engine,
         bytes: &[u8],
         file: Option<&FileIdentity>,
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
+        self.load_observed(engine, bytes, file, || {})
+    }
+
+    /// [`Self::load`], calling `on_compile` when the component is not in
+    /// the cache and compiling begins: a large one takes seconds, and a
+    /// person watching should hear why before it starts, not after.
+    pub fn load_observed(
+        &self,
+        engine: &wasmtime::Engine,
+        bytes: &[u8],
+        file: Option<&FileIdentity>,
+        on_compile: impl FnOnce(),
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let Some((dir, secret)) = self.open(true) else {
+            on_compile();
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
         };
         let key = Self::key(engine, bytes);
@@ -866,6 +360,11 @@ impl ComponentCache {
         {
             remember(&artifact);
             return Ok((component, CacheOutcome::Hit));
+        }
+        on_compile();
+        sweep_temporaries(&dir);
+        if let Ok(memos) = open_subdir(&dir, MEMOS, false) {
+            sweep_temporaries(&memos);
         }
         let compiled = engine.precompile_component(bytes)?;
         match Self::store(&dir, &secret, &key, &compiled) {
@@ -984,81 +483,6 @@ impl ComponentCache {
         )?;
         Ok(artifact)
     }
-}
-
-/// Above this size, a digest is taken as two halves on two threads.
-const SPLIT_ABOVE: usize = 1 << 20;
-
-/// SHA-256 of the component bytes. A large component (a Python or
-/// JavaScript runtime is 10-20 MB) is hashed as two halves on two threads,
-/// then the halves' digests with the length: as collision-resistant as one
-/// pass, in half the time, which matters at every start of a service.
-fn content_digest(bytes: &[u8]) -> [u8; 32] {
-    if bytes.len() <= SPLIT_ABOVE {
-        return Sha256::digest(bytes).into();
-    }
-    let (first, second) = bytes.split_at(bytes.len() / 2);
-    let (a, b) = std::thread::scope(|scope| {
-        let a = scope.spawn(|| Sha256::digest(first));
-        let b = Sha256::digest(second);
-        (a.join(), b)
-    });
-    let a = match a {
-        Ok(digest) => digest,
-        // Hashing does not panic; if the thread could not run, hash here.
-        Err(_) => Sha256::digest(first),
-    };
-    combine_halves(bytes.len() as u64, &a.into(), &b.into())
-}
-
-fn combine_halves(len: u64, a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
-    let mut outer = Sha256::new();
-    outer.update(b"vigil-split-sha256\0");
-    outer.update(len.to_le_bytes());
-    outer.update(a);
-    outer.update(b);
-    outer.finalize().into()
-}
-
-/// [`content_digest`] of the first `len` bytes of `file`, read through
-/// its descriptor (positional reads into a small buffer: a compiled Python
-/// component is 30+ MB, and one fresh allocation of it costs more in page
-/// faults than the hash), the halves on two threads.
-fn file_digest(file: &File, len: u64) -> std::io::Result<[u8; 32]> {
-    let whole = usize::try_from(len).map_err(std::io::Error::other)?;
-    if whole <= SPLIT_ABOVE {
-        return digest_range(file, 0, len);
-    }
-    let half = (whole / 2) as u64;
-    let (a, b) = std::thread::scope(|scope| {
-        let a = scope.spawn(|| digest_range(file, 0, half));
-        let b = digest_range(file, half, len);
-        (a.join(), b)
-    });
-    let a = match a {
-        Ok(digest) => digest?,
-        Err(_) => digest_range(file, 0, half)?,
-    };
-    Ok(combine_halves(len, &a, &b?))
-}
-
-/// SHA-256 of bytes `start..end` of `file`.
-fn digest_range(file: &File, start: u64, end: u64) -> std::io::Result<[u8; 32]> {
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 << 10];
-    let mut at = start;
-    while at < end {
-        let want = buffer
-            .len()
-            .min(usize::try_from(end - at).unwrap_or(usize::MAX));
-        let n = file.read_at(&mut buffer[..want], at)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        hasher.update(&buffer[..n]);
-        at += n as u64;
-    }
-    Ok(hasher.finalize().into())
 }
 
 #[cfg(test)]
