@@ -132,12 +132,21 @@ pub struct ShutdownArgs {
 pub struct JournalArgs {
     /// Only lines about this service.
     pub name: Option<String>,
-    /// Keep printing new lines as they are recorded, until vigil exits.
+    /// Keep printing new lines as they are recorded: until vigil exits,
+    /// or with no vigil running, from the files until interrupted.
     #[arg(long, short)]
     pub follow: bool,
-    /// How many past lines to print first.
-    #[arg(long, short = 'n', default_value_t = 50)]
-    pub lines: usize,
+    /// How many past lines to print first [default: 50, or all with --since].
+    #[arg(long, short = 'n', value_name = "N")]
+    pub lines: Option<usize>,
+    /// Only lines recorded since T: RFC 3339 (2026-12-06T22:00:00Z,
+    /// 2026-12-06T23:00:00+01:00, 2026-12-06) or a duration ago (10m, 1h30m).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only events of these kinds (exited, killed, check, warning, ...);
+    /// comma-separated or repeated.
+    #[arg(long, value_name = "K,...", value_delimiter = ',')]
+    pub kind: Vec<String>,
     /// Print the journal's JSON lines as they are.
     #[arg(long)]
     pub json: bool,

@@ -11,6 +11,7 @@ mod cli;
 mod control;
 mod daemon;
 mod hostile;
+mod journal_offline;
 mod http;
 mod languages;
 mod loaders;

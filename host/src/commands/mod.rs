@@ -10,6 +10,7 @@ pub mod journal;
 pub mod run;
 pub mod start_stop;
 pub mod status;
+pub mod tail;
 pub mod validate;
 
 pub use exit::Exit;
