@@ -57,7 +57,14 @@ pub enum Command {
     /// Stop every service and vigil itself; waits until it is gone.
     Shutdown(ShutdownArgs),
     /// Print the journal (the last lines, then new ones with -f).
+    ///
+    /// With no vigil running, reads the journal files in the state directory.
     Journal(JournalArgs),
+    /// Print a service's captured output (the last lines, then new ones with -f).
+    ///
+    /// Reads <state-dir>/logs/NAME.log and its rotated files, whether a
+    /// vigil runs or not. Each line: time, stream (stdout or stderr), text.
+    Logs(LogsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +162,27 @@ pub struct JournalArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The service (its directory name).
+    pub name: String,
+    /// Keep printing new lines as they are written, until interrupted.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// How many past lines to print first [default: 50, or all with --since].
+    #[arg(long, short = 'n', value_name = "N")]
+    pub lines: Option<usize>,
+    /// Only lines written since T: RFC 3339 (2026-12-06T22:00:00Z,
+    /// 2026-12-06) or a duration ago (10m, 1h30m).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only what the service wrote to its stderr.
+    #[arg(long)]
+    pub stderr: bool,
+    #[command(flatten)]
+    pub control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// The directory of services.
     #[arg(long, value_name = "DIR")]
@@ -165,6 +193,10 @@ pub struct RunArgs {
     /// Do not echo service output and transitions to the terminal.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Leave the RFC 3339 time out of each line of the service logs and of
+    /// the echo of their output (for services that stamp their own lines).
+    #[arg(long)]
+    pub no_timestamps: bool,
     /// Run in the background: exit 0 once the daemon answers on its control
     /// socket and every startup check has passed; otherwise kill it and
     /// exit 1 with the reason and the last journal lines.

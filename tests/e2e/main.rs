@@ -15,6 +15,7 @@ mod journal_offline;
 mod http;
 mod languages;
 mod loaders;
+mod logs;
 mod notify;
 mod pid1;
 mod protocols;

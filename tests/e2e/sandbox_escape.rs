@@ -372,10 +372,12 @@ fn run_status_and_journal_show_service_and_check_text_escaped() {
     ));
     assert!(found.is_empty(), "{}", found.join("\n\n"));
 
-    // The service's log file is its raw output.
+    // The service's log file is its raw output (after the time and stream).
     let log = std::fs::read(setup.state.join("logs/hostile.log")).expect("the service's log");
     assert!(
-        text(&log).lines().any(|l| l == HOSTILE),
+        text(&log)
+            .lines()
+            .any(|l| l.ends_with(&format!(" stdout {HOSTILE}"))),
         "{}",
         text(&log).escape_debug()
     );

@@ -7,6 +7,7 @@ pub mod exit;
 pub mod inspect;
 pub mod instance;
 pub mod journal;
+pub mod logs;
 pub mod run;
 pub mod start_stop;
 pub mod status;

@@ -54,6 +54,7 @@ pub async fn run(args: RunArgs) -> Exit {
         }
     };
     prepare_process();
+    crate::supervisor::logs::set_timestamps(!args.no_timestamps);
     let engine = match Engine::new(EngineOptions::default()) {
         Ok(engine) => engine,
         Err(err) => {

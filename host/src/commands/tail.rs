@@ -152,7 +152,12 @@ impl Follower {
                         let torn = std::mem::take(&mut self.pending);
                         lines.push(String::from_utf8_lossy(&torn).into_owned());
                     }
-                    self.file = self.successor(held);
+                    match self.successor(held) {
+                        Some(next) => self.file = Some(next),
+                        // Mid-rotation: the finished file is kept (read
+                        // to its end, it gives nothing twice); next call.
+                        None => break,
+                    }
                 }
                 // Still the current file, or between the rename and the
                 // new file's creation (next call).
@@ -163,25 +168,41 @@ impl Follower {
     }
 
     /// The file written after the one with identity `finished`: the one
-    /// numbered one lower than where it sits now, or the current file.
+    /// numbered one lower than where it sits now (the current file when it
+    /// is `.1`). When it is gone (rotated out: it was the oldest), the
+    /// oldest file left. `None` when that file cannot be opened yet (a
+    /// rename in progress).
     fn successor(&self, finished: FileId) -> Option<(File, FileId)> {
-        let mut next = self.files.current.clone();
+        let mut oldest = None;
+        let mut next = None;
+        // A rotation moves files one at a time: tolerate one missing
+        // number in between.
+        let mut misses = 0;
         for i in 1..=MAX_ROTATED {
-            let path = self.files.rotated(i);
-            match std::fs::metadata(&path) {
+            match std::fs::metadata(self.files.rotated(i)) {
                 Ok(m) if id(&m) == finished => {
-                    if i > 1 {
-                        next = self.files.rotated(i - 1);
-                    }
+                    next = Some(i - 1);
                     break;
                 }
-                Ok(_) => {}
-                Err(_) => break,
+                Ok(_) => {
+                    misses = 0;
+                    oldest = Some(i);
+                }
+                Err(_) => {
+                    misses += 1;
+                    if misses > 1 {
+                        break;
+                    }
+                }
             }
         }
-        File::open(next)
-            .ok()
-            .and_then(|f| f.metadata().ok().map(|m| (f, id(&m))))
+        let path = match next.or(oldest) {
+            Some(0) | None => self.files.current.clone(),
+            Some(i) => self.files.rotated(i),
+        };
+        let file = File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        (id(&meta) != finished).then(|| (file, id(&meta)))
     }
 }
 
@@ -299,6 +320,23 @@ mod tests {
             ["3", "4 (half)", "5", "6", "7", "8"],
             "1 and 2 rotated out (keep 3)"
         );
+    }
+
+    #[test]
+    fn a_held_file_rotated_out_of_existence_goes_on_with_the_oldest_left() {
+        let t = TempDir::new("keep1");
+        let files = Rotated::new(t.0.join("s.log"), t.0.clone(), rotated);
+        append(&t.0.join("s.log"), "1\n");
+        let (lines, mut f) = files.read_and_follow();
+        assert_eq!(lines, ["1"]);
+        // Keep 1 (the service logs): the second rotation deletes the
+        // file the follower holds; it still reads it, then the next one.
+        append(&t.0.join("s.log"), "2\n");
+        rotate(&t.0, 1);
+        append(&t.0.join("s.log"), "3\n");
+        rotate(&t.0, 1);
+        append(&t.0.join("s.log"), "4\n");
+        assert_eq!(f.poll(), ["2", "3", "4"]);
     }
 
     #[test]

@@ -127,7 +127,9 @@ async fn a_killed_child_is_restarted_at_once_and_shutdown_is_clean() {
     let deadline = Instant::now() + T;
     while !std::fs::read_to_string(&log_path)
         .unwrap_or_default()
-        .starts_with("hello\n")
+        .lines()
+        .next()
+        .is_some_and(|l| l.ends_with(" stdout hello"))
     {
         assert!(Instant::now() < deadline, "output not captured");
         tokio::time::sleep(Duration::from_millis(10)).await;
