@@ -41,10 +41,13 @@ pub enum Command {
     /// with its pid; an error, its exit, or --timeout kills its process group
     /// and exits 1 with the reason. On success the pid is printed.
     Daemonize(DaemonizeArgs),
-    /// Show the services of a running vigil: state, pid, uptime, restarts, last check.
+    /// Show the services of a running vigil: state, pid, uptime, restarts, last exit, last check.
     ///
-    /// Exit codes of every client command: 0 done, 1 failed or refused,
-    /// 3 no vigil is running, 4 no such service.
+    /// Exits 0 when every service is ready, stopped by an operator or a
+    /// finished one-shot, 6 otherwise; a failing service's last stderr
+    /// lines and log path follow the table. Exit codes of every client
+    /// command: 0 done, 1 failed or refused, 3 no vigil is running, 4 no
+    /// such service.
     Status(StatusArgs),
     /// Start a stopped, exited or failed service.
     Start(ServiceArgs),
@@ -114,6 +117,10 @@ pub struct StatusArgs {
     /// Print the JSON the control socket answers.
     #[arg(long)]
     pub json: bool,
+    /// On a terminal, show reasons whole instead of cut to fit (a pipe
+    /// always gets them whole).
+    #[arg(long, short)]
+    pub wide: bool,
     #[command(flatten)]
     pub control: ControlArgs,
 }

@@ -114,13 +114,17 @@ impl Event {
     /// The event's fields as `key=value ...` (strings unquoted, nulls
     /// left out), for the terminal and `vigil journal`. Values are escaped
     /// ([`crate::untrusted::line`]): reasons, messages and descriptions
-    /// quote what checks and services said.
+    /// quote what checks and services said. A process's `start_time` (clock
+    /// ticks since boot, for telling a reused pid apart) means nothing to
+    /// a reader and is left out; `--json` keeps it.
     pub fn fields_text(&self) -> String {
         use crate::untrusted::line;
         match serde_json::to_value(self) {
             Ok(serde_json::Value::Object(map)) => map
                 .into_iter()
-                .filter(|(key, value)| key != "kind" && !value.is_null())
+                .filter(|(key, value)| {
+                    key != "kind" && key != "start_time" && !value.is_null()
+                })
                 .map(|(key, value)| match value {
                     serde_json::Value::String(text) => format!("{key}={}", line(&text)),
                     other => format!("{key}={}", line(&other.to_string())),
@@ -802,6 +806,16 @@ mod tests {
         let json = serde_json::to_string(&event).expect("json");
         let back: Event = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn fields_text_leaves_clock_ticks_out() {
+        let event = Event::Spawned {
+            pid: 12,
+            start_time: Some(93_016),
+            restarts: 0,
+        };
+        assert_eq!(event.fields_text(), "pid=12 restarts=0");
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@ mod sandbox_escape;
 mod sandbox_fs;
 mod sandbox_net;
 mod servers;
+mod status;
 mod supervisor_dependencies;
 mod supervisor_healthiness;
 mod supervisor_helpers;

@@ -31,9 +31,9 @@ pub async fn run(args: JournalArgs) -> Exit {
     };
     let mut stream = match client(&args.control).journal(&query).await {
         Ok(s) => s,
-        Err(ControlError::NotRunning { .. }) => {
+        Err(ControlError::NotRunning { socket }) => {
             let dir = args.control.state_dir.clone().unwrap_or_else(default_state_dir);
-            return offline(&dir, &query, args.json).await;
+            return offline(&dir, &socket, &query, args.json).await;
         }
         Err(e) => return fail("journal", &e),
     };
@@ -115,11 +115,12 @@ fn check_kind(kind: &str) -> Result<(), String> {
 }
 
 /// Read the journal files of `dir`; with `follow`, keep reading them.
-async fn offline(dir: &Path, query: &JournalQuery, json: bool) -> Exit {
+async fn offline(dir: &Path, socket: &Path, query: &JournalQuery, json: bool) -> Exit {
     let files = Rotated::new(dir.join(journal::FILE), dir.to_path_buf(), journal::rotated);
     if files.is_empty() {
         eprintln!(
-            "vigil journal: no vigil is running and there is no journal in {} (point at another with --state-dir)",
+            "vigil journal: no vigil is running (no control socket at {}) and there is no journal in {}; point at another with --state-dir",
+            socket.display(),
             dir.display()
         );
         return Exit::NotRunning;

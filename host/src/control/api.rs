@@ -42,6 +42,10 @@ pub struct ServiceStatus {
     pub check_latency_ms: Option<f64>,
     /// `STATUS=` sent by a notify child.
     pub status_text: Option<String>,
+    /// Exited and done: a one-shot (`restart = "never"`) whose last exit
+    /// was clean, which satisfies its dependents' `after`.
+    #[serde(default)]
+    pub finished: bool,
 }
 
 /// The body of every error answer.

@@ -250,6 +250,7 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
         last_phase: check.map(|c| c.phase.as_str().to_string()),
         check_latency_ms: check.map(|c| c.latency.as_secs_f64() * 1000.0),
         status_text: snap.status_text.clone(),
+        finished: snap.status == Status::Exited && snap.satisfies_after,
     }
 }
 
