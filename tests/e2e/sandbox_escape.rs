@@ -429,7 +429,7 @@ fn run_daemon_failure_shows_the_reason_and_journal_lines_escaped() {
         &stderr,
         &[
             &format!("service hostile failed to start: {SHOWN_TITLE}"),
-            "last journal lines",
+            "\nservice hostile:\n",
             SHOWN_C1,
             SHOWN_BIDI,
         ],
