@@ -122,9 +122,7 @@ impl Event {
         match serde_json::to_value(self) {
             Ok(serde_json::Value::Object(map)) => map
                 .into_iter()
-                .filter(|(key, value)| {
-                    key != "kind" && key != "start_time" && !value.is_null()
-                })
+                .filter(|(key, value)| key != "kind" && key != "start_time" && !value.is_null())
                 .map(|(key, value)| match value {
                     serde_json::Value::String(text) => format!("{key}={}", line(&text)),
                     other => format!("{key}={}", line(&other.to_string())),

@@ -417,7 +417,10 @@ fn run_daemon_fails_and_leaves_nothing_when_a_startup_check_errors() {
         stderr.contains(&format!("last lines of its log, {}:", log.display())),
         "{stderr}"
     );
-    assert!(stderr.contains(" stderr listening on nothing\n"), "{stderr}");
+    assert!(
+        stderr.contains(" stderr listening on nothing\n"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("{\""), "no raw JSON: {stderr}");
     wait_until("no process is left behind", SOON, || {
         with_marker(&mark).is_empty()

@@ -92,7 +92,10 @@ fn journal_reads_the_files_when_no_vigil_runs_across_rotations() {
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).expect("JSON")["kind"].to_string())
         .collect();
-    assert!(kinds.first().is_some_and(|k| k == "\"acquired\""), "{kinds:?}");
+    assert!(
+        kinds.first().is_some_and(|k| k == "\"acquired\""),
+        "{kinds:?}"
+    );
     assert!(kinds.last().is_some_and(|k| k == "\"quit\""), "{kinds:?}");
     let out = journal(state, &["sleeper"]);
     expect_code(&out, 0, "offline journal sleeper");
@@ -103,7 +106,10 @@ fn journal_reads_the_files_when_no_vigil_runs_across_rotations() {
         "{}",
         text(&out.stdout)
     );
-    assert!(!text(&out.stdout).contains(" vigil "), "only sleeper's lines");
+    assert!(
+        !text(&out.stdout).contains(" vigil "),
+        "only sleeper's lines"
+    );
 
     // Rotated files are read oldest first, then the current one.
     rotate(state);
@@ -142,14 +148,29 @@ fn journal_reads_the_files_when_no_vigil_runs_across_rotations() {
     let kinds = text(&out.stdout);
     assert!(kinds.contains("\"quit\"") && kinds.contains("\"acquired\""));
     assert!(!kinds.contains("\"warning\"") && !kinds.contains("\"spawned\""));
-    let out = journal(state, &["--json", "--since", "2030-01-01T01:00:01.500+01:00"]);
+    let out = journal(
+        state,
+        &["--json", "--since", "2030-01-01T01:00:01.500+01:00"],
+    );
     assert_eq!(messages(&out), ["after rotation 2", "db line"]);
     // A duration ago: the run's lines (just now) and the ones in 2030.
-    let out = journal(state, &["--json", "--since", "10m", "--kind", "spawned,warning"]);
+    let out = journal(
+        state,
+        &["--json", "--since", "10m", "--kind", "spawned,warning"],
+    );
     let recent = text(&out.stdout);
     assert!(recent.contains("\"spawned\""), "{recent}");
     assert!(recent.contains("db line"), "{recent}");
-    let out = journal(state, &["--json", "--since", "2029-12-31", "--kind", "spawned,warning"]);
+    let out = journal(
+        state,
+        &[
+            "--json",
+            "--since",
+            "2029-12-31",
+            "--kind",
+            "spawned,warning",
+        ],
+    );
     assert!(!text(&out.stdout).contains("\"spawned\""));
     // The human form is escaped and has no trailing spaces.
     append(
@@ -165,14 +186,22 @@ fn journal_reads_the_files_when_no_vigil_runs_across_rotations() {
     // Mistakes: an unknown kind or time is bad usage; an unknown service 4.
     let out = journal(state, &["--kind", "exit"]);
     expect_code(&out, 2, "unknown kind");
-    assert!(text(&out.stderr).contains("exited"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("exited"),
+        "{}",
+        text(&out.stderr)
+    );
     expect_code(&journal(state, &["--since", "yesterday"]), 2, "bad --since");
     expect_code(&journal(state, &["nosuch"]), 4, "unknown service");
     // An empty state directory: nothing running, nothing to read.
     let empty = setup.root.join("empty");
     let out = journal(&empty, &[]);
     expect_code(&out, 3, "no journal");
-    assert!(text(&out.stderr).contains("no journal"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no journal"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// `vigil journal -f --json` on `state`, its lines on a channel.
@@ -259,5 +288,9 @@ fn journal_filters_apply_with_a_running_vigil_too() {
     assert_eq!(text(&out.stdout), "");
     // -n counts the lines that pass the filters.
     let out = journal(&setup.state, &["--json", "-n", "1", "--kind", "spawned"]);
-    assert!(text(&out.stdout).contains("\"spawned\""), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("\"spawned\""),
+        "{}",
+        text(&out.stdout)
+    );
 }

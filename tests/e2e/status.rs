@@ -27,7 +27,10 @@ fn status_exit_code_last_exit_and_a_failing_services_stderr() {
     setup.service("web", &command(&["sleep", "1000"]));
     setup.service(
         "oneshot",
-        &format!("{}restart = \"never\"\n", command(&["sh", "-c", "echo migrated"])),
+        &format!(
+            "{}restart = \"never\"\n",
+            command(&["sh", "-c", "echo migrated"])
+        ),
     );
     setup.service(
         "crasher",
@@ -71,9 +74,15 @@ fn status_exit_code_last_exit_and_a_failing_services_stderr() {
         "{shown}"
     );
     assert!(!details.contains("fine"), "stderr only: {shown}");
-    assert!(!shown.contains("\noneshot: "), "a finished one-shot is fine");
+    assert!(
+        !shown.contains("\noneshot: "),
+        "a finished one-shot is fine"
+    );
     assert!(shown.lines().all(|l| l == l.trim_end()), "{shown:?}");
-    assert_eq!(cli(&setup.state, &["status", "crasher"]).status.code(), Some(6));
+    assert_eq!(
+        cli(&setup.state, &["status", "crasher"]).status.code(),
+        Some(6)
+    );
     assert_eq!(
         cli(&setup.state, &["status", "--json"]).status.code(),
         Some(6),

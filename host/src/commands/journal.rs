@@ -32,7 +32,11 @@ pub async fn run(args: JournalArgs) -> Exit {
     let mut stream = match client(&args.control).journal(&query).await {
         Ok(s) => s,
         Err(ControlError::NotRunning { socket }) => {
-            let dir = args.control.state_dir.clone().unwrap_or_else(default_state_dir);
+            let dir = args
+                .control
+                .state_dir
+                .clone()
+                .unwrap_or_else(default_state_dir);
             return offline(&dir, &socket, &query, args.json).await;
         }
         Err(e) => return fail("journal", &e),
@@ -69,9 +73,11 @@ pub fn query(args: &JournalArgs, now: SystemTime) -> Result<JournalQuery, String
         kinds.push(kind.to_string());
     }
     // With --since, every line since then unless -n says otherwise.
-    let lines = args
-        .lines
-        .unwrap_or(if since.is_some() { usize::MAX } else { DEFAULT_JOURNAL_LINES });
+    let lines = args.lines.unwrap_or(if since.is_some() {
+        usize::MAX
+    } else {
+        DEFAULT_JOURNAL_LINES
+    });
     Ok(JournalQuery {
         service: args.name.clone(),
         follow: args.follow,
@@ -136,7 +142,10 @@ async fn offline(dir: &Path, socket: &Path, query: &JournalQuery, json: bool) ->
     if let Some(name) = &query.service
         && !all.iter().any(|l| l.service.as_ref() == Some(name))
     {
-        let problem = format!("no service named `{name}` in the journal of {}", dir.display());
+        let problem = format!(
+            "no service named `{name}` in the journal of {}",
+            dir.display()
+        );
         eprintln!("vigil journal: {}", untrusted::line(&problem));
         return Exit::UnknownService;
     }

@@ -19,7 +19,11 @@ use crate::untrusted;
 const DEFAULT_LINES: usize = 50;
 
 pub async fn run(args: LogsArgs) -> Exit {
-    let since = match args.since.as_deref().map(|t| super::journal::since(t, SystemTime::now())) {
+    let since = match args
+        .since
+        .as_deref()
+        .map(|t| super::journal::since(t, SystemTime::now()))
+    {
         None => None,
         Some(Ok(t)) => Some(crate::journal::timestamp(t)),
         Some(Err(problem)) => {
@@ -29,7 +33,10 @@ pub async fn run(args: LogsArgs) -> Exit {
     };
     let dir = state_dir(&args).await.join("logs");
     let Some(files) = files(&dir, &args.name) else {
-        eprintln!("vigil logs: {}", untrusted::line(&unknown(&dir, &args.name)));
+        eprintln!(
+            "vigil logs: {}",
+            untrusted::line(&unknown(&dir, &args.name))
+        );
         return Exit::UnknownService;
     };
     let filter = Filter {
@@ -37,9 +44,11 @@ pub async fn run(args: LogsArgs) -> Exit {
         stderr_only: args.stderr,
     };
     let (lines, mut follower) = files.read_and_follow();
-    let n = args
-        .lines
-        .unwrap_or(if filter.since.is_some() { usize::MAX } else { DEFAULT_LINES });
+    let n = args.lines.unwrap_or(if filter.since.is_some() {
+        usize::MAX
+    } else {
+        DEFAULT_LINES
+    });
     let mut out = std::io::stdout().lock();
     let mut passed = false;
     let wanted: Vec<String> = lines
@@ -85,7 +94,11 @@ async fn state_dir(args: &LogsArgs) -> PathBuf {
 /// is not a plain file name (a service is a directory's name) has none.
 pub fn files(dir: &Path, name: &str) -> Option<Rotated> {
     let plain = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
-    let files = Rotated::new(logs::log_path(dir, name), logs::log_path(dir, name), logs::rotated);
+    let files = Rotated::new(
+        logs::log_path(dir, name),
+        logs::log_path(dir, name),
+        logs::rotated,
+    );
     (plain && !files.is_empty()).then_some(files)
 }
 

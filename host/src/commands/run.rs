@@ -153,7 +153,10 @@ async fn launch_daemon(
             );
             let lines = journal_since(&journal, journal_start);
             eprint!("{}", failure_summary(&lines, &state_dir.join("logs")));
-            eprintln!("(the whole journal: vigil journal --state-dir {})", state_dir.display());
+            eprintln!(
+                "(the whole journal: vigil journal --state-dir {})",
+                state_dir.display()
+            );
             Exit::Failed
         }
     }
@@ -307,8 +310,11 @@ mod tests {
         let logs = std::env::temp_dir().join(format!("vigil-summary-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&logs);
         std::fs::create_dir_all(&logs).expect("dir");
-        std::fs::write(logs.join("db.log"), "2030-01-01T00:00:00.000Z stderr \x1b[2Jno disk\n")
-            .expect("log");
+        std::fs::write(
+            logs.join("db.log"),
+            "2030-01-01T00:00:00.000Z stderr \x1b[2Jno disk\n",
+        )
+        .expect("log");
         let lines = [
             line(None, Event::Acquired { pid: 1 }),
             line(Some("web"), Event::Ready),
@@ -323,8 +329,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&logs);
         assert!(text.starts_with("service db:\n"), "{text}");
         assert!(!text.contains("web"), "{text}");
-        assert!(text.contains(" db gave-up reason=exited 3 times\n"), "{text}");
-        assert!(text.contains("stderr \\x1b[2Jno disk\n"), "escaped: {text:?}");
+        assert!(
+            text.contains(" db gave-up reason=exited 3 times\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stderr \\x1b[2Jno disk\n"),
+            "escaped: {text:?}"
+        );
         // Nothing stands out: the last lines.
         let text = super::failure_summary(&lines[..2], &logs);
         assert!(text.starts_with("last journal lines:\n"), "{text}");

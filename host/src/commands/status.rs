@@ -42,10 +42,7 @@ pub async fn run(args: StatusArgs) -> Exit {
         None => report.services.clone(),
     };
     let exits = last_exits(&state_dir);
-    let code = if services
-        .iter()
-        .all(|s| settled(s, exits.get(&s.name)))
-    {
+    let code = if services.iter().all(|s| settled(s, exits.get(&s.name))) {
         Exit::Ok
     } else {
         Exit::Degraded
@@ -94,9 +91,7 @@ impl LastExit {
 
     /// `code 1, 3m04s ago`.
     fn text(&self, now: SystemTime) -> String {
-        match journal::parse_timestamp(&self.ts)
-            .and_then(|t| now.duration_since(t).ok())
-        {
+        match journal::parse_timestamp(&self.ts).and_then(|t| now.duration_since(t).ok()) {
             Some(ago) => format!("{}, {} ago", self.how(), uptime(ago.as_secs_f64())),
             None => format!("{} at {}", self.how(), untrusted::line(&self.ts)),
         }
@@ -430,7 +425,9 @@ mod tests {
         assert!(settled(&one_shot, Some(&clean)));
         one_shot.finished = true;
         assert!(settled(&one_shot, None));
-        for state in ["running", "starting", "waiting", "backoff", "failed", "stopping"] {
+        for state in [
+            "running", "starting", "waiting", "backoff", "failed", "stopping",
+        ] {
             assert!(!settled(&service("a", state), Some(&clean)), "{state}");
         }
         assert!(failing(&service("a", "backoff"), None));

@@ -100,13 +100,14 @@ impl JournalQuery {
     /// True when `line` passes the query's service, `since` and `kind`
     /// filters (`lines` and `follow` say how many and how long).
     pub fn matches(&self, line: &crate::journal::Line) -> bool {
-        self.service.as_ref().is_none_or(|s| line.service.as_ref() == Some(s))
+        self.service
+            .as_ref()
+            .is_none_or(|s| line.service.as_ref() == Some(s))
             && self.since.as_ref().is_none_or(|t| line.ts >= *t)
-            && self.kind.as_ref().is_none_or(|kinds| {
-                kinds
-                    .split(',')
-                    .any(|k| k.trim() == line.event.kind())
-            })
+            && self
+                .kind
+                .as_ref()
+                .is_none_or(|kinds| kinds.split(',').any(|k| k.trim() == line.event.kind()))
     }
 }
 

@@ -317,6 +317,9 @@ mod tests {
                 text: raw
             }
         );
-        assert_eq!(rotated(Path::new("/s/a.b.log"), 1), Path::new("/s/a.b.1.log"));
+        assert_eq!(
+            rotated(Path::new("/s/a.b.log"), 1),
+            Path::new("/s/a.b.1.log")
+        );
     }
 }
