@@ -128,6 +128,26 @@ pub fn format_line(at: Option<SystemTime>, stream: Stream, text: &str) -> String
     }
 }
 
+/// The foreground echo of a journal event, beside the services' own
+/// `TIME name | line`: `TIME name * kind field=value ...`, the time left
+/// out with `--no-timestamps`, escaped ([`crate::untrusted`]; the journal
+/// itself stays exact), and without a trailing space when the event has no
+/// fields (`web * ready`). For the event loop's echo, so that both kinds
+/// of echoed line look alike.
+pub fn event_echo(service: Option<&str>, event: &crate::journal::Event) -> String {
+    let fields = event.fields_text();
+    let service = crate::untrusted::line(service.unwrap_or("vigil"));
+    let text = match timestamps().then(SystemTime::now) {
+        Some(at) => format!(
+            "{} {service} * {} {fields}",
+            crate::journal::timestamp(at),
+            event.kind()
+        ),
+        None => format!("{service} * {} {fields}", event.kind()),
+    };
+    text.trim_end().to_string()
+}
+
 /// One service's log file.
 pub struct LogSink {
     name: String,
@@ -284,6 +304,16 @@ mod tests {
         assert_eq!(lines[2].len(), MAX_LINE);
         assert_eq!(lines[3], "last without newline");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_event_echo_is_stamped_escaped_and_trimmed() {
+        let line = event_echo(Some("web\x1b[2J"), &crate::journal::Event::Ready);
+        let (ts, rest) = line.split_once(' ').expect("a time first");
+        assert!(looks_like_timestamp(ts), "{line:?}");
+        assert_eq!(rest, "web\\x1b[2J * ready");
+        let line = event_echo(None, &crate::journal::Event::Quit { clean: true });
+        assert!(line.ends_with(" vigil * quit clean=true"), "{line:?}");
     }
 
     #[test]
