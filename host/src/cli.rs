@@ -56,10 +56,13 @@ pub enum Command {
     /// with its pid; an error, its exit, or --timeout kills its process group
     /// and exits 1 with the reason. On success the pid is printed.
     Daemonize(DaemonizeArgs),
-    /// Show the services of a running vigil: state, pid, uptime, restarts, last check.
+    /// Show the services of a running vigil: state, pid, uptime, restarts, last exit, last check.
     ///
-    /// Exit codes of every client command: 0 done, 1 failed or refused,
-    /// 3 no vigil is running, 4 no such service.
+    /// Exits 0 when every service is ready, stopped by an operator or a
+    /// finished one-shot, 6 otherwise; a failing service's last stderr
+    /// lines and log path follow the table. Exit codes of every client
+    /// command: 0 done, 1 failed or refused, 3 no vigil is running, 4 no
+    /// such service.
     Status(StatusArgs),
     /// Start a stopped, exited or failed service.
     Start(ServiceArgs),
@@ -72,7 +75,14 @@ pub enum Command {
     /// Stop every service and vigil itself; waits until it is gone.
     Shutdown(ShutdownArgs),
     /// Print the journal (the last lines, then new ones with -f).
+    ///
+    /// With no vigil running, reads the journal files in the state directory.
     Journal(JournalArgs),
+    /// Print a service's captured output (the last lines, then new ones with -f).
+    ///
+    /// Reads <state-dir>/logs/NAME.log and its rotated files, whether a
+    /// vigil runs or not. Each line: time, stream (stdout or stderr), text.
+    Logs(LogsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +132,10 @@ pub struct StatusArgs {
     /// Print the JSON the control socket answers.
     #[arg(long)]
     pub json: bool,
+    /// On a terminal, show reasons whole instead of cut to fit (a pipe
+    /// always gets them whole).
+    #[arg(long, short)]
+    pub wide: bool,
     #[command(flatten)]
     pub control: ControlArgs,
 }
@@ -147,15 +161,45 @@ pub struct ShutdownArgs {
 pub struct JournalArgs {
     /// Only lines about this service.
     pub name: Option<String>,
-    /// Keep printing new lines as they are recorded, until vigil exits.
+    /// Keep printing new lines as they are recorded: until vigil exits,
+    /// or with no vigil running, from the files until interrupted.
     #[arg(long, short)]
     pub follow: bool,
-    /// How many past lines to print first.
-    #[arg(long, short = 'n', default_value_t = 50)]
-    pub lines: usize,
+    /// How many past lines to print first [default: 50, or all with --since].
+    #[arg(long, short = 'n', value_name = "N")]
+    pub lines: Option<usize>,
+    /// Only lines recorded since T: RFC 3339 (2026-12-06T22:00:00Z,
+    /// 2026-12-06T23:00:00+01:00, 2026-12-06) or a duration ago (10m, 1h30m).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only events of these kinds (exited, killed, check, warning, ...);
+    /// comma-separated or repeated.
+    #[arg(long, value_name = "K,...", value_delimiter = ',')]
+    pub kind: Vec<String>,
     /// Print the journal's JSON lines as they are.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The service (its directory name).
+    pub name: String,
+    /// Keep printing new lines as they are written, until interrupted.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// How many past lines to print first [default: 50, or all with --since].
+    #[arg(long, short = 'n', value_name = "N")]
+    pub lines: Option<usize>,
+    /// Only lines written since T: RFC 3339 (2026-12-06T22:00:00Z,
+    /// 2026-12-06) or a duration ago (10m, 1h30m).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only what the service wrote to its stderr.
+    #[arg(long)]
+    pub stderr: bool,
     #[command(flatten)]
     pub control: ControlArgs,
 }
@@ -171,6 +215,10 @@ pub struct RunArgs {
     /// Do not echo service output and transitions to the terminal.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Leave the RFC 3339 time out of each line of the service logs and of
+    /// the echo of their output (for services that stamp their own lines).
+    #[arg(long)]
+    pub no_timestamps: bool,
     /// Run in the background: exit 0 once the daemon answers on its control
     /// socket and every startup check has passed; otherwise kill it and
     /// exit 1 with the reason and the last journal lines.

@@ -114,13 +114,15 @@ impl Event {
     /// The event's fields as `key=value ...` (strings unquoted, nulls
     /// left out), for the terminal and `vigil journal`. Values are escaped
     /// ([`crate::untrusted::line`]): reasons, messages and descriptions
-    /// quote what checks and services said.
+    /// quote what checks and services said. A process's `start_time` (clock
+    /// ticks since boot, for telling a reused pid apart) means nothing to
+    /// a reader and is left out; `--json` keeps it.
     pub fn fields_text(&self) -> String {
         use crate::untrusted::line;
         match serde_json::to_value(self) {
             Ok(serde_json::Value::Object(map)) => map
                 .into_iter()
-                .filter(|(key, value)| key != "kind" && !value.is_null())
+                .filter(|(key, value)| key != "kind" && key != "start_time" && !value.is_null())
                 .map(|(key, value)| match value {
                     serde_json::Value::String(text) => format!("{key}={}", line(&text)),
                     other => format!("{key}={}", line(&other.to_string())),
@@ -463,7 +465,8 @@ impl JournalHandle {
     }
 }
 
-fn rotated(dir: &Path, i: usize) -> PathBuf {
+/// The `i`th newest rotated journal file in `dir` (from 1).
+pub fn rotated(dir: &Path, i: usize) -> PathBuf {
     dir.join(format!("journal.{i}.jsonl"))
 }
 
@@ -578,6 +581,92 @@ pub fn timestamp(t: SystemTime) -> String {
     )
 }
 
+/// The inverse of [`timestamp`], for `--since`: RFC 3339 (`T` or a
+/// space between date and time, `Z` or an offset like `+02:00`, any
+/// fraction of a second), or a date alone (midnight UTC). `None` for
+/// anything else.
+pub fn parse_timestamp(text: &str) -> Option<SystemTime> {
+    fn num(s: &str) -> Option<i64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    }
+    let text = text.trim();
+    let (date, time) = match text.find(['T', 't', ' ']) {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    };
+    let mut parts = date.split('-');
+    let (year, month, day) = (
+        num(parts.next()?)?,
+        num(parts.next()?)?,
+        num(parts.next()?)?,
+    );
+    if parts.next().is_some() || date.len() != 10 || !(1..=12).contains(&month) {
+        return None;
+    }
+    if !(1..=days_in_month(year, month)).contains(&day) {
+        return None;
+    }
+    let (mut secs, mut nanos) = (0i64, 0u32);
+    if let Some(time) = time {
+        let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
+            Some(i) => (&time[..i], &time[i..]),
+            None => return None, // RFC 3339 requires the offset
+        };
+        let (hms, frac) = match clock.split_once('.') {
+            Some((hms, frac)) => (hms, Some(frac)),
+            None => (clock, None),
+        };
+        let mut hms = hms.split(':');
+        let (h, m, s) = (num(hms.next()?)?, num(hms.next()?)?, num(hms.next()?)?);
+        if hms.next().is_some() || h > 23 || m > 59 || s > 60 {
+            return None;
+        }
+        secs = h * 3600 + m * 60 + s;
+        if let Some(frac) = frac {
+            num(frac)?;
+            let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+            nanos = digits.parse().ok()?;
+        }
+        match offset {
+            "Z" | "z" => {}
+            _ => {
+                let sign = if offset.starts_with('-') { 1 } else { -1 };
+                let (oh, om) = offset[1..].split_once(':')?;
+                let (oh, om) = (num(oh)?, num(om)?);
+                if oh > 23 || om > 59 || offset.len() != 6 {
+                    return None;
+                }
+                secs += sign * (oh * 3600 + om * 60);
+            }
+        }
+    }
+    let total = days_from_civil(year, month, day) * 86_400 + secs;
+    let total = u64::try_from(total).ok()?;
+    Some(UNIX_EPOCH + std::time::Duration::new(total, nanos))
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,6 +691,37 @@ mod tests {
             timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "2000-02-29T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn timestamps_parse_back() {
+        for t in [
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            UNIX_EPOCH + Duration::from_secs(951_782_400),
+        ] {
+            assert_eq!(parse_timestamp(&timestamp(t)), Some(t));
+        }
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_timestamp("2023-11-14T22:13:20Z"), Some(t));
+        assert_eq!(parse_timestamp("2023-11-15T00:13:20+02:00"), Some(t));
+        assert_eq!(parse_timestamp("2023-11-14 21:13:20-01:00"), Some(t));
+        assert_eq!(
+            parse_timestamp("2023-11-14"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_699_920_000))
+        );
+        for bad in [
+            "",
+            "10m",
+            "2023-11-14T22:13:20",
+            "2023-13-01",
+            "2023-02-29",
+            "2023-11-14T25:00:00Z",
+            "2023-11-14T22:13:20+2",
+            "2023-1-14",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -661,6 +781,16 @@ mod tests {
         let json = serde_json::to_string(&event).expect("json");
         let back: Event = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn fields_text_leaves_clock_ticks_out() {
+        let event = Event::Spawned {
+            pid: 12,
+            start_time: Some(93_016),
+            restarts: 0,
+        };
+        assert_eq!(event.fields_text(), "pid=12 restarts=0");
     }
 
     #[tokio::test]

@@ -44,6 +44,7 @@ fn main() {
                 Command::Reload(args) => commands::instance::reload(args).await,
                 Command::Shutdown(args) => commands::instance::shutdown(args).await,
                 Command::Journal(args) => commands::journal::run(args).await,
+                Command::Logs(args) => commands::logs::run(args).await,
             }
         }),
         Err(err) => {

@@ -35,9 +35,10 @@
 //! Escaping happens when text is shown, never when it is stored: the
 //! journal is exact JSON (serde escapes C0 controls inside JSON strings)
 //! and every `--json` output carries the exact string, for programs. A
-//! service's log file (`<state-dir>/logs/NAME.log`) is its raw output: it
-//! is a file, not a display, and what the service wrote is what is kept;
-//! whatever Vigil itself prints from it is escaped.
+//! service's log file (`<state-dir>/logs/NAME.log`) is its raw output,
+//! after a time and stream prefix on each line: it is a file, not a
+//! display, and what the service wrote is what is kept; whatever Vigil
+//! itself prints from it is escaped.
 
 use std::borrow::Cow;
 

@@ -377,7 +377,11 @@ fn run_daemon_fails_and_leaves_nothing_when_a_startup_check_errors() {
         "broken",
         &format!(
             "{}restart = \"never\"\n[checks.startup]\ncheck = \"builtin:http\"\n[checks.startup.config]\nurl = \"not a url\"\n",
-            crate::support::command(&["sh", "-c", &format!("sleep 1000; : {mark}")])
+            crate::support::command(&[
+                "sh",
+                "-c",
+                &format!("echo listening on nothing >&2; sleep 1000; : {mark}")
+            ])
         ),
     );
     let state = setup.state.to_string_lossy().into_owned();
@@ -388,8 +392,19 @@ fn run_daemon_fails_and_leaves_nothing_when_a_startup_check_errors() {
         stderr.contains("service broken failed to start"),
         "{stderr}"
     );
-    assert!(stderr.contains("last journal lines"), "{stderr}");
-    assert!(stderr.contains("gave-up"), "{stderr}");
+    // A human summary: the service, its journal lines, its log.
+    assert!(stderr.contains("\nservice broken:\n"), "{stderr}");
+    assert!(stderr.contains(" broken gave-up "), "{stderr}");
+    let log = setup.state.join("logs/broken.log");
+    assert!(
+        stderr.contains(&format!("last lines of its log, {}:", log.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(" stderr listening on nothing\n"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("{\""), "no raw JSON: {stderr}");
     wait_until("no process is left behind", SOON, || {
         with_marker(&mark).is_empty()
             && !all_processes()

@@ -26,6 +26,11 @@ pub enum Exit {
     /// 5: `run`, `daemonize`: another instance holds the pid file (or the
     /// state directory's journal).
     AlreadyRunning,
+    /// 6: `status`: some service is neither ready, nor stopped by an
+    /// operator, nor a one-shot that finished cleanly (it is starting,
+    /// waiting, unready, restarting, failed, or exited with an error), so
+    /// that scripts and `watch` can tell "all is well" from the exit code.
+    Degraded,
     /// 75: `vigil check`: not yet, or inconclusive (a trap or a timeout).
     /// `EX_TEMPFAIL` of sysexits.h, "try again later".
     Retry,
@@ -33,13 +38,14 @@ pub enum Exit {
 
 impl Exit {
     /// Every exit, for tests and documentation.
-    pub const ALL: [Exit; 7] = [
+    pub const ALL: [Exit; 8] = [
         Exit::Ok,
         Exit::Failed,
         Exit::Usage,
         Exit::NotRunning,
         Exit::UnknownService,
         Exit::AlreadyRunning,
+        Exit::Degraded,
         Exit::Retry,
     ];
 
@@ -52,6 +58,7 @@ impl Exit {
             Exit::NotRunning => 3,
             Exit::UnknownService => 4,
             Exit::AlreadyRunning => 5,
+            Exit::Degraded => 6,
             Exit::Retry => 75,
         }
     }
@@ -76,7 +83,7 @@ mod tests {
     #[test]
     fn codes_are_the_documented_ones_and_distinct() {
         let codes: Vec<i32> = Exit::ALL.iter().map(|e| e.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 75]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 75]);
         for (i, a) in codes.iter().enumerate() {
             assert!(!codes[i + 1..].contains(a), "{a} means two things");
         }

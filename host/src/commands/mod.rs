@@ -8,9 +8,11 @@ pub mod exit;
 pub mod inspect;
 pub mod instance;
 pub mod journal;
+pub mod logs;
 pub mod run;
 pub mod start_stop;
 pub mod status;
+pub mod tail;
 pub mod validate;
 
 pub use exit::Exit;

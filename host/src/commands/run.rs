@@ -54,6 +54,7 @@ pub async fn run(args: RunArgs) -> Exit {
         }
     };
     prepare_process();
+    crate::supervisor::logs::set_timestamps(!args.no_timestamps);
     let engine = match Engine::new(EngineOptions::default()) {
         Ok(engine) => engine,
         Err(err) => {
@@ -151,13 +152,12 @@ async fn launch_daemon(
                 "vigil run: the daemon did not come up: {}",
                 untrusted::line(&err)
             );
-            let lines = journal_tail(&journal, journal_start, 20);
-            if !lines.is_empty() {
-                eprintln!("last journal lines ({}):", journal.display());
-                for line in lines {
-                    eprintln!("  {}", untrusted::line(&line));
-                }
-            }
+            let lines = journal_since(&journal, journal_start);
+            eprint!("{}", failure_summary(&lines, &state_dir.join("logs")));
+            eprintln!(
+                "(the whole journal: vigil journal --state-dir {})",
+                state_dir.display()
+            );
             Exit::Failed
         }
     }
@@ -189,13 +189,83 @@ fn path_flags() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The journal lines written since `from` (bytes), at most `n`, newest last.
-fn journal_tail(path: &std::path::Path, from: u64, n: usize) -> Vec<String> {
+/// The journal lines written since `from` (bytes), parsed; what does not
+/// parse is skipped.
+fn journal_since(path: &std::path::Path, from: u64) -> Vec<crate::journal::Line> {
     let text = std::fs::read(path).unwrap_or_default();
     let start = usize::try_from(from).unwrap_or(0).min(text.len());
-    let text = String::from_utf8_lossy(&text[start..]).into_owned();
-    let lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines[lines.len().saturating_sub(n)..].to_vec()
+    String::from_utf8_lossy(&text[start..])
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Lines of the journal and of a log shown for each service in trouble.
+const SUMMARY_LINES: usize = 5;
+
+/// Why a daemon did not come up, for a human: each service that gave up,
+/// could not spawn, exited or failed a check during the attempt, with its
+/// journal lines, its log path and the last lines of its log; the daemon's
+/// own warnings; or, when nothing stands out, the last journal lines. All
+/// of it escaped ([`untrusted`]: reasons and output are the services').
+fn failure_summary(lines: &[crate::journal::Line], logs: &std::path::Path) -> String {
+    use crate::journal::Event;
+    let trouble = |e: &Event| match e {
+        Event::GaveUp { .. } | Event::SpawnError { .. } | Event::Warning { .. } => true,
+        Event::Exited { code, .. } => *code != Some(0),
+        Event::Check { outcome, .. } => outcome != "ok",
+        _ => false,
+    };
+    let mut services: Vec<&str> = Vec::new();
+    for line in lines.iter().filter(|l| trouble(&l.event)) {
+        if let Some(name) = line.service.as_deref()
+            && !services.contains(&name)
+        {
+            services.push(name);
+        }
+    }
+    let mut out = String::new();
+    let shown = |l: &crate::journal::Line| format!("  {}\n", super::journal::format_line(l));
+    let vigil: Vec<&crate::journal::Line> = lines
+        .iter()
+        .filter(|l| l.service.is_none() && trouble(&l.event))
+        .collect();
+    if services.is_empty() && vigil.is_empty() {
+        let last = &lines[lines.len().saturating_sub(2 * SUMMARY_LINES)..];
+        if !last.is_empty() {
+            out.push_str("last journal lines:\n");
+            out.extend(last.iter().map(shown));
+        }
+        return out;
+    }
+    for l in vigil.iter().rev().take(SUMMARY_LINES).rev() {
+        out.push_str(&shown(l));
+    }
+    for name in services {
+        out.push_str(&format!("service {}:\n", untrusted::line(name)));
+        let about: Vec<&crate::journal::Line> = lines
+            .iter()
+            .filter(|l| l.service.as_deref() == Some(name))
+            .collect();
+        for l in &about[about.len().saturating_sub(SUMMARY_LINES)..] {
+            out.push_str(&shown(l));
+        }
+        let path = crate::supervisor::logs::log_path(logs, name);
+        let log = super::logs::files(logs, name)
+            .map(|f| super::tail::last(f.read_all(), SUMMARY_LINES))
+            .unwrap_or_default();
+        if log.is_empty() {
+            out.push_str(&format!("  its log is empty: {}\n", path.display()));
+        } else {
+            out.push_str(&format!("  last lines of its log, {}:\n", path.display()));
+            for line in log {
+                let line = format!("    {}", untrusted::line(&line));
+                out.push_str(line.trim_end());
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// Process-wide settings a supervisor needs before its first child.
@@ -226,6 +296,53 @@ fn absolute(path: PathBuf) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use crate::journal::{Event, Line};
+
+    fn line(service: Option<&str>, event: Event) -> Line {
+        Line {
+            ts: "2030-01-01T00:00:00.000Z".into(),
+            service: service.map(str::to_string),
+            event,
+        }
+    }
+
+    #[test]
+    fn the_failure_summary_names_the_services_in_trouble() {
+        let logs = std::env::temp_dir().join(format!("vigil-summary-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&logs);
+        std::fs::create_dir_all(&logs).expect("dir");
+        std::fs::write(
+            logs.join("db.log"),
+            "2030-01-01T00:00:00.000Z stderr \x1b[2Jno disk\n",
+        )
+        .expect("log");
+        let lines = [
+            line(None, Event::Acquired { pid: 1 }),
+            line(Some("web"), Event::Ready),
+            line(
+                Some("db"),
+                Event::GaveUp {
+                    reason: "exited 3 times".into(),
+                },
+            ),
+        ];
+        let text = super::failure_summary(&lines, &logs);
+        let _ = std::fs::remove_dir_all(&logs);
+        assert!(text.starts_with("service db:\n"), "{text}");
+        assert!(!text.contains("web"), "{text}");
+        assert!(
+            text.contains(" db gave-up reason=exited 3 times\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stderr \\x1b[2Jno disk\n"),
+            "escaped: {text:?}"
+        );
+        // Nothing stands out: the last lines.
+        let text = super::failure_summary(&lines[..2], &logs);
+        assert!(text.starts_with("last journal lines:\n"), "{text}");
+    }
+
     #[test]
     fn path_flags_are_found_by_their_value_parser() {
         let flags = super::path_flags();

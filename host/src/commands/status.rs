@@ -1,39 +1,179 @@
-//! `vigil status [NAME] [--json]`: the services of a running vigil.
+//! `vigil status [NAME] [--json] [--wide]`: the services of a running vigil.
+//!
+//! Exit code: 0 when every service (or NAME) is ready, stopped by an
+//! operator, or a one-shot that finished cleanly; [`Exit::Degraded`] (6)
+//! otherwise, whatever the output form. Each service's last exit comes
+//! from the journal; a failing one (failed, restarting, or exited with an
+//! error) also gets the last lines of its stderr and its log path, from
+//! its log files.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::cli::StatusArgs;
 use crate::commands::Exit;
 use crate::commands::control::{client, fail};
+use crate::commands::tail::Rotated;
 use crate::control::api::ServiceStatus;
+use crate::journal::{self, Event, Line};
 use crate::untrusted;
+
+/// Stderr lines shown for a failing service.
+const STDERR_LINES: usize = 5;
 
 pub async fn run(args: StatusArgs) -> Exit {
     let client = client(&args.control);
-    let services = match &args.name {
-        Some(name) => match client.service_status(name).await {
-            Ok(s) => {
-                if args.json {
-                    return print_json(&s);
-                }
-                vec![s]
-            }
-            Err(e) => return fail("status", &e),
-        },
-        None => match client.status().await {
-            Ok(report) => {
-                if args.json {
-                    return print_json(&report);
-                }
-                report.services
-            }
-            Err(e) => return fail("status", &e),
-        },
+    let report = match client.status().await {
+        Ok(report) => report,
+        Err(e) => return fail("status", &e),
     };
-    let colour = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    print!("{}", table(&services, colour));
-    Exit::Ok
+    let state_dir = report.state_dir.clone();
+    let services = match &args.name {
+        Some(name) => match report.services.iter().find(|s| &s.name == name) {
+            Some(s) => vec![s.clone()],
+            // Its answer names the services there are.
+            None => match client.service_status(name).await {
+                Ok(s) => vec![s],
+                Err(e) => return fail("status", &e),
+            },
+        },
+        None => report.services.clone(),
+    };
+    let exits = last_exits(&state_dir);
+    let code = if services.iter().all(|s| settled(s, exits.get(&s.name))) {
+        Exit::Ok
+    } else {
+        Exit::Degraded
+    };
+    if args.json {
+        let printed = match &args.name {
+            Some(_) => print_json(&services[0]),
+            None => print_json(&report),
+        };
+        return if printed == Exit::Ok { code } else { printed };
+    }
+    let terminal = std::io::stdout().is_terminal();
+    let colour = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let view = View {
+        colour,
+        // A pipe gets every reason whole; a terminal a line each, unless --wide.
+        shorten: terminal && !args.wide,
+        now: SystemTime::now(),
+    };
+    print!("{}", table(&services, &exits, &view));
+    let logs = state_dir.join("logs");
+    for s in services.iter().filter(|s| failing(s, exits.get(&s.name))) {
+        print!("{}", details(s, exits.get(&s.name), &logs, &view));
+    }
+    code
+}
+
+/// How a service last ended, from the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastExit {
+    /// RFC 3339, as journaled.
+    pub ts: String,
+    pub code: Option<i32>,
+    pub signal: Option<String>,
+}
+
+impl LastExit {
+    /// `code 1`, `SIGKILL`.
+    fn how(&self) -> String {
+        match (&self.code, &self.signal) {
+            (_, Some(signal)) => untrusted::line(signal).into_owned(),
+            (Some(code), None) => format!("code {code}"),
+            (None, None) => "exited".into(),
+        }
+    }
+
+    /// `code 1, 3m04s ago`.
+    fn text(&self, now: SystemTime) -> String {
+        match journal::parse_timestamp(&self.ts).and_then(|t| now.duration_since(t).ok()) {
+            Some(ago) => format!("{}, {} ago", self.how(), uptime(ago.as_secs_f64())),
+            None => format!("{} at {}", self.how(), untrusted::line(&self.ts)),
+        }
+    }
+}
+
+/// The last `exited` of every service in the journal files of `state_dir`.
+pub fn last_exits(state_dir: &Path) -> HashMap<String, LastExit> {
+    let files = Rotated::new(
+        state_dir.join(journal::FILE),
+        state_dir.to_path_buf(),
+        journal::rotated,
+    );
+    let mut exits = HashMap::new();
+    for text in files.read_all() {
+        // Most lines are not exits: skip them before parsing.
+        if !text.contains("\"exited\"") {
+            continue;
+        }
+        if let Ok(Line {
+            ts,
+            service: Some(service),
+            event: Event::Exited { code, signal, .. },
+        }) = serde_json::from_str::<Line>(&text)
+        {
+            exits.insert(service, LastExit { ts, code, signal });
+        }
+    }
+    exits
+}
+
+/// Ready, stopped by an operator, or a one-shot that finished cleanly
+/// (or a service that stopped restarting after a clean exit).
+pub fn settled(s: &ServiceStatus, last: Option<&LastExit>) -> bool {
+    match s.state.as_str() {
+        "ready" | "stopped" => true,
+        "exited" => s.finished || last.is_some_and(|e| e.code == Some(0)),
+        _ => false,
+    }
+}
+
+/// Failed, between restarts, or exited with an error: worth its stderr.
+fn failing(s: &ServiceStatus, last: Option<&LastExit>) -> bool {
+    match s.state.as_str() {
+        "failed" | "backoff" => true,
+        "exited" => !settled(s, last),
+        _ => false,
+    }
+}
+
+/// A failing service's last exit, log path and last stderr lines.
+fn details(s: &ServiceStatus, last: Option<&LastExit>, logs: &Path, view: &View) -> String {
+    let mut out = format!("\n{}: {}", untrusted::line(&s.name), s.state);
+    if let Some(e) = last {
+        out.push_str(&format!(", last exit {}", e.text(view.now)));
+    }
+    if let Some(reason) = &s.last_reason {
+        out.push_str(&format!("\n  last check: {}", untrusted::line(reason)));
+    }
+    let path: PathBuf = crate::supervisor::logs::log_path(logs, &s.name);
+    out.push_str(&format!("\n  log: {}\n", path.display()));
+    let lines = super::logs::last_stderr(logs, &s.name, STDERR_LINES);
+    if lines.is_empty() {
+        out.push_str("  (nothing on stderr)\n");
+    } else {
+        out.push_str("  last lines of stderr:\n");
+        for line in lines {
+            let shown = format!("    {}", untrusted::line(&line));
+            out.push_str(shown.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// How the table is drawn.
+pub struct View {
+    pub colour: bool,
+    /// Cut reasons and status texts to fit a line (a terminal without --wide).
+    pub shorten: bool,
+    /// For "3m ago".
+    pub now: SystemTime,
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Exit {
@@ -49,19 +189,23 @@ fn print_json<T: serde::Serialize>(value: &T) -> Exit {
     }
 }
 
-const HEADER: [&str; 7] = [
+const HEADER: [&str; 8] = [
     "SERVICE",
     "STATE",
     "PID",
     "UPTIME",
     "RESTARTS",
-    "LAST CHECK",
+    "LAST EXIT",
     "LATENCY",
+    "LAST CHECK",
 ];
 
-/// The aligned table; states coloured when `colour`.
-pub fn table(services: &[ServiceStatus], colour: bool) -> String {
-    let rows: Vec<[String; 7]> = services.iter().map(row).collect();
+/// The aligned table; states coloured when `view.colour`.
+pub fn table(services: &[ServiceStatus], exits: &HashMap<String, LastExit>, view: &View) -> String {
+    let rows: Vec<[String; 8]> = services
+        .iter()
+        .map(|s| row(s, exits.get(&s.name), view))
+        .collect();
     let mut widths = HEADER.map(str::len);
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -69,10 +213,10 @@ pub fn table(services: &[ServiceStatus], colour: bool) -> String {
         }
     }
     let mut out = String::new();
-    let line = |cells: &[String; 7], out: &mut String, paint: Option<&str>| {
+    let line = |cells: &[String; 8], out: &mut String, paint: Option<&str>| {
         let mut parts = Vec::new();
         for (i, cell) in cells.iter().enumerate() {
-            let padded = if i == 6 {
+            let padded = if i == cells.len() - 1 {
                 cell.clone()
             } else {
                 format!("{cell:<w$}", w = widths[i])
@@ -87,7 +231,7 @@ pub fn table(services: &[ServiceStatus], colour: bool) -> String {
     };
     line(&HEADER.map(String::from), &mut out, None);
     for (r, s) in rows.iter().zip(services) {
-        line(r, &mut out, colour.then(|| state_colour(&s.state)));
+        line(r, &mut out, view.colour.then(|| state_colour(&s.state)));
     }
     out
 }
@@ -104,7 +248,14 @@ fn state_colour(state: &str) -> &'static str {
 /// One service's cells. Reasons (the check's) and the `STATUS=` text (the
 /// service's) are escaped ([`untrusted`]) before they are shortened, so
 /// what is cut is the visible form; so are the names, for good measure.
-fn row(s: &ServiceStatus) -> [String; 7] {
+fn row(s: &ServiceStatus, last: Option<&LastExit>, view: &View) -> [String; 8] {
+    let cut = |text: &str, max: usize| {
+        if view.shorten {
+            shorten(text, max)
+        } else {
+            untrusted::line(text).into_owned()
+        }
+    };
     let check = match (&s.last_phase, &s.last_outcome, &s.last_reason) {
         (_, None, _) => "-".to_string(),
         (phase, Some(outcome), reason) => {
@@ -114,13 +265,13 @@ fn row(s: &ServiceStatus) -> [String; 7] {
             };
             if let Some(r) = reason {
                 text.push_str(": ");
-                text.push_str(&shorten(r, 60));
+                text.push_str(&cut(r, 60));
             }
             text
         }
     };
     let state = match &s.status_text {
-        Some(t) if !t.is_empty() => format!("{} ({})", s.state, shorten(t, 30)),
+        Some(t) if !t.is_empty() => format!("{} ({})", s.state, cut(t, 30)),
         _ => s.state.clone(),
     };
     [
@@ -129,8 +280,9 @@ fn row(s: &ServiceStatus) -> [String; 7] {
         s.pid.map_or("-".into(), |p| p.to_string()),
         s.uptime_secs.map_or("-".into(), uptime),
         s.restarts.to_string(),
-        check,
+        last.map_or("-".into(), |e| e.text(view.now)),
         s.check_latency_ms.map_or("-".into(), latency),
+        check,
     ]
 }
 
@@ -183,14 +335,37 @@ mod tests {
             last_phase: Some("readiness".into()),
             check_latency_ms: Some(0.42),
             status_text: None,
+            finished: false,
         }
+    }
+
+    fn view(colour: bool, shorten: bool) -> View {
+        View {
+            colour,
+            shorten,
+            now: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_100),
+        }
+    }
+
+    fn no_exits() -> HashMap<String, LastExit> {
+        HashMap::new()
     }
 
     #[test]
     fn columns_line_up_without_colour() {
+        let mut exits = no_exits();
+        exits.insert(
+            "web".into(),
+            LastExit {
+                ts: "2023-11-14T22:13:20.000Z".into(),
+                code: Some(1),
+                signal: None,
+            },
+        );
         let text = table(
             &[service("web", "ready"), service("database", "running")],
-            false,
+            &exits,
+            &view(false, true),
         );
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
@@ -198,8 +373,9 @@ mod tests {
         assert_eq!(lines[1].find("ready"), Some(col));
         assert_eq!(lines[2].find("running"), Some(col));
         assert!(lines[1].contains("3m04s"));
-        assert!(lines[1].contains("readiness retry: connection refused"));
-        assert!(lines[1].ends_with("0.4ms"));
+        assert!(lines[1].contains("code 1, 1m40s ago"), "{text}");
+        assert!(lines[1].ends_with("readiness retry: connection refused"));
+        assert!(lines[1].contains("0.4ms"));
         assert!(!text.contains('\x1b'));
     }
 
@@ -210,14 +386,18 @@ mod tests {
             service("database", "running"),
             service("cache", "failed"),
         ];
-        let text = table(&services, true);
+        let text = table(&services, &no_exits(), &view(true, true));
         assert!(text.contains("\x1b[32mready"));
         assert!(text.contains("\x1b[33mrunning"));
         assert!(text.contains("\x1b[31mfailed"));
         // The escapes take no room on a terminal: what is seen is the plain
         // table to the character, so the padding sits inside them.
         let visible = strip_escapes(&text);
-        assert_eq!(visible, table(&services, false), "{text:?}");
+        assert_eq!(
+            visible,
+            table(&services, &no_exits(), &view(false, true)),
+            "{text:?}"
+        );
         // And every column starts where its header does, on every line.
         let lines: Vec<&str> = visible.lines().collect();
         for name in &HEADER[1..] {
@@ -251,14 +431,48 @@ mod tests {
         let mut s = service("web", "running");
         s.last_reason = Some("\x1b[1A\x1b[2K\rready\nok".into());
         s.status_text = Some(format!("\u{202e}{}", "x".repeat(40)));
-        let text = table(&[s], false);
+        let text = table(&[s.clone()], &no_exits(), &view(false, true));
         assert!(!text.contains(['\x1b', '\r', '\u{202e}']), "{text:?}");
         assert!(
             text.contains("readiness retry: \\x1b[1A\\x1b[2K\\rready\\nok"),
             "{text:?}"
         );
         assert!(text.contains("running (\\u{202e}xxx"), "{text:?}");
+        assert!(text.contains('…'), "{text:?}");
         assert_eq!(text.lines().count(), 2, "{text:?}");
+        // Piped (or --wide): whole.
+        s.last_reason = Some("r".repeat(200));
+        let text = table(&[s], &no_exits(), &view(false, false));
+        assert!(text.contains(&"r".repeat(200)), "{text:?}");
+        assert!(text.contains(&"x".repeat(40)), "{text:?}");
+        assert!(!text.contains('…'), "{text:?}");
+    }
+
+    #[test]
+    fn settled_is_ready_operator_stopped_or_finished() {
+        let clean = LastExit {
+            ts: String::new(),
+            code: Some(0),
+            signal: None,
+        };
+        let crashed = LastExit {
+            code: Some(3),
+            ..clean.clone()
+        };
+        assert!(settled(&service("a", "ready"), None));
+        assert!(settled(&service("a", "stopped"), None));
+        let mut one_shot = service("a", "exited");
+        assert!(!settled(&one_shot, Some(&crashed)));
+        assert!(settled(&one_shot, Some(&clean)));
+        one_shot.finished = true;
+        assert!(settled(&one_shot, None));
+        for state in [
+            "running", "starting", "waiting", "backoff", "failed", "stopping",
+        ] {
+            assert!(!settled(&service("a", state), Some(&clean)), "{state}");
+        }
+        assert!(failing(&service("a", "backoff"), None));
+        assert!(!failing(&service("a", "running"), None));
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct ServiceStatus {
     pub check_latency_ms: Option<f64>,
     /// `STATUS=` sent by a notify child.
     pub status_text: Option<String>,
+    /// Exited and done: a one-shot (`restart = "never"`) whose last exit
+    /// was clean, which satisfies its dependents' `after`.
+    #[serde(default)]
+    pub finished: bool,
 }
 
 /// The body of every error answer.
@@ -81,6 +85,30 @@ pub struct JournalQuery {
     /// How many past lines to send first (default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lines: Option<usize>,
+    /// Only lines recorded at or after this time: RFC 3339 in the
+    /// journal's own form (UTC, milliseconds, as
+    /// [`journal::timestamp`](crate::journal::timestamp) writes it), so
+    /// that it compares as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Only these kinds of events, comma-separated (`exited,killed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+impl JournalQuery {
+    /// True when `line` passes the query's service, `since` and `kind`
+    /// filters (`lines` and `follow` say how many and how long).
+    pub fn matches(&self, line: &crate::journal::Line) -> bool {
+        self.service
+            .as_ref()
+            .is_none_or(|s| line.service.as_ref() == Some(s))
+            && self.since.as_ref().is_none_or(|t| line.ts >= *t)
+            && self
+                .kind
+                .as_ref()
+                .is_none_or(|kinds| kinds.split(',').any(|k| k.trim() == line.event.kind()))
+    }
 }
 
 /// Past lines `GET /v1/journal` sends when `lines` is not given.

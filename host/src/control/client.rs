@@ -154,6 +154,12 @@ impl Client {
         if let Some(n) = query.lines {
             path.push_str(&format!("&lines={n}"));
         }
+        if let Some(since) = &query.since {
+            path.push_str(&format!("&since={}", encode(since)));
+        }
+        if let Some(kind) = &query.kind {
+            path.push_str(&format!("&kind={}", encode(kind)));
+        }
         let response = self.request(Method::GET, &path).await?;
         Ok(JournalStream {
             inner: self.lines(response).await?,

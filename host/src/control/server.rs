@@ -7,7 +7,7 @@
 //! | `POST /v1/services/{name}/start\|stop\|restart` | [`ServiceStatus`] once settled (202 if not within its grace) |
 //! | `POST /v1/reload` | [`ReloadReply`], 422 with the reason when refused |
 //! | `POST /v1/shutdown` | [`ShutdownProgress`] lines, the last once every service stopped |
-//! | `GET /v1/journal?service=&lines=&follow=` | journal lines (JSON lines), streamed with `follow=true` |
+//! | `GET /v1/journal?service=&lines=&follow=&since=&kind=` | journal lines (JSON lines), streamed with `follow=true` |
 
 use std::convert::Infallible;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -250,6 +250,7 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
         last_phase: check.map(|c| c.phase.as_str().to_string()),
         check_latency_ms: check.map(|c| c.latency.as_secs_f64() * 1000.0),
         status_text: snap.status_text.clone(),
+        finished: snap.status == Status::Exited && snap.satisfies_after,
     }
 }
 
@@ -399,14 +400,11 @@ async fn journal_lines(
     // what is in both is sent once.
     let live = query.follow.then(|| state.sup.subscribe_journal());
     let dir = state.state_dir.clone();
-    let wanted = query.service.clone();
+    let wanted = query.clone();
     let n = query.lines.unwrap_or(DEFAULT_JOURNAL_LINES);
     let (past, recent) = tokio::task::spawn_blocking(move || {
         let all = journal::read_all(&dir, journal::Options::default().keep);
-        let mine: Vec<&Line> = all
-            .iter()
-            .filter(|l| wanted.is_none() || l.service == wanted)
-            .collect();
+        let mine: Vec<&Line> = all.iter().filter(|l| wanted.matches(l)).collect();
         let past: Vec<Line> = mine[mine.len().saturating_sub(n)..]
             .iter()
             .map(|l| (*l).clone())
@@ -428,7 +426,7 @@ async fn journal_lines(
     let follow = Follow {
         rx: live,
         stop: state.shutdown.clone(),
-        service: query.service,
+        query,
         recent,
     };
     let live_stream = futures_util::stream::unfold(follow, |mut f| async move {
@@ -441,7 +439,8 @@ async fn journal_lines(
 struct Follow {
     rx: broadcast::Receiver<Line>,
     stop: watch::Receiver<bool>,
-    service: Option<String>,
+    /// Which lines to send.
+    query: JournalQuery,
     /// Lines already sent from the file that may come again live.
     recent: Vec<Line>,
 }
@@ -481,7 +480,7 @@ impl Follow {
                         }
                         self.recent.clear(); // past the overlap
                     }
-                    if self.service.is_none() || line.service == self.service {
+                    if self.query.matches(&line) {
                         return Some(json_line(&line));
                     }
                 }

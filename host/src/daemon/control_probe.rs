@@ -78,6 +78,7 @@ mod tests {
                     last_phase: None,
                     check_latency_ms: None,
                     status_text: None,
+                    finished: false,
                 })
                 .collect(),
         }

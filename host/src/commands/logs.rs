@@ -1,0 +1,231 @@
+//! `vigil logs NAME [-n N] [-f] [--since T] [--stderr]`: a service's
+//! captured output, from its log files (`<state>/logs/NAME.log` and the
+//! rotated `NAME.1.log`), whether a vigil runs or not; `-f` follows them
+//! across rotations ([`super::tail`]) until interrupted.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::app::default_state_dir;
+use crate::cli::LogsArgs;
+use crate::commands::Exit;
+use crate::commands::control::client;
+use crate::commands::tail::{self, Rotated};
+use crate::supervisor::logs::{self, LogLine, Stream};
+use crate::untrusted;
+
+/// Past lines printed when neither `-n` nor `--since` says.
+const DEFAULT_LINES: usize = 50;
+
+pub async fn run(args: LogsArgs) -> Exit {
+    let since = match args
+        .since
+        .as_deref()
+        .map(|t| super::journal::since(t, SystemTime::now()))
+    {
+        None => None,
+        Some(Ok(t)) => Some(crate::journal::timestamp(t)),
+        Some(Err(problem)) => {
+            eprintln!("vigil logs: {}", untrusted::line(&problem));
+            return Exit::Usage;
+        }
+    };
+    let dir = state_dir(&args).await.join("logs");
+    let Some(files) = files(&dir, &args.name) else {
+        eprintln!(
+            "vigil logs: {}",
+            untrusted::line(&unknown(&dir, &args.name))
+        );
+        return Exit::UnknownService;
+    };
+    let filter = Filter {
+        since,
+        stderr_only: args.stderr,
+    };
+    let (lines, mut follower) = files.read_and_follow();
+    let n = args.lines.unwrap_or(if filter.since.is_some() {
+        usize::MAX
+    } else {
+        DEFAULT_LINES
+    });
+    let mut out = std::io::stdout().lock();
+    let mut passed = false;
+    let wanted: Vec<String> = lines
+        .iter()
+        .filter(|l| filter.wants(l, &mut passed))
+        .cloned()
+        .collect();
+    for line in tail::last(wanted, n) {
+        if !print(&mut out, &line) {
+            return Exit::Ok;
+        }
+    }
+    if !args.follow {
+        return Exit::Ok;
+    }
+    drop(out);
+    loop {
+        tokio::time::sleep(tail::POLL).await;
+        let mut out = std::io::stdout().lock();
+        for line in follower.poll() {
+            if filter.wants(&line, &mut passed) && !print(&mut out, &line) {
+                return Exit::Ok;
+            }
+        }
+    }
+}
+
+/// `--state-dir`, else the state directory of the vigil behind
+/// `--socket` (it says in its status), else the default one.
+async fn state_dir(args: &LogsArgs) -> PathBuf {
+    if let Some(dir) = &args.control.state_dir {
+        return dir.clone();
+    }
+    if args.control.socket.is_some()
+        && let Ok(report) = client(&args.control).status().await
+    {
+        return report.state_dir;
+    }
+    default_state_dir()
+}
+
+/// The log files of service `name` in `dir`, if it has any. A name that
+/// is not a plain file name (a service is a directory's name) has none.
+pub fn files(dir: &Path, name: &str) -> Option<Rotated> {
+    let plain = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
+    let files = Rotated::new(
+        logs::log_path(dir, name),
+        logs::log_path(dir, name),
+        logs::rotated,
+    );
+    (plain && !files.is_empty()).then_some(files)
+}
+
+/// The last `n` stderr lines of service `name` (its text only), oldest
+/// first: what `vigil status` and `vigil run --daemon` show of a failed
+/// service.
+pub fn last_stderr(dir: &Path, name: &str, n: usize) -> Vec<String> {
+    let Some(files) = files(dir, name) else {
+        return Vec::new();
+    };
+    let lines: Vec<String> = files
+        .read_all()
+        .iter()
+        .map(|l| LogLine::parse(l))
+        .filter(|l| l.stream == Some(Stream::Stderr))
+        .map(|l| l.text.to_string())
+        .collect();
+    tail::last(lines, n)
+}
+
+/// "no logs for `x` in DIR; services with logs: a, b".
+fn unknown(dir: &Path, name: &str) -> String {
+    let mut known: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter_map(|f| f.strip_suffix(".log").map(str::to_string))
+                // web.1.log is web's.
+                .filter(|f| {
+                    f.rsplit_once('.')
+                        .is_none_or(|(_, n)| n.parse::<usize>().is_err())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    known.sort();
+    let list = if known.is_empty() {
+        "no service has logged anything there".to_string()
+    } else {
+        format!("services with logs: {}", known.join(", "))
+    };
+    format!("no logs for `{name}` in {}; {list}", dir.display())
+}
+
+/// Which lines to print.
+struct Filter {
+    /// Canonical RFC 3339 (compares as text).
+    since: Option<String>,
+    stderr_only: bool,
+}
+
+impl Filter {
+    /// `passed`: a line at or after `since` was seen; lines without a
+    /// time (`--no-timestamps`, older files) go with the lines before them.
+    fn wants(&self, line: &str, passed: &mut bool) -> bool {
+        let line = LogLine::parse(line);
+        match (&self.since, line.ts) {
+            (None, _) => *passed = true,
+            (Some(since), Some(ts)) => *passed = ts >= since.as_str(),
+            (Some(_), None) => {}
+        }
+        *passed && (!self.stderr_only || line.stream == Some(Stream::Stderr))
+    }
+}
+
+/// Print one line of a log file, its text escaped ([`untrusted`]: it is
+/// whatever the service wrote); false once stdout is closed.
+fn print(out: &mut impl Write, line: &str) -> bool {
+    let parsed = LogLine::parse(line);
+    let text = untrusted::line(parsed.text);
+    let shown = match (parsed.ts, parsed.stream) {
+        (Some(ts), Some(stream)) => format!("{ts} {} {text}", stream.as_str()),
+        (None, Some(stream)) => format!("{} {text}", stream.as_str()),
+        _ => text.into_owned(),
+    };
+    writeln!(out, "{}", shown.trim_end())
+        .and_then(|()| out.flush())
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_and_stderr_filters() {
+        let lines = [
+            "2030-01-01T00:00:00.000Z stdout early",
+            "2030-01-01T00:00:02.000Z stderr late",
+            "stdout untimed, after a late line",
+            "2030-01-01T00:00:03.000Z stdout later",
+        ];
+        let filter = Filter {
+            since: Some("2030-01-01T00:00:01.000Z".into()),
+            stderr_only: false,
+        };
+        let mut passed = false;
+        let kept: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| filter.wants(l, &mut passed))
+            .collect();
+        assert_eq!(kept, &lines[1..]);
+        let filter = Filter {
+            since: None,
+            stderr_only: true,
+        };
+        let mut passed = false;
+        let kept: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| filter.wants(l, &mut passed))
+            .collect();
+        assert_eq!(kept, [lines[1]]);
+    }
+
+    #[test]
+    fn printed_text_is_escaped_without_trailing_spaces() {
+        let mut out = Vec::new();
+        assert!(print(
+            &mut out,
+            "2030-01-01T00:00:00.000Z stderr \u{1b}[2Jgone  "
+        ));
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "2030-01-01T00:00:00.000Z stderr \\x1b[2Jgone\n"
+        );
+    }
+}
