@@ -17,7 +17,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -156,8 +155,6 @@ pub struct LogSink {
     path: Option<PathBuf>,
     file: Mutex<Option<(File, u64)>>,
     echo: bool,
-    /// See [`capture`]: the stream its next call is for.
-    next_is_stderr: AtomicBool,
 }
 
 impl LogSink {
@@ -170,7 +167,6 @@ impl LogSink {
             path,
             file: Mutex::new(file),
             echo,
-            next_is_stderr: AtomicBool::new(false),
         })
     }
 
@@ -212,19 +208,6 @@ fn open(path: &Path) -> std::io::Result<(File, u64)> {
     let file = OpenOptions::new().create(true).append(true).open(path)?;
     let size = file.metadata()?.len();
     Ok((file, size))
-}
-
-/// Pump a pipe's lines into `sink` until the writer side closes. Called
-/// for a child's stdout, then for its stderr (the spawn's two pipes, in
-/// that order, as the service task does): the sink alternates, so each
-/// line is tagged with its stream. [`capture_stream`] names it instead.
-pub fn capture(fd: OwnedFd, sink: Arc<LogSink>) {
-    let stream = if sink.next_is_stderr.fetch_xor(true, Ordering::Relaxed) {
-        Stream::Stderr
-    } else {
-        Stream::Stdout
-    };
-    capture_stream(fd, sink, stream);
 }
 
 /// Pump the lines of a child's `stream` into `sink` until the writer side

@@ -532,7 +532,10 @@ async fn first_line_pid(dir: &TempDir, name: &str) -> i32 {
     wait_until_async(&format!("{name} printed a pid"), T, async || {
         pid = std::fs::read_to_string(&log)
             .ok()
-            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok());
+            .and_then(|text| {
+                let line = text.lines().next()?;
+                logs::LogLine::parse(line).text.trim().parse::<i32>().ok()
+            });
         pid.is_some()
     })
     .await;

@@ -54,12 +54,10 @@ use state::Status;
 use task::{Handle, Local, Msg};
 
 /// In the foreground, a journal event as one terminal line beside the
-/// services' own `name | line` output: `name * kind field=value ...`,
+/// services' own `TIME name | line` output: `TIME name * kind field=value ...`,
 /// escaped ([`crate::untrusted`]; the journal itself stays exact).
 fn echo_event(service: Option<&str>, event: &Journal) {
-    let fields = event.fields_text();
-    let service = crate::untrusted::line(service.unwrap_or("vigil"));
-    eprintln!("{service} * {} {fields}", event.kind());
+    eprintln!("{}", logs::event_echo(service, event));
 }
 
 /// A boxed future, as returned by [`Probes`].

@@ -246,8 +246,14 @@ async fn perform(
                         }
                     }
                     local.started_wall = SystemTime::now();
-                    for fd in [child.stdout, child.stderr].into_iter().flatten() {
-                        logs::capture(fd, sink.clone());
+                    let streams = [
+                        (child.stdout, logs::Stream::Stdout),
+                        (child.stderr, logs::Stream::Stderr),
+                    ];
+                    for (fd, stream) in streams {
+                        if let Some(fd) = fd {
+                            logs::capture_stream(fd, sink.clone(), stream);
+                        }
                     }
                     Some(Event::Spawned {
                         pid: child.pid.as_raw(),
