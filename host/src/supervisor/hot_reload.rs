@@ -18,6 +18,32 @@ pub struct Changes {
     pub top_level: bool,
 }
 
+/// What a reload changed that restarts the child (see
+/// [`Service::needs_restart_for`](crate::config::Service::needs_restart_for)),
+/// for the `reload` cause of its stop: "command changed", "env and cwd
+/// changed".
+pub fn restart_change(old: &crate::config::Service, new: &crate::config::Service) -> String {
+    let parts = [
+        ("command", old.command != new.command),
+        (
+            "env",
+            old.env != new.env || old.inherit_env != new.inherit_env,
+        ),
+        ("cwd", old.cwd != new.cwd),
+        ("loader", old.loader.is_some() != new.loader.is_some()),
+        ("notify", old.notify != new.notify),
+    ];
+    let changed: Vec<&str> = parts
+        .iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| *name)
+        .collect();
+    if changed.is_empty() {
+        return "definition changed".into();
+    }
+    format!("{} changed", changed.join(" and "))
+}
+
 /// Watches a checks directory; dropping it stops the watch thread (at the
 /// next event).
 pub struct Watcher {

@@ -37,10 +37,10 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Phase, Service};
-use crate::journal::{Event as Journal, Journal as JournalFile, JournalHandle};
+use crate::journal::{Cause, Event as Journal, Journal as JournalFile, JournalHandle};
 use crate::supervisor::notify::{Groups, Inbox, Notification};
 use service::{
-    Action, Effect, Event, History, LoaderEvent, Notify, Outcome, ServiceState, TimerKind,
+    Action, Effect, Event, History, LoaderEvent, Notify, Outcome, ServiceState, TimerKind, Why,
 };
 use state::Status;
 use timers::Timers;
@@ -51,7 +51,9 @@ use timers::Timers;
 fn echo_event(service: Option<&str>, event: &Journal) {
     let fields = event.fields_text();
     let service = crate::untrusted::line(service.unwrap_or("vigil"));
-    eprintln!("{service} * {} {fields}", event.kind());
+    // No trailing space after a kind without fields (`web * ready`).
+    let sep = if fields.is_empty() { "" } else { " " };
+    eprintln!("{service} * {}{sep}{fields}", event.kind());
 }
 
 /// A boxed future, as returned by [`Probes`].
@@ -591,6 +593,7 @@ impl Supervisor {
                 }
                 Some(old) => {
                     let restart = old.needs_restart_for(&svc);
+                    let what = hot_reload::restart_change(old, &svc);
                     self.shared.probes.forget(&svc.name);
                     let change = if restart {
                         "command changed: restarting"
@@ -615,7 +618,8 @@ impl Supervisor {
                         // An operator's stop holds across reloads.
                         let stopped = h.snapshot.borrow().status == Status::Stopped;
                         if restart && !stopped {
-                            let _ = h.tx.send(Msg::Event(Event::Restart));
+                            let why = Why::new(Cause::Reload, what);
+                            let _ = h.tx.send(Msg::Event(Event::Restart(why)));
                         }
                     }
                 }
@@ -628,7 +632,8 @@ impl Supervisor {
                     change: "removed: stopping".into(),
                 },
             );
-            self.stop_and_wait(name, Duration::from_secs(60)).await;
+            let why = Why::new(Cause::Removed, "removed by a reload");
+            self.stop_and_wait(name, Duration::from_secs(60), why).await;
             let handle = self
                 .shared
                 .services
@@ -643,8 +648,8 @@ impl Supervisor {
         self.start(new);
     }
 
-    async fn stop_and_wait(&self, name: &str, timeout: Duration) {
-        if self.send(name, Event::Stop) {
+    async fn stop_and_wait(&self, name: &str, timeout: Duration, why: Why) {
+        if self.send(name, Event::Stop(why)) {
             self.wait_for(name, timeout, |s| s.status.is_down()).await;
         }
     }
@@ -677,7 +682,7 @@ impl Supervisor {
                 for d in &dependents {
                     me.wait_for(d, limit * 4, |s| s.status.is_down()).await;
                 }
-                me.stop_and_wait(&svc.name, limit).await;
+                me.stop_and_wait(&svc.name, limit, Why::shutdown()).await;
             });
         }
         while set.join_next().await.is_some() {}

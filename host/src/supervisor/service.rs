@@ -44,8 +44,10 @@ use nix::sys::signal::Signal;
 use super::reaper::ExitStatus;
 use super::state::{Status, can_transition};
 use crate::config::{Checks, NotifySpec, Phase, RestartMode, RestartPolicy, Service};
-use crate::journal::Event as Journal;
-pub use events::{Action, Effect, Event, History, LoaderEvent, Notify, Outcome, Timer, TimerKind};
+use crate::journal::{Cause, Event as Journal};
+pub use events::{
+    Action, Effect, Event, History, LoaderEvent, Notify, Outcome, Timer, TimerKind, Why,
+};
 use policy::RestartBook;
 
 /// What to do once the child we are stopping has exited.
@@ -76,8 +78,16 @@ struct LeaderExit {
 /// A failure waiting for the loader's decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pending {
-    Exit { failed: bool, uptime: Duration },
-    CheckFailed { phase: Phase, outcome: Outcome },
+    Exit {
+        failed: bool,
+        uptime: Duration,
+    },
+    CheckFailed {
+        phase: Phase,
+        outcome: Outcome,
+        /// The stop it calls for when the loader cannot answer.
+        why: Why,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -115,6 +125,9 @@ pub struct ServiceState {
     counters: [Counters; 3],
     startup_passed: bool,
     after_stop: AfterStop,
+    /// Why the current child is being stopped (from `stopping` until the
+    /// next spawn), for the `killed` and `exited` of that stop.
+    stop_why: Option<Why>,
     pending: Option<Pending>,
     /// The number of the question whose answer resolves `pending`.
     pending_decision: u64,
@@ -171,6 +184,7 @@ impl ServiceState {
             counters: Default::default(),
             startup_passed: false,
             after_stop: AfterStop::Stop,
+            stop_why: None,
             pending: None,
             pending_decision: 0,
             decisions: 0,
@@ -236,8 +250,8 @@ impl ServiceState {
         let mut fx = Vec::new();
         match event {
             Event::Start => self.on_start(now, &mut fx),
-            Event::Stop => self.on_stop(&mut fx),
-            Event::Restart => self.on_restart(now, &mut fx),
+            Event::Stop(why) => self.on_stop(why, &mut fx),
+            Event::Restart(why) => self.on_restart(now, why, &mut fx),
             Event::Dependencies(ready) => {
                 self.deps_ready = ready;
                 if ready && self.status == Status::Waiting {
@@ -403,18 +417,36 @@ impl ServiceState {
         self.last_ping = None;
         self.pending = None;
         self.after_stop = AfterStop::Stop;
+        self.stop_why = None;
         fx.push(Effect::Spawn {
             restarts: self.restarts,
         });
     }
 
     /// Stop signal to the group and the grace timer; `after` decides what
-    /// happens at the exit.
-    fn begin_stop(&mut self, after: AfterStop, fx: &mut Vec<Effect>) {
+    /// happens at the exit, `why` is journaled (`stopping`) before the
+    /// signal goes. A ready service turns `unready` first, as a terminating
+    /// pod does: whoever reads the journal sees it leave service before
+    /// its child is signalled.
+    fn begin_stop(&mut self, after: AfterStop, why: Why, fx: &mut Vec<Effect>) {
         self.after_stop = after;
+        let was_ready = self.status == Status::Ready;
         if !self.set(Status::Stopping, fx) {
             return;
         }
+        if was_ready {
+            fx.push(Effect::Journal(Journal::Unready {
+                reason: Some(format!("stopping: {}", why.reason)),
+                cause: Some(why.cause),
+            }));
+        }
+        fx.push(Effect::Journal(Journal::Stopping {
+            pid: self.group,
+            cause: why.cause,
+            reason: why.reason.clone(),
+            signal: self.stop_signal.as_str().into(),
+        }));
+        self.stop_why = Some(why);
         if let Some(pgid) = self.group {
             fx.push(Effect::Signal {
                 pgid,
@@ -446,7 +478,7 @@ impl ServiceState {
         }
     }
 
-    fn on_stop(&mut self, fx: &mut Vec<Effect>) {
+    fn on_stop(&mut self, why: Why, fx: &mut Vec<Effect>) {
         match self.status {
             Status::Waiting | Status::Backoff | Status::Exited | Status::Failed => {
                 self.epoch += 1; // cancels timers and pending decisions
@@ -454,17 +486,18 @@ impl ServiceState {
                 self.set(Status::Stopped, fx);
             }
             Status::Starting | Status::Running | Status::Ready => {
-                self.begin_stop(AfterStop::Stop, fx)
+                self.begin_stop(AfterStop::Stop, why, fx)
             }
+            // Already signalled: the first stop's cause stands.
             Status::Stopping => self.after_stop = AfterStop::Stop,
             Status::Stopped => {}
         }
     }
 
-    fn on_restart(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+    fn on_restart(&mut self, now: Instant, why: Why, fx: &mut Vec<Effect>) {
         match self.status {
             Status::Starting | Status::Running | Status::Ready => {
-                self.begin_stop(AfterStop::Restart(Duration::ZERO), fx)
+                self.begin_stop(AfterStop::Restart(Duration::ZERO), why, fx)
             }
             Status::Stopping => self.after_stop = AfterStop::Restart(Duration::ZERO),
             Status::Backoff => {
@@ -607,7 +640,8 @@ impl ServiceState {
                     fx.push(Effect::Journal(Journal::Warning {
                         message: reason.clone(),
                     }));
-                    self.check_failed(now, Phase::Startup, Outcome::Error(reason), fx);
+                    let why = Why::new(Cause::StartupTimeout, reason.clone());
+                    self.check_failed(now, Phase::Startup, Outcome::Error(reason), why, fx);
                 }
             }
             TimerKind::StopGrace => {
@@ -619,10 +653,11 @@ impl ServiceState {
                         pid,
                         signal: "SIGKILL".into(),
                         reason: format!(
-                            "still running {:?} after {}",
+                            "still running {:?} after {}: the stop grace ran out",
                             self.stop_grace,
                             self.stop_signal.as_str()
                         ),
+                        cause: self.stop_why.as_ref().map(|w| w.cause),
                     }));
                     fx.push(Effect::Signal {
                         pgid: pid,

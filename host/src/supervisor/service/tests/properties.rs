@@ -318,8 +318,8 @@ impl World {
         if self.rng.chance(self.operator) {
             return Some(match self.rng.below(5) {
                 0..=1 => Event::Start,
-                2..=3 => Event::Stop,
-                _ => Event::Restart,
+                2..=3 => Event::Stop(Why::operator("vigil stop")),
+                _ => Event::Restart(Why::operator("vigil restart")),
             });
         }
         match self.rng.below(100) {
@@ -504,7 +504,8 @@ impl World {
         self.s.update(&new);
         self.svc = new;
         if restart && self.s.status() != Status::Stopped {
-            self.queue.push_back(Event::Restart);
+            self.queue
+                .push_back(Event::Restart(Why::new(Cause::Reload, "command changed")));
         }
     }
 
@@ -520,9 +521,9 @@ impl World {
     fn handle(&mut self, event: Event) -> Result<(), String> {
         let before = self.status;
         match event {
-            Event::Start | Event::Restart if before.is_down() => self.backoff.index = 0,
-            Event::Restart if before.has_child() => self.backoff.operator_restart = true,
-            Event::Stop if before.has_child() => self.backoff.operator_restart = false,
+            Event::Start | Event::Restart(_) if before.is_down() => self.backoff.index = 0,
+            Event::Restart(_) if before.has_child() => self.backoff.operator_restart = true,
+            Event::Stop(_) if before.has_child() => self.backoff.operator_restart = false,
             _ => {}
         }
         let line = format!("{:>8?} {event:?}", self.now.duration_since(self.origin));
@@ -700,7 +701,7 @@ impl World {
     fn drain(&mut self) -> Result<(), String> {
         self.log
             .push("--- drain: the operator stops the service ---".into());
-        self.deliver(Event::Stop)?;
+        self.deliver(Event::Stop(Why::operator("vigil stop")))?;
         for _ in 0..1_000 {
             let settled =
                 self.status == Status::Stopped && self.groups.is_empty() && !self.spawn_pending;
