@@ -242,14 +242,12 @@ pub async fn reload(
             Ok(())
         }
         Err(report) => {
-            let message = format!("reload refused, keeping the running version: {report}");
-            sup.journal(
-                None,
-                &Journal::Warning {
-                    message: message.clone(),
-                },
-            );
-            Err(message)
+            // Filed under each service whose files are wrong, so that
+            // `vigil journal NAME` shows them.
+            crate::supervisor::hot_reload::journal_refusal(sup, dir, &report);
+            Err(format!(
+                "reload refused, keeping the running version: {report}"
+            ))
         }
     }
 }

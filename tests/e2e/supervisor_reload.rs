@@ -65,6 +65,8 @@ fn atomic_save_with_new_command_is_one_reload_and_one_restart() {
             "spawned",
             "ready",
             "reloaded",
+            "unready",
+            "stopping",
             "exited",
             "restarting",
             "spawned",
@@ -93,7 +95,8 @@ fn broken_manifest_keeps_the_old_version_running() {
             command(&["sleep", "302"])
         ),
     );
-    let (j, warning) = vigil.wait_event_from(i, |e| e["kind"] == "warning", SOON);
+    // Filed under the service (`vigil journal svc` shows it).
+    let (j, warning) = vigil.wait_event_from(i, |e| is(e, "svc", "warning"), SOON);
     let message = warning["message"].as_str().unwrap_or_default();
     assert!(message.contains("keeping the running version"), "{warning}");
     assert!(message.contains("svc/service.toml:stop-grace"), "{warning}");
@@ -103,7 +106,7 @@ fn broken_manifest_keeps_the_old_version_running() {
     assert_eq!(cmdline(pid), "sleep 301");
     assert_eq!(
         kinds(&vigil.events("svc")),
-        ["spawned", "ready"],
+        ["spawned", "ready", "warning"],
         "{}",
         vigil.diagnostics()
     );
@@ -113,7 +116,7 @@ fn broken_manifest_keeps_the_old_version_running() {
     vigil.wait_event_from(
         j + 1,
         |e| {
-            e["kind"] == "warning"
+            is(e, "svc", "warning")
                 && e["message"]
                     .as_str()
                     .is_some_and(|m| m.contains("svc/service.toml:-: line"))
@@ -221,7 +224,9 @@ fn added_service_starts_and_removed_service_stops() {
     // It stays stopped; the other service was not touched.
     assert_eq!(
         kinds(&vigil.events("old")),
-        ["spawned", "ready", "reloaded", "exited"],
+        [
+            "spawned", "ready", "reloaded", "unready", "stopping", "exited"
+        ],
         "{}",
         vigil.diagnostics()
     );
