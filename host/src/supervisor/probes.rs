@@ -56,6 +56,38 @@ pub fn outcome(verdict: Verdict) -> Outcome {
     }
 }
 
+/// How much of a failing check's stdout and stderr is kept with its
+/// reason: the end, where a traceback or a panic message is.
+pub const OUTPUT_KEPT: usize = 2048;
+
+/// A failing or trapped check's reason with the end of what the guest
+/// printed (a Python traceback, a Rust panic message), so the journal's
+/// `check` and `warning` lines and `vigil status` show it, as
+/// docs/writing-checks.md promises. Kept exact here; whoever prints it
+/// escapes it. `ok` (and a timeout, which has no reason) keep none.
+pub fn with_output(outcome: Outcome, output: &str) -> Outcome {
+    let output = output.trim_end();
+    if output.trim().is_empty() {
+        return outcome;
+    }
+    let mut start = output.len().saturating_sub(OUTPUT_KEPT);
+    while !output.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = if start > 0 {
+        format!("[{start} bytes cut] {}", &output[start..])
+    } else {
+        output.to_string()
+    };
+    let add = |reason: String| format!("{reason}; check output: {tail}");
+    match outcome {
+        Outcome::Retry(r) => Outcome::Retry(add(r)),
+        Outcome::Error(r) => Outcome::Error(add(r)),
+        Outcome::Trapped(r) => Outcome::Trapped(add(r)),
+        other => other,
+    }
+}
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -199,7 +231,7 @@ impl Probes for WasmProbes {
                     crate::untrusted::line(line)
                 );
             }
-            outcome(report.verdict)
+            with_output(outcome(report.verdict), &report.output)
         })
     }
 
@@ -277,5 +309,35 @@ impl Probes for WasmProbes {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(service);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_checks_output_is_kept_bounded_at_its_end() {
+        let out = "Traceback (most recent call last):\nValueError: boom\n";
+        assert_eq!(
+            with_output(Outcome::Trapped("wasm trap".into()), out),
+            Outcome::Trapped(
+                "wasm trap; check output: Traceback (most recent call last):\nValueError: boom"
+                    .into()
+            )
+        );
+        assert_eq!(
+            with_output(Outcome::Retry("refused".into()), "\n"),
+            Outcome::Retry("refused".into())
+        );
+        assert_eq!(with_output(Outcome::Ok, out), Outcome::Ok);
+        // A flood keeps its last OUTPUT_KEPT bytes, cut at a character.
+        let flood = format!("{}é{}END", "x".repeat(5000), "y".repeat(OUTPUT_KEPT - 4));
+        let Outcome::Error(reason) = with_output(Outcome::Error("e".into()), &flood) else {
+            panic!("an error stays an error");
+        };
+        assert!(reason.ends_with("END"), "{reason}");
+        assert!(reason.contains("bytes cut]"), "{reason}");
+        assert!(reason.len() < OUTPUT_KEPT + 100, "{}", reason.len());
     }
 }
