@@ -7,6 +7,7 @@ mod helpers;
 
 mod builtin_checks;
 mod cache;
+mod causes;
 mod cli;
 mod control;
 mod daemon;
