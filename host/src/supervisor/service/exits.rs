@@ -61,7 +61,17 @@ impl ServiceState {
                 ),
             );
             self.begin_stop(AfterStop::LeaderExited, why, fx);
-        } else if self.set(Status::Stopping, fx) {
+        } else {
+            let was_ready = self.status == Status::Ready;
+            if !self.set(Status::Stopping, fx) {
+                return;
+            }
+            if was_ready {
+                fx.push(Effect::Journal(Journal::Unready {
+                    reason: Some(format!("exited ({})", exit.status)),
+                    cause: None,
+                }));
+            }
             // Only zombies: nothing to signal, the reaper takes them.
             self.after_stop = AfterStop::LeaderExited;
             self.schedule(TimerKind::StopGrace, self.stop_grace, fx);
@@ -74,6 +84,14 @@ impl ServiceState {
             return;
         };
         let pid = self.group.take();
+        if self.status == Status::Ready {
+            // A ready child that ended on its own (a crash): no longer
+            // ready, as the journal says before its exit.
+            fx.push(Effect::Journal(Journal::Unready {
+                reason: Some(format!("exited ({})", exit.status)),
+                cause: None,
+            }));
+        }
         let LeaderExit {
             status,
             uptime,

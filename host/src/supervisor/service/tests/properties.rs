@@ -242,6 +242,11 @@ struct World {
     /// Since the status became `stopping`: the child's `exited` or a
     /// spawn error was journaled.
     stop_ended: bool,
+    /// What the journal last said of readiness (`ready` / `unready`).
+    journaled_ready: bool,
+    /// A `stopping` or `killed` was journaled for the current child: a
+    /// signal to it must come after one (every stop says why first).
+    said_why: bool,
     backoff: BackoffModel,
     /// How busy the operator is: the percentage of events that are a
     /// start, stop or restart (a calm sequence is mostly a crash loop or a
@@ -284,6 +289,8 @@ impl World {
             decisions: vec![],
             queue: VecDeque::new(),
             stop_ended: false,
+            journaled_ready: false,
+            said_why: false,
             backoff,
             operator,
             reloads,
@@ -544,6 +551,17 @@ impl World {
                 self.status
             ));
         }
+        if self.journaled_ready != (self.status == Status::Ready) {
+            return Err(format!(
+                "{} but the journal last said {}",
+                self.status,
+                if self.journaled_ready {
+                    "ready"
+                } else {
+                    "unready"
+                }
+            ));
+        }
         if !self.status.has_child() && (self.s.pid().is_some() || self.s.group().is_some()) {
             return Err(format!(
                 "{} with a child: pid {:?}, group {:?}",
@@ -588,9 +606,17 @@ impl World {
                     ));
                 }
                 self.spawn_pending = true;
+                self.said_why = false;
                 self.backoff.operator_restart = false;
             }
-            Effect::Signal { pgid, signal } => self.signal(pgid, signal),
+            Effect::Signal { pgid, signal } => {
+                if !self.said_why {
+                    return Err(format!(
+                        "{signal} to {pgid} with no stopping or killed first"
+                    ));
+                }
+                self.signal(pgid, signal)
+            }
             Effect::WatchGroup { pgid, epoch } => {
                 match self.groups.iter().position(|g| g.pgid == pgid) {
                     Some(i) if !self.groups[i].empty() => {
@@ -626,6 +652,21 @@ impl World {
             Effect::Decide { epoch, seq, .. } => self.decisions.push((epoch, seq)),
             Effect::Journal(Journal::Exited { .. } | Journal::SpawnError { .. }) => {
                 self.stop_ended = true;
+            }
+            Effect::Journal(Journal::Stopping { .. } | Journal::Killed { .. }) => {
+                self.said_why = true;
+            }
+            Effect::Journal(Journal::Ready) => {
+                if self.journaled_ready {
+                    return Err("ready twice".into());
+                }
+                self.journaled_ready = true;
+            }
+            Effect::Journal(Journal::Unready { .. }) => {
+                if !self.journaled_ready {
+                    return Err("unready without ready".into());
+                }
+                self.journaled_ready = false;
             }
             Effect::Journal(_) => {}
         }
