@@ -454,4 +454,12 @@ fn second_signal_forces_shutdown() {
     );
     let exited = vigil.wait_kind(0, "stubborn", "exited").1;
     assert_eq!(exited["signal"], "SIGKILL");
+    // Each step says why: the shutdown's stop, then its forced kill.
+    assert_eq!(exited["cause"], "shutdown", "{exited}");
+    let killed = vigil.wait_kind(0, "stubborn", "killed").1;
+    assert_eq!(
+        (&killed["signal"], &killed["cause"]),
+        (&"SIGKILL".into(), &"shutdown".into()),
+        "{killed}"
+    );
 }

@@ -698,8 +698,15 @@ impl Supervisor {
 
     /// SIGKILL every child's process group at once (a second shutdown signal).
     pub fn kill_all(&self) {
-        for s in self.snapshots().values() {
+        for (name, s) in self.snapshots() {
             if let Some(pgid) = s.group {
+                let killed = Journal::Killed {
+                    pid: pgid,
+                    signal: "SIGKILL".into(),
+                    reason: "a second shutdown signal: killing every child".into(),
+                    cause: Some(Cause::Shutdown),
+                };
+                self.journal(Some(&name), &killed);
                 let _ = stop::signal_group(Pid::from_raw(pgid), Signal::SIGKILL);
             }
         }
