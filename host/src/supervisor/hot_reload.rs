@@ -68,8 +68,8 @@ pub fn journal_refusal(sup: &super::Supervisor, dir: &Path, report: &ValidationR
 
 /// What a reload changed that restarts the child (see
 /// [`Service::needs_restart_for`](crate::config::Service::needs_restart_for)),
-/// for the `reload` cause of its stop: "command changed", "env and cwd
-/// changed".
+/// for the `reload` cause of its stop and the `reloaded` line: "command
+/// changed", "command, env and cwd changed".
 pub fn restart_change(old: &crate::config::Service, new: &crate::config::Service) -> String {
     let parts = [
         ("command", old.command != new.command),
@@ -86,10 +86,11 @@ pub fn restart_change(old: &crate::config::Service, new: &crate::config::Service
         .filter(|(_, changed)| *changed)
         .map(|(name, _)| *name)
         .collect();
-    if changed.is_empty() {
-        return "definition changed".into();
+    match changed.split_last() {
+        None => "definition changed".into(),
+        Some((last, [])) => format!("{last} changed"),
+        Some((last, rest)) => format!("{} and {last} changed", rest.join(", ")),
     }
-    format!("{} changed", changed.join(" and "))
 }
 
 /// Watches a checks directory; dropping it stops the watch thread (at the
@@ -212,6 +213,23 @@ fn add_service_watches(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restart_says_what_changed() {
+        let dir = std::env::temp_dir().join(format!("vigil-change-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("service.toml"), "command = [\"sleep\", \"1\"]\n").expect("write");
+        let mut problems = Vec::new();
+        let old = crate::config::load_service(&dir, &mut problems).expect("a valid service");
+        let mut new = old.clone();
+        new.command = Some(vec!["sleep".into(), "2".into()]);
+        assert_eq!(restart_change(&old, &new), "command changed");
+        new.env.push(("A".into(), "1".into()));
+        new.cwd = "/".into();
+        assert_eq!(restart_change(&old, &new), "command, env and cwd changed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[tokio::test]
     async fn an_atomic_save_is_one_change() {

@@ -596,16 +596,11 @@ impl Supervisor {
                     let what = hot_reload::restart_change(old, &svc);
                     self.shared.probes.forget(&svc.name);
                     let change = if restart {
-                        "command changed: restarting"
+                        format!("{what}: restarting")
                     } else {
-                        "checks or policy changed"
+                        "checks or policy changed".to_string()
                     };
-                    self.journal(
-                        Some(&svc.name),
-                        &Journal::Reloaded {
-                            change: change.into(),
-                        },
-                    );
+                    self.journal(Some(&svc.name), &Journal::Reloaded { change });
                     let svc = Arc::new(svc);
                     let mut map = self
                         .shared
