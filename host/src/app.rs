@@ -348,14 +348,12 @@ async fn reload(
             Reloaded::Applied(Ok(()))
         }
         Err(report) => {
-            let message = format!("reload refused, keeping the running version: {report}");
-            sup.journal(
-                None,
-                &Journal::Warning {
-                    message: message.clone(),
-                },
-            );
-            Reloaded::Applied(Err(message))
+            // Filed under each service whose files are wrong, so that
+            // `vigil journal NAME` shows them.
+            crate::supervisor::hot_reload::journal_refusal(sup, dir, &report);
+            Reloaded::Applied(Err(format!(
+                "reload refused, keeping the running version: {report}"
+            )))
         }
     }
 }

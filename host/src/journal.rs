@@ -21,6 +21,60 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+/// Why Vigil stops, restarts or kills a child: journaled with `stopping`
+/// (before the stop signal), and again with the `killed` and `exited` that
+/// end that stop, so every end of a child says who asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// The liveness check failed (past its threshold, or `error`).
+    Liveness,
+    /// The startup check answered `error`.
+    Startup,
+    /// The startup check (or `READY=1`) did not pass in time.
+    StartupTimeout,
+    /// `vigil stop` or `vigil restart`.
+    Operator,
+    /// A reload changed what the child runs (command, environment, ...).
+    Reload,
+    /// A reload removed the service.
+    Removed,
+    /// A service this one depends on stopped.
+    Dependency,
+    /// Vigil is shutting down.
+    Shutdown,
+    /// A `notify` service missed its watchdog or asked to be treated as hung.
+    Watchdog,
+    /// The service's loader decided it.
+    Loader,
+    /// The leader exited on its own and left processes in its group.
+    LeaderExited,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Liveness => "liveness",
+            Cause::Startup => "startup",
+            Cause::StartupTimeout => "startup-timeout",
+            Cause::Operator => "operator",
+            Cause::Reload => "reload",
+            Cause::Removed => "removed",
+            Cause::Dependency => "dependency",
+            Cause::Shutdown => "shutdown",
+            Cause::Watchdog => "watchdog",
+            Cause::Loader => "loader",
+            Cause::LeaderExited => "leader-exited",
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One journal event. Serialized with its `kind` next to its fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -40,12 +94,25 @@ pub enum Event {
     SpawnError {
         error: String,
     },
-    /// A child exited (`code`) or was killed (`signal`).
+    /// Vigil begins to stop a child, before the stop signal goes: why
+    /// (`cause`, and `reason` in words) and with which signal. `pid` is
+    /// `None` when the spawn is still in flight.
+    Stopping {
+        pid: Option<i32>,
+        cause: Cause,
+        reason: String,
+        signal: String,
+    },
+    /// A child exited (`code`) or was killed (`signal`); `cause` is the
+    /// `stopping` one when Vigil was stopping it, absent when it ended on
+    /// its own.
     Exited {
         pid: Option<i32>,
         code: Option<i32>,
         signal: Option<String>,
         uptime_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<Cause>,
     },
     /// A check's outcome changed.
     Check {
@@ -54,19 +121,26 @@ pub enum Event {
         reason: Option<String>,
     },
     Ready,
+    /// A ready service is no longer: its readiness check failed (`reason`
+    /// is the check's), or it begins to stop (`cause` is the stop's).
     Unready {
         reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<Cause>,
     },
     /// A restart is scheduled.
     Restarting {
         delay_ms: u64,
         restarts: u32,
     },
-    /// Vigil sent a signal that ends a child (SIGKILL after the grace, or a loader's kill).
+    /// Vigil sent a signal that ends a child (SIGKILL once the stop grace
+    /// ran out, or a loader's kill); `cause` is the stop's.
     Killed {
         pid: i32,
         signal: String,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<Cause>,
     },
     /// The policy gave up: the service is `failed`.
     GaveUp {
@@ -138,6 +212,7 @@ impl Event {
             Event::Acquired { .. } => "acquired",
             Event::Spawned { .. } => "spawned",
             Event::SpawnError { .. } => "spawn-error",
+            Event::Stopping { .. } => "stopping",
             Event::Exited { .. } => "exited",
             Event::Check { .. } => "check",
             Event::Ready => "ready",
@@ -745,6 +820,7 @@ mod tests {
                 code: None,
                 signal: Some("SIGKILL".into()),
                 uptime_ms: 5,
+                cause: None,
             },
         )
         .expect("record");
@@ -925,6 +1001,7 @@ mod tests {
                     code: Some(0),
                     signal: None,
                     uptime_ms: 1,
+                    cause: None,
                 },
             )
             .expect("record");

@@ -13,6 +13,7 @@ use support as supervisor_helpers;
 
 mod builtin_checks;
 mod cache;
+mod causes;
 mod cli;
 mod compile;
 mod control;

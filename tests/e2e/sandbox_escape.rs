@@ -27,6 +27,12 @@ fn reason() -> String {
     format!("{HOSTILE}\nok")
 }
 
+/// The reason as `vigil run` keeps it: the check's own, then the end of
+/// what the check printed (its output is kept with a failing result).
+fn run_reason() -> String {
+    format!("{}; check output: {HOSTILE}\nok\x1b[1A", reason())
+}
+
 /// How the start of [`HOSTILE`] must look once escaped.
 const SHOWN_TITLE: &str = "\\x1b]0;pwned\\x07";
 const SHOWN_C1: &str = "\\u{9b}2K";
@@ -278,7 +284,7 @@ fn run_status_and_journal_show_service_and_check_text_escaped() {
     let journal = vigil.journal();
     let check = journal.iter().find(|e| is_check(e)).expect("check event");
     // The journal keeps the exact reason.
-    assert_eq!(check["reason"], reason().as_str(), "{check}");
+    assert_eq!(check["reason"], run_reason().as_str(), "{check}");
     // Every human rendering is looked at; all that leak are reported.
     let mut found = Vec::new();
 
@@ -289,7 +295,7 @@ fn run_status_and_journal_show_service_and_check_text_escaped() {
         report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         report["status_text"] == HOSTILE && report["last_reason"].is_string()
     });
-    assert_eq!(report["last_reason"], reason().as_str(), "{report}");
+    assert_eq!(report["last_reason"], run_reason().as_str(), "{report}");
     for args in [&["status"][..], &["status", "hostile"]] {
         let out = client(&setup.state, args);
         // 6: its readiness check does not pass.
@@ -314,7 +320,7 @@ fn run_status_and_journal_show_service_and_check_text_escaped() {
     assert!(
         lines
             .iter()
-            .any(|l| is_check(l) && l["reason"] == reason().as_str()),
+            .any(|l| is_check(l) && l["reason"] == run_reason().as_str()),
         "{lines:?}"
     );
     let out = client(&setup.state, &["journal", "hostile"]);

@@ -101,14 +101,20 @@ hosts = ["http://127.0.0.1:{port}"]
     assert_ne!(pid_of(&respawned), pid);
     assert_eq!(respawned["restarts"], 1);
 
-    // In between: the failing check was the only news; nothing was killed
+    // In between: the failing check was the only news until the stop (the
+    // service leaves `ready`, then says why it stops); nothing was killed
     // and the child was not restarted on its first failure.
     let between: Vec<_> = vigil.journal()[fail_at..exit_at]
         .iter()
         .filter(|e| e["service"] == "web")
         .cloned()
         .collect();
-    assert_eq!(kinds(&between), ["check"], "{}", vigil.diagnostics());
+    assert_eq!(
+        kinds(&between),
+        ["check", "unready", "stopping"],
+        "{}",
+        vigil.diagnostics()
+    );
     let gap = ms_between(&first_fail, &exited);
     // Two more periods (minus 10 % jitter each) must pass after the first
     // failure before the threshold of 3 is reached.

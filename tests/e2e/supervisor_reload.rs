@@ -70,6 +70,8 @@ fn atomic_save_with_new_command_is_one_reload_and_one_restart() {
             "spawned",
             "ready",
             "reloaded",
+            "unready",
+            "stopping",
             "exited",
             "restarting",
             "spawned",
@@ -98,7 +100,8 @@ fn broken_manifest_keeps_the_old_version_running() {
             command(&["sleep", "302"])
         ),
     );
-    let (j, warning) = vigil.wait_event_from(i, |e| e["kind"] == "warning", SOON);
+    // Filed under the service (`vigil journal svc` shows it).
+    let (j, warning) = vigil.wait_event_from(i, |e| is(e, "svc", "warning"), SOON);
     let message = warning["message"].as_str().unwrap_or_default();
     assert!(message.contains("keeping the running version"), "{warning}");
     assert!(message.contains("svc/service.toml:stop-grace"), "{warning}");
@@ -110,7 +113,7 @@ fn broken_manifest_keeps_the_old_version_running() {
     vigil.wait_event_from(
         j + 1,
         |e| {
-            e["kind"] == "warning"
+            is(e, "svc", "warning")
                 && e["message"]
                     .as_str()
                     .is_some_and(|m| m.contains("svc/service.toml:-: line"))
@@ -119,9 +122,10 @@ fn broken_manifest_keeps_the_old_version_running() {
     );
     assert!(alive(pid), "the old child was stopped");
     assert_eq!(cmdline(pid), "sleep 301");
+    // Nothing but the two refusals, each filed under the service.
     assert_eq!(
         kinds(&vigil.events("svc")),
-        ["spawned", "ready"],
+        ["spawned", "ready", "warning", "warning"],
         "{}",
         vigil.diagnostics()
     );
@@ -225,7 +229,9 @@ fn added_service_starts_and_removed_service_stops() {
     // It stays stopped; the other service was not touched.
     assert_eq!(
         kinds(&vigil.events("old")),
-        ["spawned", "ready", "reloaded", "exited"],
+        [
+            "spawned", "ready", "reloaded", "unready", "stopping", "exited"
+        ],
         "{}",
         vigil.diagnostics()
     );

@@ -35,12 +35,19 @@ fn killed_child_is_restarted_with_first_backoff_zero() {
     assert_eq!(second["restarts"], 1);
     assert!(alive(new_pid), "the new child runs");
     assert_eq!(cmdline(new_pid), "sleep 300");
-    // Exactly this (no checks: ready once spawned; nothing killed, no
-    // warnings, no spawn errors).
+    // Exactly this (no checks: ready once spawned, unready once it died;
+    // nothing killed, no warnings, no spawn errors).
     let events = vigil.events("sleeper");
     assert_eq!(
-        kinds(&events)[..5],
-        ["spawned", "ready", "exited", "restarting", "spawned"],
+        kinds(&events)[..6],
+        [
+            "spawned",
+            "ready",
+            "unready",
+            "exited",
+            "restarting",
+            "spawned"
+        ],
         "{}",
         vigil.diagnostics()
     );
@@ -77,13 +84,13 @@ give-up = {{ restarts = 4, window = "60s" }}
         .map(|e| e["delay_ms"].as_u64().expect("delay_ms"))
         .collect();
     assert_eq!(delays, [0, 100, 200, 200], "{}", vigil.diagnostics());
-    // Every life: spawned (ready at once: no checks), then exited with
-    // code 3.
+    // Every life: spawned (ready at once: no checks), then unready and
+    // exited with code 3.
     let mut expected = Vec::new();
     for _ in 0..4 {
-        expected.extend(["spawned", "ready", "exited", "restarting"]);
+        expected.extend(["spawned", "ready", "unready", "exited", "restarting"]);
     }
-    expected.extend(["spawned", "ready", "exited", "gave-up"]);
+    expected.extend(["spawned", "ready", "unready", "exited", "gave-up"]);
     assert_eq!(kinds(&events), expected, "{}", vigil.diagnostics());
     for e in events.iter().filter(|e| e["kind"] == "exited") {
         assert_eq!(e["code"], 3, "{e}");

@@ -231,10 +231,10 @@ fn double_forking_service_leaves_no_zombie() {
     let (exited_at, daemon_exit) = vigil.wait_kind(0, "daemon", "exited");
     assert_eq!(daemon_exit["code"], 0, "{daemon_exit}");
     let daemon_pgid = pid_of(&daemon_exit);
-    let (killed_at, killed) = vigil.wait_kind(0, "daemon", "killed");
+    let (killed_at, killed) = vigil.wait_kind(0, "daemon", "stopping");
     assert_eq!(
-        (pid_of(&killed), &killed["signal"]),
-        (daemon_pgid, &"SIGTERM".into()),
+        (pid_of(&killed), &killed["signal"], &killed["cause"]),
+        (daemon_pgid, &"SIGTERM".into(), &"leader-exited".into()),
         "{killed}"
     );
     let (reaped_at, reaped) = vigil.wait_event_from(0, |e| e["kind"] == "orphan-reaped", SOON);
@@ -245,7 +245,7 @@ fn double_forking_service_leaves_no_zombie() {
     );
     assert!(
         killed_at < reaped_at && reaped_at < exited_at,
-        "killed, orphan-reaped, then exited\n{}",
+        "stopping, orphan-reaped, then exited\n{}",
         vigil.diagnostics()
     );
     wait_until("the daemon's group is gone", SOON, || {
@@ -461,4 +461,12 @@ fn second_signal_forces_shutdown() {
     // Nothing ended the child between the two signals: its exit comes
     // after the second one's warning (journaled before the kill).
     assert!(exited_at > second, "{}", vigil.diagnostics());
+    // Each step says why: the shutdown's stop, then its forced kill.
+    assert_eq!(exited["cause"], "shutdown", "{exited}");
+    let killed = vigil.wait_kind(0, "stubborn", "killed").1;
+    assert_eq!(
+        (&killed["signal"], &killed["cause"]),
+        (&"SIGKILL".into(), &"shutdown".into()),
+        "{killed}"
+    );
 }

@@ -31,7 +31,7 @@ use super::api::{
 };
 use super::{MAX_SOCKET_PATH, Request};
 use crate::journal::{self, Line};
-use crate::supervisor::service::Event;
+use crate::supervisor::service::{Event, Why};
 use crate::supervisor::state::Status;
 use crate::supervisor::{Snapshot, Supervisor};
 
@@ -297,8 +297,8 @@ async fn service_action(
 ) -> Response {
     let event = match action.as_str() {
         "start" => Event::Start,
-        "stop" => Event::Stop,
-        "restart" => Event::Restart,
+        "stop" => Event::Stop(Why::operator("vigil stop")),
+        "restart" => Event::Restart(Why::operator("vigil restart")),
         other => {
             return error(
                 StatusCode::NOT_FOUND,
@@ -315,7 +315,7 @@ async fn service_action(
     }
     let old_pid = before.and_then(|s| s.pid);
     let settled = move |s: &Snapshot| match &event {
-        Event::Stop => s.status.is_down(),
+        Event::Stop(_) => s.status.is_down(),
         Event::Start => {
             s.pid.is_some()
                 || matches!(

@@ -2,12 +2,15 @@
 //! directory, with a quiet-period debounce so that an editor's atomic save
 //! (write temp, rename over) is one change.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use tokio::sync::mpsc;
+
+use crate::config::{Problem, ValidationReport};
+use crate::journal::Event as Journal;
 
 /// A batch of changes, after the quiet period.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -16,6 +19,51 @@ pub struct Changes {
     pub services: BTreeSet<String>,
     /// Entries of the checks directory itself were added or removed.
     pub top_level: bool,
+}
+
+/// Journal a refused reload: each service's problems as a warning under
+/// that service (its manifest, its components), then one line for Vigil
+/// naming them (with any problem that is no service's, such as an
+/// unreadable checks directory).
+pub fn journal_refusal(sup: &super::Supervisor, dir: &Path, report: &ValidationReport) {
+    let mut by_service: BTreeMap<String, Vec<&Problem>> = BTreeMap::new();
+    let mut general = Vec::new();
+    for problem in &report.problems {
+        let service = problem
+            .path
+            .strip_prefix(dir)
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .and_then(|c| c.as_os_str().to_str())
+            .map(str::to_string);
+        match service {
+            Some(name) => by_service.entry(name).or_default().push(problem),
+            None => general.push(problem),
+        }
+    }
+    let lines = |problems: &[&Problem]| {
+        problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    for (name, problems) in &by_service {
+        let message = format!(
+            "reload refused, keeping the running version: {}",
+            lines(problems)
+        );
+        sup.journal(Some(name), &Journal::Warning { message });
+    }
+    let mut message = String::from("reload refused, keeping the running version");
+    if !by_service.is_empty() {
+        let names: Vec<&str> = by_service.keys().map(String::as_str).collect();
+        message.push_str(&format!(": problems in {}", names.join(", ")));
+    }
+    if !general.is_empty() {
+        message.push_str(&format!(": {}", lines(&general)));
+    }
+    sup.journal(None, &Journal::Warning { message });
 }
 
 /// Watches a checks directory; dropping it stops the watch thread (at the

@@ -328,6 +328,7 @@ fn survivors_are_only_live_unreused_pids() {
                 code: Some(0),
                 signal: None,
                 uptime_ms: 1,
+                cause: None,
             },
         )
         .expect("record");
@@ -503,7 +504,10 @@ async fn start_one(sup: &Supervisor, svc: Service) -> i32 {
 /// is stopped (its whole group gone), with how long that took.
 async fn stop_service(sup: &Supervisor, name: &str) -> Duration {
     let t0 = Instant::now();
-    assert!(sup.send(name, Event::Stop), "{name} is loaded");
+    assert!(
+        sup.send(name, Event::Stop(service::Why::operator("vigil stop"))),
+        "{name} is loaded"
+    );
     // The grace of these tests is at most 30 s; SIGKILL follows it.
     sup.wait_for(name, T * 4, |s| s.status == Status::Stopped)
         .await

@@ -46,9 +46,9 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Service;
 use crate::sync::RwLockExt;
 use crate::wasm::{Phase, Verdict};
-use crate::journal::{Event as Journal, Journal as JournalFile, JournalHandle};
+use crate::journal::{Cause, Event as Journal, Journal as JournalFile, JournalHandle};
 use crate::supervisor::notify::Groups;
-use service::{Action, Event, History, LoaderEvent, ServiceState};
+use service::{Action, Event, History, LoaderEvent, ServiceState, Why};
 pub use snapshot::{CheckResult, Snapshot, Startup};
 use state::Status;
 use task::{Handle, Local, Msg};
@@ -433,18 +433,15 @@ impl Supervisor {
         let mut new = Vec::new();
         for action in reload_plan::plan(&current, services, touched) {
             if let Some(change) = action.change() {
-                self.journal(
-                    Some(action.name()),
-                    &Journal::Reloaded {
-                        change: change.into(),
-                    },
-                );
+                self.journal(Some(action.name()), &Journal::Reloaded { change });
             }
             match action {
                 reload_plan::Action::Add(svc) => new.push(svc),
                 reload_plan::Action::Forget { name, .. } => self.shared.probes.forget(&name),
                 reload_plan::Action::Update {
-                    service, restart, ..
+                    service,
+                    restart,
+                    command_changed,
                 } => {
                     self.shared.probes.forget(&service.name);
                     let svc = Arc::new(service);
@@ -456,12 +453,16 @@ impl Supervisor {
                         h.service = svc.clone();
                         let _ = h.tx.send(Msg::Update(svc.clone()));
                         if restart {
-                            let _ = h.tx.send(Msg::Event(Event::Restart));
+                            let what = command_changed.unwrap_or_default();
+                            let why = Why::new(Cause::Reload, what);
+                            let _ = h.tx.send(Msg::Event(Event::Restart(why)));
                         }
                     }
                 }
                 reload_plan::Action::Remove { name } => {
-                    self.stop_and_wait(&name, Duration::from_secs(60)).await;
+                    let why = Why::new(Cause::Removed, "removed by a reload");
+                    self.stop_and_wait(&name, Duration::from_secs(60), why)
+                        .await;
                     let handle = self
                         .shared
                         .services
@@ -477,8 +478,8 @@ impl Supervisor {
         self.start(new);
     }
 
-    async fn stop_and_wait(&self, name: &str, timeout: Duration) {
-        if self.send(name, Event::Stop) {
+    async fn stop_and_wait(&self, name: &str, timeout: Duration, why: Why) {
+        if self.send(name, Event::Stop(why)) {
             self.wait_for(name, timeout, |s| s.status.is_down()).await;
         }
     }
@@ -502,7 +503,8 @@ impl Supervisor {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                     me.wait_for(d, left, |s| s.status.is_down()).await;
                 }
-                me.stop_and_wait(&stop.name, stop.limit).await;
+                me.stop_and_wait(&stop.name, stop.limit, Why::shutdown())
+                    .await;
             });
         }
         while set.join_next().await.is_some() {}
@@ -518,8 +520,15 @@ impl Supervisor {
 
     /// SIGKILL every child's process group at once (a second shutdown signal).
     pub fn kill_all(&self) {
-        for s in self.snapshots().values() {
+        for (name, s) in self.snapshots() {
             if let Some(pgid) = s.group {
+                let killed = Journal::Killed {
+                    pid: pgid,
+                    signal: "SIGKILL".into(),
+                    reason: "a second shutdown signal: killing every child".into(),
+                    cause: Some(Cause::Shutdown),
+                };
+                self.journal(Some(&name), &killed);
                 let _ = stop::signal_group(Pid::from_raw(pgid), Signal::SIGKILL);
             }
         }

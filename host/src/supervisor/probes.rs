@@ -32,6 +32,38 @@ impl WasmProbes {
     }
 }
 
+/// How much of a failing check's stdout and stderr is kept with its
+/// reason: the end, where a traceback or a panic message is.
+pub const OUTPUT_KEPT: usize = 2048;
+
+/// A failing or trapped check's reason with the end of what the guest
+/// printed (a Python traceback, a Rust panic message), so the journal's
+/// `check` and `warning` lines and `vigil status` show it, as
+/// docs/writing-checks.md promises. Kept exact here; whoever prints it
+/// escapes it. `ok` (and a timeout, which has no reason) keep none.
+pub fn with_output(outcome: Verdict, output: &str) -> Verdict {
+    let output = output.trim_end();
+    if output.trim().is_empty() {
+        return outcome;
+    }
+    let mut start = output.len().saturating_sub(OUTPUT_KEPT);
+    while !output.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = if start > 0 {
+        format!("[{start} bytes cut] {}", &output[start..])
+    } else {
+        output.to_string()
+    };
+    let add = |reason: String| format!("{reason}; check output: {tail}");
+    match outcome {
+        Verdict::Retry(r) => Verdict::Retry(add(r)),
+        Verdict::Error(r) => Verdict::Error(add(r)),
+        Verdict::Trapped(r) => Verdict::Trapped(add(r)),
+        other => other,
+    }
+}
+
 fn wit_exit(status: ExitStatus, uptime: Duration) -> wasm::Exit {
     wasm::Exit {
         status: status.into(),
@@ -149,7 +181,7 @@ impl Probes for WasmProbes {
                     crate::untrusted::line(line)
                 );
             }
-            report.verdict
+            with_output(report.verdict, &report.output)
         })
     }
 
@@ -223,5 +255,35 @@ impl Probes for WasmProbes {
             .lock_unpoisoned()
             .retain(|(name, _), _| name != service);
         self.loaders.lock_unpoisoned().remove(service);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_checks_output_is_kept_bounded_at_its_end() {
+        let out = "Traceback (most recent call last):\nValueError: boom\n";
+        assert_eq!(
+            with_output(Verdict::Trapped("wasm trap".into()), out),
+            Verdict::Trapped(
+                "wasm trap; check output: Traceback (most recent call last):\nValueError: boom"
+                    .into()
+            )
+        );
+        assert_eq!(
+            with_output(Verdict::Retry("refused".into()), "\n"),
+            Verdict::Retry("refused".into())
+        );
+        assert_eq!(with_output(Verdict::Ok, out), Verdict::Ok);
+        // A flood keeps its last OUTPUT_KEPT bytes, cut at a character.
+        let flood = format!("{}é{}END", "x".repeat(5000), "y".repeat(OUTPUT_KEPT - 4));
+        let Verdict::Error(reason) = with_output(Verdict::Error("e".into()), &flood) else {
+            panic!("an error stays an error");
+        };
+        assert!(reason.ends_with("END"), "{reason}");
+        assert!(reason.contains("bytes cut]"), "{reason}");
+        assert!(reason.len() < OUTPUT_KEPT + 100, "{}", reason.len());
     }
 }

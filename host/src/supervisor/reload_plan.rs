@@ -20,11 +20,12 @@ pub enum Action {
     /// files changed on disk, as opposed to a reload of everything).
     Forget { name: String, journal: bool },
     /// A changed manifest: the task runs the new definition from now on.
-    /// `restart`: the child must be replaced (argv, environment, cwd, ...
-    /// changed) and was not stopped by an operator.
+    /// `command_changed`: what of the child's definition changed (argv,
+    /// environment, cwd, ...: "command and env changed"), so the child
+    /// must be replaced; `restart`: and it was not stopped by an operator.
     Update {
         service: Service,
-        command_changed: bool,
+        command_changed: Option<String>,
         restart: bool,
     },
     /// Gone from the directory: stopped, then its task retired.
@@ -41,18 +42,27 @@ impl Action {
     }
 
     /// The `change` of the step's `reloaded` journal line, if it has one.
-    pub fn change(&self) -> Option<&'static str> {
-        match self {
-            Action::Add(_) => Some("added"),
-            Action::Forget { journal: true, .. } => Some("checks or loader reloaded"),
-            Action::Forget { journal: false, .. } => None,
+    pub fn change(&self) -> Option<String> {
+        let change = match self {
+            Action::Add(_) => "added",
+            Action::Forget { journal: true, .. } => "checks or loader reloaded",
+            Action::Forget { journal: false, .. } => return None,
             Action::Update {
-                command_changed: true,
+                command_changed: Some(what),
+                restart,
                 ..
-            } => Some("command changed: restarting"),
-            Action::Update { .. } => Some("checks or policy changed"),
-            Action::Remove { .. } => Some("removed: stopping"),
-        }
+            } => {
+                let then = if *restart {
+                    "restarting"
+                } else {
+                    "stopped by an operator: not restarted"
+                };
+                return Some(format!("{what}: {then}"));
+            }
+            Action::Update { .. } => "checks or policy changed",
+            Action::Remove { .. } => "removed: stopping",
+        };
+        Some(change.to_string())
     }
 }
 
@@ -83,10 +93,12 @@ pub fn plan(
                 }
             }
             Some((old, status)) => {
-                let command_changed = old.needs_restart_for(&service);
+                let command_changed = old
+                    .needs_restart_for(&service)
+                    .then(|| restart_change(old, &service));
                 actions.push(Action::Update {
+                    restart: command_changed.is_some() && *status != Status::Stopped,
                     command_changed,
-                    restart: command_changed && *status != Status::Stopped,
                     service,
                 });
             }
@@ -96,6 +108,31 @@ pub fn plan(
         actions.push(Action::Remove { name: name.clone() });
     }
     actions
+}
+
+/// What of a service's definition changed that needs a new child, in words
+/// for the journal ("command changed", "command, env and cwd changed").
+pub fn restart_change(old: &Service, new: &Service) -> String {
+    let parts = [
+        ("command", old.command != new.command),
+        (
+            "env",
+            old.env != new.env || old.inherit_env != new.inherit_env,
+        ),
+        ("cwd", old.cwd != new.cwd),
+        ("loader", old.loader.is_some() != new.loader.is_some()),
+        ("notify", old.notify != new.notify),
+    ];
+    let changed: Vec<&str> = parts
+        .iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| *name)
+        .collect();
+    match changed.split_last() {
+        None => "definition changed".into(),
+        Some((last, [])) => format!("{last} changed"),
+        Some((last, rest)) => format!("{} and {last} changed", rest.join(", ")),
+    }
 }
 
 #[cfg(test)]
@@ -134,8 +171,8 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(actions[0].change(), Some("added"));
-        assert_eq!(actions[1].change(), Some("removed: stopping"));
+        assert_eq!(actions[0].change().as_deref(), Some("added"));
+        assert_eq!(actions[1].change().as_deref(), Some("removed: stopping"));
     }
 
     #[test]
@@ -151,7 +188,10 @@ mod tests {
                 journal: true
             }]
         );
-        assert_eq!(actions[0].change(), Some("checks or loader reloaded"));
+        assert_eq!(
+            actions[0].change().as_deref(),
+            Some("checks or loader reloaded")
+        );
         // A reload of everything reloads every check, and says nothing of it.
         let all = plan(&current, vec![a, b], None);
         assert_eq!(all.len(), 2);
@@ -175,18 +215,24 @@ mod tests {
             vec![
                 Action::Update {
                     service: new_a,
-                    command_changed: true,
+                    command_changed: Some("command changed".into()),
                     restart: true
                 },
                 Action::Update {
                     service: new_b,
-                    command_changed: false,
+                    command_changed: None,
                     restart: false
                 },
             ]
         );
-        assert_eq!(actions[0].change(), Some("command changed: restarting"));
-        assert_eq!(actions[1].change(), Some("checks or policy changed"));
+        assert_eq!(
+            actions[0].change().as_deref(),
+            Some("command changed: restarting")
+        );
+        assert_eq!(
+            actions[1].change().as_deref(),
+            Some("checks or policy changed")
+        );
     }
 
     #[test]
@@ -198,9 +244,19 @@ mod tests {
             plan(&current, vec![new_a.clone()], None),
             vec![Action::Update {
                 service: new_a,
-                command_changed: true,
+                command_changed: Some("command changed".into()),
                 restart: false
             }]
         );
+    }
+
+    #[test]
+    fn a_restart_says_what_changed() {
+        let old = service("a", &["sleep", "1"]);
+        let mut new = service("a", &["sleep", "2"]);
+        assert_eq!(restart_change(&old, &new), "command changed");
+        new.env.push(("A".into(), "1".into()));
+        new.cwd = "/".into();
+        assert_eq!(restart_change(&old, &new), "command, env and cwd changed");
     }
 }

@@ -43,9 +43,9 @@ use nix::sys::signal::Signal;
 
 use super::state::{Status, can_transition};
 use crate::config::{Checks, NotifySpec, RestartMode, RestartPolicy, Service};
-use crate::journal::Event as Journal;
+use crate::journal::{Cause, Event as Journal};
 use crate::wasm::{ExitStatus, Phase, Verdict};
-pub use events::{Action, Effect, Event, History, LoaderEvent, Notify, Timer, TimerKind};
+pub use events::{Action, Effect, Event, History, LoaderEvent, Notify, Timer, TimerKind, Why};
 use policy::RestartBook;
 
 /// What to do once the child we are stopping has exited.
@@ -76,8 +76,16 @@ struct LeaderExit {
 /// A failure waiting for the loader's decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pending {
-    Exit { failed: bool, uptime: Duration },
-    CheckFailed { phase: Phase, outcome: Verdict },
+    Exit {
+        failed: bool,
+        uptime: Duration,
+    },
+    CheckFailed {
+        phase: Phase,
+        outcome: Verdict,
+        /// The stop it calls for when the loader cannot answer.
+        why: Why,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -115,6 +123,9 @@ pub struct ServiceState {
     counters: [Counters; 3],
     startup_passed: bool,
     after_stop: AfterStop,
+    /// Why the current child is being stopped (from `stopping` until the
+    /// next spawn), for the `killed` and `exited` of that stop.
+    stop_why: Option<Why>,
     pending: Option<Pending>,
     /// The number of the question whose answer resolves `pending`.
     pending_decision: u64,
@@ -173,6 +184,7 @@ impl ServiceState {
             counters: Default::default(),
             startup_passed: false,
             after_stop: AfterStop::Stop,
+            stop_why: None,
             pending: None,
             pending_decision: 0,
             decisions: 0,
@@ -238,8 +250,8 @@ impl ServiceState {
         let mut fx = Vec::new();
         match event {
             Event::Start => self.on_start(now, &mut fx),
-            Event::Stop => self.on_stop(&mut fx),
-            Event::Restart => self.on_restart(now, &mut fx),
+            Event::Stop(why) => self.on_stop(why, &mut fx),
+            Event::Restart(why) => self.on_restart(now, why, &mut fx),
             Event::Dependencies(ready) => {
                 self.deps_ready = ready;
                 if ready && self.status == Status::Waiting {
@@ -405,18 +417,36 @@ impl ServiceState {
         self.last_ping = None;
         self.pending = None;
         self.after_stop = AfterStop::Stop;
+        self.stop_why = None;
         fx.push(Effect::Spawn {
             restarts: self.restarts,
         });
     }
 
     /// Stop signal to the group and the grace timer; `after` decides what
-    /// happens at the exit.
-    fn begin_stop(&mut self, after: AfterStop, fx: &mut Vec<Effect>) {
+    /// happens at the exit, `why` is journaled (`stopping`) before the
+    /// signal goes. A ready service turns `unready` first, as a terminating
+    /// pod does: whoever reads the journal sees it leave service before
+    /// its child is signalled.
+    fn begin_stop(&mut self, after: AfterStop, why: Why, fx: &mut Vec<Effect>) {
         self.after_stop = after;
+        let was_ready = self.status == Status::Ready;
         if !self.set(Status::Stopping, fx) {
             return;
         }
+        if was_ready {
+            fx.push(Effect::Journal(Journal::Unready {
+                reason: Some(format!("stopping: {}", why.reason)),
+                cause: Some(why.cause),
+            }));
+        }
+        fx.push(Effect::Journal(Journal::Stopping {
+            pid: self.group,
+            cause: why.cause,
+            reason: why.reason.clone(),
+            signal: self.stop_signal.as_str().into(),
+        }));
+        self.stop_why = Some(why);
         if let Some(pgid) = self.group {
             fx.push(Effect::Signal {
                 pgid,
@@ -448,7 +478,7 @@ impl ServiceState {
         }
     }
 
-    fn on_stop(&mut self, fx: &mut Vec<Effect>) {
+    fn on_stop(&mut self, why: Why, fx: &mut Vec<Effect>) {
         match self.status {
             Status::Waiting | Status::Backoff | Status::Exited | Status::Failed => {
                 self.epoch += 1; // cancels timers and pending decisions
@@ -456,17 +486,18 @@ impl ServiceState {
                 self.set(Status::Stopped, fx);
             }
             Status::Starting | Status::Running | Status::Ready => {
-                self.begin_stop(AfterStop::Stop, fx)
+                self.begin_stop(AfterStop::Stop, why, fx)
             }
+            // Already signalled: the first stop's cause stands.
             Status::Stopping => self.after_stop = AfterStop::Stop,
             Status::Stopped => {}
         }
     }
 
-    fn on_restart(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+    fn on_restart(&mut self, now: Instant, why: Why, fx: &mut Vec<Effect>) {
         match self.status {
             Status::Starting | Status::Running | Status::Ready => {
-                self.begin_stop(AfterStop::Restart(Duration::ZERO), fx)
+                self.begin_stop(AfterStop::Restart(Duration::ZERO), why, fx)
             }
             Status::Stopping => self.after_stop = AfterStop::Restart(Duration::ZERO),
             Status::Backoff => {
@@ -609,7 +640,8 @@ impl ServiceState {
                     fx.push(Effect::Journal(Journal::Warning {
                         message: reason.clone(),
                     }));
-                    self.check_failed(now, Phase::Startup, Verdict::Error(reason), fx);
+                    let why = Why::new(Cause::StartupTimeout, reason.clone());
+                    self.check_failed(now, Phase::Startup, Verdict::Error(reason), why, fx);
                 }
             }
             TimerKind::StopGrace => {
@@ -621,10 +653,11 @@ impl ServiceState {
                         pid,
                         signal: "SIGKILL".into(),
                         reason: format!(
-                            "still running {:?} after {}",
+                            "still running {:?} after {}: the stop grace ran out",
                             self.stop_grace,
                             self.stop_signal.as_str()
                         ),
+                        cause: self.stop_why.as_ref().map(|w| w.cause),
                     }));
                     fx.push(Effect::Signal {
                         pgid: pid,

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use super::{AfterStop, Pending, ServiceState, idx};
 use crate::config::CheckSpec;
-use crate::journal::Event as Journal;
-use crate::supervisor::service::{Effect, LoaderEvent, Notify, TimerKind};
+use crate::journal::{Cause, Event as Journal};
+use crate::supervisor::service::{Effect, LoaderEvent, Notify, TimerKind, Why};
 use crate::supervisor::state::Status;
 use crate::wasm::{Phase, Verdict};
 
@@ -68,7 +68,8 @@ impl ServiceState {
             outcome: "error".into(),
             reason: Some(reason.clone()),
         }));
-        self.check_failed(now, Phase::Liveness, Verdict::Error(reason), fx);
+        let why = Why::new(Cause::Watchdog, reason.clone());
+        self.check_failed(now, Phase::Liveness, Verdict::Error(reason), why, fx);
     }
 
     pub(super) fn on_check(
@@ -171,6 +172,7 @@ impl ServiceState {
         if self.status == Status::Ready && drop_ready && self.set(Status::Running, fx) {
             fx.push(Effect::Journal(Journal::Unready {
                 reason: outcome.reason().map(str::to_owned),
+                cause: None,
             }));
         }
     }
@@ -189,7 +191,15 @@ impl ServiceState {
                 if outcome.counts_as_retry() {
                     self.schedule(TimerKind::Check(phase), spec.period, fx); // the startup timeout bounds this
                 } else {
-                    self.check_failed(now, phase, outcome, fx);
+                    let why = Why::new(
+                        Cause::Startup,
+                        format!(
+                            "startup {} failed: {}",
+                            spec.check,
+                            outcome.reason().unwrap_or_default()
+                        ),
+                    );
+                    self.check_failed(now, phase, outcome, why, fx);
                 }
             }
             Phase::Readiness => {
@@ -198,7 +208,9 @@ impl ServiceState {
             }
             Phase::Liveness => {
                 if matches!(outcome, Verdict::Error(_)) || fail_count >= spec.failure_threshold {
-                    self.check_failed(now, phase, outcome, fx);
+                    let why =
+                        Why::new(Cause::Liveness, liveness_reason(spec, fail_count, &outcome));
+                    self.check_failed(now, phase, outcome, why, fx);
                 } else {
                     self.schedule(TimerKind::Check(phase), spec.period, fx);
                 }
@@ -214,6 +226,7 @@ impl ServiceState {
         now: Instant,
         phase: Phase,
         outcome: Verdict,
+        why: Why,
         fx: &mut Vec<Effect>,
     ) {
         if self.loader_config.is_some() && self.pending.is_none() {
@@ -223,6 +236,7 @@ impl ServiceState {
                 Pending::CheckFailed {
                     phase,
                     outcome: outcome.clone(),
+                    why,
                 },
                 LoaderEvent::CheckFailed {
                     phase,
@@ -233,6 +247,20 @@ impl ServiceState {
             );
             return;
         }
-        self.begin_stop(AfterStop::Failure, fx);
+        self.begin_stop(AfterStop::Failure, why, fx);
+    }
+}
+
+/// "liveness builtin:redis failed 3/3: did not answer PING within 1s", or
+/// for an `error`, which restarts at once, "liveness builtin:redis failed
+/// (error): ...".
+fn liveness_reason(spec: &CheckSpec, fail_count: u32, outcome: &Verdict) -> String {
+    let reason = outcome.reason().unwrap_or_default();
+    match outcome {
+        Verdict::Error(_) => format!("liveness {} failed (error): {reason}", spec.check),
+        _ => format!(
+            "liveness {} failed {fail_count}/{}: {reason}",
+            spec.check, spec.failure_threshold
+        ),
     }
 }

@@ -4,9 +4,39 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::journal::Event as Journal;
+use crate::journal::{Cause, Event as Journal};
 use crate::supervisor::state::Status;
 use crate::wasm::{ExitStatus, Phase, Verdict};
+
+/// Why a stop or restart is asked for: the journal's `cause`, and what
+/// happened in words (e.g. "liveness builtin:redis failed 3/3: did not
+/// answer PING within 1s", or "vigil restart"). Carried by the reducer from
+/// the event that stops a child to the `stopping`, `killed` and `exited`
+/// lines of that stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Why {
+    pub cause: Cause,
+    pub reason: String,
+}
+
+impl Why {
+    pub fn new(cause: Cause, reason: impl Into<String>) -> Why {
+        Why {
+            cause,
+            reason: reason.into(),
+        }
+    }
+
+    /// An operator's command, e.g. `Why::operator("vigil stop")`.
+    pub fn operator(command: &str) -> Why {
+        Why::new(Cause::Operator, command)
+    }
+
+    /// Vigil's own shutdown.
+    pub fn shutdown() -> Why {
+        Why::new(Cause::Shutdown, "vigil is shutting down")
+    }
+}
 
 /// An event of a service's life, as a loader sees it (WIT `policy.event`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,10 +118,10 @@ pub struct Timer {
 pub enum Event {
     /// Operator or startup: run the service.
     Start,
-    /// Operator or shutdown: stop the service and keep it stopped.
-    Stop,
-    /// Operator: stop and start again at once.
-    Restart,
+    /// Operator, shutdown, reload: stop the service and keep it stopped.
+    Stop(Why),
+    /// Operator or reload: stop and start again at once.
+    Restart(Why),
     /// Whether everything in `after` is satisfied now.
     Dependencies(bool),
     /// The shell spawned the child.

@@ -7,8 +7,8 @@ use nix::sys::signal::Signal;
 
 use super::policy::{self, Decision};
 use super::{AfterStop, LeaderExit, Pending, ServiceState, ms, signal_name};
-use crate::journal::Event as Journal;
-use crate::supervisor::service::{Action, Effect, LoaderEvent, TimerKind};
+use crate::journal::{Cause, Event as Journal};
+use crate::supervisor::service::{Action, Effect, LoaderEvent, TimerKind, Why};
 use crate::supervisor::state::Status;
 use crate::wasm::ExitStatus;
 
@@ -51,18 +51,27 @@ impl ServiceState {
             return;
         }
         if live {
-            // Journaled before the signal goes, so that it precedes the
-            // `orphan-reaped` entries of the members it ends.
-            fx.push(Effect::Journal(Journal::Killed {
-                pid: pgid,
-                signal: self.stop_signal.as_str().into(),
-                reason: format!(
-                    "processes left in the group after its leader exited ({})",
+            // `stopping` is journaled before the signal goes, so that it
+            // precedes the `orphan-reaped` entries of the members it ends.
+            let why = Why::new(
+                Cause::LeaderExited,
+                format!(
+                    "processes left in group {pgid} after its leader exited ({})",
                     exit.status
                 ),
-            }));
-            self.begin_stop(AfterStop::LeaderExited, fx);
-        } else if self.set(Status::Stopping, fx) {
+            );
+            self.begin_stop(AfterStop::LeaderExited, why, fx);
+        } else {
+            let was_ready = self.status == Status::Ready;
+            if !self.set(Status::Stopping, fx) {
+                return;
+            }
+            if was_ready {
+                fx.push(Effect::Journal(Journal::Unready {
+                    reason: Some(format!("exited ({})", exit.status)),
+                    cause: None,
+                }));
+            }
             // Only zombies: nothing to signal, the reaper takes them.
             self.after_stop = AfterStop::LeaderExited;
             self.schedule(TimerKind::StopGrace, self.stop_grace, fx);
@@ -75,7 +84,19 @@ impl ServiceState {
             return;
         };
         let pid = self.group.take();
-        let LeaderExit { status, uptime, .. } = exit;
+        if self.status == Status::Ready {
+            // A ready child that ended on its own (a crash): no longer
+            // ready, as the journal says before its exit.
+            fx.push(Effect::Journal(Journal::Unready {
+                reason: Some(format!("exited ({})", exit.status)),
+                cause: None,
+            }));
+        }
+        let LeaderExit {
+            status,
+            uptime,
+            while_stopping,
+        } = exit;
         self.recent_exits.push_back((status, uptime, now));
         while self.recent_exits.len() > 16 {
             self.recent_exits.pop_front();
@@ -85,6 +106,13 @@ impl ServiceState {
             code: status.code(),
             signal: status.signal().map(signal_name),
             uptime_ms: ms(uptime),
+            // Only a leader that ended while Vigil was stopping it ended
+            // for that stop's cause.
+            cause: self
+                .stop_why
+                .as_ref()
+                .filter(|_| while_stopping)
+                .map(|w| w.cause),
         }));
         let clean = status
             .code()
@@ -213,8 +241,8 @@ impl ServiceState {
                     Some(Pending::Exit { failed, uptime }) => {
                         self.after_exit_builtin(now, failed, uptime, fx)
                     }
-                    Some(Pending::CheckFailed { .. }) if alive => {
-                        self.begin_stop(AfterStop::Failure, fx)
+                    Some(Pending::CheckFailed { why, .. }) if alive => {
+                        self.begin_stop(AfterStop::Failure, why, fx)
                     }
                     _ => {}
                 }
@@ -233,26 +261,34 @@ impl ServiceState {
             }
             Action::Restart(delay) => {
                 if alive {
-                    self.begin_stop(AfterStop::Restart(delay), fx);
+                    let why = loader_why(
+                        format!("the loader restarts it (after {delay:?})"),
+                        pending.as_ref(),
+                    );
+                    self.begin_stop(AfterStop::Restart(delay), why, fx);
                 } else if self.status == Status::Backoff {
                     self.schedule_restart(delay, fx);
                 }
             }
             Action::Stop(reason) => {
                 if alive {
-                    self.begin_stop(AfterStop::Fail(reason), fx);
+                    let why =
+                        loader_why(format!("the loader stops it: {reason}"), pending.as_ref());
+                    self.begin_stop(AfterStop::Fail(reason), why, fx);
                 } else if self.status == Status::Backoff {
                     self.give_up(reason, fx);
                 }
             }
             Action::Kill(sig) => match (alive, self.pid, Signal::try_from(sig)) {
                 (true, Some(pid), Ok(signal)) => {
-                    fx.push(Effect::Signal { pgid: pid, signal });
+                    // Journaled before the signal, like every stop.
                     fx.push(Effect::Journal(Journal::Killed {
                         pid,
                         signal: signal.as_str().into(),
-                        reason: "loader".into(),
+                        reason: loader_why("the loader kills it".into(), pending.as_ref()).reason,
+                        cause: Some(Cause::Loader),
                     }));
+                    fx.push(Effect::Signal { pgid: pid, signal });
                 }
                 (_, _, Err(_)) => fx.push(Effect::Journal(Journal::Warning {
                     message: format!("loader asked for unknown signal {sig}"),
@@ -265,4 +301,14 @@ impl ServiceState {
             },
         }
     }
+}
+
+/// A loader's action as a stop's cause; `pending` says what it answered
+/// (a failed check), when it is known.
+fn loader_why(action: String, pending: Option<&Pending>) -> Why {
+    let reason = match pending {
+        Some(Pending::CheckFailed { why, .. }) => format!("{action}; asked after: {}", why.reason),
+        _ => action,
+    };
+    Why::new(Cause::Loader, reason)
 }

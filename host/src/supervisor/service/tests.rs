@@ -525,7 +525,7 @@ fn stop_escalates_and_stopping_ignores_checks() {
     let mut svc = service();
     svc.checks.liveness = Some(check(100, 1, 1));
     let mut sim = Sim::running(&svc, 8);
-    let fx = sim.on(Event::Stop);
+    let fx = sim.on(Event::Stop(Why::operator("vigil stop")));
     assert_eq!(sim.s.status(), Status::Stopping);
     assert!(fx.contains(&Effect::Signal {
         pgid: 8,
@@ -563,8 +563,19 @@ fn stop_escalates_and_stopping_ignores_checks() {
 fn stop_while_the_spawn_is_in_flight() {
     let mut sim = Sim::new(&service());
     sim.on(Event::Start);
-    let fx = sim.on(Event::Stop);
-    assert_eq!(fx, vec![Effect::Status(Status::Stopping)]);
+    let fx = sim.on(Event::Stop(Why::operator("vigil stop")));
+    assert_eq!(
+        fx,
+        vec![
+            Effect::Status(Status::Stopping),
+            Effect::Journal(Journal::Stopping {
+                pid: None,
+                cause: Cause::Operator,
+                reason: "vigil stop".into(),
+                signal: "SIGTERM".into(),
+            })
+        ]
+    );
     let fx = sim.on(Event::Spawned {
         pid: 77,
         start_time: None,
@@ -582,7 +593,7 @@ fn operator_restart_does_not_count_as_failure() {
     let mut svc = service();
     svc.restart.backoff = vec![Duration::from_secs(60)];
     let mut sim = Sim::running(&svc, 8);
-    sim.on(Event::Restart);
+    sim.on(Event::Restart(Why::operator("vigil restart")));
     let fx = sim.exit(ExitStatus::Signal(15), Duration::from_secs(1));
     assert_eq!(restart_delay(&fx), Some(Duration::ZERO));
     let fx = sim.timer(TimerKind::Backoff);
@@ -635,7 +646,7 @@ fn dependencies_gate_the_first_start() {
     // Stopping a waiting service keeps it stopped.
     let mut sim = Sim::new(&svc);
     sim.on(Event::Start);
-    sim.on(Event::Stop);
+    sim.on(Event::Stop(Why::operator("vigil stop")));
     assert!(sim.on(Event::Dependencies(true)).is_empty());
     assert_eq!(sim.s.status(), Status::Stopped);
 }
@@ -824,7 +835,7 @@ fn killed(fx: &[Effect]) -> Vec<(i32, String)> {
 #[test]
 fn members_of_a_stopped_leader_get_the_rest_of_the_grace() {
     let mut sim = Sim::running(&service(), 8);
-    sim.on(Event::Stop);
+    sim.on(Event::Stop(Why::operator("vigil stop")));
     let fx = sim.leader_exit(ExitStatus::Signal(15), Duration::from_millis(10));
     assert_eq!(
         fx,
@@ -851,6 +862,7 @@ fn members_of_a_stopped_leader_get_the_rest_of_the_grace() {
             code: None,
             signal: Some("SIGTERM".into()),
             uptime_ms: 10,
+            cause: Some(Cause::Operator),
         })
     );
     assert_eq!(sim.s.status(), Status::Stopped);
@@ -861,7 +873,7 @@ fn members_of_a_stopped_leader_get_the_rest_of_the_grace() {
 
     // Members that outlast the grace: SIGKILL to the group, then down.
     let mut sim = Sim::running(&service(), 9);
-    sim.on(Event::Stop);
+    sim.on(Event::Stop(Why::operator("vigil stop")));
     sim.leader_exit(ExitStatus::Code(0), Duration::from_millis(10));
     sim.group_lingers(true);
     let fx = sim.timer(TimerKind::StopGrace);
@@ -880,7 +892,7 @@ fn members_of_a_stopped_leader_get_the_rest_of_the_grace() {
 #[test]
 fn a_restart_spawns_only_once_the_old_group_is_gone() {
     let mut sim = Sim::running(&service(), 8);
-    sim.on(Event::Restart);
+    sim.on(Event::Restart(Why::operator("vigil restart")));
     let mut fx = sim.leader_exit(ExitStatus::Signal(15), Duration::from_secs(1));
     fx.extend(sim.group_lingers(true));
     assert!(restart_delay(&fx).is_none() && !spawns(&fx), "{fx:?}");
@@ -922,14 +934,15 @@ fn members_left_by_a_crashed_leader_are_stopped_before_the_policy_runs() {
         scheduled(&fx, TimerKind::StopGrace),
         Some(Duration::from_secs(3))
     );
-    assert_eq!(killed(&fx), vec![(5, "SIGINT".to_string())]);
-    let reason = journal(&fx)
+    // The stop of the remains says why, before its signal.
+    let (reason, cause) = journal(&fx)
         .into_iter()
         .find_map(|j| match j {
-            Journal::Killed { reason, .. } => Some(reason),
+            Journal::Stopping { reason, cause, .. } => Some((reason, cause)),
             _ => None,
         })
-        .unwrap_or_default();
+        .expect("a stopping line");
+    assert_eq!(cause, Cause::LeaderExited);
     assert!(reason.contains("exit code 1"), "{reason}");
     assert!(restart_delay(&fx).is_none() && !spawns(&fx));
     // Stopping: no check acts on the remains.
@@ -947,6 +960,7 @@ fn members_left_by_a_crashed_leader_are_stopped_before_the_policy_runs() {
             code: Some(1),
             signal: None,
             uptime_ms: 2000,
+            cause: None,
         })
     );
     assert_eq!(sim.s.status(), Status::Backoff);
@@ -972,7 +986,7 @@ fn members_left_by_a_crashed_leader_are_stopped_before_the_policy_runs() {
     sim.leader_exit(ExitStatus::Code(1), Duration::from_secs(1));
     sim.group_lingers(true);
     assert!(
-        sim.on(Event::Stop).is_empty(),
+        sim.on(Event::Stop(Why::operator("vigil stop"))).is_empty(),
         "the stop signal already went"
     );
     let fx = sim.group_gone();
@@ -1190,7 +1204,7 @@ fn operator_stop_stays_stopped_until_started() {
     let mut sim = Sim::running(&svc, 8);
     sim.check(Phase::Liveness, Verdict::Error("down".into()));
     assert_eq!(sim.s.status(), Status::Stopping);
-    sim.on(Event::Stop);
+    sim.on(Event::Stop(Why::operator("vigil stop")));
     let fx = sim.exit(ExitStatus::Signal(15), Duration::from_secs(1));
     assert_eq!(sim.s.status(), Status::Stopped);
     assert!(restart_delay(&fx).is_none());
@@ -1209,7 +1223,7 @@ fn operator_stop_stays_stopped_until_started() {
     sim.exit(ExitStatus::Code(1), Duration::from_secs(1));
     assert_eq!(sim.s.status(), Status::Backoff);
     let stale = sim.s.epoch();
-    sim.on(Event::Stop);
+    sim.on(Event::Stop(Why::operator("vigil stop")));
     assert_eq!(sim.s.status(), Status::Stopped);
     assert!(
         sim.on(Event::Timer(Timer {
@@ -1268,4 +1282,192 @@ fn a_first_check_is_never_brought_forward_by_jitter() {
         Some((Duration::from_millis(1000), Duration::ZERO, true)),
         "the periodic runs keep their jitter"
     );
+}
+
+// -- causes: every stop says why, before its signal ---------------------------
+
+/// The `stopping` line of `fx`, checked to come before the first signal
+/// (and the `unready` of a ready service before it): `(cause, reason)`.
+fn stopping(fx: &[Effect]) -> (Cause, String) {
+    let at = fx
+        .iter()
+        .position(|e| matches!(e, Effect::Journal(Journal::Stopping { .. })))
+        .unwrap_or_else(|| panic!("no stopping in {fx:?}"));
+    let signal = fx.iter().position(|e| matches!(e, Effect::Signal { .. }));
+    assert!(
+        signal.is_none_or(|s| at < s),
+        "stopping after the signal: {fx:?}"
+    );
+    match &fx[at] {
+        Effect::Journal(Journal::Stopping { cause, reason, .. }) => (*cause, reason.clone()),
+        _ => unreachable!(),
+    }
+}
+
+fn exit_cause(fx: &[Effect]) -> Option<Cause> {
+    match exited(fx) {
+        Some(Journal::Exited { cause, .. }) => cause,
+        other => panic!("no exited in {fx:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_liveness_stop_of_a_ready_service_is_unready_then_stopping_then_killed_and_exited() {
+    let mut svc = service();
+    svc.checks.liveness = Some(check(100, 3, 1));
+    let mut sim = Sim::running(&svc, 8);
+    assert_eq!(sim.s.status(), Status::Ready);
+    for _ in 0..2 {
+        sim.check(Phase::Liveness, Verdict::Retry("no PONG".into()));
+    }
+    let fx = sim.check(Phase::Liveness, Verdict::Retry("no PONG".into()));
+    let (cause, reason) = stopping(&fx);
+    assert_eq!(cause, Cause::Liveness);
+    assert_eq!(reason, "liveness builtin:http failed 3/3: no PONG");
+    // Unready first, with the stop's cause, before `stopping`.
+    let lines = journal(&fx);
+    let unready = lines
+        .iter()
+        .position(|j| matches!(j, Journal::Unready { cause: Some(Cause::Liveness), reason: Some(r) } if r.starts_with("stopping: liveness")))
+        .unwrap_or_else(|| panic!("no unready in {lines:?}"));
+    let stop_at = lines
+        .iter()
+        .position(|j| matches!(j, Journal::Stopping { .. }))
+        .expect("stopping");
+    assert!(unready < stop_at, "{lines:?}");
+    // The grace runs out: `killed` says so and carries the cause.
+    let fx = sim.timer(TimerKind::StopGrace);
+    assert!(
+        journal(&fx).iter().any(|j| matches!(j, Journal::Killed { signal, cause: Some(Cause::Liveness), reason, .. } if signal == "SIGKILL" && reason.contains("grace ran out"))),
+        "{fx:?}"
+    );
+    let fx = sim.exit(ExitStatus::Signal(9), Duration::from_secs(3));
+    assert_eq!(exit_cause(&fx), Some(Cause::Liveness));
+    // The next life starts without a cause: its own exit has none.
+    sim.timer(TimerKind::Backoff);
+    sim.on(Event::Spawned {
+        pid: 9,
+        start_time: None,
+    });
+    let fx = sim.exit(ExitStatus::Code(1), Duration::from_secs(1));
+    assert_eq!(exit_cause(&fx), None);
+}
+
+#[test]
+fn a_liveness_error_restarts_with_its_reason() {
+    let mut svc = service();
+    svc.checks.liveness = Some(check(100, 3, 1));
+    let mut sim = Sim::running(&svc, 8);
+    let fx = sim.check(Phase::Liveness, Verdict::Error("deadlocked".into()));
+    assert_eq!(
+        stopping(&fx),
+        (
+            Cause::Liveness,
+            "liveness builtin:http failed (error): deadlocked".into()
+        )
+    );
+}
+
+#[test]
+fn startup_failures_timeouts_watchdog_and_operator_have_their_causes() {
+    // A startup check that errs.
+    let mut svc = service();
+    svc.checks.startup = Some(check(100, 1, 1));
+    let mut sim = Sim::running(&svc, 8);
+    let fx = sim.check(Phase::Startup, Verdict::Error("bad config".into()));
+    assert_eq!(
+        stopping(&fx),
+        (
+            Cause::Startup,
+            "startup builtin:http failed: bad config".into()
+        )
+    );
+    // Not ready yet: no `unready`.
+    assert!(
+        !journal(&fx)
+            .iter()
+            .any(|j| matches!(j, Journal::Unready { .. }))
+    );
+    let fx = sim.exit(ExitStatus::Code(0), Duration::from_millis(10));
+    assert_eq!(exit_cause(&fx), Some(Cause::Startup));
+
+    // A startup check that never passes in time.
+    let mut sim = Sim::running(&svc, 8);
+    let fx = sim
+        .at(Duration::from_secs(10))
+        .timer(TimerKind::StartupTimeout);
+    let (cause, reason) = stopping(&fx);
+    assert_eq!(cause, Cause::StartupTimeout);
+    assert!(reason.contains("did not pass within"), "{reason}");
+
+    // A notify service that stops pinging.
+    let mut sim = Sim::running(&notify_service(Some(Duration::from_secs(1))), 8);
+    sim.on(Event::Notify(Notify::Ready));
+    let fx = sim.at(Duration::from_secs(2)).timer(TimerKind::Watchdog);
+    let (cause, reason) = stopping(&fx);
+    assert_eq!(cause, Cause::Watchdog);
+    assert!(reason.contains("WATCHDOG=1"), "{reason}");
+
+    // The operator, and a reload.
+    let mut sim = Sim::running(&service(), 8);
+    let fx = sim.on(Event::Restart(Why::operator("vigil restart")));
+    assert_eq!(stopping(&fx), (Cause::Operator, "vigil restart".into()));
+    let fx = sim.exit(ExitStatus::Signal(15), Duration::from_secs(1));
+    assert_eq!(exit_cause(&fx), Some(Cause::Operator));
+    sim.timer(TimerKind::Backoff);
+    sim.on(Event::Spawned {
+        pid: 9,
+        start_time: None,
+    });
+    let fx = sim.on(Event::Restart(Why::new(Cause::Reload, "command changed")));
+    assert_eq!(stopping(&fx), (Cause::Reload, "command changed".into()));
+    // A second stop while stopping keeps the first cause.
+    let fx = sim.on(Event::Stop(Why::shutdown()));
+    assert!(journal(&fx).is_empty(), "{fx:?}");
+    let fx = sim.exit(ExitStatus::Signal(15), Duration::from_secs(1));
+    assert_eq!(exit_cause(&fx), Some(Cause::Reload));
+}
+
+#[test]
+fn a_loaders_stops_and_kills_say_loader() {
+    let svc = with_loader();
+    let mut sim = Sim::running(&svc, 8);
+    // A liveness failure: the loader is asked, and restarts.
+    let fx = sim.check(Phase::Liveness, Verdict::Retry("slow".into()));
+    let ((epoch, seq), _, _) = decide(&fx).expect("the loader is asked");
+    let fx = sim.on(Event::Decision {
+        epoch,
+        seq,
+        action: Ok(Action::Restart(Duration::ZERO)),
+    });
+    let (cause, reason) = stopping(&fx);
+    assert_eq!(cause, Cause::Loader);
+    assert!(reason.starts_with("the loader restarts it"), "{reason}");
+
+    // A kill is journaled before its signal, as the loader's.
+    let mut sim = Sim::running(&svc, 8);
+    let epoch = sim.s.epoch();
+    let seq = sim.s.decisions;
+    let fx = sim.on(Event::Decision {
+        epoch,
+        seq,
+        action: Ok(Action::Kill(9)),
+    });
+    let killed_at = fx
+        .iter()
+        .position(|e| {
+            matches!(
+                e,
+                Effect::Journal(Journal::Killed {
+                    cause: Some(Cause::Loader),
+                    ..
+                })
+            )
+        })
+        .unwrap_or_else(|| panic!("{fx:?}"));
+    let signal_at = fx
+        .iter()
+        .position(|e| matches!(e, Effect::Signal { .. }))
+        .unwrap_or_else(|| panic!("{fx:?}"));
+    assert!(killed_at < signal_at, "{fx:?}");
 }

@@ -243,6 +243,11 @@ struct World {
     /// Since the status became `stopping`: the child's `exited` or a
     /// spawn error was journaled.
     stop_ended: bool,
+    /// What the journal last said of readiness (`ready` / `unready`).
+    journaled_ready: bool,
+    /// A `stopping` or `killed` was journaled for the current child: a
+    /// signal to it must come after one (every stop says why first).
+    said_why: bool,
     backoff: BackoffModel,
     /// How busy the operator is: the percentage of events that are a
     /// start, stop or restart (a calm sequence is mostly a crash loop or a
@@ -285,6 +290,8 @@ impl World {
             decisions: vec![],
             queue: VecDeque::new(),
             stop_ended: false,
+            journaled_ready: false,
+            said_why: false,
             backoff,
             operator,
             reloads,
@@ -319,8 +326,8 @@ impl World {
         if self.rng.chance(self.operator) {
             return Some(match self.rng.below(5) {
                 0..=1 => Event::Start,
-                2..=3 => Event::Stop,
-                _ => Event::Restart,
+                2..=3 => Event::Stop(Why::operator("vigil stop")),
+                _ => Event::Restart(Why::operator("vigil restart")),
             });
         }
         match self.rng.below(100) {
@@ -505,7 +512,8 @@ impl World {
         self.s.update(&new);
         self.svc = new;
         if restart && self.s.status() != Status::Stopped {
-            self.queue.push_back(Event::Restart);
+            self.queue
+                .push_back(Event::Restart(Why::new(Cause::Reload, "command changed")));
         }
     }
 
@@ -521,9 +529,9 @@ impl World {
     fn handle(&mut self, event: Event) -> Result<(), String> {
         let before = self.status;
         match event {
-            Event::Start | Event::Restart if before.is_down() => self.backoff.index = 0,
-            Event::Restart if before.has_child() => self.backoff.operator_restart = true,
-            Event::Stop if before.has_child() => self.backoff.operator_restart = false,
+            Event::Start | Event::Restart(_) if before.is_down() => self.backoff.index = 0,
+            Event::Restart(_) if before.has_child() => self.backoff.operator_restart = true,
+            Event::Stop(_) if before.has_child() => self.backoff.operator_restart = false,
             _ => {}
         }
         let line = format!("{:>8?} {event:?}", self.now.duration_since(self.origin));
@@ -542,6 +550,17 @@ impl World {
                 "status() is {} but its effects said {}",
                 self.s.status(),
                 self.status
+            ));
+        }
+        if self.journaled_ready != (self.status == Status::Ready) {
+            return Err(format!(
+                "{} but the journal last said {}",
+                self.status,
+                if self.journaled_ready {
+                    "ready"
+                } else {
+                    "unready"
+                }
             ));
         }
         if !self.status.has_child() && (self.s.pid().is_some() || self.s.group().is_some()) {
@@ -588,9 +607,17 @@ impl World {
                     ));
                 }
                 self.spawn_pending = true;
+                self.said_why = false;
                 self.backoff.operator_restart = false;
             }
-            Effect::Signal { pgid, signal } => self.signal(pgid, signal),
+            Effect::Signal { pgid, signal } => {
+                if !self.said_why {
+                    return Err(format!(
+                        "{signal} to {pgid} with no stopping or killed first"
+                    ));
+                }
+                self.signal(pgid, signal)
+            }
             Effect::WatchGroup { pgid, epoch } => {
                 match self.groups.iter().position(|g| g.pgid == pgid) {
                     Some(i) if !self.groups[i].empty() => {
@@ -626,6 +653,21 @@ impl World {
             Effect::Decide { epoch, seq, .. } => self.decisions.push((epoch, seq)),
             Effect::Journal(Journal::Exited { .. } | Journal::SpawnError { .. }) => {
                 self.stop_ended = true;
+            }
+            Effect::Journal(Journal::Stopping { .. } | Journal::Killed { .. }) => {
+                self.said_why = true;
+            }
+            Effect::Journal(Journal::Ready) => {
+                if self.journaled_ready {
+                    return Err("ready twice".into());
+                }
+                self.journaled_ready = true;
+            }
+            Effect::Journal(Journal::Unready { .. }) => {
+                if !self.journaled_ready {
+                    return Err("unready without ready".into());
+                }
+                self.journaled_ready = false;
             }
             Effect::Journal(_) => {}
         }
@@ -701,7 +743,7 @@ impl World {
     fn drain(&mut self) -> Result<(), String> {
         self.log
             .push("--- drain: the operator stops the service ---".into());
-        self.deliver(Event::Stop)?;
+        self.deliver(Event::Stop(Why::operator("vigil stop")))?;
         for _ in 0..1_000 {
             let settled =
                 self.status == Status::Stopped && self.groups.is_empty() && !self.spawn_pending;
