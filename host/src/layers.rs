@@ -5,7 +5,14 @@
 /// From the ground up; a module's index is its layer.
 #[cfg(test)]
 const LAYERS: &[&[&str]] = &[
-    &["units", "procfs", "sync", "untrusted", "signals", "test_support"],
+    &[
+        "units",
+        "procfs",
+        "sync",
+        "untrusted",
+        "signals",
+        "test_support",
+    ],
     &["wasm"],
     &["config"],
     &["journal"],

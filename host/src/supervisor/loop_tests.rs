@@ -534,12 +534,10 @@ async fn first_line_pid(dir: &TempDir, name: &str) -> i32 {
     let log = dir.0.join("logs").join(format!("{name}.log"));
     let mut pid = None;
     wait_until_async(&format!("{name} printed a pid"), T, async || {
-        pid = std::fs::read_to_string(&log)
-            .ok()
-            .and_then(|text| {
-                let line = text.lines().next()?;
-                logs::LogLine::parse(line).text.trim().parse::<i32>().ok()
-            });
+        pid = std::fs::read_to_string(&log).ok().and_then(|text| {
+            let line = text.lines().next()?;
+            logs::LogLine::parse(line).text.trim().parse::<i32>().ok()
+        });
         pid.is_some()
     })
     .await;

@@ -44,10 +44,10 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Service;
-use crate::sync::RwLockExt;
-use crate::wasm::{Phase, Verdict};
 use crate::journal::{Cause, Event as Journal, Journal as JournalFile, JournalHandle};
 use crate::supervisor::notify::Groups;
+use crate::sync::RwLockExt;
+use crate::wasm::{Phase, Verdict};
 use service::{Action, Event, History, LoaderEvent, ServiceState, Why};
 pub use snapshot::{CheckResult, Snapshot, Startup};
 use state::Status;
@@ -254,10 +254,7 @@ impl Supervisor {
     pub fn start(&self, services: Vec<Service>) {
         let mut added = Vec::new();
         {
-            let mut map = self
-                .shared
-                .services
-                .write_unpoisoned();
+            let mut map = self.shared.services.write_unpoisoned();
             for svc in services {
                 if map.contains_key(&svc.name) {
                     continue;
@@ -315,10 +312,7 @@ impl Supervisor {
 
     /// Every service's definition and current state.
     pub fn services(&self) -> Vec<(Arc<Service>, Snapshot)> {
-        let services = self
-            .shared
-            .services
-            .read_unpoisoned();
+        let services = self.shared.services.read_unpoisoned();
         services
             .values()
             .map(|h| (h.service.clone(), h.snapshot.borrow().clone()))
@@ -341,10 +335,7 @@ impl Supervisor {
     pub async fn send_and_sync(&self, name: &str, event: Event) -> bool {
         let (done, wait) = tokio::sync::oneshot::channel();
         let sent = {
-            let services = self
-                .shared
-                .services
-                .read_unpoisoned();
+            let services = self.shared.services.read_unpoisoned();
             services.get(name).is_some_and(|h| {
                 h.tx.send(Msg::Event(event)).is_ok() && h.tx.send(Msg::Sync(done)).is_ok()
             })
@@ -354,10 +345,7 @@ impl Supervisor {
 
     /// The definition `name` runs with.
     pub fn service(&self, name: &str) -> Option<Arc<Service>> {
-        let services = self
-            .shared
-            .services
-            .read_unpoisoned();
+        let services = self.shared.services.read_unpoisoned();
         services.get(name).map(|h| h.service.clone())
     }
 
@@ -380,10 +368,7 @@ impl Supervisor {
     }
 
     fn watcher(&self, name: &str) -> Option<watch::Receiver<Snapshot>> {
-        let services = self
-            .shared
-            .services
-            .read_unpoisoned();
+        let services = self.shared.services.read_unpoisoned();
         services.get(name).map(|h| h.snapshot.clone())
     }
 
@@ -422,10 +407,7 @@ impl Supervisor {
     /// reloaded without touching the child. `None` reloads every one.
     pub async fn reload(&self, services: Vec<Service>, touched: Option<&BTreeSet<String>>) {
         let current: BTreeMap<String, (Arc<Service>, Status)> = {
-            let map = self
-                .shared
-                .services
-                .read_unpoisoned();
+            let map = self.shared.services.read_unpoisoned();
             map.iter()
                 .map(|(k, h)| (k.clone(), (h.service.clone(), h.snapshot.borrow().status)))
                 .collect()
@@ -445,10 +427,7 @@ impl Supervisor {
                 } => {
                     self.shared.probes.forget(&service.name);
                     let svc = Arc::new(service);
-                    let mut map = self
-                        .shared
-                        .services
-                        .write_unpoisoned();
+                    let mut map = self.shared.services.write_unpoisoned();
                     if let Some(h) = map.get_mut(&svc.name) {
                         h.service = svc.clone();
                         let _ = h.tx.send(Msg::Update(svc.clone()));
@@ -463,11 +442,7 @@ impl Supervisor {
                     let why = Why::new(Cause::Removed, "removed by a reload");
                     self.stop_and_wait(&name, Duration::from_secs(60), why)
                         .await;
-                    let handle = self
-                        .shared
-                        .services
-                        .write_unpoisoned()
-                        .remove(&name);
+                    let handle = self.shared.services.write_unpoisoned().remove(&name);
                     if let Some(handle) = handle {
                         let _ = handle.tx.send(Msg::Retire);
                     }
@@ -488,10 +463,7 @@ impl Supervisor {
     /// within its grace. Journals `quit`.
     pub async fn shutdown(&self) {
         let services: Vec<Arc<Service>> = {
-            let map = self
-                .shared
-                .services
-                .read_unpoisoned();
+            let map = self.shared.services.read_unpoisoned();
             map.values().map(|h| h.service.clone()).collect()
         };
         let mut set = tokio::task::JoinSet::new();
