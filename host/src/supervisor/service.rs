@@ -26,7 +26,8 @@
 //!   the remains of its previous life.
 //!
 //! The reducer's parts, by concern: `events` (its vocabulary), this file
-//! (the state, operator commands, spawn and startup, timers), `checks`
+//! (the state, operator commands, spawning and stopping), `startup` (a
+//! child's start up to ready), `timers` (what each timer does), `checks`
 //! (check results, notify messages, the watchdog), `exits` (the end of a
 //! child life, the loader's decisions) and `policy` (the built-in restart
 //! policy, a pure function).
@@ -35,6 +36,8 @@ mod checks;
 mod events;
 mod exits;
 mod policy;
+mod startup;
+mod timers;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -43,7 +46,7 @@ use nix::sys::signal::Signal;
 
 use super::state::{Status, can_transition};
 use crate::config::{Checks, NotifySpec, RestartMode, RestartPolicy, Service};
-use crate::journal::{Cause, Event as Journal};
+use crate::journal::Event as Journal;
 use crate::wasm::{ExitStatus, Phase, Verdict};
 pub use events::{Action, Effect, Event, History, LoaderEvent, Notify, Timer, TimerKind, Why};
 use policy::RestartBook;
@@ -506,172 +509,6 @@ impl ServiceState {
             }
             Status::Waiting => {}
             Status::Stopped | Status::Exited | Status::Failed => self.on_start(now, fx),
-        }
-    }
-
-    fn on_spawned(
-        &mut self,
-        now: Instant,
-        pid: i32,
-        start_time: Option<u64>,
-        fx: &mut Vec<Effect>,
-    ) {
-        if self.pid.is_some() || !matches!(self.status, Status::Starting | Status::Stopping) {
-            tracing::warn!(service = %self.name, pid, status = %self.status, "unexpected spawn result");
-            return;
-        }
-        self.pid = Some(pid);
-        self.group = Some(pid);
-        self.started_at = Some(now);
-        fx.push(Effect::Journal(Journal::Spawned {
-            pid,
-            start_time,
-            restarts: self.restarts,
-        }));
-        if self.status == Status::Stopping {
-            fx.push(Effect::Signal {
-                pgid: pid,
-                signal: self.stop_signal,
-            });
-            self.schedule(TimerKind::StopGrace, self.stop_grace, fx);
-            return;
-        }
-        if self.loader_config.is_some() {
-            self.decide(now, LoaderEvent::Started(pid.unsigned_abs()), fx);
-        }
-        match (self.checks.startup.clone(), self.notify) {
-            (Some(spec), _) => {
-                self.schedule_first_check(Phase::Startup, spec.initial_delay, Duration::ZERO, fx);
-                self.schedule(
-                    TimerKind::StartupTimeout,
-                    spec.initial_delay + spec.startup_timeout,
-                    fx,
-                );
-            }
-            (None, Some(notify)) => {
-                self.startup_check_ok = true;
-                self.schedule(TimerKind::StartupTimeout, notify.timeout, fx);
-            }
-            (None, None) => self.startup_passed(now, fx),
-        }
-    }
-
-    /// The startup check passed or `READY=1` came: started once both
-    /// conditions that apply hold.
-    fn startup_gate(&mut self, now: Instant, fx: &mut Vec<Effect>) {
-        let check_ok = self.startup_check_ok || self.checks.startup.is_none();
-        let notified = self.notified_ready || self.notify.is_none();
-        if check_ok && notified && !self.startup_passed {
-            self.startup_passed(now, fx);
-        }
-    }
-
-    fn startup_passed(&mut self, now: Instant, fx: &mut Vec<Effect>) {
-        self.startup_passed = true;
-        if let Some(watchdog) = self.notify.and_then(|n| n.watchdog) {
-            self.last_ping = Some(now);
-            self.schedule(TimerKind::Watchdog, watchdog, fx);
-        }
-        // Liveness starts at a random point of its first period: services
-        // started together then do not check in lockstep, and a hang is
-        // found at a uniformly random point of the period, not always just
-        // after a check. (The startup check has just passed, so checking
-        // liveness at once would say little.) Readiness starts at once:
-        // dependents wait for it.
-        if let Some(spec) = &self.checks.liveness {
-            self.schedule_first_check(Phase::Liveness, spec.initial_delay, spec.period, fx);
-        }
-        match &self.checks.readiness {
-            Some(spec) => {
-                self.schedule_first_check(Phase::Readiness, spec.initial_delay, Duration::ZERO, fx);
-                self.set(Status::Running, fx);
-            }
-            None => self.become_ready(now, fx),
-        }
-    }
-
-    fn become_ready(&mut self, now: Instant, fx: &mut Vec<Effect>) {
-        if self.set(Status::Ready, fx) {
-            fx.push(Effect::Journal(Journal::Ready));
-            if self.loader_config.is_some() {
-                self.decide(now, LoaderEvent::Ready, fx);
-            }
-        }
-    }
-
-    fn on_timer(&mut self, now: Instant, kind: TimerKind, fx: &mut Vec<Effect>) {
-        match kind {
-            TimerKind::Check(phase) => {
-                let runs = match phase {
-                    Phase::Startup => {
-                        self.status == Status::Starting
-                            && !self.startup_passed
-                            && self.pid.is_some()
-                    }
-                    _ => matches!(self.status, Status::Running | Status::Ready),
-                };
-                if runs && self.checks.get(phase).is_some() {
-                    let c = &mut self.counters[idx(phase)];
-                    c.attempt += 1;
-                    fx.push(Effect::RunCheck {
-                        phase,
-                        epoch: self.epoch,
-                        attempt: c.attempt,
-                    });
-                }
-            }
-            TimerKind::StartupTimeout => {
-                if self.status == Status::Starting && !self.startup_passed {
-                    let reason = match (&self.checks.startup, self.notify) {
-                        (Some(spec), _) if !self.startup_check_ok => format!(
-                            "startup check did not pass within {:?}",
-                            spec.startup_timeout
-                        ),
-                        (Some(spec), _) => format!(
-                            "no READY=1 from the service within {:?} (its startup check passed)",
-                            spec.startup_timeout
-                        ),
-                        (None, Some(notify)) => format!(
-                            "no READY=1 from the service within {:?} (notify-timeout)",
-                            notify.timeout
-                        ),
-                        (None, None) => "startup did not complete".to_string(),
-                    };
-                    fx.push(Effect::Journal(Journal::Warning {
-                        message: reason.clone(),
-                    }));
-                    let why = Why::new(Cause::StartupTimeout, reason.clone());
-                    self.check_failed(now, Phase::Startup, Verdict::Error(reason), why, fx);
-                }
-            }
-            TimerKind::StopGrace => {
-                if self.status == Status::Stopping
-                    && let Some(pid) = self.group
-                {
-                    // Journaled first, like the stop of a crashed leader's remains.
-                    fx.push(Effect::Journal(Journal::Killed {
-                        pid,
-                        signal: "SIGKILL".into(),
-                        reason: format!(
-                            "still running {:?} after {}: the stop grace ran out",
-                            self.stop_grace,
-                            self.stop_signal.as_str()
-                        ),
-                        cause: self.stop_why.as_ref().map(|w| w.cause),
-                    }));
-                    fx.push(Effect::Signal {
-                        pgid: pid,
-                        signal: Signal::SIGKILL,
-                    });
-                }
-            }
-            TimerKind::Backoff => {
-                if self.status == Status::Backoff && self.pending.is_none() {
-                    self.restarts += 1;
-                    self.spawn(fx);
-                }
-            }
-            TimerKind::Watchdog => self.on_watchdog_timer(now, fx),
         }
     }
 }

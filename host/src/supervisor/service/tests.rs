@@ -7,6 +7,7 @@ use nix::sys::signal::Signal;
 
 use super::*;
 use crate::config::{CheckSpec, GiveUp, GrantSpec, LoaderSpec};
+use crate::journal::Cause;
 use crate::wasm::CheckSource;
 
 mod properties;
