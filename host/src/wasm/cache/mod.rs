@@ -68,10 +68,12 @@ use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
+
+use crate::sync::LockExt;
 
 #[cfg(test)]
 use digest::SPLIT_ABOVE;
@@ -214,7 +216,7 @@ impl ComponentCache {
 
     /// Logs `message` at warning level unless it was said before.
     fn warn_once(&self, message: String) {
-        let mut said = self.said.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut said = self.said.lock_unpoisoned();
         if !said.contains(&message) {
             tracing::warn!("{message}");
             said.insert(message);
@@ -586,10 +588,7 @@ mod tests {
 
     impl Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend_from_slice(buf);
+            self.0.lock_unpoisoned().extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
