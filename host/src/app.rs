@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Service, ValidationReport, load_dir};
+use crate::config::{Loaded, Problem, Service, ValidationReport, load_dir};
 use crate::control::{self, ServeOptions, Servers};
 use crate::daemon::sd_notify::{self, Notifier, NotifyError};
 use crate::journal::{self, Event as Journal, Journal as JournalFile, JournalError};
@@ -77,7 +77,8 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     // socket path is a usage problem.
     control::server::check_path(&socket)?;
     let mut signals = Signals::new().map_err(RunError::Signals)?;
-    let services = load_dir(&options.checks_dir).map_err(RunError::Invalid)?;
+    let loaded = load_dir(&options.checks_dir).map_err(RunError::Invalid)?;
+    let services = loaded.services;
     let mut journal = JournalFile::open(&options.state_dir, journal::Options::default())?;
     recover_previous(&mut journal, &services, recover::GONE_SERVICE_GRACE).await;
     // Before anything is spawned, so that the first check is on time. A
@@ -116,6 +117,7 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
             notify_socket: notify_server.as_ref().map(|n| n.path().to_path_buf()),
         },
     )?;
+    journal_warnings(&sup, &loaded.warnings, None);
     // Received on a thread of its own, which stops when this is dropped.
     let _notify_receiver = notify_server
         .map(|server| server.serve(sup.notify_groups()))
@@ -285,6 +287,25 @@ pub fn sources_of(service: &Service) -> impl Iterator<Item = CheckSource> + '_ {
     checks.chain(loader)
 }
 
+/// A manifest's warnings (a program not installed yet: the service runs
+/// and its spawn fails by its restart policy), each filed under its
+/// service so that `vigil journal NAME` shows it; on a reload, only those
+/// of the services whose files changed (`touched`, `None`: all).
+fn journal_warnings(sup: &Supervisor, warnings: &[Problem], touched: Option<&BTreeSet<String>>) {
+    for warning in warnings {
+        let service = warning
+            .path
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|name| name.to_str());
+        if service.is_some_and(|s| touched.is_some_and(|t| !t.contains(s))) {
+            continue;
+        }
+        let message = warning.to_string();
+        sup.journal(service, &Journal::Warning { message });
+    }
+}
+
 /// Progress nobody watches.
 #[derive(Debug)]
 struct Silent;
@@ -337,7 +358,8 @@ async fn reload(
     signals: &mut Signals,
 ) -> Reloaded {
     match load_dir(dir) {
-        Ok(services) => {
+        Ok(Loaded { services, warnings }) => {
+            journal_warnings(sup, &warnings, touched);
             let changed = services
                 .iter()
                 .filter(|s| touched.is_none_or(|t| t.contains(&s.name)));

@@ -154,3 +154,37 @@ memory = "64M"
     let reason = check["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("(max-age 0ms)"), "{}", vigil.diagnostics());
 }
+
+/// A program that is not installed (yet) is that one service's problem,
+/// not the directory's: `vigil run` starts the others, the service's
+/// start ends as a `spawn-error` under its restart policy, and the
+/// manifest's warning is filed under it (`vigil journal app`).
+#[test]
+fn a_missing_program_fails_only_its_own_service() {
+    let setup = Setup::new("missing-program");
+    setup.service(
+        "app",
+        &format!(
+            "{}restart = \"never\"\n",
+            command(&["no-such-program-vigil-run"])
+        ),
+    );
+    setup.service("ok", &command(&["sleep", "100"]));
+    let vigil = setup.run();
+    vigil.wait_event(|e| is(e, "ok", "ready"), SOON);
+    let error = vigil.wait_event(|e| is(e, "app", "spawn-error"), SOON);
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("no-such-program-vigil-run")),
+        "{error}"
+    );
+    let warning = vigil.wait_event(|e| is(e, "app", "warning"), SOON);
+    assert!(
+        warning["message"]
+            .as_str()
+            .is_some_and(|m| m
+                .contains("app/service.toml:command: `no-such-program-vigil-run` is not in PATH")),
+        "{warning}"
+    );
+}

@@ -50,10 +50,22 @@ pub fn load_service(dir: &Path, problems: &mut Vec<Problem>) -> Option<Service> 
     service.filter(|_| valid)
 }
 
+/// A checks directory that can run: its services, and what is wrong but
+/// only at run time (a program not installed yet), for the journal.
+#[derive(Debug)]
+pub struct Loaded {
+    pub services: Vec<Service>,
+    /// Each names its file and field, like a problem; the service still
+    /// runs (and a missing program ends as its `spawn-error`).
+    pub warnings: Vec<Problem>,
+}
+
 /// Load every service directory under `dir` (see [`scan_dir`] for what is
-/// one).
-pub fn load_dir(dir: &Path) -> Result<Vec<Service>, ValidationReport> {
+/// one). Refused with every problem when any manifest is wrong (its
+/// warnings listed after them); a warning alone does not refuse.
+pub fn load_dir(dir: &Path) -> Result<Loaded, ValidationReport> {
     let mut problems = Vec::new();
+    let mut all_warnings = Vec::new();
     let mut services = Vec::new();
     let (dirs, ignored) = match scan_dir(dir) {
         Ok(scan) => scan,
@@ -75,7 +87,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Service>, ValidationReport> {
     let mut all = Vec::new();
     for d in &dirs {
         let (service, mut found, mut warnings) = load(d);
-        found.append(&mut warnings);
+        all_warnings.append(&mut warnings);
         let valid = found.is_empty();
         problems.append(&mut found);
         // A broken service still takes part in the cross-service checks
@@ -89,8 +101,12 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Service>, ValidationReport> {
     }
     graph::check_dependencies(&all, &names, &mut problems);
     if problems.is_empty() {
-        Ok(services)
+        Ok(Loaded {
+            services,
+            warnings: all_warnings,
+        })
     } else {
+        problems.append(&mut all_warnings);
         Err(ValidationReport { problems })
     }
 }

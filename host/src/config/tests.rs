@@ -24,7 +24,7 @@ fn service(root: &Path, name: &str, manifest: &str) -> PathBuf {
 
 fn problems(root: &Path) -> Vec<String> {
     match load_dir(root) {
-        Ok(_) => vec![],
+        Ok(loaded) => loaded.warnings.iter().map(|p| p.to_string()).collect(),
         Err(r) => r.problems.iter().map(|p| p.to_string()).collect(),
     }
 }
@@ -53,7 +53,7 @@ fn scalars() {
 fn minimal_manifest_gets_defaults() {
     let t = TempDir::new("cfg-min");
     service(&t.0, "web", "command = [\"sleep\", \"100\"]\n");
-    let services = load_dir(&t.0).expect("valid");
+    let services = load_dir(&t.0).expect("valid").services;
     let s = &services[0];
     assert_eq!(s.name, "web");
     assert_eq!(
@@ -108,7 +108,7 @@ failure-threshold = 2
     );
     std::fs::write(d.join("live.wasm"), b"\0asm").expect("write wasm");
     service(&t.0, "db", "command = [\"sleep\", \"100\"]\n");
-    let services = load_dir(&t.0).expect("valid");
+    let services = load_dir(&t.0).expect("valid").services;
     let api = services.iter().find(|s| s.name == "api").expect("api");
     assert_eq!(api.command.as_ref().map(|c| c[0].as_str()), Some("/bin/sh"));
     assert_eq!(api.env, vec![("MODE".into(), "prod".into())]);
@@ -271,7 +271,7 @@ fn loader_only_directory_is_a_service() {
     let d = t.0.join("dyn");
     std::fs::create_dir_all(&d).expect("mkdir");
     std::fs::write(d.join(LOADER), b"\0asm").expect("write");
-    let services = load_dir(&t.0).expect("valid");
+    let services = load_dir(&t.0).expect("valid").services;
     assert_eq!(services[0].command, None);
     assert_eq!(
         services[0].loader.as_ref().map(|l| l.path.clone()),
@@ -296,7 +296,7 @@ fn loader_only_directory_is_a_service() {
     )
     .expect("write");
     std::fs::write(t.0.join("other").join(LOADER), b"\0asm").expect("write");
-    let services = load_dir(&t.0).expect("valid");
+    let services = load_dir(&t.0).expect("valid").services;
     let other = services.iter().find(|s| s.name == "other").expect("other");
     assert_eq!(
         other.loader.as_ref().map(|l| l.config.clone()),
@@ -337,7 +337,7 @@ fn notify_fields_need_notify_and_valid_durations() {
         "n",
         "command = [\"sleep\", \"1\"]\nnotify = true\nwatchdog-sec = \"5s\"\n",
     );
-    let services = load_dir(&t.0).expect("valid");
+    let services = load_dir(&t.0).expect("valid").services;
     assert_eq!(
         services[0].notify,
         Some(NotifySpec {
