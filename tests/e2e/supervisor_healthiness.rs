@@ -387,3 +387,36 @@ fn initial_delay_is_a_lower_bound() {
         );
     }
 }
+
+/// `failure-threshold` in `[checks.startup]` ends a start after that many
+/// failures in a row, long before its `startup-timeout` (10 minutes
+/// here: the test's wait is 30 s, so a stop within it is the threshold's).
+#[test]
+fn startup_failure_threshold_ends_the_start_before_its_timeout() {
+    let setup = Setup::new("startup-threshold");
+    let port = closed_port();
+    setup.service(
+        "slow",
+        &format!(
+            r#"{command}restart = "never"
+[checks.startup]
+check = "builtin:tcp"
+period = "100ms"
+failure-threshold = 3
+startup-timeout = "10m"
+[checks.startup.config]
+host = "127.0.0.1"
+port = "{port}"
+[grants]
+hosts = ["tcp://127.0.0.1:{port}"]
+"#,
+            command = command(&["sleep", "300"]),
+        ),
+    );
+    let vigil = setup.run();
+    let stopping = vigil.wait_event(|e| is(e, "slow", "stopping"), SOON);
+    assert_eq!(stopping["cause"], "startup", "{stopping}");
+    let reason = stopping["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("failed 3/3"), "{stopping}");
+    vigil.wait_event(|e| is(e, "slow", "gave-up"), SOON);
+}

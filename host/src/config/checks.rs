@@ -93,6 +93,9 @@ fn resolve_check(
             *slot = v;
         }
     }
+    if phase == Phase::Startup {
+        spec.startup_failures = rc.failure_threshold;
+    }
     if phase == Phase::Liveness && spec.success_threshold != 1 && rc.success_threshold.is_some() {
         c.push(
             f("success-threshold"),

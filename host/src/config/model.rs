@@ -201,6 +201,12 @@ pub struct CheckSpec {
     pub success_threshold: u32,
     /// Startup only: how long `retry` may keep the service starting.
     pub startup_timeout: Duration,
+    /// Startup only: after this many consecutive failed checks (`retry`,
+    /// a trap or a timeout, one period apart) the start fails, as
+    /// Kubernetes' `failureThreshold` of a startup probe; whichever of this
+    /// and `startup_timeout` comes first ends it. `None` (the key absent):
+    /// only the timeout does.
+    pub startup_failures: Option<u32>,
     pub config: Vec<(String, String)>,
 }
 
@@ -218,6 +224,7 @@ impl CheckSpec {
             failure_threshold: 3,
             success_threshold: 1,
             startup_timeout: Duration::from_secs(60),
+            startup_failures: None,
             config: Vec::new(),
         }
     }

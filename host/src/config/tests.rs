@@ -98,6 +98,7 @@ memory = "32MiB"
 check = "builtin:tcp"
 period = "200ms"
 startup-timeout = "10s"
+failure-threshold = 30
 [checks.startup.config]
 port = "8080"
 
@@ -133,10 +134,12 @@ failure-threshold = 2
     assert_eq!(startup.check, CheckSource::Builtin("tcp".into()));
     assert_eq!(startup.period, Duration::from_millis(200));
     assert_eq!(startup.startup_timeout, Duration::from_secs(10));
+    assert_eq!(startup.startup_failures, Some(30));
     assert_eq!(startup.config, vec![("port".into(), "8080".into())]);
     let live = api.checks.liveness.as_ref().expect("liveness");
     assert_eq!(live.check, CheckSource::File(api.dir.join("live.wasm")));
     assert_eq!(live.failure_threshold, 2);
+    assert_eq!(live.startup_failures, None, "startup only");
     assert_eq!(api.after, vec!["db".to_string()]);
 }
 

@@ -68,6 +68,7 @@ fn check(period_ms: u64, failure: u32) -> CheckSpec {
         failure_threshold: failure,
         success_threshold: 1,
         startup_timeout: Duration::from_secs(10),
+        startup_failures: None,
         config: vec![],
     }
 }

@@ -188,8 +188,22 @@ impl ServiceState {
     ) {
         match phase {
             Phase::Startup => {
-                if outcome.counts_as_retry() {
-                    self.schedule(TimerKind::Check(phase), spec.period, fx); // the startup timeout bounds this
+                let past_threshold = spec.startup_failures.is_some_and(|n| fail_count >= n);
+                if outcome.counts_as_retry() && past_threshold {
+                    let why = Why::new(
+                        Cause::Startup,
+                        format!(
+                            "startup {} failed {fail_count}/{}: {}",
+                            spec.check,
+                            spec.startup_failures.unwrap_or_default(),
+                            outcome.reason().unwrap_or_default()
+                        ),
+                    );
+                    self.check_failed(now, phase, outcome, why, fx);
+                } else if outcome.counts_as_retry() {
+                    // Until the threshold, if any; the startup timeout
+                    // bounds this in any case.
+                    self.schedule(TimerKind::Check(phase), spec.period, fx);
                 } else {
                     let why = Why::new(
                         Cause::Startup,

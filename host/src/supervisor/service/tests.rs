@@ -40,6 +40,7 @@ fn check(period_ms: u64, failure: u32, success: u32) -> CheckSpec {
         failure_threshold: failure,
         success_threshold: success,
         startup_timeout: Duration::from_secs(10),
+        startup_failures: None,
         config: vec![],
     }
 }
@@ -436,6 +437,48 @@ fn startup_error_or_timeout_fails_the_start() {
     sim.check(Phase::Startup, Verdict::Error("bad".into()));
     sim.exit(ExitStatus::Code(0), Duration::from_millis(50));
     assert_eq!(sim.s.status(), Status::Failed);
+}
+
+/// `failure-threshold` in `[checks.startup]`, with Kubernetes' meaning:
+/// that many consecutive failures (retry, trap, timeout), one period
+/// apart, fail the start before `startup-timeout` would (an ok is the
+/// start itself, so the failures are always in a row).
+#[test]
+fn startup_failure_threshold_fails_the_start_before_the_timeout() {
+    let mut svc = service();
+    let mut spec = check(100, 3, 1);
+    spec.startup_failures = Some(3);
+    svc.checks.startup = Some(spec);
+    let mut sim = Sim::running(&svc, 9);
+    for outcome in [
+        Verdict::Retry("refused".into()),
+        Verdict::Trapped("panic".into()),
+    ] {
+        let fx = sim.check(Phase::Startup, outcome);
+        assert_eq!(sim.s.status(), Status::Starting);
+        assert_eq!(
+            scheduled(&fx, TimerKind::Check(Phase::Startup)),
+            Some(Duration::from_millis(100))
+        );
+    }
+    let fx = sim.check(Phase::Startup, Verdict::TimedOut);
+    assert_eq!(sim.s.status(), Status::Stopping, "{fx:?}");
+    assert!(
+        journal(&fx).iter().any(|j| matches!(
+            j,
+            Journal::Stopping { cause: Cause::Startup, reason, .. }
+                if reason.contains("failed 3/3")
+        )),
+        "{fx:?}"
+    );
+
+    // Without the key only the startup timeout ends a start.
+    svc.checks.startup = Some(check(100, 3, 1));
+    let mut sim = Sim::running(&svc, 9);
+    for _ in 0..10 {
+        sim.check(Phase::Startup, Verdict::Retry("refused".into()));
+    }
+    assert_eq!(sim.s.status(), Status::Starting);
 }
 
 #[test]
