@@ -109,3 +109,51 @@ fn status_exit_code_last_exit_and_a_failing_services_stderr() {
     assert!(journal.contains(" web spawned pid="), "{journal}");
     assert!(!journal.contains("start_time="), "{journal}");
 }
+
+/// What a waiting service waits for, and how close a failing phase is to
+/// acting (`readiness N/1000`), are in `vigil status`, JSON and table.
+#[test]
+fn status_shows_what_a_service_waits_for_and_its_failure_count() {
+    let setup = Setup::new("status-waiting");
+    let port = crate::support::closed_port();
+    setup.service(
+        "db",
+        &format!(
+            r#"{command}
+[checks.readiness]
+check = "builtin:tcp"
+period = "100ms"
+failure-threshold = 1000
+[checks.readiness.config]
+host = "127.0.0.1"
+port = "{port}"
+[grants]
+hosts = ["tcp://127.0.0.1:{port}"]
+"#,
+            command = command(&["sleep", "300"]),
+        ),
+    );
+    setup.service(
+        "api",
+        &format!("{}after = [\"db\"]\n", command(&["sleep", "300"])),
+    );
+    let vigil = setup.run();
+    crate::support::wait_socket(&vigil);
+    // Two failures in a row at least: the count is the consecutive one.
+    let db = crate::support::wait_status(&vigil, "db", |s| {
+        s["failing"]
+            .as_str()
+            .and_then(|f| f.strip_prefix("readiness "))
+            .and_then(|f| f.strip_suffix("/1000"))
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n >= 2)
+    });
+    assert_eq!(db["state"], "running", "{db}");
+    let api = crate::support::wait_status(&vigil, "api", |s| s["state"] == "waiting");
+    assert_eq!(api["waiting_for"], serde_json::json!(["db"]), "{api}");
+    let out = cli(&vigil.state, &["status"]);
+    let table = text(&out.stdout);
+    assert!(table.contains("waiting: db"), "{table}");
+    assert!(table.contains("readiness retry "), "{table}");
+    assert!(table.contains("/1000: "), "{table}");
+}

@@ -263,6 +263,15 @@ fn row(s: &ServiceStatus, last: Option<&LastExit>, view: &View) -> [String; 8] {
                 Some(p) => format!("{p} {outcome}"),
                 None => outcome.clone(),
             };
+            // How close the failing phase is to acting (`liveness 2/3`),
+            // when the last check was of that phase.
+            if let Some(failing) = &s.failing
+                && let Some((phase, count)) = failing.split_once(' ')
+                && s.last_phase.as_deref() == Some(phase)
+            {
+                text.push(' ');
+                text.push_str(count);
+            }
             if let Some(r) = reason {
                 text.push_str(": ");
                 text.push_str(&cut(r, 60));
@@ -270,10 +279,21 @@ fn row(s: &ServiceStatus, last: Option<&LastExit>, view: &View) -> [String; 8] {
             text
         }
     };
-    let state = match &s.status_text {
-        Some(t) if !t.is_empty() => format!("{} ({})", s.state, cut(t, 30)),
-        _ => s.state.clone(),
-    };
+    let mut state = s.state.clone();
+    if !s.waiting_for.is_empty() {
+        let names: Vec<String> = s
+            .waiting_for
+            .iter()
+            .map(|n| untrusted::line(n).into_owned())
+            .collect();
+        state.push_str(&format!(": {}", names.join(", ")));
+    }
+    if let Some(secs) = s.restart_in_secs {
+        state.push_str(&format!(" {}", uptime(secs.ceil())));
+    }
+    if let Some(t) = s.status_text.as_deref().filter(|t| !t.is_empty()) {
+        state.push_str(&format!(" ({})", cut(t, 30)));
+    }
     [
         untrusted::line(&s.name).into_owned(),
         state,
@@ -336,7 +356,32 @@ mod tests {
             check_latency_ms: Some(0.42),
             status_text: None,
             finished: false,
+            failing: None,
+            waiting_for: Vec::new(),
+            restart_in_secs: None,
         }
+    }
+
+    /// What a service waits for and how close its failing checks are to
+    /// acting are in the table: `waiting: db`, `backoff 15s`, `liveness
+    /// retry 2/3`.
+    #[test]
+    fn waiting_backoff_and_failure_counts_are_shown() {
+        let mut waiting = service("api", "waiting");
+        waiting.waiting_for = vec!["db".into(), "cache".into()];
+        waiting.last_outcome = None;
+        let mut backoff = service("web", "backoff");
+        backoff.restart_in_secs = Some(14.2);
+        let mut sick = service("db", "ready");
+        sick.last_phase = Some("liveness".into());
+        sick.failing = Some("liveness 2/3".into());
+        let text = table(&[waiting, backoff, sick], &no_exits(), &view(false, false));
+        assert!(text.contains("waiting: db, cache"), "{text}");
+        assert!(text.contains("backoff 15s"), "{text}");
+        assert!(
+            text.contains("liveness retry 2/3: connection refused"),
+            "{text}"
+        );
     }
 
     fn view(colour: bool, shorten: bool) -> View {

@@ -46,6 +46,17 @@ pub struct ServiceStatus {
     /// was clean, which satisfies its dependents' `after`.
     #[serde(default)]
     pub finished: bool,
+    /// The phase whose checks fail now, as `liveness 2/3` (failures in a
+    /// row / the threshold that acts on them; `startup 4` when only the
+    /// startup timeout does).
+    #[serde(default)]
+    pub failing: Option<String>,
+    /// While `waiting`: the services of its `after` list not ready yet.
+    #[serde(default)]
+    pub waiting_for: Vec<String>,
+    /// While in `backoff`: seconds until the restart.
+    #[serde(default)]
+    pub restart_in_secs: Option<f64>,
 }
 
 /// The body of every error answer.

@@ -251,6 +251,17 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
         check_latency_ms: check.map(|c| c.latency.as_secs_f64() * 1000.0),
         status_text: snap.status_text.clone(),
         finished: snap.status == Status::Exited && snap.satisfies_after,
+        failing: snap
+            .failing
+            .map(|(phase, failures, threshold)| match threshold {
+                Some(t) => format!("{phase} {failures}/{t}"),
+                None => format!("{phase} {failures}"),
+            }),
+        waiting_for: snap.waiting_for.clone(),
+        restart_in_secs: snap.restart_at.map(|at| {
+            at.saturating_duration_since(tokio::time::Instant::now())
+                .as_secs_f64()
+        }),
     }
 }
 

@@ -79,6 +79,9 @@ mod tests {
                     check_latency_ms: None,
                     status_text: None,
                     finished: false,
+                    failing: None,
+                    waiting_for: Vec::new(),
+                    restart_in_secs: None,
                 })
                 .collect(),
         }

@@ -165,12 +165,23 @@ impl Shared {
     }
 
     fn deps_satisfied(&self, service: &Service) -> bool {
+        self.unsatisfied_deps(service).is_empty()
+    }
+
+    /// The services in `service`'s `after` list that do not satisfy it yet
+    /// (what a `waiting` service waits for).
+    fn unsatisfied_deps(&self, service: &Service) -> Vec<String> {
         let services = self.services.read_unpoisoned();
-        service.after.iter().all(|d| {
-            services
-                .get(d)
-                .is_some_and(|h| h.snapshot.borrow().satisfies_after)
-        })
+        service
+            .after
+            .iter()
+            .filter(|d| {
+                !services
+                    .get(*d)
+                    .is_some_and(|h| h.snapshot.borrow().satisfies_after)
+            })
+            .cloned()
+            .collect()
     }
 
     /// `name` changed: tell every service waiting on it.

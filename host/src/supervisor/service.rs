@@ -239,6 +239,23 @@ impl ServiceState {
         self.startup_passed
     }
 
+    /// The phase whose checks fail now (the longest run of failures), its
+    /// consecutive failures, and the threshold that acts on them.
+    pub fn failing(&self) -> Option<(Phase, u32, Option<u32>)> {
+        Phase::ALL
+            .into_iter()
+            .filter_map(|phase| {
+                let spec = self.checks.get(phase)?;
+                let failures = self.counters[idx(phase)].consecutive_fail;
+                let threshold = match phase {
+                    Phase::Startup => spec.startup_failures,
+                    _ => Some(spec.failure_threshold),
+                };
+                (failures > 0).then_some((phase, failures, threshold))
+            })
+            .max_by_key(|(_, failures, _)| *failures)
+    }
+
     /// True when services that list this one in `after` may start: it is
     /// ready, or it is a one-shot (`restart = "never"`) that exited cleanly.
     pub fn satisfies_after(&self) -> bool {

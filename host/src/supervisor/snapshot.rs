@@ -32,6 +32,14 @@ pub struct Snapshot {
     pub last_check: Option<CheckResult>,
     /// `STATUS=` from a notify child.
     pub status_text: Option<String>,
+    /// The phase whose checks are failing now, how many times in a row,
+    /// and the threshold that acts on them (none: a startup check without
+    /// `failure-threshold`, which only its timeout ends).
+    pub failing: Option<(Phase, u32, Option<u32>)>,
+    /// While `waiting`: the services of its `after` list not ready yet.
+    pub waiting_for: Vec<String>,
+    /// While in `backoff`: when the restart is due.
+    pub restart_at: Option<tokio::time::Instant>,
 }
 
 /// One finished check run, as the service task measured it.
@@ -57,6 +65,11 @@ impl Snapshot {
             startup_passed: state.has_passed_startup(),
             last_check: local.last_check.clone(),
             status_text: local.status_text.clone(),
+            failing: state.failing(),
+            waiting_for: local.waiting_for.clone(),
+            restart_at: local
+                .restart_at
+                .filter(|_| state.status() == Status::Backoff),
         }
     }
 

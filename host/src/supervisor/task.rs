@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::notify::{Groups, Inbox, Notification};
 use super::service::{Effect, Event, Notify, ServiceState, TimerKind};
+use super::state::Status;
 use super::timers::{self, Timers};
 use super::{CheckResult, ProbeTarget, Shared, Snapshot, logs, reaper, spawn, stop};
 use crate::config::Service;
@@ -125,6 +126,11 @@ pub(super) async fn service_task(
             local.status_text = None;
         }
         local.list_group(&shared.groups, state.pid().filter(|_| svc.notify.is_some()));
+        local.waiting_for = if state.status() == Status::Waiting {
+            shared.unsatisfied_deps(&svc)
+        } else {
+            Vec::new()
+        };
         let snap = Snapshot::of(&state, &local);
         let old = snap_tx.borrow().clone();
         if old != snap {
@@ -163,6 +169,10 @@ pub(super) struct Local {
     pub(super) last_check: Option<CheckResult>,
     /// `STATUS=` from the current (notify) child.
     pub(super) status_text: Option<String>,
+    /// While `waiting`: the services of `after` not ready yet.
+    pub(super) waiting_for: Vec<String>,
+    /// When the last restart delay (backoff) ends.
+    pub(super) restart_at: Option<tokio::time::Instant>,
     timers: Timers,
     /// Where the notify socket puts this service's messages.
     inbox: Arc<Inbox>,
@@ -176,6 +186,8 @@ impl Local {
             started_wall: SystemTime::now(),
             last_check: None,
             status_text: None,
+            waiting_for: Vec::new(),
+            restart_at: None,
             timers: Timers::default(),
             inbox: Inbox::new(),
             notify_group: None,
@@ -308,7 +320,11 @@ async fn perform(
         } => {
             let is_check = matches!(timer.kind, TimerKind::Check(_));
             let now = tokio::time::Instant::now();
-            let Some(deadline) = timers::deadline(now, after, spread, may_jitter, is_check) else {
+            let deadline = timers::deadline(now, after, spread, may_jitter, is_check);
+            if timer.kind == TimerKind::Backoff {
+                local.restart_at = Some(deadline.unwrap_or(now));
+            }
+            let Some(deadline) = deadline else {
                 // No timer round trip (tokio's timers tick in whole
                 // milliseconds): a zero backoff restarts at once.
                 return Some(Event::Timer(timer));
