@@ -80,3 +80,63 @@ fn start_after_ready_and_stop_in_reverse() {
     assert_eq!(quit["kind"], "quit", "{}", vigil.diagnostics());
     assert_eq!(quit["clean"], true);
 }
+
+/// Dependencies hold through restarts and stops (README "Dependencies"):
+/// `vigil stop db` stops `api` (`requires = ["db"]`) with the cause
+/// `dependency`, but not `web` (`after` only); `vigil restart web` while
+/// db is down answers that web waits for db, and spawns nothing; `vigil
+/// start db` brings both back, each exactly once.
+#[test]
+fn requires_follows_its_dependency_and_restarts_wait_for_it() {
+    let setup = Setup::new("deps-requires");
+    setup.service("db", &command(&["sleep", "300"]));
+    setup.service(
+        "api",
+        &format!("{}requires = [\"db\"]\n", command(&["sleep", "301"])),
+    );
+    setup.service(
+        "web",
+        &format!("{}after = [\"db\"]\n", command(&["sleep", "302"])),
+    );
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let (_, api_pid) = vigil.wait_spawned(0, "api");
+    let (_, web_pid) = vigil.wait_spawned(0, "web");
+    wait_status(&vigil, "api", |s| s["state"] == "ready");
+    wait_status(&vigil, "web", |s| s["state"] == "ready");
+
+    let out = cli(&vigil.state, &["stop", "db"]);
+    expect_code(&out, 0, "vigil stop db");
+    let stopping = vigil.wait_event(|e| is(e, "api", "stopping"), SOON);
+    assert_eq!(stopping["cause"], "dependency", "{stopping}");
+    assert_eq!(stopping["reason"], "db stopped", "{stopping}");
+    let api = wait_status(&vigil, "api", |s| s["state"] == "waiting");
+    assert_eq!(api["waiting_for"], serde_json::json!(["db"]), "{api}");
+    // `after` alone does not stop a running dependent.
+    assert!(alive(web_pid), "{}", vigil.diagnostics());
+
+    let out = cli(&vigil.state, &["restart", "web"]);
+    expect_code(&out, 0, "vigil restart web");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("web: waiting for db"), "{said}");
+    wait_status(&vigil, "web", |s| s["state"] == "waiting");
+    // Once more while waiting: nothing changes (no wedge, no second child).
+    let out = cli(&vigil.state, &["restart", "web"]);
+    expect_code(&out, 0, "vigil restart web, waiting");
+
+    let out = cli(&vigil.state, &["start", "db"]);
+    expect_code(&out, 0, "vigil start db");
+    let api = wait_status(&vigil, "api", |s| s["state"] == "ready");
+    let web = wait_status(&vigil, "web", |s| s["state"] == "ready");
+    assert_ne!(api["pid"], api_pid, "{api}");
+    assert_ne!(web["pid"], web_pid, "{web}");
+    let spawns = |name: &str| {
+        vigil
+            .journal()
+            .iter()
+            .filter(|e| is(e, name, "spawned"))
+            .count()
+    };
+    assert_eq!(spawns("api"), 2, "{}", vigil.diagnostics());
+    assert_eq!(spawns("web"), 2, "{}", vigil.diagnostics());
+}

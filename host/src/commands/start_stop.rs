@@ -41,7 +41,19 @@ pub async fn run(action: Action, args: ServiceArgs) -> Exit {
                 .uptime_secs
                 .map(|u| format!(", up {}", uptime(u)))
                 .unwrap_or_default();
-            if applied.settled {
+            if applied.settled && !s.waiting_for.is_empty() {
+                // A start or restart waits for `after`: say for what.
+                let names: Vec<String> = s
+                    .waiting_for
+                    .iter()
+                    .map(|n| crate::untrusted::line(n).into_owned())
+                    .collect();
+                println!(
+                    "{name}: waiting for {} (it starts once they are ready)",
+                    names.join(", ")
+                );
+                Exit::Ok
+            } else if applied.settled {
                 println!("{name}: {}{pid}{up}", s.state);
                 Exit::Ok
             } else {

@@ -18,13 +18,18 @@ pub(super) fn check_dependencies(
     for s in services {
         for a in &s.after {
             if !names.contains(a) {
+                let key = if s.requires.contains(a) {
+                    "requires"
+                } else {
+                    "after"
+                };
                 let fix = match did_you_mean(a, &known) {
                     Some(m) => format!("did you mean \"{m}\"?"),
-                    None => format!("create the service directory `{a}` or remove it from `after`"),
+                    None => format!("create the service directory `{a}` or remove it from `{key}`"),
                 };
                 problems.push(Problem {
                     path: s.dir.join(MANIFEST),
-                    field: "after".into(),
+                    field: key.into(),
                     problem: format!("unknown service \"{a}\""),
                     fix,
                 });

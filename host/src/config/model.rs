@@ -31,8 +31,14 @@ pub struct Service {
     pub stop_signal: Signal,
     pub stop_grace: Duration,
     pub restart: RestartPolicy,
-    /// Services that must be ready before this one starts.
+    /// Services that must be ready before this one starts, every time it
+    /// starts (first start, a restart by policy, reload or operator).
+    /// Includes every entry of `requires`.
     pub after: Vec<String>,
+    /// Services this one cannot run without (systemd's `BindsTo=`): when
+    /// one stops or its child dies, this one is stopped (cause
+    /// `dependency`), and started again once it is ready.
+    pub requires: Vec<String>,
     /// `notify = true`: the child speaks systemd's notify protocol
     /// (`READY=1`, `WATCHDOG=1`, `STATUS=`) on its own `NOTIFY_SOCKET`.
     pub notify: Option<NotifySpec>,

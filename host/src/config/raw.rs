@@ -24,6 +24,7 @@ pub struct RawService {
     pub give_up: Option<RawGiveUp>,
     pub success_codes: Option<Vec<i32>>,
     pub after: Option<Vec<String>>,
+    pub requires: Option<Vec<String>>,
     pub notify: Option<bool>,
     pub watchdog_sec: Option<String>,
     pub notify_timeout: Option<String>,
@@ -139,7 +140,7 @@ where
 /// The fix for a key of the wrong type: what a value of it looks like.
 fn expected_fix(key: &str) -> String {
     match key {
-        "command" | "after" | "inherit-env" | "hosts" | "paths" => {
+        "command" | "after" | "requires" | "inherit-env" | "hosts" | "paths" => {
             format!("`{key}` is a list of strings, e.g. [\"a\", \"b\"]")
         }
         "backoff" => "a list of durations, e.g. [\"0s\", \"5s\"]".into(),

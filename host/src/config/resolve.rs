@@ -42,6 +42,7 @@ pub(super) fn resolve(
         give_up,
         success_codes,
         after,
+        requires,
         notify,
         watchdog_sec,
         notify_timeout,
@@ -56,7 +57,14 @@ pub(super) fn resolve(
     let (env, inherit_env) = resolve_env(env, inherit_env, c);
     let (stop_signal, stop_grace) = resolve_stop(stop_signal, stop_grace, c);
     let restart = resolve_restart(restart, backoff, stable_uptime, give_up, success_codes, c);
-    let after = resolve_after(name, after, c);
+    let requires = resolve_after(name, "requires", requires, c);
+    let mut after = resolve_after(name, "after", after, c);
+    // What a service requires it also starts after.
+    for r in &requires {
+        if !after.contains(r) {
+            after.push(r.clone());
+        }
+    }
     let grants = resolve_grants(&dir, grants, c);
     let checks = resolve_checks(&dir, checks, c);
     let loader = resolve_loader(&dir, has_loader, loader, c);
@@ -72,6 +80,7 @@ pub(super) fn resolve(
         stop_grace,
         restart,
         after,
+        requires,
         notify,
         grants,
         checks,
@@ -313,22 +322,27 @@ fn resolve_restart(
     }
 }
 
-/// `after`: each dependency once, never the service itself (the names are
-/// checked across services by the graph).
-fn resolve_after(name: &str, after: Option<Vec<String>>, c: &mut Collector<'_>) -> Vec<String> {
+/// `after` or `requires` (`key`): each dependency once, never the service
+/// itself (the names are checked across services by the graph).
+fn resolve_after(
+    name: &str,
+    key: &str,
+    after: Option<Vec<String>>,
+    c: &mut Collector<'_>,
+) -> Vec<String> {
     let after = after.unwrap_or_default();
     let mut seen = BTreeSet::new();
     for a in &after {
         if a == name {
             c.push(
-                "after",
+                key,
                 "a service cannot wait for itself",
-                format!("remove \"{a}\" from `after`"),
+                format!("remove \"{a}\" from `{key}`"),
             );
         }
         if !seen.insert(a) {
             c.push(
-                "after",
+                key,
                 format!("\"{a}\" is listed twice"),
                 "list each dependency once",
             );

@@ -52,6 +52,7 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         stop_grace: Duration::from_secs(2),
         restart: RestartPolicy::default(),
         after: vec![],
+        requires: vec![],
         notify: None,
         grants: GrantSpec::default(),
         checks: Checks::default(),

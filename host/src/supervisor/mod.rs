@@ -184,6 +184,22 @@ impl Shared {
             .collect()
     }
 
+    /// `name`'s child is going or gone: stop every service that requires
+    /// it (each starts again once its dependencies are ready).
+    fn dependency_gone(&self, name: &str) {
+        let dependents: Vec<String> = {
+            let services = self.services.read_unpoisoned();
+            services
+                .values()
+                .filter(|h| h.service.requires.iter().any(|r| r == name))
+                .map(|h| h.service.name.clone())
+                .collect()
+        };
+        for d in dependents {
+            self.send(&d, Event::DependencyGone(name.to_string()));
+        }
+    }
+
     /// `name` changed: tell every service waiting on it.
     fn notify_dependents(&self, name: &str) {
         let dependents: Vec<Arc<Service>> = {

@@ -46,7 +46,7 @@ use nix::sys::signal::Signal;
 
 use super::state::{Status, can_transition};
 use crate::config::{Checks, NotifySpec, RestartMode, RestartPolicy, Service};
-use crate::journal::Event as Journal;
+use crate::journal::{Cause, Event as Journal};
 use crate::wasm::{ExitStatus, Phase, Verdict};
 pub use events::{Action, Effect, Event, History, LoaderEvent, Notify, Timer, TimerKind, Why};
 use policy::RestartBook;
@@ -278,6 +278,16 @@ impl ServiceState {
                     self.spawn(&mut fx);
                 }
             }
+            Event::DependencyGone(name) => {
+                if matches!(
+                    self.status,
+                    Status::Starting | Status::Running | Status::Ready
+                ) {
+                    // Started again (through `waiting`) once it is ready.
+                    let why = Why::new(Cause::Dependency, format!("{name} stopped"));
+                    self.begin_stop(AfterStop::Restart(Duration::ZERO), why, &mut fx);
+                }
+            }
             Event::Spawned { pid, start_time } => self.on_spawned(now, pid, start_time, &mut fx),
             Event::SpawnFailed(error) => {
                 if self.status == Status::Starting && self.pid.is_none() {
@@ -422,6 +432,15 @@ impl ServiceState {
     }
 
     fn spawn(&mut self, fx: &mut Vec<Effect>) {
+        if !self.deps_ready {
+            // Every start waits for `after`, not only the first: a restart
+            // (by policy, reload or operator) while a dependency is not
+            // ready waits for it. A new epoch drops the timers of the
+            // last life.
+            self.epoch += 1;
+            self.set(Status::Waiting, fx);
+            return;
+        }
         if !self.set(Status::Starting, fx) {
             return;
         }

@@ -148,6 +148,14 @@ pub(super) async fn service_task(
             if old.satisfies_after != snap.satisfies_after || old.status != snap.status {
                 shared.notify_dependents(&svc.name);
             }
+            // Its child is going (a stop) or gone (an exit, a crash, a
+            // quick restart): what `requires` it stops too. After the
+            // dependents heard it is not ready, so their restart waits.
+            let gone = (old.pid.is_some() && old.pid != snap.pid)
+                || (snap.status == Status::Stopping && old.status != Status::Stopping);
+            if gone {
+                shared.dependency_gone(&svc.name);
+            }
         }
         // Removed by a reload: the task ends once nothing of its child is
         // left (a stop that outlasted the reload's wait is still seen

@@ -124,6 +124,9 @@ pub enum Event {
     Restart(Why),
     /// Whether everything in `after` is satisfied now.
     Dependencies(bool),
+    /// A service in `requires` stopped or its child died: stop this one
+    /// too; it starts again once its dependencies are ready.
+    DependencyGone(String),
     /// The shell spawned the child.
     Spawned {
         pid: i32,

@@ -24,6 +24,7 @@ fn service() -> Service {
         stop_grace: Duration::from_secs(3),
         restart: RestartPolicy::default(),
         after: vec![],
+        requires: vec![],
         notify: None,
         grants: GrantSpec::default(),
         checks: Checks::default(),
@@ -692,6 +693,84 @@ fn dependencies_gate_the_first_start() {
     sim.on(Event::Start);
     sim.on(Event::Stop(Why::operator("vigil stop")));
     assert!(sim.on(Event::Dependencies(true)).is_empty());
+    assert_eq!(sim.s.status(), Status::Stopped);
+}
+
+/// Every start waits for `after`, not only the first: a restart by policy
+/// or by the operator while a dependency is not ready goes to `waiting`
+/// and starts once it is; a restart asked while waiting changes nothing
+/// (process-compose#530: it must not wedge the service or spawn twice).
+#[test]
+fn restarts_wait_for_dependencies_too() {
+    let mut svc = service();
+    svc.after = vec!["db".into()];
+    svc.restart.backoff = vec![Duration::from_secs(1)];
+    let mut sim = Sim::new(&svc);
+    sim.on(Event::Dependencies(true));
+    sim.on(Event::Start);
+    sim.on(Event::Spawned {
+        pid: 7,
+        start_time: None,
+    });
+    assert_eq!(sim.s.status(), Status::Ready);
+    // db goes away; then the child crashes.
+    assert!(sim.on(Event::Dependencies(false)).is_empty());
+    sim.exit(ExitStatus::Code(1), Duration::from_secs(5));
+    assert_eq!(sim.s.status(), Status::Backoff);
+    let fx = sim.timer(TimerKind::Backoff);
+    assert_eq!(sim.s.status(), Status::Waiting, "{fx:?}");
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Spawn { .. })));
+    // The operator's restart while waiting: still waiting, nothing spawned.
+    let fx = sim.on(Event::Restart(Why::operator("vigil restart")));
+    assert!(fx.is_empty(), "{fx:?}");
+    let fx = sim.on(Event::Dependencies(true));
+    assert_eq!(
+        fx.iter()
+            .filter(|e| matches!(e, Effect::Spawn { .. }))
+            .count(),
+        1,
+        "{fx:?}"
+    );
+    assert_eq!(sim.s.status(), Status::Starting);
+}
+
+/// `requires`: when the dependency stops or its child dies, the dependent
+/// is stopped with the cause `dependency`, then waits for it and starts
+/// again once it is ready.
+#[test]
+fn a_required_dependency_gone_stops_the_dependent_until_it_is_back() {
+    let mut svc = service();
+    svc.after = vec!["db".into()];
+    svc.requires = vec!["db".into()];
+    let mut sim = Sim::new(&svc);
+    sim.on(Event::Dependencies(true));
+    sim.on(Event::Start);
+    sim.on(Event::Spawned {
+        pid: 7,
+        start_time: None,
+    });
+    sim.on(Event::Dependencies(false));
+    let fx = sim.on(Event::DependencyGone("db".into()));
+    assert_eq!(sim.s.status(), Status::Stopping);
+    assert!(
+        journal(&fx).iter().any(|j| matches!(
+            j,
+            Journal::Stopping { cause: Cause::Dependency, reason, .. } if reason == "db stopped"
+        )),
+        "{fx:?}"
+    );
+    sim.exit(ExitStatus::Signal(15), Duration::from_secs(1));
+    let fx = sim.timer(TimerKind::Backoff);
+    assert_eq!(sim.s.status(), Status::Waiting, "{fx:?}");
+    let fx = sim.on(Event::Dependencies(true));
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::Spawn { .. })),
+        "{fx:?}"
+    );
+    // Gone again while it is stopped by the operator: it stays stopped.
+    let mut sim = Sim::new(&svc);
+    sim.on(Event::Stop(Why::operator("vigil stop")));
+    assert!(sim.on(Event::DependencyGone("db".into())).is_empty());
     assert_eq!(sim.s.status(), Status::Stopped);
 }
 

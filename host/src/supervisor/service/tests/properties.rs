@@ -125,6 +125,9 @@ impl Rng {
 fn random_service(rng: &mut Rng, after: &[String]) -> Service {
     let mut svc = service();
     svc.after = after.to_vec();
+    if rng.chance(50) {
+        svc.requires = after.to_vec();
+    }
     svc.stop_signal = rng.pick(&[Signal::SIGTERM, Signal::SIGINT]);
     svc.stop_grace = rng.ms(&[100, 1_000, 3_000]);
     let backoff = (0..1 + rng.below(4))
@@ -316,7 +319,16 @@ impl World {
                 break event;
             }
         };
-        self.deliver(event)
+        // A required dependency going away: the shell says "not ready",
+        // then "gone".
+        let gone = event == Event::Dependencies(false)
+            && !self.svc.requires.is_empty()
+            && self.rng.chance(50);
+        self.deliver(event)?;
+        if gone {
+            self.deliver(Event::DependencyGone("db".into()))?;
+        }
+        Ok(())
     }
 
     /// A random event the world can produce now; `None` if the one drawn
@@ -532,6 +544,11 @@ impl World {
             Event::Start | Event::Restart(_) if before.is_down() => self.backoff.index = 0,
             Event::Restart(_) if before.has_child() => self.backoff.operator_restart = true,
             Event::Stop(_) if before.has_child() => self.backoff.operator_restart = false,
+            // Stopped for its dependency, started again at once when it is
+            // back: a restart asked for, like the operator's.
+            Event::DependencyGone(_) if before.has_child() && before != Status::Stopping => {
+                self.backoff.operator_restart = true
+            }
             _ => {}
         }
         let line = format!("{:>8?} {event:?}", self.now.duration_since(self.origin));
