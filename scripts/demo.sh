@@ -40,23 +40,51 @@ run check builtin:http --config url=$url/ok --allow-host $url
 bold "5. What a component can touch"
 run inspect builtin:http
 
-bold "6. vigil run --checks examples/quickstart (transitions are 'name * event', output 'name | line')"
+bold "6. vigil run: the quickstart services (transitions are 'TIME name * event', output 'TIME name | line')"
 state=$(mktemp -d)
+# A copy, so that the hot reload below edits the copy, not the repository.
+checks="$state/checks"
+cp -r examples/quickstart "$checks"
+journal="$state/journal.jsonl"
+# Wait until the journal holds at least $2 (default 1) lines matching $1.
+wait_for() {
+    for _ in $(seq 1 200); do
+        [ "$(grep -c "$1" "$journal" 2>/dev/null || true)" -ge "${2:-1}" ] && return 0
+        sleep 0.1
+    done
+    echo "(gave up waiting for $1)"
+}
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
-    echo "Ctrl-C stops it cleanly. In another terminal, try: kill -9 \$(pgrep -f 'http.server 8071')"
-    "$VIGIL" run --checks examples/quickstart --state-dir "$state"
+    echo "Ctrl-C stops it cleanly. In another terminal, try:"
+    echo "  kill -9 \$(pgrep -f 'http.server 8071')      # restarted at once"
+    echo "  $VIGIL status --state-dir $state"
+    echo "  $VIGIL journal -f --state-dir $state"
+    echo "  \$EDITOR $checks/web/service.toml           # applied on save (hot reload)"
+    "$VIGIL" run --checks "$checks" --state-dir "$state"
     printf '  -> exit code %d\n' "$?"
 else
-    "$VIGIL" run --checks examples/quickstart --state-dir "$state" &
+    "$VIGIL" run --checks "$checks" --state-dir "$state" &
     vigil_pid=$!
-    for _ in $(seq 1 100); do grep -q '"service":"api","kind":"ready"' "$state/journal.jsonl" 2>/dev/null && break; sleep 0.1; done
-    web=$(grep -o '"service":"web","kind":"spawned","pid":[0-9]*' "$state/journal.jsonl" | head -1 | grep -o '[0-9]*$')
+    wait_for '"service":"api","kind":"ready"'
+    web=$(grep -o '"service":"web","kind":"spawned","pid":[0-9]*' "$journal" | head -1 | grep -o '[0-9]*$')
     echo "--- kill -9 the web server (pid $web): vigil restarts it at once"
     kill -9 "$web"
-    sleep 3
+    wait_for '"service":"web","kind":"ready"' 2
+
+    bold "7. vigil status: every service; exit 0 only when all are ready"
+    run status --state-dir "$state"
+
+    bold "8. vigil journal web: what happened to it, and why"
+    run journal web -n 12 --state-dir "$state"
+
+    bold "9. Hot reload: save an edited manifest; a changed command restarts the service"
+    sed -i 's/"8071", "--bind"/"8071", "--directory", ".", "--bind"/' "$checks/web/service.toml"
+    wait_for '"service":"web","kind":"ready"' 3
+    run journal web -n 7 --state-dir "$state"
+
     echo "--- SIGINT: graceful shutdown, api before web"
     kill -INT "$vigil_pid"
     wait "$vigil_pid"
     printf '  -> exit code %d\n' "$?"
 fi
-echo "journal: $state/journal.jsonl"
+echo "journal: $journal"
