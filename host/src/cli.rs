@@ -83,6 +83,10 @@ pub enum Command {
     /// Reads <state-dir>/logs/NAME.log and its rotated files, whether a
     /// vigil runs or not. Each line: time, stream (stdout or stderr), text.
     Logs(LogsArgs),
+    /// Not a command of Vigil's (`top` would otherwise be "corrected" to
+    /// `stop`): says what shows every service instead.
+    #[command(hide = true)]
+    Top,
 }
 
 #[derive(Debug, Args)]

@@ -179,3 +179,14 @@ fn warnings_on_a_pipe_carry_no_colour_codes() {
         "no escape sequences: {stderr:?}"
     );
 }
+
+/// `vigil top` (what a new user tries first) points at what exists, and
+/// never suggests `stop`.
+#[test]
+fn top_points_at_status_not_stop() {
+    let out = vigil(&["top"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2, "{stderr}");
+    assert!(stderr.contains("vigil status"), "{stderr}");
+    assert!(!stderr.contains("'stop'"), "{stderr}");
+}
