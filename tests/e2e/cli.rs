@@ -190,3 +190,32 @@ fn top_points_at_status_not_stop() {
     assert!(stderr.contains("vigil status"), "{stderr}");
     assert!(!stderr.contains("'stop'"), "{stderr}");
 }
+
+/// `vigil inspect` reads top down as a reviewer asks: capabilities first,
+/// then the WASI plumbing the sandbox answers with nothing, labelled so;
+/// the types a world `use`s are not listed as imports; producers one line
+/// per field, without commit hashes or trailing spaces.
+#[test]
+fn inspect_puts_capabilities_first_and_labels_the_plumbing() {
+    let out = vigil(&["inspect", "builtin:http"]);
+    assert_eq!(code(&out), 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{text}"))
+    };
+    assert!(at("capabilities  http") < at("wasi plumbing (denied or empty"));
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim() == "target" || l.trim() == "outcome"),
+        "{text}"
+    );
+    assert!(!text.lines().any(|l| l.ends_with(' ')), "{text}");
+    let language = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("language"))
+        .expect("a language line");
+    assert!(language.contains("Rust"), "{language}");
+    assert!(!text.contains("https://github.com"), "{text}");
+}

@@ -54,34 +54,59 @@ pub fn run(args: InspectArgs) -> Exit {
     let list = |items: &[String]| items.iter().map(|i| shown(i)).collect::<Vec<_>>();
     println!("component     {}", shown(&source.to_string()));
     println!("size          {} bytes", report.size);
-    println!(
-        "world         {}{}",
-        shown(&report.world),
-        report
-            .contract_version
-            .as_deref()
-            .map(|v| format!(" (imports name @{})", shown(v)))
-            .unwrap_or_default()
-    );
+    let version = report
+        .contract_version
+        .as_deref()
+        .map(|v| format!("@{}", shown(v)))
+        .unwrap_or_default();
+    println!("world         {}{version}", shown(&report.world));
     let caps = if report.capabilities.is_empty() {
-        "none".to_owned()
+        "none: it can only compute".to_owned()
     } else {
         list(&report.capabilities).join(", ")
     };
     println!("capabilities  {caps}");
     println!("exports       {}", list(&report.exports).join(", "));
-    println!("imports");
-    for import in list(&report.imports) {
-        println!("  {import}");
-    }
-    println!("producers");
-    for p in &report.producers {
+    // What it imports besides its capabilities: WASI plumbing the sandbox
+    // answers with nothing (no files, environment, arguments, stdin,
+    // sockets or terminal; stdout and stderr into a capped buffer).
+    let (wasi, other): (Vec<String>, Vec<String>) = report
+        .imports
+        .iter()
+        .filter(|i| !report.type_imports.contains(i))
+        .map(|i| shown(i))
+        .filter(|i| !i.starts_with("vigil:health/"))
+        .partition(|i| i.starts_with("wasi:"));
+    if !wasi.is_empty() {
         println!(
-            "  {:<14}{} {}",
-            shown(&p.field),
-            shown(&p.name),
-            shown(&p.version)
+            "wasi plumbing (denied or empty: stdout and stderr kept, capped; nothing else reaches the host)"
         );
+        for import in wasi {
+            println!("  {import}");
+        }
+    }
+    if !other.is_empty() {
+        println!("other imports");
+        for import in other {
+            println!("  {import}");
+        }
+    }
+    // One line per field: `language  C11, Rust`; `processed-by` tools
+    // with their versions, without the commit hashes and URLs.
+    println!("producers");
+    let mut fields: Vec<&str> = report.producers.iter().map(|p| p.field.as_str()).collect();
+    fields.dedup();
+    for field in fields {
+        let values: Vec<String> = report
+            .producers
+            .iter()
+            .filter(|p| p.field == field)
+            .map(|p| {
+                let version = p.version.split_whitespace().next().unwrap_or_default();
+                shown(format!("{} {version}", p.name).trim())
+            })
+            .collect();
+        println!("  {:<14}{}", shown(field), values.join(", "));
     }
     print_schema(&report, &shown);
     Exit::Ok

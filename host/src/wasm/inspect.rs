@@ -183,6 +183,9 @@ pub struct Report {
     /// The vigil:health capability interfaces it imports.
     pub capabilities: Vec<String>,
     pub imports: Vec<String>,
+    /// The imports that are types, not functions or interfaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub type_imports: Vec<String>,
     pub exports: Vec<String>,
     pub producers: Vec<Producer>,
     /// The config schema it carries, if any.
@@ -214,6 +217,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Report, InspectError> {
         Kind::Component => {}
     }
     let mut imports = Vec::new();
+    let mut type_imports = Vec::new();
     let mut exports = Vec::new();
     let mut export_funcs = Vec::new();
     let mut producers = Vec::new();
@@ -228,6 +232,11 @@ pub fn inspect(bytes: &[u8]) -> Result<Report, InspectError> {
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
                     let import = import.map_err(|err| InspectError::Malformed(err.to_string()))?;
+                    // A type the world `use`s (`target`, `outcome`) is not
+                    // something the component can call: listed, and marked.
+                    if matches!(import.ty, wasmparser::ComponentTypeRef::Type(_)) {
+                        type_imports.push(import.name.name.to_owned());
+                    }
                     imports.push(import.name.name.to_owned());
                 }
             }
@@ -299,6 +308,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Report, InspectError> {
         contract_version,
         capabilities,
         imports,
+        type_imports,
         exports,
         producers,
     })
