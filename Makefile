@@ -7,14 +7,20 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/vigil/target
 CARGO ?= cargo
 VIGIL := $(CARGO_TARGET_DIR)/release/vigil
 
-.PHONY: all setup build demo test lint unit examples bench clean-cache
+.PHONY: all setup setup-core build demo test lint unit examples bench clean-cache
 
 all: build
 
+# Everything the tests need: toolchains for the example checks, redis,
+# postgres, node, Python tools.
 setup:
 	@scripts/setup.sh
 
-build: setup
+# What building and the demo need: the wasm32-wasip2 target, python3.
+setup-core:
+	@scripts/setup.sh core
+
+build: setup-core
 	$(CARGO) build --release --locked -p vigil
 
 demo: build

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what building and testing Vigil needs. Idempotent: each step
-# checks first and does nothing when the tool is already there.
+# Installs what building and testing Vigil needs (`core`: only what building
+# and the demo need). Idempotent: each step checks first and does nothing
+# when the tool is already there.
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -33,6 +34,10 @@ if ((${#need_apt[@]})); then
     apt-get install -y -qq "${need_apt[@]}"
 fi
 
+# `setup.sh core` stops here: the demo needs no more (`make demo`).
+if [[ ${1:-all} == core ]]; then
+    exit 0
+fi
 # ---- Checks in other languages (checks/examples) and protocol test servers --
 # Toolchains live outside the repo, under $VIGIL_TOOLS; each step is skipped
 # when the installed pins match scripts/tools/ (a stamp holds their hash).
