@@ -5,8 +5,7 @@
 //! Warnings about a service are filed under it, with what a failing check
 //! printed.
 
-use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -17,17 +16,7 @@ use crate::servers::Redis;
 use crate::supervisor_helpers::{
     SOON, Setup, Vigil, atomic_save, command, is, kinds, pid_of, vigil_command, wait_until,
 };
-
-/// `vigil ARGS --state-dir STATE`, run to completion.
-fn cli(state: &Path, args: &[&str]) -> Output {
-    vigil_command()
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the vigil client")
-}
+use crate::support::cli;
 
 /// Wait for `service`'s next `stopping` from line `from` and check what
 /// follows it: the `exited` of the same child with the same cause, and,

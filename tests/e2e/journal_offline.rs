@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::supervisor_helpers::{SOON, Setup, command, is, vigil_command};
+use crate::support::{SOON, Setup, command, expect_code, is, text, vigil_command};
 
 /// `vigil journal ARGS --state-dir STATE`, run to completion.
 fn journal(state: &Path, args: &[&str]) -> Output {
@@ -23,20 +23,6 @@ fn journal(state: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run vigil journal")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn expect_code(out: &Output, code: i32, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}\nstdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
 }
 
 /// The `message` of every warning line printed with `--json`.

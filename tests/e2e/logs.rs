@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::sync::mpsc;
 
-use crate::supervisor_helpers::{SOON, Setup, command, is, vigil_command, wait_until};
+use crate::support::{SOON, Setup, command, expect_code, is, text, vigil_command, wait_until};
 
 /// `vigil logs ARGS --state-dir STATE`, run to completion.
 fn logs(state: &Path, args: &[&str]) -> Output {
@@ -19,20 +19,6 @@ fn logs(state: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run vigil logs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn expect_code(out: &Output, code: i32, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}\nstdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
 }
 
 /// `2026-12-06T22:34:42.123Z`.

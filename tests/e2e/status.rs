@@ -2,24 +2,7 @@
 //! service is ready, stopped by an operator or a finished one-shot), each
 //! service's last exit, and a failing service's stderr and log path.
 
-use std::path::Path;
-use std::process::{Output, Stdio};
-
-use crate::supervisor_helpers::{SOON, Setup, command, is, vigil_command, wait_until};
-
-fn cli(state: &Path, args: &[&str]) -> Output {
-    vigil_command()
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the vigil client")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::support::{SOON, Setup, cli, command, is, text, wait_until};
 
 #[test]
 fn status_exit_code_last_exit_and_a_failing_services_stderr() {
