@@ -140,3 +140,30 @@ fn requires_follows_its_dependency_and_restarts_wait_for_it() {
     assert_eq!(spawns("api"), 2, "{}", vigil.diagnostics());
     assert_eq!(spawns("web"), 2, "{}", vigil.diagnostics());
 }
+
+/// A reload judges `after` anew: a service waiting for a dependency its
+/// edited manifest no longer names starts at once, without a restart of
+/// vigil (before, it kept waiting for the old list).
+#[test]
+fn an_edit_that_drops_a_dependency_frees_a_waiting_service() {
+    let setup = Setup::new("deps-reload");
+    setup.service("db", &command(&["sleep", "300"]));
+    let api = setup.service(
+        "api",
+        &format!("{}after = [\"db\"]\n", command(&["sleep", "301"])),
+    );
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    wait_status(&vigil, "api", |s| s["state"] == "ready");
+    expect_code(&cli(&vigil.state, &["stop", "db"]), 0, "vigil stop db");
+    expect_code(
+        &cli(&vigil.state, &["restart", "api"]),
+        0,
+        "vigil restart api",
+    );
+    wait_status(&vigil, "api", |s| s["state"] == "waiting");
+
+    atomic_save(&api, &command(&["sleep", "301"]));
+    let api = wait_status(&vigil, "api", |s| s["state"] == "ready");
+    assert_eq!(api["waiting_for"], serde_json::json!([]), "{api}");
+}

@@ -453,11 +453,16 @@ impl Supervisor {
                     command_changed,
                 } => {
                     self.shared.probes.forget(&service.name);
+                    // Judged on the new `after` list (before the write lock:
+                    // this reads the others' snapshots): a service waiting
+                    // for a dependency the edit removed starts now.
+                    let ready = self.shared.deps_satisfied(&service);
                     let svc = Arc::new(service);
                     let mut map = self.shared.services.write_unpoisoned();
                     if let Some(h) = map.get_mut(&svc.name) {
                         h.service = svc.clone();
                         let _ = h.tx.send(Msg::Update(svc.clone()));
+                        let _ = h.tx.send(Msg::Event(Event::Dependencies(ready)));
                         if restart {
                             let what = command_changed.unwrap_or_default();
                             let why = Why::new(Cause::Reload, what);
