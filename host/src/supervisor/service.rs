@@ -202,13 +202,39 @@ impl ServiceState {
     /// Swap in a changed definition without touching the child (checks,
     /// policy, loader). Check timers already set keep running with the new
     /// specs.
-    pub fn update(&mut self, service: &Service) {
+    ///
+    /// A check the edit adds to a running child starts now (not at its
+    /// next start); a readiness check it removes leaves the child ready,
+    /// a startup check it removes lets the start complete.
+    pub fn update(&mut self, now: Instant, service: &Service) -> Vec<Effect> {
         self.policy = service.restart.clone();
-        self.checks = service.checks.clone();
+        let old = std::mem::replace(&mut self.checks, service.checks.clone());
         self.stop_signal = service.stop_signal;
         self.stop_grace = service.stop_grace;
         self.loader_config = service.loader.as_ref().map(|l| l.config.clone());
         self.notify = service.notify;
+        let mut fx = Vec::new();
+        let up = matches!(self.status, Status::Running | Status::Ready);
+        for phase in [Phase::Readiness, Phase::Liveness] {
+            if let Some(spec) = self
+                .checks
+                .get(phase)
+                .filter(|_| up && old.get(phase).is_none())
+            {
+                let spread = match phase {
+                    Phase::Liveness => spec.period,
+                    _ => Duration::ZERO,
+                };
+                self.schedule_first_check(phase, spec.initial_delay, spread, &mut fx);
+            }
+        }
+        if self.status == Status::Running && self.checks.readiness.is_none() {
+            self.become_ready(now, &mut fx);
+        }
+        if self.status == Status::Starting && self.pid.is_some() && self.checks.startup.is_none() {
+            self.startup_gate(now, &mut fx);
+        }
+        fx
     }
 
     pub fn name(&self) -> &str {

@@ -83,8 +83,14 @@ pub(super) async fn service_task(
             Msg::Retire => retiring = true,
             Msg::Event(e) => queue.push_back(e),
             Msg::Update(s) => {
-                state.update(&s);
                 svc = s;
+                for effect in state.update(Instant::now(), &svc) {
+                    if let Some(follow) =
+                        perform(&shared, &svc, &state, &tx, &sink, &mut local, effect).await
+                    {
+                        queue.push_back(follow);
+                    }
+                }
             }
             Msg::Notify(messages) => {
                 for (group, n) in messages {

@@ -774,6 +774,42 @@ fn a_required_dependency_gone_stops_the_dependent_until_it_is_back() {
     assert_eq!(sim.s.status(), Status::Stopped);
 }
 
+/// A reload's edit acts on the running child: a liveness check it adds
+/// starts now (not at the next start), removing readiness from an unready
+/// child makes it ready, removing the startup check from a starting child
+/// completes its start.
+#[test]
+fn an_update_starts_added_checks_and_releases_removed_gates() {
+    let svc = service();
+    let mut sim = Sim::running(&svc, 9);
+    assert_eq!(sim.s.status(), Status::Ready);
+    let mut edited = svc.clone();
+    edited.checks.liveness = Some(check(300, 3, 1));
+    let now = sim.now;
+    let fx = sim.s.update(now, &edited);
+    assert_eq!(
+        spread(&fx, TimerKind::Check(Phase::Liveness)),
+        Some((Duration::ZERO, Duration::from_millis(300)))
+    );
+
+    let mut svc = service();
+    svc.checks.readiness = Some(check(100, 3, 1));
+    let mut sim = Sim::running(&svc, 9);
+    assert_eq!(sim.s.status(), Status::Running);
+    let now = sim.now;
+    let fx = sim.s.update(now, &service());
+    assert_eq!(sim.s.status(), Status::Ready);
+    assert!(journal(&fx).contains(&Journal::Ready), "{fx:?}");
+
+    let mut svc = service();
+    svc.checks.startup = Some(check(100, 3, 1));
+    let mut sim = Sim::running(&svc, 9);
+    assert_eq!(sim.s.status(), Status::Starting);
+    let now = sim.now;
+    sim.s.update(now, &service());
+    assert_eq!(sim.s.status(), Status::Ready);
+}
+
 fn with_loader() -> Service {
     let mut svc = service();
     svc.loader = Some(LoaderSpec {
@@ -1342,7 +1378,8 @@ fn operator_stop_stays_stopped_until_started() {
     // Stopped during the restart delay: the pending restart is cancelled.
     let mut sim = Sim::running(&svc, 9);
     svc.restart.backoff = vec![Duration::from_secs(5)];
-    sim.s.update(&svc);
+    let now = sim.now;
+    sim.s.update(now, &svc);
     sim.exit(ExitStatus::Code(1), Duration::from_secs(1));
     assert_eq!(sim.s.status(), Status::Backoff);
     let stale = sim.s.epoch();

@@ -243,6 +243,8 @@ struct World {
     /// Answers the shell gives at once (`GroupGone`, a zero-delay timer):
     /// handled before anything else happens.
     queue: VecDeque<Event>,
+    /// Effects of a reload's update, performed before the next event.
+    deferred: Vec<Effect>,
     /// Since the status became `stopping`: the child's `exited` or a
     /// spawn error was journaled.
     stop_ended: bool,
@@ -292,6 +294,7 @@ impl World {
             checks: vec![],
             decisions: vec![],
             queue: VecDeque::new(),
+            deferred: Vec::new(),
             stop_ended: false,
             journaled_ready: false,
             said_why: false,
@@ -315,7 +318,11 @@ impl World {
     /// loader, clock), then whatever the shell answers at once.
     fn world_event(&mut self) -> Result<(), String> {
         let event = loop {
-            if let Some(event) = self.random_event() {
+            let event = self.random_event();
+            for effect in std::mem::take(&mut self.deferred) {
+                self.perform(&Event::Start, effect)?;
+            }
+            if let Some(event) = event {
                 break event;
             }
         };
@@ -521,7 +528,7 @@ impl World {
         let restart = self.svc.needs_restart_for(&new);
         self.log.push(format!("reload: {new:?}"));
         self.backoff.loader_seen |= new.loader.is_some();
-        self.s.update(&new);
+        self.deferred = self.s.update(self.now, &new);
         self.svc = new;
         if restart && self.s.status() != Status::Stopped {
             self.queue
