@@ -1,10 +1,7 @@
 //! README "Control": the control socket and its CLI clients against a real
 //! `vigil run` with real children.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::mpsc;
 
 use serde_json::Value;
@@ -168,34 +165,6 @@ fn stop_start_and_restart_one_service() {
     }
 }
 
-/// Lines of a running `vigil journal -f`, read by a thread.
-fn follow(state: &Path, args: &[&str]) -> (std::process::Child, mpsc::Receiver<Value>) {
-    let mut child = vigil_command()
-        .arg("journal")
-        .args(args)
-        .arg("--json")
-        .arg("--state-dir")
-        .arg(state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start vigil journal -f");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let value: Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("line {line:?}: {e}"));
-            if tx.send(value).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
 /// The next line from `rx` satisfying `pred` (within [`SOON`]).
 fn next_matching(rx: &mpsc::Receiver<Value>, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + SOON;
@@ -250,7 +219,7 @@ fn journal_prints_past_lines_and_follows_live_events() {
     );
 
     // Follow: history first, then live events as they are recorded.
-    let (mut follower, rx) = follow(&setup.state, &["-f", "sleeper"]);
+    let (mut follower, rx) = follow_journal(&setup.state, &["-f", "sleeper"]);
     next_matching(&rx, |l| is(l, "sleeper", "spawned") && pid_of(l) == first);
     expect_code(&cli(&setup.state, &["restart", "sleeper"]), 0, "restart");
     let exited = next_matching(&rx, |l| is(l, "sleeper", "exited"));

@@ -3,10 +3,9 @@
 //! rotation, and the filters (`--since`, `--kind`) with and without a
 //! running vigil.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -195,33 +194,6 @@ fn journal_reads_the_files_when_no_vigil_runs_across_rotations() {
     );
 }
 
-/// `vigil journal -f --json` on `state`, its lines on a channel.
-fn follow(state: &Path, args: &[&str]) -> (Child, mpsc::Receiver<Value>) {
-    let mut child = vigil_command()
-        .arg("journal")
-        .arg("-f")
-        .arg("--json")
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start vigil journal -f");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let v: Value = serde_json::from_str(&l).expect("a JSON line");
-            if tx.send(v).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
 struct KillOnDrop(Child);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -237,7 +209,7 @@ fn journal_follow_without_a_vigil_crosses_a_rotation_losing_and_repeating_nothin
     std::fs::create_dir_all(state).expect("state dir");
     let current = state.join("journal.jsonl");
     append(&current, &line("2030-01-01T00:00:00.000Z", "web", "old"));
-    let (child, rx) = follow(state, &["-n", "1"]);
+    let (child, rx) = crate::support::follow_journal(state, &["-f", "-n", "1"]);
     let _child = KillOnDrop(child);
     let next = || rx.recv_timeout(SOON).expect("a line from the follower");
     assert_eq!(next()["message"], "old");

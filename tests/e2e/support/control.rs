@@ -1,8 +1,10 @@
 //! The control socket from the outside: `vigil ARGS --state-dir STATE`
 //! (the CLI clients), and polling `vigil status --json`.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::{Child, Output, Stdio};
+use std::sync::mpsc;
 
 use serde_json::Value;
 
@@ -67,4 +69,32 @@ pub fn wait_status(vigil: &Vigil, name: &str, pred: impl Fn(&Value) -> bool) -> 
         },
         || format!("last {}\n{}", last.borrow(), vigil.diagnostics()),
     )
+}
+
+/// `vigil journal ARGS --json --state-dir STATE` (with `-f` among ARGS to
+/// follow), its lines parsed on a channel as they come.
+pub fn follow_journal(state: &Path, args: &[&str]) -> (Child, mpsc::Receiver<Value>) {
+    let mut child = vigil_command()
+        .arg("journal")
+        .args(args)
+        .arg("--json")
+        .arg("--state-dir")
+        .arg(state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start vigil journal");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let value: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("line {line:?}: {e}"));
+            if tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
 }
