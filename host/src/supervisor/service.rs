@@ -532,12 +532,8 @@ impl ServiceState {
         match self.status {
             Status::Stopped | Status::Exited | Status::Failed => {
                 self.book = RestartBook::default();
-                if self.deps_ready {
-                    self.spawn(fx);
-                } else {
-                    self.epoch += 1;
-                    self.set(Status::Waiting, fx);
-                }
+                // Waits for `after` first, as every start does.
+                self.spawn(fx);
             }
             _ => {}
         }
