@@ -52,7 +52,7 @@ mkdir -p "$out"
 key_of() {
     {
         cat "$root"/wit/*.wit "$root/scripts/tools/requirements.txt" \
-            "$root/scripts/tools/package-lock.json" "$0"
+            "$root/scripts/tools/package-lock.json" "$root/scripts/add-config-schema.py" "$0"
         for f in "$@"; do
             printf '%s\n' "$f"
             cat "$root/$f"
@@ -71,6 +71,13 @@ up_to_date() {
     [[ -f $out/$1.wasm && -f $out/$1.key && $(cat "$out/$1.key") == "$2" ]]
 }
 
+# with_schema WASM SCHEMA: carry the example's config schema (the
+# toolchains cannot emit the custom section themselves), so `vigil
+# validate` and `vigil inspect` know its keys as they know a Rust check's.
+with_schema() {
+    python3 "$root/scripts/add-config-schema.py" "$1" "$root/$2" >/dev/null
+}
+
 # finish NAME KEY TMP SOURCE: move a fresh build into place, then record
 # its key and source hash.
 finish() {
@@ -86,7 +93,7 @@ export PYTHONDONTWRITEBYTECODE=1
 build_python() {
     local name=json_health
     local key
-    key=$(key_of checks/examples/python/app.py)
+    key=$(key_of checks/examples/python/app.py checks/examples/python/app.schema.json)
     if up_to_date $name "$key"; then
         record_source $name checks/examples/python/app.py
         return 0
@@ -96,6 +103,7 @@ build_python() {
     local tmp=$out/$name.wasm.tmp
     (cd "$root/checks/examples/python" &&
         "$componentize_py" -d "$root/wit" -w checker componentize -p . app -o "$tmp" >/dev/null)
+    with_schema "$tmp" checks/examples/python/app.schema.json
     finish $name "$key" "$tmp" checks/examples/python/app.py
 }
 
@@ -103,7 +111,7 @@ build_python() {
 build_javascript() {
     local name=heartbeat
     local key
-    key=$(key_of checks/examples/javascript/heartbeat.js)
+    key=$(key_of checks/examples/javascript/heartbeat.js checks/examples/javascript/heartbeat.schema.json)
     if up_to_date $name "$key"; then
         record_source $name checks/examples/javascript/heartbeat.js
         return 0
@@ -116,6 +124,7 @@ build_javascript() {
     "$componentize_js" "$root/checks/examples/javascript/heartbeat.js" \
         --wit "$root/wit" --world-name checker --disable http fetch-event \
         --out "$tmp" >/dev/null
+    with_schema "$tmp" checks/examples/javascript/heartbeat.schema.json
     finish $name "$key" "$tmp" checks/examples/javascript/heartbeat.js
 }
 
@@ -123,7 +132,7 @@ build_javascript() {
 build_c() {
     local name=redis_ping
     local key
-    key=$(key_of checks/examples/c/redis_ping.c)
+    key=$(key_of checks/examples/c/redis_ping.c checks/examples/c/redis_ping.schema.json)
     if up_to_date $name "$key"; then
         record_source $name checks/examples/c/redis_ping.c
         return 0
@@ -149,6 +158,7 @@ build_c() {
     "$wasm_tools" component new "$work/module.wasm" \
         --adapt wasi_snapshot_preview1="$work/wasi_snapshot_preview1.reactor.wasm" \
         -o "$work/$name.wasm"
+    with_schema "$work/$name.wasm" checks/examples/c/redis_ping.schema.json
     "$wasm_tools" validate --features component-model "$work/$name.wasm"
     finish $name "$key" "$work/$name.wasm" checks/examples/c/redis_ping.c
     rm -rf "$work"

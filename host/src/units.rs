@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-pub use vigil_units::{Error, parse_size};
+pub use vigil_units::{Error, format_duration, parse_size};
 
 /// The longest duration a manifest or flag may give: a year (and a day).
 /// Every deadline Vigil computes from one (`now + period`, a stop grace, a

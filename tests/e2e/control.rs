@@ -370,3 +370,55 @@ fn a_socket_path_too_long_is_refused_with_advice() {
     // Refused before anything was touched.
     assert!(!deep.join("journal.jsonl").exists());
 }
+
+/// `vigil start` while the service still stops (its child ignores SIGTERM
+/// and waits for the grace's SIGKILL) is queued, as systemd queues a start
+/// job behind a stop: the new child starts once the old one is gone, never
+/// beside it, and the answer names the new child.
+#[test]
+fn a_start_during_a_stop_starts_after_the_old_child_is_gone() {
+    let setup = Setup::new("ctl-start-while-stopping");
+    setup.service(
+        "stubborn",
+        &format!(
+            "{}stop-grace = \"3s\"\n",
+            command(&["sh", "-c", "trap '' TERM; while :; do sleep 0.2; done"])
+        ),
+    );
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let (i, spawned) = vigil.wait_kind(0, "stubborn", "spawned");
+    let old = pid_of(&spawned);
+    wait_status(&vigil, "stubborn", |s| s["state"] == "ready");
+
+    let mut stop = vigil_command()
+        .args(["stop", "stubborn", "--state-dir"])
+        .arg(&setup.state)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("vigil stop");
+    wait_status(&vigil, "stubborn", |s| s["state"] == "stopping");
+    let out = cli(&setup.state, &["start", "stubborn"]);
+    expect_code(&out, 0, "vigil start while stopping");
+    let _ = stop.wait();
+
+    let (k, killed) = vigil.wait_kind(i, "stubborn", "killed");
+    assert_eq!(pid_of(&killed), old, "{killed}");
+    let (l, exited) = vigil.wait_kind(k, "stubborn", "exited");
+    assert_eq!(pid_of(&exited), old, "{exited}");
+    let (_, respawned) = vigil.wait_kind(l, "stubborn", "spawned");
+    let new = pid_of(&respawned);
+    assert_ne!(new, old);
+    assert!(
+        text(&out.stdout).contains(&format!("pid {new}")),
+        "the answer names the new child: {}",
+        text(&out.stdout)
+    );
+    let spawns = vigil
+        .journal()
+        .iter()
+        .filter(|e| is(e, "stubborn", "spawned"))
+        .count();
+    assert_eq!(spawns, 2, "{}", vigil.diagnostics());
+}

@@ -113,6 +113,73 @@ fn python_json_health_endpoint() {
     run("/ok", &["componets=checks"]).expect(1, "unknown config key `componets`");
 }
 
+/// Each example carries its config schema (scripts/build-examples.sh adds
+/// it), so a Python, JavaScript or C check gets what a Rust one does:
+/// `vigil inspect` lists its keys, `vigil validate` names a misspelt key
+/// with the right one, and `vigil check` says the same when the check
+/// refuses its settings.
+#[test]
+fn every_example_carries_its_config_schema() {
+    let cases = [
+        ("json_health", "url", "componets", "components"),
+        ("heartbeat", "path", "max-ag", "max-age"),
+        ("redis_ping", "port", "timout", "timeout"),
+    ];
+    for (name, key, typo, meant) in cases {
+        let check = example(name);
+        let out = vigil_command()
+            .args(["inspect", &check])
+            .output()
+            .expect("vigil inspect");
+        expect_code(&out, 0, "vigil inspect");
+        let shown = text(&out.stdout);
+        let config = shown
+            .split_once("\nconfig\n")
+            .map(|(_, keys)| keys.to_string())
+            .unwrap_or_else(|| panic!("{name}: no config section:\n{shown}"));
+        assert!(config.contains(&format!("  {key} ")), "{name}:\n{shown}");
+        assert!(config.contains(&format!("  {meant} ")), "{name}:\n{shown}");
+
+        let checks = scratch(&format!("languages-schema-{name}"));
+        let file = Path::new(&check).file_name().expect("file name");
+        service(
+            &checks,
+            "svc",
+            &check,
+            &format!(
+                "command = [\"sleep\", \"1\"]\n[checks.readiness]\ncheck = {:?}\n\
+                 [checks.readiness.config]\n{typo} = \"1s\"\n",
+                file.to_string_lossy()
+            ),
+        );
+        let out = vigil_command()
+            .args(["validate"])
+            .arg(&checks)
+            .output()
+            .expect("vigil validate");
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_ne!(out.status.code(), Some(0), "{name}: {said}");
+        assert!(
+            said.contains(&format!("checks.readiness.config.{typo}: unknown key"))
+                && said.contains(&format!("did you mean `checks.readiness.config.{meant}`")),
+            "{name}: {said}"
+        );
+
+        let out = vigil_command()
+            .args(["check", &check, "--config", &format!("{typo}=1s")])
+            .env("XDG_CACHE_HOME", cli_cache())
+            .output()
+            .expect("vigil check");
+        let said = text(&out.stderr);
+        assert!(
+            said.contains(&format!(
+                "--config {typo}: unknown key (fix: did you mean `--config {meant}`?)"
+            )),
+            "{name}: {said}"
+        );
+    }
+}
+
 // ---- JavaScript: heartbeat (componentize-js) ------------------------------------
 
 #[test]

@@ -112,6 +112,9 @@ fn requires_follows_its_dependency_and_restarts_wait_for_it() {
     assert_eq!(stopping["reason"], "db stopped", "{stopping}");
     let api = wait_status(&vigil, "api", |s| s["state"] == "waiting");
     assert_eq!(api["waiting_for"], serde_json::json!(["db"]), "{api}");
+    // The journal says so too, so `vigil journal api` explains the gap.
+    let waiting = vigil.wait_event(|e| is(e, "api", "waiting"), SOON);
+    assert_eq!(waiting["for"], serde_json::json!(["db"]), "{waiting}");
     // `after` alone does not stop a running dependent.
     assert!(alive(web_pid), "{}", vigil.diagnostics());
 
@@ -123,6 +126,7 @@ fn requires_follows_its_dependency_and_restarts_wait_for_it() {
     // Once more while waiting: nothing changes (no wedge, no second child).
     let out = cli(&vigil.state, &["restart", "web"]);
     expect_code(&out, 0, "vigil restart web, waiting");
+    vigil.wait_event(|e| is(e, "web", "waiting"), SOON);
 
     let out = cli(&vigil.state, &["start", "db"]);
     expect_code(&out, 0, "vigil start db");
@@ -139,6 +143,17 @@ fn requires_follows_its_dependency_and_restarts_wait_for_it() {
     };
     assert_eq!(spawns("api"), 2, "{}", vigil.diagnostics());
     assert_eq!(spawns("web"), 2, "{}", vigil.diagnostics());
+    // Waiting is journaled once per wait, not once per restart request.
+    let journal = vigil.journal();
+    let restarted = journal
+        .iter()
+        .position(|e| is(e, "web", "stopping"))
+        .expect("web's restart");
+    let waits = journal[restarted..]
+        .iter()
+        .filter(|e| is(e, "web", "waiting"))
+        .count();
+    assert_eq!(waits, 1, "{}", vigil.diagnostics());
 }
 
 /// A reload judges `after` anew: a service waiting for a dependency its

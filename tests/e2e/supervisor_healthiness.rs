@@ -291,6 +291,11 @@ hosts = ["{grant}"]
         let message = warning["message"].as_str().unwrap_or_default();
         assert!(message.contains("loop.wasm"), "{warning}");
         assert!(message.contains("timed out after 2s"), "{warning}");
+        // What it printed before it was cut off is kept with the reason.
+        assert!(
+            message.contains("check output: spinning: waiting for a lock"),
+            "{warning}"
+        );
         assert!(
             message.starts_with("liveness check") || message.starts_with("readiness check"),
             "{warning}"

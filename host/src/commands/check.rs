@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::Exit;
 use crate::cli::CheckArgs;
 use crate::untrusted;
-use crate::wasm::{CheckReport, CheckSource, Sandbox, Target};
+use crate::wasm::{CheckReport, CheckSource, Sandbox, Target, Verdict};
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
@@ -23,6 +23,7 @@ pub async fn run(args: CheckArgs) -> Exit {
             Ok(loaded) => loaded,
             Err(code) => return code,
         };
+    let config = args.inputs.config.clone();
     let target = Target::one_shot(args.phase.into(), args.pid, args.inputs.config);
     let mut sandbox = Sandbox::new(grants, args.timeout, args.memory);
     if let Ok(cwd) = std::env::current_dir() {
@@ -34,7 +35,28 @@ pub async fn run(args: CheckArgs) -> Exit {
     } else {
         print_human(&source, &report);
     }
+    if matches!(report.verdict, Verdict::Error(_)) {
+        // The check refused: often its settings. Its schema says which.
+        for problem in config_problems(&source, &config) {
+            eprintln!("vigil check: {}", untrusted::line(&problem));
+        }
+    }
     Exit::of_verdict(&report.verdict)
+}
+
+/// The `--config` settings against the schema the component declares.
+fn config_problems(source: &CheckSource, config: &[(String, String)]) -> Vec<String> {
+    let bytes = match source {
+        CheckSource::Builtin(name) => match crate::wasm::builtins::lookup(name) {
+            Some(bytes) => std::borrow::Cow::Borrowed(bytes),
+            None => return Vec::new(),
+        },
+        CheckSource::File(path) => match std::fs::read(path) {
+            Ok(bytes) => std::borrow::Cow::Owned(bytes),
+            Err(_) => return Vec::new(),
+        },
+    };
+    crate::config::one_shot_config_problems(&bytes, &source.to_string(), config)
 }
 
 fn print_json(source: &CheckSource, report: &CheckReport) {

@@ -69,7 +69,7 @@ impl Exit {
     pub fn of_verdict(verdict: &Verdict) -> Exit {
         match verdict {
             Verdict::Ok => Exit::Ok,
-            Verdict::Retry(_) | Verdict::Trapped(_) | Verdict::TimedOut => Exit::Retry,
+            Verdict::Retry(_) | Verdict::Trapped(_) | Verdict::TimedOut(_) => Exit::Retry,
             Verdict::Error(_) => Exit::Failed,
         }
     }
@@ -94,7 +94,7 @@ mod tests {
         assert_eq!(Exit::of_verdict(&Verdict::Ok), Exit::Ok);
         assert_eq!(Exit::of_verdict(&Verdict::Retry("x".into())), Exit::Retry);
         assert_eq!(Exit::of_verdict(&Verdict::Trapped("x".into())), Exit::Retry);
-        assert_eq!(Exit::of_verdict(&Verdict::TimedOut), Exit::Retry);
+        assert_eq!(Exit::of_verdict(&Verdict::timed_out(None)), Exit::Retry);
         assert_eq!(Exit::of_verdict(&Verdict::Error("x".into())), Exit::Failed);
     }
 }

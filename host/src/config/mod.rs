@@ -30,6 +30,7 @@ pub use model::{
     NotifySpec, RestartMode, RestartPolicy, Service,
 };
 pub use problems::{Problem, ValidationReport, did_you_mean};
+pub use schema::one_shot_config_problems;
 pub use validate::{Validation, validate};
 
 use problems::Collector;

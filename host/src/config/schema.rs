@@ -76,6 +76,42 @@ pub(super) fn check_config(
     }
 }
 
+/// What is wrong with `vigil check --config` settings by the schema the
+/// component carries, one line each (`--config urll: unknown key (fix: did
+/// you mean `--config url`?)`); empty without a schema. `vigil check`
+/// shows them when the check answered `error`, so a probe that works pays
+/// nothing for them.
+pub fn one_shot_config_problems(
+    component: &[u8],
+    name: &str,
+    config: &[(String, String)],
+) -> Vec<String> {
+    let Some(schema) = crate::wasm::inspect::inspect(component)
+        .ok()
+        .and_then(|report| report.config_schema)
+    else {
+        return Vec::new();
+    };
+    let mut c = Collector::new(std::path::Path::new("--config"));
+    let place = Place {
+        table: "--config",
+        check_field: "-",
+        component: name,
+    };
+    check_config(&schema, config, &place, &mut c);
+    c.problems
+        .into_iter()
+        .map(|p| {
+            let key = p.field.trim_start_matches("--config.");
+            let fix = match p.problem.starts_with("missing") {
+                true => format!("add `--config {key}=VALUE`"),
+                false => p.fix.replace("--config.", "--config "),
+            };
+            format!("--config {key}: {} (fix: {fix})", p.problem)
+        })
+        .collect()
+}
+
 /// `Err(why)` when `value` is not a valid value of `key`'s kind, judged as
 /// the SDK's parsers judge it.
 pub(super) fn check_value(key: &SchemaKey, value: &str) -> Result<(), String> {

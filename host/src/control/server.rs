@@ -324,10 +324,13 @@ async fn service_action(
     if !state.sup.send_and_sync(&name, event.clone()).await {
         return unknown_service(&state.sup, &name);
     }
+    // A start asked while the old child still stops is queued behind the
+    // stop: it has settled once a new child runs, as for a restart.
+    let was_stopping = before.as_ref().map(|s| s.status) == Some(Status::Stopping);
     let old_pid = before.and_then(|s| s.pid);
     let settled = move |s: &Snapshot| match &event {
         Event::Stop(_) => s.status.is_down(),
-        Event::Start => {
+        Event::Start if !was_stopping => {
             s.pid.is_some()
                 || matches!(
                     s.status,

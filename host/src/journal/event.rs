@@ -110,6 +110,13 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cause: Option<Cause>,
     },
+    /// A start waits for the services in its `after` (and `requires`)
+    /// list that are not ready yet: journaled when it begins to wait and
+    /// whenever the list of what it waits for changes.
+    Waiting {
+        #[serde(rename = "for")]
+        waiting_for: Vec<String>,
+    },
     /// A restart is scheduled.
     Restarting {
         delay_ms: u64,
@@ -162,6 +169,7 @@ impl Event {
                 | Event::Ready
                 | Event::Unready { .. }
                 | Event::Restarting { .. }
+                | Event::Waiting { .. }
                 | Event::Warning { .. }
                 | Event::Reloaded { .. }
         )
@@ -200,6 +208,7 @@ impl Event {
             Event::Ready => "ready",
             Event::Unready { .. } => "unready",
             Event::Restarting { .. } => "restarting",
+            Event::Waiting { .. } => "waiting",
             Event::Killed { .. } => "killed",
             Event::GaveUp { .. } => "gave-up",
             Event::Warning { .. } => "warning",

@@ -102,7 +102,7 @@ mod tests {
         };
         metrics.observe("db", &result(Verdict::Ok));
         metrics.observe("db", &result(Verdict::Ok));
-        metrics.observe("db", &result(Verdict::TimedOut));
+        metrics.observe("db", &result(Verdict::timed_out(None)));
         let count = |outcome: &str| {
             metrics
                 .outcomes()
@@ -114,6 +114,6 @@ mod tests {
                 .get()
         };
         assert_eq!(count(Verdict::Ok.kind()), 2);
-        assert_eq!(count(Verdict::TimedOut.kind()), 1);
+        assert_eq!(count(Verdict::timed_out(None).kind()), 1);
     }
 }

@@ -40,7 +40,8 @@ pub const OUTPUT_KEPT: usize = 2048;
 /// printed (a Python traceback, a Rust panic message), so the journal's
 /// `check` and `warning` lines and `vigil status` show it, as
 /// docs/writing-checks.md promises. Kept exact here; whoever prints it
-/// escapes it. `ok` (and a timeout, which has no reason) keep none.
+/// escapes it; a timeout keeps it too (what it printed last says where it
+/// was stuck). `ok` keeps none.
 pub fn with_output(outcome: Verdict, output: &str) -> Verdict {
     let output = output.trim_end();
     if output.trim().is_empty() {
@@ -60,7 +61,8 @@ pub fn with_output(outcome: Verdict, output: &str) -> Verdict {
         Verdict::Retry(r) => Verdict::Retry(add(r)),
         Verdict::Error(r) => Verdict::Error(add(r)),
         Verdict::Trapped(r) => Verdict::Trapped(add(r)),
-        other => other,
+        Verdict::TimedOut(r) => Verdict::TimedOut(add(r)),
+        Verdict::Ok => Verdict::Ok,
     }
 }
 
@@ -277,6 +279,11 @@ mod tests {
             Verdict::Retry("refused".into())
         );
         assert_eq!(with_output(Verdict::Ok, out), Verdict::Ok);
+        // A timeout keeps what the check printed before it was cut off.
+        assert_eq!(
+            with_output(Verdict::timed_out(None), "connecting to db\n"),
+            Verdict::TimedOut("timed out; check output: connecting to db".into())
+        );
         // A flood keeps its last OUTPUT_KEPT bytes, cut at a character.
         let flood = format!("{}é{}END", "x".repeat(5000), "y".repeat(OUTPUT_KEPT - 4));
         let Verdict::Error(reason) = with_output(Verdict::Error("e".into()), &flood) else {

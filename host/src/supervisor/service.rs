@@ -535,6 +535,16 @@ impl ServiceState {
                 // Waits for `after` first, as every start does.
                 self.spawn(fx);
             }
+            // A start asked while the child is still going (after `vigil
+            // stop`, say) is queued, as systemd queues a start job behind a
+            // stop: it starts once the old child is gone, never beside it.
+            // Shutdown is the exception: Vigil is going away.
+            Status::Stopping
+                if self.stop_why.as_ref().map(|why| why.cause) != Some(Cause::Shutdown) =>
+            {
+                self.book = RestartBook::default();
+                self.after_stop = AfterStop::Restart(Duration::ZERO);
+            }
             _ => {}
         }
     }

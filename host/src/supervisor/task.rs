@@ -17,6 +17,7 @@ use super::state::Status;
 use super::timers::{self, Timers};
 use super::{CheckResult, ProbeTarget, Shared, Snapshot, logs, reaper, spawn, stop};
 use crate::config::Service;
+use crate::journal;
 use crate::journal::Event as Journal;
 
 /// What a service task is sent: by the facade, the reaper, the check and
@@ -132,11 +133,23 @@ pub(super) async fn service_task(
             local.status_text = None;
         }
         local.list_group(&shared.groups, state.pid().filter(|_| svc.notify.is_some()));
-        local.waiting_for = if state.status() == Status::Waiting {
+        let waiting_for = if state.status() == Status::Waiting {
             shared.unsatisfied_deps(&svc)
         } else {
             Vec::new()
         };
+        if !waiting_for.is_empty() && waiting_for != local.waiting_for {
+            // Said once when it begins to wait, again when what it waits
+            // for changes: "web: waiting for db" is the answer to "why is
+            // it not running?".
+            shared.journal(
+                Some(&svc.name),
+                &journal::Event::Waiting {
+                    waiting_for: waiting_for.clone(),
+                },
+            );
+        }
+        local.waiting_for = waiting_for;
         let snap = Snapshot::of(&state, &local);
         let old = snap_tx.borrow().clone();
         if old != snap {

@@ -241,10 +241,15 @@ impl Checker {
             wasmtime::Result::Ok((instance, outcome))
         };
         let (verdict, finished) = match tokio::time::timeout(sandbox.timeout, call).await {
-            Err(_) => (Verdict::TimedOut, None),
+            Err(_) => (Verdict::timed_out(Some(sandbox.timeout)), None),
             Ok(Ok((instance, outcome))) => (outcome.into(), Some(instance)),
             Ok(Err(err)) => (
-                failure_verdict(&err, store.data().limits.hit, sandbox.memory_limit),
+                failure_verdict(
+                    &err,
+                    store.data().limits.hit,
+                    sandbox.memory_limit,
+                    sandbox.timeout,
+                ),
                 None,
             ),
         };
@@ -273,6 +278,7 @@ pub(crate) fn failure_verdict(
     err: &wasmtime::Error,
     memory_cap_hit: bool,
     memory_limit: usize,
+    timeout: std::time::Duration,
 ) -> Verdict {
     if let Some(wasmtime::component::ResourceTableError::Full) =
         err.downcast_ref::<wasmtime::component::ResourceTableError>()
@@ -283,7 +289,7 @@ pub(crate) fn failure_verdict(
         ));
     }
     match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => Verdict::TimedOut,
+        Some(Trap::Interrupt) => Verdict::timed_out(Some(timeout)),
         // A trap after a refused growth, or an instantiation whose memories
         // and tables did not fit at all.
         trap if memory_cap_hit => Verdict::Trapped(format!(

@@ -130,10 +130,10 @@ impl Loader {
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(self.failed(
-                failure_verdict(&err, store.data().limits.hit, LOADER_MEMORY),
+                failure_verdict(&err, store.data().limits.hit, LOADER_MEMORY, LOADER_TIMEOUT),
                 &output,
             )),
-            Err(_) => Err(self.failed(Verdict::TimedOut, &output)),
+            Err(_) => Err(self.failed(Verdict::timed_out(Some(LOADER_TIMEOUT)), &output)),
         }
     }
 

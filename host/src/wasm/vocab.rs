@@ -77,8 +77,10 @@ pub enum Verdict {
     /// journal warning.
     Trapped(String),
     /// The deadline passed. Inconclusive: counts like `Retry`, plus a
-    /// journal warning.
-    TimedOut,
+    /// journal warning. The reason says which deadline, and a check run by
+    /// the supervisor gets the end of what it printed before it was cut
+    /// off (where it was stuck).
+    TimedOut(String),
 }
 
 impl Verdict {
@@ -90,21 +92,33 @@ impl Verdict {
             Verdict::Retry(_) => "retry",
             Verdict::Error(_) => "error",
             Verdict::Trapped(_) => "trapped",
-            Verdict::TimedOut => "timed-out",
+            Verdict::TimedOut(_) => "timed-out",
         }
     }
 
     pub fn reason(&self) -> Option<&str> {
         match self {
             Verdict::Ok => None,
-            Verdict::Retry(r) | Verdict::Error(r) | Verdict::Trapped(r) => Some(r),
-            Verdict::TimedOut => Some("timed out"),
+            Verdict::Retry(r) | Verdict::Error(r) | Verdict::Trapped(r) | Verdict::TimedOut(r) => {
+                Some(r)
+            }
         }
     }
 
     /// A trap or timeout: the check gave no answer.
     pub fn is_inconclusive(&self) -> bool {
-        matches!(self, Verdict::Trapped(_) | Verdict::TimedOut)
+        matches!(self, Verdict::Trapped(_) | Verdict::TimedOut(_))
+    }
+
+    /// A timeout after `deadline`, or at a deadline the caller does not know.
+    pub fn timed_out(deadline: Option<std::time::Duration>) -> Verdict {
+        Verdict::TimedOut(match deadline {
+            Some(deadline) => format!(
+                "timed out after {}",
+                crate::units::format_duration(deadline)
+            ),
+            None => "timed out".to_string(),
+        })
     }
 
     /// Retry, trap and timeout: ask again, counting towards thresholds.

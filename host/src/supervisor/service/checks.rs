@@ -106,14 +106,14 @@ impl ServiceState {
                 reason: outcome.reason().map(str::to_owned),
             }));
         }
-        if matches!(outcome, Verdict::Trapped(_) | Verdict::TimedOut) {
+        if matches!(outcome, Verdict::Trapped(_) | Verdict::TimedOut(_)) {
             fx.push(Effect::Journal(Journal::Warning {
                 message: format!(
                     "{phase} check {} {}",
                     spec.check,
                     match &outcome {
                         Verdict::Trapped(r) => format!("trapped: {r}"),
-                        _ => format!("timed out after {:?}", spec.timeout),
+                        other => other.reason().unwrap_or("timed out").to_string(),
                     }
                 ),
             }));

@@ -462,7 +462,7 @@ fn startup_failure_threshold_fails_the_start_before_the_timeout() {
             Some(Duration::from_millis(100))
         );
     }
-    let fx = sim.check(Phase::Startup, Verdict::TimedOut);
+    let fx = sim.check(Phase::Startup, Verdict::timed_out(None));
     assert_eq!(sim.s.status(), Status::Stopping, "{fx:?}");
     assert!(
         journal(&fx).iter().any(|j| matches!(
@@ -494,7 +494,7 @@ fn readiness_toggles_with_thresholds_and_never_restarts() {
     assert_eq!(sim.s.status(), Status::Ready);
     sim.check(Phase::Readiness, Verdict::Retry("slow".into()));
     assert_eq!(sim.s.status(), Status::Ready, "failure threshold 2");
-    let fx = sim.check(Phase::Readiness, Verdict::TimedOut);
+    let fx = sim.check(Phase::Readiness, Verdict::timed_out(None));
     assert_eq!(sim.s.status(), Status::Running);
     assert!(
         journal(&fx)
@@ -526,7 +526,7 @@ fn liveness_counts_consecutive_failures_and_error_restarts_at_once() {
     let mut sim = Sim::running(&svc, 4);
     for o in [
         Verdict::Retry("a".into()),
-        Verdict::TimedOut,
+        Verdict::timed_out(None),
         Verdict::Ok,
         Verdict::Trapped("x".into()),
         Verdict::Retry("b".into()),
@@ -602,6 +602,30 @@ fn stop_escalates_and_stopping_ignores_checks() {
         }))
         .is_empty()
     );
+}
+
+/// `vigil start` while the old child is still stopping is queued: the
+/// service starts once that child is gone (never beside it), and only
+/// once however often it is asked. During shutdown a start is ignored.
+#[test]
+fn a_start_during_a_stop_waits_for_the_exit_then_starts_once() {
+    let svc = service();
+    let mut sim = Sim::running(&svc, 8);
+    sim.on(Event::Stop(Why::operator("vigil stop")));
+    assert!(sim.on(Event::Start).is_empty(), "nothing while it stops");
+    assert!(sim.on(Event::Start).is_empty());
+    assert_eq!(sim.s.status(), Status::Stopping);
+    let fx = sim.exit(ExitStatus::Signal(15), Duration::from_secs(3));
+    assert_eq!(restart_delay(&fx), Some(Duration::ZERO), "{fx:?}");
+    let fx = sim.timer(TimerKind::Backoff);
+    assert!(spawns(&fx), "{fx:?}");
+    assert_eq!(sim.s.status(), Status::Starting);
+
+    let mut sim = Sim::running(&svc, 9);
+    sim.on(Event::Stop(Why::shutdown()));
+    sim.on(Event::Start);
+    sim.exit(ExitStatus::Signal(15), Duration::from_secs(3));
+    assert_eq!(sim.s.status(), Status::Stopped);
 }
 
 #[test]

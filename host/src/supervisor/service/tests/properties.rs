@@ -483,7 +483,7 @@ impl World {
             5..=6 => Verdict::Retry("not yet".into()),
             7 => Verdict::Error("broken".into()),
             8 => Verdict::Trapped("unreachable".into()),
-            _ => Verdict::TimedOut,
+            _ => Verdict::timed_out(None),
         };
         Some(Event::Check {
             epoch,
@@ -551,6 +551,12 @@ impl World {
             Event::Start | Event::Restart(_) if before.is_down() => self.backoff.index = 0,
             Event::Restart(_) if before.has_child() => self.backoff.operator_restart = true,
             Event::Stop(_) if before.has_child() => self.backoff.operator_restart = false,
+            // A start asked while it stops: queued behind the stop, at once
+            // (the generator never stops for shutdown, which ignores it).
+            Event::Start if before == Status::Stopping => {
+                self.backoff.index = 0;
+                self.backoff.operator_restart = true;
+            }
             // Stopped for its dependency, started again at once when it is
             // back: a restart asked for, like the operator's.
             Event::DependencyGone(_) if before.has_child() && before != Status::Stopping => {
