@@ -57,6 +57,8 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         grants: GrantSpec::default(),
         checks: Checks::default(),
         loader: None,
+        identity: Default::default(),
+        log: Default::default(),
     }
 }
 
