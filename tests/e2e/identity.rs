@@ -420,3 +420,80 @@ fn a_service_run_as_another_user_dies_with_vigil() {
         !crate::support::alive(pid)
     });
 }
+
+/// `vigil logs NAME --state-dir STATE` output.
+fn vigil_logs(state: &std::path::Path, name: &str) -> String {
+    let out = cli(state, &["logs", name, "-n", "1000"]);
+    expect_code(&out, 0, "vigil logs");
+    text(&out.stdout)
+}
+
+/// docs/production.md "Output": `[log]` per service: JSON with the
+/// streams apart, long lines split and marked, binary output lossy, its
+/// own size and number of rotated files; `vigil logs` reads both formats.
+#[test]
+fn log_format_size_and_keep_are_per_service() {
+    let setup = open_setup("log-keys");
+    let script = "printf 'out-1\\n'; printf 'err-1\\n' >&2; \
+                  head -c 40000 /dev/zero | tr '\\0' x; echo; \
+                  printf 'bin \\377\\376 end\\n'; \
+                  i=0; while [ $i -lt 40 ]; do echo filler-$i-0123456789012345678901234567890123456789; i=$((i+1)); done; \
+                  echo done; exec sleep 1000";
+    setup.service(
+        "json",
+        &format!(
+            "{}[log]\nformat = \"json\"\nmax-size = \"1KiB\"\nkeep = 2\n",
+            command(&["sh", "-c", script])
+        ),
+    );
+    setup.service(
+        "plain",
+        &format!(
+            "{}[log]\ntimestamps = false\nmax-size = \"1MiB\"\n",
+            command(&["sh", "-c", script])
+        ),
+    );
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let logs = setup.state.join("logs");
+    for name in ["json", "plain"] {
+        vigil.wait_until(&format!("{name} logged everything"), || {
+            std::fs::read_to_string(logs.join(format!("{name}.log")))
+                .is_ok_and(|t| t.contains("done"))
+        });
+    }
+    // Rotated at 1 KiB, two rotated files kept, no third.
+    assert!(logs.join("json.1.log").exists());
+    assert!(logs.join("json.2.log").exists());
+    assert!(!logs.join("json.3.log").exists());
+    for f in ["json.log", "json.1.log", "json.2.log"] {
+        let content = std::fs::read_to_string(logs.join(f)).expect("UTF-8");
+        for line in content.lines() {
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert!(v["time"].is_string(), "{line}");
+            assert!(v["stream"] == "stdout" || v["stream"] == "stderr", "{line}");
+        }
+    }
+    // The plain one kept everything: the long line in marked pieces that
+    // add up, the binary bytes as U+FFFD, no timestamps.
+    let plain = std::fs::read_to_string(logs.join("plain.log")).expect("UTF-8");
+    assert!(plain.contains("stderr err-1\n"), "{plain:.300}");
+    assert!(plain.contains("stdout bin \u{fffd}\u{fffd} end\n"), "{plain:.300}");
+    let pieces: Vec<&str> = plain
+        .lines()
+        .filter(|l| l.contains("xxxx"))
+        .collect();
+    assert_eq!(pieces.len(), 3, "40000 bytes in 16 KiB pieces");
+    assert!(pieces[0].starts_with("stdout+ ") && pieces[1].starts_with("stdout+ "));
+    assert!(pieces[2].starts_with("stdout "));
+    let joined: usize = pieces.iter().map(|l| l.split_once(' ').map_or(0, |(_, t)| t.len())).sum();
+    assert_eq!(joined, 40000);
+
+    // `vigil logs` shows both formats alike: TIME STREAM TEXT.
+    let shown = vigil_logs(&setup.state, "json");
+    assert!(shown.lines().any(|l| l.ends_with(" stdout done")), "{shown}");
+    assert!(!shown.contains('{'), "{shown}");
+    let shown = vigil_logs(&setup.state, "plain");
+    assert!(shown.lines().any(|l| l == "stderr err-1"), "{shown}");
+    assert!(shown.lines().any(|l| l.starts_with("stdout+ xxx")), "{shown}");
+}

@@ -62,10 +62,11 @@ pub(super) async fn service_task(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     snap_tx: watch::Sender<Snapshot>,
 ) {
-    let sink = logs::LogSink::new(
+    let sink = logs::LogSink::with_spec(
         &svc.name,
         shared.options.log_dir.as_deref(),
         shared.options.echo,
+        svc.log,
     );
     let mut retiring = false;
     loop {
@@ -84,6 +85,7 @@ pub(super) async fn service_task(
             Msg::Event(e) => queue.push_back(e),
             Msg::Update(s) => {
                 svc = s;
+                sink.set_spec(svc.log);
                 for effect in state.update(Instant::now(), &svc) {
                     if let Some(follow) =
                         perform(&shared, &svc, &state, &tx, &sink, &mut local, effect).await
