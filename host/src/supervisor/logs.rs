@@ -339,6 +339,8 @@ fn utf8_cut(bytes: &[u8]) -> usize {
         let b = bytes[n - back];
         if b & 0xC0 != 0x80 {
             let len = match b {
+                // Not a leading byte: as is (lossily).
+                0xF8.. => 1,
                 0xF0.. => 4,
                 0xE0.. => 3,
                 0xC0.. => 2,
@@ -451,15 +453,17 @@ mod tests {
         );
         let texts: Vec<&str> = lines.iter().map(|l| l.text.as_ref()).collect();
         let partial: Vec<bool> = lines.iter().map(|l| l.partial).collect();
-        assert_eq!(texts.len(), 6, "{short:?}");
+        // 3 * MAX_LINE + 1 bytes: the first piece ends before the é, so
+        // four pieces.
+        assert_eq!(texts.len(), 7, "{short:?}");
         assert_eq!(&texts[..2], &["one", "two"]);
-        assert_eq!(partial, [false, false, true, true, false, false]);
+        assert_eq!(partial, [false, false, true, true, true, false, false]);
         // Split, not cut: the pieces make the line, each within the limit
         // and valid UTF-8 (the é was not torn).
-        assert_eq!(texts[2..5].concat(), long);
-        assert!(texts[2..5].iter().all(|t| t.len() <= MAX_LINE));
+        assert_eq!(texts[2..6].concat(), long);
+        assert!(texts[2..6].iter().all(|t| t.len() <= MAX_LINE));
         assert_eq!(texts[2].len(), MAX_LINE - 1);
-        assert_eq!(texts[5], "last without newline");
+        assert_eq!(texts[6], "last without newline");
     }
 
     #[tokio::test]

@@ -85,6 +85,7 @@ fn supervisor(dir: &TempDir, probes: Arc<dyn Probes>) -> Supervisor {
             log_dir: Some(dir.0.join("logs")),
             echo: false,
             notify_socket: None,
+            ..Options::default()
         },
     )
     .expect("supervisor")
