@@ -190,10 +190,7 @@ fn unknown_users_and_groups_and_bad_umasks_are_manifest_errors() {
     let setup = open_setup("bad-identity");
     setup.service(
         "a",
-        &format!(
-            "{}user = \"no-such-user-here\"\n",
-            command(&["sleep", "1"])
-        ),
+        &format!("{}user = \"no-such-user-here\"\n", command(&["sleep", "1"])),
     );
     setup.service(
         "b",
@@ -239,7 +236,12 @@ fn env_files_sit_between_inherited_and_explicit_variables() {
     )
     .expect("first.env");
     std::fs::write(setup.root.join("second.env"), "C=file2\nD=file2\n").expect("second.env");
-    let env = [("A", "inherit"), ("B", "inherit"), ("C", "inherit"), ("D", "inherit")];
+    let env = [
+        ("A", "inherit"),
+        ("B", "inherit"),
+        ("C", "inherit"),
+        ("D", "inherit"),
+    ];
     let vigil = Vigil::start_with_env(&setup, &env);
     let (_, pid) = vigil.wait_spawned(0, "svc");
     let env = environ(pid);
@@ -349,8 +351,7 @@ fn credentials_are_files_only_the_user_reads_and_nowhere_else() {
     let report: Value = status(&setup.state);
     assert!(!report.to_string().contains(secret), "{report}");
     vigil.wait_until("the output is logged", || {
-        std::fs::read_to_string(setup.state.join("logs/db.log"))
-            .is_ok_and(|t| t.contains("dir="))
+        std::fs::read_to_string(setup.state.join("logs/db.log")).is_ok_and(|t| t.contains("dir="))
     });
     vigil.terminate();
     let mut files = vec![vigil.journal_path()];
@@ -478,22 +479,31 @@ fn log_format_size_and_keep_are_per_service() {
     // add up, the binary bytes as U+FFFD, no timestamps.
     let plain = std::fs::read_to_string(logs.join("plain.log")).expect("UTF-8");
     assert!(plain.contains("stderr err-1\n"), "{plain:.300}");
-    assert!(plain.contains("stdout bin \u{fffd}\u{fffd} end\n"), "{plain:.300}");
-    let pieces: Vec<&str> = plain
-        .lines()
-        .filter(|l| l.contains("xxxx"))
-        .collect();
+    assert!(
+        plain.contains("stdout bin \u{fffd}\u{fffd} end\n"),
+        "{plain:.300}"
+    );
+    let pieces: Vec<&str> = plain.lines().filter(|l| l.contains("xxxx")).collect();
     assert_eq!(pieces.len(), 3, "40000 bytes in 16 KiB pieces");
     assert!(pieces[0].starts_with("stdout+ ") && pieces[1].starts_with("stdout+ "));
     assert!(pieces[2].starts_with("stdout "));
-    let joined: usize = pieces.iter().map(|l| l.split_once(' ').map_or(0, |(_, t)| t.len())).sum();
+    let joined: usize = pieces
+        .iter()
+        .map(|l| l.split_once(' ').map_or(0, |(_, t)| t.len()))
+        .sum();
     assert_eq!(joined, 40000);
 
     // `vigil logs` shows both formats alike: TIME STREAM TEXT.
     let shown = vigil_logs(&setup.state, "json");
-    assert!(shown.lines().any(|l| l.ends_with(" stdout done")), "{shown}");
+    assert!(
+        shown.lines().any(|l| l.ends_with(" stdout done")),
+        "{shown}"
+    );
     assert!(!shown.contains('{'), "{shown}");
     let shown = vigil_logs(&setup.state, "plain");
     assert!(shown.lines().any(|l| l == "stderr err-1"), "{shown}");
-    assert!(shown.lines().any(|l| l.starts_with("stdout+ xxx")), "{shown}");
+    assert!(
+        shown.lines().any(|l| l.starts_with("stdout+ xxx")),
+        "{shown}"
+    );
 }

@@ -110,7 +110,9 @@ impl Parser<'_> {
     /// Skip whitespace and empty lines.
     fn skip_blank(&mut self) {
         let trimmed = self.rest.trim_start_matches([' ', '\t', '\r', '\n']);
-        self.line += self.rest[..self.rest.len() - trimmed.len()].matches('\n').count();
+        self.line += self.rest[..self.rest.len() - trimmed.len()]
+            .matches('\n')
+            .count();
         self.rest = trimmed;
     }
 
@@ -357,20 +359,20 @@ LAST=no newline at the end";
         for seed in 1..=2000u64 {
             let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
             let text: String = (0..rng.below(40))
-                .map(|_| rng.pick(&["A", "=", "'", "\"", "\\", "\n", " ", "#", "export ", "1", "\0"]))
+                .map(|_| {
+                    rng.pick(&[
+                        "A", "=", "'", "\"", "\\", "\n", " ", "#", "export ", "1", "\0",
+                    ])
+                })
                 .collect();
             match parse(&text) {
                 Ok(vars) => assert!(
-                    vars.iter()
-                        .all(|(k, v)| valid_name(k) && !v.contains('\0')),
+                    vars.iter().all(|(k, v)| valid_name(k) && !v.contains('\0')),
                     "seed {seed}: {text:?} -> {vars:?}"
                 ),
                 Err(e) => {
                     let lines = text.matches('\n').count() + 1;
-                    assert!(
-                        (1..=lines).contains(&e.line),
-                        "seed {seed}: {text:?}: {e}"
-                    );
+                    assert!((1..=lines).contains(&e.line), "seed {seed}: {text:?}: {e}");
                 }
             }
         }

@@ -428,12 +428,12 @@ pub(super) fn resolve_log(raw: Option<RawLog>, c: &mut Collector<'_>) -> LogSpec
     if let Some(s) = raw.max_size.as_deref() {
         match parse_size(s) {
             Ok(n) if n >= 1024 => spec.max_size = n,
-            Ok(_) => c.push(
+            Ok(_) => c.push("log.max-size", "below 1KiB", "use a size such as \"10MiB\""),
+            Err(e) => c.push(
                 "log.max-size",
-                "below 1KiB",
+                e.to_string(),
                 "use a size such as \"10MiB\"",
             ),
-            Err(e) => c.push("log.max-size", e.to_string(), "use a size such as \"10MiB\""),
         }
     }
     if let Some(keep) = raw.keep {

@@ -27,13 +27,13 @@ mod validate;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-pub use model::{
-    CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
-    NotifySpec, RestartMode, RestartPolicy, Service,
-};
 pub use identity::{
     Credential, DEFAULT_LOG_MAX_SIZE, EnvFile, EnvFileError, Identity, LogFormat, LogSpec,
     MAX_LOG_KEEP, RunAs, parse_umask,
+};
+pub use model::{
+    CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
+    NotifySpec, RestartMode, RestartPolicy, Service,
 };
 pub use problems::{Problem, ValidationReport, did_you_mean};
 pub use validate::{Validation, validate};

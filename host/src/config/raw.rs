@@ -153,7 +153,9 @@ fn expected_fix(key: &str) -> String {
         }
         "backoff" => "a list of durations, e.g. [\"0s\", \"5s\"]".into(),
         "success-codes" => "a list of integers, e.g. [0, 143]".into(),
-        "env" | "config" | "credentials" => format!("`{key}` is a table of strings, e.g. {{ KEY = \"value\" }}"),
+        "env" | "config" | "credentials" => {
+            format!("`{key}` is a table of strings, e.g. {{ KEY = \"value\" }}")
+        }
         "notify" | "timestamps" => "true or false".into(),
         "failure-threshold" | "success-threshold" | "restarts" | "keep" => {
             "a positive integer".into()

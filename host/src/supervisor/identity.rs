@@ -53,9 +53,10 @@ pub fn credentials_root(state_dir: &Path) -> PathBuf {
             .map(|d| PathBuf::from(d).join("vigil"))
     };
     match runtime {
-        Some(dir) => dir
-            .join("credentials")
-            .join(format!("{:016x}", fnv1a(state_dir.as_os_str().as_encoded_bytes()))),
+        Some(dir) => dir.join("credentials").join(format!(
+            "{:016x}",
+            fnv1a(state_dir.as_os_str().as_encoded_bytes())
+        )),
         None => state_dir.join("credentials"),
     }
 }
@@ -240,8 +241,7 @@ mod tests {
         std::fs::create_dir_all(&inside).expect("dirs");
         std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
-        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700))
-            .expect("chmod");
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).expect("chmod");
         let nobody = RunAs {
             user: "nobody".into(),
             uid: 65534,
@@ -253,8 +253,7 @@ mod tests {
         // The temp dir's own parents may already be closed (/root): some
         // directory is named, and the closed one when they are open.
         assert!(why.is_some(), "closed dir not seen");
-        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o711))
-            .expect("chmod");
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o711)).expect("chmod");
         let root_reach = RunAs { uid: 0, ..nobody };
         assert_eq!(unreachable_by(&inside.join("file"), &root_reach), None);
     }

@@ -281,7 +281,10 @@ impl LogSink {
             line.strip_suffix('\r').unwrap_or(line)
         };
         let spec = *self.spec.lock_unpoisoned();
-        let now = spec.timestamps.unwrap_or_else(timestamps).then(SystemTime::now);
+        let now = spec
+            .timestamps
+            .unwrap_or_else(timestamps)
+            .then(SystemTime::now);
         if self.echo {
             let shown = crate::untrusted::line(line);
             let name = crate::untrusted::line(&self.name);
@@ -448,7 +451,9 @@ mod tests {
         let lines: Vec<LogLine<'_>> = text.lines().map(LogLine::parse).collect();
         let short = &text[..text.len().min(200)];
         assert!(
-            lines.iter().all(|l| l.ts.is_some() && l.stream == Some(Stream::Stderr)),
+            lines
+                .iter()
+                .all(|l| l.ts.is_some() && l.stream == Some(Stream::Stderr)),
             "{short:?}"
         );
         let texts: Vec<&str> = lines.iter().map(|l| l.text.as_ref()).collect();
@@ -521,7 +526,10 @@ mod tests {
         assert!(rotated(&current, 1).exists());
         assert!(!rotated(&current, 2).exists());
         let text = std::fs::read_to_string(rotated(&current, 1)).expect("rotated");
-        assert!(text.lines().all(|l| l == format!("stdout {line}")), "{text}");
+        assert!(
+            text.lines().all(|l| l == format!("stdout {line}")),
+            "{text}"
+        );
     }
 
     #[test]
