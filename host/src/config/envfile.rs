@@ -66,10 +66,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, ParseError> {
         {
             p.rest = after.trim_start_matches([' ', '\t']);
         }
-        let end = p
-            .rest
-            .find(|c: char| c == '=' || c == '\n')
-            .unwrap_or(p.rest.len());
+        let end = p.rest.find(['=', '\n']).unwrap_or(p.rest.len());
         let name = p.rest[..end].trim_end_matches([' ', '\t']);
         if !p.rest[end..].starts_with('=') {
             return Err(err(format!(

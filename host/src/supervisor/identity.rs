@@ -80,6 +80,9 @@ pub fn prepare_start(
 ) -> Result<Vec<String>, String> {
     let mut warnings = Vec::new();
     let run_as = service.identity.run_as.as_ref();
+    if options.credentials_dir.is_none() && !service.identity.credentials.is_empty() {
+        return Err("credentials: this supervisor has no credentials directory".into());
+    }
     if let Some(root) = &options.credentials_dir {
         let dir = root.join(&service.name);
         command.env.retain(|(k, _)| k != "CREDENTIALS_DIRECTORY");
