@@ -507,3 +507,49 @@ fn log_format_size_and_keep_are_per_service() {
         "{shown}"
     );
 }
+
+/// A vigil that is not root refuses a manifest naming another user, and
+/// accepts its own. Run as nobody from a hard link of the binary outside
+/// /root (which nobody cannot enter).
+#[test]
+fn a_vigil_that_is_not_root_refuses_another_user() {
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        eprintln!("skipped: needs root to become nobody");
+        return;
+    }
+    let setup = open_setup("not-root");
+    let home = drop_box(&setup);
+    let bin = setup.root.join("vigil");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_vigil"), &bin).is_err() {
+        eprintln!("skipped: cannot link the binary outside the target dir");
+        return;
+    }
+    setup.service(
+        "other",
+        &format!("{}user = \"root\"\n", command(&["sleep", "1"])),
+    );
+    setup.service(
+        "own",
+        &format!(
+            "{}user = \"nobody\"\ngroup = \"65534\"\n",
+            command(&["sleep", "1"])
+        ),
+    );
+    let out = std::process::Command::new(&bin)
+        .arg("validate")
+        .arg(&setup.checks)
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", &home)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("validate as nobody");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("other/service.toml:user: vigil runs as uid 65534, not root: it cannot run a service as root"),
+        "{err}"
+    );
+    assert!(err.contains("1 problem:"), "{err}");
+}
