@@ -553,3 +553,42 @@ fn a_vigil_that_is_not_root_refuses_another_user() {
     );
     assert!(err.contains("1 problem:"), "{err}");
 }
+
+/// A changed `[log]` applies from the next line, without a restart.
+#[test]
+fn a_changed_log_format_applies_without_a_restart() {
+    let setup = open_setup("log-reload");
+    let argv = command(&["sh", "-c", "while true; do echo tick; sleep 0.1; done"]);
+    let dir = setup.service("svc", &argv);
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let (i, pid) = vigil.wait_spawned(0, "svc");
+    let log = setup.state.join("logs/svc.log");
+    vigil.wait_until("a text line", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains(" stdout tick\n"))
+    });
+    std::fs::write(
+        dir.join("service.toml"),
+        format!("{argv}[log]\nformat = \"json\"\n"),
+    )
+    .expect("manifest");
+    expect_code(&cli(&setup.state, &["reload"]), 0, "reload");
+    vigil.wait_until("a JSON line", || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains(r#""stream":"stdout","text":"tick"}"#))
+    });
+    assert!(
+        !vigil.journal()[i + 1..]
+            .iter()
+            .any(|e| is(e, "svc", "spawned")),
+        "restarted: {:?}",
+        vigil.journal()
+    );
+    assert!(crate::support::alive(pid));
+    // Both formats read back alike.
+    let shown = vigil_logs(&setup.state, "svc");
+    assert!(
+        shown.lines().all(|l| l.ends_with(" stdout tick")),
+        "{shown}"
+    );
+}
