@@ -13,6 +13,7 @@ use crate::daemon::sd_notify::{self, Notifier, NotifyError};
 use crate::journal::{self, Event as Journal, Journal as JournalFile, JournalError};
 use crate::signals::{Request, Signals};
 use crate::supervisor::hot_reload::{Changes, Watcher};
+use crate::supervisor::identity;
 use crate::supervisor::notify::{self as notify_server, NotifyServer, NotifyServerError};
 use crate::supervisor::recover::{self, recover_previous};
 use crate::supervisor::{Options, Supervisor, SupervisorError, probes::WasmProbes};
@@ -108,6 +109,9 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
         Err(e) => return Err(e.into()),
     };
     let systemd = Notifier::from_env().transpose()?.map(std::sync::Arc::new);
+    // What a crashed run left is removed before any service starts.
+    let credentials_dir = identity::credentials_root(&options.state_dir);
+    identity::remove_all_credentials(&credentials_dir);
     let sup = Supervisor::new(
         journal,
         WasmProbes::new(engine.clone()),
@@ -115,6 +119,7 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
             log_dir: Some(options.state_dir.join("logs")),
             echo: options.echo,
             notify_socket: notify_server.as_ref().map(|n| n.path().to_path_buf()),
+            credentials_dir: Some(credentials_dir.clone()),
         },
     )?;
     journal_warnings(&sup, &loaded.warnings, None);
@@ -233,6 +238,7 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
         }
     }
     servers.stop(SERVER_GRACE).await;
+    identity::remove_all_credentials(&credentials_dir);
     Ok(())
 }
 

@@ -20,6 +20,7 @@ mod control;
 mod daemon;
 mod hostile;
 mod http;
+mod identity;
 mod journal_offline;
 mod languages;
 mod loaders;

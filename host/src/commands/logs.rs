@@ -156,23 +156,25 @@ impl Filter {
     /// time (`--no-timestamps`, older files) go with the lines before them.
     fn wants(&self, line: &str, passed: &mut bool) -> bool {
         let line = LogLine::parse(line);
-        match (&self.since, line.ts) {
+        match (&self.since, &line.ts) {
             (None, _) => *passed = true,
-            (Some(since), Some(ts)) => *passed = ts >= since.as_str(),
+            (Some(since), Some(ts)) => *passed = ts.as_ref() >= since.as_str(),
             (Some(_), None) => {}
         }
         *passed && (!self.stderr_only || line.stream == Some(Stream::Stderr))
     }
 }
 
-/// Print one line of a log file, its text escaped ([`untrusted`]: it is
-/// whatever the service wrote); false once stdout is closed.
+/// Print one line of a log file (text or JSON format, shown as text),
+/// its text escaped ([`untrusted`]: it is whatever the service wrote);
+/// false once stdout is closed.
 fn print(out: &mut impl Write, line: &str) -> bool {
     let parsed = LogLine::parse(line);
-    let text = untrusted::line(parsed.text);
-    let shown = match (parsed.ts, parsed.stream) {
-        (Some(ts), Some(stream)) => format!("{ts} {} {text}", stream.as_str()),
-        (None, Some(stream)) => format!("{} {text}", stream.as_str()),
+    let text = untrusted::line(&parsed.text);
+    let tag = |s: Stream| format!("{}{}", s.as_str(), if parsed.partial { "+" } else { "" });
+    let shown = match (&parsed.ts, parsed.stream) {
+        (Some(ts), Some(stream)) => format!("{} {} {text}", untrusted::line(ts), tag(stream)),
+        (None, Some(stream)) => format!("{} {text}", tag(stream)),
         _ => text.into_owned(),
     };
     writeln!(out, "{}", shown.trim_end())

@@ -14,7 +14,9 @@
 //! This file is the public face: [`load_service`] and [`load_dir`].
 
 mod checks;
+mod envfile;
 mod graph;
+mod identity;
 mod model;
 mod problems;
 mod raw;
@@ -25,6 +27,10 @@ mod validate;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+pub use identity::{
+    Credential, DEFAULT_LOG_MAX_SIZE, EnvFile, EnvFileError, Identity, LogFormat, LogSpec,
+    MAX_LOG_KEEP, RunAs, parse_umask,
+};
 pub use model::{
     CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
     NotifySpec, RestartMode, RestartPolicy, Service,

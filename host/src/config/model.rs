@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::identity::{EnvFileError, Identity, LogSpec};
 use crate::wasm::{CheckSource, GrantError, Grants, Phase};
 
 /// File name of a service manifest inside a service directory.
@@ -46,6 +47,10 @@ pub struct Service {
     pub grants: GrantSpec,
     pub checks: Checks,
     pub loader: Option<LoaderSpec>,
+    /// `user`, `group`, `umask`, `env-file`, `credentials`.
+    pub identity: Identity,
+    /// `[log]`: how its output is kept.
+    pub log: LogSpec,
 }
 
 impl Service {
@@ -59,21 +64,30 @@ impl Service {
             || self.loader.is_some() != other.loader.is_some()
             // The child's NOTIFY_SOCKET and WATCHDOG_USEC.
             || self.notify != other.notify
+            // Who it runs as, and its environment from env files (as read
+            // at load: an edited file is a changed environment).
+            || self.identity != other.identity
     }
 
-    /// The environment a child gets: inherited variables first, then the
-    /// explicit ones (which win).
-    pub fn child_env(&self) -> Vec<(String, String)> {
+    /// The environment a child gets, each source overriding the ones
+    /// before it: `inherit-env` (from Vigil's own environment), then
+    /// `USER`/`LOGNAME`/`HOME` of `user`, then the `env-file`s in order
+    /// (read now: a start gets the files as they are), then `env`.
+    pub fn child_env(&self) -> Result<Vec<(String, String)>, EnvFileError> {
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         for name in &self.inherit_env {
             if let Ok(value) = std::env::var(name) {
                 env.insert(name.clone(), value);
             }
         }
+        env.extend(self.identity.user_env());
+        for file in &self.identity.env_files {
+            env.extend(file.read()?.unwrap_or_default());
+        }
         for (k, v) in &self.env {
             env.insert(k.clone(), v.clone());
         }
-        env.into_iter().collect()
+        Ok(env.into_iter().collect())
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::identity::RawLog;
 use super::problems::{Collector, did_you_mean, fields_of};
 
 /// `service.toml` as written. Every field is optional so that each key can
@@ -31,6 +32,13 @@ pub struct RawService {
     pub grants: Option<RawGrants>,
     pub checks: Option<RawChecks>,
     pub loader: Option<RawLoader>,
+    // Identity, env files, credentials, output (config/identity.rs).
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub umask: Option<String>,
+    pub env_file: Option<Vec<String>>,
+    pub credentials: Option<BTreeMap<String, String>>,
+    pub log: Option<RawLog>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,14 +148,18 @@ where
 /// The fix for a key of the wrong type: what a value of it looks like.
 fn expected_fix(key: &str) -> String {
     match key {
-        "command" | "after" | "requires" | "inherit-env" | "hosts" | "paths" => {
+        "command" | "after" | "requires" | "inherit-env" | "hosts" | "paths" | "env-file" => {
             format!("`{key}` is a list of strings, e.g. [\"a\", \"b\"]")
         }
         "backoff" => "a list of durations, e.g. [\"0s\", \"5s\"]".into(),
         "success-codes" => "a list of integers, e.g. [0, 143]".into(),
-        "env" | "config" => format!("`{key}` is a table of strings, e.g. {{ KEY = \"value\" }}"),
-        "notify" => "true or false".into(),
-        "failure-threshold" | "success-threshold" | "restarts" => "a positive integer".into(),
+        "env" | "config" | "credentials" => {
+            format!("`{key}` is a table of strings, e.g. {{ KEY = \"value\" }}")
+        }
+        "notify" | "timestamps" => "true or false".into(),
+        "failure-threshold" | "success-threshold" | "restarts" | "keep" => {
+            "a positive integer".into()
+        }
         _ => "a quoted string, e.g. \"3s\"".into(),
     }
 }
@@ -181,6 +193,7 @@ pub(super) fn parse_raw(text: &str, c: &mut Collector<'_>) -> Option<RawService>
         ("grants", fields_of::<RawGrants>()),
         ("loader", fields_of::<RawLoader>()),
         ("checks", fields_of::<RawChecks>()),
+        ("log", fields_of::<RawLog>()),
     ] {
         if let Some(toml::Value::Table(sub)) = table.get_mut(key) {
             strip_unknown(sub, fields, key, c);
@@ -208,6 +221,7 @@ pub(super) fn parse_raw(text: &str, c: &mut Collector<'_>) -> Option<RawService>
         ),
         ("grants", check_nested::<RawGrants>),
         ("loader", check_nested::<RawLoader>),
+        ("log", check_nested::<RawLog>),
     ] {
         if let Some(v) = table.get(key) {
             ok &= check(v, key, c);
@@ -221,7 +235,7 @@ pub(super) fn parse_raw(text: &str, c: &mut Collector<'_>) -> Option<RawService>
     let mut top = table.clone();
     if !ok {
         // Already reported in detail; check the rest without them.
-        for key in ["give-up", "grants", "loader", "checks"] {
+        for key in ["give-up", "grants", "loader", "checks", "log"] {
             top.remove(key);
         }
     }

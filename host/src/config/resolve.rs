@@ -8,6 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::checks::resolve_checks;
+use super::identity::{RawIdentity, resolve_identity, resolve_log};
 use super::model::{
     DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, NotifySpec, RestartMode,
     RestartPolicy, Service,
@@ -49,6 +50,12 @@ pub(super) fn resolve(
         grants,
         checks,
         loader,
+        user,
+        group,
+        umask,
+        env_file,
+        credentials,
+        log,
     } = raw;
 
     // cwd first: relative commands resolve against it.
@@ -69,6 +76,18 @@ pub(super) fn resolve(
     let checks = resolve_checks(&dir, checks, c);
     let loader = resolve_loader(&dir, has_loader, loader, c);
     let notify = resolve_notify(&notify, &watchdog_sec, &notify_timeout, c);
+    let identity = resolve_identity(
+        &dir,
+        RawIdentity {
+            user,
+            group,
+            umask,
+            env_file,
+            credentials,
+        },
+        c,
+    );
+    let log = resolve_log(log, c);
 
     Service {
         name: name.to_string(),
@@ -85,6 +104,8 @@ pub(super) fn resolve(
         grants,
         checks,
         loader,
+        identity,
+        log,
         dir,
     }
 }

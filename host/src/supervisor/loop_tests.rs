@@ -57,6 +57,8 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         grants: GrantSpec::default(),
         checks: Checks::default(),
         loader: None,
+        identity: Default::default(),
+        log: Default::default(),
     }
 }
 
@@ -83,6 +85,7 @@ fn supervisor(dir: &TempDir, probes: Arc<dyn Probes>) -> Supervisor {
             log_dir: Some(dir.0.join("logs")),
             echo: false,
             notify_socket: None,
+            ..Options::default()
         },
     )
     .expect("supervisor")

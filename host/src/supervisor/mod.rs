@@ -11,6 +11,7 @@
 //! ([`reload_plan`], [`shutdown`]) and applied here.
 
 pub mod hot_reload;
+pub mod identity;
 pub mod logs;
 pub mod metrics;
 pub mod notify;
@@ -106,13 +107,17 @@ pub fn manifest_command(service: &Service) -> Result<spawn::Command, String> {
         .command
         .clone()
         .ok_or_else(|| format!("{}: no command (and no loader)", service.name))?;
-    Ok(spawn::Command {
+    let mut command = spawn::Command {
         argv,
-        env: service.child_env(),
+        env: service.child_env().map_err(|e| e.to_string())?,
         cwd: service.cwd.clone(),
         stdout: spawn::Output::Pipe,
         stderr: spawn::Output::Pipe,
-    })
+        run_as: None,
+        umask: None,
+    };
+    identity::apply(service, &mut command);
+    Ok(command)
 }
 
 /// Settings of a [`Supervisor`].
@@ -125,6 +130,10 @@ pub struct Options {
     /// The notify socket given to `notify = true` services as
     /// `NOTIFY_SOCKET` (see [`crate::supervisor::notify`]).
     pub notify_socket: Option<PathBuf>,
+    /// Where services' `credentials` are copied for their children (see
+    /// [`identity::credentials_root`]); `None`: services with credentials
+    /// cannot start.
+    pub credentials_dir: Option<PathBuf>,
 }
 
 /// What the facade and every service task share.

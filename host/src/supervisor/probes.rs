@@ -234,12 +234,12 @@ impl Probes for WasmProbes {
                 config: spec.config.clone(),
             };
             let cmd = loader.spawn(&ctx).await.map_err(|e| e.to_string())?;
-            let mut env = service.child_env();
+            let mut env = service.child_env().map_err(|e| e.to_string())?;
             for (k, v) in cmd.env {
                 env.retain(|(ek, _)| *ek != k);
                 env.push((k, v));
             }
-            Ok(spawn::Command {
+            let mut command = spawn::Command {
                 argv: cmd.argv,
                 env,
                 cwd: cmd
@@ -248,7 +248,11 @@ impl Probes for WasmProbes {
                     .unwrap_or_else(|| service.cwd.clone()),
                 stdout: spawn::Output::Pipe,
                 stderr: spawn::Output::Pipe,
-            })
+                run_as: None,
+                umask: None,
+            };
+            super::identity::apply(&service, &mut command);
+            Ok(command)
         })
     }
 

@@ -67,6 +67,21 @@ pub struct Command {
     pub cwd: PathBuf,
     pub stdout: Output,
     pub stderr: Output,
+    /// `user`/`group`: who the child becomes before exec (`None`: Vigil's
+    /// own identity).
+    pub run_as: Option<RunAs>,
+    /// `umask`, set before exec (`None`: Vigil's is inherited).
+    pub umask: Option<u32>,
+}
+
+/// Credentials a child takes between clone and exec, resolved from the
+/// user database beforehand (no lookup is async-signal-safe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups, replacing Vigil's.
+    pub groups: Vec<u32>,
 }
 
 impl Command {
@@ -79,6 +94,8 @@ impl Command {
             cwd: PathBuf::from("/"),
             stdout: Output::Null,
             stderr: Output::Null,
+            run_as: None,
+            umask: None,
         }
     }
 }
@@ -112,6 +129,13 @@ pub enum SpawnError {
     #[error("{what}: {source}")]
     Os {
         what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot become {what} {id} before exec: {source}")]
+    Identity {
+        what: &'static str,
+        id: String,
         #[source]
         source: std::io::Error,
     },
@@ -306,6 +330,8 @@ struct Prepared {
     envp: Vec<CString>,
     envp_ptrs: Vec<*const libc::c_char>,
     cwd: CString,
+    run_as: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
+    umask: Option<libc::mode_t>,
 }
 
 /// What the spawner thread keeps between spawns.
@@ -358,6 +384,11 @@ fn prepare(command: &Command) -> Result<Prepared, SpawnError> {
         envp,
         envp_ptrs,
         cwd: cstring(command.cwd.as_os_str())?,
+        run_as: command
+            .run_as
+            .as_ref()
+            .map(|r| (r.uid, r.gid, r.groups.clone())),
+        umask: command.umask,
     })
 }
 
@@ -440,12 +471,33 @@ fn spawn_now(
     let stdout = stdout.map(|(r, _)| r);
     let stderr = stderr.map(|(r, _)| r);
 
-    let errno = failure.load(Ordering::Acquire);
-    if errno != 0 {
+    let code = failure.load(Ordering::Acquire);
+    if code != 0 {
         registry.discard(pid);
-        return Err(SpawnError::Exec {
-            program: command.argv[0].clone(),
-            source: std::io::Error::from_raw_os_error(errno),
+        let (step, errno) = (code >> STEP_SHIFT, code & ((1 << STEP_SHIFT) - 1));
+        let source = std::io::Error::from_raw_os_error(errno);
+        let run_as = command.run_as.as_ref();
+        let (uid, gid) = run_as.map_or((0, 0), |r| (r.uid, r.gid));
+        return Err(match step {
+            STEP_GROUPS => SpawnError::Identity {
+                what: "the supplementary groups",
+                id: format!("{:?}", run_as.map(|r| &r.groups)),
+                source,
+            },
+            STEP_GID => SpawnError::Identity {
+                what: "gid",
+                id: gid.to_string(),
+                source,
+            },
+            STEP_UID => SpawnError::Identity {
+                what: "uid",
+                id: uid.to_string(),
+                source,
+            },
+            _ => SpawnError::Exec {
+                program: command.argv[0].clone(),
+                source,
+            },
         });
     }
     if let Some(a) = announced.as_mut() {
@@ -462,6 +514,13 @@ fn spawn_now(
         stderr,
     })
 }
+
+/// Which identity step failed, in the failure slot above the errno (0:
+/// any other step, reported as an exec failure).
+const STEP_SHIFT: i32 = 16;
+const STEP_GROUPS: i32 = 1;
+const STEP_GID: i32 = 2;
+const STEP_UID: i32 = 3;
 
 /// The child's standard descriptors (-1: keep Vigil's).
 #[derive(Clone, Copy)]
@@ -509,6 +568,39 @@ unsafe fn exec_child(
         if libc::setsid() < 0 {
             fail(libc::EPERM);
         }
+
+        // ---- identity: user, group, supplementary groups, umask ----
+        // First of all, so that nothing after it runs with Vigil's
+        // privileges, and before PR_SET_PDEATHSIG, which the kernel clears
+        // when the credentials change. Raw syscalls, not libc's setgroups/
+        // setgid/setuid: glibc's wrappers change every thread of the
+        // process by signalling them (setxid), and this child shares
+        // Vigil's memory, thread list included; the raw syscalls change
+        // this task only, which is all it is. Groups first, then the gid,
+        // then the uid (which drops the right to change the other two).
+        if let Some((uid, gid, groups)) = &p.run_as {
+            let step = |s: i32| -> ! {
+                let errno = *libc::__errno_location();
+                failure.store((s << STEP_SHIFT) | errno.max(1), Ordering::Release);
+                libc::_exit(127)
+            };
+            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) < 0 {
+                step(STEP_GROUPS);
+            }
+            if libc::syscall(libc::SYS_setresgid, *gid, *gid, *gid) < 0 {
+                step(STEP_GID);
+            }
+            if libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid) < 0 {
+                step(STEP_UID);
+            }
+        }
+        if let Some(mask) = p.umask {
+            // This child's own: without CLONE_FS it has its own umask and
+            // cwd, so Vigil's stay as they are.
+            libc::umask(mask);
+        }
+        // ---- end of identity ----
+
         if libc::prctl(
             libc::PR_SET_PDEATHSIG,
             libc::SIGKILL as libc::c_ulong,

@@ -15,7 +15,7 @@ use super::notify::{Groups, Inbox, Notification};
 use super::service::{Effect, Event, Notify, ServiceState, TimerKind};
 use super::state::Status;
 use super::timers::{self, Timers};
-use super::{CheckResult, ProbeTarget, Shared, Snapshot, logs, reaper, spawn, stop};
+use super::{CheckResult, ProbeTarget, Shared, Snapshot, identity, logs, reaper, spawn, stop};
 use crate::config::Service;
 use crate::journal;
 use crate::journal::Event as Journal;
@@ -63,10 +63,11 @@ pub(super) async fn service_task(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     snap_tx: watch::Sender<Snapshot>,
 ) {
-    let sink = logs::LogSink::new(
+    let sink = logs::LogSink::with_spec(
         &svc.name,
         shared.options.log_dir.as_deref(),
         shared.options.echo,
+        svc.log,
     );
     let mut retiring = false;
     loop {
@@ -85,6 +86,7 @@ pub(super) async fn service_task(
             Msg::Event(e) => queue.push_back(e),
             Msg::Update(s) => {
                 svc = s;
+                sink.set_spec(svc.log);
                 for effect in state.update(Instant::now(), &svc) {
                     if let Some(follow) =
                         perform(&shared, &svc, &state, &tx, &sink, &mut local, effect).await
@@ -184,6 +186,7 @@ pub(super) async fn service_task(
         }
     }
     local.list_group(&shared.groups, None);
+    identity::remove_credentials(&shared.options, &svc.name);
 }
 
 /// What a service task keeps beside the reducer's state: what the
@@ -256,6 +259,14 @@ async fn perform(
             };
             if let (Some(notify), Some(socket)) = (svc.notify, &shared.options.notify_socket) {
                 notify_env(&mut command.env, socket, notify.watchdog);
+            }
+            match identity::prepare_start(&shared.options, svc, &mut command) {
+                Ok(warnings) => {
+                    for message in warnings {
+                        shared.journal(Some(&svc.name), &Journal::Warning { message });
+                    }
+                }
+                Err(e) => return Some(Event::SpawnFailed(e)),
             }
             let exit_tx = tx.clone();
             let t0 = Instant::now();

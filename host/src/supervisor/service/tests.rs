@@ -29,6 +29,8 @@ fn service() -> Service {
         grants: GrantSpec::default(),
         checks: Checks::default(),
         loader: None,
+        identity: Default::default(),
+        log: Default::default(),
     }
 }
 
