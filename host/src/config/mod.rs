@@ -15,6 +15,7 @@
 
 mod checks;
 mod graph;
+mod hooks;
 mod model;
 mod problems;
 mod raw;
@@ -29,6 +30,7 @@ pub use model::{
     CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
     NotifySpec, RestartMode, RestartPolicy, Service,
 };
+pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookAction, HookKind, HookSpec, Hooks};
 pub use problems::{Problem, ValidationReport, did_you_mean};
 pub use validate::{Validation, validate};
 

@@ -46,6 +46,8 @@ pub struct Service {
     pub grants: GrantSpec,
     pub checks: Checks,
     pub loader: Option<LoaderSpec>,
+    /// `[hooks.*]`: commands or checks around each start and stop.
+    pub hooks: super::hooks::Hooks,
 }
 
 impl Service {

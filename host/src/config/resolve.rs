@@ -49,6 +49,7 @@ pub(super) fn resolve(
         grants,
         checks,
         loader,
+        hooks,
     } = raw;
 
     // cwd first: relative commands resolve against it.
@@ -67,6 +68,7 @@ pub(super) fn resolve(
     }
     let grants = resolve_grants(&dir, grants, c);
     let checks = resolve_checks(&dir, checks, c);
+    let hooks = super::hooks::resolve_hooks(&dir, &cwd, hooks, c);
     let loader = resolve_loader(&dir, has_loader, loader, c);
     let notify = resolve_notify(&notify, &watchdog_sec, &notify_timeout, c);
 
@@ -85,6 +87,7 @@ pub(super) fn resolve(
         grants,
         checks,
         loader,
+        hooks,
         dir,
     }
 }

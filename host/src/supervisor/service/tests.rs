@@ -29,6 +29,7 @@ fn service() -> Service {
         grants: GrantSpec::default(),
         checks: Checks::default(),
         loader: None,
+        hooks: Default::default(),
     }
 }
 
@@ -663,7 +664,8 @@ fn stale_results_are_ignored_and_spawn_errors_back_off() {
     );
     let fx = sim.on(Event::SpawnFailed("ENOENT".into()));
     assert!(journal(&fx).contains(&Journal::SpawnError {
-        error: "ENOENT".into()
+        error: "ENOENT".into(),
+        cause: None,
     }));
     assert_eq!(sim.s.status(), Status::Backoff);
     // An unexpected spawn result in a wrong state changes nothing.
