@@ -199,7 +199,12 @@ fn resolve_hook(
     c: &mut Collector<'_>,
 ) -> Option<HookSpec> {
     let f = |k: &str| format!("hooks.{kind}.{k}");
-    let timeout = duration_field(c, &f("timeout"), rh.timeout.as_deref(), DEFAULT_HOOK_TIMEOUT);
+    let timeout = duration_field(
+        c,
+        &f("timeout"),
+        rh.timeout.as_deref(),
+        DEFAULT_HOOK_TIMEOUT,
+    );
     if timeout.is_zero() {
         c.push(
             f("timeout"),

@@ -26,11 +26,11 @@ mod validate;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookAction, HookKind, HookSpec, Hooks};
 pub use model::{
     CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
     NotifySpec, RestartMode, RestartPolicy, Service,
 };
-pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookAction, HookKind, HookSpec, Hooks};
 pub use problems::{Problem, ValidationReport, did_you_mean};
 pub use validate::{Validation, validate};
 

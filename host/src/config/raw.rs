@@ -77,7 +77,12 @@ pub struct RawLoader {
 }
 
 /// Remove keys of `table` not in `known`, reporting each.
-pub(super) fn strip_unknown(table: &mut toml::Table, known: &[&str], prefix: &str, c: &mut Collector<'_>) {
+pub(super) fn strip_unknown(
+    table: &mut toml::Table,
+    known: &[&str],
+    prefix: &str,
+    c: &mut Collector<'_>,
+) {
     let unknown: Vec<String> = table
         .keys()
         .filter(|k| !known.contains(&k.as_str()))

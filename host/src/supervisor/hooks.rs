@@ -87,7 +87,10 @@ pub(super) fn run(
     tokio::spawn(async move {
         let t0 = Instant::now();
         let (outcome, output) = match svc.hooks.get(hook).cloned() {
-            None => (Outcome::Failed("the hook is no longer configured".into()), None),
+            None => (
+                Outcome::Failed("the hook is no longer configured".into()),
+                None,
+            ),
             Some(spec) => {
                 // A pre-stop hook lives within the stop grace.
                 let timeout = match hook {
@@ -166,9 +169,13 @@ async fn run_command(
         Err(e) => return (Outcome::Failed(e), None),
     };
     command.env.push(("VIGIL_SERVICE".into(), svc.name.clone()));
-    command.env.push(("VIGIL_HOOK".into(), hook.as_str().into()));
+    command
+        .env
+        .push(("VIGIL_HOOK".into(), hook.as_str().into()));
     if let Some(pid) = service_pid {
-        command.env.push(("VIGIL_SERVICE_PID".into(), pid.to_string()));
+        command
+            .env
+            .push(("VIGIL_SERVICE_PID".into(), pid.to_string()));
     }
     let (exit_tx, mut exit_rx) = tokio::sync::oneshot::channel();
     let route: reaper::Route = Box::new(move |status| {

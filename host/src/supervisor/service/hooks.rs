@@ -283,7 +283,9 @@ impl ServiceState {
             }
             return;
         }
-        if std::mem::take(&mut self.hooks.launch_waits) && self.pid.is_none() && self.group.is_none()
+        if std::mem::take(&mut self.hooks.launch_waits)
+            && self.pid.is_none()
+            && self.group.is_none()
         {
             match self.status {
                 Status::Starting => self.launch(fx),

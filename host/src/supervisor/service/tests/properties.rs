@@ -697,7 +697,9 @@ impl World {
                     }
                 );
                 if self.svc.hooks.pre_start.is_some() && !pre_start_ok {
-                    return Err(format!("spawn without its pre-start hook's ok (on {event:?})"));
+                    return Err(format!(
+                        "spawn without its pre-start hook's ok (on {event:?})"
+                    ));
                 }
                 if self.hooks.iter().any(|(h, _)| *h == HookKind::PostStop) {
                     return Err("spawn while the last post-stop hook runs".into());
