@@ -250,13 +250,15 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn start(dir: &Path) -> Recorder {
+    /// Each request takes `delay_ms` before it is recorded and answered.
+    fn start(dir: &Path, delay_ms: u64) -> Recorder {
         let port_file = dir.join("recorder.port");
         let log = dir.join("requests.log");
         let child = Command::new("python3")
             .arg(workspace().join("tests/fixtures/request_recorder.py"))
             .arg(&port_file)
             .arg(&log)
+            .arg(delay_ms.to_string())
             .spawn()
             .expect("start python3 request_recorder.py");
         let port = poll_until(
@@ -293,13 +295,16 @@ impl Drop for Recorder {
 /// A pre-stop check hook (builtin:http, `POST /drain` with a body) reaches
 /// a real server before the stop signal: the service's SIGTERM trap finds
 /// the request in the server's log and exits 0 (3 if it is not there yet).
+/// The server takes 300 ms over the request and the trap runs the moment
+/// the signal comes (`wait` is interrupted), so a signal sent beside the
+/// hook instead of after its answer is caught.
 #[test]
 fn a_pre_stop_post_reaches_the_server_before_the_stop_signal() {
     let setup = Setup::new("hooks-drain");
-    let recorder = Recorder::start(&setup.root);
+    let recorder = Recorder::start(&setup.root, 300);
     let origin = format!("http://127.0.0.1:{}", recorder.port);
     let trap = format!(
-        "trap 'grep -q /drain {} && exit 0 || exit 3' TERM; while :; do sleep 0.1; done",
+        "trap 'grep -q /drain {} && exit 0 || exit 3' TERM; while :; do sleep 1 & wait $!; done",
         recorder.log.display()
     );
     let manifest = format!(
