@@ -277,3 +277,138 @@ fn check_program(program: &str, cwd: &Path, field: &str, c: &mut Collector<'_>) 
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::{MANIFEST, load_dir};
+    use crate::test_support::TempDir;
+
+    fn service(root: &Path, manifest: &str) -> PathBuf {
+        let d = root.join("web");
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(d.join(MANIFEST), manifest).expect("write manifest");
+        d
+    }
+
+    #[test]
+    fn each_hook_is_a_command_or_a_check_with_a_timeout() {
+        let t = TempDir::new("cfg-hooks");
+        service(
+            &t.0,
+            r#"command = ["sleep", "100"]
+[hooks.pre-start]
+command = ["true"]
+[hooks.pre-stop]
+check = "builtin:http"
+timeout = "2s"
+[hooks.pre-stop.config]
+url = "http://127.0.0.1:8080/drain"
+method = "POST"
+"#,
+        );
+        let services = load_dir(&t.0).expect("valid").services;
+        let hooks = &services[0].hooks;
+        assert_eq!(
+            hooks.pre_start,
+            Some(HookSpec {
+                action: HookAction::Command(vec!["true".into()]),
+                timeout: DEFAULT_HOOK_TIMEOUT,
+            })
+        );
+        assert_eq!(
+            hooks.pre_stop,
+            Some(HookSpec {
+                action: HookAction::Check {
+                    check: CheckSource::Builtin("http".into()),
+                    config: vec![
+                        ("method".into(), "POST".into()),
+                        ("url".into(), "http://127.0.0.1:8080/drain".into()),
+                    ],
+                },
+                timeout: Duration::from_secs(2),
+            })
+        );
+        assert_eq!(hooks.post_start, None);
+        assert_eq!(hooks.post_stop_timeout(), Duration::ZERO);
+    }
+
+    #[test]
+    fn every_hook_problem_is_reported_with_its_field() {
+        let t = TempDir::new("cfg-hooks-bad");
+        let dir = service(
+            &t.0,
+            r#"command = ["sleep", "100"]
+[hooks.pre-strat]
+command = ["true"]
+[hooks.pre-start]
+command = ["true"]
+check = "builtin:http"
+[hooks.post-start]
+timeout = "0"
+[hooks.pre-stop]
+command = []
+config = { a = "b" }
+[hooks.post-stop]
+check = "builtin:htp"
+timeot = "1s"
+"#,
+        );
+        let problems: Vec<String> = match load_dir(&t.0) {
+            Ok(_) => panic!("invalid hooks load"),
+            Err(r) => r.problems.iter().map(|p| p.to_string()).collect(),
+        };
+        let m = dir.join(MANIFEST).display().to_string();
+        for (field, what) in [
+            ("hooks.pre-strat", "did you mean `hooks.pre-start`?"),
+            ("hooks.pre-start.command", "both `command` and `check`"),
+            ("hooks.post-start.timeout", "zero timeout"),
+            ("hooks.post-start.command", "needs `command` or `check`"),
+            ("hooks.pre-stop.config", "configures a check"),
+            ("hooks.pre-stop.command", "empty command"),
+            ("hooks.post-stop.check", "unknown builtin `builtin:htp`"),
+            ("hooks.post-stop.timeot", "did you mean `hooks.post-stop.timeout`?"),
+        ] {
+            let at = format!("{m}:{field}: ");
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with(&at) && p.contains(what)),
+                "no {at}...{what} in {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_mistyped_hook_is_reported_key_by_key() {
+        let t = TempDir::new("cfg-hooks-types");
+        let dir = service(
+            &t.0,
+            "command = [\"sleep\", \"100\"]\nhooks = 3\n",
+        );
+        let Err(report) = load_dir(&t.0) else {
+            panic!("hooks = 3 loads");
+        };
+        let m = dir.join(MANIFEST).display().to_string();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.to_string().starts_with(&format!("{m}:hooks: expected a table"))),
+            "{report}"
+        );
+        std::fs::write(
+            dir.join(MANIFEST),
+            "command = [\"sleep\", \"100\"]\n[hooks.pre-stop]\ncommand = \"true\"\ntimeout = 5\n",
+        )
+        .expect("write");
+        let Err(report) = load_dir(&t.0) else {
+            panic!("mistyped hook keys load");
+        };
+        let text = report.to_string();
+        assert!(text.contains(":hooks.pre-stop.command: "), "{text}");
+        assert!(text.contains(":hooks.pre-stop.timeout: "), "{text}");
+    }
+}
