@@ -392,3 +392,42 @@ fn a_hanging_pre_stop_is_cut_by_its_timeout_and_the_stop_goes_on() {
         all_processes().iter().all(|p| p.pgrp != hook_pid)
     });
 }
+
+/// `vigil validate` judges a check hook as it judges a check: its config
+/// against the component's schema and its URL against the service's
+/// grants, each at its file:field; granted and spelt right, it passes.
+#[test]
+fn validate_checks_a_check_hooks_config_and_grants() {
+    let setup = Setup::new("hooks-validate");
+    let body = |key: &str, grants: &str| {
+        format!(
+            "{}\n[hooks.pre-stop]\ncheck = \"builtin:http\"\n[hooks.pre-stop.config]\n\
+             url = \"http://127.0.0.1:8080/drain\"\n{key} = \"POST\"\n{grants}",
+            command(&["sleep", "1"])
+        )
+    };
+    setup.service("web", &body("methd", ""));
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&setup.checks)
+        .output()
+        .expect("run vigil validate");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    for wanted in [
+        "web/service.toml:hooks.pre-stop.config.methd: unknown key (fix: did you mean `hooks.pre-stop.config.method`?)",
+        "web/service.toml:hooks.pre-stop.config.url: builtin:http would be denied: http://127.0.0.1:8080 is not in [grants] hosts",
+    ] {
+        assert!(err.contains(wanted), "missing `{wanted}` in:\n{err}");
+    }
+    setup.service(
+        "web",
+        &body("method", "[grants]\nhosts = [\"http://127.0.0.1:8080\"]\n"),
+    );
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&setup.checks)
+        .output()
+        .expect("run vigil validate");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -369,7 +369,10 @@ timeot = "1s"
             ("hooks.pre-stop.config", "configures a check"),
             ("hooks.pre-stop.command", "empty command"),
             ("hooks.post-stop.check", "unknown builtin `builtin:htp`"),
-            ("hooks.post-stop.timeot", "did you mean `hooks.post-stop.timeout`?"),
+            (
+                "hooks.post-stop.timeot",
+                "did you mean `hooks.post-stop.timeout`?",
+            ),
         ] {
             let at = format!("{m}:{field}: ");
             assert!(
@@ -384,19 +387,15 @@ timeot = "1s"
     #[test]
     fn a_mistyped_hook_is_reported_key_by_key() {
         let t = TempDir::new("cfg-hooks-types");
-        let dir = service(
-            &t.0,
-            "command = [\"sleep\", \"100\"]\nhooks = 3\n",
-        );
+        let dir = service(&t.0, "command = [\"sleep\", \"100\"]\nhooks = 3\n");
         let Err(report) = load_dir(&t.0) else {
             panic!("hooks = 3 loads");
         };
         let m = dir.join(MANIFEST).display().to_string();
         assert!(
-            report
-                .problems
-                .iter()
-                .any(|p| p.to_string().starts_with(&format!("{m}:hooks: expected a table"))),
+            report.problems.iter().any(|p| p
+                .to_string()
+                .starts_with(&format!("{m}:hooks: expected a table"))),
             "{report}"
         );
         std::fs::write(
