@@ -10,6 +10,7 @@ use crate::config::{CheckSpec, GiveUp, GrantSpec, LoaderSpec};
 use crate::journal::Cause;
 use crate::wasm::CheckSource;
 
+mod hooks;
 mod properties;
 
 fn service() -> Service {
