@@ -80,19 +80,9 @@ impl HookBook {
     pub(super) fn post_start_ok(&self) -> bool {
         self.post_start_ok
     }
-
-    /// True while any hook runs (shown in the snapshot, waited for at shutdown).
-    pub(super) fn any_running(&self) -> bool {
-        self.running.iter().any(|r| *r)
-    }
 }
 
 impl ServiceState {
-    /// True while a hook of this service runs.
-    pub fn hook_running(&self) -> bool {
-        self.hooks.any_running()
-    }
-
     fn run_hook(&mut self, kind: HookKind, fx: &mut Vec<Effect>) {
         self.hooks.running[kind.index()] = true;
         fx.push(Effect::RunHook {
