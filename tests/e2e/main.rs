@@ -18,6 +18,7 @@ mod cli;
 mod compile;
 mod control;
 mod daemon;
+mod hooks;
 mod hostile;
 mod http;
 mod identity;

@@ -213,7 +213,7 @@ fn failure_summary(lines: &[crate::journal::Line], logs: &std::path::Path) -> St
     let trouble = |e: &Event| match e {
         Event::GaveUp { .. } | Event::SpawnError { .. } | Event::Warning { .. } => true,
         Event::Exited { code, .. } => *code != Some(0),
-        Event::Check { outcome, .. } => outcome != "ok",
+        Event::Check { outcome, .. } | Event::Hook { outcome, .. } => outcome != "ok",
         _ => false,
     };
     let mut services: Vec<&str> = Vec::new();

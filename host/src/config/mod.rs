@@ -17,6 +17,7 @@ mod checks;
 mod envfile;
 mod graph;
 mod identity;
+mod hooks;
 mod model;
 mod problems;
 mod raw;
@@ -31,6 +32,7 @@ pub use identity::{
     Credential, DEFAULT_LOG_MAX_SIZE, EnvFile, EnvFileError, Identity, LogFormat, LogSpec,
     MAX_LOG_KEEP, RunAs, parse_umask,
 };
+pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookAction, HookKind, HookSpec, Hooks};
 pub use model::{
     CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
     NotifySpec, RestartMode, RestartPolicy, Service,

@@ -51,6 +51,8 @@ pub struct Service {
     pub identity: Identity,
     /// `[log]`: how its output is kept.
     pub log: LogSpec,
+    /// `[hooks.*]`: commands or checks around each start and stop.
+    pub hooks: super::hooks::Hooks,
 }
 
 impl Service {

@@ -39,6 +39,7 @@ pub struct RawService {
     pub env_file: Option<Vec<String>>,
     pub credentials: Option<BTreeMap<String, String>>,
     pub log: Option<RawLog>,
+    pub hooks: Option<super::hooks::RawHooks>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,7 +85,12 @@ pub struct RawLoader {
 }
 
 /// Remove keys of `table` not in `known`, reporting each.
-fn strip_unknown(table: &mut toml::Table, known: &[&str], prefix: &str, c: &mut Collector<'_>) {
+pub(super) fn strip_unknown(
+    table: &mut toml::Table,
+    known: &[&str],
+    prefix: &str,
+    c: &mut Collector<'_>,
+) {
     let unknown: Vec<String> = table
         .keys()
         .filter(|k| !known.contains(&k.as_str()))
@@ -232,10 +238,12 @@ pub(super) fn parse_raw(text: &str, c: &mut Collector<'_>) -> Option<RawService>
             ok &= check_nested::<RawCheck>(v, &format!("checks.{phase}"), c);
         }
     }
+    // `[hooks]` and its tables, the same way.
+    ok &= super::hooks::check_raw(&mut table, c);
     let mut top = table.clone();
     if !ok {
         // Already reported in detail; check the rest without them.
-        for key in ["give-up", "grants", "loader", "checks", "log"] {
+        for key in ["give-up", "grants", "loader", "checks", "log", "hooks"] {
             top.remove(key);
         }
     }
@@ -244,7 +252,7 @@ pub(super) fn parse_raw(text: &str, c: &mut Collector<'_>) -> Option<RawService>
 }
 
 /// Type-check a nested table (`[grants]`, `[checks.NAME]`, ...) key by key.
-fn check_nested<T>(value: &toml::Value, prefix: &str, c: &mut Collector<'_>) -> bool
+pub(super) fn check_nested<T>(value: &toml::Value, prefix: &str, c: &mut Collector<'_>) -> bool
 where
     T: for<'de> Deserialize<'de> + Default,
 {

@@ -56,6 +56,7 @@ pub(super) fn resolve(
         env_file,
         credentials,
         log,
+        hooks,
     } = raw;
 
     // cwd first: relative commands resolve against it.
@@ -74,6 +75,7 @@ pub(super) fn resolve(
     }
     let grants = resolve_grants(&dir, grants, c);
     let checks = resolve_checks(&dir, checks, c);
+    let hooks = super::hooks::resolve_hooks(&dir, &cwd, hooks, c);
     let loader = resolve_loader(&dir, has_loader, loader, c);
     let notify = resolve_notify(&notify, &watchdog_sec, &notify_timeout, c);
     let identity = resolve_identity(
@@ -106,6 +108,7 @@ pub(super) fn resolve(
         loader,
         identity,
         log,
+        hooks,
         dir,
     }
 }

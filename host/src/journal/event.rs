@@ -31,6 +31,9 @@ pub enum Cause {
     Loader,
     /// The leader exited on its own and left processes in its group.
     LeaderExited,
+    /// A lifecycle hook failed: a pre-start (the start fails) or a
+    /// post-start (the child is stopped) one.
+    Hook,
 }
 
 impl Cause {
@@ -47,6 +50,7 @@ impl Cause {
             Cause::Watchdog => "watchdog",
             Cause::Loader => "loader",
             Cause::LeaderExited => "leader-exited",
+            Cause::Hook => "hook",
         }
     }
 }
@@ -72,9 +76,12 @@ pub enum Event {
         start_time: Option<u64>,
         restarts: u32,
     },
-    /// A child could not be spawned.
+    /// A child could not be spawned; `cause` is `hook` when its pre-start
+    /// hook failed.
     SpawnError {
         error: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<Cause>,
     },
     /// Vigil begins to stop a child, before the stop signal goes: why
     /// (`cause`, and `reason` in words) and with which signal. `pid` is
@@ -153,6 +160,18 @@ pub enum Event {
         pid: i32,
         start_time: u64,
     },
+    /// A lifecycle hook ran (`hook`: pre-start, post-start, pre-stop,
+    /// post-stop): how long, `outcome` ok / failed / timeout, why it
+    /// failed, and the end of what it printed (bounded).
+    Hook {
+        hook: String,
+        outcome: String,
+        duration_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<String>,
+    },
     /// The instance shut down.
     Quit {
         clean: bool,
@@ -215,6 +234,7 @@ impl Event {
             Event::Reloaded { .. } => "reloaded",
             Event::OrphanReaped { .. } => "orphan-reaped",
             Event::Recovered { .. } => "recovered",
+            Event::Hook { .. } => "hook",
             Event::Quit { .. } => "quit",
         }
     }

@@ -10,6 +10,7 @@
 //! a reload and a shutdown do is planned by pure functions
 //! ([`reload_plan`], [`shutdown`]) and applied here.
 
+mod hooks;
 pub mod hot_reload;
 pub mod identity;
 pub mod logs;
@@ -94,6 +95,18 @@ pub trait Probes: Send + Sync + 'static {
     ) -> BoxFuture<Result<spawn::Command, String>> {
         let _ = restarts;
         Box::pin(async move { manifest_command(&service) })
+    }
+    /// Run `service`'s check hook `hook` once, within `timeout`. Never
+    /// fails: problems are outcomes.
+    fn hook_check(
+        &self,
+        service: Arc<Service>,
+        hook: service::HookKind,
+        target: ProbeTarget,
+        timeout: Duration,
+    ) -> BoxFuture<Verdict> {
+        let _ = (service, target, timeout);
+        Box::pin(async move { Verdict::Error(format!("no wasm engine to run the {hook} hook")) })
     }
     /// Forget anything cached for `service` (its checks or loader changed).
     fn forget(&self, service: &str) {

@@ -35,6 +35,7 @@
 mod checks;
 mod events;
 mod exits;
+mod hooks;
 mod policy;
 mod startup;
 mod timers;
@@ -48,7 +49,9 @@ use super::state::{Status, can_transition};
 use crate::config::{Checks, NotifySpec, RestartMode, RestartPolicy, Service};
 use crate::journal::{Cause, Event as Journal};
 use crate::wasm::{ExitStatus, Phase, Verdict};
-pub use events::{Action, Effect, Event, History, LoaderEvent, Notify, Timer, TimerKind, Why};
+pub use events::{
+    Action, Effect, Event, History, HookKind, LoaderEvent, Notify, Timer, TimerKind, Why,
+};
 use policy::RestartBook;
 
 /// What to do once the child we are stopping has exited.
@@ -143,6 +146,8 @@ pub struct ServiceState {
     notified_ready: bool,
     /// The current child's last `WATCHDOG=1` (or when the watchdog was armed).
     last_ping: Option<Instant>,
+    /// Which hooks the service has and which run now (`hooks`).
+    hooks: hooks::HookBook,
 }
 
 fn idx(phase: Phase) -> usize {
@@ -196,6 +201,7 @@ impl ServiceState {
             startup_check_ok: false,
             notified_ready: false,
             last_ping: None,
+            hooks: hooks::HookBook::new(&service.hooks),
         }
     }
 
@@ -213,6 +219,7 @@ impl ServiceState {
         self.stop_grace = service.stop_grace;
         self.loader_config = service.loader.as_ref().map(|l| l.config.clone());
         self.notify = service.notify;
+        self.hooks.configure(&service.hooks);
         let mut fx = Vec::new();
         let up = matches!(self.status, Status::Running | Status::Ready);
         for phase in [Phase::Readiness, Phase::Liveness] {
@@ -317,10 +324,10 @@ impl ServiceState {
             Event::Spawned { pid, start_time } => self.on_spawned(now, pid, start_time, &mut fx),
             Event::SpawnFailed(error) => {
                 if self.status == Status::Starting && self.pid.is_none() {
-                    fx.push(Effect::Journal(Journal::SpawnError { error }));
+                    fx.push(Effect::Journal(Journal::SpawnError { error, cause: None }));
                     self.after_exit_builtin(now, true, Duration::ZERO, &mut fx);
                 } else if self.status == Status::Stopping && self.pid.is_none() {
-                    fx.push(Effect::Journal(Journal::SpawnError { error }));
+                    fx.push(Effect::Journal(Journal::SpawnError { error, cause: None }));
                     self.on_exit_while_stopping(now, None, Duration::ZERO, true, &mut fx);
                 }
             }
@@ -355,6 +362,11 @@ impl ServiceState {
                 }
             }
             Event::Notify(message) => self.on_notify(now, message, &mut fx),
+            Event::Hook {
+                epoch,
+                hook,
+                result,
+            } => self.on_hook(now, epoch, hook, result, &mut fx),
         }
         fx
     }
@@ -483,9 +495,8 @@ impl ServiceState {
         self.pending = None;
         self.after_stop = AfterStop::Stop;
         self.stop_why = None;
-        fx.push(Effect::Spawn {
-            restarts: self.restarts,
-        });
+        // Through the pre-start hook (and the last life's post-stop).
+        self.launch(fx);
     }
 
     /// Stop signal to the group and the grace timer; `after` decides what
@@ -512,6 +523,11 @@ impl ServiceState {
             signal: self.stop_signal.as_str().into(),
         }));
         self.stop_why = Some(why);
+        if self.group.is_some() && self.begin_pre_stop(fx) {
+            // The grace runs from now: the hook's time counts against it.
+            self.schedule(TimerKind::StopGrace, self.stop_grace, fx);
+            return;
+        }
         if let Some(pgid) = self.group {
             fx.push(Effect::Signal {
                 pgid,
@@ -525,7 +541,9 @@ impl ServiceState {
             });
             self.schedule(TimerKind::StopGrace, self.stop_grace, fx);
         }
-        // Without a group the spawn is in flight: `Spawned` sends the signal.
+        // Without a group the spawn is in flight (`Spawned` sends the
+        // signal) or not made yet: the pre-start hook or the last life's
+        // post-stop runs, and its end finishes the stop.
     }
 
     fn on_start(&mut self, _now: Instant, fx: &mut Vec<Effect>) {

@@ -15,7 +15,9 @@ use super::notify::{Groups, Inbox, Notification};
 use super::service::{Effect, Event, Notify, ServiceState, TimerKind};
 use super::state::Status;
 use super::timers::{self, Timers};
-use super::{CheckResult, ProbeTarget, Shared, Snapshot, identity, logs, reaper, spawn, stop};
+use super::{
+    CheckResult, ProbeTarget, Shared, Snapshot, hooks, identity, logs, reaper, spawn, stop,
+};
 use crate::config::Service;
 use crate::journal;
 use crate::journal::Event as Journal;
@@ -416,6 +418,15 @@ async fn perform(
         }
         Effect::Journal(event) => {
             shared.journal(Some(&svc.name), &event);
+            None
+        }
+        Effect::RunHook { hook, epoch } => {
+            let child = hooks::Child {
+                pid: state.pid(),
+                started_at: local.started_wall,
+                restarts: state.restarts(),
+            };
+            hooks::run(shared, svc, sink, tx, child, hook, epoch);
             None
         }
         Effect::Status(status) => {

@@ -370,6 +370,7 @@ mod tests {
             [
                 "url",
                 "method",
+                "body",
                 "expect-status",
                 "body-contains",
                 "json-field",

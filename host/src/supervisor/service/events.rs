@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+pub use crate::config::HookKind;
 use crate::journal::{Cause, Event as Journal};
 use crate::supervisor::state::Status;
 use crate::wasm::{ExitStatus, Phase, Verdict};
@@ -169,6 +170,13 @@ pub enum Event {
     /// A notify message from the current child (the shell checked the
     /// sender's credentials).
     Notify(Notify),
+    /// A hook asked for by [`Effect::RunHook`] ended: `Err` says why it
+    /// failed (non-zero exit, timeout, a check that was not `ok`).
+    Hook {
+        epoch: u64,
+        hook: HookKind,
+        result: Result<(), String>,
+    },
 }
 
 /// Outputs of the reducer, performed by the shell.
@@ -216,6 +224,12 @@ pub enum Effect {
         history: History,
     },
     Journal(Journal),
+    /// Run the service's `hook` (journal it) and answer with
+    /// [`Event::Hook`] carrying `epoch`.
+    RunHook {
+        hook: HookKind,
+        epoch: u64,
+    },
     /// The status changed (dependents, control API).
     Status(Status),
 }

@@ -118,6 +118,10 @@ impl ServiceState {
             .code()
             .is_some_and(|c| self.policy.success_codes.contains(&c));
         self.last_exit_clean = clean;
+        if self.begin_post_stop(status, uptime, !clean, fx) {
+            // A stop ends when the post-stop hook does.
+            return;
+        }
         match self.status {
             Status::Stopping => self.on_exit_while_stopping(now, Some(status), uptime, !clean, fx),
             Status::Starting | Status::Running | Status::Ready => {

@@ -10,6 +10,7 @@ use crate::config::{CheckSpec, GiveUp, GrantSpec, LoaderSpec};
 use crate::journal::Cause;
 use crate::wasm::CheckSource;
 
+mod hooks;
 mod properties;
 
 fn service() -> Service {
@@ -31,6 +32,7 @@ fn service() -> Service {
         loader: None,
         identity: Default::default(),
         log: Default::default(),
+        hooks: Default::default(),
     }
 }
 
@@ -689,7 +691,8 @@ fn stale_results_are_ignored_and_spawn_errors_back_off() {
     );
     let fx = sim.on(Event::SpawnFailed("ENOENT".into()));
     assert!(journal(&fx).contains(&Journal::SpawnError {
-        error: "ENOENT".into()
+        error: "ENOENT".into(),
+        cause: None,
     }));
     assert_eq!(sim.s.status(), Status::Backoff);
     // An unexpected spawn result in a wrong state changes nothing.

@@ -62,6 +62,7 @@ impl ServiceState {
                 if self.status == Status::Stopping
                     && let Some(pid) = self.group
                 {
+                    self.pre_stop_cut(fx);
                     // Journaled first, like the stop of a crashed leader's remains.
                     fx.push(Effect::Journal(Journal::Killed {
                         pid,

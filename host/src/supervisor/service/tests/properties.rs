@@ -16,7 +16,12 @@
 //! - only the transitions of `state.rs`'s table, and no illegal one even
 //!   attempted (the reducer logs those: any warning or error fails);
 //! - the built-in policy's restart delay is the policy's backoff: never
-//!   shorter, never skipped.
+//!   shorter, never skipped;
+//! - hooks in their order: a spawn only after its pre-start hook said ok
+//!   and never while a post-stop hook runs; a pre-stop hook only for a
+//!   live leader, and no stop signal before it ended (only the grace's
+//!   SIGKILL may cut it); a post-stop hook only once the group is gone,
+//!   one at a time.
 //!
 //! Deterministic: the seeds are fixed, so a failure is a failure every
 //! time. It prints the seed and the whole sequence; replay one seed with
@@ -28,7 +33,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::config::{GiveUp, LoaderSpec, NotifySpec};
+use crate::config::{GiveUp, HookAction, HookSpec, Hooks, LoaderSpec, NotifySpec};
 use crate::sync::LockExt;
 
 /// Sequences per run; each is 20 to 200 world events long.
@@ -172,6 +177,18 @@ fn random_service(rng: &mut Rng, after: &[String]) -> Service {
         path: "/srv/svc/loader.wasm".into(),
         config: vec![],
     });
+    let hook = |rng: &mut Rng| {
+        rng.chance(30).then(|| HookSpec {
+            action: HookAction::Command(vec!["true".into()]),
+            timeout: rng.ms(&[500, 5_000]),
+        })
+    };
+    svc.hooks = Hooks {
+        pre_start: hook(rng),
+        post_start: hook(rng),
+        pre_stop: hook(rng),
+        post_stop: hook(rng),
+    };
     svc
 }
 
@@ -240,6 +257,11 @@ struct World {
     timers: Vec<(Instant, Timer)>,
     checks: Vec<(Phase, u64)>,
     decisions: Vec<(u64, u64)>,
+    /// Hooks asked for and not answered yet.
+    hooks: Vec<(HookKind, u64)>,
+    /// A pre-stop hook runs for the current stop: no stop signal until it
+    /// ends (or the grace's SIGKILL cuts it).
+    pre_stop_open: bool,
     /// Answers the shell gives at once (`GroupGone`, a zero-delay timer):
     /// handled before anything else happens.
     queue: VecDeque<Event>,
@@ -293,6 +315,8 @@ impl World {
             timers: vec![],
             checks: vec![],
             decisions: vec![],
+            hooks: vec![],
+            pre_stop_open: false,
             queue: VecDeque::new(),
             deferred: Vec::new(),
             stop_ended: false,
@@ -390,7 +414,8 @@ impl World {
                 };
                 None
             }
-            46..=60 => self.answer_check(),
+            46..=55 => self.answer_check(),
+            56..=60 => self.answer_hook(),
             61..=70 => self.answer_decision(),
             71..=78 => {
                 // A notify message, from the current child only (the
@@ -492,6 +517,28 @@ impl World {
         })
     }
 
+    /// A hook ends, any open one: ok mostly, else failed.
+    fn answer_hook(&mut self) -> Option<Event> {
+        if self.hooks.is_empty() {
+            return None;
+        }
+        let i = self.rng.below(self.hooks.len() as u64) as usize;
+        let (hook, epoch) = self.hooks.remove(i);
+        let result = match self.rng.chance(75) {
+            true => Ok(()),
+            false => Err("exit code 1".into()),
+        };
+        if hook == HookKind::PreStart && result.is_err() {
+            // A failed start, as a failed spawn: no uptime.
+            self.backoff.uptime = Duration::ZERO;
+        }
+        Some(Event::Hook {
+            epoch,
+            hook,
+            result,
+        })
+    }
+
     /// A loader's answer, to any open question: answers can overtake each
     /// other.
     fn answer_decision(&mut self) -> Option<Event> {
@@ -564,6 +611,15 @@ impl World {
             }
             _ => {}
         }
+        if let Event::Hook {
+            hook: HookKind::PreStop,
+            epoch,
+            ..
+        } = &event
+            && *epoch == self.s.epoch()
+        {
+            self.pre_stop_open = false;
+        }
         let line = format!("{:>8?} {event:?}", self.now.duration_since(self.origin));
         let effects = self.s.handle(self.now, event.clone());
         let mut shown = vec![];
@@ -619,7 +675,9 @@ impl World {
                     return Err(format!("{to} while a child lives: {:?}", self.groups));
                 }
                 if to == Status::Stopping {
-                    self.stop_ended = false;
+                    // A stop before the spawn (during the pre-start hook,
+                    // or while the last post-stop runs) has no child to end.
+                    self.stop_ended = !self.spawn_pending && self.groups.is_empty();
                 }
                 self.status = to;
             }
@@ -636,8 +694,26 @@ impl World {
                         self.groups
                     ));
                 }
+                let pre_start_ok = matches!(
+                    event,
+                    Event::Hook {
+                        hook: HookKind::PreStart,
+                        result: Ok(()),
+                        ..
+                    }
+                );
+                if self.svc.hooks.pre_start.is_some() && !pre_start_ok {
+                    return Err(format!(
+                        "spawn without its pre-start hook's ok (on {event:?})"
+                    ));
+                }
+                if self.hooks.iter().any(|(h, _)| *h == HookKind::PostStop) {
+                    return Err("spawn while the last post-stop hook runs".into());
+                }
                 self.spawn_pending = true;
                 self.said_why = false;
+                // A former life's pre-stop hook may still run: not this one's.
+                self.pre_stop_open = false;
                 self.backoff.operator_restart = false;
             }
             Effect::Signal { pgid, signal } => {
@@ -645,6 +721,14 @@ impl World {
                     return Err(format!(
                         "{signal} to {pgid} with no stopping or killed first"
                     ));
+                }
+                match signal {
+                    Signal::SIGKILL => self.pre_stop_open = false,
+                    Signal::SIGCONT => {}
+                    _ if self.pre_stop_open => {
+                        return Err(format!("{signal} to {pgid} while its pre-stop hook runs"));
+                    }
+                    _ => {}
                 }
                 self.signal(pgid, signal)
             }
@@ -680,6 +764,38 @@ impl World {
                 }
             }
             Effect::RunCheck { phase, epoch, .. } => self.checks.push((phase, epoch)),
+            Effect::RunHook { hook, epoch } => {
+                match hook {
+                    HookKind::PreStop => {
+                        let leader = self.groups.iter().any(|g| g.leader != Leader::Reaped);
+                        if !leader || self.status != Status::Stopping {
+                            return Err(format!(
+                                "pre-stop hook while {} without a live leader",
+                                self.status
+                            ));
+                        }
+                        self.pre_stop_open = true;
+                    }
+                    HookKind::PostStop => {
+                        if self.groups.iter().any(Group::alive) {
+                            return Err(format!(
+                                "post-stop hook while the group lives: {:?}",
+                                self.groups
+                            ));
+                        }
+                        if self.hooks.iter().any(|(h, _)| *h == HookKind::PostStop) {
+                            return Err("a second post-stop hook while one runs".into());
+                        }
+                    }
+                    HookKind::PreStart => {
+                        if self.spawn_pending || !self.groups.is_empty() {
+                            return Err("pre-start hook beside a child".into());
+                        }
+                    }
+                    HookKind::PostStart => {}
+                }
+                self.hooks.push((hook, epoch));
+            }
             Effect::Decide { epoch, seq, .. } => self.decisions.push((epoch, seq)),
             Effect::Journal(Journal::Exited { .. } | Journal::SpawnError { .. }) => {
                 self.stop_ended = true;
@@ -781,6 +897,7 @@ impl World {
                 .progress(true)
                 .or_else(|| self.answer_check())
                 .or_else(|| self.answer_decision())
+                .or_else(|| self.answer_hook())
                 .or_else(|| self.fire_timer());
             match event {
                 Some(event) => self.deliver(event)?,
