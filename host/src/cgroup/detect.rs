@@ -139,11 +139,7 @@ pub fn detect_from(mountinfo: &str, proc_cgroup: &str) -> Layout {
             continue;
         };
         if id == "0" && controllers.is_empty() {
-            let Some(dir) = mounts
-                .iter()
-                .filter(|m| m.v2)
-                .find_map(|m| m.dir_of(path))
-            else {
+            let Some(dir) = mounts.iter().filter(|m| m.v2).find_map(|m| m.dir_of(path)) else {
                 continue;
             };
             layout.unified_controllers = std::fs::read_to_string(dir.join("cgroup.controllers"))
@@ -158,7 +154,9 @@ pub fn detect_from(mountinfo: &str, proc_cgroup: &str) -> Layout {
         // The mount of this hierarchy is the v1 mount with the same set.
         let Some(dir) = mounts
             .iter()
-            .filter(|m| !m.v2 && !names.is_empty() && names.iter().all(|n| m.options.iter().any(|o| o == n)))
+            .filter(|m| {
+                !m.v2 && !names.is_empty() && names.iter().all(|n| m.options.iter().any(|o| o == n))
+            })
             .find_map(|m| m.dir_of(path))
         else {
             continue;
@@ -217,7 +215,9 @@ fn unescape(field: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\'
             && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
         {
             let value = (bytes[i + 1] - b'0') as u32 * 64
                 + (bytes[i + 2] - b'0') as u32 * 8
@@ -293,7 +293,10 @@ mod tests {
         std::fs::write(fake.0.join("unified/cgroup.controllers"), "").expect("write");
         let layout = detect_from(&hybrid_mountinfo(&fake.0), HYBRID_CGROUP);
         assert_eq!(layout.shape(), Shape::Hybrid);
-        assert_eq!(layout.unified.as_deref(), Some(fake.0.join("unified").as_path()));
+        assert_eq!(
+            layout.unified.as_deref(),
+            Some(fake.0.join("unified").as_path())
+        );
         assert_eq!(
             layout.home(Resource::Memory),
             Some((Version::V1, fake.0.join("memory/process_api/abc").as_path()))
@@ -313,8 +316,11 @@ mod tests {
         let fake = TempDir::new("cgroup-unified");
         let own = fake.0.join("system.slice/vigil.service");
         std::fs::create_dir_all(&own).expect("mkdir");
-        std::fs::write(own.join("cgroup.controllers"), "cpuset cpu io memory pids\n")
-            .expect("write");
+        std::fs::write(
+            own.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .expect("write");
         let mountinfo = format!(
             "30 23 0:26 / {} rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
             fake.0.display()

@@ -334,10 +334,7 @@ impl Cgroup {
     pub fn prepare(&mut self, limits: &Limits) -> io::Result<Vec<PathBuf>> {
         create_dir(&self.tracker.path)?;
         let mut join = vec![self.tracker.path.join("cgroup.procs")];
-        let dirs: Vec<(Resource, Dir)> = self
-            .joined(limits)
-            .map(|(r, d)| (r, d.clone()))
-            .collect();
+        let dirs: Vec<(Resource, Dir)> = self.joined(limits).map(|(r, d)| (r, d.clone())).collect();
         for (_, dir) in &dirs {
             if dir.path != self.tracker.path {
                 create_dir(&dir.path)?;
@@ -444,7 +441,10 @@ impl Cgroup {
             Version::V2 => "memory.events",
             Version::V1 => "memory.oom_control",
         };
-        keyed(&std::fs::read_to_string(dir.path.join(file)).ok()?, "oom_kill")
+        keyed(
+            &std::fs::read_to_string(dir.path.join(file)).ok()?,
+            "oom_kill",
+        )
     }
 
     /// Remove the cgroup's directories (the kernel refuses while populated).
@@ -466,7 +466,9 @@ fn write_limit(resource: Resource, dir: &Dir, limits: &Limits) -> io::Result<()>
             } else {
                 ("memory.limit_in_bytes", "-1")
             };
-            let value = limits.memory_max.map_or(none.to_string(), |b| b.to_string());
+            let value = limits
+                .memory_max
+                .map_or(none.to_string(), |b| b.to_string());
             write_file(&dir.path.join(file), &value)
         }
         Resource::Cpu => {
@@ -475,7 +477,10 @@ fn write_limit(resource: Resource, dir: &Dir, limits: &Limits) -> io::Result<()>
                 .map(|percent| u64::from(percent) * CPU_PERIOD_US / 100);
             if v2 {
                 let quota = quota.map_or("max".to_string(), |q| q.to_string());
-                write_file(&dir.path.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))
+                write_file(
+                    &dir.path.join("cpu.max"),
+                    &format!("{quota} {CPU_PERIOD_US}"),
+                )
             } else {
                 write_file(
                     &dir.path.join("cpu.cfs_period_us"),

@@ -10,7 +10,13 @@ use crate::test_support::TempDir;
 /// A fake hybrid host under `root`: v2 at `unified` (no controllers),
 /// memory inside `process_api/abc`, cpu, cpuacct, pids at their roots.
 fn hybrid(root: &Path) -> Layout {
-    for dir in ["unified", "memory/process_api/abc", "cpu", "cpuacct", "pids"] {
+    for dir in [
+        "unified",
+        "memory/process_api/abc",
+        "cpu",
+        "cpuacct",
+        "pids",
+    ] {
         std::fs::create_dir_all(root.join(dir)).expect("mkdir");
     }
     std::fs::write(root.join("unified/cgroup.controllers"), "").expect("write");
@@ -43,7 +49,11 @@ fn a_hybrid_tree_tracks_in_v2_and_limits_in_each_v1_hierarchy() {
     let tree = Tree::create(&layout, "vigil-1").expect("tree");
     assert_eq!(tree.shape(), Shape::Hybrid);
     assert_eq!(tree.path(), fake.0.join("unified/vigil-1"));
-    for dir in ["memory/process_api/abc/vigil-1", "cpu/vigil-1", "pids/vigil-1"] {
+    for dir in [
+        "memory/process_api/abc/vigil-1",
+        "cpu/vigil-1",
+        "pids/vigil-1",
+    ] {
         assert!(fake.0.join(dir).is_dir(), "{dir}");
     }
     // CPU usage comes from v2's cpu.stat: no cpuacct cgroup.
@@ -59,7 +69,10 @@ fn a_hybrid_tree_tracks_in_v2_and_limits_in_each_v1_hierarchy() {
         svc("pids"),
     );
     seed_files(&memory, &["cgroup.procs", "memory.limit_in_bytes"]);
-    seed_files(&cpu, &["cgroup.procs", "cpu.cfs_period_us", "cpu.cfs_quota_us"]);
+    seed_files(
+        &cpu,
+        &["cgroup.procs", "cpu.cfs_period_us", "cpu.cfs_quota_us"],
+    );
     seed_files(&pids, &["cgroup.procs", "pids.max"]);
 
     // No limits: memory is joined for usage and OOM kills, nothing else.
@@ -142,7 +155,10 @@ fn a_unified_host_enables_its_controllers_for_the_instance() {
     std::fs::create_dir_all(&own).expect("mkdir");
     std::fs::write(own.join("cgroup.controllers"), "cpu memory pids\n").expect("w");
     std::fs::write(own.join("cgroup.subtree_control"), "cpu memory pids\n").expect("w");
-    let mountinfo = format!("30 23 0:26 / {} rw - cgroup2 cgroup2 rw\n", fake.0.display());
+    let mountinfo = format!(
+        "30 23 0:26 / {} rw - cgroup2 cgroup2 rw\n",
+        fake.0.display()
+    );
     let layout = detect_from(&mountinfo, "0::/system.slice/vigil.service\n");
 
     // The instance directory is made by the kernel with its own
@@ -162,13 +178,19 @@ fn a_unified_host_enables_its_controllers_for_the_instance() {
         pids_max: None,
     };
     // One cgroup for everything: one file to join.
-    assert_eq!(app.prepare(&limits).expect("prepare"), vec![dir.join("cgroup.procs")]);
+    assert_eq!(
+        app.prepare(&limits).expect("prepare"),
+        vec![dir.join("cgroup.procs")]
+    );
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("read");
     assert_eq!(read("memory.max"), "1048576");
     assert_eq!(read("cpu.max"), "150000 100000");
     assert_eq!(read("pids.max"), "max");
-    std::fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
-        .expect("w");
+    std::fs::write(
+        dir.join("memory.events"),
+        "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+    )
+    .expect("w");
     assert_eq!(app.oom_kills(), Some(1));
 }
 
@@ -201,7 +223,10 @@ fn instance_names_are_stable_and_tell_state_directories_apart() {
     let a = instance_name(Path::new("/var/lib/vigil"));
     assert_eq!(a, instance_name(Path::new("/var/lib/vigil")));
     assert_ne!(a, instance_name(Path::new("/var/lib/vigil2")));
-    assert!(a.starts_with("vigil-") && a.len() == "vigil-".len() + 16, "{a}");
+    assert!(
+        a.starts_with("vigil-") && a.len() == "vigil-".len() + 16,
+        "{a}"
+    );
 }
 
 /// On this machine, as root: the real files take the values.

@@ -15,6 +15,7 @@
 
 mod checks;
 mod graph;
+mod limits;
 mod model;
 mod problems;
 mod raw;
@@ -25,6 +26,7 @@ mod validate;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+pub use limits::{Limits, Rlimit};
 pub use model::{
     CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
     NotifySpec, RestartMode, RestartPolicy, Service,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+pub use super::limits::Limits;
 use crate::wasm::{CheckSource, GrantError, Grants, Phase};
 
 /// File name of a service manifest inside a service directory.
@@ -46,6 +47,8 @@ pub struct Service {
     pub grants: GrantSpec,
     pub checks: Checks,
     pub loader: Option<LoaderSpec>,
+    /// `memory-max`, `cpu-max`, `pids-max`, `limits`.
+    pub limits: Limits,
 }
 
 impl Service {
@@ -59,6 +62,8 @@ impl Service {
             || self.loader.is_some() != other.loader.is_some()
             // The child's NOTIFY_SOCKET and WATCHDOG_USEC.
             || self.notify != other.notify
+            // Applied at the spawn (the cgroup's and the rlimits).
+            || self.limits != other.limits
     }
 
     /// The environment a child gets: inherited variables first, then the

@@ -31,6 +31,10 @@ pub struct RawService {
     pub grants: Option<RawGrants>,
     pub checks: Option<RawChecks>,
     pub loader: Option<RawLoader>,
+    pub memory_max: Option<String>,
+    pub cpu_max: Option<String>,
+    pub pids_max: Option<u64>,
+    pub limits: Option<BTreeMap<String, toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -49,6 +49,10 @@ pub(super) fn resolve(
         grants,
         checks,
         loader,
+        memory_max,
+        cpu_max,
+        pids_max,
+        limits,
     } = raw;
 
     // cwd first: relative commands resolve against it.
@@ -69,6 +73,7 @@ pub(super) fn resolve(
     let checks = resolve_checks(&dir, checks, c);
     let loader = resolve_loader(&dir, has_loader, loader, c);
     let notify = resolve_notify(&notify, &watchdog_sec, &notify_timeout, c);
+    let limits = super::limits::resolve_limits(memory_max, cpu_max, pids_max, limits, c);
 
     Service {
         name: name.to_string(),
@@ -85,6 +90,7 @@ pub(super) fn resolve(
         grants,
         checks,
         loader,
+        limits,
         dir,
     }
 }

@@ -262,6 +262,13 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
             at.saturating_duration_since(tokio::time::Instant::now())
                 .as_secs_f64()
         }),
+        cgroup: snap.cgroup.as_ref().map(|c| c.path().display().to_string()),
+        cpu_secs: snap
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.cpu_usage())
+            .map(|d| d.as_secs_f64()),
+        memory_bytes: snap.cgroup.as_ref().and_then(|c| c.memory_usage()),
     }
 }
 

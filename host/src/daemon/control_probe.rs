@@ -82,6 +82,9 @@ mod tests {
                     failing: None,
                     waiting_for: Vec::new(),
                     restart_in_secs: None,
+                    cgroup: None,
+                    cpu_secs: None,
+                    memory_bytes: None,
                 })
                 .collect(),
         }

@@ -31,6 +31,9 @@ pub enum Cause {
     Loader,
     /// The leader exited on its own and left processes in its group.
     LeaderExited,
+    /// The kernel's OOM killer ended a process of the service (its cgroup
+    /// reached `memory-max`).
+    Oom,
 }
 
 impl Cause {
@@ -47,6 +50,7 @@ impl Cause {
             Cause::Watchdog => "watchdog",
             Cause::Loader => "loader",
             Cause::LeaderExited => "leader-exited",
+            Cause::Oom => "oom",
         }
     }
 }

@@ -57,6 +57,7 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         grants: GrantSpec::default(),
         checks: Checks::default(),
         loader: None,
+        limits: Default::default(),
     }
 }
 
@@ -83,6 +84,7 @@ fn supervisor(dir: &TempDir, probes: Arc<dyn Probes>) -> Supervisor {
             log_dir: Some(dir.0.join("logs")),
             echo: false,
             notify_socket: None,
+            cgroups: None,
         },
     )
     .expect("supervisor")

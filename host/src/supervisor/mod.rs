@@ -112,6 +112,8 @@ pub fn manifest_command(service: &Service) -> Result<spawn::Command, String> {
         cwd: service.cwd.clone(),
         stdout: spawn::Output::Pipe,
         stderr: spawn::Output::Pipe,
+        cgroup_procs: Vec::new(),
+        rlimits: Vec::new(),
     })
 }
 
@@ -125,6 +127,9 @@ pub struct Options {
     /// The notify socket given to `notify = true` services as
     /// `NOTIFY_SOCKET` (see [`crate::supervisor::notify`]).
     pub notify_socket: Option<PathBuf>,
+    /// The instance's cgroup tree: each service runs in a cgroup of its
+    /// own under it. `None`: process groups only.
+    pub cgroups: Option<Arc<crate::cgroup::Tree>>,
 }
 
 /// What the facade and every service task share.
@@ -533,7 +538,8 @@ impl Supervisor {
                     cause: Some(Cause::Shutdown),
                 };
                 self.journal(Some(&name), &killed);
-                let _ = stop::signal_group(Pid::from_raw(pgid), Signal::SIGKILL);
+                let cgroup = s.cgroup.as_deref();
+                let _ = stop::signal_service(Pid::from_raw(pgid), cgroup, Signal::SIGKILL);
             }
         }
     }

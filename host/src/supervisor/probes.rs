@@ -246,6 +246,8 @@ impl Probes for WasmProbes {
                     .unwrap_or_else(|| service.cwd.clone()),
                 stdout: spawn::Output::Pipe,
                 stderr: spawn::Output::Pipe,
+                cgroup_procs: Vec::new(),
+                rlimits: Vec::new(),
             })
         })
     }

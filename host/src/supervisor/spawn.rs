@@ -67,6 +67,11 @@ pub struct Command {
     pub cwd: PathBuf,
     pub stdout: Output,
     pub stderr: Output,
+    /// `cgroup.procs` files the child writes itself into before `execve`
+    /// (its service's cgroup in each hierarchy; see `crate::cgroup`).
+    pub cgroup_procs: Vec<PathBuf>,
+    /// Resource limits (`RLIMIT_*`, soft = hard) set in the child.
+    pub rlimits: Vec<(libc::c_int, u64)>,
 }
 
 impl Command {
@@ -79,6 +84,8 @@ impl Command {
             cwd: PathBuf::from("/"),
             stdout: Output::Null,
             stderr: Output::Null,
+            cgroup_procs: Vec::new(),
+            rlimits: Vec::new(),
         }
     }
 }
@@ -115,6 +122,10 @@ pub enum SpawnError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot join its cgroup: {0}")]
+    Cgroup(#[source] std::io::Error),
+    #[error("cannot set its resource limits: {0}")]
+    Rlimit(#[source] std::io::Error),
     #[error("the spawner thread is gone")]
     Gone,
 }
@@ -306,7 +317,15 @@ struct Prepared {
     envp: Vec<CString>,
     envp_ptrs: Vec<*const libc::c_char>,
     cwd: CString,
+    /// Open (close-on-exec) `cgroup.procs` files of the child's cgroups.
+    cgroup_procs: Vec<OwnedFd>,
+    rlimits: Vec<(libc::c_int, libc::rlimit64)>,
 }
+
+/// Added to the errno the child reports when joining its cgroup failed.
+const STAGE_CGROUP: i32 = 1 << 16;
+/// Added to the errno the child reports when `setrlimit` failed.
+const STAGE_RLIMIT: i32 = 2 << 16;
 
 /// What the spawner thread keeps between spawns.
 struct SpawnContext {
@@ -351,6 +370,35 @@ fn prepare(command: &Command) -> Result<Prepared, SpawnError> {
         .map(|a| a.as_ptr())
         .chain([std::ptr::null()])
         .collect();
+    let cgroup_procs = command
+        .cgroup_procs
+        .iter()
+        .map(|path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map(OwnedFd::from)
+                .map_err(|e| {
+                    SpawnError::Cgroup(std::io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", path.display()),
+                    ))
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let rlimits = command
+        .rlimits
+        .iter()
+        .map(|&(resource, value)| {
+            (
+                resource,
+                libc::rlimit64 {
+                    rlim_cur: value,
+                    rlim_max: value,
+                },
+            )
+        })
+        .collect();
     Ok(Prepared {
         program,
         argv,
@@ -358,6 +406,8 @@ fn prepare(command: &Command) -> Result<Prepared, SpawnError> {
         envp,
         envp_ptrs,
         cwd: cstring(command.cwd.as_os_str())?,
+        cgroup_procs,
+        rlimits,
     })
 }
 
@@ -443,9 +493,14 @@ fn spawn_now(
     let errno = failure.load(Ordering::Acquire);
     if errno != 0 {
         registry.discard(pid);
-        return Err(SpawnError::Exec {
-            program: command.argv[0].clone(),
-            source: std::io::Error::from_raw_os_error(errno),
+        let source = |code| std::io::Error::from_raw_os_error(code);
+        return Err(match errno {
+            e if e >= STAGE_RLIMIT => SpawnError::Rlimit(source(e - STAGE_RLIMIT)),
+            e if e >= STAGE_CGROUP => SpawnError::Cgroup(source(e - STAGE_CGROUP)),
+            e => SpawnError::Exec {
+                program: command.argv[0].clone(),
+                source: source(e),
+            },
         });
     }
     if let Some(a) = announced.as_mut() {
@@ -545,6 +600,34 @@ unsafe fn exec_child(
                 );
             }
         }
+
+        // --- cgroup and rlimits (issue 13 §2) ---
+        // Into the service's cgroups before anything of the service runs:
+        // `0` names the writer (cgroup v1 and v2 alike). The files were
+        // opened before the clone; the errno goes back with its stage.
+        let fail_at = |stage: i32| -> ! {
+            let errno = *libc::__errno_location();
+            failure.store(stage + errno.max(1), Ordering::Release);
+            libc::_exit(127)
+        };
+        for fd in &p.cgroup_procs {
+            if libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                fail_at(STAGE_CGROUP);
+            }
+        }
+        for (resource, limit) in &p.rlimits {
+            if libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                *resource,
+                limit as *const libc::rlimit64,
+                std::ptr::null_mut::<libc::rlimit64>(),
+            ) < 0
+            {
+                fail_at(STAGE_RLIMIT);
+            }
+        }
+        // --- end cgroup and rlimits ---
 
         if libc::dup2(fds.stdin, 0) < 0 {
             fail(libc::EBADF);
