@@ -230,6 +230,10 @@ fn pids_max_bounds_forks_and_limits_set_rlimits() {
         &format!("{}pids-max = 6\n", command(&["python3", "-c", &forker])),
     );
     setup.service(
+        "capped",
+        &format!("{}cpu-max = \"50%\"\n", command(&["sleep", "300"])),
+    );
+    setup.service(
         "files",
         &format!(
             "{}limits = {{ nofile = 4242, core = 0 }}\n",
@@ -255,7 +259,35 @@ fn pids_max_bounds_forks_and_limits_set_rlimits() {
     assert_eq!(line("Max open files"), "Max open files 4242 4242 files");
     assert_eq!(line("Max core file size"), "Max core file size 0 0 bytes");
 
-    // Both children are in their cgroups, with usage to show.
+    // cpu-max: the quota of its cpu cgroup (v1 here; v2's cpu.max on a
+    // unified host), found from the child's own /proc/PID/cgroup.
+    let (_, capped) = vigil.wait_spawned(0, "capped");
+    let own = std::fs::read_to_string(format!("/proc/{capped}/cgroup")).expect("cgroup");
+    let v1 = own.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':').skip(1);
+        let (controllers, path) = (f.next()?, f.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "cpu")
+            .then(|| Path::new("/sys/fs/cgroup/cpu").join(path.trim_start_matches('/')))
+    });
+    let v2 = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| Path::new("/sys/fs/cgroup").join(p.trim_start_matches('/')));
+    match (v1, v2) {
+        (Some(dir), _) if dir.join("cpu.cfs_quota_us").exists() => {
+            let quota = std::fs::read_to_string(dir.join("cpu.cfs_quota_us")).expect("quota");
+            assert_eq!(quota.trim(), "50000", "{}", dir.display());
+        }
+        (_, Some(dir)) if dir.join("cpu.max").exists() => {
+            let max = std::fs::read_to_string(dir.join("cpu.max")).expect("cpu.max");
+            assert_eq!(max.trim(), "50000 100000", "{}", dir.display());
+        }
+        _ => eprintln!("no cpu controller file found for {own}: cpu-max not checked"),
+    }
+
+    // The children are in their cgroups, with usage to show.
     let status = status(&vigil.state);
     let files = service(&status, "files");
     assert!(files["cgroup"].is_string(), "{files}");

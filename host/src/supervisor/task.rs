@@ -172,6 +172,11 @@ pub(super) async fn service_task(
         }
     }
     local.list_group(&shared.groups, None);
+    if retiring && let Some(cgroup) = &local.cgroup {
+        // Removed by a reload, and empty: its cgroup goes too (the kernel
+        // refuses while anything is in it).
+        cgroup.remove();
+    }
 }
 
 /// What a service task keeps beside the reducer's state: what the
