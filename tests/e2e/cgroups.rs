@@ -129,6 +129,8 @@ fn a_setsid_escapee_is_stopped_with_its_service_and_frees_its_port() {
         .as_str()
         .unwrap_or_else(|| panic!("no cgroup in {status}"))
         .to_string();
+    let instance = status["cgroups"].as_str().expect("the instance's cgroup");
+    assert!(cgroup.starts_with(instance), "{cgroup} under {instance}");
     expect_code(&cli(&vigil.state, &["stop", "escapee"]), 0, "vigil stop");
     let second = all[1].1;
     vigil.wait_until("the second binder is stopped", || !alive(second));
@@ -332,4 +334,5 @@ fn without_cgroups_vigil_says_so_and_validate_warns_about_limits() {
     assert_eq!(warnings.len(), 1, "{}", vigil.diagnostics());
     let status = status(&vigil.state);
     assert!(service(&status, "limited")["cgroup"].is_null(), "{status}");
+    assert!(status["cgroups"].is_null(), "{status}");
 }

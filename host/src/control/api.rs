@@ -13,6 +13,10 @@ pub struct StatusReport {
     /// When this instance started, Unix seconds.
     pub started_at: u64,
     pub state_dir: PathBuf,
+    /// The instance's cgroup (each service's is under it); absent when
+    /// services are tracked by process group only (docs/cgroups.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups: Option<PathBuf>,
     pub services: Vec<ServiceStatus>,
 }
 

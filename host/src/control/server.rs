@@ -283,6 +283,7 @@ pub fn status_report(state: &ControlState) -> StatusReport {
             .map(|d| d.as_secs())
             .unwrap_or_default(),
         state_dir: state.state_dir.clone(),
+        cgroups: state.sup.cgroups().map(|t| t.path().to_path_buf()),
         services: state
             .sup
             .snapshots()

@@ -63,6 +63,7 @@ mod tests {
             version: String::new(),
             started_at: 0,
             state_dir: Default::default(),
+            cgroups: None,
             services: services
                 .iter()
                 .map(|&(name, state, startup_passed)| ServiceStatus {

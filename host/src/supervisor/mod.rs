@@ -277,6 +277,11 @@ impl Supervisor {
         })
     }
 
+    /// The instance's cgroup tree, when services run in cgroups.
+    pub fn cgroups(&self) -> Option<&Arc<crate::cgroup::Tree>> {
+        self.shared.options.cgroups.as_ref()
+    }
+
     /// Record an event in the journal.
     pub fn journal(&self, service: Option<&str>, event: &Journal) {
         self.shared.journal(service, event);
