@@ -13,7 +13,7 @@
 # The table goes to stdout, and with --out into that file's
 # "## Cgroups: on against off" section (bench/write_section.py).
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
+CG_BENCH=$(cd "$(dirname "$0")" && pwd)
 VIGIL=${VIGIL:?set VIGIL to the vigil binary}
 export VIGIL
 rounds=2; out=""; quick=""
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-PEERS_DIR=${PEERS_DIR:-$HERE/../../shared/peers}
+PEERS_DIR=${PEERS_DIR:-$CG_BENCH/../../shared/peers}
 export PEERS_DIR
 . "$PEERS_DIR/common.sh"
 if [ -n "$quick" ]; then
@@ -53,9 +53,9 @@ idle1000() { # $1 label
 for round in $(seq 1 "$rounds"); do
     for mode in off on; do
         echo "round $round: cgroups $mode" >&2
-        VIGIL_CGROUPS=$mode VIGIL_NAME="cgroups=$mode" "$HERE/run_vigil.sh" restart
+        VIGIL_CGROUPS=$mode VIGIL_NAME="cgroups=$mode" "$CG_BENCH/run_vigil.sh" restart
         VIGIL_CGROUPS=$mode idle1000 "cgroups=$mode"
-        VIGIL_CGROUPS=$mode VIGIL_NAME="cgroups=$mode" "$HERE/run_vigil.sh" scale
+        VIGIL_CGROUPS=$mode VIGIL_NAME="cgroups=$mode" "$CG_BENCH/run_vigil.sh" scale
     done
 done
 
@@ -87,6 +87,6 @@ PYEOF
 )
 echo "$table"
 if [ -n "$out" ]; then
-    echo "$table" | "$PY" "$HERE/write_section.py" "$out" "## Cgroups: on against off"
+    echo "$table" | "$PY" "$CG_BENCH/write_section.py" "$out" "## Cgroups: on against off"
 fi
 rm -f "$raw"
