@@ -238,7 +238,7 @@ fn pids_max_bounds_forks_and_limits_set_rlimits() {
     setup.service(
         "files",
         &format!(
-            "{}limits = {{ nofile = 4242, core = 0 }}\n",
+            "{}limits = {{ nofile = 4242, core = 0 }}\nmemory-max = \"256MiB\"\n",
             command(&["sleep", "300"])
         ),
     );

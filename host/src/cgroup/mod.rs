@@ -294,6 +294,15 @@ impl Tree {
     }
 }
 
+/// Where a child goes, from [`Cgroup::prepare`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Join {
+    /// A cgroup v2 directory the child is created in.
+    pub into: Option<PathBuf>,
+    /// `cgroup.procs` files (v1) the child writes itself into.
+    pub procs: Vec<PathBuf>,
+}
+
 /// One service's cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cgroup {
@@ -317,23 +326,29 @@ impl Cgroup {
         &self.tracker.path
     }
 
-    /// The resources the child joins: memory (usage and OOM kills) and v1
-    /// CPU accounting always, CPU and pids only when limited (a v1 cpu
-    /// cgroup of its own would change the service's CPU weight).
+    /// The resources the child joins: v1 CPU accounting (legacy hosts)
+    /// always, the others only when limited. On a v2 host they all share
+    /// the tracking cgroup, joined at the clone; a v1 join is a migration,
+    /// which after a quiet spell waits for an RCU grace period (10-20 ms
+    /// here), so it is paid only for a limit. (A v1 cpu cgroup of its own
+    /// would also change the service's CPU weight.)
     fn joined(&self, limits: &Limits) -> impl Iterator<Item = (Resource, &Dir)> {
         let wanted = limits.resources();
         self.homes.iter().filter_map(move |(r, d)| {
-            (matches!(r, Resource::Memory | Resource::CpuAcct) || wanted.contains(r))
-                .then_some((*r, d))
+            (*r == Resource::CpuAcct || wanted.contains(r)).then_some((*r, d))
         })
     }
 
     /// Create the cgroup (every directory the child will join) and write
-    /// `limits` when they changed. Returns the `cgroup.procs` files the
-    /// child writes itself into before `execve`.
-    pub fn prepare(&mut self, limits: &Limits) -> io::Result<Vec<PathBuf>> {
+    /// `limits` when they changed. Returns where the child goes: a v2
+    /// directory to be created in (`clone3(CLONE_INTO_CGROUP)`), and the
+    /// `cgroup.procs` files it writes itself into before `execve`.
+    pub fn prepare(&mut self, limits: &Limits) -> io::Result<Join> {
         create_dir(&self.tracker.path)?;
-        let mut join = vec![self.tracker.path.join("cgroup.procs")];
+        let (into, mut join) = match self.tracker.version {
+            Version::V2 => (Some(self.tracker.path.clone()), Vec::new()),
+            Version::V1 => (None, vec![self.tracker.path.join("cgroup.procs")]),
+        };
         let dirs: Vec<(Resource, Dir)> = self.joined(limits).map(|(r, d)| (r, d.clone())).collect();
         for (_, dir) in &dirs {
             if dir.path != self.tracker.path {
@@ -354,7 +369,7 @@ impl Cgroup {
             }
             self.applied = Some(*limits);
         }
-        Ok(join)
+        Ok(Join { into, procs: join })
     }
 
     /// True while any process is in the cgroup (zombies are not: the

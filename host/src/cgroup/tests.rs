@@ -75,14 +75,16 @@ fn a_hybrid_tree_tracks_in_v2_and_limits_in_each_v1_hierarchy() {
     );
     seed_files(&pids, &["cgroup.procs", "pids.max"]);
 
-    // No limits: memory is joined for usage and OOM kills, nothing else.
+    // No limits: created in the v2 cgroup, no v1 migration.
     let join = web.prepare(&Limits::default()).expect("prepare");
     assert_eq!(
         join,
-        vec![unified.join("cgroup.procs"), memory.join("cgroup.procs")]
+        Join {
+            into: Some(unified.clone()),
+            procs: vec![]
+        }
     );
     let read = |p: PathBuf| std::fs::read_to_string(p).expect("read");
-    assert_eq!(read(memory.join("memory.limit_in_bytes")), "-1");
 
     let limits = Limits {
         memory_max: Some(64 << 20),
@@ -90,9 +92,11 @@ fn a_hybrid_tree_tracks_in_v2_and_limits_in_each_v1_hierarchy() {
         pids_max: Some(64),
     };
     let join = web.prepare(&limits).expect("prepare");
-    assert_eq!(join.len(), 4, "{join:?}");
-    assert!(join.contains(&cpu.join("cgroup.procs")));
-    assert!(join.contains(&pids.join("cgroup.procs")));
+    assert_eq!(join.into, Some(unified.clone()));
+    assert_eq!(join.procs.len(), 3, "{join:?}");
+    assert!(join.procs.contains(&memory.join("cgroup.procs")));
+    assert!(join.procs.contains(&cpu.join("cgroup.procs")));
+    assert!(join.procs.contains(&pids.join("cgroup.procs")));
     assert_eq!(read(memory.join("memory.limit_in_bytes")), "67108864");
     assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "50000");
     assert_eq!(read(cpu.join("cpu.cfs_period_us")), "100000");
@@ -121,7 +125,11 @@ fn membership_usage_and_oom_kills_are_read_from_the_kernels_files() {
     let unified = fake.0.join("unified/vigil-2/db.service");
     let memory = fake.0.join("memory/process_api/abc/vigil-2/db.service");
     seed_files(&memory, &["cgroup.procs", "memory.limit_in_bytes"]);
-    db.prepare(&Limits::default()).expect("prepare");
+    let with_memory = Limits {
+        memory_max: Some(64 << 20),
+        ..Limits::default()
+    };
+    db.prepare(&with_memory).expect("prepare");
 
     assert!(!db.populated(), "no cgroup.events yet");
     std::fs::write(unified.join("cgroup.events"), "populated 1\nfrozen 0\n").expect("w");
@@ -177,10 +185,13 @@ fn a_unified_host_enables_its_controllers_for_the_instance() {
         cpu_max: Some(150),
         pids_max: None,
     };
-    // One cgroup for everything: one file to join.
+    // One cgroup for everything, joined at the clone.
     assert_eq!(
         app.prepare(&limits).expect("prepare"),
-        vec![dir.join("cgroup.procs")]
+        Join {
+            into: Some(dir.clone()),
+            procs: vec![]
+        }
     );
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("read");
     assert_eq!(read("memory.max"), "1048576");
@@ -251,7 +262,7 @@ fn the_real_cgroupfs_takes_limits_when_vigil_may_write_it() {
     svc.remove();
     tree.remove();
     let join = prepared.expect("prepare");
-    assert!(!join.is_empty());
+    assert!(join.into.is_some() || !join.procs.is_empty());
     assert!(!populated);
     if tree.cannot_limit(Resource::Memory).is_none() {
         assert!(usage.is_some() && oom == Some(0), "{usage:?} {oom:?}");

@@ -112,6 +112,7 @@ pub fn manifest_command(service: &Service) -> Result<spawn::Command, String> {
         cwd: service.cwd.clone(),
         stdout: spawn::Output::Pipe,
         stderr: spawn::Output::Pipe,
+        cgroup_into: None,
         cgroup_procs: Vec::new(),
         rlimits: Vec::new(),
     })

@@ -264,7 +264,10 @@ async fn perform(
             if let Some(tree) = &shared.options.cgroups {
                 let cgroup = local.cgroup.get_or_insert_with(|| tree.service(&svc.name));
                 match cgroup.prepare(&svc.limits.cgroup) {
-                    Ok(join) => command.cgroup_procs = join,
+                    Ok(join) => {
+                        command.cgroup_into = join.into;
+                        command.cgroup_procs = join.procs;
+                    }
                     Err(e) => {
                         return Some(Event::SpawnFailed(format!(
                             "cannot set up cgroup {}: {e}",
