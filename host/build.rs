@@ -45,7 +45,11 @@ fn main() {
         "Cargo.lock",
         "Cargo.toml",
     ] {
-        println!("cargo:rerun-if-changed={}", workspace.join(path).display());
+        // Relative to this package, not absolute: two clones that share a
+        // CARGO_TARGET_DIR (a checkout and its CI clone) share this build
+        // script's run, and an absolute path would make one clone watch
+        // the other's sources (and miss its own edits).
+        println!("cargo:rerun-if-changed=../{path}");
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 

@@ -8,6 +8,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "units",
         "procfs",
+        "cgroup",
         "sync",
         "untrusted",
         "signals",

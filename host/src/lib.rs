@@ -8,6 +8,7 @@
 //! [`app`] composes them into `vigil run`. ARCHITECTURE.md has the layers.
 
 pub mod app;
+pub mod cgroup;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -14,6 +14,7 @@ use support as supervisor_helpers;
 mod builtin_checks;
 mod cache;
 mod causes;
+mod cgroups;
 mod cli;
 mod compile;
 mod control;

@@ -60,6 +60,7 @@ pub async fn run(args: StatusArgs) -> Exit {
         colour,
         // A pipe gets every reason whole; a terminal a line each, unless --wide.
         shorten: terminal && !args.wide,
+        wide: args.wide,
         now: SystemTime::now(),
     };
     print!("{}", table(&services, &exits, &view));
@@ -172,6 +173,8 @@ pub struct View {
     pub colour: bool,
     /// Cut reasons and status texts to fit a line (a terminal without --wide).
     pub shorten: bool,
+    /// `--wide`: CPU and MEM columns (from the services' cgroups).
+    pub wide: bool,
     /// For "3m ago".
     pub now: SystemTime,
 }
@@ -202,18 +205,31 @@ const HEADER: [&str; 8] = [
 
 /// The aligned table; states coloured when `view.colour`.
 pub fn table(services: &[ServiceStatus], exits: &HashMap<String, LastExit>, view: &View) -> String {
-    let rows: Vec<[String; 8]> = services
+    // --wide: CPU and MEM after RESTARTS.
+    let usage = |cells: [String; 8], cpu: String, mem: String| {
+        let mut cells = cells.to_vec();
+        if view.wide {
+            cells.splice(5..5, [cpu, mem]);
+        }
+        cells
+    };
+    let header = usage(HEADER.map(String::from), "CPU".into(), "MEM".into());
+    let rows: Vec<Vec<String>> = services
         .iter()
-        .map(|s| row(s, exits.get(&s.name), view))
+        .map(|s| {
+            let cpu = s.cpu_secs.map_or("-".into(), cpu_time);
+            let mem = s.memory_bytes.map_or("-".into(), bytes);
+            usage(row(s, exits.get(&s.name), view), cpu, mem)
+        })
         .collect();
-    let mut widths = HEADER.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    let line = |cells: &[String; 8], out: &mut String, paint: Option<&str>| {
+    let line = |cells: &[String], out: &mut String, paint: Option<&str>| {
         let mut parts = Vec::new();
         for (i, cell) in cells.iter().enumerate() {
             let padded = if i == cells.len() - 1 {
@@ -229,7 +245,7 @@ pub fn table(services: &[ServiceStatus], exits: &HashMap<String, LastExit>, view
         out.push_str(parts.join("  ").trim_end());
         out.push('\n');
     };
-    line(&HEADER.map(String::from), &mut out, None);
+    line(&header, &mut out, None);
     for (r, s) in rows.iter().zip(services) {
         line(r, &mut out, view.colour.then(|| state_colour(&s.state)));
     }
@@ -306,6 +322,28 @@ fn row(s: &ServiceStatus, last: Option<&LastExit>, view: &View) -> [String; 8] {
     ]
 }
 
+/// CPU time: `0.42s`, `1m03s`, ...
+fn cpu_time(secs: f64) -> String {
+    if secs < 60.0 {
+        format!("{secs:.2}s")
+    } else {
+        uptime(secs)
+    }
+}
+
+/// Memory: `812K`, `23.4M`, `1.2G` (powers of 1024).
+fn bytes(n: u64) -> String {
+    const K: f64 = 1024.0;
+    let n = n as f64;
+    if n < K * K {
+        format!("{:.0}K", n / K)
+    } else if n < K * K * K {
+        format!("{:.1}M", n / (K * K))
+    } else {
+        format!("{:.1}G", n / (K * K * K))
+    }
+}
+
 /// `text` escaped and cut to `max` characters.
 fn shorten(text: &str, max: usize) -> String {
     let text = untrusted::line(text);
@@ -359,6 +397,9 @@ mod tests {
             failing: None,
             waiting_for: Vec::new(),
             restart_in_secs: None,
+            cgroup: None,
+            cpu_secs: None,
+            memory_bytes: None,
         }
     }
 
@@ -388,6 +429,7 @@ mod tests {
         View {
             colour,
             shorten,
+            wide: false,
             now: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_100),
         }
     }
@@ -422,6 +464,31 @@ mod tests {
         assert!(lines[1].ends_with("readiness retry: connection refused"));
         assert!(lines[1].contains("0.4ms"));
         assert!(!text.contains('\x1b'));
+    }
+
+    /// `--wide` adds CPU and MEM (read from the cgroups), aligned; a
+    /// service without a cgroup shows `-`.
+    #[test]
+    fn wide_shows_cpu_and_memory() {
+        let mut web = service("web", "ready");
+        web.cpu_secs = Some(1.234);
+        web.memory_bytes = Some(25 << 20);
+        let services = [web, service("database", "running")];
+        let wide = View {
+            wide: true,
+            ..view(false, true)
+        };
+        let text = table(&services, &no_exits(), &wide);
+        let lines: Vec<&str> = text.lines().collect();
+        let (cpu, mem) = (
+            lines[0].find("CPU").expect("CPU"),
+            lines[0].find("MEM").expect("MEM"),
+        );
+        assert_eq!(lines[1][cpu..].split_whitespace().next(), Some("1.23s"));
+        assert_eq!(lines[1][mem..].split_whitespace().next(), Some("25.0M"));
+        assert_eq!(lines[2][cpu..].split_whitespace().next(), Some("-"));
+        let narrow = table(&services, &no_exits(), &view(false, true));
+        assert!(!narrow.contains("CPU"), "{narrow}");
     }
 
     #[test]

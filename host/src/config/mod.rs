@@ -16,8 +16,9 @@
 mod checks;
 mod envfile;
 mod graph;
-mod identity;
 mod hooks;
+mod identity;
+mod limits;
 mod model;
 mod problems;
 mod raw;
@@ -28,11 +29,12 @@ mod validate;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookAction, HookKind, HookSpec, Hooks};
 pub use identity::{
     Credential, DEFAULT_LOG_MAX_SIZE, EnvFile, EnvFileError, Identity, LogFormat, LogSpec,
     MAX_LOG_KEEP, RunAs, parse_umask,
 };
-pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookAction, HookKind, HookSpec, Hooks};
+pub use limits::{Limits, Rlimit};
 pub use model::{
     CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
     NotifySpec, RestartMode, RestartPolicy, Service,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::identity::{EnvFileError, Identity, LogSpec};
+pub use super::limits::Limits;
 use crate::wasm::{CheckSource, GrantError, Grants, Phase};
 
 /// File name of a service manifest inside a service directory.
@@ -53,6 +54,8 @@ pub struct Service {
     pub log: LogSpec,
     /// `[hooks.*]`: commands or checks around each start and stop.
     pub hooks: super::hooks::Hooks,
+    /// `memory-max`, `cpu-max`, `pids-max`, `limits`.
+    pub limits: Limits,
 }
 
 impl Service {
@@ -69,6 +72,8 @@ impl Service {
             // Who it runs as, and its environment from env files (as read
             // at load: an edited file is a changed environment).
             || self.identity != other.identity
+            // Applied at the spawn (the cgroup's and the rlimits).
+            || self.limits != other.limits
     }
 
     /// The environment a child gets, each source overriding the ones

@@ -40,6 +40,10 @@ pub struct RawService {
     pub credentials: Option<BTreeMap<String, String>>,
     pub log: Option<RawLog>,
     pub hooks: Option<super::hooks::RawHooks>,
+    pub memory_max: Option<String>,
+    pub cpu_max: Option<String>,
+    pub pids_max: Option<u64>,
+    pub limits: Option<BTreeMap<String, toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -57,6 +57,10 @@ pub(super) fn resolve(
         credentials,
         log,
         hooks,
+        memory_max,
+        cpu_max,
+        pids_max,
+        limits,
     } = raw;
 
     // cwd first: relative commands resolve against it.
@@ -90,6 +94,7 @@ pub(super) fn resolve(
         c,
     );
     let log = resolve_log(log, c);
+    let limits = super::limits::resolve_limits(memory_max, cpu_max, pids_max, limits, c);
 
     Service {
         name: name.to_string(),
@@ -109,6 +114,7 @@ pub(super) fn resolve(
         identity,
         log,
         hooks,
+        limits,
         dir,
     }
 }

@@ -13,6 +13,10 @@ pub struct StatusReport {
     /// When this instance started, Unix seconds.
     pub started_at: u64,
     pub state_dir: PathBuf,
+    /// The instance's cgroup (each service's is under it); absent when
+    /// services are tracked by process group only (docs/cgroups.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups: Option<PathBuf>,
     pub services: Vec<ServiceStatus>,
 }
 
@@ -57,6 +61,15 @@ pub struct ServiceStatus {
     /// While in `backoff`: seconds until the restart.
     #[serde(default)]
     pub restart_in_secs: Option<f64>,
+    /// The service's cgroup (absent: tracked by process group only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// CPU time used in its cgroup, all its lives, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_secs: Option<f64>,
+    /// Memory charged to its cgroup now, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
 }
 
 /// The body of every error answer.

@@ -262,6 +262,13 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
             at.saturating_duration_since(tokio::time::Instant::now())
                 .as_secs_f64()
         }),
+        cgroup: snap.cgroup.as_ref().map(|c| c.path().display().to_string()),
+        cpu_secs: snap
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.cpu_usage())
+            .map(|d| d.as_secs_f64()),
+        memory_bytes: snap.cgroup.as_ref().and_then(|c| c.memory_usage()),
     }
 }
 
@@ -276,6 +283,7 @@ pub fn status_report(state: &ControlState) -> StatusReport {
             .map(|d| d.as_secs())
             .unwrap_or_default(),
         state_dir: state.state_dir.clone(),
+        cgroups: state.sup.cgroups().map(|t| t.path().to_path_buf()),
         services: state
             .sup
             .snapshots()

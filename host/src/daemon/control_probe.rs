@@ -63,6 +63,7 @@ mod tests {
             version: String::new(),
             started_at: 0,
             state_dir: Default::default(),
+            cgroups: None,
             services: services
                 .iter()
                 .map(|&(name, state, startup_passed)| ServiceStatus {
@@ -82,6 +83,9 @@ mod tests {
                     failing: None,
                     waiting_for: Vec::new(),
                     restart_in_secs: None,
+                    cgroup: None,
+                    cpu_secs: None,
+                    memory_bytes: None,
                 })
                 .collect(),
         }

@@ -34,6 +34,9 @@ pub enum Cause {
     /// A lifecycle hook failed: a pre-start (the start fails) or a
     /// post-start (the child is stopped) one.
     Hook,
+    /// The kernel's OOM killer ended a process of the service (its cgroup
+    /// reached `memory-max`).
+    Oom,
 }
 
 impl Cause {
@@ -51,6 +54,7 @@ impl Cause {
             Cause::Loader => "loader",
             Cause::LeaderExited => "leader-exited",
             Cause::Hook => "hook",
+            Cause::Oom => "oom",
         }
     }
 }

@@ -60,6 +60,7 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         identity: Default::default(),
         log: Default::default(),
         hooks: Default::default(),
+        limits: Default::default(),
     }
 }
 
@@ -86,6 +87,7 @@ fn supervisor(dir: &TempDir, probes: Arc<dyn Probes>) -> Supervisor {
             log_dir: Some(dir.0.join("logs")),
             echo: false,
             notify_socket: None,
+            cgroups: None,
             ..Options::default()
         },
     )

@@ -128,6 +128,9 @@ pub fn manifest_command(service: &Service) -> Result<spawn::Command, String> {
         stderr: spawn::Output::Pipe,
         run_as: None,
         umask: None,
+        cgroup_into: None,
+        cgroup_procs: Vec::new(),
+        rlimits: Vec::new(),
     };
     identity::apply(service, &mut command);
     Ok(command)
@@ -147,6 +150,9 @@ pub struct Options {
     /// [`identity::credentials_root`]); `None`: services with credentials
     /// cannot start.
     pub credentials_dir: Option<PathBuf>,
+    /// The instance's cgroup tree: each service runs in a cgroup of its
+    /// own under it. `None`: process groups only.
+    pub cgroups: Option<Arc<crate::cgroup::Tree>>,
 }
 
 /// What the facade and every service task share.
@@ -292,6 +298,11 @@ impl Supervisor {
                 groups: Groups::new(),
             }),
         })
+    }
+
+    /// The instance's cgroup tree, when services run in cgroups.
+    pub fn cgroups(&self) -> Option<&Arc<crate::cgroup::Tree>> {
+        self.shared.options.cgroups.as_ref()
     }
 
     /// Record an event in the journal.
@@ -555,7 +566,8 @@ impl Supervisor {
                     cause: Some(Cause::Shutdown),
                 };
                 self.journal(Some(&name), &killed);
-                let _ = stop::signal_group(Pid::from_raw(pgid), Signal::SIGKILL);
+                let cgroup = s.cgroup.as_deref();
+                let _ = stop::signal_service(Pid::from_raw(pgid), cgroup, Signal::SIGKILL);
             }
         }
     }

@@ -296,6 +296,9 @@ impl Probes for WasmProbes {
                 stderr: spawn::Output::Pipe,
                 run_as: None,
                 umask: None,
+                cgroup_into: None,
+                cgroup_procs: Vec::new(),
+                rlimits: Vec::new(),
             };
             super::identity::apply(&service, &mut command);
             Ok(command)

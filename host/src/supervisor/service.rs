@@ -337,9 +337,9 @@ impl ServiceState {
                     self.on_group_lingers(live, &mut fx);
                 }
             }
-            Event::GroupGone { epoch } => {
+            Event::GroupGone { epoch, oom } => {
                 if epoch == self.epoch {
-                    self.on_group_gone(now, &mut fx);
+                    self.on_group_gone(now, oom, &mut fx);
                 }
             }
             Event::Check {

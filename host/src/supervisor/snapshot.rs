@@ -40,6 +40,9 @@ pub struct Snapshot {
     pub waiting_for: Vec<String>,
     /// While in `backoff`: when the restart is due.
     pub restart_at: Option<tokio::time::Instant>,
+    /// The service's cgroup, once it had a child (usage is read from it
+    /// on request).
+    pub cgroup: Option<std::sync::Arc<crate::cgroup::Cgroup>>,
 }
 
 /// One finished check run, as the service task measured it.
@@ -70,6 +73,7 @@ impl Snapshot {
             restart_at: local
                 .restart_at
                 .filter(|_| state.status() == Status::Backoff),
+            cgroup: local.cgroup_view.clone(),
         }
     }
 

@@ -18,6 +18,7 @@ use super::timers::{self, Timers};
 use super::{
     CheckResult, ProbeTarget, Shared, Snapshot, hooks, identity, logs, reaper, spawn, stop,
 };
+use crate::cgroup::Cgroup;
 use crate::config::Service;
 use crate::journal;
 use crate::journal::Event as Journal;
@@ -189,6 +190,11 @@ pub(super) async fn service_task(
     }
     local.list_group(&shared.groups, None);
     identity::remove_credentials(&shared.options, &svc.name);
+    if retiring && let Some(cgroup) = &local.cgroup {
+        // Removed by a reload, and empty: its cgroup goes too (the kernel
+        // refuses while anything is in it).
+        cgroup.remove();
+    }
 }
 
 /// What a service task keeps beside the reducer's state: what the
@@ -210,6 +216,13 @@ pub(super) struct Local {
     inbox: Arc<Inbox>,
     /// The process group listed for this service in the notify table.
     notify_group: Option<i32>,
+    /// The service's cgroup, once a child was spawned into it (none where
+    /// the instance has no cgroups: process groups only).
+    cgroup: Option<Cgroup>,
+    /// The same, as snapshots show it (usage is read at each request).
+    pub(super) cgroup_view: Option<Arc<Cgroup>>,
+    /// The cgroup's OOM kills when the current child was spawned.
+    oom_base: u64,
 }
 
 impl Local {
@@ -223,6 +236,9 @@ impl Local {
             timers: Timers::default(),
             inbox: Inbox::new(),
             notify_group: None,
+            cgroup: None,
+            cgroup_view: None,
+            oom_base: 0,
         }
     }
 
@@ -270,6 +286,26 @@ async fn perform(
                 }
                 Err(e) => return Some(Event::SpawnFailed(e)),
             }
+            command.rlimits = svc.limits.rlimit_pairs();
+            if let Some(tree) = &shared.options.cgroups {
+                let cgroup = local.cgroup.get_or_insert_with(|| tree.service(&svc.name));
+                match cgroup.prepare(&svc.limits.cgroup) {
+                    Ok(join) => {
+                        command.cgroup_into = join.into;
+                        command.cgroup_procs = join.procs;
+                    }
+                    Err(e) => {
+                        return Some(Event::SpawnFailed(format!(
+                            "cannot set up cgroup {}: {e}",
+                            cgroup.path().display()
+                        )));
+                    }
+                }
+                local.oom_base = cgroup.oom_kills().unwrap_or(0);
+                if local.cgroup_view.as_deref() != Some(cgroup) {
+                    local.cgroup_view = Some(Arc::new(cgroup.clone()));
+                }
+            }
             let exit_tx = tx.clone();
             let t0 = Instant::now();
             let route: reaper::Route = Box::new(move |status| {
@@ -316,7 +352,8 @@ async fn perform(
             }
         }
         Effect::Signal { pgid, signal } => {
-            if let Err(e) = stop::signal_group(Pid::from_raw(pgid), signal) {
+            if let Err(e) = stop::signal_service(Pid::from_raw(pgid), local.cgroup.as_ref(), signal)
+            {
                 shared.journal(
                     Some(&svc.name),
                     &Journal::Warning {
@@ -329,26 +366,42 @@ async fn perform(
         Effect::WatchGroup { pgid, epoch } => {
             // Cheap test first: usually the group died with its leader and
             // no /proc scan or watcher is needed.
+            // With a cgroup, the child is gone when both its group and
+            // its cgroup are empty (what left the group is still in the
+            // cgroup).
             let group = Pid::from_raw(pgid);
-            if !stop::group_alive(group) {
+            let cgroup = local.cgroup.clone();
+            let base = local.oom_base;
+            let oom = move |cgroup: Option<&Cgroup>| {
+                cgroup.and_then(Cgroup::oom_kills).is_some_and(|n| n > base)
+            };
+            if !stop::service_alive(group, cgroup.as_ref()) {
                 shared.reaper.settle();
-                return Some(Event::GroupGone { epoch });
+                return Some(Event::GroupGone {
+                    epoch,
+                    oom: oom(cgroup.as_ref()),
+                });
             }
-            let live = stop::live_members(pgid);
+            let live = stop::live_members(pgid) || cgroup.as_ref().is_some_and(Cgroup::populated);
             let (tx, shared) = (tx.clone(), shared.clone());
             tokio::spawn(async move {
                 // Members are stopped (and SIGKILLed after the grace) by the
                 // reducer; this only reports the end. It gives up when the
                 // service is gone (its channel closed).
-                while !stop::wait_group_gone(group, Some(tokio::time::Instant::now() + GROUP_POLL))
-                    .await
+                while !stop::wait_service_gone(
+                    group,
+                    cgroup.as_ref(),
+                    Some(tokio::time::Instant::now() + GROUP_POLL),
+                )
+                .await
                 {
                     if tx.is_closed() {
                         return;
                     }
                 }
                 shared.reaper.settle();
-                let _ = tx.send(Msg::Event(Event::GroupGone { epoch }));
+                let oom = oom(cgroup.as_ref());
+                let _ = tx.send(Msg::Event(Event::GroupGone { epoch, oom }));
             });
             Some(Event::GroupLingers { epoch, live })
         }

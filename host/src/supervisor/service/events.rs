@@ -150,6 +150,9 @@ pub enum Event {
     /// The exited leader's process group is empty, and every member the
     /// reaper took has been journaled.
     GroupGone {
+        /// The kernel's OOM killer ended a process of this life (read
+        /// from the service's cgroup; false without one).
+        oom: bool,
         epoch: u64,
     },
     /// A check finished.

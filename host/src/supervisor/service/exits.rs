@@ -79,7 +79,7 @@ impl ServiceState {
     }
 
     /// Nothing is left of the child: the exit counts now.
-    pub(super) fn on_group_gone(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+    pub(super) fn on_group_gone(&mut self, now: Instant, oom: bool, fx: &mut Vec<Effect>) {
         let Some(exit) = self.leader_exit.take() else {
             return;
         };
@@ -107,12 +107,14 @@ impl ServiceState {
             signal: status.signal().map(signal_name),
             uptime_ms: ms(uptime),
             // Only a leader that ended while Vigil was stopping it ended
-            // for that stop's cause.
+            // for that stop's cause; one that ended on its own after an
+            // OOM kill in its cgroup, for that.
             cause: self
                 .stop_why
                 .as_ref()
                 .filter(|_| while_stopping)
-                .map(|w| w.cause),
+                .map(|w| w.cause)
+                .or(oom.then_some(Cause::Oom)),
         }));
         let clean = status
             .code()

@@ -479,7 +479,7 @@ impl World {
                 && group.empty()
             {
                 self.groups.remove(i);
-                return Some(Event::GroupGone { epoch });
+                return Some(Event::GroupGone { epoch, oom: false });
             }
         }
         None
@@ -741,9 +741,9 @@ impl World {
                     }
                     Some(i) => {
                         self.groups.remove(i);
-                        self.queue.push_back(Event::GroupGone { epoch });
+                        self.queue.push_back(Event::GroupGone { epoch, oom: false });
                     }
-                    None => self.queue.push_back(Event::GroupGone { epoch }),
+                    None => self.queue.push_back(Event::GroupGone { epoch, oom: false }),
                 }
             }
             Effect::Schedule {
