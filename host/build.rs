@@ -38,6 +38,7 @@ fn main() {
 
     for path in [
         "guest-sdk/wit",
+        "wit-0.1.0",
         "units",
         "guest-sdk",
         "checks",

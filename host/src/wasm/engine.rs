@@ -19,7 +19,10 @@ use super::limits::MemoryCap;
 use super::output::BoundedOutput;
 use super::store::{Capabilities, HostState};
 use super::warm::WarmInstances;
-use super::{CheckSource, Checker, LoadError, Loader, Sandbox, WIT_VERSION, builtins, inspect};
+use super::{
+    CheckSource, Checker, LoadError, Loader, Sandbox, WIT_VERSION, builtins, contract_compatible,
+    inspect,
+};
 
 /// How often the epoch advances: the granularity of CPU deadlines and of
 /// yielding a busy guest back to the scheduler.
@@ -408,10 +411,12 @@ impl Engine {
             ty.exports(engine)
                 .any(|(n, item)| n == name && matches!(item.ty, ComponentItem::ComponentFunc(_)))
         };
-        let message = if let Some(other) = imports
-            .iter()
-            .find(|i| i.starts_with("vigil:health/") && !i.ends_with(&format!("@{WIT_VERSION}")))
-        {
+        let message = if let Some(other) = imports.iter().find(|i| {
+            i.strip_prefix("vigil:health/").is_some_and(|i| {
+                !i.split_once('@')
+                    .is_some_and(|(_, v)| contract_compatible(v))
+            })
+        }) {
             format!(
                 "was built for another version of the contract (imports `{other}`); this vigil implements vigil:health@{WIT_VERSION}: rebuild it against the wit/ of this release"
             )
