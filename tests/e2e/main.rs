@@ -32,6 +32,7 @@ mod sandbox_core;
 mod sandbox_escape;
 mod sandbox_fs;
 mod sandbox_net;
+mod sandbox_output;
 mod sdk_outside;
 mod servers;
 mod status;

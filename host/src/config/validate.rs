@@ -180,6 +180,18 @@ async fn check_components(service: &Service, engine: &Engine, problems: &mut Vec
                 .file_name()
                 .map_or_else(|| source.to_string(), |n| n.to_string_lossy().into_owned()),
         };
+        if !service.grants.resolved().output()
+            && inspect(&bytes).is_ok_and(|r| r.capabilities.iter().any(|cap| cap == "output"))
+        {
+            c.push(
+                &check_field,
+                format!(
+                    "{component} reads the service's output (it imports the `output` capability), \
+                     which [grants] does not allow: every such read would be denied"
+                ),
+                "add `output = true` to [grants]",
+            );
+        }
         let Some(schema) = schema_of(&bytes, &check_field, &mut c) else {
             continue;
         };

@@ -23,6 +23,7 @@ use std::time::SystemTime;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::sync::LockExt;
+use crate::wasm::host::output::{Channel, OutputRing};
 
 /// Rotate a service log once it reaches this size.
 pub const MAX_LOG_BYTES: u64 = 4 << 20;
@@ -155,6 +156,9 @@ pub struct LogSink {
     path: Option<PathBuf>,
     file: Mutex<Option<(File, u64)>>,
     echo: bool,
+    /// The recent lines the `output` capability reads (kept only while
+    /// the service grants it), with or without a file.
+    output: Arc<OutputRing>,
 }
 
 impl LogSink {
@@ -167,13 +171,26 @@ impl LogSink {
             path,
             file: Mutex::new(file),
             echo,
+            output: Arc::default(),
         })
+    }
+
+    /// The service's recent output, for its checks.
+    pub fn output(&self) -> &Arc<OutputRing> {
+        &self.output
     }
 
     /// Write one line (without its newline) that came from `stream`.
     pub fn line(&self, stream: Stream, line: &str) {
         // The CR of a CRLF line end is part of the line break.
         let line = line.strip_suffix('\r').unwrap_or(line);
+        self.output.push(
+            match stream {
+                Stream::Stdout => Channel::Stdout,
+                Stream::Stderr => Channel::Stderr,
+            },
+            line,
+        );
         let now = timestamps().then(SystemTime::now);
         if self.echo {
             let shown = crate::untrusted::line(line);

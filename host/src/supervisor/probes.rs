@@ -169,6 +169,7 @@ impl Probes for WasmProbes {
                 attempt: target.attempt,
                 restarts: target.restarts,
                 config: spec.config.clone(),
+                output: target.output,
             };
             let report = checker.check(&target, &sandbox).await;
             for line in &report.logs {

@@ -67,6 +67,7 @@ pub(super) async fn service_task(
         shared.options.log_dir.as_deref(),
         shared.options.echo,
     );
+    sink.output().set_enabled(svc.grants.resolved().output());
     let mut retiring = false;
     loop {
         let msg = tokio::select! {
@@ -84,6 +85,7 @@ pub(super) async fn service_task(
             Msg::Event(e) => queue.push_back(e),
             Msg::Update(s) => {
                 svc = s;
+                sink.output().set_enabled(svc.grants.resolved().output());
                 for effect in state.update(Instant::now(), &svc) {
                     if let Some(follow) =
                         perform(&shared, &svc, &state, &tx, &sink, &mut local, effect).await
@@ -356,6 +358,7 @@ async fn perform(
                 started_at: local.started_wall,
                 attempt,
                 restarts: state.restarts(),
+                output: Some(sink.output().clone()),
             };
             let fut = shared.probes.check(svc.clone(), phase, target);
             let tx = tx.clone();

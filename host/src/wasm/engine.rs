@@ -15,6 +15,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use super::bindings;
 use super::cache::{CacheOutcome, ComponentCache, FileIdentity, default_cache_dir};
 use super::epoch::{CallGuard, EpochTimer};
+use super::host::output::OutputRing;
 use super::limits::MemoryCap;
 use super::output::BoundedOutput;
 use super::store::{Capabilities, HostState};
@@ -487,6 +488,7 @@ impl Engine {
     pub(crate) fn capabilities(
         sandbox: Option<&Sandbox>,
         target_pid: Option<u32>,
+        output: Option<Arc<OutputRing>>,
         deadline: Instant,
     ) -> Capabilities {
         Capabilities {
@@ -496,6 +498,7 @@ impl Engine {
             target_pid,
             deadline,
             log: Default::default(),
+            output,
             open_connections: 0,
         }
     }
@@ -507,6 +510,7 @@ impl Engine {
         &self,
         sandbox: Option<&Sandbox>,
         target_pid: Option<u32>,
+        target_output: Option<Arc<OutputRing>>,
         deadline: Instant,
         memory_limit: usize,
         output: &BoundedOutput,
@@ -521,7 +525,7 @@ impl Engine {
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
-        let caps = Self::capabilities(sandbox, target_pid, deadline);
+        let caps = Self::capabilities(sandbox, target_pid, target_output, deadline);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         let state = HostState {
