@@ -12,6 +12,7 @@ use support as helpers;
 use support as supervisor_helpers;
 
 mod builtin_checks;
+mod builtin_log;
 mod cache;
 mod causes;
 mod cli;
