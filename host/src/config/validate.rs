@@ -180,9 +180,14 @@ async fn check_components(service: &Service, engine: &Engine, problems: &mut Vec
                 .file_name()
                 .map_or_else(|| source.to_string(), |n| n.to_string_lossy().into_owned()),
         };
-        if !service.grants.resolved().output()
-            && inspect(&bytes).is_ok_and(|r| r.capabilities.iter().any(|cap| cap == "output"))
-        {
+        // Python and JavaScript toolchains bind the whole world, so their
+        // components import every capability whether they call it or not:
+        // only a component that chose to import `output` is flagged.
+        let reads_output = inspect(&bytes).is_ok_and(|r| {
+            let has = |name: &str| r.capabilities.iter().any(|cap| cap == name);
+            has("output") && !["http", "tcp", "process", "fs", "log"].into_iter().all(has)
+        });
+        if !service.grants.resolved().output() && reads_output {
             c.push(
                 &check_field,
                 format!(
