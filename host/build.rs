@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 const TARGET: &str = "wasm32-wasip2";
 
 /// Bundled checks: `builtin:<name>` is the crate `vigil-check-<name>`.
-const BUILTINS: &[&str] = &["http", "tcp", "process", "file", "redis", "postgres"];
+const BUILTINS: &[&str] = &["http", "tcp", "process", "file", "redis", "postgres", "log"];
 
 const TEST_PROGRAMS_PACKAGE: &str = "vigil-test-programs";
 
@@ -38,6 +38,7 @@ fn main() {
 
     for path in [
         "guest-sdk/wit",
+        "wit-0.1.0",
         "units",
         "guest-sdk",
         "checks",

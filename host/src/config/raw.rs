@@ -59,6 +59,9 @@ pub struct RawGrants {
     pub hosts: Option<Vec<String>>,
     pub paths: Option<Vec<String>>,
     pub memory: Option<String>,
+    /// Checks may read the service's own recent output (`output`
+    /// capability).
+    pub output: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -424,18 +424,20 @@ fn resolve_grants(dir: &Path, grants: Option<RawGrants>, c: &mut Collector<'_>) 
             "use at least \"1MiB\", e.g. \"64MiB\"",
         );
     }
-    let resolved = Grants::parse(&hosts, &paths).unwrap_or_else(|errors| {
-        for e in errors {
-            let field = match e {
-                GrantError::Host { .. } => "grants.hosts",
-                GrantError::Path { .. } => "grants.paths",
-            };
-            c.push(field, e.to_string(), "fix or remove the grant");
-        }
-        // The service is invalid and never supervised; it only takes part
-        // in the cross-service checks.
-        Grants::none()
-    });
+    let resolved = Grants::parse(&hosts, &paths)
+        .unwrap_or_else(|errors| {
+            for e in errors {
+                let field = match e {
+                    GrantError::Host { .. } => "grants.hosts",
+                    GrantError::Path { .. } => "grants.paths",
+                };
+                c.push(field, e.to_string(), "fix or remove the grant");
+            }
+            // The service is invalid and never supervised; it only takes part
+            // in the cross-service checks.
+            Grants::none()
+        })
+        .with_output(g.output.unwrap_or(false));
     GrantSpec {
         hosts,
         paths,

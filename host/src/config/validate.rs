@@ -234,6 +234,23 @@ async fn check_component(
             .file_name()
             .map_or_else(|| source.to_string(), |n| n.to_string_lossy().into_owned()),
     };
+    // Python and JavaScript toolchains bind the whole world, so their
+    // components import every capability whether they call it or not:
+    // only a component that chose to import `output` is flagged.
+    let reads_output = inspect(&bytes).is_ok_and(|r| {
+        let has = |name: &str| r.capabilities.iter().any(|cap| cap == name);
+        has("output") && !["http", "tcp", "process", "fs", "log"].into_iter().all(has)
+    });
+    if !service.grants.resolved().output() && reads_output {
+        c.push(
+            &check_field,
+            format!(
+                "{component} reads the service's output (it imports the `output` capability), \
+                 which [grants] does not allow: every such read would be denied"
+            ),
+            "add `output = true` to [grants]",
+        );
+    }
     let Some(schema) = schema_of(&bytes, &check_field, c) else {
         return;
     };

@@ -107,6 +107,7 @@ pub(super) fn run(
                             started_at: child.started_at,
                             attempt: 1,
                             restarts: child.restarts,
+                            output: Some(sink.output().clone()),
                         };
                         let call = shared.probes.hook_check(svc.clone(), hook, target, timeout);
                         // The sandbox holds the deadline; this only guards it.

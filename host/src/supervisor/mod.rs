@@ -72,6 +72,8 @@ pub struct ProbeTarget {
     pub started_at: SystemTime,
     pub attempt: u32,
     pub restarts: u32,
+    /// The service's recent output (the `output` capability).
+    pub output: Option<Arc<crate::wasm::host::output::OutputRing>>,
 }
 
 /// Checks, loader decisions and commands: the wasm engine in production

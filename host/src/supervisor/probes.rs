@@ -144,6 +144,7 @@ async fn call(
         attempt: target.attempt,
         restarts: target.restarts,
         config: config.to_vec(),
+        output: target.output,
     };
     let report = checker.check(&target, sandbox).await;
     for line in &report.logs {

@@ -72,6 +72,7 @@ pub(super) async fn service_task(
         shared.options.echo,
         svc.log,
     );
+    sink.output().set_enabled(svc.grants.resolved().output());
     let mut retiring = false;
     loop {
         let msg = tokio::select! {
@@ -90,6 +91,7 @@ pub(super) async fn service_task(
             Msg::Update(s) => {
                 svc = s;
                 sink.set_spec(svc.log);
+                sink.output().set_enabled(svc.grants.resolved().output());
                 for effect in state.update(Instant::now(), &svc) {
                     if let Some(follow) =
                         perform(&shared, &svc, &state, &tx, &sink, &mut local, effect).await
@@ -435,6 +437,7 @@ async fn perform(
                 started_at: local.started_wall,
                 attempt,
                 restarts: state.restarts(),
+                output: Some(sink.output().clone()),
             };
             let fut = shared.probes.check(svc.clone(), phase, target);
             let tx = tx.clone();

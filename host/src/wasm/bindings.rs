@@ -19,6 +19,7 @@ pub mod checker {
             "vigil:health/tcp": async | trappable,
             "vigil:health/fs": async | trappable,
             "vigil:health/process": async | trappable,
+            "vigil:health/output": async | trappable,
             default: async,
         },
         trappable_error_type: {

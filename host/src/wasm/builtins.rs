@@ -24,7 +24,7 @@ pub fn lookup(name: &str) -> Option<&'static [u8]> {
 }
 
 /// The names of all bundled checks, without the `builtin:` prefix, in
-/// documentation order (http, tcp, process, file, redis, postgres).
+/// documentation order (http, tcp, process, file, redis, postgres, log).
 pub fn names() -> &'static [&'static str] {
     generated::NAMES
 }
@@ -37,7 +37,7 @@ mod tests {
     fn every_name_resolves_to_a_component() {
         assert_eq!(
             names(),
-            ["http", "tcp", "process", "file", "redis", "postgres"]
+            ["http", "tcp", "process", "file", "redis", "postgres", "log"]
         );
         for name in names() {
             let bytes =

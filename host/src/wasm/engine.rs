@@ -15,11 +15,15 @@ use wasmtime_wasi::WasiCtxBuilder;
 use super::bindings;
 use super::cache::{CacheOutcome, ComponentCache, FileIdentity, default_cache_dir};
 use super::epoch::{CallGuard, EpochTimer};
+use super::host::output::OutputRing;
 use super::limits::MemoryCap;
 use super::output::BoundedOutput;
 use super::store::{Capabilities, HostState};
 use super::warm::WarmInstances;
-use super::{CheckSource, Checker, LoadError, Loader, Sandbox, WIT_VERSION, builtins, inspect};
+use super::{
+    CheckSource, Checker, LoadError, Loader, Sandbox, WIT_VERSION, builtins, contract_compatible,
+    inspect,
+};
 
 /// How often the epoch advances: the granularity of CPU deadlines and of
 /// yielding a busy guest back to the scheduler.
@@ -408,10 +412,12 @@ impl Engine {
             ty.exports(engine)
                 .any(|(n, item)| n == name && matches!(item.ty, ComponentItem::ComponentFunc(_)))
         };
-        let message = if let Some(other) = imports
-            .iter()
-            .find(|i| i.starts_with("vigil:health/") && !i.ends_with(&format!("@{WIT_VERSION}")))
-        {
+        let message = if let Some(other) = imports.iter().find(|i| {
+            i.strip_prefix("vigil:health/").is_some_and(|i| {
+                !i.split_once('@')
+                    .is_some_and(|(_, v)| contract_compatible(v))
+            })
+        }) {
             format!(
                 "was built for another version of the contract (imports `{other}`); this vigil implements vigil:health@{WIT_VERSION}: rebuild it against the wit/ of this release"
             )
@@ -482,6 +488,7 @@ impl Engine {
     pub(crate) fn capabilities(
         sandbox: Option<&Sandbox>,
         target_pid: Option<u32>,
+        output: Option<Arc<OutputRing>>,
         deadline: Instant,
     ) -> Capabilities {
         Capabilities {
@@ -491,6 +498,7 @@ impl Engine {
             target_pid,
             deadline,
             log: Default::default(),
+            output,
             open_connections: 0,
         }
     }
@@ -502,6 +510,7 @@ impl Engine {
         &self,
         sandbox: Option<&Sandbox>,
         target_pid: Option<u32>,
+        target_output: Option<Arc<OutputRing>>,
         deadline: Instant,
         memory_limit: usize,
         output: &BoundedOutput,
@@ -516,7 +525,7 @@ impl Engine {
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
-        let caps = Self::capabilities(sandbox, target_pid, deadline);
+        let caps = Self::capabilities(sandbox, target_pid, target_output, deadline);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         let state = HostState {

@@ -5,6 +5,7 @@
 pub mod fs;
 pub mod http;
 pub mod log;
+pub mod output;
 pub mod process;
 pub mod tcp;
 
