@@ -294,6 +294,12 @@ pub struct CheckArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Exit-code convention: k8s (0 ok, 75 retry, 1 error, 2 cannot load),
+    /// nagios (0 ok, 1 warning = retry, 2 critical = error, 3 unknown =
+    /// trapped, timed out or cannot load; Consul, Nomad), docker (0
+    /// healthy, 1 anything else: never the reserved 2).
+    #[arg(long, value_enum, default_value_t = crate::commands::exit::ExitCodes::K8s)]
+    pub exit_codes: crate::commands::exit::ExitCodes,
 }
 
 #[derive(Debug, Args)]

@@ -92,6 +92,25 @@ fn program_outcomes_map_to_exit_codes() {
     );
 }
 
+/// `--exit-codes`: the same verdicts of real components, in each
+/// prober's convention (README "vigil check").
+#[test]
+fn exit_code_conventions() {
+    let cases = [
+        (programs::OK, [0, 0, 0]),
+        (programs::RETRY, [75, 1, 1]),
+        (programs::ERROR, [1, 2, 1]),
+        (programs::PANIC, [75, 3, 1]),
+        ("/nonexistent/check.wasm", [2, 3, 1]),
+    ];
+    for (program, codes) in cases {
+        for (convention, expected) in ["k8s", "nagios", "docker"].into_iter().zip(codes) {
+            let out = vigil(&["check", program, "--exit-codes", convention]);
+            assert_eq!(code(&out), expected, "{program} {convention}: {out:?}");
+        }
+    }
+}
+
 #[test]
 fn check_json_and_trap_exit_code() {
     let out = vigil(&["check", programs::PANIC, "--json"]);

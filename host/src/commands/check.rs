@@ -21,7 +21,7 @@ pub async fn run(args: CheckArgs) -> Exit {
     let (source, grants, checker) =
         match super::load_one_shot("check", &args.target, &args.inputs).await {
             Ok(loaded) => loaded,
-            Err(code) => return code,
+            Err(_) => return args.exit_codes.of_load_error(),
         };
     let target = Target::one_shot(args.phase.into(), args.pid, args.inputs.config);
     let mut sandbox = Sandbox::new(grants, args.timeout, args.memory);
@@ -34,7 +34,7 @@ pub async fn run(args: CheckArgs) -> Exit {
     } else {
         print_human(&source, &report);
     }
-    Exit::of_verdict(&report.verdict)
+    args.exit_codes.of_verdict(&report.verdict)
 }
 
 fn print_json(source: &CheckSource, report: &CheckReport) {
