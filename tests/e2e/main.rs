@@ -18,6 +18,7 @@ mod cli;
 mod compile;
 mod control;
 mod daemon;
+mod grpc;
 mod hostile;
 mod http;
 mod journal_offline;

@@ -62,4 +62,4 @@ pub enum LoadError {
 }
 
 /// The `vigil:health` version this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";
