@@ -238,3 +238,46 @@ fn inspect_puts_capabilities_first_and_labels_the_plumbing() {
     assert!(language.contains("Rust"), "{language}");
     assert!(!text.contains("https://github.com"), "{text}");
 }
+
+/// The one-shot path maps a builtin's compiled artifact through the
+/// cache's memo of this binary, without hashing it again: after the first
+/// run, the artifact's tag file is not even read (a tag made garbage goes
+/// unnoticed), while the memo itself is under the cache's secret.
+#[test]
+fn a_builtin_is_loaded_without_hashing_its_artifact_again() {
+    let home = scratch("cli-builtin-memo");
+    let port = closed_port().to_string();
+    let grant = format!("tcp://127.0.0.1:{port}");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["check", "builtin:tcp", "--config", &format!("port={port}")])
+            .args(["--allow-host", &grant])
+            .env("XDG_CACHE_HOME", &home)
+            .env_remove("VIGIL_LOG")
+            .output()
+            .expect("run vigil")
+    };
+    let first = run();
+    assert_eq!(code(&first), 75, "nothing listens: {first:?}");
+    let components = home.join("vigil/components");
+    let memos: Vec<_> = std::fs::read_dir(components.join("files"))
+        .expect("a memo directory")
+        .collect();
+    assert_eq!(memos.len(), 1, "one memo, for builtin:tcp of this binary");
+    let tags: Vec<_> = std::fs::read_dir(&components)
+        .expect("the cache")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mac"))
+        .collect();
+    assert_eq!(tags.len(), 1, "{tags:?}");
+    std::fs::write(&tags[0], "0".repeat(64)).expect("spoil the tag");
+
+    let second = run();
+    assert_eq!(code(&second), 75, "{second:?}");
+    let stderr = text(&second.stderr);
+    assert!(
+        !stderr.contains("does not verify"),
+        "the artifact was hashed and checked against its tag again: {stderr}"
+    );
+}
