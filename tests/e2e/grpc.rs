@@ -51,9 +51,10 @@ impl HealthServer {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("the server's port");
-        let port = line.trim().parse().unwrap_or_else(|_| {
-            panic!("the gRPC server did not print its port: {line:?}")
-        });
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the gRPC server did not print its port: {line:?}"));
         HealthServer {
             child,
             stdin,
@@ -68,7 +69,9 @@ impl HealthServer {
         let service = if service.is_empty() { "-" } else { service };
         writeln!(self.stdin, "{service} {state}").expect("tell the server");
         let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("the server's answer");
+        self.stdout
+            .read_line(&mut line)
+            .expect("the server's answer");
         assert_eq!(line.trim(), "ok");
     }
 }
@@ -115,7 +118,11 @@ fn builtin_grpc_in_each_state() {
     server.set("", "SERVING");
     server.set("web", "SERVING");
     let (code, report) = check("");
-    assert_eq!((code, report["outcome"].as_str()), (0, Some("ok")), "{report}");
+    assert_eq!(
+        (code, report["outcome"].as_str()),
+        (0, Some("ok")),
+        "{report}"
+    );
     assert_eq!(check("web").0, 0);
 
     server.set("web", "NOT_SERVING");
@@ -143,7 +150,10 @@ fn builtin_grpc_in_each_state() {
     assert_eq!(code, 1, "{report}");
     assert!(reason(&report).contains("not granted"), "{report}");
     let https = format!("https://127.0.0.1:{port}");
-    assert_eq!(grpc_check(&[("port", &port)], &["--allow-host", &https]).0, 1);
+    assert_eq!(
+        grpc_check(&[("port", &port)], &["--allow-host", &https]).0,
+        1
+    );
 
     // Nothing listening: retry.
     let closed = closed_port().to_string();
@@ -163,15 +173,38 @@ fn make_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
             .current_dir(dir)
             .output()
             .expect("run openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            text(&out.stderr)
+        );
     };
     openssl(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=vigil test CA",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vigil test CA",
     ]);
     openssl(&[
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "server.csr",
-        "-subj", "/CN=grpc.test",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=grpc.test",
     ]);
     std::fs::write(
         dir.join("san.ext"),
@@ -179,10 +212,27 @@ fn make_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
     .expect("write san.ext");
     openssl(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "cert.pem", "-days", "2", "-extfile", "san.ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
     ]);
-    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
 }
 
 #[test]
@@ -224,10 +274,16 @@ fn builtin_grpc_over_tls_with_a_private_ca() {
         &allow,
     );
     assert_ne!(code, 0, "{report}");
-    assert!(reason(&report).to_lowercase().contains("certificate"), "{report}");
+    assert!(
+        reason(&report).to_lowercase().contains("certificate"),
+        "{report}"
+    );
     let (code, report) = grpc_check(&[("port", &port), ("tls", "true")], &allow);
     assert_ne!(code, 0, "{report}");
-    assert!(reason(&report).to_lowercase().contains("certificate"), "{report}");
+    assert!(
+        reason(&report).to_lowercase().contains("certificate"),
+        "{report}"
+    );
 
     // The CA file is read through the fs grant.
     let (code, report) = grpc_check(

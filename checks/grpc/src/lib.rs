@@ -63,7 +63,11 @@ const MAX_CA: u32 = 256 * 1024;
 #[check]
 fn grpc_check(target: Target) -> Result<Outcome, Outcome> {
     let settings = Settings::new(&target)?;
-    let what = format!("gRPC health {}{}", settings.authority, service_label(&settings.service));
+    let what = format!(
+        "gRPC health {}{}",
+        settings.authority,
+        service_label(&settings.service)
+    );
     let response = settings
         .request()?
         .send()
@@ -93,7 +97,9 @@ impl Settings {
         let config: Config = target.settings()?;
         let host = config.host.trim();
         if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(Outcome::error("config key `host` must be a host name or address"));
+            return Err(Outcome::error(
+                "config key `host` must be a host name or address",
+            ));
         }
         let Port(port) = config.port;
         // An IPv6 literal goes in brackets in a URL.
@@ -224,9 +230,7 @@ fn parse_response(body: &[u8]) -> Result<Serving, String> {
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map(u32::from_be_bytes)
         .ok_or("a truncated message header")? as usize;
-    let mut message = rest
-        .get(4..4 + len)
-        .ok_or("a truncated message")?;
+    let mut message = rest.get(4..4 + len).ok_or("a truncated message")?;
     // The last occurrence of a field wins; a missing status is 0 (UNKNOWN).
     let mut status = 0u64;
     while !message.is_empty() {
@@ -308,7 +312,10 @@ fn percent_decode(text: &str) -> String {
 /// What a reply's statuses mean (see the module's table).
 fn judge(what: &str, settings: &Settings, response: &Response) -> Outcome {
     if response.status != 200 {
-        return Outcome::retry(format!("{what}: HTTP status {} (not a gRPC reply)", response.status));
+        return Outcome::retry(format!(
+            "{what}: HTTP status {} (not a gRPC reply)",
+            response.status
+        ));
     }
     // A trailers-only reply (an error without a body) carries the status
     // in its headers.

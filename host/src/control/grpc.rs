@@ -130,7 +130,10 @@ async fn handle(state: &GrpcState, request: Request<Incoming>) -> Response<Body>
     {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            return status_only(Code::InvalidArgument, &format!("cannot read the request: {e}"));
+            return status_only(
+                Code::InvalidArgument,
+                &format!("cannot read the request: {e}"),
+            );
         }
     };
     let service = match decode_request(&body) {
@@ -217,7 +220,9 @@ fn watch(state: &GrpcState, service: String) -> Response<Body> {
             .await;
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|frame| (Ok::<_, Infallible>(frame), rx))
+        rx.recv()
+            .await
+            .map(|frame| (Ok::<_, Infallible>(frame), rx))
     });
     grpc_response(StreamBody::new(stream).boxed_unsync())
 }

@@ -37,7 +37,9 @@ mod tests {
     fn every_name_resolves_to_a_component() {
         assert_eq!(
             names(),
-            ["http", "tcp", "process", "file", "redis", "postgres", "grpc"]
+            [
+                "http", "tcp", "process", "file", "redis", "postgres", "grpc"
+            ]
         );
         for name in names() {
             let bytes =

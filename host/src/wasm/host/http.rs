@@ -68,7 +68,10 @@ const FORBIDDEN_METHODS: &[&str] = &["CONNECT", "TRACE"];
 
 /// The guest's method and headers, refused when they are not a plain
 /// request's (see [`FORBIDDEN_HEADERS`], [`FORBIDDEN_METHODS`]).
-pub(super) fn check_request(method: &Method, headers: &[(String, String)]) -> Result<(), ErrorCode> {
+pub(super) fn check_request(
+    method: &Method,
+    headers: &[(String, String)],
+) -> Result<(), ErrorCode> {
     if FORBIDDEN_METHODS.contains(&method.as_str()) {
         return Err(ErrorCode::Invalid(format!(
             "the {method} method is not allowed in a check"

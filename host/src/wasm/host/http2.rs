@@ -29,9 +29,7 @@ use super::HostError;
 use super::http::check_request;
 use super::tcp::granted_addresses;
 use crate::wasm::bindings::ErrorCode;
-use crate::wasm::bindings::checker::vigil::health::http2::{
-    self, Request, Response, TlsOptions,
-};
+use crate::wasm::bindings::checker::vigil::health::http2::{self, Request, Response, TlsOptions};
 use crate::wasm::grants::{Grants, Scheme};
 use crate::wasm::store::{HostState, MAX_TRANSFER};
 
@@ -189,7 +187,8 @@ async fn send(grants: &Grants, request: Request) -> Result<Response, ErrorCode> 
     let connect_timeout = request
         .connect_timeout_ms
         .map(|ms| Duration::from_millis(u64::from(ms)));
-    let Prepared { url, client } = prepare(grants, &request.url, request.tls, connect_timeout).await?;
+    let Prepared { url, client } =
+        prepare(grants, &request.url, request.tls, connect_timeout).await?;
     let mut builder = client
         .request(method, url)
         .header(reqwest::header::TE, "trailers");
