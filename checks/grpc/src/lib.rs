@@ -211,7 +211,7 @@ fn frame(message: &[u8]) -> Vec<u8> {
 
 /// `ServingStatus` of `HealthCheckResponse { ServingStatus status = 1; }`.
 #[derive(Debug, PartialEq, Eq)]
-enum Serving {
+enum ServingStatus {
     Unknown,
     Serving,
     NotServing,
@@ -220,7 +220,7 @@ enum Serving {
 }
 
 /// The status in the first message of a response body.
-fn parse_response(body: &[u8]) -> Result<Serving, String> {
+fn parse_response(body: &[u8]) -> Result<ServingStatus, String> {
     let (&flag, rest) = body.split_first().ok_or("an empty response body")?;
     if flag != 0 {
         return Err("a compressed response (none was asked for)".to_owned());
@@ -257,11 +257,11 @@ fn parse_response(body: &[u8]) -> Result<Serving, String> {
         }
     }
     Ok(match status {
-        0 => Serving::Unknown,
-        1 => Serving::Serving,
-        2 => Serving::NotServing,
-        3 => Serving::ServiceUnknown,
-        other => Serving::Other(other),
+        0 => ServingStatus::Unknown,
+        1 => ServingStatus::Serving,
+        2 => ServingStatus::NotServing,
+        3 => ServingStatus::ServiceUnknown,
+        other => ServingStatus::Other(other),
     })
 }
 
@@ -345,11 +345,13 @@ fn judge(what: &str, settings: &Settings, response: &Response) -> Outcome {
         };
     }
     match parse_response(&response.body) {
-        Ok(Serving::Serving) => Outcome::Ok,
-        Ok(Serving::NotServing) => Outcome::retry(format!("{what}: NOT_SERVING")),
-        Ok(Serving::Unknown) => Outcome::retry(format!("{what}: UNKNOWN")),
-        Ok(Serving::ServiceUnknown) => Outcome::error(format!("{what}: SERVICE_UNKNOWN")),
-        Ok(Serving::Other(n)) => Outcome::retry(format!("{what}: unknown serving status {n}")),
+        Ok(ServingStatus::Serving) => Outcome::Ok,
+        Ok(ServingStatus::NotServing) => Outcome::retry(format!("{what}: NOT_SERVING")),
+        Ok(ServingStatus::Unknown) => Outcome::retry(format!("{what}: UNKNOWN")),
+        Ok(ServingStatus::ServiceUnknown) => Outcome::error(format!("{what}: SERVICE_UNKNOWN")),
+        Ok(ServingStatus::Other(n)) => {
+            Outcome::retry(format!("{what}: unknown serving status {n}"))
+        }
         Err(why) => Outcome::retry(format!(
             "{what}: grpc-status 0 but {why} (within {})",
             format_duration(settings.timeout)
@@ -375,12 +377,18 @@ mod tests {
 
     #[test]
     fn response_decoding() {
-        assert_eq!(parse_response(&frame(&[0x08, 1])), Ok(Serving::Serving));
-        assert_eq!(parse_response(&frame(&[0x08, 2])), Ok(Serving::NotServing));
-        assert_eq!(parse_response(&frame(&[])), Ok(Serving::Unknown));
+        assert_eq!(
+            parse_response(&frame(&[0x08, 1])),
+            Ok(ServingStatus::Serving)
+        );
+        assert_eq!(
+            parse_response(&frame(&[0x08, 2])),
+            Ok(ServingStatus::NotServing)
+        );
+        assert_eq!(parse_response(&frame(&[])), Ok(ServingStatus::Unknown));
         assert_eq!(
             parse_response(&frame(&[0x12, 1, b'x', 0x08, 3])),
-            Ok(Serving::ServiceUnknown)
+            Ok(ServingStatus::ServiceUnknown)
         );
         assert!(parse_response(&[0, 0, 0, 0, 9, 0x08]).is_err());
         assert!(parse_response(&[]).is_err());

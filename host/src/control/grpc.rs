@@ -50,7 +50,7 @@ const MAX_REQUEST: usize = 64 * 1024;
 
 /// `HealthCheckResponse.ServingStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Serving {
+enum ServingStatus {
     Serving = 1,
     NotServing = 2,
     /// Only in `Watch`; `Check` answers `NOT_FOUND` instead.
@@ -142,7 +142,7 @@ async fn handle(state: &GrpcState, request: Request<Incoming>) -> Response<Body>
     };
     if path == CHECK {
         match status(state, &service) {
-            Serving::ServiceUnknown => {
+            ServingStatus::ServiceUnknown => {
                 status_only(Code::NotFound, &format!("unknown service {service:?}"))
             }
             serving => unary(serving),
@@ -153,7 +153,7 @@ async fn handle(state: &GrpcState, request: Request<Incoming>) -> Response<Body>
 }
 
 /// The status of `service` now (`""`: all of them).
-fn status(state: &GrpcState, service: &str) -> Serving {
+fn status(state: &GrpcState, service: &str) -> ServingStatus {
     let stopping = state.stopping.load(Ordering::Relaxed) || *state.shutdown.borrow();
     let snapshots = state.sup.snapshots();
     let ready = if service.is_empty() {
@@ -161,18 +161,18 @@ fn status(state: &GrpcState, service: &str) -> Serving {
     } else {
         match snapshots.get(service) {
             Some(snap) => snap.satisfies_after,
-            None => return Serving::ServiceUnknown,
+            None => return ServingStatus::ServiceUnknown,
         }
     };
     if ready && !stopping {
-        Serving::Serving
+        ServingStatus::Serving
     } else {
-        Serving::NotServing
+        ServingStatus::NotServing
     }
 }
 
 /// `Check`'s answer: one message, then `grpc-status: 0`.
-fn unary(serving: Serving) -> Response<Body> {
+fn unary(serving: ServingStatus) -> Response<Body> {
     let frames = [
         Frame::data(message(serving)),
         Frame::trailers(trailers(Code::Ok, "")),
@@ -267,7 +267,7 @@ fn percent_encode(text: &str) -> String {
 }
 
 /// One length-prefixed `HealthCheckResponse { status = 1 }`.
-fn message(serving: Serving) -> Bytes {
+fn message(serving: ServingStatus) -> Bytes {
     let mut out = BytesMut::with_capacity(7);
     out.put_u8(0);
     out.put_u32(2);
@@ -354,9 +354,12 @@ mod tests {
 
     #[test]
     fn replies_encode() {
-        assert_eq!(&message(Serving::Serving)[..], [0, 0, 0, 0, 2, 0x08, 1]);
         assert_eq!(
-            &message(Serving::ServiceUnknown)[..],
+            &message(ServingStatus::Serving)[..],
+            [0, 0, 0, 0, 2, 0x08, 1]
+        );
+        assert_eq!(
+            &message(ServingStatus::ServiceUnknown)[..],
             [0, 0, 0, 0, 2, 0x08, 3]
         );
         assert_eq!(percent_encode("a%b é"), "a%25b %C3%A9");
