@@ -24,7 +24,9 @@ use std::process::{Command, Stdio};
 const TARGET: &str = "wasm32-wasip2";
 
 /// Bundled checks: `builtin:<name>` is the crate `vigil-check-<name>`.
-const BUILTINS: &[&str] = &["http", "tcp", "process", "file", "redis", "postgres", "log"];
+const BUILTINS: &[&str] = &[
+    "http", "tcp", "process", "file", "redis", "postgres", "log", "grpc",
+];
 
 const TEST_PROGRAMS_PACKAGE: &str = "vigil-test-programs";
 

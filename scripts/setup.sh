@@ -81,11 +81,12 @@ if ((${#need_apt[@]})); then
     apt_install "${need_apt[@]}"
 fi
 
-# Python: componentize-py, zig (C for wasm32-wasi), wasm-tools, and
-# prometheus_client (its parsers check /metrics in tests/e2e/http.rs).
+# Python: componentize-py, zig (C for wasm32-wasi), wasm-tools,
+# prometheus_client (its parsers check /metrics in tests/e2e/http.rs) and
+# grpcio with grpcio-health-checking (tests/e2e/grpc.rs).
 want=$(hash_of scripts/tools/requirements.txt)
 if ! stamp_matches "$TOOLS/python/.vigil-stamp" "$want" || [[ ! -x $TOOLS/python/bin/componentize-py ]] \
-    || ! "$TOOLS/python/bin/python" -c 'import prometheus_client' >/dev/null 2>&1; then
+    || ! "$TOOLS/python/bin/python" -c 'import prometheus_client, grpc_health.v1' >/dev/null 2>&1; then
     say "installing scripts/tools/requirements.txt into $TOOLS/python"
     python3 -m venv "$TOOLS/python"
     "$TOOLS/python/bin/pip" install --quiet --disable-pip-version-check -r scripts/tools/requirements.txt

@@ -76,6 +76,7 @@ mod bindings;
 pub mod config;
 pub mod fs;
 pub mod http;
+pub mod http2;
 #[cfg(feature = "loader")]
 pub mod loader;
 pub mod log;

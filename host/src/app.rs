@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub socket: Option<PathBuf>,
     /// The read-only `/livez` `/readyz` `/metrics` listener (`--http`).
     pub http: Option<std::net::SocketAddr>,
+    /// The read-only `grpc.health.v1` listener (`--grpc`).
+    pub grpc: Option<std::net::SocketAddr>,
     /// Told while components are compiled before the first spawn (see
     /// [`compile_before_start`]); `None`: nobody is watching.
     pub compile_progress: Option<Arc<dyn Progress>>,
@@ -139,6 +141,7 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     let serve = ServeOptions {
         socket,
         http: options.http,
+        grpc: options.grpc,
         state_dir: options.state_dir.clone(),
         started_at,
     };
@@ -157,6 +160,9 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     };
     if let Some(addr) = servers.http_addr {
         tracing::info!("serving /livez /readyz /metrics on http://{addr}");
+    }
+    if let Some(addr) = servers.grpc_addr {
+        tracing::info!("serving grpc.health.v1 on {addr}");
     }
     sup.start(services);
     // After `start`: every service is known, so "up" cannot come early.

@@ -241,6 +241,11 @@ pub struct RunArgs {
     /// (e.g. 127.0.0.1:9100, or 0.0.0.0:9100 for a pod). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
+    /// Serve read-only grpc.health.v1 (Check, Watch) on this TCP address,
+    /// HTTP/2 cleartext: service "" is every service ready, a service by
+    /// its name (e.g. 127.0.0.1:9101, for kubelet's grpc probe). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub grpc: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -275,7 +280,7 @@ pub struct CheckInputs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// A .wasm component or builtin:NAME (builtin:http, builtin:tcp, builtin:process,
-    /// builtin:file, builtin:redis, builtin:postgres).
+    /// builtin:file, builtin:redis, builtin:postgres, builtin:grpc).
     pub target: String,
     /// Pid of the process to judge (enables the process capability for its tree).
     #[arg(long)]
@@ -294,6 +299,12 @@ pub struct CheckArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Exit-code convention: k8s (0 ok, 75 retry, 1 error, 2 cannot load),
+    /// nagios (0 ok, 1 warning = retry, 2 critical = error, 3 unknown =
+    /// trapped, timed out or cannot load; Consul, Nomad), docker (0
+    /// healthy, 1 anything else: never the reserved 2).
+    #[arg(long, value_enum, default_value_t = crate::commands::exit::ExitCodes::K8s)]
+    pub exit_codes: crate::commands::exit::ExitCodes,
 }
 
 #[derive(Debug, Args)]

@@ -20,15 +20,27 @@ fn main() {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let code = match tokio::runtime::Builder::new_multi_thread()
-        // Look at timers and sockets after every task poll, not every 61st:
-        // a spinning check yields only once per epoch tick (10 ms), so at
-        // the default a few of them held every other check's timer and I/O
-        // back by over a second (tests/e2e/supervisor_healthiness.rs).
-        .event_interval(1)
-        .enable_all()
-        .build()
-    {
+    // `vigil check` runs one check and exits: as an exec probe it is paid
+    // for at every probe, so it starts no worker threads (the check and
+    // its host calls run on this thread; blocking work still gets tokio's
+    // blocking pool). Everything else supervises, serves or waits on
+    // several things at once.
+    let runtime = if matches!(cli.command, Command::Check(_)) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            // Look at timers and sockets after every task poll, not every
+            // 61st: a spinning check yields only once per epoch tick (10
+            // ms), so at the default a few of them held every other check's
+            // timer and I/O back by over a second
+            // (tests/e2e/supervisor_healthiness.rs).
+            .event_interval(1)
+            .enable_all()
+            .build()
+    };
+    let code = match runtime {
         Ok(runtime) => runtime.block_on(async {
             match cli.command {
                 Command::Check(args) => commands::check::run(args).await,

@@ -21,6 +21,7 @@ mod compile;
 mod contract;
 mod control;
 mod daemon;
+mod grpc;
 mod hooks;
 mod hostile;
 mod http;

@@ -49,7 +49,7 @@ pub(crate) async fn load_one_shot(
         }
         Exit::Usage
     })?;
-    let engine = Engine::new(EngineOptions {
+    let engine = Engine::one_shot(EngineOptions {
         max_instances: 4,
         ..EngineOptions::default()
     })

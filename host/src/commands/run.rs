@@ -69,6 +69,7 @@ pub async fn run(args: RunArgs) -> Exit {
         echo: !args.quiet && !args.daemon,
         socket: args.socket.map(absolute),
         http: args.http,
+        grpc: args.grpc,
         compile_progress: super::compile::Notices::on_terminal("run"),
     };
     match supervise(options, engine).await {

@@ -56,6 +56,12 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("--grpc {addr}: cannot listen: {source}")]
+    GrpcBind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("control socket: cannot {op} {}: {source}", .path.display())]
     Io {
         op: &'static str,

@@ -152,6 +152,21 @@ struct Builtin {
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Result<Engine, EngineError> {
+        Self::build(options, true)
+    }
+
+    /// An engine for one check in a short-lived process (`vigil check`,
+    /// `vigil daemonize`): memories are mapped per instance, as needed,
+    /// instead of reserving a pool up front. The pool pays for itself
+    /// over thousands of instantiations; a one-shot process makes one,
+    /// and would spend more mapping and unmapping the pool's reservations
+    /// than the instance costs. Code generation is the same, so both share
+    /// the compiled-component cache.
+    pub fn one_shot(options: EngineOptions) -> Result<Engine, EngineError> {
+        Self::build(options, false)
+    }
+
+    fn build(options: EngineOptions, pooling: bool) -> Result<Engine, EngineError> {
         let config_error = |err: wasmtime::Error| EngineError::Config(format!("{err:#}"));
         let mut pool = PoolingAllocationConfig::default();
         let instances = options.max_instances.max(1);
@@ -185,7 +200,11 @@ impl Engine {
         let mut config = Config::new();
         config
             .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .allocation_strategy(if pooling {
+                InstanceAllocationStrategy::Pooling(pool)
+            } else {
+                InstanceAllocationStrategy::OnDemand
+            })
             .max_wasm_stack(512 * 1024)
             .async_stack_size(2 << 20);
         let engine = wasmtime::Engine::new(&config).map_err(config_error)?;
@@ -335,7 +354,28 @@ impl Engine {
                     None => None,
                 }
             }
-            CheckSource::Builtin(_) => None,
+            // The same for a builtin: its bytes are part of this binary, so
+            // the binary's identity stands for theirs.
+            CheckSource::Builtin(name) => {
+                let (name, engine, cache) = (
+                    name.clone(),
+                    self.inner.engine.clone(),
+                    self.inner.cache.clone(),
+                );
+                let known = tokio::task::spawn_blocking(move || {
+                    let file = FileIdentity::of_builtin(&name)?;
+                    let component = cache.load_unchanged(&engine, &file);
+                    Some((file, component))
+                })
+                .await
+                .ok()
+                .flatten();
+                match known {
+                    Some((_, Some(component))) => return Ok((component, CacheOutcome::Hit)),
+                    Some((file, None)) => Some(file),
+                    None => None,
+                }
+            }
         };
         let bytes = match source {
             CheckSource::Builtin(name) => builtins::lookup(name)

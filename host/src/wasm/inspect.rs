@@ -208,7 +208,7 @@ pub enum InspectError {
     Malformed(String),
 }
 
-const CAPABILITIES: &[&str] = &["http", "tcp", "process", "fs", "log", "output"];
+const CAPABILITIES: &[&str] = &["http", "http2", "tcp", "process", "fs", "log", "output"];
 
 pub fn inspect(bytes: &[u8]) -> Result<Report, InspectError> {
     match sniff(bytes) {

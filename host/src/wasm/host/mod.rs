@@ -4,6 +4,7 @@
 
 pub mod fs;
 pub mod http;
+pub mod http2;
 pub mod log;
 pub mod output;
 pub mod process;
