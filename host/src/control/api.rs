@@ -59,6 +59,28 @@ pub struct ServiceStatus {
     pub restart_in_secs: Option<f64>,
 }
 
+/// One finished check in `GET /v1/checks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckSample {
+    /// When it ended, Unix milliseconds.
+    pub at_ms: u64,
+    /// `startup`, `readiness` or `liveness`.
+    pub phase: String,
+    /// `ok`, `retry`, `error`, `trapped`, `timed-out`.
+    pub outcome: String,
+    pub latency_ms: f64,
+    /// Why it was not `ok` (cut to 200 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `GET /v1/checks[?service=NAME]`: the last check results of each
+/// service (up to 120), oldest first, for latency plots.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckHistory {
+    pub services: std::collections::BTreeMap<String, Vec<CheckSample>>,
+}
+
 /// The body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 
 use super::api::{
-    ErrorBody, JournalQuery, ReloadReply, ServiceStatus, ShutdownProgress, StatusReport,
+    CheckHistory, ErrorBody, JournalQuery, ReloadReply, ServiceStatus, ShutdownProgress, StatusReport,
 };
 use crate::journal::Line;
 
@@ -91,6 +91,15 @@ impl Client {
     /// One service.
     pub async fn service_status(&self, name: &str) -> Result<ServiceStatus, ControlError> {
         let path = format!("/v1/status/{}", encode(name));
+        self.json(Method::GET, &path).await.map(|(v, _)| v)
+    }
+
+    /// The recent check results (with latency) of every service, or of one.
+    pub async fn checks(&self, service: Option<&str>) -> Result<CheckHistory, ControlError> {
+        let path = match service {
+            Some(name) => format!("/v1/checks?service={}", encode(name)),
+            None => "/v1/checks".to_string(),
+        };
         self.json(Method::GET, &path).await.map(|(v, _)| v)
     }
 
