@@ -180,14 +180,17 @@ fn warnings_on_a_pipe_carry_no_colour_codes() {
     );
 }
 
-/// `vigil top` (what a new user tries first) points at what exists, and
+/// `vigil top` (what a new user tries first) is the live view; with no
+/// vigil running it says so like every client command (exit 3), and
 /// never suggests `stop`.
 #[test]
-fn top_points_at_status_not_stop() {
-    let out = vigil(&["top"]);
+fn top_without_a_vigil_says_none_runs() {
+    let state = crate::support::scratch("top-none");
+    let state = state.to_string_lossy().into_owned();
+    let out = vigil(&["top", "--state-dir", &state]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(code(&out), 2, "{stderr}");
-    assert!(stderr.contains("vigil status"), "{stderr}");
+    assert_eq!(code(&out), 3, "{stderr}");
+    assert!(stderr.contains("no vigil is running"), "{stderr}");
     assert!(!stderr.contains("'stop'"), "{stderr}");
 }
 

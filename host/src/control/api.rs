@@ -57,6 +57,9 @@ pub struct ServiceStatus {
     /// While in `backoff`: seconds until the restart.
     #[serde(default)]
     pub restart_in_secs: Option<f64>,
+    /// The services it starts after (its `after` list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
 }
 
 /// One finished check in `GET /v1/checks`.

@@ -88,6 +88,12 @@ impl Client {
         self.json(Method::GET, "/v1/status").await.map(|(v, _)| v)
     }
 
+    /// Every service, as the JSON the server sent: a newer server's
+    /// fields (CPU, memory, sockets) are kept for views that show them.
+    pub async fn status_value(&self) -> Result<serde_json::Value, ControlError> {
+        self.json(Method::GET, "/v1/status").await.map(|(v, _)| v)
+    }
+
     /// One service.
     pub async fn service_status(&self, name: &str) -> Result<ServiceStatus, ControlError> {
         let path = format!("/v1/status/{}", encode(name));

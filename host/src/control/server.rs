@@ -264,7 +264,16 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
             at.saturating_duration_since(tokio::time::Instant::now())
                 .as_secs_f64()
         }),
+        after: Vec::new(),
     }
+}
+
+/// [`service_status`] with what its definition says (its `after` list).
+fn with_definition(sup: &Supervisor, mut status: ServiceStatus) -> ServiceStatus {
+    if let Some(service) = sup.service(&status.name) {
+        status.after = service.after.clone();
+    }
+    status
 }
 
 /// The whole status report.
@@ -282,7 +291,7 @@ pub fn status_report(state: &ControlState) -> StatusReport {
             .sup
             .snapshots()
             .iter()
-            .map(|(name, snap)| service_status(name, snap))
+            .map(|(name, snap)| with_definition(&state.sup, service_status(name, snap)))
             .collect(),
     }
 }
@@ -326,7 +335,9 @@ async fn status_one(
     UrlPath(name): UrlPath<String>,
 ) -> Response {
     match state.sup.snapshots().get(&name) {
-        Some(snap) => Json(service_status(&name, snap)).into_response(),
+        Some(snap) => {
+            Json(with_definition(&state.sup, service_status(&name, snap))).into_response()
+        }
         None => unknown_service(&state.sup, &name),
     }
 }
