@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub socket: Option<PathBuf>,
     /// The read-only `/livez` `/readyz` `/metrics` listener (`--http`).
     pub http: Option<std::net::SocketAddr>,
+    /// The bearer token that enables the status page's actions.
+    pub http_token: Option<String>,
     /// Told while components are compiled before the first spawn (see
     /// [`compile_before_start`]); `None`: nobody is watching.
     pub compile_progress: Option<Arc<dyn Progress>>,
@@ -130,6 +132,7 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
         http: options.http,
         state_dir: options.state_dir.clone(),
         started_at,
+        http_token: options.http_token.clone(),
     };
     let servers = match Servers::start(serve, &sup, &engine, requests_tx).await {
         Ok(s) => s,
@@ -145,7 +148,7 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
         }
     };
     if let Some(addr) = servers.http_addr {
-        tracing::info!("serving /livez /readyz /metrics on http://{addr}");
+        tracing::info!("serving the status page, /livez /readyz /metrics on http://{addr}");
     }
     sup.start(services);
     // After `start`: every service is known, so "up" cannot come early.

@@ -250,6 +250,11 @@ pub struct RunArgs {
     /// (e.g. 127.0.0.1:9100, or 0.0.0.0:9100 for a pod). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
+    /// Enable start, stop and restart on the --http status page for
+    /// requests that carry this file's token (first line) as
+    /// `Authorization: Bearer TOKEN`. Without it the page is read-only.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub http_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,18 @@ pub async fn run(args: RunArgs) -> Exit {
             return Exit::Failed;
         }
     };
+    let http_token = match args
+        .http_token_file
+        .as_deref()
+        .map(crate::control::page::read_token)
+    {
+        None => None,
+        Some(Ok(token)) => Some(token),
+        Some(Err(problem)) => {
+            eprintln!("vigil run: {problem}");
+            return Exit::Usage;
+        }
+    };
     prepare_process();
     crate::supervisor::logs::set_timestamps(!args.no_timestamps);
     let engine = match Engine::new(EngineOptions::default()) {
@@ -69,6 +81,7 @@ pub async fn run(args: RunArgs) -> Exit {
         echo: !args.quiet && !args.daemon,
         socket: args.socket.map(absolute),
         http: args.http,
+        http_token,
         compile_progress: super::compile::Notices::on_terminal("run"),
     };
     match supervise(options, engine).await {

@@ -7,12 +7,14 @@
 //! - [`http`]: the optional read-only TCP listener (`--http ADDR`) with
 //!   `/livez`, `/readyz` and `/metrics` for kubelet probes and scrapers.
 //! - [`metrics`]: what `/metrics` exposes, in Prometheus text format.
+//! - [`page`]: the status page at `/` of the `--http` listener.
 //! - [`api`]: the JSON types on the wire.
 
 pub mod api;
 pub mod client;
 pub mod http;
 pub mod metrics;
+pub mod page;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +55,8 @@ pub struct ServeOptions {
     pub state_dir: PathBuf,
     /// When this instance started.
     pub started_at: std::time::SystemTime,
+    /// Enables the status page's actions (`--http-token-file`).
+    pub http_token: Option<String>,
 }
 
 /// The running control socket and `--http` listener.
@@ -104,6 +108,11 @@ impl Servers {
                 registry: metrics::registry(sup, engine, options.started_at),
                 stopping: stopping.clone(),
                 shutdown: shutdown_rx,
+                page: page::PageOptions {
+                    state_dir: options.state_dir.clone(),
+                    started_at: options.started_at,
+                    token: options.http_token.clone(),
+                },
             });
             tasks.push(tokio::spawn(http::serve(listener, state)));
         }
