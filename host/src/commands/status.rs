@@ -318,7 +318,10 @@ const SPARK_WIDTH: usize = 40;
 
 /// One line a service with checks: its name, the latency of its last
 /// checks as a sparkline, and their range.
-pub fn sparklines(services: &[ServiceStatus], history: &crate::control::api::CheckHistory) -> String {
+pub fn sparklines(
+    services: &[ServiceStatus],
+    history: &crate::control::api::CheckHistory,
+) -> String {
     let lines: Vec<(String, String)> = services
         .iter()
         .filter_map(|s| {
@@ -337,7 +340,11 @@ pub fn sparklines(services: &[ServiceStatus], history: &crate::control::api::Che
     if lines.is_empty() {
         return String::new();
     }
-    let width = lines.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0);
+    let width = lines
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = format!("\nLATENCY (last {SPARK_WIDTH} checks)\n");
     for (name, line) in lines {
         out.push_str(&format!("{name:<width$}  {line}\n"));
@@ -579,8 +586,7 @@ mod tests {
             &history,
         );
         assert_eq!(
-            text,
-            "\nLATENCY (last 40 checks)\nweb  ▂▄█  1.0ms..4.0ms\n",
+            text, "\nLATENCY (last 40 checks)\nweb  ▃▅█  1.0ms..4.0ms\n",
             "{text:?}"
         );
         assert_eq!(sparklines(&[service("db", "ready")], &history), "");

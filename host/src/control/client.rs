@@ -21,7 +21,8 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 
 use super::api::{
-    CheckHistory, ErrorBody, JournalQuery, ReloadReply, ServiceStatus, ShutdownProgress, StatusReport,
+    CheckHistory, ErrorBody, JournalQuery, ReloadReply, ServiceStatus, ShutdownProgress,
+    StatusReport,
 };
 use crate::journal::Line;
 

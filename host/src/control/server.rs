@@ -269,7 +269,7 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
 }
 
 /// [`service_status`] with what its definition says (its `after` list).
-fn with_definition(sup: &Supervisor, mut status: ServiceStatus) -> ServiceStatus {
+pub fn with_definition(sup: &Supervisor, mut status: ServiceStatus) -> ServiceStatus {
     if let Some(service) = sup.service(&status.name) {
         status.after = service.after.clone();
     }

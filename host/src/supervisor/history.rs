@@ -89,7 +89,7 @@ mod tests {
         assert_eq!(db.len(), KEEP);
         assert_eq!(db[0].latency_ms, 5.0);
         assert_eq!(db[KEEP - 1].latency_ms, (KEEP + 4) as f64);
-        assert_eq!(db[1].reason.as_deref().map(str::len), Some(REASON_CHARS));
+        assert_eq!(db[0].reason.as_deref().map(str::len), Some(REASON_CHARS));
         assert!(history.recent(|name| name != "db").is_empty());
     }
 }

@@ -88,7 +88,13 @@ async fn event_loop(
     let poke = std::sync::Arc::new(tokio::sync::Notify::new());
     feed::spawn_keys(tx.clone());
     feed::spawn_journal(client.clone(), tx.clone(), poke.clone());
-    feed::spawn_refresh(client.clone(), tx.clone(), selected_rx, poke.clone(), REFRESH);
+    feed::spawn_refresh(
+        client.clone(),
+        tx.clone(),
+        selected_rx,
+        poke.clone(),
+        REFRESH,
+    );
     feed::spawn_signals(tx.clone());
     terminal.draw(|f| ui::draw(f, &app, theme))?;
     while let Some(msg) = rx.recv().await {
@@ -152,7 +158,11 @@ fn gone(err: &ControlError) -> Option<String> {
 }
 
 impl Action {
-    async fn send(self, client: &crate::control::Client, name: &str) -> Result<String, ControlError> {
+    async fn send(
+        self,
+        client: &crate::control::Client,
+        name: &str,
+    ) -> Result<String, ControlError> {
         let applied = match self {
             Action::Start => client.start(name).await?,
             Action::Stop => client.stop(name).await?,

@@ -108,7 +108,11 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
         draw_journal(frame, journal, app, theme);
     }
     if let Some((action, name)) = &app.confirm {
-        let text = format!("{} {}? y = yes, any other key = no", action.verb(), esc(name));
+        let text = format!(
+            "{} {}? y = yes, any other key = no",
+            action.verb(),
+            esc(name)
+        );
         let width = (text.chars().count() as u16 + 4).min(frame.area().width);
         let area = centered(frame.area(), width, 3);
         frame.render_widget(Clear, area);
@@ -155,7 +159,10 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             theme.fg(Color::Red).add_modifier(Modifier::BOLD),
         ));
     } else if let Some(message) = &app.message {
-        spans.push(Span::styled(format!("  {}", esc(message)), theme.fg(Color::Cyan)));
+        spans.push(Span::styled(
+            format!("  {}", esc(message)),
+            theme.fg(Color::Cyan),
+        ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -164,7 +171,12 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let keys: &[(&str, &str)] = if app.editing_filter {
         &[("Enter", "apply"), ("Esc", "clear")]
     } else if app.logs_zoomed {
-        &[("↑↓ PgUp/PgDn", "scroll"), ("f", "follow"), ("l/Esc", "back"), ("q", "quit")]
+        &[
+            ("↑↓ PgUp/PgDn", "scroll"),
+            ("f", "follow"),
+            ("l/Esc", "back"),
+            ("q", "quit"),
+        ]
     } else {
         &[
             ("↑↓", "select"),
@@ -233,8 +245,14 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         "CHECK".into(),
         mark(Sort::Latency, "LAT"),
     ];
+    let name_width = rows
+        .iter()
+        .map(|r| esc(&r.status.name).chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(8, 24) as u16;
     let mut widths = vec![
-        Constraint::Min(10),
+        Constraint::Length(name_width),
         Constraint::Length(11),
         Constraint::Length(7),
         Constraint::Length(7),
@@ -304,8 +322,8 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let shown = &latencies[latencies.len().saturating_sub(width)..];
     let data = super::spark::scale(shown, 100);
     let max = shown.iter().copied().fold(0.0, f64::max);
-    let [label, bars] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)])
-        .areas(spark_area);
+    let [label, bars] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(spark_area);
     frame.render_widget(
         Paragraph::new(format!(
             "latency, last {} checks (max {})",
@@ -332,7 +350,10 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         state.push(Span::raw(format!(" in {}", uptime(secs.ceil()))));
     }
     if let Some(f) = &s.failing {
-        state.push(Span::styled(format!("  failing {}", esc(f)), theme.fg(Color::Red)));
+        state.push(Span::styled(
+            format!("  failing {}", esc(f)),
+            theme.fg(Color::Red),
+        ));
     }
     if let Some(t) = s.status_text.as_deref().filter(|t| !t.is_empty()) {
         state.push(Span::raw(format!("  ({})", esc(t))));
