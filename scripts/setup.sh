@@ -77,6 +77,8 @@ if ! command -v postgres >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/
 fi
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# A pseudo-terminal for `vigil top` (tests/e2e/top.rs).
+command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 if ((${#need_apt[@]})); then
     apt_install "${need_apt[@]}"
 fi
@@ -103,6 +105,19 @@ if ! stamp_matches "$TOOLS/node/.vigil-stamp" "$want" || [[ ! -x $TOOLS/node/nod
     # optional per-platform packages that a lock made on one machine omits.
     (cd "$TOOLS/node" && npm install --no-audit --no-fund --loglevel=error)
     echo "$want" >"$TOOLS/node/.vigil-stamp"
+fi
+
+# The status page's browser test (tests/e2e/page.rs): Debian's Chromium,
+# driven by playwright-core from tests/browser's lock file (no browser
+# download: it runs /usr/bin/chromium).
+command -v chromium >/dev/null 2>&1 || apt_install chromium
+want=$(hash_of tests/browser/package.json tests/browser/package-lock.json)
+if ! stamp_matches "$TOOLS/browser/.vigil-stamp" "$want" || [[ ! -d $TOOLS/browser/node_modules/playwright-core ]]; then
+    say "installing playwright-core into $TOOLS/browser (npm install from tests/browser/package-lock.json)"
+    mkdir -p "$TOOLS/browser"
+    cp tests/browser/package.json tests/browser/package-lock.json "$TOOLS/browser/"
+    (cd "$TOOLS/browser" && npm install --no-audit --no-fund --loglevel=error)
+    echo "$want" >"$TOOLS/browser/.vigil-stamp"
 fi
 
 # C bindings: wit-bindgen's C generator (a one-off build of a few minutes).

@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub http: Option<std::net::SocketAddr>,
     /// The read-only `grpc.health.v1` listener (`--grpc`).
     pub grpc: Option<std::net::SocketAddr>,
+    /// The bearer token that enables the status page's actions.
+    pub http_token: Option<String>,
     /// Told while components are compiled before the first spawn (see
     /// [`compile_before_start`]); `None`: nobody is watching.
     pub compile_progress: Option<Arc<dyn Progress>>,
@@ -144,6 +146,7 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
         grpc: options.grpc,
         state_dir: options.state_dir.clone(),
         started_at,
+        http_token: options.http_token.clone(),
     };
     let servers = match Servers::start(serve, &sup, &engine, requests_tx).await {
         Ok(s) => s,
@@ -159,7 +162,7 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
         }
     };
     if let Some(addr) = servers.http_addr {
-        tracing::info!("serving /livez /readyz /metrics on http://{addr}");
+        tracing::info!("serving the status page, /livez /readyz /metrics on http://{addr}");
     }
     if let Some(addr) = servers.grpc_addr {
         tracing::info!("serving grpc.health.v1 on {addr}");

@@ -83,10 +83,13 @@ pub enum Command {
     /// Reads <state-dir>/logs/NAME.log and its rotated files, whether a
     /// vigil runs or not. Each line: time, stream (stdout or stderr), text.
     Logs(LogsArgs),
-    /// Not a command of Vigil's (`top` would otherwise be "corrected" to
-    /// `stop`): says what shows every service instead.
-    #[command(hide = true)]
-    Top,
+    /// A live view of a running vigil: services, checks, exits, logs, journal.
+    ///
+    /// Full-screen on a terminal; follows the journal stream and refreshes
+    /// every second. Keys: arrows select, r restart, x stop, s start (stop
+    /// and restart ask first), R reload, l logs, / filter, o sort, q quit.
+    /// NO_COLOR turns colours off.
+    Top(TopArgs),
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +130,12 @@ pub struct ControlArgs {
     /// Its control socket [default: control.sock in the state directory].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub control: ControlArgs,
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +255,11 @@ pub struct RunArgs {
     /// its name (e.g. 127.0.0.1:9101, for kubelet's grpc probe). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub grpc: Option<std::net::SocketAddr>,
+    /// Enable start, stop and restart on the --http status page for
+    /// requests that carry this file's token (first line) as
+    /// `Authorization: Bearer TOKEN`. Without it the page is read-only.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub http_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

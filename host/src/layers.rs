@@ -10,6 +10,7 @@ const LAYERS: &[&[&str]] = &[
         "procfs",
         "cgroup",
         "sync",
+        "tail",
         "untrusted",
         "signals",
         "test_support",

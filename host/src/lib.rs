@@ -20,6 +20,7 @@ pub mod procfs;
 pub mod signals;
 pub mod supervisor;
 pub mod sync;
+pub mod tail;
 #[cfg(test)]
 mod test_support;
 pub mod units;

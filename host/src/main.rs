@@ -57,7 +57,7 @@ fn main() {
                 Command::Shutdown(args) => commands::instance::shutdown(args).await,
                 Command::Journal(args) => commands::journal::run(args).await,
                 Command::Logs(args) => commands::logs::run(args).await,
-                Command::Top => commands::no_top(),
+                Command::Top(args) => commands::top::run(args).await,
             }
         }),
         Err(err) => {

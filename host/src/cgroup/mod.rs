@@ -344,6 +344,21 @@ impl Cgroup {
     /// directory to be created in (`clone3(CLONE_INTO_CGROUP)`), and the
     /// `cgroup.procs` files it writes itself into before `execve`.
     pub fn prepare(&mut self, limits: &Limits) -> io::Result<Join> {
+        // A fresh v2 directory for each life that finds the old one empty.
+        // After a `cgroup.kill`, the kernel seen here (6.18) SIGKILLs at
+        // birth every child cloned into that cgroup with CLONE_INTO_CGROUP
+        // (the kill sequence the fork compares is read from the parent's
+        // cgroup, the one it checks is the target's): a service stopped
+        // with SIGKILL could never start again. An empty cgroup is removed
+        // and made anew, which costs a rmdir and a mkdir.
+        if self.tracker.version == Version::V2
+            && !self.populated()
+            && std::fs::remove_dir(&self.tracker.path).is_ok()
+            && self.homes.values().any(|d| d.path == self.tracker.path)
+        {
+            // v2 controllers' limits lived in the removed directory.
+            self.applied = None;
+        }
         create_dir(&self.tracker.path)?;
         let (into, mut join) = match self.tracker.version {
             Version::V2 => (Some(self.tracker.path.clone()), Vec::new()),

@@ -15,9 +15,9 @@ use std::time::SystemTime;
 use crate::cli::StatusArgs;
 use crate::commands::Exit;
 use crate::commands::control::{client, fail};
-use crate::commands::tail::Rotated;
 use crate::control::api::ServiceStatus;
 use crate::journal::{self, Event, Line};
+use crate::tail::Rotated;
 use crate::untrusted;
 
 /// Stderr lines shown for a failing service.
@@ -64,6 +64,13 @@ pub async fn run(args: StatusArgs) -> Exit {
         now: SystemTime::now(),
     };
     print!("{}", table(&services, &exits, &view));
+    // On a terminal, --wide adds each service's latency trend.
+    if terminal
+        && args.wide
+        && let Ok(history) = client.checks(args.name.as_deref()).await
+    {
+        print!("{}", sparklines(&services, &history));
+    }
     let logs = state_dir.join("logs");
     for s in services.iter().filter(|s| failing(s, exits.get(&s.name))) {
         print!("{}", details(s, exits.get(&s.name), &logs, &view));
@@ -344,6 +351,45 @@ fn bytes(n: u64) -> String {
     }
 }
 
+/// Checks drawn in a latency sparkline by `--wide`.
+const SPARK_WIDTH: usize = 40;
+
+/// One line a service with checks: its name, the latency of its last
+/// checks as a sparkline, and their range.
+pub fn sparklines(
+    services: &[ServiceStatus],
+    history: &crate::control::api::CheckHistory,
+) -> String {
+    let lines: Vec<(String, String)> = services
+        .iter()
+        .filter_map(|s| {
+            let samples = history.services.get(&s.name).filter(|h| !h.is_empty())?;
+            let shown = &samples[samples.len().saturating_sub(SPARK_WIDTH)..];
+            let values: Vec<f64> = shown.iter().map(|c| c.latency_ms).collect();
+            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = values.iter().copied().fold(0.0, f64::max);
+            let spark = crate::commands::top::spark::text(&values, SPARK_WIDTH);
+            Some((
+                untrusted::line(&s.name).into_owned(),
+                format!("{spark}  {}..{}", latency(min), latency(max)),
+            ))
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let width = lines
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = format!("\nLATENCY (last {SPARK_WIDTH} checks)\n");
+    for (name, line) in lines {
+        out.push_str(&format!("{name:<width$}  {line}\n"));
+    }
+    out
+}
+
 /// `text` escaped and cut to `max` characters.
 fn shorten(text: &str, max: usize) -> String {
     let text = untrusted::line(text);
@@ -400,6 +446,7 @@ mod tests {
             cgroup: None,
             cpu_secs: None,
             memory_bytes: None,
+            after: Vec::new(),
         }
     }
 
@@ -585,6 +632,31 @@ mod tests {
         }
         assert!(failing(&service("a", "backoff"), None));
         assert!(!failing(&service("a", "running"), None));
+    }
+
+    #[test]
+    fn wide_sparklines_one_line_a_service_with_checks() {
+        use crate::control::api::{CheckHistory, CheckSample};
+        let sample = |ms: f64| CheckSample {
+            at_ms: 0,
+            phase: "liveness".into(),
+            outcome: "ok".into(),
+            latency_ms: ms,
+            reason: None,
+        };
+        let mut history = CheckHistory::default();
+        history
+            .services
+            .insert("web".into(), vec![sample(1.0), sample(2.0), sample(4.0)]);
+        let text = sparklines(
+            &[service("web", "ready"), service("\x1b[2Jdb", "ready")],
+            &history,
+        );
+        assert_eq!(
+            text, "\nLATENCY (last 40 checks)\nweb  ▃▅█  1.0ms..4.0ms\n",
+            "{text:?}"
+        );
+        assert_eq!(sparklines(&[service("db", "ready")], &history), "");
     }
 
     #[test]

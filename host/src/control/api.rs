@@ -70,6 +70,19 @@ pub struct ServiceStatus {
     /// Memory charged to its cgroup now, bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_bytes: Option<u64>,
+    /// The services it starts after (its `after` list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+}
+
+/// One finished check in `GET /v1/checks` (kept by the supervisor).
+pub use crate::supervisor::history::CheckSample;
+
+/// `GET /v1/checks[?service=NAME]`: the last check results of each
+/// service (up to 120), oldest first, for latency plots.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckHistory {
+    pub services: std::collections::BTreeMap<String, Vec<CheckSample>>,
 }
 
 /// The body of every error answer.

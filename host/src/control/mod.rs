@@ -9,6 +9,7 @@
 //! - [`grpc`]: the optional read-only `grpc.health.v1` listener
 //!   (`--grpc ADDR`) for kubelet's gRPC probes, Envoy and Consul.
 //! - [`metrics`]: what `/metrics` exposes, in Prometheus text format.
+//! - [`page`]: the status page at `/` of the `--http` listener.
 //! - [`api`]: the JSON types on the wire.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod client;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod page;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -58,6 +60,8 @@ pub struct ServeOptions {
     pub state_dir: PathBuf,
     /// When this instance started.
     pub started_at: std::time::SystemTime,
+    /// Enables the status page's actions (`--http-token-file`).
+    pub http_token: Option<String>,
 }
 
 /// The running control socket and `--http` listener.
@@ -128,6 +132,11 @@ impl Servers {
                 registry: metrics::registry(sup, engine, options.started_at),
                 stopping: stopping.clone(),
                 shutdown: shutdown_rx,
+                page: page::PageOptions {
+                    state_dir: options.state_dir.clone(),
+                    started_at: options.started_at,
+                    token: options.http_token.clone(),
+                },
             });
             tasks.push(tokio::spawn(http::serve(listener, state)));
         }

@@ -7,6 +7,7 @@
 //! | `POST /v1/services/{name}/start\|stop\|restart` | [`ServiceStatus`] once settled (202 if not within its grace) |
 //! | `POST /v1/reload` | [`ReloadReply`], 422 with the reason when refused |
 //! | `POST /v1/shutdown` | [`ShutdownProgress`] lines, the last once every service stopped |
+//! | `GET /v1/checks?service=` | [`CheckHistory`](super::api::CheckHistory): recent check results with latency |
 //! | `GET /v1/journal?service=&lines=&follow=&since=&kind=` | journal lines (JSON lines), streamed with `follow=true` |
 
 use std::convert::Infallible;
@@ -193,6 +194,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
         .route("/v1/reload", post(reload))
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/journal", get(journal_lines))
+        .route("/v1/checks", get(checks))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /v1/status") })
         .with_state(state)
 }
@@ -275,7 +277,16 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
             .and_then(|c| c.cpu_usage())
             .map(|d| d.as_secs_f64()),
         memory_bytes: snap.cgroup.as_ref().and_then(|c| c.memory_usage()),
+        after: Vec::new(),
     }
+}
+
+/// [`service_status`] with what its definition says (its `after` list).
+pub fn with_definition(sup: &Supervisor, mut status: ServiceStatus) -> ServiceStatus {
+    if let Some(service) = sup.service(&status.name) {
+        status.after = service.after.clone();
+    }
+    status
 }
 
 /// The whole status report.
@@ -294,7 +305,7 @@ pub fn status_report(state: &ControlState) -> StatusReport {
             .sup
             .snapshots()
             .iter()
-            .map(|(name, snap)| service_status(name, snap))
+            .map(|(name, snap)| with_definition(&state.sup, service_status(name, snap)))
             .collect(),
     }
 }
@@ -303,12 +314,44 @@ async fn status_all(State(state): State<Arc<ControlState>>) -> Response {
     Json(status_report(&state)).into_response()
 }
 
+/// What `GET /v1/checks` takes.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct HistoryQuery {
+    /// Only this service.
+    pub service: Option<String>,
+}
+
+/// The recent check results of the services that exist now (or of one).
+pub fn check_history(sup: &Supervisor, only: Option<&str>) -> super::api::CheckHistory {
+    let names = sup.snapshots();
+    super::api::CheckHistory {
+        services: sup
+            .check_metrics()
+            .history()
+            .recent(|name| names.contains_key(name) && only.is_none_or(|o| o == name)),
+    }
+}
+
+async fn checks(
+    State(state): State<Arc<ControlState>>,
+    Query(query): Query<HistoryQuery>,
+) -> Response {
+    if let Some(name) = &query.service
+        && state.sup.service(name).is_none()
+    {
+        return unknown_service(&state.sup, name);
+    }
+    Json(check_history(&state.sup, query.service.as_deref())).into_response()
+}
+
 async fn status_one(
     State(state): State<Arc<ControlState>>,
     UrlPath(name): UrlPath<String>,
 ) -> Response {
     match state.sup.snapshots().get(&name) {
-        Some(snap) => Json(service_status(&name, snap)).into_response(),
+        Some(snap) => {
+            Json(with_definition(&state.sup, service_status(&name, snap))).into_response()
+        }
         None => unknown_service(&state.sup, &name),
     }
 }

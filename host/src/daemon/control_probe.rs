@@ -86,6 +86,7 @@ mod tests {
                     cgroup: None,
                     cpu_secs: None,
                     memory_bytes: None,
+                    after: Vec::new(),
                 })
                 .collect(),
         }

@@ -433,6 +433,14 @@ pub fn capture_stream(fd: OwnedFd, sink: Arc<LogSink>, stream: Stream) {
     });
 }
 
+/// The log files of service `name` in `dir`, if it has any. A name that
+/// is not a plain file name (a service is a directory's name) has none.
+pub fn files(dir: &Path, name: &str) -> Option<crate::tail::Rotated> {
+    let plain = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
+    let files = crate::tail::Rotated::new(log_path(dir, name), log_path(dir, name), rotated);
+    (plain && !files.is_empty()).then_some(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

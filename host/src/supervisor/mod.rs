@@ -10,6 +10,7 @@
 //! a reload and a shutdown do is planned by pure functions
 //! ([`reload_plan`], [`shutdown`]) and applied here.
 
+pub mod history;
 mod hooks;
 pub mod hot_reload;
 pub mod identity;
