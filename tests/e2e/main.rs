@@ -26,6 +26,7 @@ mod loaders;
 mod logs;
 mod notify;
 mod pid1;
+mod prometheus;
 mod protocols;
 mod sandbox_core;
 mod sandbox_escape;
