@@ -16,6 +16,7 @@ mod cache;
 mod causes;
 mod cli;
 mod compile;
+mod containers;
 mod control;
 mod daemon;
 mod hostile;
