@@ -235,7 +235,7 @@ fn zombies_of(parent: i32) -> Vec<i32> {
 const ORPHAN: &str = "while [ ! -e /shared/go ]; do sleep 0.05; done";
 
 /// Release the orphan of `init` (host pid) and tell whether PID 1 reaped
-/// it: Some(true) once its pid is gone, Some(false) if it is still a zombie
+/// it: true once its pid is gone, false if it is still there (a zombie)
 /// after the deadline.
 fn orphan_reaped(init: i32, shared: &Path) -> bool {
     let mut orphan = Vec::new();
@@ -263,10 +263,13 @@ struct Image {
     podman: Podman,
     tag: String,
     root: PathBuf,
+    /// The build context (vigil and checks/), for other bases.
+    ctx: PathBuf,
+    is_static: bool,
 }
 
 /// Assemble the busybox base (plus tini and dumb-init), then build the
-/// example Containerfile on it with `checks` as the checks directory.
+/// example Containerfile on it with `services` as the checks directory.
 /// None (after saying why) where the runtime cannot run containers.
 fn build_image(name: &str, services: &[(&str, String)]) -> Option<Image> {
     let root = scratch(&format!("containers-{name}"));
@@ -329,7 +332,49 @@ fn build_image(name: &str, services: &[(&str, String)]) -> Option<Image> {
         &tag,
         &ctx.display().to_string(),
     ]);
-    Some(Image { podman, tag, root })
+    Some(Image {
+        podman,
+        tag,
+        root,
+        ctx,
+        is_static,
+    })
+}
+
+/// With a static vigil: the Containerfile with its default base,
+/// `FROM scratch` (nothing in the image but vigil and the checks), runs
+/// `vigil validate` on the checks directory there.
+fn runs_from_scratch(image: &Image) {
+    if !image.is_static {
+        eprintln!("note: no static vigil (`make static`): FROM scratch not tried");
+        return;
+    }
+    let tag = format!("{}-scratch", image.tag);
+    let containerfile = workspace().join("examples/container/Containerfile");
+    image.podman.ok(&[
+        "build",
+        "-q",
+        "--format",
+        "docker",
+        "-f",
+        &containerfile.display().to_string(),
+        "-t",
+        &tag,
+        &image.ctx.display().to_string(),
+    ]);
+    let out = image.podman.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--no-healthcheck",
+        "--entrypoint",
+        r#"["/usr/local/bin/vigil", "validate", "/etc/vigil"]"#,
+        &tag,
+    ]);
+    expect_code(&out, 0, "vigil validate in FROM scratch");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains(" ok: "), "{said}");
 }
 
 fn index_of(events: &[Value], from: usize, pred: impl Fn(&Value) -> bool) -> Option<usize> {
@@ -356,6 +401,7 @@ fn vigil_as_pid_1_in_podman_supervises_reaps_and_stops_in_order() {
     let Some(image) = build_image("vigil", &services) else {
         return;
     };
+    runs_from_scratch(&image);
     let podman = &image.podman;
     let state = image.root.join("state");
     let shared = image.root.join("shared");
