@@ -38,6 +38,53 @@ fi
 if [[ ${1:-all} == core ]]; then
     exit 0
 fi
+
+# ---- Groups for images and monitoring (`setup.sh static|containers|prometheus`;
+# `all` runs each). Debian packages, installed only when their command is missing.
+apt_now() {
+    export DEBIAN_FRONTEND=noninteractive
+    say "installing $* with apt-get"
+    if [[ $(id -u) -ne 0 ]]; then
+        sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    else
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    fi
+}
+# apt_missing COMMAND PACKAGE: install PACKAGE unless COMMAND is there.
+apt_missing() { command -v "$1" >/dev/null 2>&1 || apt_now "$2"; }
+# `make static`: the musl target, and musl-gcc for the C in ring and wasmtime.
+setup_static() {
+    if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+        say "adding the x86_64-unknown-linux-musl target"
+        rustup target add x86_64-unknown-linux-musl
+    fi
+    apt_missing musl-gcc musl-tools
+}
+# tests/e2e/containers.rs: a real OCI runtime (podman, driving runc: crun
+# refuses cgroup v1 hybrid hosts), the two PID-1 programs it compares, and
+# busybox-static for the services inside the image.
+setup_containers() {
+    apt_missing podman podman
+    apt_missing runc runc
+    apt_missing tini tini
+    apt_missing dumb-init dumb-init
+    # busybox (dynamic) may be there already; the image needs the static one.
+    dpkg -s busybox-static >/dev/null 2>&1 || apt_now busybox-static
+}
+# tests/e2e/prometheus.rs: a real Prometheus server and promtool.
+setup_prometheus() {
+    apt_missing prometheus prometheus
+    apt_missing promtool prometheus
+}
+case ${1:-all} in
+static) setup_static; exit 0 ;;
+containers) setup_containers; exit 0 ;;
+prometheus) setup_prometheus; exit 0 ;;
+esac
+setup_static
+setup_containers
+setup_prometheus
+
 # ---- Checks in other languages (checks/examples) and protocol test servers --
 # Toolchains live outside the repo, under $VIGIL_TOOLS; each step is skipped
 # when the installed pins match scripts/tools/ (a stamp holds their hash).
