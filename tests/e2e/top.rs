@@ -202,7 +202,20 @@ fn top_shows_services_a_crash_restart_and_restarts_on_a_key() {
 
     // q: the shell's screen is back, in cooked mode with echo.
     tmux.keys(&["q"]);
-    let screen = tmux.wait_screen("top exited", |s| s.contains("TOP-EXIT="));
+    // The shell prints the terminal's modes after top's exit code: wait
+    // for both lines, not only the first (the pane may be read between).
+    let modes_printed = |s: &str| {
+        s.lines()
+            .skip_while(|l| !l.starts_with("TOP-EXIT="))
+            .skip(1)
+            .take(2)
+            .filter(|l| !l.trim().is_empty())
+            .count()
+            == 2
+    };
+    let screen = tmux.wait_screen("top exited and the shell printed the modes", |s| {
+        s.contains("TOP-EXIT=") && modes_printed(s)
+    });
     assert!(screen.contains("TOP-EXIT=0"), "{screen}");
     assert!(screen.contains("BEFORE-TOP"), "main screen back: {screen}");
     assert!(!screen.contains("services ("), "{screen}");
