@@ -333,49 +333,30 @@ impl Engine {
         // without reading and hashing the component again. The identity is
         // taken before reading, so a change while reading is never
         // remembered as the old content.
-        let file = match source {
-            CheckSource::File(path) => {
-                let (path, engine, cache) = (
-                    path.clone(),
-                    self.inner.engine.clone(),
-                    self.inner.cache.clone(),
-                );
-                let known = tokio::task::spawn_blocking(move || {
-                    let file = FileIdentity::of(&path)?;
-                    let component = cache.load_unchanged(&engine, &file);
-                    Some((file, component))
-                })
-                .await
-                .ok()
-                .flatten();
-                match known {
-                    Some((_, Some(component))) => return Ok((component, CacheOutcome::Hit)),
-                    Some((file, None)) => Some(file),
-                    None => None,
-                }
-            }
-            // The same for a builtin: its bytes are part of this binary, so
-            // the binary's identity stands for theirs.
-            CheckSource::Builtin(name) => {
-                let (name, engine, cache) = (
-                    name.clone(),
-                    self.inner.engine.clone(),
-                    self.inner.cache.clone(),
-                );
-                let known = tokio::task::spawn_blocking(move || {
-                    let file = FileIdentity::of_builtin(&name)?;
-                    let component = cache.load_unchanged(&engine, &file);
-                    Some((file, component))
-                })
-                .await
-                .ok()
-                .flatten();
-                match known {
-                    Some((_, Some(component))) => return Ok((component, CacheOutcome::Hit)),
-                    Some((file, None)) => Some(file),
-                    None => None,
-                }
-            }
+        // The same for a builtin: its bytes are part of this binary, so
+        // the binary's identity stands for theirs.
+        let known = {
+            let (source, engine, cache) = (
+                source.clone(),
+                self.inner.engine.clone(),
+                self.inner.cache.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                let file = match &source {
+                    CheckSource::File(path) => FileIdentity::of(path)?,
+                    CheckSource::Builtin(name) => FileIdentity::of_builtin(name)?,
+                };
+                let component = cache.load_unchanged(&engine, &file);
+                Some((file, component))
+            })
+            .await
+            .ok()
+            .flatten()
+        };
+        let file = match known {
+            Some((_, Some(component))) => return Ok((component, CacheOutcome::Hit)),
+            Some((file, None)) => Some(file),
+            None => None,
         };
         let bytes = match source {
             CheckSource::Builtin(name) => builtins::lookup(name)
