@@ -33,6 +33,7 @@ mod sandbox_fs;
 mod sandbox_net;
 mod sdk_outside;
 mod servers;
+mod sockets;
 mod status;
 mod supervisor_dependencies;
 mod supervisor_healthiness;

@@ -20,6 +20,7 @@ mod problems;
 mod raw;
 mod resolve;
 mod schema;
+pub mod sockets;
 mod validate;
 
 use std::collections::BTreeSet;
@@ -30,6 +31,7 @@ pub use model::{
     NotifySpec, RestartMode, RestartPolicy, Service,
 };
 pub use problems::{Problem, ValidationReport, did_you_mean};
+pub use sockets::{Listen, SocketSpec, SocketsSpec, StartMode};
 pub use validate::{Validation, validate};
 
 use problems::Collector;

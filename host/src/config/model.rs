@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::sockets::SocketsSpec;
 use crate::wasm::{CheckSource, GrantError, Grants, Phase};
 
 /// File name of a service manifest inside a service directory.
@@ -46,6 +47,9 @@ pub struct Service {
     pub grants: GrantSpec,
     pub checks: Checks,
     pub loader: Option<LoaderSpec>,
+    /// `[sockets.*]`, `start`, `replace-timeout`: listening sockets Vigil
+    /// holds and passes to every child (see `config/sockets.rs`).
+    pub sockets: SocketsSpec,
 }
 
 impl Service {
@@ -59,6 +63,8 @@ impl Service {
             || self.loader.is_some() != other.loader.is_some()
             // The child's NOTIFY_SOCKET and WATCHDOG_USEC.
             || self.notify != other.notify
+            // A socket added, removed or changed: the child's fds.
+            || self.sockets.list != other.sockets.list
     }
 
     /// The environment a child gets: inherited variables first, then the

@@ -49,6 +49,10 @@ pub(super) fn resolve(
         grants,
         checks,
         loader,
+        sockets,
+        start,
+        replace_timeout,
+        sockets_order,
     } = raw;
 
     // cwd first: relative commands resolve against it.
@@ -69,6 +73,8 @@ pub(super) fn resolve(
     let checks = resolve_checks(&dir, checks, c);
     let loader = resolve_loader(&dir, has_loader, loader, c);
     let notify = resolve_notify(&notify, &watchdog_sec, &notify_timeout, c);
+    let sockets =
+        super::sockets::resolve_sockets(&dir, sockets, &sockets_order, start, replace_timeout, c);
 
     Service {
         name: name.to_string(),
@@ -85,6 +91,7 @@ pub(super) fn resolve(
         grants,
         checks,
         loader,
+        sockets,
         dir,
     }
 }

@@ -57,6 +57,24 @@ pub struct ServiceStatus {
     /// While in `backoff`: seconds until the restart.
     #[serde(default)]
     pub restart_in_secs: Option<f64>,
+    /// Listening sockets Vigil holds for it, in the order its children get
+    /// them (fd 3 on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sockets: Vec<SocketStatus>,
+    /// `start = "on-demand"`, waiting for its first connection.
+    #[serde(default)]
+    pub awaiting_connection: bool,
+}
+
+/// A socket held for a service, in [`ServiceStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketStatus {
+    /// Its `[sockets.NAME]`, the child's `LISTEN_FDNAMES` entry.
+    pub name: String,
+    /// The address as bound (a port 0 resolved).
+    pub listen: String,
+    /// The fd a child finds it at.
+    pub fd: u32,
 }
 
 /// The body of every error answer.

@@ -262,6 +262,17 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
             at.saturating_duration_since(tokio::time::Instant::now())
                 .as_secs_f64()
         }),
+        sockets: snap
+            .sockets
+            .iter()
+            .zip(3..)
+            .map(|((name, listen), fd)| crate::control::api::SocketStatus {
+                name: name.clone(),
+                listen: listen.clone(),
+                fd,
+            })
+            .collect(),
+        awaiting_connection: snap.awaiting_connection,
     }
 }
 

@@ -82,6 +82,8 @@ mod tests {
                     failing: None,
                     waiting_for: Vec::new(),
                     restart_in_secs: None,
+                    sockets: Vec::new(),
+                    awaiting_connection: false,
                 })
                 .collect(),
         }

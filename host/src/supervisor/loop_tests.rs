@@ -57,6 +57,7 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         grants: GrantSpec::default(),
         checks: Checks::default(),
         loader: None,
+        sockets: Default::default(),
     }
 }
 

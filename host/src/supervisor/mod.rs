@@ -21,6 +21,7 @@ mod reload_plan;
 pub mod service;
 mod shutdown;
 mod snapshot;
+pub mod sockets;
 pub mod spawn;
 pub mod state;
 pub mod stop;
@@ -112,6 +113,7 @@ pub fn manifest_command(service: &Service) -> Result<spawn::Command, String> {
         cwd: service.cwd.clone(),
         stdout: spawn::Output::Pipe,
         stderr: spawn::Output::Pipe,
+        listen: Vec::new(),
     })
 }
 
@@ -142,6 +144,8 @@ struct Shared {
     /// Who may speak on the notify socket: each `notify = true` service's
     /// current child's group, kept by the service tasks.
     groups: Arc<Groups>,
+    /// Listening sockets held for the services (`[sockets.*]`).
+    sockets: sockets::Sockets,
 }
 
 impl Shared {
@@ -268,6 +272,7 @@ impl Supervisor {
                 changes: watch::channel(0).0,
                 metrics: Arc::default(),
                 groups: Groups::new(),
+                sockets: sockets::Sockets::default(),
             }),
         })
     }
@@ -305,7 +310,11 @@ impl Supervisor {
         for (svc, state, local, tx, rx, snap_tx) in added {
             let ready = self.shared.deps_satisfied(&svc);
             let _ = tx.send(Msg::Event(Event::Dependencies(ready)));
-            let _ = tx.send(Msg::Event(Event::Start));
+            let start = match svc.sockets.start {
+                crate::config::StartMode::Immediate => Msg::Event(Event::Start),
+                crate::config::StartMode::OnDemand => Msg::StartOnDemand,
+            };
+            let _ = tx.send(start);
             tokio::spawn(task::service_task(
                 self.shared.clone(),
                 svc,
@@ -478,6 +487,7 @@ impl Supervisor {
                     if let Some(handle) = handle {
                         let _ = handle.tx.send(Msg::Retire);
                     }
+                    self.shared.sockets.release(&name);
                     self.shared.probes.forget(&name);
                 }
             }

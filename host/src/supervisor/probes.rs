@@ -246,6 +246,7 @@ impl Probes for WasmProbes {
                     .unwrap_or_else(|| service.cwd.clone()),
                 stdout: spawn::Output::Pipe,
                 stderr: spawn::Output::Pipe,
+                listen: Vec::new(),
             })
         })
     }

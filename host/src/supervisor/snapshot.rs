@@ -40,6 +40,10 @@ pub struct Snapshot {
     pub waiting_for: Vec<String>,
     /// While in `backoff`: when the restart is due.
     pub restart_at: Option<tokio::time::Instant>,
+    /// Sockets Vigil holds for it: (name, address as bound).
+    pub sockets: Vec<(String, String)>,
+    /// `start = "on-demand"` and no connection yet.
+    pub awaiting_connection: bool,
 }
 
 /// One finished check run, as the service task measured it.
@@ -70,6 +74,8 @@ impl Snapshot {
             restart_at: local
                 .restart_at
                 .filter(|_| state.status() == Status::Backoff),
+            sockets: local.sockets.clone(),
+            awaiting_connection: local.awaiting_connection,
         }
     }
 

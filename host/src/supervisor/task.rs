@@ -39,6 +39,10 @@ pub(super) enum Msg {
     /// Dropping the handle is not enough, the task holds a sender of its
     /// own (for check and loader answers).
     Retire,
+    /// `start = "on-demand"`: bind the sockets now and start the service
+    /// at the first connection on one of them (any start, stop or restart
+    /// before that cancels the wait).
+    StartOnDemand,
 }
 
 /// How the facade reaches a service's task, and what it sees of it.
@@ -68,19 +72,42 @@ pub(super) async fn service_task(
         shared.options.echo,
     );
     let mut retiring = false;
+    // While `start = "on-demand"` waits for its first connection.
+    let mut demand: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = None;
     loop {
         let msg = tokio::select! {
             msg = rx.recv() => match msg {
                 Some(msg) => msg,
                 None => break,
             },
+            () = async { demand.as_mut().expect("guarded").await }, if demand.is_some() => {
+                demand = None;
+                local.awaiting_connection = false;
+                tracing::info!(service = %svc.name, "first connection: starting (start = on-demand)");
+                Msg::Event(Event::Start)
+            },
             timer = local.timers.next() => Msg::Event(Event::Timer(timer)),
             () = local.inbox.wait() => Msg::Notify(local.inbox.take()),
         };
         let mut queue = VecDeque::new();
         let pid_before = state.pid();
+        if let Msg::Event(Event::Start | Event::Stop(_) | Event::Restart(_)) = &msg {
+            // The operator (or a reload) decided before any connection did.
+            demand = None;
+            local.awaiting_connection = false;
+        }
         match msg {
             Msg::Retire => retiring = true,
+            Msg::StartOnDemand => match shared.sockets.acquire(&svc) {
+                Ok(_) => {
+                    demand = Some(Box::pin(super::sockets::wait_for_demand(
+                        shared.sockets.duplicates(&svc.name),
+                    )));
+                    local.awaiting_connection = true;
+                }
+                // The spawn reports the bind error as its own.
+                Err(_) => queue.push_back(Event::Start),
+            },
             Msg::Event(e) => queue.push_back(e),
             Msg::Update(s) => {
                 svc = s;
@@ -132,6 +159,7 @@ pub(super) async fn service_task(
             local.status_text = None;
         }
         local.list_group(&shared.groups, state.pid().filter(|_| svc.notify.is_some()));
+        local.sockets = shared.sockets.list(&svc.name);
         local.waiting_for = if state.status() == Status::Waiting {
             shared.unsatisfied_deps(&svc)
         } else {
@@ -192,6 +220,10 @@ pub(super) struct Local {
     inbox: Arc<Inbox>,
     /// The process group listed for this service in the notify table.
     notify_group: Option<i32>,
+    /// The sockets held for it: (name, address as bound).
+    pub(super) sockets: Vec<(String, String)>,
+    /// `start = "on-demand"` waits for its first connection.
+    pub(super) awaiting_connection: bool,
 }
 
 impl Local {
@@ -205,6 +237,8 @@ impl Local {
             timers: Timers::default(),
             inbox: Inbox::new(),
             notify_group: None,
+            sockets: Vec::new(),
+            awaiting_connection: false,
         }
     }
 
@@ -243,6 +277,12 @@ async fn perform(
             };
             if let (Some(notify), Some(socket)) = (svc.notify, &shared.options.notify_socket) {
                 notify_env(&mut command.env, socket, notify.watchdog);
+            }
+            // Bound at the first spawn, kept after; a bind error is this
+            // service's spawn error.
+            match shared.sockets.acquire(svc) {
+                Ok(fds) => command.listen = fds,
+                Err(e) => return Some(Event::SpawnFailed(e.to_string())),
             }
             let exit_tx = tx.clone();
             let t0 = Instant::now();

@@ -29,6 +29,7 @@ fn service() -> Service {
         grants: GrantSpec::default(),
         checks: Checks::default(),
         loader: None,
+        sockets: Default::default(),
     }
 }
 
