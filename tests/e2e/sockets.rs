@@ -25,15 +25,15 @@ use crate::support::{
 /// fd 3 (and, when there are two sockets, on fd 4 too) answering
 /// `PID NAMES`, and on SIGTERM finishes the request at hand and exits
 /// (so a stop drains without refusing: the queue stays with Vigil).
-/// `DELAY` seconds before it serves; with `NOTIFY_SOCKET` it then sends
-/// `READY=1`.
+/// It waits as many seconds as its working directory's `delay` file says
+/// before it serves; with `NOTIFY_SOCKET` it then sends `READY=1`.
 const SERVER: &str = r#"
 import os, socket, selectors, signal, sys, time
 if os.environ.get("LISTEN_PID") != str(os.getpid()):
     sys.exit("LISTEN_PID %r is not my pid %d" % (os.environ.get("LISTEN_PID"), os.getpid()))
 n = int(os.environ["LISTEN_FDS"])
 names = os.environ["LISTEN_FDNAMES"]
-time.sleep(float(os.environ.get("DELAY", "0")))
+time.sleep(float(open("delay").read()) if os.path.exists("delay") else 0)
 stopping = False
 def stop(*_):
     global stopping
@@ -272,9 +272,10 @@ fn kill_9_under_load_refuses_no_connection() {
     assert!(seen.other.len() <= 4 * 3, "{seen:?}");
 }
 
-/// A reload that changes the environment restarts the child with the same
-/// socket (the same port, though it was asked for port 0); one that
-/// changes the address rebinds; removing the socket closes it.
+/// A reload that changes the environment replaces the child (a new one
+/// beside the old, on the same socket: the same port, though it was asked
+/// for port 0); one that changes the address restarts it on a socket
+/// bound anew, and the old port is closed.
 #[test]
 fn a_reload_keeps_an_unchanged_socket_and_rebinds_a_changed_one() {
     let setup = Setup::new("sockets-reload");
@@ -296,6 +297,10 @@ fn a_reload_keeps_an_unchanged_socket_and_rebinds_a_changed_one() {
         s["state"] == "ready" && pid(s).is_some_and(|p| p != old_pid)
     });
     assert_eq!(bound(&second, "web"), addr, "the same socket: {second}");
+    // With its sockets unchanged, the edit was a replace, not a restart.
+    let (_, replacing) = vigil.wait_kind(0, "web", "replacing");
+    assert_eq!(replacing["cause"], "reload", "{replacing}");
+    assert_eq!(replacing["pid"], old_pid, "{replacing}");
     vigil.wait_for("the new child answering", || {
         get(&addr)
             .ok()
@@ -381,4 +386,137 @@ fn a_bind_conflict_names_the_address_and_its_holder() {
     wait_status(&vigil, "other", |s| s["state"] == "ready");
     let report = status(&setup.state);
     assert!(pid(service(&report, "web")).is_none());
+}
+
+/// The instant of a journal line.
+fn at(line: &Value) -> std::time::SystemTime {
+    vigil::journal::parse_timestamp(line["ts"].as_str().expect("ts")).expect("a timestamp")
+}
+
+/// `vigil replace` under load: the new child starts beside the old one on
+/// the same socket, takes over only once it has said `READY=1` itself (it
+/// waits 2 s first, so a switch before that would be readiness borrowed
+/// from the old child), then the old one drains and exits. No request
+/// fails, both children answered, and status shows the new one.
+#[test]
+fn replace_under_load_fails_no_request_and_waits_for_the_new_child() {
+    let setup = Setup::new("sockets-replace");
+    let dir = setup.checks.join("web");
+    setup.service(
+        "web",
+        &format!(
+            "{}notify = true\n[sockets.web]\nlisten = \"127.0.0.1:0\"\n",
+            server_command(&dir)
+        ),
+    );
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let entry = wait_status(&vigil, "web", |s| s["state"] == "ready");
+    let addr = bound(&entry, "web");
+    let old = pid(&entry).expect("a pid");
+    vigil.wait_for("a first answer", || get(&addr).ok());
+
+    std::fs::write(dir.join("delay"), "2").expect("write delay");
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = load(addr.clone(), 4, 20_000, stop.clone());
+    let out = cli(&setup.state, &["replace", "web"]);
+    expect_code(&out, 0, "vigil replace web");
+    let after = wait_status(&vigil, "web", |s| s["state"] == "ready");
+    let new = pid(&after).expect("a pid");
+    assert_ne!(new, old, "{after}");
+    vigil.wait_until("the old child gone", || {
+        kill(Pid::from_raw(old), None).is_err()
+    });
+    vigil.wait_for("the new child answering", || {
+        get(&addr).ok().filter(|b| b.starts_with(&new.to_string()))
+    });
+    stop.store(true, Ordering::Relaxed);
+    let seen = running.join().expect("load");
+    assert_eq!(seen.refused, 0, "{seen:?}");
+    assert!(seen.other.is_empty(), "{seen:?}");
+    assert!(
+        seen.pids.contains(&old) && seen.pids.contains(&new),
+        "{seen:?}"
+    );
+
+    let events = vigil.events("web");
+    let find = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {events:#?}"))
+            .clone()
+    };
+    let replacing = find("replacing");
+    let replaced = find("replaced");
+    assert_eq!(replacing["pid"], old);
+    assert_eq!(replacing["new_pid"], new);
+    assert_eq!(replaced["old_pid"], old);
+    assert_eq!(replaced["pid"], new);
+    // READY=1 could not come before the new child's 2 s wait.
+    let waited = at(&replaced)
+        .duration_since(at(&replacing))
+        .unwrap_or_default();
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "switched after {waited:?}"
+    );
+    assert!(
+        !events.iter().any(|e| e["kind"] == "replace-failed"),
+        "{events:#?}"
+    );
+}
+
+/// A new child that never gets ready is killed at `replace-timeout`, the
+/// old one keeps serving (no request fails meanwhile), `vigil replace`
+/// says so and fails, and the journal has `replace-failed` with the reason.
+#[test]
+fn a_replace_whose_new_child_never_gets_ready_keeps_the_old_one() {
+    let setup = Setup::new("sockets-replace-fail");
+    let dir = setup.checks.join("web");
+    setup.service(
+        "web",
+        &format!(
+            "{}notify = true\nreplace-timeout = \"2s\"\n[sockets.web]\nlisten = \"127.0.0.1:0\"\n",
+            server_command(&dir)
+        ),
+    );
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let entry = wait_status(&vigil, "web", |s| s["state"] == "ready");
+    let addr = bound(&entry, "web");
+    let old = pid(&entry).expect("a pid");
+    vigil.wait_for("a first answer", || get(&addr).ok());
+
+    // Never serves, never says READY=1.
+    std::fs::write(dir.join("delay"), "100000").expect("write delay");
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = load(addr.clone(), 2, 20_000, stop.clone());
+    let out = cli(&setup.state, &["replace", "web"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("replace-timeout"),
+        "{}",
+        text(&out.stderr)
+    );
+    let (_, failed) = vigil.wait_kind(0, "web", "replace-failed");
+    let new = failed["new_pid"].as_i64().expect("the new pid") as i32;
+    assert!(
+        failed["reason"].as_str().unwrap_or("").contains("READY=1"),
+        "{failed}"
+    );
+    vigil.wait_until("the new child killed", || {
+        kill(Pid::from_raw(new), None).is_err()
+    });
+    let now = status(&setup.state);
+    let web = service(&now, "web");
+    assert_eq!(pid(web), Some(old), "{web}");
+    assert_eq!(web["state"], "ready", "{web}");
+    let body = get(&addr).expect("the old child still serves");
+    assert!(body.starts_with(&old.to_string()), "{body}");
+    stop.store(true, Ordering::Relaxed);
+    let seen = running.join().expect("load");
+    assert_eq!(seen.refused, 0, "{seen:?}");
+    assert!(seen.other.is_empty(), "{seen:?}");
+    assert_eq!(seen.pids, vec![old], "{seen:?}");
 }

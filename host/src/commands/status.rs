@@ -87,6 +87,15 @@ fn socket_lines(services: &[ServiceStatus]) -> String {
                 untrusted::line(&sock.listen)
             ));
         }
+        if let Some(new) = s.replacing_pid {
+            out.push_str(&format!(
+                "socket {name}: replacing pid {:?} with pid {new}\n",
+                s.pid
+            ));
+        }
+        if let Some(old) = s.replaced_pid {
+            out.push_str(&format!("socket {name}: replaced pid {old} is stopping\n"));
+        }
         if s.awaiting_connection {
             out.push_str(&format!(
                 "socket {name}: on-demand, waiting for a connection\n"
@@ -390,6 +399,9 @@ mod tests {
             restart_in_secs: None,
             sockets: Vec::new(),
             awaiting_connection: false,
+            replacing_pid: None,
+            replaced_pid: None,
+            replace_failed: None,
         }
     }
 

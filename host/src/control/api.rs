@@ -64,6 +64,15 @@ pub struct ServiceStatus {
     /// `start = "on-demand"`, waiting for its first connection.
     #[serde(default)]
     pub awaiting_connection: bool,
+    /// While a replace runs: the new child, beside `pid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacing_pid: Option<i32>,
+    /// After a replace: the old child, until it has exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_pid: Option<i32>,
+    /// Why the last replace kept the old child (cleared by the next one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_failed: Option<String>,
 }
 
 /// A socket held for a service, in [`ServiceStatus`].

@@ -84,6 +84,9 @@ mod tests {
                     restart_in_secs: None,
                     sockets: Vec::new(),
                     awaiting_connection: false,
+                    replacing_pid: None,
+                    replaced_pid: None,
+                    replace_failed: None,
                 })
                 .collect(),
         }

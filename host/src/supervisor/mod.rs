@@ -469,13 +469,23 @@ impl Supervisor {
                     let svc = Arc::new(service);
                     let mut map = self.shared.services.write_unpoisoned();
                     if let Some(h) = map.get_mut(&svc.name) {
+                        // A service with sockets whose sockets stay as they
+                        // are is replaced (new child beside the old one),
+                        // not restarted: no connection waits for it.
+                        let replace = !svc.sockets.list.is_empty()
+                            && h.service.sockets.list == svc.sockets.list;
                         h.service = svc.clone();
                         let _ = h.tx.send(Msg::Update(svc.clone()));
                         let _ = h.tx.send(Msg::Event(Event::Dependencies(ready)));
                         if restart {
                             let what = command_changed.unwrap_or_default();
                             let why = Why::new(Cause::Reload, what);
-                            let _ = h.tx.send(Msg::Event(Event::Restart(why)));
+                            let event = if replace {
+                                Event::Replace(why)
+                            } else {
+                                Event::Restart(why)
+                            };
+                            let _ = h.tx.send(Msg::Event(event));
                         }
                     }
                 }

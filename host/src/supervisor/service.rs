@@ -36,6 +36,7 @@ mod checks;
 mod events;
 mod exits;
 mod policy;
+mod replace;
 mod startup;
 mod timers;
 
@@ -48,7 +49,10 @@ use super::state::{Status, can_transition};
 use crate::config::{Checks, NotifySpec, RestartMode, RestartPolicy, Service};
 use crate::journal::{Cause, Event as Journal};
 use crate::wasm::{ExitStatus, Phase, Verdict};
-pub use events::{Action, Effect, Event, History, LoaderEvent, Notify, Timer, TimerKind, Why};
+pub use events::{
+    Action, Effect, Event, History, LoaderEvent, Notify, ReplaceEvent, ReplaceTimer, Timer,
+    TimerKind, Why,
+};
 use policy::RestartBook;
 
 /// What to do once the child we are stopping has exited.
@@ -143,6 +147,19 @@ pub struct ServiceState {
     notified_ready: bool,
     /// The current child's last `WATCHDOG=1` (or when the watchdog was armed).
     last_ping: Option<Instant>,
+    /// `replace-timeout`.
+    replace_timeout: Duration,
+    /// Replaces so far (numbers their events and timers).
+    replaces: u64,
+    /// The new child of a replace in progress (see `service/replace.rs`).
+    successor: Option<replace::Successor>,
+    /// The child a replace took over from, while it stops.
+    predecessor: Option<replace::Predecessor>,
+    /// Why the predecessor is stopped (for its `exited` and `killed`).
+    replaced_why: Option<Why>,
+    /// Replaces that ended, and why the last one failed.
+    replaces_done: u64,
+    replace_failure: Option<String>,
 }
 
 fn idx(phase: Phase) -> usize {
@@ -196,6 +213,13 @@ impl ServiceState {
             startup_check_ok: false,
             notified_ready: false,
             last_ping: None,
+            replace_timeout: service.sockets.replace_timeout,
+            replaces: 0,
+            successor: None,
+            predecessor: None,
+            replaced_why: None,
+            replaces_done: 0,
+            replace_failure: None,
         }
     }
 
@@ -213,6 +237,7 @@ impl ServiceState {
         self.stop_grace = service.stop_grace;
         self.loader_config = service.loader.as_ref().map(|l| l.config.clone());
         self.notify = service.notify;
+        self.replace_timeout = service.sockets.replace_timeout;
         let mut fx = Vec::new();
         let up = matches!(self.status, Status::Running | Status::Ready);
         for phase in [Phase::Readiness, Phase::Liveness] {
@@ -344,6 +369,10 @@ impl ServiceState {
                     self.on_check(now, phase, outcome, &mut fx);
                 }
             }
+            Event::Timer(Timer {
+                kind: TimerKind::Replace(kind),
+                epoch: seq,
+            }) => self.on_replace_timer(now, seq, kind, &mut fx),
             Event::Timer(t) => {
                 if t.epoch == self.epoch {
                     self.on_timer(now, t.kind, &mut fx);
@@ -355,6 +384,8 @@ impl ServiceState {
                 }
             }
             Event::Notify(message) => self.on_notify(now, message, &mut fx),
+            Event::Replace(why) => self.on_replace(now, why, &mut fx),
+            Event::Replacement(e) => self.on_replacement(now, e, &mut fx),
         }
         fx
     }
@@ -494,6 +525,11 @@ impl ServiceState {
     /// pod does: whoever reads the journal sees it leave service before
     /// its child is signalled.
     fn begin_stop(&mut self, after: AfterStop, why: Why, fx: &mut Vec<Effect>) {
+        // The child a replace would keep is going: so does the new one.
+        self.fail_replace(
+            format!("the current child is being stopped: {}", why.reason),
+            fx,
+        );
         self.after_stop = after;
         let was_ready = self.status == Status::Ready;
         if !self.set(Status::Stopping, fx) {
@@ -570,6 +606,8 @@ impl ServiceState {
         }
     }
 }
+
+use replace::describe as replace_describe;
 
 #[cfg(test)]
 mod tests;

@@ -44,6 +44,14 @@ pub struct Snapshot {
     pub sockets: Vec<(String, String)>,
     /// `start = "on-demand"` and no connection yet.
     pub awaiting_connection: bool,
+    /// A replace's new child, while it is judged.
+    pub successor: Option<i32>,
+    /// The child a replace took over from, until it is reaped.
+    pub predecessor: Option<i32>,
+    /// Replaces finished so far (taken over or failed).
+    pub replace_count: u64,
+    /// Why the last replace failed, if it did.
+    pub replace_failed: Option<String>,
 }
 
 /// One finished check run, as the service task measured it.
@@ -76,6 +84,10 @@ impl Snapshot {
                 .filter(|_| state.status() == Status::Backoff),
             sockets: local.sockets.clone(),
             awaiting_connection: local.awaiting_connection,
+            successor: state.successor_pid(),
+            predecessor: state.predecessor_pid(),
+            replace_count: state.replaces_done(),
+            replace_failed: state.last_replace_failure().map(str::to_owned),
         }
     }
 

@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 
 use super::notify::{Groups, Inbox, Notification};
-use super::service::{Effect, Event, Notify, ServiceState, TimerKind};
+use super::service::{Effect, Event, Notify, ReplaceEvent, ServiceState, TimerKind};
 use super::state::Status;
 use super::timers::{self, Timers};
 use super::{CheckResult, ProbeTarget, Shared, Snapshot, logs, reaper, spawn, stop};
@@ -27,6 +27,14 @@ pub(super) enum Msg {
     /// Notify messages, per sender's process group (credentials checked:
     /// each group was a `notify = true` child's when its message came).
     Notify(Vec<(i32, Notification)>),
+    /// A child of this service was reaped: the current one, a replace's
+    /// new one, or the one a replace took over from, told apart by the
+    /// pid the spawn stored in `pid` (before this is handled).
+    Reaped {
+        pid: Arc<std::sync::atomic::AtomicI32>,
+        status: crate::wasm::ExitStatus,
+        uptime: Duration,
+    },
     /// A check finished (sent just before its [`Event::Check`]).
     Measured {
         epoch: u64,
@@ -109,6 +117,23 @@ pub(super) async fn service_task(
                 Err(_) => queue.push_back(Event::Start),
             },
             Msg::Event(e) => queue.push_back(e),
+            Msg::Reaped {
+                pid,
+                status,
+                uptime,
+            } => {
+                let pid = Some(pid.load(std::sync::atomic::Ordering::Acquire));
+                let event = if pid == state.successor_pid()
+                    && let Some(seq) = state.successor_seq()
+                {
+                    Event::Replacement(ReplaceEvent::Exited { seq, status })
+                } else if pid == state.predecessor_pid() && pid != state.pid() {
+                    Event::Replacement(ReplaceEvent::OldExited { status, uptime })
+                } else {
+                    Event::Exited { status, uptime }
+                };
+                queue.push_back(event);
+            }
             Msg::Update(s) => {
                 svc = s;
                 for effect in state.update(Instant::now(), &svc) {
@@ -121,6 +146,15 @@ pub(super) async fn service_task(
             }
             Msg::Notify(messages) => {
                 for (group, n) in messages {
+                    if svc.notify.is_some()
+                        && Some(group) == state.successor_pid()
+                        && let Some(seq) = state.successor_seq()
+                    {
+                        if n.ready {
+                            queue.push_back(Event::Replacement(ReplaceEvent::Ready { seq }));
+                        }
+                        continue;
+                    }
                     if !from_current_child(group, state.pid(), &svc) {
                         tracing::debug!(service = %svc.name, group, "notify from a former child dropped");
                         continue;
@@ -158,7 +192,17 @@ pub(super) async fn service_task(
             // STATUS= belongs to the child that sent it.
             local.status_text = None;
         }
+        if state.pid() != pid_before && state.pid() == local.successor_group {
+            // A replace's new child took over.
+            local.started_wall = local.successor_wall;
+        }
         local.list_group(&shared.groups, state.pid().filter(|_| svc.notify.is_some()));
+        if local.successor_group != state.successor_pid()
+            && let Some(g) = local.successor_group.take()
+            && Some(g) != local.notify_group
+        {
+            shared.groups.remove(g, &local.inbox);
+        }
         local.sockets = shared.sockets.list(&svc.name);
         local.waiting_for = if state.status() == Status::Waiting {
             shared.unsatisfied_deps(&svc)
@@ -224,6 +268,10 @@ pub(super) struct Local {
     pub(super) sockets: Vec<(String, String)>,
     /// `start = "on-demand"` waits for its first connection.
     pub(super) awaiting_connection: bool,
+    /// A replace's new child, as listed in the notify table.
+    successor_group: Option<i32>,
+    /// When that child was spawned, wall clock.
+    successor_wall: SystemTime,
 }
 
 impl Local {
@@ -239,6 +287,8 @@ impl Local {
             notify_group: None,
             sockets: Vec::new(),
             awaiting_connection: false,
+            successor_group: None,
+            successor_wall: SystemTime::now(),
         }
     }
 
@@ -271,63 +321,45 @@ async fn perform(
 ) -> Option<Event> {
     match effect {
         Effect::Spawn { restarts } => {
-            let mut command = match shared.probes.command(svc.clone(), restarts).await {
-                Ok(c) => c,
-                Err(e) => return Some(Event::SpawnFailed(e)),
+            match spawn_child(shared, svc, tx, sink, local, restarts, false).await {
+                Ok((pid, start_time)) => Some(Event::Spawned { pid, start_time }),
+                Err(e) => Some(Event::SpawnFailed(e)),
+            }
+        }
+        Effect::SpawnSuccessor { seq, restarts } => {
+            let event = match spawn_child(shared, svc, tx, sink, local, restarts, true).await {
+                Ok((pid, start_time)) => ReplaceEvent::Spawned {
+                    seq,
+                    pid,
+                    start_time,
+                },
+                Err(error) => ReplaceEvent::SpawnFailed { seq, error },
             };
-            if let (Some(notify), Some(socket)) = (svc.notify, &shared.options.notify_socket) {
-                notify_env(&mut command.env, socket, notify.watchdog);
-            }
-            // Bound at the first spawn, kept after; a bind error is this
-            // service's spawn error.
-            match shared.sockets.acquire(svc) {
-                Ok(fds) => command.listen = fds,
-                Err(e) => return Some(Event::SpawnFailed(e.to_string())),
-            }
-            let exit_tx = tx.clone();
-            let t0 = Instant::now();
-            let route: reaper::Route = Box::new(move |status| {
-                let _ = exit_tx.send(Msg::Event(Event::Exited {
-                    status,
-                    uptime: t0.elapsed(),
-                }));
+            Some(Event::Replacement(event))
+        }
+        Effect::RunSuccessorCheck {
+            seq,
+            phase,
+            pid,
+            attempt,
+        } => {
+            let target = ProbeTarget {
+                pid: Some(pid.unsigned_abs()),
+                started_at: local.successor_wall,
+                attempt,
+                restarts: state.restarts(),
+            };
+            let fut = shared.probes.check(svc.clone(), phase, target);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let outcome = fut.await;
+                let _ = tx.send(Msg::Event(Event::Replacement(ReplaceEvent::Check {
+                    seq,
+                    phase,
+                    outcome,
+                })));
             });
-            // A notify child is listed from just before its `execve`: it
-            // may send `READY=1` before the spawn is even returned here.
-            let announce = svc.notify.map(|_| {
-                Box::new(shared.groups.announce(local.inbox.clone())) as Box<dyn spawn::Announce>
-            });
-            match shared
-                .spawner
-                .spawn_announced(command, route, announce)
-                .await
-            {
-                Ok(child) => {
-                    if svc.notify.is_some() {
-                        // Listed by the announcement; unlisted by
-                        // `list_group` once the service moves on.
-                        let old = local.notify_group.replace(child.pid.as_raw());
-                        if let Some(old) = old.filter(|&o| o != child.pid.as_raw()) {
-                            shared.groups.remove(old, &local.inbox);
-                        }
-                    }
-                    local.started_wall = SystemTime::now();
-                    let streams = [
-                        (child.stdout, logs::Stream::Stdout),
-                        (child.stderr, logs::Stream::Stderr),
-                    ];
-                    for (fd, stream) in streams {
-                        if let Some(fd) = fd {
-                            logs::capture_stream(fd, sink.clone(), stream);
-                        }
-                    }
-                    Some(Event::Spawned {
-                        pid: child.pid.as_raw(),
-                        start_time: child.start_time,
-                    })
-                }
-                Err(e) => Some(Event::SpawnFailed(e.to_string())),
-            }
+            None
         }
         Effect::Signal { pgid, signal } => {
             if let Err(e) = stop::signal_group(Pid::from_raw(pgid), signal) {
@@ -439,6 +471,78 @@ async fn perform(
             None
         }
     }
+}
+
+/// Spawn a child of `svc` (the current one, or a replace's new one when
+/// `successor`): its command, `NOTIFY_SOCKET`, the held sockets, output
+/// capture, and a route that reports its exit by pid.
+async fn spawn_child(
+    shared: &Arc<Shared>,
+    svc: &Arc<Service>,
+    tx: &mpsc::UnboundedSender<Msg>,
+    sink: &Arc<logs::LogSink>,
+    local: &mut Local,
+    restarts: u32,
+    successor: bool,
+) -> Result<(i32, Option<u64>), String> {
+    let mut command = shared.probes.command(svc.clone(), restarts).await?;
+    if let (Some(notify), Some(socket)) = (svc.notify, &shared.options.notify_socket) {
+        notify_env(&mut command.env, socket, notify.watchdog);
+    }
+    // Bound at the first spawn, kept after; a bind error is this
+    // service's spawn error.
+    command.listen = shared.sockets.acquire(svc).map_err(|e| e.to_string())?;
+    let exit_tx = tx.clone();
+    let t0 = Instant::now();
+    let reaped_pid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let route_pid = reaped_pid.clone();
+    let route: reaper::Route = Box::new(move |status| {
+        let _ = exit_tx.send(Msg::Reaped {
+            pid: route_pid,
+            status,
+            uptime: t0.elapsed(),
+        });
+    });
+    // A notify child is listed from just before its `execve`: it may send
+    // `READY=1` before the spawn is even returned here.
+    let announce = svc
+        .notify
+        .map(|_| Box::new(shared.groups.announce(local.inbox.clone())) as Box<dyn spawn::Announce>);
+    let child = shared
+        .spawner
+        .spawn_announced(command, route, announce)
+        .await
+        .map_err(|e| e.to_string())?;
+    let pid = child.pid.as_raw();
+    // Before any message of this task is handled: the route's exit report
+    // is told apart by it.
+    reaped_pid.store(pid, std::sync::atomic::Ordering::Release);
+    if successor {
+        local.successor_wall = SystemTime::now();
+        if svc.notify.is_some() {
+            local.successor_group = Some(pid);
+        }
+    } else {
+        if svc.notify.is_some() {
+            // Listed by the announcement; unlisted by `list_group` once
+            // the service moves on.
+            let old = local.notify_group.replace(pid);
+            if let Some(old) = old.filter(|&o| o != pid) {
+                shared.groups.remove(old, &local.inbox);
+            }
+        }
+        local.started_wall = SystemTime::now();
+    }
+    let streams = [
+        (child.stdout, logs::Stream::Stdout),
+        (child.stderr, logs::Stream::Stderr),
+    ];
+    for (fd, stream) in streams {
+        if let Some(fd) = fd {
+            logs::capture_stream(fd, sink.clone(), stream);
+        }
+    }
+    Ok((pid, child.start_time))
 }
 
 /// What systemd gives a `Type=notify` service: `NOTIFY_SOCKET`, and
