@@ -535,13 +535,12 @@ impl ServiceState {
             new_pid: pid,
             reason,
         }));
-        match pid {
-            Some(pgid) => fx.push(Effect::Signal {
+        // Without a pid its spawn is in flight: killed as soon as it answers.
+        if let Some(pgid) = pid {
+            fx.push(Effect::Signal {
                 pgid,
                 signal: Signal::SIGKILL,
-            }),
-            // Killed as soon as its spawn answers.
-            None => {}
+            });
         }
     }
 }
