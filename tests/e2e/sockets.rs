@@ -233,7 +233,8 @@ fn a_child_gets_its_sockets_the_systemd_way() {
 }
 
 /// The socket is Vigil's, not the child's: while a killed child is
-/// restarted, connections wait in the backlog instead of being refused.
+/// restarted (at once: `backoff = ["0s"]`), connections wait in the
+/// backlog instead of being refused.
 #[test]
 fn kill_9_under_load_refuses_no_connection() {
     let setup = Setup::new("sockets-kill9");
@@ -241,7 +242,7 @@ fn kill_9_under_load_refuses_no_connection() {
     setup.service(
         "web",
         &format!(
-            "{}[sockets.web]\nlisten = \"127.0.0.1:0\"\n",
+            "{}backoff = [\"0s\"]\n[sockets.web]\nlisten = \"127.0.0.1:0\"\n",
             server_command(&dir)
         ),
     );
