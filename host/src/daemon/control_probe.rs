@@ -86,6 +86,11 @@ mod tests {
                     cgroup: None,
                     cpu_secs: None,
                     memory_bytes: None,
+                    sockets: Vec::new(),
+                    awaiting_connection: false,
+                    replacing_pid: None,
+                    replaced_pid: None,
+                    replace_failed: None,
                 })
                 .collect(),
         }
