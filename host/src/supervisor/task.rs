@@ -399,7 +399,11 @@ async fn perform(
             None
         }
         Effect::Signal { pgid, signal } => {
-            let cgroup = local.cgroup.as_ref().filter(|_| !two_children(state));
+            // Cgroup-wide only for the current child's group with no other
+            // child of the service alive (a replace's, or an orphaned
+            // replace spawn killed as it answers).
+            let whole = Some(pgid) == state.group() && !two_children(state);
+            let cgroup = local.cgroup.as_ref().filter(|_| whole);
             if let Err(e) = stop::signal_service(Pid::from_raw(pgid), cgroup, signal) {
                 shared.journal(
                     Some(&svc.name),
@@ -639,7 +643,7 @@ async fn spawn_child(
 /// child would hit the other. (What one of them left outside its process
 /// group is then found by the next cgroup-wide stop.)
 fn two_children(state: &ServiceState) -> bool {
-    state.successor_pid().is_some() || state.predecessor_pid().is_some()
+    state.successor_pid().is_some() || state.predecessor_group().is_some()
 }
 
 /// What systemd gives a `Type=notify` service: `NOTIFY_SOCKET`, and

@@ -557,6 +557,18 @@ impl World {
         None
     }
 
+    /// Whether a group of the service's own life is left (watched or
+    /// alive), besides a replace's old child in its grace and a failed
+    /// replace's new child (an unwatched dead group is one of theirs,
+    /// reaped).
+    fn child_groups(&self) -> bool {
+        let old = self.s.predecessor_group();
+        let successor = self.s.successor_pid();
+        self.groups.iter().any(|g| {
+            (g.watched.is_some() || g.alive()) && Some(g.pgid) != old && Some(g.pgid) != successor
+        })
+    }
+
     /// The reaper delivers the exit of group `i`'s dead leader.
     fn reap(&mut self, i: usize) -> Option<Event> {
         let group = &mut self.groups[i];
@@ -792,7 +804,9 @@ impl World {
                 if to == Status::Stopping {
                     // A stop before the spawn (during the pre-start hook,
                     // or while the last post-stop runs) has no child to end.
-                    self.stop_ended = !self.spawn_pending && self.groups.is_empty();
+                    // (A replace's reaped or dying child is not this
+                    // stop's to end.)
+                    self.stop_ended = !self.spawn_pending && !self.child_groups();
                 }
                 self.status = to;
             }
@@ -916,8 +930,15 @@ impl World {
                         }
                     }
                     HookKind::PreStart => {
-                        if self.spawn_pending || !self.groups.is_empty() {
-                            return Err("pre-start hook beside a child".into());
+                        // As for a spawn: a replace's old child may still
+                        // be in its grace, a failed replace's new child
+                        // still dying (an unwatched dead group is one of
+                        // theirs, reaped).
+                        if self.spawn_pending || self.child_groups() {
+                            return Err(format!(
+                                "pre-start hook beside a child: {:?}",
+                                self.groups
+                            ));
                         }
                     }
                     HookKind::PostStart => {}
