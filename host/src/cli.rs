@@ -70,6 +70,10 @@ pub enum Command {
     Stop(ServiceArgs),
     /// Stop a service and start it again at once.
     Restart(ServiceArgs),
+    /// Start a new child beside the running one (same sockets), switch to
+    /// it once its checks pass, then stop the old one; keep the old one if
+    /// the new one does not get ready within `replace-timeout`.
+    Replace(ServiceArgs),
     /// Rescan the checks directory now (like SIGHUP); says why if refused.
     Reload(ControlArgs),
     /// Stop every service and vigil itself; waits until it is gone.

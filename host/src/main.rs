@@ -53,6 +53,7 @@ fn main() {
                 Command::Start(args) => commands::start_stop::run(Action::Start, args).await,
                 Command::Stop(args) => commands::start_stop::run(Action::Stop, args).await,
                 Command::Restart(args) => commands::start_stop::run(Action::Restart, args).await,
+                Command::Replace(args) => commands::start_stop::run(Action::Replace, args).await,
                 Command::Reload(args) => commands::instance::reload(args).await,
                 Command::Shutdown(args) => commands::instance::shutdown(args).await,
                 Command::Journal(args) => commands::journal::run(args).await,

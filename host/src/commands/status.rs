@@ -71,11 +71,49 @@ pub async fn run(args: StatusArgs) -> Exit {
     {
         print!("{}", sparklines(&services, &history));
     }
+    if args.wide {
+        print!("{}", socket_lines(&services));
+    }
     let logs = state_dir.join("logs");
     for s in services.iter().filter(|s| failing(s, exits.get(&s.name))) {
         print!("{}", details(s, exits.get(&s.name), &logs, &view));
     }
     code
+}
+
+/// `--wide`: each service's held sockets, `web  http fd 3 127.0.0.1:8080`,
+/// and whether an on-demand service still waits for its first connection.
+fn socket_lines(services: &[ServiceStatus]) -> String {
+    let mut out = String::new();
+    for s in services.iter().filter(|s| !s.sockets.is_empty()) {
+        let name = untrusted::line(&s.name);
+        for sock in &s.sockets {
+            out.push_str(&format!(
+                "socket {name} {} fd {} {}\n",
+                untrusted::line(&sock.name),
+                sock.fd,
+                untrusted::line(&sock.listen)
+            ));
+        }
+        if let Some(new) = s.replacing_pid {
+            out.push_str(&format!(
+                "socket {name}: replacing pid {:?} with pid {new}\n",
+                s.pid
+            ));
+        }
+        if let Some(old) = s.replaced_pid {
+            out.push_str(&format!("socket {name}: replaced pid {old} is stopping\n"));
+        }
+        if s.awaiting_connection {
+            out.push_str(&format!(
+                "socket {name}: on-demand, waiting for a connection\n"
+            ));
+        }
+    }
+    if !out.is_empty() {
+        out.insert(0, '\n');
+    }
+    out
 }
 
 /// How a service last ended, from the journal.
@@ -447,6 +485,11 @@ mod tests {
             cpu_secs: None,
             memory_bytes: None,
             after: Vec::new(),
+            sockets: Vec::new(),
+            awaiting_connection: false,
+            replacing_pid: None,
+            replaced_pid: None,
+            replace_failed: None,
         }
     }
 

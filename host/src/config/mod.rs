@@ -24,6 +24,7 @@ mod problems;
 mod raw;
 mod resolve;
 mod schema;
+pub mod sockets;
 mod validate;
 
 use std::collections::BTreeSet;
@@ -41,6 +42,7 @@ pub use model::{
 };
 pub use problems::{Problem, ValidationReport, did_you_mean};
 pub use schema::one_shot_config_problems;
+pub use sockets::{Listen, SocketSpec, SocketsSpec, StartMode};
 pub use validate::{Validation, validate};
 
 use problems::Collector;

@@ -8,6 +8,7 @@ use nix::sys::signal::Signal;
 
 use super::identity::{EnvFileError, Identity, LogSpec};
 pub use super::limits::Limits;
+use super::sockets::SocketsSpec;
 use crate::wasm::{CheckSource, GrantError, Grants, Phase};
 
 /// File name of a service manifest inside a service directory.
@@ -56,6 +57,9 @@ pub struct Service {
     pub hooks: super::hooks::Hooks,
     /// `memory-max`, `cpu-max`, `pids-max`, `limits`.
     pub limits: Limits,
+    /// `[sockets.*]`, `start`, `replace-timeout`: listening sockets Vigil
+    /// holds and passes to every child (see `config/sockets.rs`).
+    pub sockets: SocketsSpec,
 }
 
 impl Service {
@@ -74,6 +78,8 @@ impl Service {
             || self.identity != other.identity
             // Applied at the spawn (the cgroup's and the rlimits).
             || self.limits != other.limits
+            // A socket added, removed or changed: the child's fds.
+            || self.sockets.list != other.sockets.list
     }
 
     /// The environment a child gets, each source overriding the ones

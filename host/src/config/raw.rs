@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::identity::RawLog;
 use super::problems::{Collector, did_you_mean, fields_of};
+use super::sockets::{RawSocket, declared_order};
 
 /// `service.toml` as written. Every field is optional so that each key can
 /// be checked on its own; unknown keys are rejected.
@@ -44,6 +45,13 @@ pub struct RawService {
     pub cpu_max: Option<String>,
     pub pids_max: Option<u64>,
     pub limits: Option<BTreeMap<String, toml::Value>>,
+    pub sockets: Option<BTreeMap<String, RawSocket>>,
+    pub start: Option<String>,
+    pub replace_timeout: Option<String>,
+    /// The `[sockets.*]` names in the order they are written (a TOML table
+    /// does not keep it); filled from the text by [`parse_raw`].
+    #[serde(skip)]
+    pub sockets_order: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,7 +177,8 @@ fn expected_fix(key: &str) -> String {
         "env" | "config" | "credentials" => {
             format!("`{key}` is a table of strings, e.g. {{ KEY = \"value\" }}")
         }
-        "notify" | "timestamps" => "true or false".into(),
+        "notify" | "timestamps" | "reuseport" | "v6only" | "nodelay" => "true or false".into(),
+        "backlog" => "a positive integer, e.g. 1024".into(),
         "failure-threshold" | "success-threshold" | "restarts" | "keep" => {
             "a positive integer".into()
         }
@@ -212,6 +221,18 @@ pub(super) fn parse_raw(text: &str, c: &mut Collector<'_>) -> Option<RawService>
             strip_unknown(sub, fields, key, c);
         }
     }
+    if let Some(toml::Value::Table(sockets)) = table.get_mut("sockets") {
+        for (name, value) in sockets.iter_mut() {
+            if let toml::Value::Table(socket) = value {
+                strip_unknown(
+                    socket,
+                    fields_of::<RawSocket>(),
+                    &format!("sockets.{name}"),
+                    c,
+                );
+            }
+        }
+    }
     if let Some(toml::Value::Table(checks)) = table.get_mut("checks") {
         for (phase, value) in checks.iter_mut() {
             if let toml::Value::Table(check) = value {
@@ -247,15 +268,35 @@ pub(super) fn parse_raw(text: &str, c: &mut Collector<'_>) -> Option<RawService>
     }
     // `[hooks]` and its tables, the same way.
     ok &= super::hooks::check_raw(&mut table, c);
+    match table.get("sockets") {
+        Some(toml::Value::Table(sockets)) => {
+            for (name, v) in sockets {
+                ok &= check_nested::<RawSocket>(v, &format!("sockets.{name}"), c);
+            }
+        }
+        Some(_) => {
+            ok &= check_nested::<RawSocket>(&toml::Value::Boolean(false), "sockets", c);
+        }
+        None => {}
+    }
     let mut top = table.clone();
     if !ok {
         // Already reported in detail; check the rest without them.
-        for key in ["give-up", "grants", "loader", "checks", "log", "hooks"] {
+        for key in [
+            "give-up", "grants", "loader", "checks", "log", "hooks", "sockets",
+        ] {
             top.remove(key);
         }
     }
     let raw = deserialize_each::<RawService>(&top, "", c);
-    if ok { raw } else { None }
+    if ok {
+        raw.map(|mut raw| {
+            raw.sockets_order = declared_order(text);
+            raw
+        })
+    } else {
+        None
+    }
 }
 
 /// Type-check a nested table (`[grants]`, `[checks.NAME]`, ...) key by key.

@@ -61,6 +61,10 @@ pub(super) fn resolve(
         cpu_max,
         pids_max,
         limits,
+        sockets,
+        start,
+        replace_timeout,
+        sockets_order,
     } = raw;
 
     // cwd first: relative commands resolve against it.
@@ -95,6 +99,8 @@ pub(super) fn resolve(
     );
     let log = resolve_log(log, c);
     let limits = super::limits::resolve_limits(memory_max, cpu_max, pids_max, limits, c);
+    let sockets =
+        super::sockets::resolve_sockets(&dir, sockets, &sockets_order, start, replace_timeout, c);
 
     Service {
         name: name.to_string(),
@@ -115,6 +121,7 @@ pub(super) fn resolve(
         log,
         hooks,
         limits,
+        sockets,
         dir,
     }
 }

@@ -125,6 +125,11 @@ impl Client {
         self.action(name, "restart").await
     }
 
+    /// Replace a service's child without downtime (see `vigil replace`).
+    pub async fn replace(&self, name: &str) -> Result<Applied, ControlError> {
+        self.action(name, "replace").await
+    }
+
     async fn action(&self, name: &str, action: &str) -> Result<Applied, ControlError> {
         let path = format!("/v1/services/{}/{action}", encode(name));
         let (service, status) = self.json(Method::POST, &path).await?;

@@ -278,6 +278,20 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
             .map(|d| d.as_secs_f64()),
         memory_bytes: snap.cgroup.as_ref().and_then(|c| c.memory_usage()),
         after: Vec::new(),
+        sockets: snap
+            .sockets
+            .iter()
+            .zip(3..)
+            .map(|((name, listen), fd)| crate::control::api::SocketStatus {
+                name: name.clone(),
+                listen: listen.clone(),
+                fd,
+            })
+            .collect(),
+        awaiting_connection: snap.awaiting_connection,
+        replacing_pid: snap.successor,
+        replaced_pid: snap.predecessor,
+        replace_failed: snap.replace_failed.clone(),
     }
 }
 
@@ -367,10 +381,11 @@ async fn service_action(
         "start" => Event::Start,
         "stop" => Event::Stop(Why::operator("vigil stop")),
         "restart" => Event::Restart(Why::operator("vigil restart")),
+        "replace" => Event::Replace(Why::operator("vigil replace")),
         other => {
             return error(
                 StatusCode::NOT_FOUND,
-                format!("unknown action `{other}`: start, stop or restart"),
+                format!("unknown action `{other}`: start, stop, restart or replace"),
             );
         }
     };
@@ -384,9 +399,18 @@ async fn service_action(
     // A start asked while the old child still stops is queued behind the
     // stop: it has settled once a new child runs, as for a restart.
     let was_stopping = before.as_ref().map(|s| s.status) == Some(Status::Stopping);
-    let old_pid = before.and_then(|s| s.pid);
+    let old_pid = before.as_ref().and_then(|s| s.pid);
+    let replaces_before = before.as_ref().map(|s| s.replace_count).unwrap_or(0);
     let settled = move |s: &Snapshot| match &event {
         Event::Stop(_) => s.status.is_down(),
+        // Over when the new child took over or was dropped (or the
+        // service was not running, and the replace was a restart).
+        Event::Replace(_) => {
+            s.successor.is_none()
+                && (s.replace_count > replaces_before
+                    || s.pid.is_some_and(|p| Some(p) != old_pid)
+                    || s.status.is_down())
+        }
         Event::Start if !was_stopping => {
             s.pid.is_some()
                 || matches!(
@@ -402,8 +426,9 @@ async fn service_action(
                 )
         }
     };
-    // Stopping may take the whole grace before SIGKILL.
-    let limit = service.stop_grace + Duration::from_secs(10);
+    // Stopping may take the whole grace before SIGKILL; a replace waits
+    // for the new child's checks first.
+    let limit = service.stop_grace + service.sockets.replace_timeout + Duration::from_secs(10);
     match state.sup.wait_for(&name, limit, settled).await {
         Some(snap) => Json(service_status(&name, &snap)).into_response(),
         None => match state.sup.snapshots().get(&name) {

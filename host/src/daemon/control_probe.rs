@@ -87,6 +87,11 @@ mod tests {
                     cpu_secs: None,
                     memory_bytes: None,
                     after: Vec::new(),
+                    sockets: Vec::new(),
+                    awaiting_connection: false,
+                    replacing_pid: None,
+                    replaced_pid: None,
+                    replace_failed: None,
                 })
                 .collect(),
         }

@@ -180,6 +180,29 @@ pub enum Event {
     Quit {
         clean: bool,
     },
+    /// `vigil replace` (or a reload of a service with sockets): a new
+    /// child (`new_pid`) was spawned beside the current one (`pid`), on
+    /// the same sockets; it replaces it once ready.
+    Replacing {
+        pid: Option<i32>,
+        new_pid: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_time: Option<u64>,
+        cause: Cause,
+        reason: String,
+    },
+    /// The new child got ready: it is the service's child now, and the
+    /// old one (`old_pid`) is being stopped.
+    Replaced {
+        old_pid: Option<i32>,
+        pid: i32,
+    },
+    /// The new child did not get ready (`reason`): it was killed and the
+    /// old one kept serving.
+    ReplaceFailed {
+        new_pid: Option<i32>,
+        reason: String,
+    },
 }
 
 impl Event {
@@ -240,6 +263,9 @@ impl Event {
             Event::Recovered { .. } => "recovered",
             Event::Hook { .. } => "hook",
             Event::Quit { .. } => "quit",
+            Event::Replacing { .. } => "replacing",
+            Event::Replaced { .. } => "replaced",
+            Event::ReplaceFailed { .. } => "replace-failed",
         }
     }
 }

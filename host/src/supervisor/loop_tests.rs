@@ -61,6 +61,7 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         log: Default::default(),
         hooks: Default::default(),
         limits: Default::default(),
+        sockets: Default::default(),
     }
 }
 

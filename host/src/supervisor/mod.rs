@@ -24,6 +24,7 @@ mod reload_plan;
 pub mod service;
 mod shutdown;
 mod snapshot;
+pub mod sockets;
 pub mod spawn;
 pub mod state;
 pub mod stop;
@@ -134,6 +135,7 @@ pub fn manifest_command(service: &Service) -> Result<spawn::Command, String> {
         cgroup_into: None,
         cgroup_procs: Vec::new(),
         rlimits: Vec::new(),
+        listen: Vec::new(),
     };
     identity::apply(service, &mut command);
     Ok(command)
@@ -173,6 +175,8 @@ struct Shared {
     /// Who may speak on the notify socket: each `notify = true` service's
     /// current child's group, kept by the service tasks.
     groups: Arc<Groups>,
+    /// Listening sockets held for the services (`[sockets.*]`).
+    sockets: sockets::Sockets,
 }
 
 impl Shared {
@@ -299,6 +303,7 @@ impl Supervisor {
                 changes: watch::channel(0).0,
                 metrics: Arc::default(),
                 groups: Groups::new(),
+                sockets: sockets::Sockets::default(),
             }),
         })
     }
@@ -341,7 +346,11 @@ impl Supervisor {
         for (svc, state, local, tx, rx, snap_tx) in added {
             let ready = self.shared.deps_satisfied(&svc);
             let _ = tx.send(Msg::Event(Event::Dependencies(ready)));
-            let _ = tx.send(Msg::Event(Event::Start));
+            let start = match svc.sockets.start {
+                crate::config::StartMode::Immediate => Msg::Event(Event::Start),
+                crate::config::StartMode::OnDemand => Msg::StartOnDemand,
+            };
+            let _ = tx.send(start);
             tokio::spawn(task::service_task(
                 self.shared.clone(),
                 svc,
@@ -496,13 +505,23 @@ impl Supervisor {
                     let svc = Arc::new(service);
                     let mut map = self.shared.services.write_unpoisoned();
                     if let Some(h) = map.get_mut(&svc.name) {
+                        // A service with sockets whose sockets stay as they
+                        // are is replaced (new child beside the old one),
+                        // not restarted: no connection waits for it.
+                        let replace = !svc.sockets.list.is_empty()
+                            && h.service.sockets.list == svc.sockets.list;
                         h.service = svc.clone();
                         let _ = h.tx.send(Msg::Update(svc.clone()));
                         let _ = h.tx.send(Msg::Event(Event::Dependencies(ready)));
                         if restart {
                             let what = command_changed.unwrap_or_default();
                             let why = Why::new(Cause::Reload, what);
-                            let _ = h.tx.send(Msg::Event(Event::Restart(why)));
+                            let event = if replace {
+                                Event::Replace(why)
+                            } else {
+                                Event::Restart(why)
+                            };
+                            let _ = h.tx.send(Msg::Event(event));
                         }
                     }
                 }
@@ -514,6 +533,7 @@ impl Supervisor {
                     if let Some(handle) = handle {
                         let _ = handle.tx.send(Msg::Retire);
                     }
+                    self.shared.sockets.release(&name);
                     self.shared.probes.forget(&name);
                 }
             }

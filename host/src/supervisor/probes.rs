@@ -300,6 +300,7 @@ impl Probes for WasmProbes {
                 cgroup_into: None,
                 cgroup_procs: Vec::new(),
                 rlimits: Vec::new(),
+                listen: Vec::new(),
             };
             super::identity::apply(&service, &mut command);
             Ok(command)

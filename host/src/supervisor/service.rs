@@ -37,6 +37,7 @@ mod events;
 mod exits;
 mod hooks;
 mod policy;
+mod replace;
 mod startup;
 mod timers;
 
@@ -50,7 +51,8 @@ use crate::config::{Checks, NotifySpec, RestartMode, RestartPolicy, Service};
 use crate::journal::{Cause, Event as Journal};
 use crate::wasm::{ExitStatus, Phase, Verdict};
 pub use events::{
-    Action, Effect, Event, History, HookKind, LoaderEvent, Notify, Timer, TimerKind, Why,
+    Action, Effect, Event, History, HookKind, LoaderEvent, Notify, ReplaceEvent, ReplaceTimer,
+    Timer, TimerKind, Why,
 };
 use policy::RestartBook;
 
@@ -148,6 +150,19 @@ pub struct ServiceState {
     last_ping: Option<Instant>,
     /// Which hooks the service has and which run now (`hooks`).
     hooks: hooks::HookBook,
+    /// `replace-timeout`.
+    replace_timeout: Duration,
+    /// Replaces so far (numbers their events and timers).
+    replaces: u64,
+    /// The new child of a replace in progress (see `service/replace.rs`).
+    successor: Option<replace::Successor>,
+    /// The child a replace took over from, while it stops.
+    predecessor: Option<replace::Predecessor>,
+    /// Why the predecessor is stopped (for its `exited` and `killed`).
+    replaced_why: Option<Why>,
+    /// Replaces that ended, and why the last one failed.
+    replaces_done: u64,
+    replace_failure: Option<String>,
 }
 
 fn idx(phase: Phase) -> usize {
@@ -202,6 +217,13 @@ impl ServiceState {
             notified_ready: false,
             last_ping: None,
             hooks: hooks::HookBook::new(&service.hooks),
+            replace_timeout: service.sockets.replace_timeout,
+            replaces: 0,
+            successor: None,
+            predecessor: None,
+            replaced_why: None,
+            replaces_done: 0,
+            replace_failure: None,
         }
     }
 
@@ -220,6 +242,7 @@ impl ServiceState {
         self.loader_config = service.loader.as_ref().map(|l| l.config.clone());
         self.notify = service.notify;
         self.hooks.configure(&service.hooks);
+        self.replace_timeout = service.sockets.replace_timeout;
         let mut fx = Vec::new();
         let up = matches!(self.status, Status::Running | Status::Ready);
         for phase in [Phase::Readiness, Phase::Liveness] {
@@ -351,6 +374,10 @@ impl ServiceState {
                     self.on_check(now, phase, outcome, &mut fx);
                 }
             }
+            Event::Timer(Timer {
+                kind: TimerKind::Replace(kind),
+                epoch: seq,
+            }) => self.on_replace_timer(now, seq, kind, &mut fx),
             Event::Timer(t) => {
                 if t.epoch == self.epoch {
                     self.on_timer(now, t.kind, &mut fx);
@@ -367,6 +394,8 @@ impl ServiceState {
                 hook,
                 result,
             } => self.on_hook(now, epoch, hook, result, &mut fx),
+            Event::Replace(why) => self.on_replace(now, why, &mut fx),
+            Event::Replacement(e) => self.on_replacement(now, e, &mut fx),
         }
         fx
     }
@@ -505,6 +534,11 @@ impl ServiceState {
     /// pod does: whoever reads the journal sees it leave service before
     /// its child is signalled.
     fn begin_stop(&mut self, after: AfterStop, why: Why, fx: &mut Vec<Effect>) {
+        // The child a replace would keep is going: so does the new one.
+        self.fail_replace(
+            format!("the current child is being stopped: {}", why.reason),
+            fx,
+        );
         self.after_stop = after;
         let was_ready = self.status == Status::Ready;
         if !self.set(Status::Stopping, fx) {
@@ -598,6 +632,8 @@ impl ServiceState {
         }
     }
 }
+
+use replace::describe as replace_describe;
 
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,7 @@
 //! socket's receiver) knows the child before its program can say anything,
 //! though the clone has not returned yet.
 
+use std::cell::UnsafeCell;
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -80,6 +81,10 @@ pub struct Command {
     pub cgroup_procs: Vec<PathBuf>,
     /// Resource limits (`RLIMIT_*`, soft = hard) set in the child.
     pub rlimits: Vec<(libc::c_int, u64)>,
+    /// Listening sockets the child gets from fd 3 on, in this order, with
+    /// `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID` (its own pid), as
+    /// systemd's socket activation passes them. Empty: none of these.
+    pub listen: Vec<ListenFd>,
 }
 
 /// Credentials a child takes between clone and exec, resolved from the
@@ -91,6 +96,32 @@ pub struct RunAs {
     /// Supplementary groups, replacing Vigil's.
     pub groups: Vec<u32>,
 }
+
+/// A listening socket passed to a child (see [`Command::listen`]).
+#[derive(Debug, Clone)]
+pub struct ListenFd {
+    /// Vigil's own copy (close-on-exec); the child gets a duplicate.
+    pub fd: Arc<OwnedFd>,
+    /// Its `LISTEN_FDNAMES` entry.
+    pub name: String,
+}
+
+impl PartialEq for ListenFd {
+    /// The same socket (not merely an equal fd number) under the same name.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.fd, &other.fd) && self.name == other.name
+    }
+}
+
+impl Eq for ListenFd {}
+
+/// At most this many sockets go to one child (moved aside through a fixed
+/// array on the child's stack).
+pub const MAX_LISTEN_FDS: usize = 64;
+
+/// `LISTEN_PID=` and room for any pid and the NUL.
+const LISTEN_PID_LEN: usize = 32;
+const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
 
 impl Command {
     pub fn new<S: AsRef<str>>(argv: &[S]) -> Command {
@@ -107,6 +138,7 @@ impl Command {
             cgroup_into: None,
             cgroup_procs: Vec::new(),
             rlimits: Vec::new(),
+            listen: Vec::new(),
         }
     }
 }
@@ -154,6 +186,10 @@ pub enum SpawnError {
     Cgroup(#[source] std::io::Error),
     #[error("cannot set its resource limits: {0}")]
     Rlimit(#[source] std::io::Error),
+    #[error("cannot pass its listening sockets (LISTEN_FDS): {0}")]
+    Listen(#[source] std::io::Error),
+    #[error("{0} listening sockets, at most {MAX_LISTEN_FDS} can be passed")]
+    TooManySockets(usize),
     #[error("the spawner thread is gone")]
     Gone,
 }
@@ -353,6 +389,11 @@ struct Prepared {
     /// Open (close-on-exec) `cgroup.procs` files of the child's cgroups.
     cgroup_procs: Vec<OwnedFd>,
     rlimits: Vec<(libc::c_int, libc::rlimit64)>,
+    /// Vigil's fds of [`Command::listen`], in order.
+    listen: Vec<i32>,
+    /// `LISTEN_PID=` + the child's pid, written by the child (the pid is
+    /// not known before the clone); `envp_ptrs` points at it.
+    listen_pid: Option<Box<UnsafeCell<[u8; LISTEN_PID_LEN]>>>,
 }
 
 /// What the spawner thread keeps between spawns.
@@ -383,11 +424,27 @@ impl SpawnContext {
 fn prepare(command: &Command) -> Result<Prepared, SpawnError> {
     let program = cstring(resolve_program(command)?)?;
     let argv: Vec<CString> = command.argv.iter().map(cstring).collect::<Result<_, _>>()?;
-    let envp: Vec<CString> = command
+    let passing = !command.listen.is_empty();
+    if command.listen.len() > MAX_LISTEN_FDS {
+        return Err(SpawnError::TooManySockets(command.listen.len()));
+    }
+    let mut envp: Vec<CString> = command
         .env
         .iter()
+        // Ours replace any the service inherited.
+        .filter(|(k, _)| !(passing && k.starts_with("LISTEN_")))
         .map(|(k, v)| cstring(format!("{k}={v}")))
         .collect::<Result<_, _>>()?;
+    let listen_pid = if passing {
+        let names: Vec<&str> = command.listen.iter().map(|l| l.name.as_str()).collect();
+        envp.push(cstring(format!("LISTEN_FDS={}", command.listen.len()))?);
+        envp.push(cstring(format!("LISTEN_FDNAMES={}", names.join(":")))?);
+        let mut slot = [0u8; LISTEN_PID_LEN];
+        slot[..LISTEN_PID_PREFIX.len()].copy_from_slice(LISTEN_PID_PREFIX);
+        Some(Box::new(UnsafeCell::new(slot)))
+    } else {
+        None
+    };
     let argv_ptrs = argv
         .iter()
         .map(|a| a.as_ptr())
@@ -396,6 +453,7 @@ fn prepare(command: &Command) -> Result<Prepared, SpawnError> {
     let envp_ptrs = envp
         .iter()
         .map(|a| a.as_ptr())
+        .chain(listen_pid.as_ref().map(|b| b.get() as *const libc::c_char))
         .chain([std::ptr::null()])
         .collect();
     let open = |path: &std::path::Path, write: bool| {
@@ -449,6 +507,8 @@ fn prepare(command: &Command) -> Result<Prepared, SpawnError> {
         cgroup_into,
         cgroup_procs,
         rlimits,
+        listen: command.listen.iter().map(|l| l.fd.as_raw_fd()).collect(),
+        listen_pid,
     })
 }
 
@@ -466,7 +526,10 @@ fn spawn_now(
 ) -> Result<Spawned, SpawnError> {
     let prep = prepare(command)?;
     debug_assert_eq!(prep.argv.len() + 1, prep.argv_ptrs.len());
-    debug_assert_eq!(prep.envp.len() + 1, prep.envp_ptrs.len());
+    debug_assert_eq!(
+        prep.envp.len() + usize::from(prep.listen_pid.is_some()) + 1,
+        prep.envp_ptrs.len()
+    );
     let stdout = match command.stdout {
         Output::Pipe => Some(pipe()?),
         _ => None,
@@ -562,6 +625,7 @@ fn spawn_now(
         return Err(match step {
             STEP_CGROUP => SpawnError::Cgroup(source),
             STEP_RLIMIT => SpawnError::Rlimit(source),
+            STEP_LISTEN => SpawnError::Listen(source),
             STEP_GROUPS => SpawnError::Identity {
                 what: "the supplementary groups",
                 id: format!("{:?}", run_as.map(|r| &r.groups)),
@@ -606,6 +670,7 @@ const STEP_RLIMIT: i32 = 2;
 const STEP_GROUPS: i32 = 3;
 const STEP_GID: i32 = 4;
 const STEP_UID: i32 = 5;
+const STEP_LISTEN: i32 = 6;
 /// What the child gets, by reference into the spawner's frame.
 #[derive(Clone, Copy)]
 struct ChildArgs<'a> {
@@ -774,7 +839,9 @@ unsafe fn exec_child(args: &ChildArgs<'_>) -> ! {
     // SAFETY (whole block): each call below is async-signal-safe per
     // signal-safety(7) (prctl, getppid and close_range are plain syscalls);
     // pointers come from CStrings and pointer vectors owned by `p`, alive
-    // and unchanged until the parent resumes after our execve or _exit.
+    // and unchanged until the parent resumes after our execve or _exit;
+    // the one write through them is to `listen_pid`, which nothing else
+    // touches until then.
     unsafe {
         let fail = |step: i32| -> ! {
             let errno = *libc::__errno_location();
@@ -905,6 +972,40 @@ unsafe fn exec_child(args: &ChildArgs<'_>) -> ! {
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
+        // --- sockets (LISTEN_FDS): begin ---
+        // After close_range, which would mark them close-on-exec again
+        // (so after the cgroup, the identity and PDEATHSIG); a failure
+        // reports STEP_LISTEN with its errno.
+        // Vigil's copy of socket i may sit anywhere, also in 3..3+n where
+        // an earlier dup2 would overwrite it: every such one is first
+        // moved above that range (close-on-exec, so the move is gone after
+        // execve), then each is dup2'd into place, which leaves the new fd
+        // without FD_CLOEXEC.
+        let n = p.listen.len();
+        if n > 0 {
+            let first_free = 3 + n as i32;
+            let mut moved = [0i32; MAX_LISTEN_FDS];
+            for (i, &fd) in p.listen.iter().enumerate() {
+                moved[i] = if fd < first_free {
+                    let d = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, first_free);
+                    if d < 0 {
+                        step(STEP_LISTEN);
+                    }
+                    d
+                } else {
+                    fd
+                };
+            }
+            for (i, &fd) in moved[..n].iter().enumerate() {
+                if libc::dup2(fd, 3 + i as i32) < 0 {
+                    step(STEP_LISTEN);
+                }
+            }
+            if let Some(slot) = &p.listen_pid {
+                write_pid(slot.get(), libc::getpid());
+            }
+        }
+        // --- sockets (LISTEN_FDS): end ---
         if libc::chdir(p.cwd.as_ptr()) < 0 {
             fail(libc::ENOENT);
         }
@@ -928,5 +1029,51 @@ unsafe fn exec_child(args: &ChildArgs<'_>) -> ! {
             p.envp_ptrs.as_ptr(),
         );
         fail(libc::ENOEXEC)
+    }
+}
+
+/// Write `LISTEN_PID=<pid>` and a NUL into `slot` without allocating
+/// (async-signal-safe: the child's side of a clone calls it).
+///
+/// # Safety
+/// `slot` must be valid for writes and not read by anyone else meanwhile.
+unsafe fn write_pid(slot: *mut [u8; LISTEN_PID_LEN], pid: i32) {
+    let mut digits = [0u8; 12];
+    let mut len = 0;
+    let mut v = pid.unsigned_abs();
+    loop {
+        digits[len] = b'0' + (v % 10) as u8;
+        len += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // SAFETY: the caller's contract; the prefix (11 bytes) plus at most
+    // 10 digits and a NUL fit in LISTEN_PID_LEN (32).
+    let out = unsafe { &mut *slot };
+    let mut at = LISTEN_PID_PREFIX.len();
+    out[..at].copy_from_slice(LISTEN_PID_PREFIX);
+    for &d in digits[..len].iter().rev() {
+        out[at] = d;
+        at += 1;
+    }
+    out[at] = 0;
+}
+
+#[cfg(test)]
+mod listen_tests {
+    use super::*;
+
+    #[test]
+    fn the_pid_is_written_in_decimal() {
+        for pid in [1, 9, 10, 4242, i32::MAX] {
+            let cell = UnsafeCell::new([0xffu8; LISTEN_PID_LEN]);
+            // SAFETY: `cell` is ours alone.
+            unsafe { write_pid(cell.get(), pid) };
+            let bytes = cell.into_inner();
+            let text = std::ffi::CStr::from_bytes_until_nul(&bytes).unwrap();
+            assert_eq!(text.to_str().unwrap(), format!("LISTEN_PID={pid}"));
+        }
     }
 }

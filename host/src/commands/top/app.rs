@@ -401,6 +401,15 @@ fn known_fields() -> Vec<String> {
         cgroup: Some(String::new()),
         cpu_secs: Some(0.0),
         memory_bytes: Some(0),
+        sockets: vec![crate::control::api::SocketStatus {
+            name: String::new(),
+            listen: String::new(),
+            fd: 3,
+        }],
+        awaiting_connection: false,
+        replacing_pid: Some(0),
+        replaced_pid: Some(0),
+        replace_failed: Some(String::new()),
     };
     match serde_json::to_value(probe) {
         Ok(Value::Object(map)) => map.keys().cloned().collect(),

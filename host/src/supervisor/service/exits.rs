@@ -25,6 +25,13 @@ impl ServiceState {
             }
         };
         self.pid = None;
+        self.fail_replace(
+            format!(
+                "the current child exited ({})",
+                super::replace_describe(status)
+            ),
+            fx,
+        );
         self.leader_exit = Some(LeaderExit {
             status,
             uptime,

@@ -34,6 +34,7 @@ fn service() -> Service {
         log: Default::default(),
         hooks: Default::default(),
         limits: Default::default(),
+        sockets: Default::default(),
     }
 }
 

@@ -87,6 +87,8 @@ impl ServiceState {
                 }
             }
             TimerKind::Watchdog => self.on_watchdog_timer(now, fx),
+            // Dispatched by `handle` before the epoch test.
+            TimerKind::Replace(_) => {}
         }
     }
 }

@@ -22,6 +22,11 @@
 //!   live leader, and no stop signal before it ended (only the grace's
 //!   SIGKILL may cut it); a post-stop hook only once the group is gone,
 //!   one at a time.
+//! - two children only during a replace: besides the current child's
+//!   group, only a replace's new child (until it is reaped) and the child
+//!   a replace took over from (until its grace ends) may live; every
+//!   replace ends with the old child signalled (SIGKILL after its grace)
+//!   or the new one SIGKILLed, and the drain ends with nothing alive.
 //!
 //! Deterministic: the seeds are fixed, so a failure is a failure every
 //! time. It prints the seed and the whole sequence; replay one seed with
@@ -282,6 +287,10 @@ struct World {
     operator: u64,
     /// The chance, in percent, that a reload is drawn when one can happen.
     reloads: u64,
+    /// A replace's spawn in flight (its number).
+    successor_spawn: Option<u64>,
+    /// Checks of a replace's new child, not answered yet: (seq, phase).
+    successor_checks: Vec<(u64, Phase)>,
     log: Vec<String>,
 }
 
@@ -325,6 +334,8 @@ impl World {
             backoff,
             operator,
             reloads,
+            successor_spawn: None,
+            successor_checks: Vec::new(),
             log,
         }
     }
@@ -367,11 +378,36 @@ impl World {
     fn random_event(&mut self) -> Option<Event> {
         let leader = self.groups.iter().position(|g| g.leader == Leader::Alive);
         if self.rng.chance(self.operator) {
-            return Some(match self.rng.below(5) {
+            return Some(match self.rng.below(7) {
                 0..=1 => Event::Start,
                 2..=3 => Event::Stop(Why::operator("vigil stop")),
-                _ => Event::Restart(Why::operator("vigil restart")),
+                4 => Event::Restart(Why::operator("vigil restart")),
+                _ => Event::Replace(Why::operator("vigil replace")),
             });
+        }
+        if let Some(seq) = self.s.successor_seq()
+            && self.rng.chance(15)
+        {
+            // The new child of a replace: its check answers, its READY=1.
+            if self.svc.notify.is_some() && self.s.successor_pid().is_some() && self.rng.chance(40)
+            {
+                return Some(Event::Replacement(ReplaceEvent::Ready { seq }));
+            }
+            if !self.successor_checks.is_empty() {
+                let i = self.rng.below(self.successor_checks.len() as u64) as usize;
+                let (seq, phase) = self.successor_checks.remove(i);
+                let outcome = match self.rng.below(10) {
+                    0..=5 => Verdict::Ok,
+                    6..=7 => Verdict::Retry("not yet".into()),
+                    8 => Verdict::Error("broken".into()),
+                    _ => Verdict::timed_out(None),
+                };
+                return Some(Event::Replacement(ReplaceEvent::Check {
+                    seq,
+                    phase,
+                    outcome,
+                }));
+            }
         }
         match self.rng.below(100) {
             0..=2 => (!self.svc.after.is_empty()).then(|| Event::Dependencies(self.rng.chance(60))),
@@ -438,6 +474,32 @@ impl World {
     /// a spawn (at once when `eager`, else maybe later), reap a dead leader
     /// or a zombie member, report an empty group.
     fn progress(&mut self, eager: bool) -> Option<Event> {
+        if let Some(seq) = self.successor_spawn
+            && (eager || self.rng.chance(50))
+        {
+            self.successor_spawn = None;
+            if self.rng.chance(10) {
+                return Some(Event::Replacement(ReplaceEvent::SpawnFailed {
+                    seq,
+                    error: "no such file".into(),
+                }));
+            }
+            let pid = self.next_pid;
+            self.next_pid += 1;
+            self.groups.push(Group {
+                pgid: pid,
+                leader: Leader::Alive,
+                members: vec![true; self.rng.below(2) as usize],
+                spawned_at: self.now,
+                obeys: self.rng.chance(70),
+                watched: None,
+            });
+            return Some(Event::Replacement(ReplaceEvent::Spawned {
+                seq,
+                pid,
+                start_time: Some(1),
+            }));
+        }
         if self.spawn_pending && (eager || self.rng.chance(50)) {
             self.spawn_pending = false;
             if self.rng.chance(15) {
@@ -471,6 +533,16 @@ impl World {
         {
             return self.reap(i);
         }
+        // A replace's child, old or new: the reducer does not watch its
+        // group, the reaper just takes what is left.
+        let current = self.s.group();
+        for group in &mut self.groups {
+            if group.watched.is_none() && Some(group.pgid) != current {
+                group.members.retain(|live| *live);
+            }
+        }
+        self.groups
+            .retain(|g| !(g.watched.is_none() && g.empty() && Some(g.pgid) != current));
         for i in 0..self.groups.len() {
             // The reaper takes the zombies.
             let group = &mut self.groups[i];
@@ -485,6 +557,18 @@ impl World {
         None
     }
 
+    /// Whether a group of the service's own life is left (watched or
+    /// alive), besides a replace's old child in its grace and a failed
+    /// replace's new child (an unwatched dead group is one of theirs,
+    /// reaped).
+    fn child_groups(&self) -> bool {
+        let old = self.s.predecessor_group();
+        let successor = self.s.successor_pid();
+        self.groups.iter().any(|g| {
+            (g.watched.is_some() || g.alive()) && Some(g.pgid) != old && Some(g.pgid) != successor
+        })
+    }
+
     /// The reaper delivers the exit of group `i`'s dead leader.
     fn reap(&mut self, i: usize) -> Option<Event> {
         let group = &mut self.groups[i];
@@ -493,6 +577,19 @@ impl World {
         };
         group.leader = Leader::Reaped;
         let uptime = self.now.saturating_duration_since(group.spawned_at);
+        // Told apart by pid, as the shell does.
+        let pid = Some(group.pgid);
+        if pid == self.s.successor_pid()
+            && let Some(seq) = self.s.successor_seq()
+        {
+            return Some(Event::Replacement(ReplaceEvent::Exited { seq, status }));
+        }
+        if pid == self.s.predecessor_pid() && pid != self.s.pid() {
+            return Some(Event::Replacement(ReplaceEvent::OldExited {
+                status,
+                uptime,
+            }));
+        }
         self.backoff.uptime = uptime;
         Some(Event::Exited { status, uptime })
     }
@@ -594,7 +691,13 @@ impl World {
 
     fn handle(&mut self, event: Event) -> Result<(), String> {
         let before = self.status;
-        match event {
+        // A replace with no child serving is a restart.
+        let serving = matches!(before, Status::Running | Status::Ready) && self.s.pid().is_some();
+        let event_for_model = match &event {
+            Event::Replace(why) if !serving => Event::Restart(why.clone()),
+            other => other.clone(),
+        };
+        match event_for_model {
             Event::Start | Event::Restart(_) if before.is_down() => self.backoff.index = 0,
             Event::Restart(_) if before.has_child() => self.backoff.operator_restart = true,
             Event::Stop(_) if before.has_child() => self.backoff.operator_restart = false,
@@ -649,6 +752,24 @@ impl World {
                 }
             ));
         }
+        // Two children only during a replace.
+        let allowed = [
+            self.s.group(),
+            self.s.successor_pid(),
+            self.s.predecessor_group(),
+        ];
+        if let Some(stray) = self
+            .groups
+            .iter()
+            .find(|g| g.alive() && !allowed.contains(&Some(g.pgid)))
+        {
+            return Err(format!(
+                "a live group that is neither the child nor a replace's: {stray:?}"
+            ));
+        }
+        if self.s.successor_pid().is_some() && self.s.predecessor_pid().is_some() {
+            return Err("a new replace while the old child of the last one lives".into());
+        }
         if !self.status.has_child() && (self.s.pid().is_some() || self.s.group().is_some()) {
             return Err(format!(
                 "{} with a child: pid {:?}, group {:?}",
@@ -671,13 +792,21 @@ impl World {
                         "left stopping for {to} without the child's exit journaled"
                     ));
                 }
-                if !to.has_child() && (self.spawn_pending || self.groups.iter().any(Group::alive)) {
+                let old = self.s.predecessor_group();
+                let successor = self.s.successor_pid();
+                let others = self
+                    .groups
+                    .iter()
+                    .any(|g| g.alive() && Some(g.pgid) != old && Some(g.pgid) != successor);
+                if !to.has_child() && (self.spawn_pending || others) {
                     return Err(format!("{to} while a child lives: {:?}", self.groups));
                 }
                 if to == Status::Stopping {
                     // A stop before the spawn (during the pre-start hook,
                     // or while the last post-stop runs) has no child to end.
-                    self.stop_ended = !self.spawn_pending && self.groups.is_empty();
+                    // (A replace's reaped or dying child is not this
+                    // stop's to end.)
+                    self.stop_ended = !self.spawn_pending && !self.child_groups();
                 }
                 self.status = to;
             }
@@ -688,7 +817,20 @@ impl World {
                 if self.spawn_pending {
                     return Err("a second spawn while one is in flight".into());
                 }
-                if !self.groups.is_empty() {
+                // A replace's old child may still be in its grace; a new
+                // child of a failed replace is being killed.
+                let old = self.s.predecessor_group();
+                let successor = self.s.successor_pid();
+                if self
+                    .groups
+                    .iter()
+                    // (an unwatched dead group is a replace's, reaped)
+                    .any(|g| {
+                        (g.watched.is_some() || g.alive())
+                            && Some(g.pgid) != old
+                            && Some(g.pgid) != successor
+                    })
+                {
                     return Err(format!(
                         "spawn beside the previous child's group: {:?}",
                         self.groups
@@ -788,19 +930,45 @@ impl World {
                         }
                     }
                     HookKind::PreStart => {
-                        if self.spawn_pending || !self.groups.is_empty() {
-                            return Err("pre-start hook beside a child".into());
+                        // As for a spawn: a replace's old child may still
+                        // be in its grace, a failed replace's new child
+                        // still dying (an unwatched dead group is one of
+                        // theirs, reaped).
+                        if self.spawn_pending || self.child_groups() {
+                            return Err(format!(
+                                "pre-start hook beside a child: {:?}",
+                                self.groups
+                            ));
                         }
                     }
                     HookKind::PostStart => {}
                 }
                 self.hooks.push((hook, epoch));
             }
+            Effect::SpawnSuccessor { seq, .. } => {
+                if !matches!(self.status, Status::Running | Status::Ready) {
+                    return Err(format!("a replace's spawn while {}", self.status));
+                }
+                if self.successor_spawn.is_some() {
+                    return Err("a second replace's spawn in flight".into());
+                }
+                self.successor_spawn = Some(seq);
+            }
+            Effect::RunSuccessorCheck {
+                seq, phase, pid, ..
+            } => {
+                if Some(pid) != self.s.successor_pid() {
+                    return Err(format!("a replace's check of {pid}, not its new child"));
+                }
+                self.successor_checks.push((seq, phase));
+            }
             Effect::Decide { epoch, seq, .. } => self.decisions.push((epoch, seq)),
             Effect::Journal(Journal::Exited { .. } | Journal::SpawnError { .. }) => {
                 self.stop_ended = true;
             }
-            Effect::Journal(Journal::Stopping { .. } | Journal::Killed { .. }) => {
+            Effect::Journal(
+                Journal::Stopping { .. } | Journal::Killed { .. } | Journal::ReplaceFailed { .. },
+            ) => {
                 self.said_why = true;
             }
             Effect::Journal(Journal::Ready) => {
@@ -891,17 +1059,24 @@ impl World {
             .push("--- drain: the operator stops the service ---".into());
         self.deliver(Event::Stop(Why::operator("vigil stop")))?;
         for _ in 0..1_000 {
-            let settled =
-                self.status == Status::Stopped && self.groups.is_empty() && !self.spawn_pending;
+            let settled = self.status == Status::Stopped
+                && self.groups.is_empty()
+                && !self.spawn_pending
+                && self.successor_spawn.is_none();
             let event = self
                 .progress(true)
                 .or_else(|| self.answer_check())
                 .or_else(|| self.answer_decision())
                 .or_else(|| self.answer_hook())
                 .or_else(|| self.fire_timer());
+            // Looking for an event may have let the reaper take a
+            // replace's dead group.
+            let settled = settled || (self.status == Status::Stopped && self.groups.is_empty());
             match event {
                 Some(event) => self.deliver(event)?,
-                None if settled => return Ok(()),
+                None if settled && !self.spawn_pending && self.successor_spawn.is_none() => {
+                    return Ok(());
+                }
                 None => {
                     return Err(format!(
                         "the stop never ends: {} with nothing left to happen; groups {:?}",
