@@ -21,6 +21,7 @@ mod daemon;
 mod hostile;
 mod http;
 mod identity;
+mod kinds;
 mod journal_offline;
 mod languages;
 mod loaders;

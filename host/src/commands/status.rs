@@ -291,6 +291,9 @@ fn row(s: &ServiceStatus, last: Option<&LastExit>, view: &View) -> [String; 8] {
     if let Some(secs) = s.restart_in_secs {
         state.push_str(&format!(" {}", uptime(secs.ceil())));
     }
+    if let Some(note) = &s.note {
+        state.push_str(&format!(" ({})", untrusted::line(note)));
+    }
     if let Some(t) = s.status_text.as_deref().filter(|t| !t.is_empty()) {
         state.push_str(&format!(" ({})", cut(t, 30)));
     }
@@ -359,6 +362,7 @@ mod tests {
             failing: None,
             waiting_for: Vec::new(),
             restart_in_secs: None,
+            note: None,
         }
     }
 

@@ -51,6 +51,9 @@ pub struct Service {
     pub identity: Identity,
     /// `[log]`: how its output is kept.
     pub log: LogSpec,
+    /// `autostart = false`: loaded and validated, but started only by
+    /// `vigil start` (or as an `after` dependency of a service it starts).
+    pub autostart: bool,
 }
 
 impl Service {

@@ -39,6 +39,8 @@ pub struct RawService {
     pub env_file: Option<Vec<String>>,
     pub credentials: Option<BTreeMap<String, String>>,
     pub log: Option<RawLog>,
+    // Kinds of service (config/kinds.rs).
+    pub autostart: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,7 +158,7 @@ fn expected_fix(key: &str) -> String {
         "env" | "config" | "credentials" => {
             format!("`{key}` is a table of strings, e.g. {{ KEY = \"value\" }}")
         }
-        "notify" | "timestamps" => "true or false".into(),
+        "notify" | "timestamps" | "autostart" => "true or false".into(),
         "failure-threshold" | "success-threshold" | "restarts" | "keep" => {
             "a positive integer".into()
         }

@@ -56,6 +56,7 @@ pub(super) fn resolve(
         env_file,
         credentials,
         log,
+        autostart,
     } = raw;
 
     // cwd first: relative commands resolve against it.
@@ -106,6 +107,7 @@ pub(super) fn resolve(
         loader,
         identity,
         log,
+        autostart: autostart.unwrap_or(true),
         dir,
     }
 }

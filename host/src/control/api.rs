@@ -57,6 +57,9 @@ pub struct ServiceStatus {
     /// While in `backoff`: seconds until the restart.
     #[serde(default)]
     pub restart_in_secs: Option<f64>,
+    /// Why a stopped service is stopped: `autostart = false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The body of every error answer.

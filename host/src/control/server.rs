@@ -262,6 +262,7 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
             at.saturating_duration_since(tokio::time::Instant::now())
                 .as_secs_f64()
         }),
+        note: snap.note.clone(),
     }
 }
 
@@ -321,6 +322,9 @@ async fn service_action(
         return unknown_service(&state.sup, &name);
     };
     let before = state.sup.snapshots().remove(&name);
+    if matches!(event, Event::Start) {
+        state.sup.start_held_dependencies(&name);
+    }
     if !state.sup.send_and_sync(&name, event.clone()).await {
         return unknown_service(&state.sup, &name);
     }

@@ -82,6 +82,7 @@ mod tests {
                     failing: None,
                     waiting_for: Vec::new(),
                     restart_in_secs: None,
+                    note: None,
                 })
                 .collect(),
         }

@@ -59,6 +59,7 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         loader: None,
         identity: Default::default(),
         log: Default::default(),
+        autostart: true,
     }
 }
 

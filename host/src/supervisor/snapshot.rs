@@ -40,6 +40,9 @@ pub struct Snapshot {
     pub waiting_for: Vec<String>,
     /// While in `backoff`: when the restart is due.
     pub restart_at: Option<tokio::time::Instant>,
+    /// Why a stopped service is stopped when it is not the obvious
+    /// (`autostart = false`: it waits for `vigil start`).
+    pub note: Option<String>,
 }
 
 /// One finished check run, as the service task measured it.
@@ -70,6 +73,7 @@ impl Snapshot {
             restart_at: local
                 .restart_at
                 .filter(|_| state.status() == Status::Backoff),
+            note: local.held.then(|| "autostart = false".to_string()),
         }
     }
 

@@ -152,6 +152,9 @@ pub(super) async fn service_task(
             );
         }
         local.waiting_for = waiting_for;
+        if state.status() != Status::Stopped {
+            local.held = false;
+        }
         let snap = Snapshot::of(&state, &local);
         let old = snap_tx.borrow().clone();
         if old != snap {
@@ -203,6 +206,9 @@ pub(super) struct Local {
     pub(super) waiting_for: Vec<String>,
     /// When the last restart delay (backoff) ends.
     pub(super) restart_at: Option<tokio::time::Instant>,
+    /// `autostart = false` and not started yet: status shows why it is
+    /// stopped, and `vigil start` of a dependent starts it too.
+    pub(super) held: bool,
     timers: Timers,
     /// Where the notify socket puts this service's messages.
     inbox: Arc<Inbox>,
@@ -218,6 +224,7 @@ impl Local {
             status_text: None,
             waiting_for: Vec::new(),
             restart_at: None,
+            held: false,
             timers: Timers::default(),
             inbox: Inbox::new(),
             notify_group: None,

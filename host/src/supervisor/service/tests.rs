@@ -31,6 +31,7 @@ fn service() -> Service {
         loader: None,
         identity: Default::default(),
         log: Default::default(),
+        autostart: true,
     }
 }
 
