@@ -55,3 +55,111 @@ fn autostart_false_stays_stopped_until_started_with_its_held_dependencies() {
     let s = wait_status(&vigil, "web", |s| s["pid"].is_i64());
     assert!(s.get("note").is_none_or(|n| n.is_null()), "{s}");
 }
+
+/// Put an executable script at `path` the way a deploy does: written
+/// beside it under a hidden name, made executable, renamed into place (a
+/// new inode, one inotify event).
+fn drop_script(path: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().expect("a parent");
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).expect("a name")
+    ));
+    std::fs::write(&tmp, body).expect("write script");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod +x");
+    std::fs::rename(&tmp, path).expect("rename into place");
+}
+
+/// An executable dropped into the checks directory is a service named
+/// after it (no manifest); an edit restarts it; `chmod -x` stops it and
+/// takes it out of status. A non-executable file beside it is ignored.
+#[test]
+fn an_executable_is_a_service_edits_restart_it_and_chmod_x_stops_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = Setup::new("kinds-exe");
+    setup.service("anchor", &command(&["sleep", "300"]));
+    std::fs::write(setup.checks.join("NOTES.txt"), "not a service\n").expect("notes");
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    vigil.wait_spawned(0, "anchor");
+
+    let script = setup.checks.join("hello.sh");
+    drop_script(&script, "#!/bin/sh\nexec sleep 301\n");
+    let (at, first) = vigil.wait_spawned(0, "hello");
+    vigil.wait_until("v1 runs", || cmdline(first).contains("301"));
+
+    drop_script(&script, "#!/bin/sh\nexec sleep 302\n");
+    let (_, second) = vigil.wait_spawned(at + 1, "hello");
+    assert_ne!(first, second);
+    vigil.wait_until("v2 runs", || cmdline(second).contains("302"));
+    vigil.wait_until("the first version is gone", || !alive(first));
+
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod -x");
+    vigil.wait_until("chmod -x stops it", || !alive(second));
+    vigil.wait_until("and takes it out of status", || {
+        status(&vigil.state)["services"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|s| s["name"] != "hello"))
+    });
+    assert!(
+        !vigil
+            .journal()
+            .iter()
+            .any(|e| e["service"] == "NOTES" || e["service"] == "NOTES.txt"),
+        "{}",
+        vigil.diagnostics()
+    );
+}
+
+/// A sidecar `NAME.toml` adds manifest keys to an executable: here a
+/// readiness check, which the service passes once its server answers.
+/// `command` in a sidecar is refused, naming the executable.
+#[test]
+fn a_sidecar_toml_adds_a_readiness_check_and_may_not_set_command() {
+    let setup = Setup::new("kinds-sidecar");
+    let port = closed_port();
+    drop_script(
+        &setup.checks.join("srv.sh"),
+        &format!("#!/bin/sh\nexec python3 -m http.server {port} --bind 127.0.0.1\n"),
+    );
+    let origin = format!("http://127.0.0.1:{port}");
+    std::fs::write(
+        setup.checks.join("srv.toml"),
+        http_readiness(&format!("{origin}/"), &origin),
+    )
+    .expect("sidecar");
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let s = wait_status(&vigil, "srv", |s| s["state"] == "ready");
+    assert_eq!(s["last_phase"], "readiness", "{s}");
+
+    let bad = Setup::new("kinds-sidecar-bad");
+    drop_script(&bad.checks.join("job.sh"), "#!/bin/sh\nexit 0\n");
+    std::fs::write(bad.checks.join("job.toml"), command(&["true"])).expect("sidecar");
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&bad.checks)
+        .output()
+        .expect("vigil validate");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("command") && said.contains("job.sh"), "{said}");
+}
+
+/// A directory and an executable with the same service name: refused,
+/// naming both.
+#[test]
+fn a_name_clash_between_a_directory_and_an_executable_names_both() {
+    let setup = Setup::new("kinds-clash");
+    setup.service("web", &command(&["sleep", "300"]));
+    drop_script(&setup.checks.join("web.sh"), "#!/bin/sh\nexec sleep 300\n");
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&setup.checks)
+        .output()
+        .expect("vigil validate");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("web.sh") && said.contains("/web "), "{said}");
+}

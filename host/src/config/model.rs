@@ -54,6 +54,9 @@ pub struct Service {
     /// `autostart = false`: loaded and validated, but started only by
     /// `vigil start` (or as an `after` dependency of a service it starts).
     pub autostart: bool,
+    /// An executable file as the service (config/kinds.rs): which version
+    /// of it runs, so that an edit restarts it.
+    pub executable: Option<super::kinds::ExecStamp>,
 }
 
 impl Service {
@@ -70,6 +73,8 @@ impl Service {
             // Who it runs as, and its environment from env files (as read
             // at load: an edited file is a changed environment).
             || self.identity != other.identity
+            // A new version of an executable service's file.
+            || self.executable != other.executable
     }
 
     /// The environment a child gets, each source overriding the ones

@@ -108,6 +108,7 @@ pub(super) fn resolve(
         identity,
         log,
         autostart: autostart.unwrap_or(true),
+        executable: None,
         dir,
     }
 }

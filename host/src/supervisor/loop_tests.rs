@@ -60,6 +60,7 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         identity: Default::default(),
         log: Default::default(),
         autostart: true,
+        executable: None,
     }
 }
 

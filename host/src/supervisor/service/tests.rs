@@ -32,6 +32,7 @@ fn service() -> Service {
         identity: Default::default(),
         log: Default::default(),
         autostart: true,
+        executable: None,
     }
 }
 
