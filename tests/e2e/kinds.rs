@@ -51,7 +51,11 @@ fn autostart_false_stays_stopped_until_started_with_its_held_dependencies() {
     expect_code(&out, 0, "vigil start web");
     let (db_at, _) = vigil.wait_spawned(0, "db");
     let (web_at, _) = vigil.wait_spawned(0, "web");
-    assert!(db_at < web_at, "db starts before web\n{}", vigil.diagnostics());
+    assert!(
+        db_at < web_at,
+        "db starts before web\n{}",
+        vigil.diagnostics()
+    );
     let s = wait_status(&vigil, "web", |s| s["pid"].is_i64());
     assert!(s.get("note").is_none_or(|n| n.is_null()), "{s}");
 }
@@ -144,7 +148,10 @@ fn a_sidecar_toml_adds_a_readiness_check_and_may_not_set_command() {
         .expect("vigil validate");
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert_ne!(out.status.code(), Some(0), "{said}");
-    assert!(said.contains("command") && said.contains("job.sh"), "{said}");
+    assert!(
+        said.contains("command") && said.contains("job.sh"),
+        "{said}"
+    );
 }
 
 /// A directory and an executable with the same service name: refused,
@@ -162,4 +169,114 @@ fn a_name_clash_between_a_directory_and_an_executable_names_both() {
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert_ne!(out.status.code(), Some(0), "{said}");
     assert!(said.contains("web.sh") && said.contains("/web "), "{said}");
+}
+
+/// `every = "1s"`: the job runs again and again, each run a `spawned` at
+/// least about a period after the one before (a lower bound only; the
+/// due times are exact, the spawns a little late).
+#[test]
+fn a_job_every_second_runs_with_at_least_the_spacing() {
+    let setup = Setup::new("kinds-every");
+    setup.service("tick", &format!("{}every = \"1s\"\n", command(&["true"])));
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let mut at = 0;
+    let mut spawns = Vec::new();
+    for _ in 0..3 {
+        let (i, e) = vigil.wait_kind(at, "tick", "spawned");
+        spawns.push(e);
+        at = i + 1;
+    }
+    for pair in spawns.windows(2) {
+        let ms = ms_between(&pair[0], &pair[1]);
+        assert!(ms >= 700, "runs {ms} ms apart\n{}", vigil.diagnostics());
+    }
+    // Each run ends as a clean one-shot, not restarted by policy.
+    let journal = vigil.journal();
+    assert!(
+        !journal.iter().any(|e| is(e, "tick", "restarting")),
+        "{}",
+        vigil.diagnostics()
+    );
+}
+
+/// A run longer than the period: the due time that finds it still going
+/// is skipped and journaled (`overlap = "skip"`, the default).
+#[test]
+fn overlap_skip_skips_a_due_time_while_the_previous_run_goes() {
+    let setup = Setup::new("kinds-skip");
+    setup.service(
+        "slow",
+        &format!("{}every = \"1s\"\n", command(&["sleep", "2.5"])),
+    );
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let (_, first) = vigil.wait_spawned(0, "slow");
+    let skipped = vigil.wait_event(
+        |e| {
+            is(e, "slow", "warning")
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("run skipped"))
+        },
+        SOON,
+    );
+    assert!(
+        skipped["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&first.to_string())),
+        "{skipped}"
+    );
+    assert!(alive(first), "the run goes on past the skipped due time");
+}
+
+/// `timeout`: a run still going after it is stopped (cause `schedule`).
+#[test]
+fn timeout_kills_a_long_run() {
+    let setup = Setup::new("kinds-timeout");
+    setup.service(
+        "long",
+        &format!(
+            "{}every = \"1s\"\ntimeout = \"1s\"\n",
+            command(&["sleep", "300"])
+        ),
+    );
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let (_, pid) = vigil.wait_spawned(0, "long");
+    vigil.wait_until("the long run is stopped", || !alive(pid));
+    let journal = vigil.journal();
+    assert!(
+        journal.iter().any(|e| is(e, "long", "stopping")
+            && e["cause"] == "schedule"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("timed out"))),
+        "{}",
+        vigil.diagnostics()
+    );
+}
+
+/// A job may not restart by policy.
+#[test]
+fn a_job_with_restart_always_is_refused() {
+    let setup = Setup::new("kinds-job-restart");
+    setup.service(
+        "bad",
+        &format!(
+            "{}every = \"1m\"\nrestart = \"always\"\n",
+            command(&["true"])
+        ),
+    );
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&setup.checks)
+        .output()
+        .expect("vigil validate");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("restart") && said.contains("scheduled job"),
+        "{said}"
+    );
 }

@@ -53,7 +53,9 @@ pub(super) fn service_name(path: &Path) -> String {
     } else {
         path.file_stem()
     };
-    name.and_then(|n| n.to_str()).unwrap_or_default().to_string()
+    name.and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The sidecar manifest of an executable: `DIR/NAME.toml`.
@@ -118,7 +120,11 @@ pub(super) fn load_executable(exe: &Path) -> (Option<Service>, Vec<Problem>, Vec
     let meta = match std::fs::metadata(&exe) {
         Ok(m) => m,
         Err(e) => {
-            c.push("-", format!("cannot read it: {e}"), "make the file readable");
+            c.push(
+                "-",
+                format!("cannot read it: {e}"),
+                "make the file readable",
+            );
             return (None, c.problems, c.warnings);
         }
     };

@@ -22,22 +22,24 @@ mod model;
 mod problems;
 mod raw;
 mod resolve;
+mod schedule;
 mod schema;
 mod validate;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-pub use kinds::ExecStamp;
 pub use identity::{
     Credential, DEFAULT_LOG_MAX_SIZE, EnvFile, EnvFileError, Identity, LogFormat, LogSpec,
     MAX_LOG_KEEP, RunAs, parse_umask,
 };
+pub use kinds::ExecStamp;
 pub use model::{
     CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
     NotifySpec, RestartMode, RestartPolicy, Service,
 };
 pub use problems::{Problem, ValidationReport, did_you_mean};
+pub use schedule::{JobSpec, Overlap, next_due};
 pub use schema::one_shot_config_problems;
 pub use validate::{Validation, validate};
 

@@ -57,6 +57,9 @@ pub struct Service {
     /// An executable file as the service (config/kinds.rs): which version
     /// of it runs, so that an edit restarts it.
     pub executable: Option<super::kinds::ExecStamp>,
+    /// `every = "..."`: a scheduled job (config/schedule.rs), started by
+    /// its schedule rather than at load.
+    pub job: Option<super::schedule::JobSpec>,
 }
 
 impl Service {

@@ -41,6 +41,9 @@ pub struct RawService {
     pub log: Option<RawLog>,
     // Kinds of service (config/kinds.rs).
     pub autostart: Option<bool>,
+    pub every: Option<String>,
+    pub overlap: Option<String>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -31,6 +31,8 @@ pub enum Cause {
     Loader,
     /// The leader exited on its own and left processes in its group.
     LeaderExited,
+    /// A scheduled job's `timeout` or `overlap = "kill"`.
+    Schedule,
 }
 
 impl Cause {
@@ -47,6 +49,7 @@ impl Cause {
             Cause::Watchdog => "watchdog",
             Cause::Loader => "loader",
             Cause::LeaderExited => "leader-exited",
+            Cause::Schedule => "schedule",
         }
     }
 }

@@ -61,6 +61,7 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         log: Default::default(),
         autostart: true,
         executable: None,
+        job: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod probes;
 pub mod reaper;
 pub mod recover;
 mod reload_plan;
+mod schedule;
 pub mod service;
 mod shutdown;
 mod snapshot;
@@ -315,7 +316,10 @@ impl Supervisor {
         for (svc, state, local, tx, rx, snap_tx) in added {
             let ready = self.shared.deps_satisfied(&svc);
             let _ = tx.send(Msg::Event(Event::Dependencies(ready)));
-            if svc.autostart {
+            if svc.job.is_some() {
+                // Its schedule starts it (supervisor/schedule.rs).
+                tokio::spawn(schedule::run(self.clone(), svc.name.clone(), tx.clone()));
+            } else if svc.autostart {
                 let _ = tx.send(Msg::Event(Event::Start));
             }
             tokio::spawn(task::service_task(
@@ -345,7 +349,9 @@ impl Supervisor {
         let mut seen = BTreeSet::new();
         let mut todo = vec![name.to_string()];
         while let Some(n) = todo.pop() {
-            let Some(svc) = self.service(&n) else { continue };
+            let Some(svc) = self.service(&n) else {
+                continue;
+            };
             for dep in &svc.after {
                 if !seen.insert(dep.clone()) {
                     continue;
@@ -392,7 +398,9 @@ impl Supervisor {
         Startup::tally(services.iter().map(|(svc, snap)| {
             // A service held by `autostart = false` does not hold vigil's
             // own start up.
-            let gated = (svc.checks.startup.is_some() || svc.notify.is_some()) && svc.autostart;
+            let gated = (svc.checks.startup.is_some() || svc.notify.is_some())
+                && svc.autostart
+                && svc.job.is_none();
             (svc.name.as_str(), gated, snap.status)
         }))
     }
@@ -500,6 +508,11 @@ impl Supervisor {
                     let svc = Arc::new(service);
                     let mut map = self.shared.services.write_unpoisoned();
                     if let Some(h) = map.get_mut(&svc.name) {
+                        if svc.job.is_some() && h.service.job.is_none() {
+                            // Became a job: its schedule starts from now.
+                            let tx = h.tx.clone();
+                            tokio::spawn(schedule::run(self.clone(), svc.name.clone(), tx));
+                        }
                         h.service = svc.clone();
                         let _ = h.tx.send(Msg::Update(svc.clone()));
                         let _ = h.tx.send(Msg::Event(Event::Dependencies(ready)));

@@ -33,6 +33,7 @@ fn service() -> Service {
         log: Default::default(),
         autostart: true,
         executable: None,
+        job: None,
     }
 }
 
