@@ -152,7 +152,7 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<String>), Proble
                 // A sidecar: read with its executable.
                 continue;
             }
-            Some("neither a directory nor an executable".to_string())
+            Some("not a directory (and not executable)".to_string())
         } else {
             match std::fs::read_dir(&p) {
                 Err(e) => Some(format!("cannot read it ({e})")),
