@@ -187,6 +187,10 @@ fn a_job_every_second_runs_with_at_least_the_spacing() {
         spawns.push(e);
         at = i + 1;
     }
+    // Status shows when the next run is due (at most a period away).
+    let s = wait_status(&vigil, "tick", |s| s["next_run_in_secs"].is_f64());
+    let next = s["next_run_in_secs"].as_f64().unwrap_or(f64::MAX);
+    assert!(next <= 1.0, "{s}");
     for pair in spawns.windows(2) {
         let ms = ms_between(&pair[0], &pair[1]);
         assert!(ms >= 700, "runs {ms} ms apart\n{}", vigil.diagnostics());

@@ -291,6 +291,9 @@ fn row(s: &ServiceStatus, last: Option<&LastExit>, view: &View) -> [String; 8] {
     if let Some(secs) = s.restart_in_secs {
         state.push_str(&format!(" {}", uptime(secs.ceil())));
     }
+    if let Some(secs) = s.next_run_in_secs {
+        state.push_str(&format!(" (next run in {})", uptime(secs.ceil())));
+    }
     if let Some(note) = &s.note {
         state.push_str(&format!(" ({})", untrusted::line(note)));
     }
@@ -363,6 +366,7 @@ mod tests {
             waiting_for: Vec::new(),
             restart_in_secs: None,
             note: None,
+            next_run_in_secs: None,
         }
     }
 

@@ -60,6 +60,9 @@ pub struct ServiceStatus {
     /// Why a stopped service is stopped: `autostart = false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// A scheduled job: seconds until its next due time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_in_secs: Option<f64>,
 }
 
 /// The body of every error answer.

@@ -263,6 +263,10 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
                 .as_secs_f64()
         }),
         note: snap.note.clone(),
+        next_run_in_secs: snap.next_due.map(|at| {
+            at.saturating_duration_since(tokio::time::Instant::now())
+                .as_secs_f64()
+        }),
     }
 }
 

@@ -83,6 +83,7 @@ mod tests {
                     waiting_for: Vec::new(),
                     restart_in_secs: None,
                     note: None,
+                    next_run_in_secs: None,
                 })
                 .collect(),
         }

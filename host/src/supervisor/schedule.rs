@@ -41,6 +41,7 @@ pub(super) async fn run(sup: Supervisor, name: String, tx: mpsc::UnboundedSender
             return;
         };
         let due = origin + next_due(Duration::ZERO, job.every, origin.elapsed());
+        let _ = tx.send(Msg::NextDue(due));
         tokio::time::sleep_until(due).await;
         if !current(&sup, &name, &tx) {
             return;

@@ -43,6 +43,8 @@ pub struct Snapshot {
     /// Why a stopped service is stopped when it is not the obvious
     /// (`autostart = false`: it waits for `vigil start`).
     pub note: Option<String>,
+    /// A scheduled job's next due time.
+    pub next_due: Option<tokio::time::Instant>,
 }
 
 /// One finished check run, as the service task measured it.
@@ -74,6 +76,7 @@ impl Snapshot {
                 .restart_at
                 .filter(|_| state.status() == Status::Backoff),
             note: local.held.then(|| "autostart = false".to_string()),
+            next_due: local.next_due,
         }
     }
 

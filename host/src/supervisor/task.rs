@@ -36,6 +36,8 @@ pub(super) enum Msg {
     /// Answered once every message before it is handled and its snapshot
     /// published.
     Sync(tokio::sync::oneshot::Sender<()>),
+    /// A scheduled job's next due time (supervisor/schedule.rs).
+    NextDue(tokio::time::Instant),
     /// The service was removed: the task ends once its child is gone.
     /// Dropping the handle is not enough, the task holds a sender of its
     /// own (for check and loader answers).
@@ -83,6 +85,7 @@ pub(super) async fn service_task(
         let pid_before = state.pid();
         match msg {
             Msg::Retire => retiring = true,
+            Msg::NextDue(at) => local.next_due = Some(at),
             Msg::Event(e) => queue.push_back(e),
             Msg::Update(s) => {
                 svc = s;
@@ -209,6 +212,8 @@ pub(super) struct Local {
     /// `autostart = false` and not started yet: status shows why it is
     /// stopped, and `vigil start` of a dependent starts it too.
     pub(super) held: bool,
+    /// A scheduled job's next due time.
+    pub(super) next_due: Option<tokio::time::Instant>,
     timers: Timers,
     /// Where the notify socket puts this service's messages.
     inbox: Arc<Inbox>,
@@ -225,6 +230,7 @@ impl Local {
             waiting_for: Vec::new(),
             restart_at: None,
             held: false,
+            next_due: None,
             timers: Timers::default(),
             inbox: Inbox::new(),
             notify_group: None,
