@@ -7,7 +7,16 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/vigil/target
 CARGO ?= cargo
 VIGIL := $(CARGO_TARGET_DIR)/release/vigil
 
-.PHONY: all setup setup-core build demo test lint unit examples bench clean-cache
+.PHONY: all setup setup-core build demo test lint unit examples bench clean-cache install static
+
+# `make install PREFIX=/opt/vigil` (and DESTDIR= for packaging).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DOCDIR ?= $(PREFIX)/share/doc/vigil
+# `make static`: musl links the C runtime in, so the binary runs in an image
+# with nothing else in it (`FROM scratch`).
+STATIC_TARGET := x86_64-unknown-linux-musl
+STATIC := $(CARGO_TARGET_DIR)/$(STATIC_TARGET)/release/vigil
 
 all: build
 
@@ -43,6 +52,27 @@ test: lint examples unit
 bench: build examples
 	$(CARGO) bench --locked -p vigil --bench checks -- --out $(CURDIR)/BENCHMARKS.md
 	$(CARGO) bench --locked -p vigil --bench languages -- --out $(CURDIR)/BENCHMARKS.md
+
+# The release binary keeps line tables for backtraces (150 MB); the
+# installed one is stripped (about 26 MB). The docs are each command's
+# --help, as the binary prints it, plus the README and docs/.
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 -s $(VIGIL) $(DESTDIR)$(BINDIR)/vigil
+	$(VIGIL) --help >$(DESTDIR)$(DOCDIR)/vigil.txt
+	for c in $$($(VIGIL) --help | awk '/^Commands:/ {f=1; next} /^$$/ {f=0} f && $$1 != "help" {print $$1}'); do \
+		$(VIGIL) $$c --help >$(DESTDIR)$(DOCDIR)/vigil-$$c.txt || exit 1; \
+	done
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+
+# A fully static, stripped binary (no line tables: they are for the
+# debugging build). A full build of its own dependency tree the first time.
+static:
+	@scripts/setup.sh static
+	$(CARGO) build --release --locked -p vigil --bin vigil --target $(STATIC_TARGET) \
+		--config profile.release.debug=false --config profile.release.strip=true
+	@if readelf -l $(STATIC) | grep -q "program interpreter"; then echo "$(STATIC) is not static" >&2; exit 1; fi
+	@ls -l $(STATIC)
 
 clean-cache:
 	rm -rf $${XDG_CACHE_HOME:-$$HOME/.cache}/vigil/components

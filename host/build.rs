@@ -24,7 +24,9 @@ use std::process::{Command, Stdio};
 const TARGET: &str = "wasm32-wasip2";
 
 /// Bundled checks: `builtin:<name>` is the crate `vigil-check-<name>`.
-const BUILTINS: &[&str] = &["http", "tcp", "process", "file", "redis", "postgres"];
+const BUILTINS: &[&str] = &[
+    "http", "tcp", "process", "file", "redis", "postgres", "log", "grpc",
+];
 
 const TEST_PROGRAMS_PACKAGE: &str = "vigil-test-programs";
 
@@ -38,6 +40,7 @@ fn main() {
 
     for path in [
         "guest-sdk/wit",
+        "wit-0.1.0",
         "units",
         "guest-sdk",
         "checks",
@@ -45,7 +48,11 @@ fn main() {
         "Cargo.lock",
         "Cargo.toml",
     ] {
-        println!("cargo:rerun-if-changed={}", workspace.join(path).display());
+        // Relative to this package, not absolute: two clones that share a
+        // CARGO_TARGET_DIR (a checkout and its CI clone) share this build
+        // script's run, and an absolute path would make one clone watch
+        // the other's sources (and miss its own edits).
+        println!("cargo:rerun-if-changed=../{path}");
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 

@@ -42,7 +42,8 @@
 //!   [`Target::parse_required`]; a missing or malformed setting becomes an
 //!   [`Outcome::Error`] that names the key (see [`config`]).
 //! - Capabilities, each limited by the service's grants: [`http`], [`tcp`],
-//!   [`process`], [`fs`], [`log`]. A component imports only the
+//!   [`process`], [`fs`], [`log`], [`output`] (the service's own recent
+//!   output). A component imports only the
 //!   capabilities it calls, so `vigil inspect` shows what it can touch.
 //!   A failed call is an [`ErrorCode`], never a trap;
 //!   [`ErrorCode::outcome`] turns it into the verdict Vigil's semantics
@@ -75,9 +76,11 @@ mod bindings;
 pub mod config;
 pub mod fs;
 pub mod http;
+pub mod http2;
 #[cfg(feature = "loader")]
 pub mod loader;
 pub mod log;
+pub mod output;
 pub mod process;
 pub mod tcp;
 pub mod testing;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cgroup;
 use crate::config::{Loaded, Problem, Service, ValidationReport, load_dir};
 use crate::control::{self, ServeOptions, Servers};
 use crate::daemon::sd_notify::{self, Notifier, NotifyError};
@@ -31,6 +32,10 @@ pub struct RunOptions {
     pub socket: Option<PathBuf>,
     /// The read-only `/livez` `/readyz` `/metrics` listener (`--http`).
     pub http: Option<std::net::SocketAddr>,
+    /// The read-only `grpc.health.v1` listener (`--grpc`).
+    pub grpc: Option<std::net::SocketAddr>,
+    /// The bearer token that enables the status page's actions.
+    pub http_token: Option<String>,
     /// Told while components are compiled before the first spawn (see
     /// [`compile_before_start`]); `None`: nobody is watching.
     pub compile_progress: Option<Arc<dyn Progress>>,
@@ -82,6 +87,10 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     let services = loaded.services;
     let mut journal = JournalFile::open(&options.state_dir, journal::Options::default())?;
     recover_previous(&mut journal, &services, recover::GONE_SERVICE_GRACE).await;
+    let cgroups = open_cgroups(&options.state_dir, &mut journal);
+    if let Some(tree) = &cgroups {
+        recover::recover_cgroups(&mut journal, &services, recover::GONE_SERVICE_GRACE, tree).await;
+    }
     // Before anything is spawned, so that the first check is on time. A
     // shutdown signal meanwhile ends the run: nothing was started.
     let compiler = Compiler {
@@ -120,6 +129,7 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
             echo: options.echo,
             notify_socket: notify_server.as_ref().map(|n| n.path().to_path_buf()),
             credentials_dir: Some(credentials_dir.clone()),
+            cgroups: cgroups.clone(),
         },
     )?;
     journal_warnings(&sup, &loaded.warnings, None);
@@ -133,8 +143,10 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     let serve = ServeOptions {
         socket,
         http: options.http,
+        grpc: options.grpc,
         state_dir: options.state_dir.clone(),
         started_at,
+        http_token: options.http_token.clone(),
     };
     let servers = match Servers::start(serve, &sup, &engine, requests_tx).await {
         Ok(s) => s,
@@ -150,7 +162,10 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
         }
     };
     if let Some(addr) = servers.http_addr {
-        tracing::info!("serving /livez /readyz /metrics on http://{addr}");
+        tracing::info!("serving the status page, /livez /readyz /metrics on http://{addr}");
+    }
+    if let Some(addr) = servers.grpc_addr {
+        tracing::info!("serving grpc.health.v1 on {addr}");
     }
     sup.start(services);
     // After `start`: every service is known, so "up" cannot come early.
@@ -239,7 +254,41 @@ pub async fn run(options: RunOptions, engine: Engine) -> Result<(), RunError> {
     }
     servers.stop(SERVER_GRACE).await;
     identity::remove_all_credentials(&credentials_dir);
+    if let Some(tree) = &cgroups {
+        tree.remove();
+    }
     Ok(())
+}
+
+/// The instance's cgroup tree, or `None` (process groups only) with one
+/// journal warning saying why.
+fn open_cgroups(state_dir: &Path, journal: &mut JournalFile) -> Option<Arc<cgroup::Tree>> {
+    let opened = if cgroup::switched_off() {
+        Err(cgroup::Unavailable::Off)
+    } else {
+        let state_dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+        cgroup::Tree::create(&cgroup::detect(), &cgroup::instance_name(&state_dir))
+    };
+    match opened {
+        Ok(tree) => {
+            tracing::info!(
+                "services run in cgroups under {} ({})",
+                tree.path().display(),
+                tree.shape().as_str()
+            );
+            Some(Arc::new(tree))
+        }
+        Err(e) => {
+            let message = format!(
+                "cgroups unavailable ({e}): services are tracked by process group, \
+                 memory-max, cpu-max and pids-max are not enforced"
+            );
+            if let Err(e) = journal.record(None, &Journal::Warning { message }) {
+                tracing::error!("{e}");
+            }
+            None
+        }
+    }
 }
 
 /// Compiles checks and loaders into the cache ahead of their first call:

@@ -70,6 +70,10 @@ pub enum Command {
     Stop(ServiceArgs),
     /// Stop a service and start it again at once.
     Restart(ServiceArgs),
+    /// Start a new child beside the running one (same sockets), switch to
+    /// it once its checks pass, then stop the old one; keep the old one if
+    /// the new one does not get ready within `replace-timeout`.
+    Replace(ServiceArgs),
     /// Rescan the checks directory now (like SIGHUP); says why if refused.
     Reload(ControlArgs),
     /// Stop every service and vigil itself; waits until it is gone.
@@ -83,10 +87,13 @@ pub enum Command {
     /// Reads <state-dir>/logs/NAME.log and its rotated files, whether a
     /// vigil runs or not. Each line: time, stream (stdout or stderr), text.
     Logs(LogsArgs),
-    /// Not a command of Vigil's (`top` would otherwise be "corrected" to
-    /// `stop`): says what shows every service instead.
-    #[command(hide = true)]
-    Top,
+    /// A live view of a running vigil: services, checks, exits, logs, journal.
+    ///
+    /// Full-screen on a terminal; follows the journal stream and refreshes
+    /// every second. Keys: arrows select, r restart, x stop, s start (stop
+    /// and restart ask first), R reload, l logs, / filter, o sort, q quit.
+    /// NO_COLOR turns colours off.
+    Top(TopArgs),
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +134,12 @@ pub struct ControlArgs {
     /// Its control socket [default: control.sock in the state directory].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub control: ControlArgs,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +254,16 @@ pub struct RunArgs {
     /// (e.g. 127.0.0.1:9100, or 0.0.0.0:9100 for a pod). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
+    /// Serve read-only grpc.health.v1 (Check, Watch) on this TCP address,
+    /// HTTP/2 cleartext: service "" is every service ready, a service by
+    /// its name (e.g. 127.0.0.1:9101, for kubelet's grpc probe). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub grpc: Option<std::net::SocketAddr>,
+    /// Enable start, stop and restart on the --http status page for
+    /// requests that carry this file's token (first line) as
+    /// `Authorization: Bearer TOKEN`. Without it the page is read-only.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub http_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -275,7 +298,7 @@ pub struct CheckInputs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// A .wasm component or builtin:NAME (builtin:http, builtin:tcp, builtin:process,
-    /// builtin:file, builtin:redis, builtin:postgres).
+    /// builtin:file, builtin:redis, builtin:postgres, builtin:grpc).
     pub target: String,
     /// Pid of the process to judge (enables the process capability for its tree).
     #[arg(long)]
@@ -294,6 +317,12 @@ pub struct CheckArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Exit-code convention: k8s (0 ok, 75 retry, 1 error, 2 cannot load),
+    /// nagios (0 ok, 1 warning = retry, 2 critical = error, 3 unknown =
+    /// trapped, timed out or cannot load; Consul, Nomad), docker (0
+    /// healthy, 1 anything else: never the reserved 2).
+    #[arg(long, value_enum, default_value_t = crate::commands::exit::ExitCodes::K8s)]
+    pub exit_codes: crate::commands::exit::ExitCodes,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,9 @@ const LAYERS: &[&[&str]] = &[
     &[
         "units",
         "procfs",
+        "cgroup",
         "sync",
+        "tail",
         "untrusted",
         "signals",
         "test_support",

@@ -8,6 +8,7 @@
 //! [`app`] composes them into `vigil run`. ARCHITECTURE.md has the layers.
 
 pub mod app;
+pub mod cgroup;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod procfs;
 pub mod signals;
 pub mod supervisor;
 pub mod sync;
+pub mod tail;
 #[cfg(test)]
 mod test_support;
 pub mod units;

@@ -20,15 +20,27 @@ fn main() {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let code = match tokio::runtime::Builder::new_multi_thread()
-        // Look at timers and sockets after every task poll, not every 61st:
-        // a spinning check yields only once per epoch tick (10 ms), so at
-        // the default a few of them held every other check's timer and I/O
-        // back by over a second (tests/e2e/supervisor_healthiness.rs).
-        .event_interval(1)
-        .enable_all()
-        .build()
-    {
+    // `vigil check` runs one check and exits: as an exec probe it is paid
+    // for at every probe, so it starts no worker threads (the check and
+    // its host calls run on this thread; blocking work still gets tokio's
+    // blocking pool). Everything else supervises, serves or waits on
+    // several things at once.
+    let runtime = if matches!(cli.command, Command::Check(_)) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            // Look at timers and sockets after every task poll, not every
+            // 61st: a spinning check yields only once per epoch tick (10
+            // ms), so at the default a few of them held every other check's
+            // timer and I/O back by over a second
+            // (tests/e2e/supervisor_healthiness.rs).
+            .event_interval(1)
+            .enable_all()
+            .build()
+    };
+    let code = match runtime {
         Ok(runtime) => runtime.block_on(async {
             match cli.command {
                 Command::Check(args) => commands::check::run(args).await,
@@ -41,11 +53,12 @@ fn main() {
                 Command::Start(args) => commands::start_stop::run(Action::Start, args).await,
                 Command::Stop(args) => commands::start_stop::run(Action::Stop, args).await,
                 Command::Restart(args) => commands::start_stop::run(Action::Restart, args).await,
+                Command::Replace(args) => commands::start_stop::run(Action::Replace, args).await,
                 Command::Reload(args) => commands::instance::reload(args).await,
                 Command::Shutdown(args) => commands::instance::shutdown(args).await,
                 Command::Journal(args) => commands::journal::run(args).await,
                 Command::Logs(args) => commands::logs::run(args).await,
-                Command::Top => commands::no_top(),
+                Command::Top(args) => commands::top::run(args).await,
             }
         }),
         Err(err) => {

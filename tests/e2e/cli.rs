@@ -92,6 +92,25 @@ fn program_outcomes_map_to_exit_codes() {
     );
 }
 
+/// `--exit-codes`: the same verdicts of real components, in each
+/// prober's convention (README "vigil check").
+#[test]
+fn exit_code_conventions() {
+    let cases = [
+        (programs::OK, [0, 0, 0]),
+        (programs::RETRY, [75, 1, 1]),
+        (programs::ERROR, [1, 2, 1]),
+        (programs::PANIC, [75, 3, 1]),
+        ("/nonexistent/check.wasm", [2, 3, 1]),
+    ];
+    for (program, codes) in cases {
+        for (convention, expected) in ["k8s", "nagios", "docker"].into_iter().zip(codes) {
+            let out = vigil(&["check", program, "--exit-codes", convention]);
+            assert_eq!(code(&out), expected, "{program} {convention}: {out:?}");
+        }
+    }
+}
+
 #[test]
 fn check_json_and_trap_exit_code() {
     let out = vigil(&["check", programs::PANIC, "--json"]);
@@ -180,14 +199,17 @@ fn warnings_on_a_pipe_carry_no_colour_codes() {
     );
 }
 
-/// `vigil top` (what a new user tries first) points at what exists, and
+/// `vigil top` (what a new user tries first) is the live view; with no
+/// vigil running it says so like every client command (exit 3), and
 /// never suggests `stop`.
 #[test]
-fn top_points_at_status_not_stop() {
-    let out = vigil(&["top"]);
+fn top_without_a_vigil_says_none_runs() {
+    let state = crate::support::scratch("top-none");
+    let state = state.to_string_lossy().into_owned();
+    let out = vigil(&["top", "--state-dir", &state]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(code(&out), 2, "{stderr}");
-    assert!(stderr.contains("vigil status"), "{stderr}");
+    assert_eq!(code(&out), 3, "{stderr}");
+    assert!(stderr.contains("no vigil is running"), "{stderr}");
     assert!(!stderr.contains("'stop'"), "{stderr}");
 }
 
@@ -218,4 +240,59 @@ fn inspect_puts_capabilities_first_and_labels_the_plumbing() {
         .expect("a language line");
     assert!(language.contains("Rust"), "{language}");
     assert!(!text.contains("https://github.com"), "{text}");
+}
+
+/// The one-shot path maps a builtin's compiled artifact through the
+/// cache's memo of this binary, without hashing it again: after the first
+/// run, the artifact's tag file is not even read (a tag made garbage goes
+/// unnoticed), while the memo itself is under the cache's secret.
+#[test]
+fn a_builtin_is_loaded_without_hashing_its_artifact_again() {
+    // The cache trusts a file's identity only once it is 2 s old (racy
+    // timestamps, as git's): a vigil linked a moment ago (by the `cargo
+    // test` that runs this) is hashed like a new file, and remembered later.
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::fs::metadata(env!("CARGO_BIN_EXE_vigil")).expect("the vigil binary");
+    let changed = exe.ctime().max(exe.mtime());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if let Ok(wait) = u64::try_from(changed + 3 - now) {
+        std::thread::sleep(std::time::Duration::from_secs(wait.min(3)));
+    }
+    let home = scratch("cli-builtin-memo");
+    let port = closed_port().to_string();
+    let grant = format!("tcp://127.0.0.1:{port}");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["check", "builtin:tcp", "--config", &format!("port={port}")])
+            .args(["--allow-host", &grant])
+            .env("XDG_CACHE_HOME", &home)
+            .env_remove("VIGIL_LOG")
+            .output()
+            .expect("run vigil")
+    };
+    let first = run();
+    assert_eq!(code(&first), 75, "nothing listens: {first:?}");
+    let components = home.join("vigil/components");
+    let memos: Vec<_> = std::fs::read_dir(components.join("files"))
+        .expect("a memo directory")
+        .collect();
+    assert_eq!(memos.len(), 1, "one memo, for builtin:tcp of this binary");
+    let tags: Vec<_> = std::fs::read_dir(&components)
+        .expect("the cache")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mac"))
+        .collect();
+    assert_eq!(tags.len(), 1, "{tags:?}");
+    std::fs::write(&tags[0], "0".repeat(64)).expect("spoil the tag");
+
+    let second = run();
+    assert_eq!(code(&second), 75, "{second:?}");
+    let stderr = text(&second.stderr);
+    assert!(
+        !stderr.contains("does not verify"),
+        "the artifact was hashed and checked against its tag again: {stderr}"
+    );
 }

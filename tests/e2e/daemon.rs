@@ -376,7 +376,9 @@ fn run_daemon_fails_and_leaves_nothing_when_a_startup_check_errors() {
     setup.service(
         "broken",
         &format!(
-            "{}restart = \"never\"\n[checks.startup]\ncheck = \"builtin:http\"\n[checks.startup.config]\nurl = \"not a url\"\n",
+            // initial-delay: the child says its line before the check
+            // errors and the stop comes (a lower bound, not a timing target).
+            "{}restart = \"never\"\n[checks.startup]\ncheck = \"builtin:http\"\ninitial-delay = \"1s\"\n[checks.startup.config]\nurl = \"not a url\"\n",
             crate::support::command(&[
                 "sh",
                 "-c",

@@ -333,9 +333,11 @@ fn every_test_program_has_a_test() {
         include_str!("loaders.rs"),
         include_str!("cache.rs"),
         include_str!("cli.rs"),
+        include_str!("contract.rs"),
         include_str!("sandbox_fs.rs"),
         include_str!("sandbox_escape.rs"),
         include_str!("sandbox_core.rs"),
+        include_str!("sandbox_output.rs"),
         include_str!("validate.rs"),
     ];
     macro_rules! assert_used {

@@ -4,7 +4,8 @@
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `url` | required | absolute `http://` or `https://` URL |
-//! | `method` | `GET` | request method |
+//! | `method` | `GET` | request method (`POST /drain` from a pre-stop hook, say) |
+//! | `body` | | request body, sent as written (set `header.Content-Type` to say what it is) |
 //! | `expect-status` | `200-399` | accepted statuses: `200`, `200-299`, `200,204`, `200-299,304` |
 //! | `body-contains` | | text the body must contain |
 //! | `json-field` | | `path=value`: the body is JSON and the field at the dotted path (`status.db`, `checks.0.ok`) equals `value` as a string |
@@ -29,6 +30,8 @@ struct Config {
     /// Request method.
     #[config(default = "GET")]
     method: String,
+    /// Request body, sent as written (set `header.Content-Type` to say what it is).
+    body: Option<String>,
     /// Accepted statuses: `200`, `200-299`, `200,204`, `200-299,304`.
     #[config(default = "200-399")]
     expect_status: String,
@@ -97,6 +100,9 @@ impl Settings {
         let mut request = http::Request::new(&method.to_ascii_uppercase(), url)
             .timeout(config.timeout)
             .follow_redirects(config.follow_redirects);
+        if let Some(body) = config.body {
+            request = request.body(body);
+        }
         for (name, value) in &config.headers {
             if !is_token(name) {
                 return Err(Outcome::error(format!(
@@ -400,6 +406,23 @@ mod tests {
         assert_eq!(
             request.map(|r| r.headers.clone()),
             Some(vec![("Accept".to_string(), "application/json".to_string())])
+        );
+        assert_eq!(request.map(|r| r.body.clone()), Some(None));
+    }
+
+    #[test]
+    fn a_body_is_sent_as_written() {
+        let target = target_with(&[
+            ("url", "http://127.0.0.1:8080/drain"),
+            ("method", "post"),
+            ("body", "{\"drain\": true}"),
+        ]);
+        let request = Settings::new(&target).map(|s| s.request).ok();
+        let request = request.as_ref();
+        assert_eq!(request.map(|r| r.method.as_str()), Some("POST"));
+        assert_eq!(
+            request.and_then(|r| r.body.clone()),
+            Some(b"{\"drain\": true}".to_vec())
         );
     }
 }

@@ -21,7 +21,7 @@ pub async fn run(args: CheckArgs) -> Exit {
     let (source, grants, checker) =
         match super::load_one_shot("check", &args.target, &args.inputs).await {
             Ok(loaded) => loaded,
-            Err(code) => return code,
+            Err(_) => return args.exit_codes.of_load_error(),
         };
     let config = args.inputs.config.clone();
     let target = Target::one_shot(args.phase.into(), args.pid, args.inputs.config);
@@ -41,7 +41,7 @@ pub async fn run(args: CheckArgs) -> Exit {
             eprintln!("vigil check: {}", untrusted::line(&problem));
         }
     }
-    Exit::of_verdict(&report.verdict)
+    args.exit_codes.of_verdict(&report.verdict)
 }
 
 /// The `--config` settings against the schema the component declares.

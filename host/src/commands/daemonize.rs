@@ -106,6 +106,7 @@ pub async fn run(args: DaemonizeArgs) -> Exit {
             attempt,
             restarts: 0,
             config: args.inputs.config.clone(),
+            output: None,
         };
         let checker = checker.clone();
         let sandbox = sandbox.clone();

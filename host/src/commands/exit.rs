@@ -34,6 +34,51 @@ pub enum Exit {
     /// 75: `vigil check`: not yet, or inconclusive (a trap or a timeout).
     /// `EX_TEMPFAIL` of sysexits.h, "try again later".
     Retry,
+    /// `vigil check --exit-codes nagios|docker`: the code that convention
+    /// gives the verdict (see [`ExitCodes`]); never one of the above
+    /// meanings for another command.
+    Convention(u8),
+}
+
+/// The exit-code convention `vigil check` answers in (`--exit-codes`):
+/// each prober reads the code its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ExitCodes {
+    /// 0 ok, 75 retry (a trap or timeout too), 1 error, 2 cannot load:
+    /// kubelet counts anything but 0 as a failure, scripts tell them apart.
+    #[default]
+    K8s,
+    /// The Nagios plugin convention that Consul and Nomad script checks
+    /// read: 0 OK, 1 WARNING (retry), 2 CRITICAL (error), 3 UNKNOWN (the
+    /// check trapped, timed out, or could not be loaded).
+    Nagios,
+    /// Docker's HEALTHCHECK: 0 healthy, 1 unhealthy for everything else,
+    /// never the reserved 2 (retries are counted by Docker's `--retries`).
+    Docker,
+}
+
+impl ExitCodes {
+    /// The exit for a check's verdict in this convention.
+    pub fn of_verdict(self, verdict: &Verdict) -> Exit {
+        match (self, verdict) {
+            (ExitCodes::K8s, verdict) => Exit::of_verdict(verdict),
+            (_, Verdict::Ok) => Exit::Ok,
+            (ExitCodes::Nagios, Verdict::Retry(_)) => Exit::Convention(1),
+            (ExitCodes::Nagios, Verdict::Error(_)) => Exit::Convention(2),
+            (ExitCodes::Nagios, Verdict::Trapped(_) | Verdict::TimedOut(_)) => Exit::Convention(3),
+            (ExitCodes::Docker, _) => Exit::Convention(1),
+        }
+    }
+
+    /// The exit for a check that could not be loaded or run at all (bad
+    /// usage, a component that does not load).
+    pub fn of_load_error(self) -> Exit {
+        match self {
+            ExitCodes::K8s => Exit::Usage,
+            ExitCodes::Nagios => Exit::Convention(3),
+            ExitCodes::Docker => Exit::Convention(1),
+        }
+    }
 }
 
 impl Exit {
@@ -60,6 +105,7 @@ impl Exit {
             Exit::AlreadyRunning => 5,
             Exit::Degraded => 6,
             Exit::Retry => 75,
+            Exit::Convention(code) => code as i32,
         }
     }
 
@@ -96,5 +142,28 @@ mod tests {
         assert_eq!(Exit::of_verdict(&Verdict::Trapped("x".into())), Exit::Retry);
         assert_eq!(Exit::of_verdict(&Verdict::timed_out(None)), Exit::Retry);
         assert_eq!(Exit::of_verdict(&Verdict::Error("x".into())), Exit::Failed);
+    }
+
+    /// Every verdict and a load error, in each convention, as documented
+    /// (README "vigil check"): Nagios 0/1/2/3, Docker never 2.
+    #[test]
+    fn conventions() {
+        let verdicts = [
+            Verdict::Ok,
+            Verdict::Retry("x".into()),
+            Verdict::Error("x".into()),
+            Verdict::Trapped("x".into()),
+            Verdict::timed_out(None),
+        ];
+        let codes = |convention: ExitCodes| -> Vec<i32> {
+            verdicts
+                .iter()
+                .map(|v| convention.of_verdict(v).code())
+                .chain([convention.of_load_error().code()])
+                .collect()
+        };
+        assert_eq!(codes(ExitCodes::K8s), [0, 75, 1, 75, 75, 2]);
+        assert_eq!(codes(ExitCodes::Nagios), [0, 1, 2, 3, 3, 3]);
+        assert_eq!(codes(ExitCodes::Docker), [0, 1, 1, 1, 1, 1]);
     }
 }

@@ -60,6 +60,20 @@ pub fn run(args: InspectArgs) -> Exit {
         .map(|v| format!("@{}", shown(v)))
         .unwrap_or_default();
     println!("world         {}{version}", shown(&report.world));
+    // The contract version it was built against, and whether this vigil
+    // loads it (a patch release of the contract only adds).
+    if let Some(built) = report.contract_version.as_deref() {
+        let verdict = if crate::wasm::contract_compatible(built) {
+            "loads"
+        } else {
+            "does not load: rebuild it against the wit/ of this release"
+        };
+        println!(
+            "contract      vigil:health@{} (this vigil implements {}; {verdict})",
+            shown(built),
+            crate::wasm::WIT_VERSION
+        );
+    }
     let caps = if report.capabilities.is_empty() {
         "none: it can only compute".to_owned()
     } else {

@@ -15,10 +15,10 @@ use crate::app::default_state_dir;
 use crate::cli::JournalArgs;
 use crate::commands::Exit;
 use crate::commands::control::{client, fail};
-use crate::commands::tail::{self, Rotated};
 use crate::control::ControlError;
 use crate::control::api::{DEFAULT_JOURNAL_LINES, JournalQuery};
 use crate::journal::{self, Line};
+use crate::tail::{self, Rotated};
 use crate::untrusted;
 
 pub async fn run(args: JournalArgs) -> Exit {

@@ -11,8 +11,8 @@ use crate::app::default_state_dir;
 use crate::cli::LogsArgs;
 use crate::commands::Exit;
 use crate::commands::control::client;
-use crate::commands::tail::{self, Rotated};
-use crate::supervisor::logs::{self, LogLine, Stream};
+use crate::supervisor::logs::{LogLine, Stream};
+use crate::tail;
 use crate::untrusted;
 
 /// Past lines printed when neither `-n` nor `--since` says.
@@ -90,17 +90,7 @@ async fn state_dir(args: &LogsArgs) -> PathBuf {
     default_state_dir()
 }
 
-/// The log files of service `name` in `dir`, if it has any. A name that
-/// is not a plain file name (a service is a directory's name) has none.
-pub fn files(dir: &Path, name: &str) -> Option<Rotated> {
-    let plain = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
-    let files = Rotated::new(
-        logs::log_path(dir, name),
-        logs::log_path(dir, name),
-        logs::rotated,
-    );
-    (plain && !files.is_empty()).then_some(files)
-}
+pub use crate::supervisor::logs::files;
 
 /// The last `n` stderr lines of service `name` (its text only), oldest
 /// first: what `vigil status` and `vigil run --daemon` show of a failed

@@ -12,7 +12,7 @@ pub mod logs;
 pub mod run;
 pub mod start_stop;
 pub mod status;
-pub mod tail;
+pub mod top;
 pub mod validate;
 
 pub use exit::Exit;
@@ -49,7 +49,7 @@ pub(crate) async fn load_one_shot(
         }
         Exit::Usage
     })?;
-    let engine = Engine::new(EngineOptions {
+    let engine = Engine::one_shot(EngineOptions {
         max_instances: 4,
         ..EngineOptions::default()
     })
@@ -83,15 +83,4 @@ pub(crate) async fn load_one_shot(
         progress.done(&source, &Ok(compiled));
     }
     Ok((source, grants, checker))
-}
-
-/// `vigil top`: there is none. Without this, clap's "did you mean" answers
-/// `stop`, the one command that would do harm.
-pub fn no_top() -> Exit {
-    eprintln!(
-        "vigil: there is no `vigil top`; `vigil status` shows every service \
-         (`watch -c vigil status` to follow it), `vigil journal -f` what happens, \
-         `vigil logs NAME -f` a service's output"
-    );
-    Exit::Usage
 }

@@ -53,6 +53,18 @@ pub async fn run(args: RunArgs) -> Exit {
             return Exit::Failed;
         }
     };
+    let http_token = match args
+        .http_token_file
+        .as_deref()
+        .map(crate::control::page::read_token)
+    {
+        None => None,
+        Some(Ok(token)) => Some(token),
+        Some(Err(problem)) => {
+            eprintln!("vigil run: {problem}");
+            return Exit::Usage;
+        }
+    };
     prepare_process();
     crate::supervisor::logs::set_timestamps(!args.no_timestamps);
     let engine = match Engine::new(EngineOptions::default()) {
@@ -69,6 +81,8 @@ pub async fn run(args: RunArgs) -> Exit {
         echo: !args.quiet && !args.daemon,
         socket: args.socket.map(absolute),
         http: args.http,
+        grpc: args.grpc,
+        http_token,
         compile_progress: super::compile::Notices::on_terminal("run"),
     };
     match supervise(options, engine).await {
@@ -213,7 +227,7 @@ fn failure_summary(lines: &[crate::journal::Line], logs: &std::path::Path) -> St
     let trouble = |e: &Event| match e {
         Event::GaveUp { .. } | Event::SpawnError { .. } | Event::Warning { .. } => true,
         Event::Exited { code, .. } => *code != Some(0),
-        Event::Check { outcome, .. } => outcome != "ok",
+        Event::Check { outcome, .. } | Event::Hook { outcome, .. } => outcome != "ok",
         _ => false,
     };
     let mut services: Vec<&str> = Vec::new();
@@ -252,7 +266,7 @@ fn failure_summary(lines: &[crate::journal::Line], logs: &std::path::Path) -> St
         }
         let path = crate::supervisor::logs::log_path(logs, name);
         let log = super::logs::files(logs, name)
-            .map(|f| super::tail::last(f.read_all(), SUMMARY_LINES))
+            .map(|f| crate::tail::last(f.read_all(), SUMMARY_LINES))
             .unwrap_or_default();
         if log.is_empty() {
             out.push_str(&format!("  its log is empty: {}\n", path.display()));

@@ -1,4 +1,4 @@
-//! `vigil start|stop|restart NAME`: one service of a running vigil.
+//! `vigil start|stop|restart|replace NAME`: one service of a running vigil.
 
 use crate::cli::ServiceArgs;
 use crate::commands::Exit;
@@ -11,6 +11,7 @@ pub enum Action {
     Start,
     Stop,
     Restart,
+    Replace,
 }
 
 impl Action {
@@ -19,6 +20,7 @@ impl Action {
             Action::Start => "start",
             Action::Stop => "stop",
             Action::Restart => "restart",
+            Action::Replace => "replace",
         }
     }
 }
@@ -31,6 +33,7 @@ pub async fn run(action: Action, args: ServiceArgs) -> Exit {
         Action::Start => client.start(&args.name).await,
         Action::Stop => client.stop(&args.name).await,
         Action::Restart => client.restart(&args.name).await,
+        Action::Replace => client.replace(&args.name).await,
     };
     match result {
         Ok(applied) => {
@@ -53,6 +56,13 @@ pub async fn run(action: Action, args: ServiceArgs) -> Exit {
                     names.join(", ")
                 );
                 Exit::Ok
+            } else if let (Action::Replace, Some(reason)) = (action, &s.replace_failed) {
+                // The old child kept serving.
+                eprintln!(
+                    "vigil replace: {name}: the new child was not kept: {}; still{pid}",
+                    crate::untrusted::line(reason)
+                );
+                Exit::Failed
             } else if applied.settled {
                 println!("{name}: {}{pid}{up}", s.state);
                 Exit::Ok

@@ -15,9 +15,9 @@ use std::time::SystemTime;
 use crate::cli::StatusArgs;
 use crate::commands::Exit;
 use crate::commands::control::{client, fail};
-use crate::commands::tail::Rotated;
 use crate::control::api::ServiceStatus;
 use crate::journal::{self, Event, Line};
+use crate::tail::Rotated;
 use crate::untrusted;
 
 /// Stderr lines shown for a failing service.
@@ -60,14 +60,60 @@ pub async fn run(args: StatusArgs) -> Exit {
         colour,
         // A pipe gets every reason whole; a terminal a line each, unless --wide.
         shorten: terminal && !args.wide,
+        wide: args.wide,
         now: SystemTime::now(),
     };
     print!("{}", table(&services, &exits, &view));
+    // On a terminal, --wide adds each service's latency trend.
+    if terminal
+        && args.wide
+        && let Ok(history) = client.checks(args.name.as_deref()).await
+    {
+        print!("{}", sparklines(&services, &history));
+    }
+    if args.wide {
+        print!("{}", socket_lines(&services));
+    }
     let logs = state_dir.join("logs");
     for s in services.iter().filter(|s| failing(s, exits.get(&s.name))) {
         print!("{}", details(s, exits.get(&s.name), &logs, &view));
     }
     code
+}
+
+/// `--wide`: each service's held sockets, `web  http fd 3 127.0.0.1:8080`,
+/// and whether an on-demand service still waits for its first connection.
+fn socket_lines(services: &[ServiceStatus]) -> String {
+    let mut out = String::new();
+    for s in services.iter().filter(|s| !s.sockets.is_empty()) {
+        let name = untrusted::line(&s.name);
+        for sock in &s.sockets {
+            out.push_str(&format!(
+                "socket {name} {} fd {} {}\n",
+                untrusted::line(&sock.name),
+                sock.fd,
+                untrusted::line(&sock.listen)
+            ));
+        }
+        if let Some(new) = s.replacing_pid {
+            out.push_str(&format!(
+                "socket {name}: replacing pid {:?} with pid {new}\n",
+                s.pid
+            ));
+        }
+        if let Some(old) = s.replaced_pid {
+            out.push_str(&format!("socket {name}: replaced pid {old} is stopping\n"));
+        }
+        if s.awaiting_connection {
+            out.push_str(&format!(
+                "socket {name}: on-demand, waiting for a connection\n"
+            ));
+        }
+    }
+    if !out.is_empty() {
+        out.insert(0, '\n');
+    }
+    out
 }
 
 /// How a service last ended, from the journal.
@@ -172,6 +218,8 @@ pub struct View {
     pub colour: bool,
     /// Cut reasons and status texts to fit a line (a terminal without --wide).
     pub shorten: bool,
+    /// `--wide`: CPU and MEM columns (from the services' cgroups).
+    pub wide: bool,
     /// For "3m ago".
     pub now: SystemTime,
 }
@@ -202,18 +250,31 @@ const HEADER: [&str; 8] = [
 
 /// The aligned table; states coloured when `view.colour`.
 pub fn table(services: &[ServiceStatus], exits: &HashMap<String, LastExit>, view: &View) -> String {
-    let rows: Vec<[String; 8]> = services
+    // --wide: CPU and MEM after RESTARTS.
+    let usage = |cells: [String; 8], cpu: String, mem: String| {
+        let mut cells = cells.to_vec();
+        if view.wide {
+            cells.splice(5..5, [cpu, mem]);
+        }
+        cells
+    };
+    let header = usage(HEADER.map(String::from), "CPU".into(), "MEM".into());
+    let rows: Vec<Vec<String>> = services
         .iter()
-        .map(|s| row(s, exits.get(&s.name), view))
+        .map(|s| {
+            let cpu = s.cpu_secs.map_or("-".into(), cpu_time);
+            let mem = s.memory_bytes.map_or("-".into(), bytes);
+            usage(row(s, exits.get(&s.name), view), cpu, mem)
+        })
         .collect();
-    let mut widths = HEADER.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    let line = |cells: &[String; 8], out: &mut String, paint: Option<&str>| {
+    let line = |cells: &[String], out: &mut String, paint: Option<&str>| {
         let mut parts = Vec::new();
         for (i, cell) in cells.iter().enumerate() {
             let padded = if i == cells.len() - 1 {
@@ -229,7 +290,7 @@ pub fn table(services: &[ServiceStatus], exits: &HashMap<String, LastExit>, view
         out.push_str(parts.join("  ").trim_end());
         out.push('\n');
     };
-    line(&HEADER.map(String::from), &mut out, None);
+    line(&header, &mut out, None);
     for (r, s) in rows.iter().zip(services) {
         line(r, &mut out, view.colour.then(|| state_colour(&s.state)));
     }
@@ -312,6 +373,67 @@ fn row(s: &ServiceStatus, last: Option<&LastExit>, view: &View) -> [String; 8] {
     ]
 }
 
+/// CPU time: `0.42s`, `1m03s`, ...
+fn cpu_time(secs: f64) -> String {
+    if secs < 60.0 {
+        format!("{secs:.2}s")
+    } else {
+        uptime(secs)
+    }
+}
+
+/// Memory: `812K`, `23.4M`, `1.2G` (powers of 1024).
+fn bytes(n: u64) -> String {
+    const K: f64 = 1024.0;
+    let n = n as f64;
+    if n < K * K {
+        format!("{:.0}K", n / K)
+    } else if n < K * K * K {
+        format!("{:.1}M", n / (K * K))
+    } else {
+        format!("{:.1}G", n / (K * K * K))
+    }
+}
+
+/// Checks drawn in a latency sparkline by `--wide`.
+const SPARK_WIDTH: usize = 40;
+
+/// One line a service with checks: its name, the latency of its last
+/// checks as a sparkline, and their range.
+pub fn sparklines(
+    services: &[ServiceStatus],
+    history: &crate::control::api::CheckHistory,
+) -> String {
+    let lines: Vec<(String, String)> = services
+        .iter()
+        .filter_map(|s| {
+            let samples = history.services.get(&s.name).filter(|h| !h.is_empty())?;
+            let shown = &samples[samples.len().saturating_sub(SPARK_WIDTH)..];
+            let values: Vec<f64> = shown.iter().map(|c| c.latency_ms).collect();
+            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = values.iter().copied().fold(0.0, f64::max);
+            let spark = crate::commands::top::spark::text(&values, SPARK_WIDTH);
+            Some((
+                untrusted::line(&s.name).into_owned(),
+                format!("{spark}  {}..{}", latency(min), latency(max)),
+            ))
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let width = lines
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = format!("\nLATENCY (last {SPARK_WIDTH} checks)\n");
+    for (name, line) in lines {
+        out.push_str(&format!("{name:<width$}  {line}\n"));
+    }
+    out
+}
+
 /// `text` escaped and cut to `max` characters.
 fn shorten(text: &str, max: usize) -> String {
     let text = untrusted::line(text);
@@ -367,6 +489,15 @@ mod tests {
             restart_in_secs: None,
             note: None,
             next_run_in_secs: None,
+            cgroup: None,
+            cpu_secs: None,
+            memory_bytes: None,
+            after: Vec::new(),
+            sockets: Vec::new(),
+            awaiting_connection: false,
+            replacing_pid: None,
+            replaced_pid: None,
+            replace_failed: None,
         }
     }
 
@@ -396,6 +527,7 @@ mod tests {
         View {
             colour,
             shorten,
+            wide: false,
             now: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_100),
         }
     }
@@ -430,6 +562,31 @@ mod tests {
         assert!(lines[1].ends_with("readiness retry: connection refused"));
         assert!(lines[1].contains("0.4ms"));
         assert!(!text.contains('\x1b'));
+    }
+
+    /// `--wide` adds CPU and MEM (read from the cgroups), aligned; a
+    /// service without a cgroup shows `-`.
+    #[test]
+    fn wide_shows_cpu_and_memory() {
+        let mut web = service("web", "ready");
+        web.cpu_secs = Some(1.234);
+        web.memory_bytes = Some(25 << 20);
+        let services = [web, service("database", "running")];
+        let wide = View {
+            wide: true,
+            ..view(false, true)
+        };
+        let text = table(&services, &no_exits(), &wide);
+        let lines: Vec<&str> = text.lines().collect();
+        let (cpu, mem) = (
+            lines[0].find("CPU").expect("CPU"),
+            lines[0].find("MEM").expect("MEM"),
+        );
+        assert_eq!(lines[1][cpu..].split_whitespace().next(), Some("1.23s"));
+        assert_eq!(lines[1][mem..].split_whitespace().next(), Some("25.0M"));
+        assert_eq!(lines[2][cpu..].split_whitespace().next(), Some("-"));
+        let narrow = table(&services, &no_exits(), &view(false, true));
+        assert!(!narrow.contains("CPU"), "{narrow}");
     }
 
     #[test]
@@ -526,6 +683,31 @@ mod tests {
         }
         assert!(failing(&service("a", "backoff"), None));
         assert!(!failing(&service("a", "running"), None));
+    }
+
+    #[test]
+    fn wide_sparklines_one_line_a_service_with_checks() {
+        use crate::control::api::{CheckHistory, CheckSample};
+        let sample = |ms: f64| CheckSample {
+            at_ms: 0,
+            phase: "liveness".into(),
+            outcome: "ok".into(),
+            latency_ms: ms,
+            reason: None,
+        };
+        let mut history = CheckHistory::default();
+        history
+            .services
+            .insert("web".into(), vec![sample(1.0), sample(2.0), sample(4.0)]);
+        let text = sparklines(
+            &[service("web", "ready"), service("\x1b[2Jdb", "ready")],
+            &history,
+        );
+        assert_eq!(
+            text, "\nLATENCY (last 40 checks)\nweb  ▃▅█  1.0ms..4.0ms\n",
+            "{text:?}"
+        );
+        assert_eq!(sparklines(&[service("db", "ready")], &history), "");
     }
 
     #[test]

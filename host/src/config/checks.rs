@@ -128,7 +128,7 @@ fn resolve_check(
 
 /// The `check` key: `builtin:NAME` (a known builtin) or a `.wasm` file
 /// inside the service directory.
-fn check_ref(s: &str, dir: &Path, field: &str, c: &mut Collector<'_>) -> CheckSource {
+pub(super) fn check_ref(s: &str, dir: &Path, field: &str, c: &mut Collector<'_>) -> CheckSource {
     match s.strip_prefix("builtin:") {
         Some(b) => {
             if b.is_empty()

@@ -16,24 +16,29 @@
 mod checks;
 mod envfile;
 mod graph;
+mod hooks;
 mod identity;
 mod kinds;
+mod limits;
 mod model;
 mod problems;
 mod raw;
 mod resolve;
 mod schedule;
 mod schema;
+pub mod sockets;
 mod validate;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookAction, HookKind, HookSpec, Hooks};
 pub use identity::{
     Credential, DEFAULT_LOG_MAX_SIZE, EnvFile, EnvFileError, Identity, LogFormat, LogSpec,
     MAX_LOG_KEEP, RunAs, parse_umask,
 };
 pub use kinds::ExecStamp;
+pub use limits::{Limits, Rlimit};
 pub use model::{
     CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
     NotifySpec, RestartMode, RestartPolicy, Service,
@@ -41,6 +46,7 @@ pub use model::{
 pub use problems::{Problem, ValidationReport, did_you_mean};
 pub use schedule::{JobSpec, Overlap, next_due};
 pub use schema::one_shot_config_problems;
+pub use sockets::{Listen, SocketSpec, SocketsSpec, StartMode};
 pub use validate::{Validation, validate};
 
 use problems::Collector;

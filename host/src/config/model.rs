@@ -7,6 +7,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::identity::{EnvFileError, Identity, LogSpec};
+pub use super::limits::Limits;
+use super::sockets::SocketsSpec;
 use crate::wasm::{CheckSource, GrantError, Grants, Phase};
 
 /// File name of a service manifest inside a service directory.
@@ -60,6 +62,13 @@ pub struct Service {
     /// `every = "..."`: a scheduled job (config/schedule.rs), started by
     /// its schedule rather than at load.
     pub job: Option<super::schedule::JobSpec>,
+    /// `[hooks.*]`: commands or checks around each start and stop.
+    pub hooks: super::hooks::Hooks,
+    /// `memory-max`, `cpu-max`, `pids-max`, `limits`.
+    pub limits: Limits,
+    /// `[sockets.*]`, `start`, `replace-timeout`: listening sockets Vigil
+    /// holds and passes to every child (see `config/sockets.rs`).
+    pub sockets: SocketsSpec,
 }
 
 impl Service {
@@ -78,6 +87,10 @@ impl Service {
             || self.identity != other.identity
             // A new version of an executable service's file.
             || self.executable != other.executable
+            // Applied at the spawn (the cgroup's and the rlimits).
+            || self.limits != other.limits
+            // A socket added, removed or changed: the child's fds.
+            || self.sockets.list != other.sockets.list
     }
 
     /// The environment a child gets, each source overriding the ones

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::identity::RawLog;
 use super::problems::{Collector, did_you_mean, fields_of};
+use super::sockets::{RawSocket, declared_order};
 
 /// `service.toml` as written. Every field is optional so that each key can
 /// be checked on its own; unknown keys are rejected.
@@ -44,6 +45,18 @@ pub struct RawService {
     pub every: Option<String>,
     pub overlap: Option<String>,
     pub timeout: Option<String>,
+    pub hooks: Option<super::hooks::RawHooks>,
+    pub memory_max: Option<String>,
+    pub cpu_max: Option<String>,
+    pub pids_max: Option<u64>,
+    pub limits: Option<BTreeMap<String, toml::Value>>,
+    pub sockets: Option<BTreeMap<String, RawSocket>>,
+    pub start: Option<String>,
+    pub replace_timeout: Option<String>,
+    /// The `[sockets.*]` names in the order they are written (a TOML table
+    /// does not keep it); filled from the text by [`parse_raw`].
+    #[serde(skip)]
+    pub sockets_order: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +72,9 @@ pub struct RawGrants {
     pub hosts: Option<Vec<String>>,
     pub paths: Option<Vec<String>>,
     pub memory: Option<String>,
+    /// Checks may read the service's own recent output (`output`
+    /// capability).
+    pub output: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,7 +105,12 @@ pub struct RawLoader {
 }
 
 /// Remove keys of `table` not in `known`, reporting each.
-fn strip_unknown(table: &mut toml::Table, known: &[&str], prefix: &str, c: &mut Collector<'_>) {
+pub(super) fn strip_unknown(
+    table: &mut toml::Table,
+    known: &[&str],
+    prefix: &str,
+    c: &mut Collector<'_>,
+) {
     let unknown: Vec<String> = table
         .keys()
         .filter(|k| !known.contains(&k.as_str()))
@@ -161,7 +182,10 @@ fn expected_fix(key: &str) -> String {
         "env" | "config" | "credentials" => {
             format!("`{key}` is a table of strings, e.g. {{ KEY = \"value\" }}")
         }
-        "notify" | "timestamps" | "autostart" => "true or false".into(),
+        "notify" | "timestamps" | "autostart" | "reuseport" | "v6only" | "nodelay" => {
+            "true or false".into()
+        }
+        "backlog" => "a positive integer, e.g. 1024".into(),
         "failure-threshold" | "success-threshold" | "restarts" | "keep" => {
             "a positive integer".into()
         }
@@ -204,6 +228,18 @@ pub(super) fn parse_raw(text: &str, c: &mut Collector<'_>) -> Option<RawService>
             strip_unknown(sub, fields, key, c);
         }
     }
+    if let Some(toml::Value::Table(sockets)) = table.get_mut("sockets") {
+        for (name, value) in sockets.iter_mut() {
+            if let toml::Value::Table(socket) = value {
+                strip_unknown(
+                    socket,
+                    fields_of::<RawSocket>(),
+                    &format!("sockets.{name}"),
+                    c,
+                );
+            }
+        }
+    }
     if let Some(toml::Value::Table(checks)) = table.get_mut("checks") {
         for (phase, value) in checks.iter_mut() {
             if let toml::Value::Table(check) = value {
@@ -237,19 +273,41 @@ pub(super) fn parse_raw(text: &str, c: &mut Collector<'_>) -> Option<RawService>
             ok &= check_nested::<RawCheck>(v, &format!("checks.{phase}"), c);
         }
     }
+    // `[hooks]` and its tables, the same way.
+    ok &= super::hooks::check_raw(&mut table, c);
+    match table.get("sockets") {
+        Some(toml::Value::Table(sockets)) => {
+            for (name, v) in sockets {
+                ok &= check_nested::<RawSocket>(v, &format!("sockets.{name}"), c);
+            }
+        }
+        Some(_) => {
+            ok &= check_nested::<RawSocket>(&toml::Value::Boolean(false), "sockets", c);
+        }
+        None => {}
+    }
     let mut top = table.clone();
     if !ok {
         // Already reported in detail; check the rest without them.
-        for key in ["give-up", "grants", "loader", "checks", "log"] {
+        for key in [
+            "give-up", "grants", "loader", "checks", "log", "hooks", "sockets",
+        ] {
             top.remove(key);
         }
     }
     let raw = deserialize_each::<RawService>(&top, "", c);
-    if ok { raw } else { None }
+    if ok {
+        raw.map(|mut raw| {
+            raw.sockets_order = declared_order(text);
+            raw
+        })
+    } else {
+        None
+    }
 }
 
 /// Type-check a nested table (`[grants]`, `[checks.NAME]`, ...) key by key.
-fn check_nested<T>(value: &toml::Value, prefix: &str, c: &mut Collector<'_>) -> bool
+pub(super) fn check_nested<T>(value: &toml::Value, prefix: &str, c: &mut Collector<'_>) -> bool
 where
     T: for<'de> Deserialize<'de> + Default,
 {

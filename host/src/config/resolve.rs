@@ -61,6 +61,15 @@ pub(super) fn resolve(
         every,
         overlap,
         timeout,
+        hooks,
+        memory_max,
+        cpu_max,
+        pids_max,
+        limits,
+        sockets,
+        start,
+        replace_timeout,
+        sockets_order,
     } = raw;
     let restart_written = restart.clone();
 
@@ -90,6 +99,7 @@ pub(super) fn resolve(
     }
     let grants = resolve_grants(&dir, grants, c);
     let checks = resolve_checks(&dir, checks, c);
+    let hooks = super::hooks::resolve_hooks(&dir, &cwd, hooks, c);
     let loader = resolve_loader(&dir, has_loader, loader, c);
     let notify = resolve_notify(&notify, &watchdog_sec, &notify_timeout, c);
     let identity = resolve_identity(
@@ -104,6 +114,9 @@ pub(super) fn resolve(
         c,
     );
     let log = resolve_log(log, c);
+    let limits = super::limits::resolve_limits(memory_max, cpu_max, pids_max, limits, c);
+    let sockets =
+        super::sockets::resolve_sockets(&dir, sockets, &sockets_order, start, replace_timeout, c);
 
     Service {
         name: name.to_string(),
@@ -125,6 +138,9 @@ pub(super) fn resolve(
         autostart: autostart.unwrap_or(true),
         executable: None,
         job,
+        hooks,
+        limits,
+        sockets,
         dir,
     }
 }
@@ -434,18 +450,20 @@ fn resolve_grants(dir: &Path, grants: Option<RawGrants>, c: &mut Collector<'_>) 
             "use at least \"1MiB\", e.g. \"64MiB\"",
         );
     }
-    let resolved = Grants::parse(&hosts, &paths).unwrap_or_else(|errors| {
-        for e in errors {
-            let field = match e {
-                GrantError::Host { .. } => "grants.hosts",
-                GrantError::Path { .. } => "grants.paths",
-            };
-            c.push(field, e.to_string(), "fix or remove the grant");
-        }
-        // The service is invalid and never supervised; it only takes part
-        // in the cross-service checks.
-        Grants::none()
-    });
+    let resolved = Grants::parse(&hosts, &paths)
+        .unwrap_or_else(|errors| {
+            for e in errors {
+                let field = match e {
+                    GrantError::Host { .. } => "grants.hosts",
+                    GrantError::Path { .. } => "grants.paths",
+                };
+                c.push(field, e.to_string(), "fix or remove the grant");
+            }
+            // The service is invalid and never supervised; it only takes part
+            // in the cross-service checks.
+            Grants::none()
+        })
+        .with_output(g.output.unwrap_or(false));
     GrantSpec {
         hosts,
         paths,

@@ -16,6 +16,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use super::hooks::{HookAction, HookKind};
 use super::model::{LOADER, MANIFEST, Service};
 use super::problems::{Collector, Problem};
 use super::schema::{Place, check_config, check_grants};
@@ -140,64 +141,17 @@ async fn check_components(service: &Service, engine: &Engine, problems: &mut Vec
         let Some(spec) = service.checks.get(phase) else {
             continue;
         };
-        let check_field = format!("checks.{phase}.check");
-        let (source, bytes) = match &spec.check {
-            CheckSource::Builtin(name) => match builtins::lookup(name) {
-                Some(bytes) => (CheckSource::Builtin(name.clone()), bytes.to_vec()),
-                // Already reported as an unknown builtin.
-                None => continue,
-            },
-            CheckSource::File(path) => {
-                if !path.is_file() {
-                    continue; // reported by the manifest's own checks
-                }
-                let source = CheckSource::File(path.clone());
-                if let Err(err) = engine.load_checker(&source).await {
-                    c.push(
-                        &check_field,
-                        format!("does not load as a check: {err}"),
-                        "rebuild it as a component of the vigil:health `checker` world \
-                         (`vigil inspect` shows what it is)",
-                    );
-                    continue;
-                }
-                match std::fs::read(path) {
-                    Ok(bytes) => (source, bytes),
-                    Err(err) => {
-                        c.push(
-                            &check_field,
-                            format!("cannot read: {err}"),
-                            "make it readable",
-                        );
-                        continue;
-                    }
-                }
-            }
-        };
-        let component = match &spec.check {
-            CheckSource::Builtin(name) => format!("builtin:{name}"),
-            CheckSource::File(path) => path
-                .file_name()
-                .map_or_else(|| source.to_string(), |n| n.to_string_lossy().into_owned()),
-        };
-        let Some(schema) = schema_of(&bytes, &check_field, &mut c) else {
-            continue;
-        };
-        let table = format!("checks.{phase}.config");
-        let place = Place {
-            table: &table,
-            check_field: &check_field,
-            component: &component,
-        };
-        check_config(&schema, &spec.config, &place, &mut c);
-        check_grants(
-            &schema,
-            &spec.config,
-            &service.grants,
-            &service.dir,
-            &place,
-            &mut c,
-        );
+        let at = format!("checks.{phase}");
+        check_component(service, engine, &spec.check, &spec.config, &at, &mut c).await;
+    }
+    // Check hooks: the same sandbox and grants as the checks.
+    for kind in HookKind::ALL {
+        if let Some(HookAction::Check { check, config }) =
+            service.hooks.get(kind).map(|h| &h.action)
+        {
+            let at = format!("hooks.{kind}");
+            check_component(service, engine, check, config, &at, &mut c).await;
+        }
     }
     problems.append(&mut c.problems);
 
@@ -228,6 +182,86 @@ async fn check_components(service: &Service, engine: &Engine, problems: &mut Vec
         }
         problems.append(&mut c.problems);
     }
+}
+
+/// One component a service names (a check or a check hook, at manifest
+/// table `at`): it loads, and its config fits its schema and the grants.
+async fn check_component(
+    service: &Service,
+    engine: &Engine,
+    check: &CheckSource,
+    config: &[(String, String)],
+    at: &str,
+    c: &mut Collector<'_>,
+) {
+    let check_field = format!("{at}.check");
+    let (source, bytes) = match check {
+        CheckSource::Builtin(name) => match builtins::lookup(name) {
+            Some(bytes) => (CheckSource::Builtin(name.clone()), bytes.to_vec()),
+            // Already reported as an unknown builtin.
+            None => return,
+        },
+        CheckSource::File(path) => {
+            if !path.is_file() {
+                return; // reported by the manifest's own checks
+            }
+            let source = CheckSource::File(path.clone());
+            if let Err(err) = engine.load_checker(&source).await {
+                c.push(
+                    &check_field,
+                    format!("does not load as a check: {err}"),
+                    "rebuild it as a component of the vigil:health `checker` world \
+                     (`vigil inspect` shows what it is)",
+                );
+                return;
+            }
+            match std::fs::read(path) {
+                Ok(bytes) => (source, bytes),
+                Err(err) => {
+                    c.push(
+                        &check_field,
+                        format!("cannot read: {err}"),
+                        "make it readable",
+                    );
+                    return;
+                }
+            }
+        }
+    };
+    let component = match check {
+        CheckSource::Builtin(name) => format!("builtin:{name}"),
+        CheckSource::File(path) => path
+            .file_name()
+            .map_or_else(|| source.to_string(), |n| n.to_string_lossy().into_owned()),
+    };
+    // Python and JavaScript toolchains bind the whole world, so their
+    // components import every capability whether they call it or not:
+    // only a component that chose to import `output` is flagged.
+    let reads_output = inspect(&bytes).is_ok_and(|r| {
+        let has = |name: &str| r.capabilities.iter().any(|cap| cap == name);
+        has("output") && !["http", "tcp", "process", "fs", "log"].into_iter().all(has)
+    });
+    if !service.grants.resolved().output() && reads_output {
+        c.push(
+            &check_field,
+            format!(
+                "{component} reads the service's output (it imports the `output` capability), \
+                 which [grants] does not allow: every such read would be denied"
+            ),
+            "add `output = true` to [grants]",
+        );
+    }
+    let Some(schema) = schema_of(&bytes, &check_field, c) else {
+        return;
+    };
+    let table = format!("{at}.config");
+    let place = Place {
+        table: &table,
+        check_field: &check_field,
+        component: &component,
+    };
+    check_config(&schema, config, &place, c);
+    check_grants(&schema, config, &service.grants, &service.dir, &place, c);
 }
 
 /// The schema a component carries; `None` without one (its config cannot

@@ -13,6 +13,10 @@ pub struct StatusReport {
     /// When this instance started, Unix seconds.
     pub started_at: u64,
     pub state_dir: PathBuf,
+    /// The instance's cgroup (each service's is under it); absent when
+    /// services are tracked by process group only (docs/cgroups.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups: Option<PathBuf>,
     pub services: Vec<ServiceStatus>,
 }
 
@@ -63,6 +67,55 @@ pub struct ServiceStatus {
     /// A scheduled job: seconds until its next due time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run_in_secs: Option<f64>,
+    /// The service's cgroup (absent: tracked by process group only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// CPU time used in its cgroup, all its lives, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_secs: Option<f64>,
+    /// Memory charged to its cgroup now, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// The services it starts after (its `after` list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// Listening sockets Vigil holds for it, in the order its children get
+    /// them (fd 3 on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sockets: Vec<SocketStatus>,
+    /// `start = "on-demand"`, waiting for its first connection.
+    #[serde(default)]
+    pub awaiting_connection: bool,
+    /// While a replace runs: the new child, beside `pid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacing_pid: Option<i32>,
+    /// After a replace: the old child, until it has exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_pid: Option<i32>,
+    /// Why the last replace kept the old child (cleared by the next one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_failed: Option<String>,
+}
+
+/// One finished check in `GET /v1/checks` (kept by the supervisor).
+pub use crate::supervisor::history::CheckSample;
+
+/// `GET /v1/checks[?service=NAME]`: the last check results of each
+/// service (up to 120), oldest first, for latency plots.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckHistory {
+    pub services: std::collections::BTreeMap<String, Vec<CheckSample>>,
+}
+
+/// A socket held for a service, in [`ServiceStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketStatus {
+    /// Its `[sockets.NAME]`, the child's `LISTEN_FDNAMES` entry.
+    pub name: String,
+    /// The address as bound (a port 0 resolved).
+    pub listen: String,
+    /// The fd a child finds it at.
+    pub fd: u32,
 }
 
 /// The body of every error answer.

@@ -21,7 +21,8 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 
 use super::api::{
-    ErrorBody, JournalQuery, ReloadReply, ServiceStatus, ShutdownProgress, StatusReport,
+    CheckHistory, ErrorBody, JournalQuery, ReloadReply, ServiceStatus, ShutdownProgress,
+    StatusReport,
 };
 use crate::journal::Line;
 
@@ -88,9 +89,24 @@ impl Client {
         self.json(Method::GET, "/v1/status").await.map(|(v, _)| v)
     }
 
+    /// Every service, as the JSON the server sent: a newer server's
+    /// fields (CPU, memory, sockets) are kept for views that show them.
+    pub async fn status_value(&self) -> Result<serde_json::Value, ControlError> {
+        self.json(Method::GET, "/v1/status").await.map(|(v, _)| v)
+    }
+
     /// One service.
     pub async fn service_status(&self, name: &str) -> Result<ServiceStatus, ControlError> {
         let path = format!("/v1/status/{}", encode(name));
+        self.json(Method::GET, &path).await.map(|(v, _)| v)
+    }
+
+    /// The recent check results (with latency) of every service, or of one.
+    pub async fn checks(&self, service: Option<&str>) -> Result<CheckHistory, ControlError> {
+        let path = match service {
+            Some(name) => format!("/v1/checks?service={}", encode(name)),
+            None => "/v1/checks".to_string(),
+        };
         self.json(Method::GET, &path).await.map(|(v, _)| v)
     }
 
@@ -107,6 +123,11 @@ impl Client {
     /// Stop a service and start it again at once.
     pub async fn restart(&self, name: &str) -> Result<Applied, ControlError> {
         self.action(name, "restart").await
+    }
+
+    /// Replace a service's child without downtime (see `vigil replace`).
+    pub async fn replace(&self, name: &str) -> Result<Applied, ControlError> {
+        self.action(name, "replace").await
     }
 
     async fn action(&self, name: &str, action: &str) -> Result<Applied, ControlError> {

@@ -6,6 +6,7 @@
 //!   exited cleanly counts), 503 otherwise and while shutting down;
 //!   `?verbose` lists each service as kubelet's endpoints do.
 //! - `GET /metrics`: see [`super::metrics`].
+//! - `GET /`: the status page, and its `/api/...`: see [`super::page`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,12 +17,13 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Request;
 use super::metrics;
+use super::page;
 use crate::supervisor::Supervisor;
 
 /// What the handlers share.
@@ -32,6 +34,7 @@ pub struct HttpState {
     /// Set once the instance is shutting down: `/readyz` answers 503.
     pub stopping: Arc<AtomicBool>,
     pub shutdown: watch::Receiver<bool>,
+    pub page: super::page::PageOptions,
 }
 
 /// How long `/livez` waits for the run loop.
@@ -42,10 +45,17 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/", get(page::index))
+        .route("/page.js", get(page::script))
+        .route("/page.css", get(page::style))
+        .route("/api/status", get(page::status))
+        .route("/api/events", get(page::events))
+        .route("/api/logs/{name}", get(page::logs))
+        .route("/api/services/{name}/{action}", post(page::action))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                "not found: /livez, /readyz, /metrics\n",
+                "not found: /, /livez, /readyz, /metrics\n",
             )
         })
         .with_state(state)

@@ -9,6 +9,8 @@
 //! | `vigil_service_ready` | gauge | service |
 //! | `vigil_service_restarts` (`_total`) | counter | service |
 //! | `vigil_service_start_time_seconds` | gauge, current child's spawn | service |
+//! | `vigil_service_cpu_seconds` (`_total`) | counter, CPU time in its cgroup | service |
+//! | `vigil_service_memory_bytes` | gauge, memory charged to its cgroup | service |
 //! | `vigil_check_duration_seconds` | histogram | service, phase |
 //! | `vigil_check_outcomes` (`_total`) | counter | service, phase, outcome |
 //! | `vigil_wasm_memory_peak_bytes` | gauge, largest instance (memories and tables) a call grew to | |
@@ -117,6 +119,35 @@ impl Collector for Live {
                 if let Some(t) = snap.started_at {
                     let labels = [("service", name.as_str())];
                     ConstGauge::new(unix_secs(t)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "vigil_service_cpu_seconds",
+                "CPU time used in the service's cgroup (every life), seconds",
+                None,
+                MetricType::Counter,
+            )?;
+            for (name, snap) in &snaps {
+                let used = snap.cgroup.as_ref().and_then(|c| c.cpu_usage());
+                if let Some(used) = used {
+                    let labels = [("service", name.as_str())];
+                    ConstCounter::new(used.as_secs_f64()).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "vigil_service_memory_bytes",
+                "Memory charged to the service's cgroup now, bytes",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (name, snap) in &snaps {
+                if let Some(bytes) = snap.cgroup.as_ref().and_then(|c| c.memory_usage()) {
+                    let labels = [("service", name.as_str())];
+                    ConstGauge::new(bytes as i64).encode(m.encode_family(&labels)?)?;
                 }
             }
         }

@@ -6,13 +6,18 @@
 //!   subcommands are its users.
 //! - [`http`]: the optional read-only TCP listener (`--http ADDR`) with
 //!   `/livez`, `/readyz` and `/metrics` for kubelet probes and scrapers.
+//! - [`grpc`]: the optional read-only `grpc.health.v1` listener
+//!   (`--grpc ADDR`) for kubelet's gRPC probes, Envoy and Consul.
 //! - [`metrics`]: what `/metrics` exposes, in Prometheus text format.
+//! - [`page`]: the status page at `/` of the `--http` listener.
 //! - [`api`]: the JSON types on the wire.
 
 pub mod api;
 pub mod client;
+pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod page;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -50,9 +55,13 @@ pub struct ServeOptions {
     pub socket: PathBuf,
     /// The read-only TCP listener, off when `None`.
     pub http: Option<std::net::SocketAddr>,
+    /// The read-only `grpc.health.v1` listener, off when `None`.
+    pub grpc: Option<std::net::SocketAddr>,
     pub state_dir: PathBuf,
     /// When this instance started.
     pub started_at: std::time::SystemTime,
+    /// Enables the status page's actions (`--http-token-file`).
+    pub http_token: Option<String>,
 }
 
 /// The running control socket and `--http` listener.
@@ -64,6 +73,8 @@ pub struct Servers {
     inode: (u64, u64),
     /// The address `--http` is bound to (port 0 resolved).
     pub http_addr: Option<std::net::SocketAddr>,
+    /// The address `--grpc` is bound to (port 0 resolved).
+    pub grpc_addr: Option<std::net::SocketAddr>,
 }
 
 impl Servers {
@@ -86,6 +97,15 @@ impl Servers {
             None => None,
         };
         let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let grpc_listener = match options.grpc {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| server::ServerError::GrpcBind { addr, source })?,
+            ),
+            None => None,
+        };
+        let grpc_addr = grpc_listener.as_ref().and_then(|l| l.local_addr().ok());
         let socket = server::bind(&options.socket)?;
         let inode = socket.inode();
         let mut tasks = Vec::new();
@@ -97,6 +117,14 @@ impl Servers {
             shutdown: shutdown_rx.clone(),
         });
         tasks.push(tokio::spawn(server::serve(socket.listener, control)));
+        if let Some(listener) = grpc_listener {
+            let state = Arc::new(grpc::GrpcState {
+                sup: sup.clone(),
+                stopping: stopping.clone(),
+                shutdown: shutdown_rx.clone(),
+            });
+            tasks.push(tokio::spawn(grpc::serve(listener, state)));
+        }
         if let Some(listener) = http_listener {
             let state = Arc::new(http::HttpState {
                 sup: sup.clone(),
@@ -104,6 +132,11 @@ impl Servers {
                 registry: metrics::registry(sup, engine, options.started_at),
                 stopping: stopping.clone(),
                 shutdown: shutdown_rx,
+                page: page::PageOptions {
+                    state_dir: options.state_dir.clone(),
+                    started_at: options.started_at,
+                    token: options.http_token.clone(),
+                },
             });
             tasks.push(tokio::spawn(http::serve(listener, state)));
         }
@@ -114,6 +147,7 @@ impl Servers {
             socket: socket.path,
             inode,
             http_addr,
+            grpc_addr,
         })
     }
 

@@ -7,6 +7,7 @@
 //! | `POST /v1/services/{name}/start\|stop\|restart` | [`ServiceStatus`] once settled (202 if not within its grace) |
 //! | `POST /v1/reload` | [`ReloadReply`], 422 with the reason when refused |
 //! | `POST /v1/shutdown` | [`ShutdownProgress`] lines, the last once every service stopped |
+//! | `GET /v1/checks?service=` | [`CheckHistory`](super::api::CheckHistory): recent check results with latency |
 //! | `GET /v1/journal?service=&lines=&follow=&since=&kind=` | journal lines (JSON lines), streamed with `follow=true` |
 
 use std::convert::Infallible;
@@ -52,6 +53,12 @@ pub enum ServerError {
     NotASocket { path: PathBuf },
     #[error("--http {addr}: cannot listen: {source}")]
     HttpBind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--grpc {addr}: cannot listen: {source}")]
+    GrpcBind {
         addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
@@ -187,6 +194,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
         .route("/v1/reload", post(reload))
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/journal", get(journal_lines))
+        .route("/v1/checks", get(checks))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /v1/status") })
         .with_state(state)
 }
@@ -267,7 +275,37 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
             at.saturating_duration_since(tokio::time::Instant::now())
                 .as_secs_f64()
         }),
+        cgroup: snap.cgroup.as_ref().map(|c| c.path().display().to_string()),
+        cpu_secs: snap
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.cpu_usage())
+            .map(|d| d.as_secs_f64()),
+        memory_bytes: snap.cgroup.as_ref().and_then(|c| c.memory_usage()),
+        after: Vec::new(),
+        sockets: snap
+            .sockets
+            .iter()
+            .zip(3..)
+            .map(|((name, listen), fd)| crate::control::api::SocketStatus {
+                name: name.clone(),
+                listen: listen.clone(),
+                fd,
+            })
+            .collect(),
+        awaiting_connection: snap.awaiting_connection,
+        replacing_pid: snap.successor,
+        replaced_pid: snap.predecessor,
+        replace_failed: snap.replace_failed.clone(),
     }
+}
+
+/// [`service_status`] with what its definition says (its `after` list).
+pub fn with_definition(sup: &Supervisor, mut status: ServiceStatus) -> ServiceStatus {
+    if let Some(service) = sup.service(&status.name) {
+        status.after = service.after.clone();
+    }
+    status
 }
 
 /// The whole status report.
@@ -281,11 +319,12 @@ pub fn status_report(state: &ControlState) -> StatusReport {
             .map(|d| d.as_secs())
             .unwrap_or_default(),
         state_dir: state.state_dir.clone(),
+        cgroups: state.sup.cgroups().map(|t| t.path().to_path_buf()),
         services: state
             .sup
             .snapshots()
             .iter()
-            .map(|(name, snap)| service_status(name, snap))
+            .map(|(name, snap)| with_definition(&state.sup, service_status(name, snap)))
             .collect(),
     }
 }
@@ -294,12 +333,44 @@ async fn status_all(State(state): State<Arc<ControlState>>) -> Response {
     Json(status_report(&state)).into_response()
 }
 
+/// What `GET /v1/checks` takes.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct HistoryQuery {
+    /// Only this service.
+    pub service: Option<String>,
+}
+
+/// The recent check results of the services that exist now (or of one).
+pub fn check_history(sup: &Supervisor, only: Option<&str>) -> super::api::CheckHistory {
+    let names = sup.snapshots();
+    super::api::CheckHistory {
+        services: sup
+            .check_metrics()
+            .history()
+            .recent(|name| names.contains_key(name) && only.is_none_or(|o| o == name)),
+    }
+}
+
+async fn checks(
+    State(state): State<Arc<ControlState>>,
+    Query(query): Query<HistoryQuery>,
+) -> Response {
+    if let Some(name) = &query.service
+        && state.sup.service(name).is_none()
+    {
+        return unknown_service(&state.sup, name);
+    }
+    Json(check_history(&state.sup, query.service.as_deref())).into_response()
+}
+
 async fn status_one(
     State(state): State<Arc<ControlState>>,
     UrlPath(name): UrlPath<String>,
 ) -> Response {
     match state.sup.snapshots().get(&name) {
-        Some(snap) => Json(service_status(&name, snap)).into_response(),
+        Some(snap) => {
+            Json(with_definition(&state.sup, service_status(&name, snap))).into_response()
+        }
         None => unknown_service(&state.sup, &name),
     }
 }
@@ -315,10 +386,11 @@ async fn service_action(
         "start" => Event::Start,
         "stop" => Event::Stop(Why::operator("vigil stop")),
         "restart" => Event::Restart(Why::operator("vigil restart")),
+        "replace" => Event::Replace(Why::operator("vigil replace")),
         other => {
             return error(
                 StatusCode::NOT_FOUND,
-                format!("unknown action `{other}`: start, stop or restart"),
+                format!("unknown action `{other}`: start, stop, restart or replace"),
             );
         }
     };
@@ -335,9 +407,18 @@ async fn service_action(
     // A start asked while the old child still stops is queued behind the
     // stop: it has settled once a new child runs, as for a restart.
     let was_stopping = before.as_ref().map(|s| s.status) == Some(Status::Stopping);
-    let old_pid = before.and_then(|s| s.pid);
+    let old_pid = before.as_ref().and_then(|s| s.pid);
+    let replaces_before = before.as_ref().map(|s| s.replace_count).unwrap_or(0);
     let settled = move |s: &Snapshot| match &event {
         Event::Stop(_) => s.status.is_down(),
+        // Over when the new child took over or was dropped (or the
+        // service was not running, and the replace was a restart).
+        Event::Replace(_) => {
+            s.successor.is_none()
+                && (s.replace_count > replaces_before
+                    || s.pid.is_some_and(|p| Some(p) != old_pid)
+                    || s.status.is_down())
+        }
         Event::Start if !was_stopping => {
             s.pid.is_some()
                 || matches!(
@@ -353,8 +434,9 @@ async fn service_action(
                 )
         }
     };
-    // Stopping may take the whole grace before SIGKILL.
-    let limit = service.stop_grace + Duration::from_secs(10);
+    // Stopping may take the whole grace before SIGKILL; a replace waits
+    // for the new child's checks first.
+    let limit = service.stop_grace + service.sockets.replace_timeout + Duration::from_secs(10);
     match state.sup.wait_for(&name, limit, settled).await {
         Some(snap) => Json(service_status(&name, &snap)).into_response(),
         None => match state.sup.snapshots().get(&name) {

@@ -63,6 +63,7 @@ mod tests {
             version: String::new(),
             started_at: 0,
             state_dir: Default::default(),
+            cgroups: None,
             services: services
                 .iter()
                 .map(|&(name, state, startup_passed)| ServiceStatus {
@@ -84,6 +85,15 @@ mod tests {
                     restart_in_secs: None,
                     note: None,
                     next_run_in_secs: None,
+                    cgroup: None,
+                    cpu_secs: None,
+                    memory_bytes: None,
+                    after: Vec::new(),
+                    sockets: Vec::new(),
+                    awaiting_connection: false,
+                    replacing_pid: None,
+                    replaced_pid: None,
+                    replace_failed: None,
                 })
                 .collect(),
         }

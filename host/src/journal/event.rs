@@ -33,6 +33,12 @@ pub enum Cause {
     LeaderExited,
     /// A scheduled job's `timeout` or `overlap = "kill"`.
     Schedule,
+    /// A lifecycle hook failed: a pre-start (the start fails) or a
+    /// post-start (the child is stopped) one.
+    Hook,
+    /// The kernel's OOM killer ended a process of the service (its cgroup
+    /// reached `memory-max`).
+    Oom,
 }
 
 impl Cause {
@@ -50,6 +56,8 @@ impl Cause {
             Cause::Loader => "loader",
             Cause::LeaderExited => "leader-exited",
             Cause::Schedule => "schedule",
+            Cause::Hook => "hook",
+            Cause::Oom => "oom",
         }
     }
 }
@@ -75,9 +83,12 @@ pub enum Event {
         start_time: Option<u64>,
         restarts: u32,
     },
-    /// A child could not be spawned.
+    /// A child could not be spawned; `cause` is `hook` when its pre-start
+    /// hook failed.
     SpawnError {
         error: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<Cause>,
     },
     /// Vigil begins to stop a child, before the stop signal goes: why
     /// (`cause`, and `reason` in words) and with which signal. `pid` is
@@ -156,9 +167,44 @@ pub enum Event {
         pid: i32,
         start_time: u64,
     },
+    /// A lifecycle hook ran (`hook`: pre-start, post-start, pre-stop,
+    /// post-stop): how long, `outcome` ok / failed / timeout, why it
+    /// failed, and the end of what it printed (bounded).
+    Hook {
+        hook: String,
+        outcome: String,
+        duration_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<String>,
+    },
     /// The instance shut down.
     Quit {
         clean: bool,
+    },
+    /// `vigil replace` (or a reload of a service with sockets): a new
+    /// child (`new_pid`) was spawned beside the current one (`pid`), on
+    /// the same sockets; it replaces it once ready.
+    Replacing {
+        pid: Option<i32>,
+        new_pid: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_time: Option<u64>,
+        cause: Cause,
+        reason: String,
+    },
+    /// The new child got ready: it is the service's child now, and the
+    /// old one (`old_pid`) is being stopped.
+    Replaced {
+        old_pid: Option<i32>,
+        pid: i32,
+    },
+    /// The new child did not get ready (`reason`): it was killed and the
+    /// old one kept serving.
+    ReplaceFailed {
+        new_pid: Option<i32>,
+        reason: String,
     },
 }
 
@@ -218,7 +264,11 @@ impl Event {
             Event::Reloaded { .. } => "reloaded",
             Event::OrphanReaped { .. } => "orphan-reaped",
             Event::Recovered { .. } => "recovered",
+            Event::Hook { .. } => "hook",
             Event::Quit { .. } => "quit",
+            Event::Replacing { .. } => "replacing",
+            Event::Replaced { .. } => "replaced",
+            Event::ReplaceFailed { .. } => "replace-failed",
         }
     }
 }

@@ -34,6 +34,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::config::{LogFormat, LogSpec};
 use crate::sync::LockExt;
+use crate::wasm::host::output::{Channel, OutputRing};
 
 /// Rotate a service log once it reaches this size (`log.max-size`'s
 /// default).
@@ -240,6 +241,9 @@ pub struct LogSink {
     echo: bool,
     /// The service's `[log]`; a reload may change it.
     spec: Mutex<LogSpec>,
+    /// The recent lines the `output` capability reads (kept only while
+    /// the service grants it), with or without a file.
+    output: Arc<OutputRing>,
 }
 
 impl LogSink {
@@ -258,12 +262,18 @@ impl LogSink {
             file: Mutex::new(file),
             echo,
             spec: Mutex::new(spec),
+            output: Arc::default(),
         })
     }
 
     /// The service's `[log]` changed (a reload): used from the next line.
     pub fn set_spec(&self, spec: LogSpec) {
         *self.spec.lock_unpoisoned() = spec;
+    }
+
+    /// The service's recent output, for its checks.
+    pub fn output(&self) -> &Arc<OutputRing> {
+        &self.output
     }
 
     /// Write one line (without its newline) that came from `stream`.
@@ -280,6 +290,13 @@ impl LogSink {
         } else {
             line.strip_suffix('\r').unwrap_or(line)
         };
+        self.output.push(
+            match stream {
+                Stream::Stdout => Channel::Stdout,
+                Stream::Stderr => Channel::Stderr,
+            },
+            line,
+        );
         let spec = *self.spec.lock_unpoisoned();
         let now = spec
             .timestamps
@@ -414,6 +431,14 @@ pub fn capture_stream(fd: OwnedFd, sink: Arc<LogSink>, stream: Stream) {
             }
         }
     });
+}
+
+/// The log files of service `name` in `dir`, if it has any. A name that
+/// is not a plain file name (a service is a directory's name) has none.
+pub fn files(dir: &Path, name: &str) -> Option<crate::tail::Rotated> {
+    let plain = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
+    let files = crate::tail::Rotated::new(log_path(dir, name), log_path(dir, name), rotated);
+    (plain && !files.is_empty()).then_some(files)
 }
 
 #[cfg(test)]

@@ -62,6 +62,9 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         autostart: true,
         executable: None,
         job: None,
+        hooks: Default::default(),
+        limits: Default::default(),
+        sockets: Default::default(),
     }
 }
 
@@ -88,6 +91,7 @@ fn supervisor(dir: &TempDir, probes: Arc<dyn Probes>) -> Supervisor {
             log_dir: Some(dir.0.join("logs")),
             echo: false,
             notify_socket: None,
+            cgroups: None,
             ..Options::default()
         },
     )

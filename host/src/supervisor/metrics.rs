@@ -44,6 +44,8 @@ pub type Outcomes = Family<OutcomeLabels, Counter>;
 pub struct CheckMetrics {
     durations: Durations,
     outcomes: Outcomes,
+    /// The last results with their time, for the live views.
+    history: super::history::History,
 }
 
 impl Default for CheckMetrics {
@@ -51,6 +53,7 @@ impl Default for CheckMetrics {
         CheckMetrics {
             durations: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             outcomes: Family::default(),
+            history: Default::default(),
         }
     }
 }
@@ -72,6 +75,13 @@ impl CheckMetrics {
                 outcome: result.outcome.kind().to_string(),
             })
             .inc();
+        self.history
+            .record(service, result, std::time::SystemTime::now());
+    }
+
+    /// The last results of each service, with their time.
+    pub fn history(&self) -> &super::history::History {
+        &self.history
     }
 
     /// How long checks took, from call to outcome (seconds).

@@ -10,6 +10,8 @@
 //! a reload and a shutdown do is planned by pure functions
 //! ([`reload_plan`], [`shutdown`]) and applied here.
 
+pub mod history;
+mod hooks;
 pub mod hot_reload;
 pub mod identity;
 pub mod logs;
@@ -23,6 +25,7 @@ mod schedule;
 pub mod service;
 mod shutdown;
 mod snapshot;
+pub mod sockets;
 pub mod spawn;
 pub mod state;
 pub mod stop;
@@ -72,6 +75,8 @@ pub struct ProbeTarget {
     pub started_at: SystemTime,
     pub attempt: u32,
     pub restarts: u32,
+    /// The service's recent output (the `output` capability).
+    pub output: Option<Arc<crate::wasm::host::output::OutputRing>>,
 }
 
 /// Checks, loader decisions and commands: the wasm engine in production
@@ -96,6 +101,18 @@ pub trait Probes: Send + Sync + 'static {
         let _ = restarts;
         Box::pin(async move { manifest_command(&service) })
     }
+    /// Run `service`'s check hook `hook` once, within `timeout`. Never
+    /// fails: problems are outcomes.
+    fn hook_check(
+        &self,
+        service: Arc<Service>,
+        hook: service::HookKind,
+        target: ProbeTarget,
+        timeout: Duration,
+    ) -> BoxFuture<Verdict> {
+        let _ = (service, target, timeout);
+        Box::pin(async move { Verdict::Error(format!("no wasm engine to run the {hook} hook")) })
+    }
     /// Forget anything cached for `service` (its checks or loader changed).
     fn forget(&self, service: &str) {
         let _ = service;
@@ -116,6 +133,10 @@ pub fn manifest_command(service: &Service) -> Result<spawn::Command, String> {
         stderr: spawn::Output::Pipe,
         run_as: None,
         umask: None,
+        cgroup_into: None,
+        cgroup_procs: Vec::new(),
+        rlimits: Vec::new(),
+        listen: Vec::new(),
     };
     identity::apply(service, &mut command);
     Ok(command)
@@ -135,6 +156,9 @@ pub struct Options {
     /// [`identity::credentials_root`]); `None`: services with credentials
     /// cannot start.
     pub credentials_dir: Option<PathBuf>,
+    /// The instance's cgroup tree: each service runs in a cgroup of its
+    /// own under it. `None`: process groups only.
+    pub cgroups: Option<Arc<crate::cgroup::Tree>>,
 }
 
 /// What the facade and every service task share.
@@ -152,6 +176,8 @@ struct Shared {
     /// Who may speak on the notify socket: each `notify = true` service's
     /// current child's group, kept by the service tasks.
     groups: Arc<Groups>,
+    /// Listening sockets held for the services (`[sockets.*]`).
+    sockets: sockets::Sockets,
 }
 
 impl Shared {
@@ -278,8 +304,14 @@ impl Supervisor {
                 changes: watch::channel(0).0,
                 metrics: Arc::default(),
                 groups: Groups::new(),
+                sockets: sockets::Sockets::default(),
             }),
         })
+    }
+
+    /// The instance's cgroup tree, when services run in cgroups.
+    pub fn cgroups(&self) -> Option<&Arc<crate::cgroup::Tree>> {
+        self.shared.options.cgroups.as_ref()
     }
 
     /// Record an event in the journal.
@@ -320,7 +352,11 @@ impl Supervisor {
                 // Its schedule starts it (supervisor/schedule.rs).
                 tokio::spawn(schedule::run(self.clone(), svc.name.clone(), tx.clone()));
             } else if svc.autostart {
-                let _ = tx.send(Msg::Event(Event::Start));
+                let start = match svc.sockets.start {
+                    crate::config::StartMode::Immediate => Msg::Event(Event::Start),
+                    crate::config::StartMode::OnDemand => Msg::StartOnDemand,
+                };
+                let _ = tx.send(start);
             }
             tokio::spawn(task::service_task(
                 self.shared.clone(),
@@ -513,13 +549,23 @@ impl Supervisor {
                             let tx = h.tx.clone();
                             tokio::spawn(schedule::run(self.clone(), svc.name.clone(), tx));
                         }
+                        // A service with sockets whose sockets stay as they
+                        // are is replaced (new child beside the old one),
+                        // not restarted: no connection waits for it.
+                        let replace = !svc.sockets.list.is_empty()
+                            && h.service.sockets.list == svc.sockets.list;
                         h.service = svc.clone();
                         let _ = h.tx.send(Msg::Update(svc.clone()));
                         let _ = h.tx.send(Msg::Event(Event::Dependencies(ready)));
                         if restart {
                             let what = command_changed.unwrap_or_default();
                             let why = Why::new(Cause::Reload, what);
-                            let _ = h.tx.send(Msg::Event(Event::Restart(why)));
+                            let event = if replace {
+                                Event::Replace(why)
+                            } else {
+                                Event::Restart(why)
+                            };
+                            let _ = h.tx.send(Msg::Event(event));
                         }
                     }
                 }
@@ -531,6 +577,7 @@ impl Supervisor {
                     if let Some(handle) = handle {
                         let _ = handle.tx.send(Msg::Retire);
                     }
+                    self.shared.sockets.release(&name);
                     self.shared.probes.forget(&name);
                 }
             }
@@ -586,7 +633,8 @@ impl Supervisor {
                     cause: Some(Cause::Shutdown),
                 };
                 self.journal(Some(&name), &killed);
-                let _ = stop::signal_group(Pid::from_raw(pgid), Signal::SIGKILL);
+                let cgroup = s.cgroup.as_deref();
+                let _ = stop::signal_service(Pid::from_raw(pgid), cgroup, Signal::SIGKILL);
             }
         }
     }

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::service::{Action, History, LoaderEvent, ms};
+use super::service::{Action, History, HookKind, LoaderEvent, ms};
 use super::{BoxFuture, ProbeTarget, Probes, manifest_command, spawn};
-use crate::config::Service;
+use crate::config::{HookAction, Service};
 use crate::sync::LockExt;
 use crate::wasm::{
     self, CheckSource, Checker, Engine, ExitStatus, Loader, Phase, Sandbox, Target, Verdict,
@@ -122,6 +122,44 @@ impl WasmProbes {
     }
 }
 
+/// One call of `checker` about `service`'s child; its guest's logs to
+/// tracing, its output kept with a failure's reason.
+async fn call(
+    checker: &Checker,
+    sandbox: &Sandbox,
+    service: &Service,
+    phase: Phase,
+    config: &[(String, String)],
+    target: ProbeTarget,
+) -> Verdict {
+    let target = Target {
+        service: service.name.clone(),
+        phase,
+        pid: target.pid,
+        started_at: if target.pid.is_some() {
+            target.started_at
+        } else {
+            SystemTime::UNIX_EPOCH
+        },
+        attempt: target.attempt,
+        restarts: target.restarts,
+        config: config.to_vec(),
+        output: target.output,
+    };
+    let report = checker.check(&target, sandbox).await;
+    for line in &report.logs {
+        // tracing escapes ESC and C1, not CR or bidi controls (the
+        // argument is only evaluated when the level is enabled).
+        tracing::debug!(
+            service = %service.name,
+            %phase,
+            "check log: {}",
+            crate::untrusted::line(line)
+        );
+    }
+    with_output(report.verdict, &report.output)
+}
+
 impl Probes for WasmProbes {
     fn check(
         &self,
@@ -159,31 +197,40 @@ impl Probes for WasmProbes {
                     (checker, sandbox)
                 }
             };
-            let target = Target {
-                service: service.name.clone(),
-                phase,
-                pid: target.pid,
-                started_at: if target.pid.is_some() {
-                    target.started_at
-                } else {
-                    SystemTime::UNIX_EPOCH
-                },
-                attempt: target.attempt,
-                restarts: target.restarts,
-                config: spec.config.clone(),
+            call(&checker, &sandbox, &service, phase, &spec.config, target).await
+        })
+    }
+
+    fn hook_check(
+        &self,
+        service: Arc<Service>,
+        hook: HookKind,
+        target: ProbeTarget,
+        timeout: Duration,
+    ) -> BoxFuture<Verdict> {
+        let engine = self.engine.clone();
+        Box::pin(async move {
+            let Some(HookAction::Check { check, config }) =
+                service.hooks.get(hook).map(|h| h.action.clone())
+            else {
+                return Verdict::Error(format!("no {hook} check hook"));
             };
-            let report = checker.check(&target, &sandbox).await;
-            for line in &report.logs {
-                // tracing escapes ESC and C1, not CR or bidi controls (the
-                // argument is only evaluated when the level is enabled).
-                tracing::debug!(
-                    service = %service.name,
-                    %phase,
-                    "check log: {}",
-                    crate::untrusted::line(line)
-                );
-            }
-            with_output(report.verdict, &report.output)
+            // Loaded at each run (hooks are rare; the engine caches the
+            // compiled component), in the service's checks' sandbox.
+            let checker = match engine.load_checker(&check).await {
+                Ok(c) => c,
+                Err(e) => return Verdict::Error(format!("cannot load {check}: {e}")),
+            };
+            let grants = service.grants.resolved().clone();
+            let memory = usize::try_from(service.grants.memory).unwrap_or(usize::MAX);
+            let sandbox = Sandbox::new(grants, timeout, memory).with_base_dir(service.dir.clone());
+            // The WIT phase has no hooks: start hooks are told `startup`,
+            // stop hooks `liveness`.
+            let phase = match hook {
+                HookKind::PreStart | HookKind::PostStart => Phase::Startup,
+                HookKind::PreStop | HookKind::PostStop => Phase::Liveness,
+            };
+            call(&checker, &sandbox, &service, phase, &config, target).await
         })
     }
 
@@ -250,6 +297,10 @@ impl Probes for WasmProbes {
                 stderr: spawn::Output::Pipe,
                 run_as: None,
                 umask: None,
+                cgroup_into: None,
+                cgroup_procs: Vec::new(),
+                rlimits: Vec::new(),
+                listen: Vec::new(),
             };
             super::identity::apply(&service, &mut command);
             Ok(command)

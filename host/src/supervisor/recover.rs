@@ -73,3 +73,48 @@ pub async fn recover_previous(
     }
     stopped
 }
+
+/// Stop what a previous instance left in its services' cgroups, after
+/// [`recover_previous`]: processes that left their child's process group
+/// (`setsid`, a daemon's double fork) are invisible to the journal, not to
+/// the cgroup. Each service's stop signal and grace, all at once; each
+/// cgroup that held processes is journaled as a warning. Returns how many
+/// processes were found.
+pub async fn recover_cgroups(
+    journal: &mut JournalFile,
+    services: &[Service],
+    grace: Duration,
+    tree: &crate::cgroup::Tree,
+) -> usize {
+    let mut stops = tokio::task::JoinSet::new();
+    for (name, cgroup) in tree.existing() {
+        let (signal, grace) = services
+            .iter()
+            .find(|s| s.name == name)
+            .map_or((Signal::SIGTERM, grace), |s| (s.stop_signal, s.stop_grace));
+        stops.spawn(async move {
+            let found = stop::stop_foreign_cgroup(&cgroup, signal, grace).await;
+            (name, cgroup, found)
+        });
+    }
+    let mut total = 0;
+    while let Some(done) = stops.join_next().await {
+        let Ok((name, cgroup, found)) = done else {
+            continue;
+        };
+        if found == 0 {
+            continue;
+        }
+        total += found;
+        let event = Journal::Warning {
+            message: format!(
+                "stopped {found} processes a previous instance left in cgroup {}",
+                cgroup.path().display()
+            ),
+        };
+        if let Err(e) = journal.record(Some(&name), &event) {
+            tracing::error!("{e}");
+        }
+    }
+    total
+}

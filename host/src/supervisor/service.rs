@@ -35,7 +35,9 @@
 mod checks;
 mod events;
 mod exits;
+mod hooks;
 mod policy;
+mod replace;
 mod startup;
 mod timers;
 
@@ -48,7 +50,10 @@ use super::state::{Status, can_transition};
 use crate::config::{Checks, NotifySpec, RestartMode, RestartPolicy, Service};
 use crate::journal::{Cause, Event as Journal};
 use crate::wasm::{ExitStatus, Phase, Verdict};
-pub use events::{Action, Effect, Event, History, LoaderEvent, Notify, Timer, TimerKind, Why};
+pub use events::{
+    Action, Effect, Event, History, HookKind, LoaderEvent, Notify, ReplaceEvent, ReplaceTimer,
+    Timer, TimerKind, Why,
+};
 use policy::RestartBook;
 
 /// What to do once the child we are stopping has exited.
@@ -143,6 +148,21 @@ pub struct ServiceState {
     notified_ready: bool,
     /// The current child's last `WATCHDOG=1` (or when the watchdog was armed).
     last_ping: Option<Instant>,
+    /// Which hooks the service has and which run now (`hooks`).
+    hooks: hooks::HookBook,
+    /// `replace-timeout`.
+    replace_timeout: Duration,
+    /// Replaces so far (numbers their events and timers).
+    replaces: u64,
+    /// The new child of a replace in progress (see `service/replace.rs`).
+    successor: Option<replace::Successor>,
+    /// The child a replace took over from, while it stops.
+    predecessor: Option<replace::Predecessor>,
+    /// Why the predecessor is stopped (for its `exited` and `killed`).
+    replaced_why: Option<Why>,
+    /// Replaces that ended, and why the last one failed.
+    replaces_done: u64,
+    replace_failure: Option<String>,
 }
 
 fn idx(phase: Phase) -> usize {
@@ -196,6 +216,14 @@ impl ServiceState {
             startup_check_ok: false,
             notified_ready: false,
             last_ping: None,
+            hooks: hooks::HookBook::new(&service.hooks),
+            replace_timeout: service.sockets.replace_timeout,
+            replaces: 0,
+            successor: None,
+            predecessor: None,
+            replaced_why: None,
+            replaces_done: 0,
+            replace_failure: None,
         }
     }
 
@@ -213,6 +241,8 @@ impl ServiceState {
         self.stop_grace = service.stop_grace;
         self.loader_config = service.loader.as_ref().map(|l| l.config.clone());
         self.notify = service.notify;
+        self.hooks.configure(&service.hooks);
+        self.replace_timeout = service.sockets.replace_timeout;
         let mut fx = Vec::new();
         let up = matches!(self.status, Status::Running | Status::Ready);
         for phase in [Phase::Readiness, Phase::Liveness] {
@@ -317,10 +347,10 @@ impl ServiceState {
             Event::Spawned { pid, start_time } => self.on_spawned(now, pid, start_time, &mut fx),
             Event::SpawnFailed(error) => {
                 if self.status == Status::Starting && self.pid.is_none() {
-                    fx.push(Effect::Journal(Journal::SpawnError { error }));
+                    fx.push(Effect::Journal(Journal::SpawnError { error, cause: None }));
                     self.after_exit_builtin(now, true, Duration::ZERO, &mut fx);
                 } else if self.status == Status::Stopping && self.pid.is_none() {
-                    fx.push(Effect::Journal(Journal::SpawnError { error }));
+                    fx.push(Effect::Journal(Journal::SpawnError { error, cause: None }));
                     self.on_exit_while_stopping(now, None, Duration::ZERO, true, &mut fx);
                 }
             }
@@ -330,9 +360,9 @@ impl ServiceState {
                     self.on_group_lingers(live, &mut fx);
                 }
             }
-            Event::GroupGone { epoch } => {
+            Event::GroupGone { epoch, oom } => {
                 if epoch == self.epoch {
-                    self.on_group_gone(now, &mut fx);
+                    self.on_group_gone(now, oom, &mut fx);
                 }
             }
             Event::Check {
@@ -344,6 +374,10 @@ impl ServiceState {
                     self.on_check(now, phase, outcome, &mut fx);
                 }
             }
+            Event::Timer(Timer {
+                kind: TimerKind::Replace(kind),
+                epoch: seq,
+            }) => self.on_replace_timer(now, seq, kind, &mut fx),
             Event::Timer(t) => {
                 if t.epoch == self.epoch {
                     self.on_timer(now, t.kind, &mut fx);
@@ -355,6 +389,13 @@ impl ServiceState {
                 }
             }
             Event::Notify(message) => self.on_notify(now, message, &mut fx),
+            Event::Hook {
+                epoch,
+                hook,
+                result,
+            } => self.on_hook(now, epoch, hook, result, &mut fx),
+            Event::Replace(why) => self.on_replace(now, why, &mut fx),
+            Event::Replacement(e) => self.on_replacement(now, e, &mut fx),
         }
         fx
     }
@@ -483,9 +524,8 @@ impl ServiceState {
         self.pending = None;
         self.after_stop = AfterStop::Stop;
         self.stop_why = None;
-        fx.push(Effect::Spawn {
-            restarts: self.restarts,
-        });
+        // Through the pre-start hook (and the last life's post-stop).
+        self.launch(fx);
     }
 
     /// Stop signal to the group and the grace timer; `after` decides what
@@ -494,6 +534,11 @@ impl ServiceState {
     /// pod does: whoever reads the journal sees it leave service before
     /// its child is signalled.
     fn begin_stop(&mut self, after: AfterStop, why: Why, fx: &mut Vec<Effect>) {
+        // The child a replace would keep is going: so does the new one.
+        self.fail_replace(
+            format!("the current child is being stopped: {}", why.reason),
+            fx,
+        );
         self.after_stop = after;
         let was_ready = self.status == Status::Ready;
         if !self.set(Status::Stopping, fx) {
@@ -512,6 +557,11 @@ impl ServiceState {
             signal: self.stop_signal.as_str().into(),
         }));
         self.stop_why = Some(why);
+        if self.group.is_some() && self.begin_pre_stop(fx) {
+            // The grace runs from now: the hook's time counts against it.
+            self.schedule(TimerKind::StopGrace, self.stop_grace, fx);
+            return;
+        }
         if let Some(pgid) = self.group {
             fx.push(Effect::Signal {
                 pgid,
@@ -525,7 +575,9 @@ impl ServiceState {
             });
             self.schedule(TimerKind::StopGrace, self.stop_grace, fx);
         }
-        // Without a group the spawn is in flight: `Spawned` sends the signal.
+        // Without a group the spawn is in flight (`Spawned` sends the
+        // signal) or not made yet: the pre-start hook or the last life's
+        // post-stop runs, and its end finishes the stop.
     }
 
     fn on_start(&mut self, _now: Instant, fx: &mut Vec<Effect>) {
@@ -580,6 +632,8 @@ impl ServiceState {
         }
     }
 }
+
+use replace::describe as replace_describe;
 
 #[cfg(test)]
 mod tests;

@@ -63,7 +63,12 @@ pub fn plan(services: &[Arc<Service>]) -> Vec<Stop> {
 }
 
 fn limit(service: &Service) -> Duration {
-    service.stop_grace.saturating_add(STOP_SLACK)
+    // A stop ends once its post-stop hook has (the pre-stop hook runs
+    // within the grace).
+    service
+        .stop_grace
+        .saturating_add(STOP_SLACK)
+        .saturating_add(service.hooks.post_stop_timeout())
 }
 
 /// From the start of the shutdown, how long until `name` is down at the

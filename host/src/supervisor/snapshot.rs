@@ -45,6 +45,21 @@ pub struct Snapshot {
     pub note: Option<String>,
     /// A scheduled job's next due time.
     pub next_due: Option<tokio::time::Instant>,
+    /// The service's cgroup, once it had a child (usage is read from it
+    /// on request).
+    pub cgroup: Option<std::sync::Arc<crate::cgroup::Cgroup>>,
+    /// Sockets Vigil holds for it: (name, address as bound).
+    pub sockets: Vec<(String, String)>,
+    /// `start = "on-demand"` and no connection yet.
+    pub awaiting_connection: bool,
+    /// A replace's new child, while it is judged.
+    pub successor: Option<i32>,
+    /// The child a replace took over from, until it is reaped.
+    pub predecessor: Option<i32>,
+    /// Replaces finished so far (taken over or failed).
+    pub replace_count: u64,
+    /// Why the last replace failed, if it did.
+    pub replace_failed: Option<String>,
 }
 
 /// One finished check run, as the service task measured it.
@@ -77,6 +92,13 @@ impl Snapshot {
                 .filter(|_| state.status() == Status::Backoff),
             note: local.held.then(|| "autostart = false".to_string()),
             next_due: local.next_due,
+            cgroup: local.cgroup_view.clone(),
+            sockets: local.sockets.clone(),
+            awaiting_connection: local.awaiting_connection,
+            successor: state.successor_pid(),
+            predecessor: state.predecessor_pid(),
+            replace_count: state.replaces_done(),
+            replace_failed: state.last_replace_failure().map(str::to_owned),
         }
     }
 

@@ -29,6 +29,7 @@
 //! socket's receiver) knows the child before its program can say anything,
 //! though the clone has not returned yet.
 
+use std::cell::UnsafeCell;
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -72,6 +73,18 @@ pub struct Command {
     pub run_as: Option<RunAs>,
     /// `umask`, set before exec (`None`: Vigil's is inherited).
     pub umask: Option<u32>,
+    /// A cgroup v2 directory the child is created in
+    /// (`clone3(CLONE_INTO_CGROUP)`; see `crate::cgroup`).
+    pub cgroup_into: Option<PathBuf>,
+    /// `cgroup.procs` files the child writes itself into before `execve`
+    /// (its service's cgroups in v1 hierarchies).
+    pub cgroup_procs: Vec<PathBuf>,
+    /// Resource limits (`RLIMIT_*`, soft = hard) set in the child.
+    pub rlimits: Vec<(libc::c_int, u64)>,
+    /// Listening sockets the child gets from fd 3 on, in this order, with
+    /// `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID` (its own pid), as
+    /// systemd's socket activation passes them. Empty: none of these.
+    pub listen: Vec<ListenFd>,
 }
 
 /// Credentials a child takes between clone and exec, resolved from the
@@ -83,6 +96,32 @@ pub struct RunAs {
     /// Supplementary groups, replacing Vigil's.
     pub groups: Vec<u32>,
 }
+
+/// A listening socket passed to a child (see [`Command::listen`]).
+#[derive(Debug, Clone)]
+pub struct ListenFd {
+    /// Vigil's own copy (close-on-exec); the child gets a duplicate.
+    pub fd: Arc<OwnedFd>,
+    /// Its `LISTEN_FDNAMES` entry.
+    pub name: String,
+}
+
+impl PartialEq for ListenFd {
+    /// The same socket (not merely an equal fd number) under the same name.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.fd, &other.fd) && self.name == other.name
+    }
+}
+
+impl Eq for ListenFd {}
+
+/// At most this many sockets go to one child (moved aside through a fixed
+/// array on the child's stack).
+pub const MAX_LISTEN_FDS: usize = 64;
+
+/// `LISTEN_PID=` and room for any pid and the NUL.
+const LISTEN_PID_LEN: usize = 32;
+const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
 
 impl Command {
     pub fn new<S: AsRef<str>>(argv: &[S]) -> Command {
@@ -96,6 +135,10 @@ impl Command {
             stderr: Output::Null,
             run_as: None,
             umask: None,
+            cgroup_into: None,
+            cgroup_procs: Vec::new(),
+            rlimits: Vec::new(),
+            listen: Vec::new(),
         }
     }
 }
@@ -139,6 +182,14 @@ pub enum SpawnError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot join its cgroup: {0}")]
+    Cgroup(#[source] std::io::Error),
+    #[error("cannot set its resource limits: {0}")]
+    Rlimit(#[source] std::io::Error),
+    #[error("cannot pass its listening sockets (LISTEN_FDS): {0}")]
+    Listen(#[source] std::io::Error),
+    #[error("{0} listening sockets, at most {MAX_LISTEN_FDS} can be passed")]
+    TooManySockets(usize),
     #[error("the spawner thread is gone")]
     Gone,
 }
@@ -332,6 +383,17 @@ struct Prepared {
     cwd: CString,
     run_as: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
     umask: Option<libc::mode_t>,
+    /// The v2 cgroup to clone into: its directory, and its `cgroup.procs`
+    /// for a kernel without `clone3(CLONE_INTO_CGROUP)` (5.7+).
+    cgroup_into: Option<(OwnedFd, OwnedFd)>,
+    /// Open (close-on-exec) `cgroup.procs` files of the child's cgroups.
+    cgroup_procs: Vec<OwnedFd>,
+    rlimits: Vec<(libc::c_int, libc::rlimit64)>,
+    /// Vigil's fds of [`Command::listen`], in order.
+    listen: Vec<i32>,
+    /// `LISTEN_PID=` + the child's pid, written by the child (the pid is
+    /// not known before the clone); `envp_ptrs` points at it.
+    listen_pid: Option<Box<UnsafeCell<[u8; LISTEN_PID_LEN]>>>,
 }
 
 /// What the spawner thread keeps between spawns.
@@ -362,11 +424,27 @@ impl SpawnContext {
 fn prepare(command: &Command) -> Result<Prepared, SpawnError> {
     let program = cstring(resolve_program(command)?)?;
     let argv: Vec<CString> = command.argv.iter().map(cstring).collect::<Result<_, _>>()?;
-    let envp: Vec<CString> = command
+    let passing = !command.listen.is_empty();
+    if command.listen.len() > MAX_LISTEN_FDS {
+        return Err(SpawnError::TooManySockets(command.listen.len()));
+    }
+    let mut envp: Vec<CString> = command
         .env
         .iter()
+        // Ours replace any the service inherited.
+        .filter(|(k, _)| !(passing && k.starts_with("LISTEN_")))
         .map(|(k, v)| cstring(format!("{k}={v}")))
         .collect::<Result<_, _>>()?;
+    let listen_pid = if passing {
+        let names: Vec<&str> = command.listen.iter().map(|l| l.name.as_str()).collect();
+        envp.push(cstring(format!("LISTEN_FDS={}", command.listen.len()))?);
+        envp.push(cstring(format!("LISTEN_FDNAMES={}", names.join(":")))?);
+        let mut slot = [0u8; LISTEN_PID_LEN];
+        slot[..LISTEN_PID_PREFIX.len()].copy_from_slice(LISTEN_PID_PREFIX);
+        Some(Box::new(UnsafeCell::new(slot)))
+    } else {
+        None
+    };
     let argv_ptrs = argv
         .iter()
         .map(|a| a.as_ptr())
@@ -375,7 +453,44 @@ fn prepare(command: &Command) -> Result<Prepared, SpawnError> {
     let envp_ptrs = envp
         .iter()
         .map(|a| a.as_ptr())
+        .chain(listen_pid.as_ref().map(|b| b.get() as *const libc::c_char))
         .chain([std::ptr::null()])
+        .collect();
+    let open = |path: &std::path::Path, write: bool| {
+        let mut options = std::fs::OpenOptions::new();
+        if write {
+            options.write(true);
+        } else {
+            options.read(true);
+        }
+        options.open(path).map(OwnedFd::from).map_err(|e| {
+            SpawnError::Cgroup(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.display()),
+            ))
+        })
+    };
+    let cgroup_into = match &command.cgroup_into {
+        Some(dir) => Some((open(dir, false)?, open(&dir.join("cgroup.procs"), true)?)),
+        None => None,
+    };
+    let cgroup_procs = command
+        .cgroup_procs
+        .iter()
+        .map(|path| open(path, true))
+        .collect::<Result<_, _>>()?;
+    let rlimits = command
+        .rlimits
+        .iter()
+        .map(|&(resource, value)| {
+            (
+                resource,
+                libc::rlimit64 {
+                    rlim_cur: value,
+                    rlim_max: value,
+                },
+            )
+        })
         .collect();
     Ok(Prepared {
         program,
@@ -389,6 +504,11 @@ fn prepare(command: &Command) -> Result<Prepared, SpawnError> {
             .as_ref()
             .map(|r| (r.uid, r.gid, r.groups.clone())),
         umask: command.umask,
+        cgroup_into,
+        cgroup_procs,
+        rlimits,
+        listen: command.listen.iter().map(|l| l.fd.as_raw_fd()).collect(),
+        listen_pid,
     })
 }
 
@@ -406,7 +526,10 @@ fn spawn_now(
 ) -> Result<Spawned, SpawnError> {
     let prep = prepare(command)?;
     debug_assert_eq!(prep.argv.len() + 1, prep.argv_ptrs.len());
-    debug_assert_eq!(prep.envp.len() + 1, prep.envp_ptrs.len());
+    debug_assert_eq!(
+        prep.envp.len() + usize::from(prep.listen_pid.is_some()) + 1,
+        prep.envp_ptrs.len()
+    );
     let stdout = match command.stdout {
         Output::Pipe => Some(pipe()?),
         _ => None,
@@ -442,10 +565,28 @@ fn spawn_now(
         // Held across clone: the reaper cannot route this pid before it is
         // registered as pending.
         let mut guard = registry.lock();
+        let args = ChildArgs {
+            prep: &prep,
+            parent,
+            fds,
+            failure: &failure,
+            pid_slot,
+            join_into: false,
+        };
+        // Into its v2 cgroup at the clone: no migration (see clone_into).
+        let into = match &prep.cgroup_into {
+            Some((dir, _)) => clone_into(dir, &mut ctx.stack, &args),
+            None => None,
+        };
         let child = Box::new(|| -> isize {
             // SAFETY: runs in the child made by the clone below, which
             // shares our memory and never returns (execve or _exit).
-            unsafe { exec_child(&prep, parent, fds, &failure, pid_slot) }
+            unsafe {
+                exec_child(&ChildArgs {
+                    join_into: true,
+                    ..args
+                })
+            }
         });
         // SAFETY: CLONE_VM | CLONE_VFORK suspends this thread until the
         // child has exec'd or exited, so the child has our memory to itself
@@ -455,15 +596,18 @@ fn spawn_now(
         // makes async-signal-safe calls (see `exec_child`), and no signal
         // handler can run in it before the dispositions are reset, since
         // this thread (whose mask it inherits) blocks every signal.
-        let pid = unsafe {
-            nix::sched::clone(
-                child,
-                &mut ctx.stack,
-                CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK,
-                Some(libc::SIGCHLD),
-            )
-        }
-        .map_err(os("clone"))?;
+        let pid = match into {
+            Some(pid) => pid,
+            None => unsafe {
+                nix::sched::clone(
+                    child,
+                    &mut ctx.stack,
+                    CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK,
+                    Some(libc::SIGCHLD),
+                )
+            }
+            .map_err(os("clone"))?,
+        };
         guard.insert_pending(pid);
         pid
     };
@@ -479,6 +623,9 @@ fn spawn_now(
         let run_as = command.run_as.as_ref();
         let (uid, gid) = run_as.map_or((0, 0), |r| (r.uid, r.gid));
         return Err(match step {
+            STEP_CGROUP => SpawnError::Cgroup(source),
+            STEP_RLIMIT => SpawnError::Rlimit(source),
+            STEP_LISTEN => SpawnError::Listen(source),
             STEP_GROUPS => SpawnError::Identity {
                 what: "the supplementary groups",
                 id: format!("{:?}", run_as.map(|r| &r.groups)),
@@ -515,12 +662,145 @@ fn spawn_now(
     })
 }
 
-/// Which identity step failed, in the failure slot above the errno (0:
-/// any other step, reported as an exec failure).
+/// Which step of the child failed, in the failure slot above the errno
+/// (0: any other step, reported as an exec failure).
 const STEP_SHIFT: i32 = 16;
-const STEP_GROUPS: i32 = 1;
-const STEP_GID: i32 = 2;
-const STEP_UID: i32 = 3;
+const STEP_CGROUP: i32 = 1;
+const STEP_RLIMIT: i32 = 2;
+const STEP_GROUPS: i32 = 3;
+const STEP_GID: i32 = 4;
+const STEP_UID: i32 = 5;
+const STEP_LISTEN: i32 = 6;
+/// What the child gets, by reference into the spawner's frame.
+#[derive(Clone, Copy)]
+struct ChildArgs<'a> {
+    prep: &'a Prepared,
+    parent: Pid,
+    fds: ChildFds,
+    failure: &'a AtomicI32,
+    pid_slot: Option<&'a AtomicI32>,
+    /// Write into the v2 cgroup's `cgroup.procs` (the clone did not put
+    /// the child there).
+    join_into: bool,
+}
+
+/// `CLONE_INTO_CGROUP` (linux/sched.h; not in every libc crate).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// The kernel's `struct clone_args`, up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+// `clone3` with a new stack returns in the child on that stack, where no
+// Rust frame can continue: this trampoline calls `entry(arg)` there (as
+// glibc's clone does) and returns only in the parent, with the raw result
+// (a pid, or -errno). Arguments: args, size, entry, arg.
+#[cfg(target_arch = "x86_64")]
+std::arch::global_asm!(
+    ".globl vigil_spawn_clone3",
+    "vigil_spawn_clone3:",
+    "mov r8, rdx",
+    "mov r9, rcx",
+    "mov eax, 435",
+    "syscall",
+    "test rax, rax",
+    "jnz 2f",
+    "xor ebp, ebp",
+    "and rsp, -16",
+    "mov rdi, r9",
+    "call r8",
+    "ud2",
+    "2:",
+    "ret",
+);
+#[cfg(target_arch = "aarch64")]
+std::arch::global_asm!(
+    ".globl vigil_spawn_clone3",
+    "vigil_spawn_clone3:",
+    "mov x9, x2",
+    "mov x10, x3",
+    "mov x8, #435",
+    "svc #0",
+    "cbnz x0, 2f",
+    "mov x0, x10",
+    "blr x9",
+    "brk #0",
+    "2:",
+    "ret",
+);
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+unsafe extern "C" {
+    fn vigil_spawn_clone3(
+        args: *mut CloneArgs,
+        size: usize,
+        entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+        arg: *mut libc::c_void,
+    ) -> libc::c_long;
+}
+
+/// The child's first frame after `clone3`.
+extern "C" fn clone3_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildArgs` that `clone_into` passed, alive in
+    // the parent's frame, which sleeps (CLONE_VFORK) until we exec or exit.
+    unsafe { exec_child(&*(arg as *const ChildArgs)) }
+}
+
+/// The child made with `clone3(CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP)`:
+/// created in the cgroup `dir`, so it never migrates (a write to
+/// `cgroup.procs` is a migration, which takes the kernel's global
+/// threadgroup lock for writing: after a quiet spell, an RCU grace period,
+/// 10-20 ms here, at every restart). `None` when the kernel refuses (older
+/// than 5.7, or an architecture without the trampoline): the caller clones
+/// as before and the child writes `cgroup.procs` itself.
+fn clone_into(dir: &OwnedFd, stack: &mut [u8], args: &ChildArgs<'_>) -> Option<Pid> {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        // 16-byte aligned top of the stack, as both ABIs want.
+        let base = stack.as_mut_ptr() as usize;
+        let top = (base + stack.len()) & !15;
+        let mut clone = CloneArgs {
+            flags: (libc::CLONE_VM | libc::CLONE_VFORK) as u64 | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            stack: base as u64,
+            stack_size: (top - base) as u64,
+            cgroup: dir.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: as for the clone in `spawn_now`: CLONE_VM | CLONE_VFORK
+        // suspends this thread until the child has exec'd or exited; the
+        // child runs `clone3_entry` on `stack` (nobody else's), reads
+        // `args` (alive in our frame), and the trampoline never returns in
+        // it. The kernel reads `clone` only during the call.
+        let ret = unsafe {
+            vigil_spawn_clone3(
+                &mut clone,
+                std::mem::size_of::<CloneArgs>(),
+                clone3_entry,
+                args as *const ChildArgs as *mut libc::c_void,
+            )
+        };
+        (ret > 0).then(|| Pid::from_raw(ret as i32))
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (dir, stack, args);
+        None
+    }
+}
 
 /// The child's standard descriptors (-1: keep Vigil's).
 #[derive(Clone, Copy)]
@@ -547,17 +827,21 @@ struct KernelSigaction {
 /// Only async-signal-safe libc calls are made, on memory allocated before
 /// the clone; the only writes to shared memory are `failure` and
 /// `pid_slot`.
-unsafe fn exec_child(
-    p: &Prepared,
-    parent: Pid,
-    fds: ChildFds,
-    failure: &AtomicI32,
-    pid_slot: Option<&AtomicI32>,
-) -> ! {
+unsafe fn exec_child(args: &ChildArgs<'_>) -> ! {
+    let ChildArgs {
+        prep: p,
+        parent,
+        fds,
+        failure,
+        pid_slot,
+        join_into,
+    } = *args;
     // SAFETY (whole block): each call below is async-signal-safe per
     // signal-safety(7) (prctl, getppid and close_range are plain syscalls);
     // pointers come from CStrings and pointer vectors owned by `p`, alive
-    // and unchanged until the parent resumes after our execve or _exit.
+    // and unchanged until the parent resumes after our execve or _exit;
+    // the one write through them is to `listen_pid`, which nothing else
+    // touches until then.
     unsafe {
         let fail = |step: i32| -> ! {
             let errno = *libc::__errno_location();
@@ -569,8 +853,45 @@ unsafe fn exec_child(
             fail(libc::EPERM);
         }
 
+        // A failed step reports which (above the errno) for a clear error.
+        let step = |s: i32| -> ! {
+            let errno = *libc::__errno_location();
+            failure.store((s << STEP_SHIFT) | errno.max(1), Ordering::Release);
+            libc::_exit(127)
+        };
+
+        // ---- cgroup and rlimits ----
+        // Into the service's cgroups before anything of the service runs,
+        // and before the identity drops the right to (a v1 `cgroup.procs`
+        // is root's; raising a hard rlimit needs CAP_SYS_RESOURCE):
+        // `0` names the writer (cgroup v1 and v2 alike). The files were
+        // opened before the clone; the errno goes back with its stage.
+        let into = p
+            .cgroup_into
+            .as_ref()
+            .filter(|_| join_into)
+            .map(|(_, procs)| procs);
+        for fd in into.into_iter().chain(&p.cgroup_procs) {
+            if libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                step(STEP_CGROUP);
+            }
+        }
+        for (resource, limit) in &p.rlimits {
+            if libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                *resource,
+                limit as *const libc::rlimit64,
+                std::ptr::null_mut::<libc::rlimit64>(),
+            ) < 0
+            {
+                step(STEP_RLIMIT);
+            }
+        }
+        // ---- end of cgroup and rlimits ----
+
         // ---- identity: user, group, supplementary groups, umask ----
-        // First of all, so that nothing after it runs with Vigil's
+        // Right after the cgroup, so that nothing after it runs with Vigil's
         // privileges, and before PR_SET_PDEATHSIG, which the kernel clears
         // when the credentials change. Raw syscalls, not libc's setgroups/
         // setgid/setuid: glibc's wrappers change every thread of the
@@ -579,11 +900,6 @@ unsafe fn exec_child(
         // this task only, which is all it is. Groups first, then the gid,
         // then the uid (which drops the right to change the other two).
         if let Some((uid, gid, groups)) = &p.run_as {
-            let step = |s: i32| -> ! {
-                let errno = *libc::__errno_location();
-                failure.store((s << STEP_SHIFT) | errno.max(1), Ordering::Release);
-                libc::_exit(127)
-            };
             if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) < 0 {
                 step(STEP_GROUPS);
             }
@@ -656,6 +972,40 @@ unsafe fn exec_child(
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
+        // --- sockets (LISTEN_FDS): begin ---
+        // After close_range, which would mark them close-on-exec again
+        // (so after the cgroup, the identity and PDEATHSIG); a failure
+        // reports STEP_LISTEN with its errno.
+        // Vigil's copy of socket i may sit anywhere, also in 3..3+n where
+        // an earlier dup2 would overwrite it: every such one is first
+        // moved above that range (close-on-exec, so the move is gone after
+        // execve), then each is dup2'd into place, which leaves the new fd
+        // without FD_CLOEXEC.
+        let n = p.listen.len();
+        if n > 0 {
+            let first_free = 3 + n as i32;
+            let mut moved = [0i32; MAX_LISTEN_FDS];
+            for (i, &fd) in p.listen.iter().enumerate() {
+                moved[i] = if fd < first_free {
+                    let d = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, first_free);
+                    if d < 0 {
+                        step(STEP_LISTEN);
+                    }
+                    d
+                } else {
+                    fd
+                };
+            }
+            for (i, &fd) in moved[..n].iter().enumerate() {
+                if libc::dup2(fd, 3 + i as i32) < 0 {
+                    step(STEP_LISTEN);
+                }
+            }
+            if let Some(slot) = &p.listen_pid {
+                write_pid(slot.get(), libc::getpid());
+            }
+        }
+        // --- sockets (LISTEN_FDS): end ---
         if libc::chdir(p.cwd.as_ptr()) < 0 {
             fail(libc::ENOENT);
         }
@@ -679,5 +1029,51 @@ unsafe fn exec_child(
             p.envp_ptrs.as_ptr(),
         );
         fail(libc::ENOEXEC)
+    }
+}
+
+/// Write `LISTEN_PID=<pid>` and a NUL into `slot` without allocating
+/// (async-signal-safe: the child's side of a clone calls it).
+///
+/// # Safety
+/// `slot` must be valid for writes and not read by anyone else meanwhile.
+unsafe fn write_pid(slot: *mut [u8; LISTEN_PID_LEN], pid: i32) {
+    let mut digits = [0u8; 12];
+    let mut len = 0;
+    let mut v = pid.unsigned_abs();
+    loop {
+        digits[len] = b'0' + (v % 10) as u8;
+        len += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // SAFETY: the caller's contract; the prefix (11 bytes) plus at most
+    // 10 digits and a NUL fit in LISTEN_PID_LEN (32).
+    let out = unsafe { &mut *slot };
+    let mut at = LISTEN_PID_PREFIX.len();
+    out[..at].copy_from_slice(LISTEN_PID_PREFIX);
+    for &d in digits[..len].iter().rev() {
+        out[at] = d;
+        at += 1;
+    }
+    out[at] = 0;
+}
+
+#[cfg(test)]
+mod listen_tests {
+    use super::*;
+
+    #[test]
+    fn the_pid_is_written_in_decimal() {
+        for pid in [1, 9, 10, 4242, i32::MAX] {
+            let cell = UnsafeCell::new([0xffu8; LISTEN_PID_LEN]);
+            // SAFETY: `cell` is ours alone.
+            unsafe { write_pid(cell.get(), pid) };
+            let bytes = cell.into_inner();
+            let text = std::ffi::CStr::from_bytes_until_nul(&bytes).unwrap();
+            assert_eq!(text.to_str().unwrap(), format!("LISTEN_PID={pid}"));
+        }
     }
 }

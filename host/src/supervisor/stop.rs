@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+use crate::cgroup::Cgroup;
 use crate::procfs;
 
 /// How often group membership is polled while waiting for stragglers.
@@ -66,6 +67,64 @@ pub async fn wait_group_gone(pgid: Pid, deadline: Option<tokio::time::Instant>) 
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// True while anything of a service's child is left: a member of its
+/// process group (zombies included), or a process in its cgroup (one that
+/// called `setsid` or left the group is still there).
+pub fn service_alive(pgid: Pid, cgroup: Option<&Cgroup>) -> bool {
+    group_alive(pgid) || cgroup.is_some_and(Cgroup::populated)
+}
+
+/// Send `sig` to a service's child: its process group, and everything in
+/// its cgroup (SIGKILL through `cgroup.kill` where the kernel has it).
+pub fn signal_service(pgid: Pid, cgroup: Option<&Cgroup>, sig: Signal) -> nix::Result<()> {
+    let sent = signal_group(pgid, sig);
+    if let Some(cgroup) = cgroup {
+        if sig == Signal::SIGKILL {
+            cgroup.kill();
+        } else {
+            cgroup.signal(sig);
+        }
+    }
+    sent
+}
+
+/// [`wait_group_gone`] for the group and the cgroup.
+pub async fn wait_service_gone(
+    pgid: Pid,
+    cgroup: Option<&Cgroup>,
+    deadline: Option<tokio::time::Instant>,
+) -> bool {
+    loop {
+        if !service_alive(pgid, cgroup) {
+            return true;
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Stop what a previous instance left in a service's cgroup (processes
+/// that left its process group escape the journal's view): `sig` to
+/// each, `grace`, then SIGKILL to the cgroup. Returns how many processes
+/// were there.
+pub async fn stop_foreign_cgroup(cgroup: &Cgroup, sig: Signal, grace: Duration) -> usize {
+    let found = cgroup.signal(sig);
+    if found == 0 {
+        return 0;
+    }
+    cgroup.signal(Signal::SIGCONT);
+    let deadline = Instant::now() + grace;
+    while cgroup.populated() && Instant::now() < deadline {
+        tokio::time::sleep(POLL).await;
+    }
+    if cgroup.populated() {
+        cgroup.kill();
+    }
+    found
 }
 
 /// A child of a previous Vigil instance, as recorded in the journal.

@@ -12,10 +12,13 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 
 use super::notify::{Groups, Inbox, Notification};
-use super::service::{Effect, Event, Notify, ServiceState, TimerKind};
+use super::service::{Effect, Event, Notify, ReplaceEvent, ServiceState, TimerKind};
 use super::state::Status;
 use super::timers::{self, Timers};
-use super::{CheckResult, ProbeTarget, Shared, Snapshot, identity, logs, reaper, spawn, stop};
+use super::{
+    CheckResult, ProbeTarget, Shared, Snapshot, hooks, identity, logs, reaper, spawn, stop,
+};
+use crate::cgroup::Cgroup;
 use crate::config::Service;
 use crate::journal;
 use crate::journal::Event as Journal;
@@ -28,6 +31,14 @@ pub(super) enum Msg {
     /// Notify messages, per sender's process group (credentials checked:
     /// each group was a `notify = true` child's when its message came).
     Notify(Vec<(i32, Notification)>),
+    /// A child of this service was reaped: the current one, a replace's
+    /// new one, or the one a replace took over from, told apart by the
+    /// pid the spawn stored in `pid` (before this is handled).
+    Reaped {
+        pid: Arc<std::sync::atomic::AtomicI32>,
+        status: crate::wasm::ExitStatus,
+        uptime: Duration,
+    },
     /// A check finished (sent just before its [`Event::Check`]).
     Measured {
         epoch: u64,
@@ -42,6 +53,10 @@ pub(super) enum Msg {
     /// Dropping the handle is not enough, the task holds a sender of its
     /// own (for check and loader answers).
     Retire,
+    /// `start = "on-demand"`: bind the sockets now and start the service
+    /// at the first connection on one of them (any start, stop or restart
+    /// before that cancels the wait).
+    StartOnDemand,
 }
 
 /// How the facade reaches a service's task, and what it sees of it.
@@ -71,25 +86,67 @@ pub(super) async fn service_task(
         shared.options.echo,
         svc.log,
     );
+    sink.output().set_enabled(svc.grants.resolved().output());
     let mut retiring = false;
+    // While `start = "on-demand"` waits for its first connection.
+    let mut demand: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = None;
     loop {
         let msg = tokio::select! {
             msg = rx.recv() => match msg {
                 Some(msg) => msg,
                 None => break,
             },
+            () = async { demand.as_mut().expect("guarded").await }, if demand.is_some() => {
+                demand = None;
+                local.awaiting_connection = false;
+                tracing::info!(service = %svc.name, "first connection: starting (start = on-demand)");
+                Msg::Event(Event::Start)
+            },
             timer = local.timers.next() => Msg::Event(Event::Timer(timer)),
             () = local.inbox.wait() => Msg::Notify(local.inbox.take()),
         };
         let mut queue = VecDeque::new();
         let pid_before = state.pid();
+        if let Msg::Event(Event::Start | Event::Stop(_) | Event::Restart(_)) = &msg {
+            // The operator (or a reload) decided before any connection did.
+            demand = None;
+            local.awaiting_connection = false;
+        }
         match msg {
             Msg::Retire => retiring = true,
             Msg::NextDue(at) => local.next_due = Some(at),
+            Msg::StartOnDemand => match shared.sockets.acquire(&svc) {
+                Ok(_) => {
+                    demand = Some(Box::pin(super::sockets::wait_for_demand(
+                        shared.sockets.duplicates(&svc.name),
+                    )));
+                    local.awaiting_connection = true;
+                }
+                // The spawn reports the bind error as its own.
+                Err(_) => queue.push_back(Event::Start),
+            },
             Msg::Event(e) => queue.push_back(e),
+            Msg::Reaped {
+                pid,
+                status,
+                uptime,
+            } => {
+                let pid = Some(pid.load(std::sync::atomic::Ordering::Acquire));
+                let event = if pid == state.successor_pid()
+                    && let Some(seq) = state.successor_seq()
+                {
+                    Event::Replacement(ReplaceEvent::Exited { seq, status })
+                } else if pid == state.predecessor_pid() && pid != state.pid() {
+                    Event::Replacement(ReplaceEvent::OldExited { status, uptime })
+                } else {
+                    Event::Exited { status, uptime }
+                };
+                queue.push_back(event);
+            }
             Msg::Update(s) => {
                 svc = s;
                 sink.set_spec(svc.log);
+                sink.output().set_enabled(svc.grants.resolved().output());
                 for effect in state.update(Instant::now(), &svc) {
                     if let Some(follow) =
                         perform(&shared, &svc, &state, &tx, &sink, &mut local, effect).await
@@ -100,6 +157,15 @@ pub(super) async fn service_task(
             }
             Msg::Notify(messages) => {
                 for (group, n) in messages {
+                    if svc.notify.is_some()
+                        && Some(group) == state.successor_pid()
+                        && let Some(seq) = state.successor_seq()
+                    {
+                        if n.ready {
+                            queue.push_back(Event::Replacement(ReplaceEvent::Ready { seq }));
+                        }
+                        continue;
+                    }
                     if !from_current_child(group, state.pid(), &svc) {
                         tracing::debug!(service = %svc.name, group, "notify from a former child dropped");
                         continue;
@@ -137,7 +203,18 @@ pub(super) async fn service_task(
             // STATUS= belongs to the child that sent it.
             local.status_text = None;
         }
+        if state.pid() != pid_before && state.pid() == local.successor_group {
+            // A replace's new child took over.
+            local.started_wall = local.successor_wall;
+        }
         local.list_group(&shared.groups, state.pid().filter(|_| svc.notify.is_some()));
+        if local.successor_group != state.successor_pid()
+            && let Some(g) = local.successor_group.take()
+            && Some(g) != local.notify_group
+        {
+            shared.groups.remove(g, &local.inbox);
+        }
+        local.sockets = shared.sockets.list(&svc.name);
         let waiting_for = if state.status() == Status::Waiting {
             shared.unsatisfied_deps(&svc)
         } else {
@@ -193,6 +270,11 @@ pub(super) async fn service_task(
     }
     local.list_group(&shared.groups, None);
     identity::remove_credentials(&shared.options, &svc.name);
+    if retiring && let Some(cgroup) = &local.cgroup {
+        // Removed by a reload, and empty: its cgroup goes too (the kernel
+        // refuses while anything is in it).
+        cgroup.remove();
+    }
 }
 
 /// What a service task keeps beside the reducer's state: what the
@@ -219,6 +301,21 @@ pub(super) struct Local {
     inbox: Arc<Inbox>,
     /// The process group listed for this service in the notify table.
     notify_group: Option<i32>,
+    /// The service's cgroup, once a child was spawned into it (none where
+    /// the instance has no cgroups: process groups only).
+    cgroup: Option<Cgroup>,
+    /// The same, as snapshots show it (usage is read at each request).
+    pub(super) cgroup_view: Option<Arc<Cgroup>>,
+    /// The cgroup's OOM kills when the current child was spawned.
+    oom_base: u64,
+    /// The sockets held for it: (name, address as bound).
+    pub(super) sockets: Vec<(String, String)>,
+    /// `start = "on-demand"` waits for its first connection.
+    pub(super) awaiting_connection: bool,
+    /// A replace's new child, as listed in the notify table.
+    successor_group: Option<i32>,
+    /// When that child was spawned, wall clock.
+    successor_wall: SystemTime,
 }
 
 impl Local {
@@ -234,6 +331,13 @@ impl Local {
             timers: Timers::default(),
             inbox: Inbox::new(),
             notify_group: None,
+            cgroup: None,
+            cgroup_view: None,
+            oom_base: 0,
+            sockets: Vec::new(),
+            awaiting_connection: false,
+            successor_group: None,
+            successor_wall: SystemTime::now(),
         }
     }
 
@@ -266,68 +370,54 @@ async fn perform(
 ) -> Option<Event> {
     match effect {
         Effect::Spawn { restarts } => {
-            let mut command = match shared.probes.command(svc.clone(), restarts).await {
-                Ok(c) => c,
-                Err(e) => return Some(Event::SpawnFailed(e)),
-            };
-            if let (Some(notify), Some(socket)) = (svc.notify, &shared.options.notify_socket) {
-                notify_env(&mut command.env, socket, notify.watchdog);
-            }
-            match identity::prepare_start(&shared.options, svc, &mut command) {
-                Ok(warnings) => {
-                    for message in warnings {
-                        shared.journal(Some(&svc.name), &Journal::Warning { message });
-                    }
-                }
-                Err(e) => return Some(Event::SpawnFailed(e)),
-            }
-            let exit_tx = tx.clone();
-            let t0 = Instant::now();
-            let route: reaper::Route = Box::new(move |status| {
-                let _ = exit_tx.send(Msg::Event(Event::Exited {
-                    status,
-                    uptime: t0.elapsed(),
-                }));
-            });
-            // A notify child is listed from just before its `execve`: it
-            // may send `READY=1` before the spawn is even returned here.
-            let announce = svc.notify.map(|_| {
-                Box::new(shared.groups.announce(local.inbox.clone())) as Box<dyn spawn::Announce>
-            });
-            match shared
-                .spawner
-                .spawn_announced(command, route, announce)
-                .await
-            {
-                Ok(child) => {
-                    if svc.notify.is_some() {
-                        // Listed by the announcement; unlisted by
-                        // `list_group` once the service moves on.
-                        let old = local.notify_group.replace(child.pid.as_raw());
-                        if let Some(old) = old.filter(|&o| o != child.pid.as_raw()) {
-                            shared.groups.remove(old, &local.inbox);
-                        }
-                    }
-                    local.started_wall = SystemTime::now();
-                    let streams = [
-                        (child.stdout, logs::Stream::Stdout),
-                        (child.stderr, logs::Stream::Stderr),
-                    ];
-                    for (fd, stream) in streams {
-                        if let Some(fd) = fd {
-                            logs::capture_stream(fd, sink.clone(), stream);
-                        }
-                    }
-                    Some(Event::Spawned {
-                        pid: child.pid.as_raw(),
-                        start_time: child.start_time,
-                    })
-                }
-                Err(e) => Some(Event::SpawnFailed(e.to_string())),
+            match spawn_child(shared, svc, tx, sink, local, restarts, false).await {
+                Ok((pid, start_time)) => Some(Event::Spawned { pid, start_time }),
+                Err(e) => Some(Event::SpawnFailed(e)),
             }
         }
+        Effect::SpawnSuccessor { seq, restarts } => {
+            let event = match spawn_child(shared, svc, tx, sink, local, restarts, true).await {
+                Ok((pid, start_time)) => ReplaceEvent::Spawned {
+                    seq,
+                    pid,
+                    start_time,
+                },
+                Err(error) => ReplaceEvent::SpawnFailed { seq, error },
+            };
+            Some(Event::Replacement(event))
+        }
+        Effect::RunSuccessorCheck {
+            seq,
+            phase,
+            pid,
+            attempt,
+        } => {
+            let target = ProbeTarget {
+                pid: Some(pid.unsigned_abs()),
+                started_at: local.successor_wall,
+                attempt,
+                restarts: state.restarts(),
+                output: Some(sink.output().clone()),
+            };
+            let fut = shared.probes.check(svc.clone(), phase, target);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let outcome = fut.await;
+                let _ = tx.send(Msg::Event(Event::Replacement(ReplaceEvent::Check {
+                    seq,
+                    phase,
+                    outcome,
+                })));
+            });
+            None
+        }
         Effect::Signal { pgid, signal } => {
-            if let Err(e) = stop::signal_group(Pid::from_raw(pgid), signal) {
+            // Cgroup-wide only for the current child's group with no other
+            // child of the service alive (a replace's, or an orphaned
+            // replace spawn killed as it answers).
+            let whole = Some(pgid) == state.group() && !two_children(state);
+            let cgroup = local.cgroup.as_ref().filter(|_| whole);
+            if let Err(e) = stop::signal_service(Pid::from_raw(pgid), cgroup, signal) {
                 shared.journal(
                     Some(&svc.name),
                     &Journal::Warning {
@@ -340,26 +430,42 @@ async fn perform(
         Effect::WatchGroup { pgid, epoch } => {
             // Cheap test first: usually the group died with its leader and
             // no /proc scan or watcher is needed.
+            // With a cgroup, the child is gone when both its group and
+            // its cgroup are empty (what left the group is still in the
+            // cgroup).
             let group = Pid::from_raw(pgid);
-            if !stop::group_alive(group) {
+            let cgroup = local.cgroup.clone().filter(|_| !two_children(state));
+            let base = local.oom_base;
+            let oom = move |cgroup: Option<&Cgroup>| {
+                cgroup.and_then(Cgroup::oom_kills).is_some_and(|n| n > base)
+            };
+            if !stop::service_alive(group, cgroup.as_ref()) {
                 shared.reaper.settle();
-                return Some(Event::GroupGone { epoch });
+                return Some(Event::GroupGone {
+                    epoch,
+                    oom: oom(cgroup.as_ref()),
+                });
             }
-            let live = stop::live_members(pgid);
+            let live = stop::live_members(pgid) || cgroup.as_ref().is_some_and(Cgroup::populated);
             let (tx, shared) = (tx.clone(), shared.clone());
             tokio::spawn(async move {
                 // Members are stopped (and SIGKILLed after the grace) by the
                 // reducer; this only reports the end. It gives up when the
                 // service is gone (its channel closed).
-                while !stop::wait_group_gone(group, Some(tokio::time::Instant::now() + GROUP_POLL))
-                    .await
+                while !stop::wait_service_gone(
+                    group,
+                    cgroup.as_ref(),
+                    Some(tokio::time::Instant::now() + GROUP_POLL),
+                )
+                .await
                 {
                     if tx.is_closed() {
                         return;
                     }
                 }
                 shared.reaper.settle();
-                let _ = tx.send(Msg::Event(Event::GroupGone { epoch }));
+                let oom = oom(cgroup.as_ref());
+                let _ = tx.send(Msg::Event(Event::GroupGone { epoch, oom }));
             });
             Some(Event::GroupLingers { epoch, live })
         }
@@ -393,6 +499,7 @@ async fn perform(
                 started_at: local.started_wall,
                 attempt,
                 restarts: state.restarts(),
+                output: Some(sink.output().clone()),
             };
             let fut = shared.probes.check(svc.clone(), phase, target);
             let tx = tx.clone();
@@ -431,11 +538,125 @@ async fn perform(
             shared.journal(Some(&svc.name), &event);
             None
         }
+        Effect::RunHook { hook, epoch } => {
+            let child = hooks::Child {
+                pid: state.pid(),
+                started_at: local.started_wall,
+                restarts: state.restarts(),
+            };
+            hooks::run(shared, svc, sink, tx, child, hook, epoch);
+            None
+        }
         Effect::Status(status) => {
             tracing::debug!(service = %svc.name, %status, "status");
             None
         }
     }
+}
+
+/// Spawn a child of `svc` (the current one, or a replace's new one when
+/// `successor`): its command, `NOTIFY_SOCKET`, the held sockets, output
+/// capture, and a route that reports its exit by pid.
+async fn spawn_child(
+    shared: &Arc<Shared>,
+    svc: &Arc<Service>,
+    tx: &mpsc::UnboundedSender<Msg>,
+    sink: &Arc<logs::LogSink>,
+    local: &mut Local,
+    restarts: u32,
+    successor: bool,
+) -> Result<(i32, Option<u64>), String> {
+    let mut command = shared.probes.command(svc.clone(), restarts).await?;
+    if let (Some(notify), Some(socket)) = (svc.notify, &shared.options.notify_socket) {
+        notify_env(&mut command.env, socket, notify.watchdog);
+    }
+    // Who it runs as, its env files and credentials: for a normal start
+    // and a replace's new child alike.
+    for message in identity::prepare_start(&shared.options, svc, &mut command)? {
+        shared.journal(Some(&svc.name), &Journal::Warning { message });
+    }
+    command.rlimits = svc.limits.rlimit_pairs();
+    if let Some(tree) = &shared.options.cgroups {
+        // A replace's new child joins the same cgroup as the old one (the
+        // service's one cgroup); while both live, signals and the watch of
+        // the group go by process group only (see `perform`).
+        let cgroup = local.cgroup.get_or_insert_with(|| tree.service(&svc.name));
+        let join = cgroup
+            .prepare(&svc.limits.cgroup)
+            .map_err(|e| format!("cannot set up cgroup {}: {e}", cgroup.path().display()))?;
+        command.cgroup_into = join.into;
+        command.cgroup_procs = join.procs;
+        if !successor {
+            local.oom_base = cgroup.oom_kills().unwrap_or(0);
+        }
+        if local.cgroup_view.as_deref() != Some(cgroup) {
+            local.cgroup_view = Some(Arc::new(cgroup.clone()));
+        }
+    }
+    // Bound at the first spawn, kept after; a bind error is this
+    // service's spawn error.
+    command.listen = shared.sockets.acquire(svc).map_err(|e| e.to_string())?;
+    let exit_tx = tx.clone();
+    let t0 = Instant::now();
+    let reaped_pid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let route_pid = reaped_pid.clone();
+    let route: reaper::Route = Box::new(move |status| {
+        let _ = exit_tx.send(Msg::Reaped {
+            pid: route_pid,
+            status,
+            uptime: t0.elapsed(),
+        });
+    });
+    // A notify child is listed from just before its `execve`: it may send
+    // `READY=1` before the spawn is even returned here.
+    let announce = svc
+        .notify
+        .map(|_| Box::new(shared.groups.announce(local.inbox.clone())) as Box<dyn spawn::Announce>);
+    let child = shared
+        .spawner
+        .spawn_announced(command, route, announce)
+        .await
+        .map_err(|e| e.to_string())?;
+    let pid = child.pid.as_raw();
+    // Before any message of this task is handled: the route's exit report
+    // is told apart by it.
+    reaped_pid.store(pid, std::sync::atomic::Ordering::Release);
+    if successor {
+        local.successor_wall = SystemTime::now();
+        if svc.notify.is_some() {
+            local.successor_group = Some(pid);
+        }
+    } else {
+        if svc.notify.is_some() {
+            // Listed by the announcement; unlisted by `list_group` once
+            // the service moves on.
+            let old = local.notify_group.replace(pid);
+            if let Some(old) = old.filter(|&o| o != pid) {
+                shared.groups.remove(old, &local.inbox);
+            }
+        }
+        local.started_wall = SystemTime::now();
+    }
+    let streams = [
+        (child.stdout, logs::Stream::Stdout),
+        (child.stderr, logs::Stream::Stderr),
+    ];
+    for (fd, stream) in streams {
+        if let Some(fd) = fd {
+            logs::capture_stream(fd, sink.clone(), stream);
+        }
+    }
+    Ok((pid, child.start_time))
+}
+
+/// Whether a replace has two children of the service alive at once (a new
+/// one beside the current, or the old one still stopping). Both are in the
+/// service's one cgroup, so signals and the end of a group then go by
+/// process group only: a cgroup-wide signal or `cgroup.kill` aimed at one
+/// child would hit the other. (What one of them left outside its process
+/// group is then found by the next cgroup-wide stop.)
+fn two_children(state: &ServiceState) -> bool {
+    state.successor_pid().is_some() || state.predecessor_group().is_some()
 }
 
 /// What systemd gives a `Type=notify` service: `NOTIFY_SOCKET`, and

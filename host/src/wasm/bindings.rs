@@ -16,9 +16,11 @@ pub mod checker {
         world: "checker",
         imports: {
             "vigil:health/http": async | trappable,
+            "vigil:health/http2": async | trappable,
             "vigil:health/tcp": async | trappable,
             "vigil:health/fs": async | trappable,
             "vigil:health/process": async | trappable,
+            "vigil:health/output": async | trappable,
             default: async,
         },
         trappable_error_type: {

@@ -1,6 +1,6 @@
 //! The bundled checks, embedded in the binary: `builtin:http`,
-//! `builtin:tcp`, `builtin:process`, `builtin:file`, `builtin:redis` and
-//! `builtin:postgres`.
+//! `builtin:tcp`, `builtin:process`, `builtin:file`, `builtin:redis`,
+//! `builtin:postgres` and `builtin:grpc`.
 //!
 //! Each is a standalone crate under `checks/`, written with `vigil-sdk`
 //! like any third-party check. `host/build.rs` compiles them for
@@ -12,7 +12,7 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 }
 
-pub use generated::{FILE, HTTP, POSTGRES, PROCESS, REDIS, TCP};
+pub use generated::{FILE, GRPC, HTTP, POSTGRES, PROCESS, REDIS, TCP};
 
 /// The component for `builtin:<name>`, `name` given without the
 /// `builtin:` prefix; `None` for an unknown name.
@@ -24,7 +24,7 @@ pub fn lookup(name: &str) -> Option<&'static [u8]> {
 }
 
 /// The names of all bundled checks, without the `builtin:` prefix, in
-/// documentation order (http, tcp, process, file, redis, postgres).
+/// documentation order (http, tcp, process, file, redis, postgres, log, grpc).
 pub fn names() -> &'static [&'static str] {
     generated::NAMES
 }
@@ -37,7 +37,9 @@ mod tests {
     fn every_name_resolves_to_a_component() {
         assert_eq!(
             names(),
-            ["http", "tcp", "process", "file", "redis", "postgres"]
+            [
+                "http", "tcp", "process", "file", "redis", "postgres", "log", "grpc"
+            ]
         );
         for name in names() {
             let bytes =

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::Trap;
 
 use super::bindings;
+use super::host::output::OutputRing;
 use super::output::BoundedOutput;
 use super::warm::{WarmInstance, WarmInstances};
 use super::{CheckSource, Engine, Grants, Phase, Verdict};
@@ -27,6 +28,9 @@ pub struct Target {
     pub attempt: u32,
     pub restarts: u32,
     pub config: Vec<(String, String)>,
+    /// The service's recent output, for the `output` capability (which
+    /// the grants must allow too); `None` without a service around.
+    pub output: Option<Arc<OutputRing>>,
 }
 
 impl Target {
@@ -40,6 +44,7 @@ impl Target {
             attempt: 1,
             restarts: 0,
             config,
+            output: None,
         }
     }
 
@@ -214,7 +219,12 @@ impl Checker {
                 output,
             }) => {
                 let data = store.data_mut();
-                data.caps = Engine::capabilities(Some(sandbox), target.pid, deadline);
+                data.caps = Engine::capabilities(
+                    Some(sandbox),
+                    target.pid,
+                    target.output.clone(),
+                    deadline,
+                );
                 data.limits.rearm(sandbox.memory_limit);
                 store.set_epoch_deadline(1);
                 (store, Some(instance), output)
@@ -224,6 +234,7 @@ impl Checker {
                 let store = self.engine.new_store(
                     Some(sandbox),
                     target.pid,
+                    target.output.clone(),
                     deadline,
                     sandbox.memory_limit,
                     &output,

@@ -15,11 +15,15 @@ use wasmtime_wasi::WasiCtxBuilder;
 use super::bindings;
 use super::cache::{CacheOutcome, ComponentCache, FileIdentity, default_cache_dir};
 use super::epoch::{CallGuard, EpochTimer};
+use super::host::output::OutputRing;
 use super::limits::MemoryCap;
 use super::output::BoundedOutput;
 use super::store::{Capabilities, HostState};
 use super::warm::WarmInstances;
-use super::{CheckSource, Checker, LoadError, Loader, Sandbox, WIT_VERSION, builtins, inspect};
+use super::{
+    CheckSource, Checker, LoadError, Loader, Sandbox, WIT_VERSION, builtins, contract_compatible,
+    inspect,
+};
 
 /// How often the epoch advances: the granularity of CPU deadlines and of
 /// yielding a busy guest back to the scheduler.
@@ -148,6 +152,21 @@ struct Builtin {
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Result<Engine, EngineError> {
+        Self::build(options, true)
+    }
+
+    /// An engine for one check in a short-lived process (`vigil check`,
+    /// `vigil daemonize`): memories are mapped per instance, as needed,
+    /// instead of reserving a pool up front. The pool pays for itself
+    /// over thousands of instantiations; a one-shot process makes one,
+    /// and would spend more mapping and unmapping the pool's reservations
+    /// than the instance costs. Code generation is the same, so both share
+    /// the compiled-component cache.
+    pub fn one_shot(options: EngineOptions) -> Result<Engine, EngineError> {
+        Self::build(options, false)
+    }
+
+    fn build(options: EngineOptions, pooling: bool) -> Result<Engine, EngineError> {
         let config_error = |err: wasmtime::Error| EngineError::Config(format!("{err:#}"));
         let mut pool = PoolingAllocationConfig::default();
         let instances = options.max_instances.max(1);
@@ -181,7 +200,11 @@ impl Engine {
         let mut config = Config::new();
         config
             .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .allocation_strategy(if pooling {
+                InstanceAllocationStrategy::Pooling(pool)
+            } else {
+                InstanceAllocationStrategy::OnDemand
+            })
             .max_wasm_stack(512 * 1024)
             .async_stack_size(2 << 20);
         let engine = wasmtime::Engine::new(&config).map_err(config_error)?;
@@ -310,28 +333,30 @@ impl Engine {
         // without reading and hashing the component again. The identity is
         // taken before reading, so a change while reading is never
         // remembered as the old content.
-        let file = match source {
-            CheckSource::File(path) => {
-                let (path, engine, cache) = (
-                    path.clone(),
-                    self.inner.engine.clone(),
-                    self.inner.cache.clone(),
-                );
-                let known = tokio::task::spawn_blocking(move || {
-                    let file = FileIdentity::of(&path)?;
-                    let component = cache.load_unchanged(&engine, &file);
-                    Some((file, component))
-                })
-                .await
-                .ok()
-                .flatten();
-                match known {
-                    Some((_, Some(component))) => return Ok((component, CacheOutcome::Hit)),
-                    Some((file, None)) => Some(file),
-                    None => None,
-                }
-            }
-            CheckSource::Builtin(_) => None,
+        // The same for a builtin: its bytes are part of this binary, so
+        // the binary's identity stands for theirs.
+        let known = {
+            let (source, engine, cache) = (
+                source.clone(),
+                self.inner.engine.clone(),
+                self.inner.cache.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                let file = match &source {
+                    CheckSource::File(path) => FileIdentity::of(path)?,
+                    CheckSource::Builtin(name) => FileIdentity::of_builtin(name)?,
+                };
+                let component = cache.load_unchanged(&engine, &file);
+                Some((file, component))
+            })
+            .await
+            .ok()
+            .flatten()
+        };
+        let file = match known {
+            Some((_, Some(component))) => return Ok((component, CacheOutcome::Hit)),
+            Some((file, None)) => Some(file),
+            None => None,
         };
         let bytes = match source {
             CheckSource::Builtin(name) => builtins::lookup(name)
@@ -408,10 +433,12 @@ impl Engine {
             ty.exports(engine)
                 .any(|(n, item)| n == name && matches!(item.ty, ComponentItem::ComponentFunc(_)))
         };
-        let message = if let Some(other) = imports
-            .iter()
-            .find(|i| i.starts_with("vigil:health/") && !i.ends_with(&format!("@{WIT_VERSION}")))
-        {
+        let message = if let Some(other) = imports.iter().find(|i| {
+            i.strip_prefix("vigil:health/").is_some_and(|i| {
+                !i.split_once('@')
+                    .is_some_and(|(_, v)| contract_compatible(v))
+            })
+        }) {
             format!(
                 "was built for another version of the contract (imports `{other}`); this vigil implements vigil:health@{WIT_VERSION}: rebuild it against the wit/ of this release"
             )
@@ -482,6 +509,7 @@ impl Engine {
     pub(crate) fn capabilities(
         sandbox: Option<&Sandbox>,
         target_pid: Option<u32>,
+        output: Option<Arc<OutputRing>>,
         deadline: Instant,
     ) -> Capabilities {
         Capabilities {
@@ -491,6 +519,7 @@ impl Engine {
             target_pid,
             deadline,
             log: Default::default(),
+            output,
             open_connections: 0,
         }
     }
@@ -502,6 +531,7 @@ impl Engine {
         &self,
         sandbox: Option<&Sandbox>,
         target_pid: Option<u32>,
+        target_output: Option<Arc<OutputRing>>,
         deadline: Instant,
         memory_limit: usize,
         output: &BoundedOutput,
@@ -516,7 +546,7 @@ impl Engine {
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
-        let caps = Self::capabilities(sandbox, target_pid, deadline);
+        let caps = Self::capabilities(sandbox, target_pid, target_output, deadline);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         let state = HostState {

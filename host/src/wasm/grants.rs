@@ -106,6 +106,8 @@ pub struct Grants {
     hosts: Vec<HostGrant>,
     /// Granted paths; everything beneath each is readable.
     paths: Vec<PathGrant>,
+    /// `output = true`: checks may read the service's own recent output.
+    output: bool,
 }
 
 impl Grants {
@@ -142,6 +144,18 @@ impl Grants {
     /// No grants at all.
     pub fn none() -> Grants {
         Grants::default()
+    }
+
+    /// These grants, plus (or minus) reading the service's own recent
+    /// output (`[grants] output`; the `output` capability).
+    pub fn with_output(mut self, output: bool) -> Grants {
+        self.output = output;
+        self
+    }
+
+    /// Whether checks may read the service's own recent output.
+    pub fn output(&self) -> bool {
+        self.output
     }
 
     /// Whether `scheme://host:port` is granted by name: a pre-filter, so

@@ -208,7 +208,7 @@ pub enum InspectError {
     Malformed(String),
 }
 
-const CAPABILITIES: &[&str] = &["http", "tcp", "process", "fs", "log"];
+const CAPABILITIES: &[&str] = &["http", "http2", "tcp", "process", "fs", "log", "output"];
 
 pub fn inspect(bytes: &[u8]) -> Result<Report, InspectError> {
     match sniff(bytes) {
@@ -370,6 +370,7 @@ mod tests {
             [
                 "url",
                 "method",
+                "body",
                 "expect-status",
                 "body-contains",
                 "json-field",

@@ -118,6 +118,7 @@ impl Loader {
         let mut store = self.engine.new_store(
             None,
             None,
+            None,
             Instant::now() + LOADER_TIMEOUT,
             LOADER_MEMORY,
             &output,

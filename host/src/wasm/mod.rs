@@ -62,4 +62,45 @@ pub enum LoadError {
 }
 
 /// The `vigil:health` version this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";
+
+/// Whether a component that names `vigil:health@version` in its imports
+/// can link to this host: the same `0.MINOR` (semver for 0.x: a patch
+/// release only adds) and no newer patch than [`WIT_VERSION`]. wasmtime's
+/// linker does the actual matching (a `@0.1.0` import finds the host's
+/// `@0.1.1` definition); this answers the question for error messages and
+/// `vigil inspect`. See docs/contract-versions.md.
+pub fn contract_compatible(version: &str) -> bool {
+    fn parts(version: &str) -> Option<(u64, u64, u64)> {
+        let mut it = version.split('.').map(|p| p.parse::<u64>().ok());
+        let parsed = (it.next()??, it.next()??, it.next()??);
+        it.next().is_none().then_some(parsed)
+    }
+    match (parts(version), parts(WIT_VERSION)) {
+        (Some((0, minor, patch)), Some((0, host_minor, host_patch))) => {
+            minor == host_minor && patch <= host_patch
+        }
+        (Some((major, minor, _)), Some((host_major, host_minor, _))) if major != 0 => {
+            major == host_major && minor <= host_minor
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contract_compatible;
+
+    #[test]
+    fn older_patches_of_the_contract_are_compatible() {
+        assert!(contract_compatible("0.1.0"));
+        assert!(contract_compatible(super::WIT_VERSION));
+        assert!(!contract_compatible("0.1.99"), "newer than the host");
+        assert!(!contract_compatible("0.2.0"));
+        assert!(!contract_compatible("0.0.9"));
+        assert!(!contract_compatible("1.0.0"));
+        assert!(!contract_compatible("0.1"));
+        assert!(!contract_compatible("0.1.0-rc1"));
+        assert!(!contract_compatible(""));
+    }
+}

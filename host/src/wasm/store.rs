@@ -30,6 +30,9 @@ pub(crate) struct Capabilities {
     pub target_pid: Option<u32>,
     pub deadline: Instant,
     pub log: LogBuffer,
+    /// The judged service's recent output, when there is a service
+    /// (readable only if the grants say `output`).
+    pub output: Option<Arc<super::host::output::OutputRing>>,
     pub open_connections: usize,
 }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+pub use crate::config::HookKind;
 use crate::journal::{Cause, Event as Journal};
 use crate::supervisor::state::Status;
 use crate::wasm::{ExitStatus, Phase, Verdict};
@@ -87,6 +88,54 @@ pub enum TimerKind {
     Backoff,
     /// A `notify` service's watchdog deadline (`watchdog-sec`).
     Watchdog,
+    /// A replace (`Timer::epoch` is the replace's number, not the
+    /// child's): see [`ReplaceTimer`].
+    Replace(ReplaceTimer),
+}
+
+/// The timers of a replace (see `service/replace.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplaceTimer {
+    /// Run the new child's check of this phase.
+    Check(Phase),
+    /// `replace-timeout`: the new child is not ready, kill it.
+    Deadline,
+    /// The replaced child's stop grace: SIGKILL to its group.
+    OldGrace,
+}
+
+/// What happens to the new child of a replace, or the old one after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaceEvent {
+    Spawned {
+        seq: u64,
+        pid: i32,
+        start_time: Option<u64>,
+    },
+    SpawnFailed {
+        seq: u64,
+        error: String,
+    },
+    /// A check of the new child finished.
+    Check {
+        seq: u64,
+        phase: Phase,
+        outcome: Verdict,
+    },
+    /// `READY=1` from the new child (the shell checked its group).
+    Ready {
+        seq: u64,
+    },
+    /// The new child (before it took over) was reaped.
+    Exited {
+        seq: u64,
+        status: ExitStatus,
+    },
+    /// The replaced child was reaped.
+    OldExited {
+        status: ExitStatus,
+        uptime: Duration,
+    },
 }
 
 /// What a `notify = true` child said, as far as the state machine cares
@@ -149,6 +198,9 @@ pub enum Event {
     /// The exited leader's process group is empty, and every member the
     /// reaper took has been journaled.
     GroupGone {
+        /// The kernel's OOM killer ended a process of this life (read
+        /// from the service's cgroup; false without one).
+        oom: bool,
         epoch: u64,
     },
     /// A check finished.
@@ -169,6 +221,18 @@ pub enum Event {
     /// A notify message from the current child (the shell checked the
     /// sender's credentials).
     Notify(Notify),
+    /// A hook asked for by [`Effect::RunHook`] ended: `Err` says why it
+    /// failed (non-zero exit, timeout, a check that was not `ok`).
+    Hook {
+        epoch: u64,
+        hook: HookKind,
+        result: Result<(), String>,
+    },
+    /// Operator or reload: start a new child beside the current one and
+    /// switch to it once it is ready (a service with sockets).
+    Replace(Why),
+    /// About a replace in progress or just done.
+    Replacement(ReplaceEvent),
 }
 
 /// Outputs of the reducer, performed by the shell.
@@ -216,6 +280,26 @@ pub enum Effect {
         history: History,
     },
     Journal(Journal),
+    /// Run the service's `hook` (journal it) and answer with
+    /// [`Event::Hook`] carrying `epoch`.
+    RunHook {
+        hook: HookKind,
+        epoch: u64,
+    },
     /// The status changed (dependents, control API).
     Status(Status),
+    /// Spawn the new child of replace `seq` (same command as [`Effect::Spawn`]);
+    /// answer with [`ReplaceEvent::Spawned`] or [`ReplaceEvent::SpawnFailed`].
+    SpawnSuccessor {
+        seq: u64,
+        restarts: u32,
+    },
+    /// Run a check against the new child `pid` of replace `seq`; answer
+    /// with [`ReplaceEvent::Check`].
+    RunSuccessorCheck {
+        seq: u64,
+        phase: Phase,
+        pid: i32,
+        attempt: u32,
+    },
 }

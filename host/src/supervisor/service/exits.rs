@@ -25,6 +25,13 @@ impl ServiceState {
             }
         };
         self.pid = None;
+        self.fail_replace(
+            format!(
+                "the current child exited ({})",
+                super::replace_describe(status)
+            ),
+            fx,
+        );
         self.leader_exit = Some(LeaderExit {
             status,
             uptime,
@@ -79,7 +86,7 @@ impl ServiceState {
     }
 
     /// Nothing is left of the child: the exit counts now.
-    pub(super) fn on_group_gone(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+    pub(super) fn on_group_gone(&mut self, now: Instant, oom: bool, fx: &mut Vec<Effect>) {
         let Some(exit) = self.leader_exit.take() else {
             return;
         };
@@ -107,17 +114,23 @@ impl ServiceState {
             signal: status.signal().map(signal_name),
             uptime_ms: ms(uptime),
             // Only a leader that ended while Vigil was stopping it ended
-            // for that stop's cause.
+            // for that stop's cause; one that ended on its own after an
+            // OOM kill in its cgroup, for that.
             cause: self
                 .stop_why
                 .as_ref()
                 .filter(|_| while_stopping)
-                .map(|w| w.cause),
+                .map(|w| w.cause)
+                .or(oom.then_some(Cause::Oom)),
         }));
         let clean = status
             .code()
             .is_some_and(|c| self.policy.success_codes.contains(&c));
         self.last_exit_clean = clean;
+        if self.begin_post_stop(status, uptime, !clean, fx) {
+            // A stop ends when the post-stop hook does.
+            return;
+        }
         match self.status {
             Status::Stopping => self.on_exit_while_stopping(now, Some(status), uptime, !clean, fx),
             Status::Starting | Status::Running | Status::Ready => {

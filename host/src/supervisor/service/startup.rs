@@ -40,6 +40,7 @@ impl ServiceState {
         if self.loader_config.is_some() {
             self.decide(now, LoaderEvent::Started(pid.unsigned_abs()), fx);
         }
+        self.begin_post_start(fx);
         match (self.checks.startup.clone(), self.notify) {
             (Some(spec), _) => {
                 self.schedule_first_check(Phase::Startup, spec.initial_delay, Duration::ZERO, fx);
@@ -92,6 +93,11 @@ impl ServiceState {
     }
 
     pub(super) fn become_ready(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+        if !self.hooks.post_start_ok() {
+            // Ready waits for the post-start hook too (its end calls here).
+            self.set(Status::Running, fx);
+            return;
+        }
         if self.set(Status::Ready, fx) {
             fx.push(Effect::Journal(Journal::Ready));
             if self.loader_config.is_some() {

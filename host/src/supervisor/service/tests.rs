@@ -10,6 +10,7 @@ use crate::config::{CheckSpec, GiveUp, GrantSpec, LoaderSpec};
 use crate::journal::Cause;
 use crate::wasm::CheckSource;
 
+mod hooks;
 mod properties;
 
 fn service() -> Service {
@@ -34,6 +35,9 @@ fn service() -> Service {
         autostart: true,
         executable: None,
         job: None,
+        hooks: Default::default(),
+        limits: Default::default(),
+        sockets: Default::default(),
     }
 }
 
@@ -115,7 +119,7 @@ impl Sim {
     }
     fn group_gone(&mut self) -> Vec<Effect> {
         let epoch = self.s.epoch();
-        self.on(Event::GroupGone { epoch })
+        self.on(Event::GroupGone { epoch, oom: false })
     }
 }
 
@@ -692,7 +696,8 @@ fn stale_results_are_ignored_and_spawn_errors_back_off() {
     );
     let fx = sim.on(Event::SpawnFailed("ENOENT".into()));
     assert!(journal(&fx).contains(&Journal::SpawnError {
-        error: "ENOENT".into()
+        error: "ENOENT".into(),
+        cause: None,
     }));
     assert_eq!(sim.s.status(), Status::Backoff);
     // An unexpected spawn result in a wrong state changes nothing.
@@ -1220,7 +1225,13 @@ fn stale_group_events_are_ignored() {
         })
         .is_empty()
     );
-    assert!(sim.on(Event::GroupGone { epoch: old }).is_empty());
+    assert!(
+        sim.on(Event::GroupGone {
+            epoch: old,
+            oom: false
+        })
+        .is_empty()
+    );
     // And without a leader exit, a group answer does nothing.
     assert!(sim.group_gone().is_empty());
     assert_eq!(sim.s.status(), Status::Ready);
@@ -1659,4 +1670,42 @@ fn a_loaders_stops_and_kills_say_loader() {
         .position(|e| matches!(e, Effect::Signal { .. }))
         .unwrap_or_else(|| panic!("{fx:?}"));
     assert!(killed_at < signal_at, "{fx:?}");
+}
+
+/// A child the kernel's OOM killer ended (the shell read it from the
+/// cgroup) is journaled with cause `oom`; a stop's own cause stands over
+/// it.
+#[test]
+fn an_exit_after_an_oom_kill_is_journaled_with_cause_oom() {
+    let mut sim = Sim::running(&service(), 42);
+    let epoch = sim.s.epoch();
+    sim.leader_exit(ExitStatus::Signal(9), Duration::from_secs(1));
+    let fx = sim.on(Event::GroupGone { epoch, oom: true });
+    assert!(
+        journal(&fx).iter().any(|j| matches!(
+            j,
+            Journal::Exited {
+                cause: Some(Cause::Oom),
+                signal: Some(_),
+                ..
+            }
+        )),
+        "{fx:?}"
+    );
+
+    let mut sim = Sim::running(&service(), 43);
+    sim.on(Event::Stop(Why::new(Cause::Operator, "stop")));
+    let epoch = sim.s.epoch();
+    sim.leader_exit(ExitStatus::Signal(9), Duration::from_secs(1));
+    let fx = sim.on(Event::GroupGone { epoch, oom: true });
+    assert!(
+        journal(&fx).iter().any(|j| matches!(
+            j,
+            Journal::Exited {
+                cause: Some(Cause::Operator),
+                ..
+            }
+        )),
+        "{fx:?}"
+    );
 }

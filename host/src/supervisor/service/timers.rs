@@ -62,6 +62,7 @@ impl ServiceState {
                 if self.status == Status::Stopping
                     && let Some(pid) = self.group
                 {
+                    self.pre_stop_cut(fx);
                     // Journaled first, like the stop of a crashed leader's remains.
                     fx.push(Effect::Journal(Journal::Killed {
                         pid,
@@ -86,6 +87,8 @@ impl ServiceState {
                 }
             }
             TimerKind::Watchdog => self.on_watchdog_timer(now, fx),
+            // Dispatched by `handle` before the epoch test.
+            TimerKind::Replace(_) => {}
         }
     }
 }

@@ -130,6 +130,17 @@ impl FileIdentity {
             meta.ctime_nsec()
         )))
     }
+
+    /// The identity of the bundled check `builtin:NAME`: that of the
+    /// running executable (`/proc/self/exe`, which follows a replaced
+    /// binary to the file actually running) and the name. The builtins are
+    /// bytes of that file, so they change only with it, and a one-shot
+    /// `vigil check builtin:tcp` maps its artifact without hashing either
+    /// the embedded component or the artifact (most of its CPU time).
+    pub fn of_builtin(name: &str) -> Option<FileIdentity> {
+        let exe = Self::of(Path::new("/proc/self/exe"))?;
+        Some(FileIdentity(format!("{} builtin:{name}", exe.0)))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -68,7 +68,10 @@ const FORBIDDEN_METHODS: &[&str] = &["CONNECT", "TRACE"];
 
 /// The guest's method and headers, refused when they are not a plain
 /// request's (see [`FORBIDDEN_HEADERS`], [`FORBIDDEN_METHODS`]).
-fn check_request(method: &Method, headers: &[(String, String)]) -> Result<(), ErrorCode> {
+pub(super) fn check_request(
+    method: &Method,
+    headers: &[(String, String)],
+) -> Result<(), ErrorCode> {
     if FORBIDDEN_METHODS.contains(&method.as_str()) {
         return Err(ErrorCode::Invalid(format!(
             "the {method} method is not allowed in a check"
@@ -95,6 +98,9 @@ pub(crate) fn client(grants: Arc<Grants>) -> Result<reqwest::Client, reqwest::Er
         .dns_resolver(Arc::new(PinnedResolver { grants }))
         // A probe should see the server as a new client would.
         .pool_max_idle_per_host(0)
+        // HTTP/2 is `http2`'s (reqwest has it for that): this client stays
+        // what it was, HTTP/1.1 only, also over TLS (ALPN).
+        .http1_only()
         .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
         .build()
 }

@@ -4,7 +4,9 @@
 
 pub mod fs;
 pub mod http;
+pub mod http2;
 pub mod log;
+pub mod output;
 pub mod process;
 pub mod tcp;
 

@@ -210,7 +210,7 @@ mod tests {
             wasi: WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
             limits: MemoryCap::new(1 << 20, 1 << 30, Default::default()),
-            caps: Engine::capabilities(Some(&sandbox), None, Instant::now() + LONG),
+            caps: Engine::capabilities(Some(&sandbox), None, None, Instant::now() + LONG),
         }
     }
 

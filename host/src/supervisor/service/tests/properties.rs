@@ -16,7 +16,17 @@
 //! - only the transitions of `state.rs`'s table, and no illegal one even
 //!   attempted (the reducer logs those: any warning or error fails);
 //! - the built-in policy's restart delay is the policy's backoff: never
-//!   shorter, never skipped.
+//!   shorter, never skipped;
+//! - hooks in their order: a spawn only after its pre-start hook said ok
+//!   and never while a post-stop hook runs; a pre-stop hook only for a
+//!   live leader, and no stop signal before it ended (only the grace's
+//!   SIGKILL may cut it); a post-stop hook only once the group is gone,
+//!   one at a time.
+//! - two children only during a replace: besides the current child's
+//!   group, only a replace's new child (until it is reaped) and the child
+//!   a replace took over from (until its grace ends) may live; every
+//!   replace ends with the old child signalled (SIGKILL after its grace)
+//!   or the new one SIGKILLed, and the drain ends with nothing alive.
 //!
 //! Deterministic: the seeds are fixed, so a failure is a failure every
 //! time. It prints the seed and the whole sequence; replay one seed with
@@ -28,7 +38,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::config::{GiveUp, LoaderSpec, NotifySpec};
+use crate::config::{GiveUp, HookAction, HookSpec, Hooks, LoaderSpec, NotifySpec};
 use crate::sync::LockExt;
 
 /// Sequences per run; each is 20 to 200 world events long.
@@ -172,6 +182,18 @@ fn random_service(rng: &mut Rng, after: &[String]) -> Service {
         path: "/srv/svc/loader.wasm".into(),
         config: vec![],
     });
+    let hook = |rng: &mut Rng| {
+        rng.chance(30).then(|| HookSpec {
+            action: HookAction::Command(vec!["true".into()]),
+            timeout: rng.ms(&[500, 5_000]),
+        })
+    };
+    svc.hooks = Hooks {
+        pre_start: hook(rng),
+        post_start: hook(rng),
+        pre_stop: hook(rng),
+        post_stop: hook(rng),
+    };
     svc
 }
 
@@ -240,6 +262,11 @@ struct World {
     timers: Vec<(Instant, Timer)>,
     checks: Vec<(Phase, u64)>,
     decisions: Vec<(u64, u64)>,
+    /// Hooks asked for and not answered yet.
+    hooks: Vec<(HookKind, u64)>,
+    /// A pre-stop hook runs for the current stop: no stop signal until it
+    /// ends (or the grace's SIGKILL cuts it).
+    pre_stop_open: bool,
     /// Answers the shell gives at once (`GroupGone`, a zero-delay timer):
     /// handled before anything else happens.
     queue: VecDeque<Event>,
@@ -260,6 +287,10 @@ struct World {
     operator: u64,
     /// The chance, in percent, that a reload is drawn when one can happen.
     reloads: u64,
+    /// A replace's spawn in flight (its number).
+    successor_spawn: Option<u64>,
+    /// Checks of a replace's new child, not answered yet: (seq, phase).
+    successor_checks: Vec<(u64, Phase)>,
     log: Vec<String>,
 }
 
@@ -293,6 +324,8 @@ impl World {
             timers: vec![],
             checks: vec![],
             decisions: vec![],
+            hooks: vec![],
+            pre_stop_open: false,
             queue: VecDeque::new(),
             deferred: Vec::new(),
             stop_ended: false,
@@ -301,6 +334,8 @@ impl World {
             backoff,
             operator,
             reloads,
+            successor_spawn: None,
+            successor_checks: Vec::new(),
             log,
         }
     }
@@ -343,11 +378,36 @@ impl World {
     fn random_event(&mut self) -> Option<Event> {
         let leader = self.groups.iter().position(|g| g.leader == Leader::Alive);
         if self.rng.chance(self.operator) {
-            return Some(match self.rng.below(5) {
+            return Some(match self.rng.below(7) {
                 0..=1 => Event::Start,
                 2..=3 => Event::Stop(Why::operator("vigil stop")),
-                _ => Event::Restart(Why::operator("vigil restart")),
+                4 => Event::Restart(Why::operator("vigil restart")),
+                _ => Event::Replace(Why::operator("vigil replace")),
             });
+        }
+        if let Some(seq) = self.s.successor_seq()
+            && self.rng.chance(15)
+        {
+            // The new child of a replace: its check answers, its READY=1.
+            if self.svc.notify.is_some() && self.s.successor_pid().is_some() && self.rng.chance(40)
+            {
+                return Some(Event::Replacement(ReplaceEvent::Ready { seq }));
+            }
+            if !self.successor_checks.is_empty() {
+                let i = self.rng.below(self.successor_checks.len() as u64) as usize;
+                let (seq, phase) = self.successor_checks.remove(i);
+                let outcome = match self.rng.below(10) {
+                    0..=5 => Verdict::Ok,
+                    6..=7 => Verdict::Retry("not yet".into()),
+                    8 => Verdict::Error("broken".into()),
+                    _ => Verdict::timed_out(None),
+                };
+                return Some(Event::Replacement(ReplaceEvent::Check {
+                    seq,
+                    phase,
+                    outcome,
+                }));
+            }
         }
         match self.rng.below(100) {
             0..=2 => (!self.svc.after.is_empty()).then(|| Event::Dependencies(self.rng.chance(60))),
@@ -390,7 +450,8 @@ impl World {
                 };
                 None
             }
-            46..=60 => self.answer_check(),
+            46..=55 => self.answer_check(),
+            56..=60 => self.answer_hook(),
             61..=70 => self.answer_decision(),
             71..=78 => {
                 // A notify message, from the current child only (the
@@ -413,6 +474,32 @@ impl World {
     /// a spawn (at once when `eager`, else maybe later), reap a dead leader
     /// or a zombie member, report an empty group.
     fn progress(&mut self, eager: bool) -> Option<Event> {
+        if let Some(seq) = self.successor_spawn
+            && (eager || self.rng.chance(50))
+        {
+            self.successor_spawn = None;
+            if self.rng.chance(10) {
+                return Some(Event::Replacement(ReplaceEvent::SpawnFailed {
+                    seq,
+                    error: "no such file".into(),
+                }));
+            }
+            let pid = self.next_pid;
+            self.next_pid += 1;
+            self.groups.push(Group {
+                pgid: pid,
+                leader: Leader::Alive,
+                members: vec![true; self.rng.below(2) as usize],
+                spawned_at: self.now,
+                obeys: self.rng.chance(70),
+                watched: None,
+            });
+            return Some(Event::Replacement(ReplaceEvent::Spawned {
+                seq,
+                pid,
+                start_time: Some(1),
+            }));
+        }
         if self.spawn_pending && (eager || self.rng.chance(50)) {
             self.spawn_pending = false;
             if self.rng.chance(15) {
@@ -446,6 +533,16 @@ impl World {
         {
             return self.reap(i);
         }
+        // A replace's child, old or new: the reducer does not watch its
+        // group, the reaper just takes what is left.
+        let current = self.s.group();
+        for group in &mut self.groups {
+            if group.watched.is_none() && Some(group.pgid) != current {
+                group.members.retain(|live| *live);
+            }
+        }
+        self.groups
+            .retain(|g| !(g.watched.is_none() && g.empty() && Some(g.pgid) != current));
         for i in 0..self.groups.len() {
             // The reaper takes the zombies.
             let group = &mut self.groups[i];
@@ -454,10 +551,22 @@ impl World {
                 && group.empty()
             {
                 self.groups.remove(i);
-                return Some(Event::GroupGone { epoch });
+                return Some(Event::GroupGone { epoch, oom: false });
             }
         }
         None
+    }
+
+    /// Whether a group of the service's own life is left (watched or
+    /// alive), besides a replace's old child in its grace and a failed
+    /// replace's new child (an unwatched dead group is one of theirs,
+    /// reaped).
+    fn child_groups(&self) -> bool {
+        let old = self.s.predecessor_group();
+        let successor = self.s.successor_pid();
+        self.groups.iter().any(|g| {
+            (g.watched.is_some() || g.alive()) && Some(g.pgid) != old && Some(g.pgid) != successor
+        })
     }
 
     /// The reaper delivers the exit of group `i`'s dead leader.
@@ -468,6 +577,19 @@ impl World {
         };
         group.leader = Leader::Reaped;
         let uptime = self.now.saturating_duration_since(group.spawned_at);
+        // Told apart by pid, as the shell does.
+        let pid = Some(group.pgid);
+        if pid == self.s.successor_pid()
+            && let Some(seq) = self.s.successor_seq()
+        {
+            return Some(Event::Replacement(ReplaceEvent::Exited { seq, status }));
+        }
+        if pid == self.s.predecessor_pid() && pid != self.s.pid() {
+            return Some(Event::Replacement(ReplaceEvent::OldExited {
+                status,
+                uptime,
+            }));
+        }
         self.backoff.uptime = uptime;
         Some(Event::Exited { status, uptime })
     }
@@ -489,6 +611,28 @@ impl World {
             epoch,
             phase,
             outcome,
+        })
+    }
+
+    /// A hook ends, any open one: ok mostly, else failed.
+    fn answer_hook(&mut self) -> Option<Event> {
+        if self.hooks.is_empty() {
+            return None;
+        }
+        let i = self.rng.below(self.hooks.len() as u64) as usize;
+        let (hook, epoch) = self.hooks.remove(i);
+        let result = match self.rng.chance(75) {
+            true => Ok(()),
+            false => Err("exit code 1".into()),
+        };
+        if hook == HookKind::PreStart && result.is_err() {
+            // A failed start, as a failed spawn: no uptime.
+            self.backoff.uptime = Duration::ZERO;
+        }
+        Some(Event::Hook {
+            epoch,
+            hook,
+            result,
         })
     }
 
@@ -547,7 +691,13 @@ impl World {
 
     fn handle(&mut self, event: Event) -> Result<(), String> {
         let before = self.status;
-        match event {
+        // A replace with no child serving is a restart.
+        let serving = matches!(before, Status::Running | Status::Ready) && self.s.pid().is_some();
+        let event_for_model = match &event {
+            Event::Replace(why) if !serving => Event::Restart(why.clone()),
+            other => other.clone(),
+        };
+        match event_for_model {
             Event::Start | Event::Restart(_) if before.is_down() => self.backoff.index = 0,
             Event::Restart(_) if before.has_child() => self.backoff.operator_restart = true,
             Event::Stop(_) if before.has_child() => self.backoff.operator_restart = false,
@@ -563,6 +713,15 @@ impl World {
                 self.backoff.operator_restart = true
             }
             _ => {}
+        }
+        if let Event::Hook {
+            hook: HookKind::PreStop,
+            epoch,
+            ..
+        } = &event
+            && *epoch == self.s.epoch()
+        {
+            self.pre_stop_open = false;
         }
         let line = format!("{:>8?} {event:?}", self.now.duration_since(self.origin));
         let effects = self.s.handle(self.now, event.clone());
@@ -593,6 +752,24 @@ impl World {
                 }
             ));
         }
+        // Two children only during a replace.
+        let allowed = [
+            self.s.group(),
+            self.s.successor_pid(),
+            self.s.predecessor_group(),
+        ];
+        if let Some(stray) = self
+            .groups
+            .iter()
+            .find(|g| g.alive() && !allowed.contains(&Some(g.pgid)))
+        {
+            return Err(format!(
+                "a live group that is neither the child nor a replace's: {stray:?}"
+            ));
+        }
+        if self.s.successor_pid().is_some() && self.s.predecessor_pid().is_some() {
+            return Err("a new replace while the old child of the last one lives".into());
+        }
         if !self.status.has_child() && (self.s.pid().is_some() || self.s.group().is_some()) {
             return Err(format!(
                 "{} with a child: pid {:?}, group {:?}",
@@ -615,11 +792,21 @@ impl World {
                         "left stopping for {to} without the child's exit journaled"
                     ));
                 }
-                if !to.has_child() && (self.spawn_pending || self.groups.iter().any(Group::alive)) {
+                let old = self.s.predecessor_group();
+                let successor = self.s.successor_pid();
+                let others = self
+                    .groups
+                    .iter()
+                    .any(|g| g.alive() && Some(g.pgid) != old && Some(g.pgid) != successor);
+                if !to.has_child() && (self.spawn_pending || others) {
                     return Err(format!("{to} while a child lives: {:?}", self.groups));
                 }
                 if to == Status::Stopping {
-                    self.stop_ended = false;
+                    // A stop before the spawn (during the pre-start hook,
+                    // or while the last post-stop runs) has no child to end.
+                    // (A replace's reaped or dying child is not this
+                    // stop's to end.)
+                    self.stop_ended = !self.spawn_pending && !self.child_groups();
                 }
                 self.status = to;
             }
@@ -630,14 +817,45 @@ impl World {
                 if self.spawn_pending {
                     return Err("a second spawn while one is in flight".into());
                 }
-                if !self.groups.is_empty() {
+                // A replace's old child may still be in its grace; a new
+                // child of a failed replace is being killed.
+                let old = self.s.predecessor_group();
+                let successor = self.s.successor_pid();
+                if self
+                    .groups
+                    .iter()
+                    // (an unwatched dead group is a replace's, reaped)
+                    .any(|g| {
+                        (g.watched.is_some() || g.alive())
+                            && Some(g.pgid) != old
+                            && Some(g.pgid) != successor
+                    })
+                {
                     return Err(format!(
                         "spawn beside the previous child's group: {:?}",
                         self.groups
                     ));
                 }
+                let pre_start_ok = matches!(
+                    event,
+                    Event::Hook {
+                        hook: HookKind::PreStart,
+                        result: Ok(()),
+                        ..
+                    }
+                );
+                if self.svc.hooks.pre_start.is_some() && !pre_start_ok {
+                    return Err(format!(
+                        "spawn without its pre-start hook's ok (on {event:?})"
+                    ));
+                }
+                if self.hooks.iter().any(|(h, _)| *h == HookKind::PostStop) {
+                    return Err("spawn while the last post-stop hook runs".into());
+                }
                 self.spawn_pending = true;
                 self.said_why = false;
+                // A former life's pre-stop hook may still run: not this one's.
+                self.pre_stop_open = false;
                 self.backoff.operator_restart = false;
             }
             Effect::Signal { pgid, signal } => {
@@ -645,6 +863,14 @@ impl World {
                     return Err(format!(
                         "{signal} to {pgid} with no stopping or killed first"
                     ));
+                }
+                match signal {
+                    Signal::SIGKILL => self.pre_stop_open = false,
+                    Signal::SIGCONT => {}
+                    _ if self.pre_stop_open => {
+                        return Err(format!("{signal} to {pgid} while its pre-stop hook runs"));
+                    }
+                    _ => {}
                 }
                 self.signal(pgid, signal)
             }
@@ -657,9 +883,9 @@ impl World {
                     }
                     Some(i) => {
                         self.groups.remove(i);
-                        self.queue.push_back(Event::GroupGone { epoch });
+                        self.queue.push_back(Event::GroupGone { epoch, oom: false });
                     }
-                    None => self.queue.push_back(Event::GroupGone { epoch }),
+                    None => self.queue.push_back(Event::GroupGone { epoch, oom: false }),
                 }
             }
             Effect::Schedule {
@@ -680,11 +906,69 @@ impl World {
                 }
             }
             Effect::RunCheck { phase, epoch, .. } => self.checks.push((phase, epoch)),
+            Effect::RunHook { hook, epoch } => {
+                match hook {
+                    HookKind::PreStop => {
+                        let leader = self.groups.iter().any(|g| g.leader != Leader::Reaped);
+                        if !leader || self.status != Status::Stopping {
+                            return Err(format!(
+                                "pre-stop hook while {} without a live leader",
+                                self.status
+                            ));
+                        }
+                        self.pre_stop_open = true;
+                    }
+                    HookKind::PostStop => {
+                        if self.groups.iter().any(Group::alive) {
+                            return Err(format!(
+                                "post-stop hook while the group lives: {:?}",
+                                self.groups
+                            ));
+                        }
+                        if self.hooks.iter().any(|(h, _)| *h == HookKind::PostStop) {
+                            return Err("a second post-stop hook while one runs".into());
+                        }
+                    }
+                    HookKind::PreStart => {
+                        // As for a spawn: a replace's old child may still
+                        // be in its grace, a failed replace's new child
+                        // still dying (an unwatched dead group is one of
+                        // theirs, reaped).
+                        if self.spawn_pending || self.child_groups() {
+                            return Err(format!(
+                                "pre-start hook beside a child: {:?}",
+                                self.groups
+                            ));
+                        }
+                    }
+                    HookKind::PostStart => {}
+                }
+                self.hooks.push((hook, epoch));
+            }
+            Effect::SpawnSuccessor { seq, .. } => {
+                if !matches!(self.status, Status::Running | Status::Ready) {
+                    return Err(format!("a replace's spawn while {}", self.status));
+                }
+                if self.successor_spawn.is_some() {
+                    return Err("a second replace's spawn in flight".into());
+                }
+                self.successor_spawn = Some(seq);
+            }
+            Effect::RunSuccessorCheck {
+                seq, phase, pid, ..
+            } => {
+                if Some(pid) != self.s.successor_pid() {
+                    return Err(format!("a replace's check of {pid}, not its new child"));
+                }
+                self.successor_checks.push((seq, phase));
+            }
             Effect::Decide { epoch, seq, .. } => self.decisions.push((epoch, seq)),
             Effect::Journal(Journal::Exited { .. } | Journal::SpawnError { .. }) => {
                 self.stop_ended = true;
             }
-            Effect::Journal(Journal::Stopping { .. } | Journal::Killed { .. }) => {
+            Effect::Journal(
+                Journal::Stopping { .. } | Journal::Killed { .. } | Journal::ReplaceFailed { .. },
+            ) => {
                 self.said_why = true;
             }
             Effect::Journal(Journal::Ready) => {
@@ -775,16 +1059,24 @@ impl World {
             .push("--- drain: the operator stops the service ---".into());
         self.deliver(Event::Stop(Why::operator("vigil stop")))?;
         for _ in 0..1_000 {
-            let settled =
-                self.status == Status::Stopped && self.groups.is_empty() && !self.spawn_pending;
+            let settled = self.status == Status::Stopped
+                && self.groups.is_empty()
+                && !self.spawn_pending
+                && self.successor_spawn.is_none();
             let event = self
                 .progress(true)
                 .or_else(|| self.answer_check())
                 .or_else(|| self.answer_decision())
+                .or_else(|| self.answer_hook())
                 .or_else(|| self.fire_timer());
+            // Looking for an event may have let the reaper take a
+            // replace's dead group.
+            let settled = settled || (self.status == Status::Stopped && self.groups.is_empty());
             match event {
                 Some(event) => self.deliver(event)?,
-                None if settled => return Ok(()),
+                None if settled && !self.spawn_pending && self.successor_spawn.is_none() => {
+                    return Ok(());
+                }
                 None => {
                     return Err(format!(
                         "the stop never ends: {} with nothing left to happen; groups {:?}",

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Whole-process cost of an exec probe (issue 15 §2): what kubelet, Docker
+# or Consul pay for each `vigil check`, beside /bin/true, curl and nc -z
+# against the same loopback servers, in one run.
+#
+#   bench/exec_probe.sh [N] [VIGIL]     (N default 200; VIGIL default the
+#                                        release binary in $CARGO_TARGET_DIR)
+#
+# Each row forks and execs the command N times (os.posix_spawn, then
+# waitpid: no shell in between), after 5 warm-ups (the first `vigil check`
+# compiles the builtin into the cache), and prints the median and p99 of the
+# wall time from spawn to reaped, as a Markdown table. The servers (an HTTP
+# server answering 200, a TCP listener) run in this script's own Python
+# process on 127.0.0.1, on threads. Run it on a quiet machine: these are
+# milliseconds, and a loaded core shows up in them.
+set -euo pipefail
+
+n=${1:-200}
+target=${CARGO_TARGET_DIR:-$HOME/.cache/vigil/target}
+vigil=${2:-$target/release/vigil}
+[[ -x $vigil ]] || { echo "no vigil binary at $vigil (cargo build --release -p vigil)" >&2; exit 2; }
+for tool in curl nc; do
+    command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install curl netcat-openbsd)" >&2; exit 2; }
+done
+
+exec python3 - "$n" "$vigil" <<'PY'
+import http.server, os, socket, socketserver, statistics, sys, threading, time
+
+n, vigil = int(sys.argv[1]), sys.argv[2]
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b"ok\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    request_queue_size = 512
+
+http_server = Server(("127.0.0.1", 0), Handler)
+http_port = http_server.server_address[1]
+threading.Thread(target=http_server.serve_forever, daemon=True).start()
+
+tcp = socket.socket()
+tcp.bind(("127.0.0.1", 0))
+tcp.listen(512)
+tcp_port = tcp.getsockname()[1]
+def accept_loop():
+    while True:
+        conn, _ = tcp.accept()
+        conn.close()
+threading.Thread(target=accept_loop, daemon=True).start()
+
+url = f"http://127.0.0.1:{http_port}/healthz"
+rows = [
+    ("/bin/true", ["/bin/true"]),
+    (f"nc -z (tcp connect)", ["nc", "-z", "127.0.0.1", str(tcp_port)]),
+    ("vigil check builtin:tcp", [vigil, "check", "builtin:tcp", "--config", f"port={tcp_port}",
+                                 "--allow-host", f"tcp://127.0.0.1:{tcp_port}"]),
+    ("curl -fsS (HTTP GET)", ["curl", "-fsS", "-o", "/dev/null", url]),
+    ("vigil check builtin:http", [vigil, "check", "builtin:http", "--config", f"url={url}",
+                                  "--allow-host", f"http://127.0.0.1:{http_port}"]),
+    ("vigil --version", [vigil, "--version"]),
+]
+
+devnull = os.open(os.devnull, os.O_RDWR)
+def run(argv):
+    actions = [(os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)]
+    start = time.perf_counter()
+    pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions)
+    _, status = os.waitpid(pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{argv}: exit {os.waitstatus_to_exitcode(status)}")
+    return elapsed
+
+def fmt(seconds):
+    return f"{seconds * 1e3:.2f} ms"
+
+results = {}
+for name, argv in rows:
+    for _ in range(5):
+        run(argv)
+    samples = sorted(run(argv) for _ in range(n))
+    results[name] = (statistics.median(samples), samples[min(len(samples) - 1, len(samples) * 99 // 100)])
+
+true_median = results["/bin/true"][0]
+curl_median = results["curl -fsS (HTTP GET)"][0]
+print(f"| command (N={n}, whole process: spawn to reaped) | median | p99 | median / /bin/true |")
+print("|---|---|---|---|")
+for name, (median, p99) in results.items():
+    print(f"| {name} | {fmt(median)} | {fmt(p99)} | {median / true_median:.1f}x |")
+http_median = results["vigil check builtin:http"][0]
+print()
+print(f"vigil check builtin:tcp / /bin/true: {results['vigil check builtin:tcp'][0] / true_median:.2f}x (target <= 2x); "
+      f"curl / vigil check builtin:http: {curl_median / http_median:.2f}x (target >= 3x)")
+PY

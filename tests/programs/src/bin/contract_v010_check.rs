@@ -1,0 +1,47 @@
+//! A check built against the frozen `vigil:health@0.1.0` contract
+//! (`wit-0.1.0/`, never edited), with wit-bindgen directly: never the SDK,
+//! whose bindings would pull every import up to the current contract.
+//! Proof that a component from before 0.1.1 still loads and runs.
+//! It calls two 0.1.0 capabilities, `process.target-pid` and `log`; config
+//! `answer` = `ok` (the default), `retry` or anything else (an error) picks
+//! the verdict.
+
+// The generated bindings are not ours to lint (the SDK allows the same).
+#![allow(clippy::too_many_arguments)]
+
+wit_bindgen::generate!({
+    world: "checker",
+    path: "../../wit-0.1.0",
+});
+
+use vigil::health::{log, process};
+
+struct Check;
+
+impl Guest for Check {
+    fn check(target: Target) -> Outcome {
+        let pid = match process::target_pid() {
+            Ok(pid) => pid.to_string(),
+            Err(code) => format!("{code:?}"),
+        };
+        log::log(
+            log::Level::Info,
+            &format!("0.1.0 check for {}: target pid {pid}", target.service),
+        );
+        let answer = target
+            .config
+            .iter()
+            .rev()
+            .find(|(key, _)| key == "answer")
+            .map_or("ok", |(_, value)| value.as_str());
+        match answer {
+            "ok" => Outcome::Ok,
+            "retry" => Outcome::Retry("0.1.0 says retry".into()),
+            other => Outcome::Error(format!("0.1.0 says {other}")),
+        }
+    }
+}
+
+export!(Check);
+
+fn main() {}
