@@ -28,6 +28,7 @@ mod hostile;
 mod http;
 mod identity;
 mod journal_offline;
+mod kinds;
 mod languages;
 mod loaders;
 mod logs;

@@ -352,6 +352,12 @@ fn row(s: &ServiceStatus, last: Option<&LastExit>, view: &View) -> [String; 8] {
     if let Some(secs) = s.restart_in_secs {
         state.push_str(&format!(" {}", uptime(secs.ceil())));
     }
+    if let Some(secs) = s.next_run_in_secs {
+        state.push_str(&format!(" (next run in {})", uptime(secs.ceil())));
+    }
+    if let Some(note) = &s.note {
+        state.push_str(&format!(" ({})", untrusted::line(note)));
+    }
     if let Some(t) = s.status_text.as_deref().filter(|t| !t.is_empty()) {
         state.push_str(&format!(" ({})", cut(t, 30)));
     }
@@ -481,6 +487,8 @@ mod tests {
             failing: None,
             waiting_for: Vec::new(),
             restart_in_secs: None,
+            note: None,
+            next_run_in_secs: None,
             cgroup: None,
             cpu_secs: None,
             memory_bytes: None,

@@ -18,11 +18,13 @@ mod envfile;
 mod graph;
 mod hooks;
 mod identity;
+mod kinds;
 mod limits;
 mod model;
 mod problems;
 mod raw;
 mod resolve;
+mod schedule;
 mod schema;
 pub mod sockets;
 mod validate;
@@ -35,12 +37,14 @@ pub use identity::{
     Credential, DEFAULT_LOG_MAX_SIZE, EnvFile, EnvFileError, Identity, LogFormat, LogSpec,
     MAX_LOG_KEEP, RunAs, parse_umask,
 };
+pub use kinds::ExecStamp;
 pub use limits::{Limits, Rlimit};
 pub use model::{
     CheckSpec, Checks, DEFAULT_NOTIFY_TIMEOUT, GiveUp, GrantSpec, LOADER, LoaderSpec, MANIFEST,
     NotifySpec, RestartMode, RestartPolicy, Service,
 };
 pub use problems::{Problem, ValidationReport, did_you_mean};
+pub use schedule::{JobSpec, Overlap, next_due};
 pub use schema::one_shot_config_problems;
 pub use sockets::{Listen, SocketSpec, SocketsSpec, StartMode};
 pub use validate::{Validation, validate};
@@ -93,10 +97,8 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ValidationReport> {
     }
     // Names of every service directory, valid or not, so that a broken
     // dependency is reported once (as broken), not also as unknown.
-    let names: BTreeSet<String> = dirs
-        .iter()
-        .filter_map(|d| d.file_name().and_then(|n| n.to_str()).map(str::to_string))
-        .collect();
+    let names: BTreeSet<String> = dirs.iter().map(|d| kinds::service_name(d)).collect();
+    problems.extend(kinds::name_clashes(&dirs));
     let mut all = Vec::new();
     for d in &dirs {
         let (service, mut found, mut warnings) = load(d);
@@ -124,9 +126,10 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ValidationReport> {
     }
 }
 
-/// The service directories under `dir`, sorted, and a note for each entry
-/// that is not one and is ignored: hidden entries (`.git`, an editor's
-/// swap file), files (`README.md`), and directories holding neither a
+/// The service directories and executables under `dir`, sorted, and a
+/// note for each entry that is not one and is ignored: hidden entries
+/// (`.git`, an editor's swap file), files that are not executable
+/// (`README.md`; an executable's sidecar `NAME.toml` is not noted), and directories holding neither a
 /// manifest, a loader nor any `.wasm` (`lost+found`). A directory with a
 /// `.wasm` but no manifest is a service missing its manifest.
 pub(crate) fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<String>), Problem> {
@@ -145,8 +148,17 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<String>), Proble
         let name = name.unwrap_or_default();
         let why = if name.starts_with('.') {
             Some("hidden".to_string())
+        } else if !p.is_dir() && kinds::is_executable(&p) {
+            // An executable is a service of its own (config/kinds.rs).
+            None
         } else if !p.is_dir() {
-            Some("not a directory".to_string())
+            let exe_beside = p.extension().is_some_and(|x| x == "toml")
+                && siblings_named(&p).iter().any(|s| kinds::is_executable(s));
+            if exe_beside {
+                // A sidecar: read with its executable.
+                continue;
+            }
+            Some("not a directory (and not executable)".to_string())
         } else {
             match std::fs::read_dir(&p) {
                 Err(e) => Some(format!("cannot read it ({e})")),
@@ -172,10 +184,36 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<String>), Proble
     Ok((dirs, notes))
 }
 
+/// The other files of `p`'s directory with the same name before the
+/// extension (`backup.toml` -> `backup.sh`, `backup`).
+fn siblings_named(p: &Path) -> Vec<PathBuf> {
+    let stem = kinds::service_name(p);
+    let dir = p.parent().unwrap_or(Path::new("."));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|s| s != p && !s.is_dir() && kinds::service_name(s) == stem)
+        .collect()
+}
+
+/// A service name: letters, digits, `-`, `_` and `.`.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+}
+
 /// Read one service directory's manifest (once) and resolve it. Returns
 /// the service whenever the manifest parsed, with defaults in place of its
 /// broken fields, every problem found in the directory and the warnings.
 fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
+    if !dir.is_dir() && kinds::is_executable(dir) {
+        return kinds::load_executable(dir);
+    }
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -185,11 +223,7 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
     let has_loader = dir.join(LOADER).is_file();
     let mut c = Collector::new(&manifest);
 
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
-    {
+    if !valid_name(&name) {
         c.push(
             "-",
             format!("service directory name `{name}` is not a valid service name"),

@@ -53,6 +53,15 @@ pub struct Service {
     pub identity: Identity,
     /// `[log]`: how its output is kept.
     pub log: LogSpec,
+    /// `autostart = false`: loaded and validated, but started only by
+    /// `vigil start` (or as an `after` dependency of a service it starts).
+    pub autostart: bool,
+    /// An executable file as the service (config/kinds.rs): which version
+    /// of it runs, so that an edit restarts it.
+    pub executable: Option<super::kinds::ExecStamp>,
+    /// `every = "..."`: a scheduled job (config/schedule.rs), started by
+    /// its schedule rather than at load.
+    pub job: Option<super::schedule::JobSpec>,
     /// `[hooks.*]`: commands or checks around each start and stop.
     pub hooks: super::hooks::Hooks,
     /// `memory-max`, `cpu-max`, `pids-max`, `limits`.
@@ -76,6 +85,8 @@ impl Service {
             // Who it runs as, and its environment from env files (as read
             // at load: an edited file is a changed environment).
             || self.identity != other.identity
+            // A new version of an executable service's file.
+            || self.executable != other.executable
             // Applied at the spawn (the cgroup's and the rlimits).
             || self.limits != other.limits
             // A socket added, removed or changed: the child's fds.

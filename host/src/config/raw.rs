@@ -40,6 +40,11 @@ pub struct RawService {
     pub env_file: Option<Vec<String>>,
     pub credentials: Option<BTreeMap<String, String>>,
     pub log: Option<RawLog>,
+    // Kinds of service (config/kinds.rs).
+    pub autostart: Option<bool>,
+    pub every: Option<String>,
+    pub overlap: Option<String>,
+    pub timeout: Option<String>,
     pub hooks: Option<super::hooks::RawHooks>,
     pub memory_max: Option<String>,
     pub cpu_max: Option<String>,
@@ -177,7 +182,9 @@ fn expected_fix(key: &str) -> String {
         "env" | "config" | "credentials" => {
             format!("`{key}` is a table of strings, e.g. {{ KEY = \"value\" }}")
         }
-        "notify" | "timestamps" | "reuseport" | "v6only" | "nodelay" => "true or false".into(),
+        "notify" | "timestamps" | "autostart" | "reuseport" | "v6only" | "nodelay" => {
+            "true or false".into()
+        }
         "backlog" => "a positive integer, e.g. 1024".into(),
         "failure-threshold" | "success-threshold" | "restarts" | "keep" => {
             "a positive integer".into()

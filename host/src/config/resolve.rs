@@ -15,6 +15,7 @@ use super::model::{
 };
 use super::problems::{Collector, did_you_mean};
 use super::raw::{RawGiveUp, RawGrants, RawLoader, RawService};
+use super::schedule::{RawJob, resolve_job};
 use crate::units::{parse_duration, parse_size};
 use crate::wasm::{GrantError, Grants};
 
@@ -56,6 +57,10 @@ pub(super) fn resolve(
         env_file,
         credentials,
         log,
+        autostart,
+        every,
+        overlap,
+        timeout,
         hooks,
         memory_max,
         cpu_max,
@@ -66,13 +71,24 @@ pub(super) fn resolve(
         replace_timeout,
         sockets_order,
     } = raw;
+    let restart_written = restart.clone();
 
     // cwd first: relative commands resolve against it.
     let cwd = resolve_cwd(&dir, cwd, c);
     let command = resolve_command(command, shell, has_loader, &cwd, c);
     let (env, inherit_env) = resolve_env(env, inherit_env, c);
     let (stop_signal, stop_grace) = resolve_stop(stop_signal, stop_grace, c);
-    let restart = resolve_restart(restart, backoff, stable_uptime, give_up, success_codes, c);
+    let mut restart = resolve_restart(restart, backoff, stable_uptime, give_up, success_codes, c);
+    let job = resolve_job(
+        RawJob {
+            every,
+            overlap,
+            timeout,
+        },
+        restart_written.as_deref(),
+        &mut restart,
+        c,
+    );
     let requires = resolve_after(name, "requires", requires, c);
     let mut after = resolve_after(name, "after", after, c);
     // What a service requires it also starts after.
@@ -119,6 +135,9 @@ pub(super) fn resolve(
         loader,
         identity,
         log,
+        autostart: autostart.unwrap_or(true),
+        executable: None,
+        job,
         hooks,
         limits,
         sockets,

@@ -79,10 +79,10 @@ pub async fn validate(path: &Path, engine: &Engine) -> Validation {
     } else {
         v.notes = notes;
     }
-    let names: BTreeSet<String> = dirs
-        .iter()
-        .filter_map(|d| d.file_name().and_then(|n| n.to_str()).map(str::to_string))
-        .collect();
+    let names: BTreeSet<String> = dirs.iter().map(|d| super::kinds::service_name(d)).collect();
+    if only.is_none() {
+        v.problems.extend(super::kinds::name_clashes(&dirs));
+    }
     let mut all = Vec::new();
     let mut loaded = Vec::new();
     for d in &dirs {

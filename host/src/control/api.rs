@@ -61,6 +61,12 @@ pub struct ServiceStatus {
     /// While in `backoff`: seconds until the restart.
     #[serde(default)]
     pub restart_in_secs: Option<f64>,
+    /// Why a stopped service is stopped: `autostart = false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// A scheduled job: seconds until its next due time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_in_secs: Option<f64>,
     /// The service's cgroup (absent: tracked by process group only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,

@@ -270,6 +270,11 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
             at.saturating_duration_since(tokio::time::Instant::now())
                 .as_secs_f64()
         }),
+        note: snap.note.clone(),
+        next_run_in_secs: snap.next_due.map(|at| {
+            at.saturating_duration_since(tokio::time::Instant::now())
+                .as_secs_f64()
+        }),
         cgroup: snap.cgroup.as_ref().map(|c| c.path().display().to_string()),
         cpu_secs: snap
             .cgroup
@@ -393,6 +398,9 @@ async fn service_action(
         return unknown_service(&state.sup, &name);
     };
     let before = state.sup.snapshots().remove(&name);
+    if matches!(event, Event::Start) {
+        state.sup.start_held_dependencies(&name);
+    }
     if !state.sup.send_and_sync(&name, event.clone()).await {
         return unknown_service(&state.sup, &name);
     }

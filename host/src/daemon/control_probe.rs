@@ -83,6 +83,8 @@ mod tests {
                     failing: None,
                     waiting_for: Vec::new(),
                     restart_in_secs: None,
+                    note: None,
+                    next_run_in_secs: None,
                     cgroup: None,
                     cpu_secs: None,
                     memory_bytes: None,

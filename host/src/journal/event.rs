@@ -31,6 +31,8 @@ pub enum Cause {
     Loader,
     /// The leader exited on its own and left processes in its group.
     LeaderExited,
+    /// A scheduled job's `timeout` or `overlap = "kill"`.
+    Schedule,
     /// A lifecycle hook failed: a pre-start (the start fails) or a
     /// post-start (the child is stopped) one.
     Hook,
@@ -53,6 +55,7 @@ impl Cause {
             Cause::Watchdog => "watchdog",
             Cause::Loader => "loader",
             Cause::LeaderExited => "leader-exited",
+            Cause::Schedule => "schedule",
             Cause::Hook => "hook",
             Cause::Oom => "oom",
         }

@@ -21,6 +21,7 @@ pub mod probes;
 pub mod reaper;
 pub mod recover;
 mod reload_plan;
+mod schedule;
 pub mod service;
 mod shutdown;
 mod snapshot;
@@ -330,7 +331,8 @@ impl Supervisor {
                 let svc = Arc::new(svc);
                 let (tx, rx) = mpsc::unbounded_channel();
                 let state = ServiceState::new(&svc);
-                let local = Local::new();
+                let mut local = Local::new();
+                local.held = !svc.autostart;
                 let (snap_tx, snap_rx) = watch::channel(Snapshot::of(&state, &local));
                 map.insert(
                     svc.name.clone(),
@@ -346,11 +348,16 @@ impl Supervisor {
         for (svc, state, local, tx, rx, snap_tx) in added {
             let ready = self.shared.deps_satisfied(&svc);
             let _ = tx.send(Msg::Event(Event::Dependencies(ready)));
-            let start = match svc.sockets.start {
-                crate::config::StartMode::Immediate => Msg::Event(Event::Start),
-                crate::config::StartMode::OnDemand => Msg::StartOnDemand,
-            };
-            let _ = tx.send(start);
+            if svc.job.is_some() {
+                // Its schedule starts it (supervisor/schedule.rs).
+                tokio::spawn(schedule::run(self.clone(), svc.name.clone(), tx.clone()));
+            } else if svc.autostart {
+                let start = match svc.sockets.start {
+                    crate::config::StartMode::Immediate => Msg::Event(Event::Start),
+                    crate::config::StartMode::OnDemand => Msg::StartOnDemand,
+                };
+                let _ = tx.send(start);
+            }
             tokio::spawn(task::service_task(
                 self.shared.clone(),
                 svc,
@@ -367,6 +374,34 @@ impl Supervisor {
     /// there is no such service.
     pub fn send(&self, name: &str, event: Event) -> bool {
         self.shared.send(name, event)
+    }
+
+    /// `vigil start NAME` of a service: start first every service of its
+    /// `after` list, transitively, that `autostart = false` holds stopped
+    /// (never started yet). A dependency an operator stopped stays
+    /// stopped, as before. Returns the services started.
+    pub fn start_held_dependencies(&self, name: &str) -> Vec<String> {
+        let mut started = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![name.to_string()];
+        while let Some(n) = todo.pop() {
+            let Some(svc) = self.service(&n) else {
+                continue;
+            };
+            for dep in &svc.after {
+                if !seen.insert(dep.clone()) {
+                    continue;
+                }
+                let held = self
+                    .watcher(dep)
+                    .is_some_and(|rx| rx.borrow().note.is_some());
+                if held && self.send(dep, Event::Start) {
+                    started.push(dep.clone());
+                }
+                todo.push(dep.clone());
+            }
+        }
+        started
     }
 
     /// Changes whenever any service's snapshot does (the value counts them).
@@ -397,7 +432,11 @@ impl Supervisor {
     pub fn startup(&self) -> Startup {
         let services = self.services();
         Startup::tally(services.iter().map(|(svc, snap)| {
-            let gated = svc.checks.startup.is_some() || svc.notify.is_some();
+            // A service held by `autostart = false` does not hold vigil's
+            // own start up.
+            let gated = (svc.checks.startup.is_some() || svc.notify.is_some())
+                && svc.autostart
+                && svc.job.is_none();
             (svc.name.as_str(), gated, snap.status)
         }))
     }
@@ -505,6 +544,11 @@ impl Supervisor {
                     let svc = Arc::new(service);
                     let mut map = self.shared.services.write_unpoisoned();
                     if let Some(h) = map.get_mut(&svc.name) {
+                        if svc.job.is_some() && h.service.job.is_none() {
+                            // Became a job: its schedule starts from now.
+                            let tx = h.tx.clone();
+                            tokio::spawn(schedule::run(self.clone(), svc.name.clone(), tx));
+                        }
                         // A service with sockets whose sockets stay as they
                         // are is replaced (new child beside the old one),
                         // not restarted: no connection waits for it.

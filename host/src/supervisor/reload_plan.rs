@@ -122,6 +122,7 @@ pub fn restart_change(old: &Service, new: &Service) -> String {
         ("cwd", old.cwd != new.cwd),
         ("loader", old.loader.is_some() != new.loader.is_some()),
         ("notify", old.notify != new.notify),
+        ("executable", old.executable != new.executable),
         ("limits", old.limits != new.limits),
     ];
     let changed: Vec<&str> = parts

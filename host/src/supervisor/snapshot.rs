@@ -40,6 +40,11 @@ pub struct Snapshot {
     pub waiting_for: Vec<String>,
     /// While in `backoff`: when the restart is due.
     pub restart_at: Option<tokio::time::Instant>,
+    /// Why a stopped service is stopped when it is not the obvious
+    /// (`autostart = false`: it waits for `vigil start`).
+    pub note: Option<String>,
+    /// A scheduled job's next due time.
+    pub next_due: Option<tokio::time::Instant>,
     /// The service's cgroup, once it had a child (usage is read from it
     /// on request).
     pub cgroup: Option<std::sync::Arc<crate::cgroup::Cgroup>>,
@@ -85,6 +90,8 @@ impl Snapshot {
             restart_at: local
                 .restart_at
                 .filter(|_| state.status() == Status::Backoff),
+            note: local.held.then(|| "autostart = false".to_string()),
+            next_due: local.next_due,
             cgroup: local.cgroup_view.clone(),
             sockets: local.sockets.clone(),
             awaiting_connection: local.awaiting_connection,

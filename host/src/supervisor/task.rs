@@ -47,6 +47,8 @@ pub(super) enum Msg {
     /// Answered once every message before it is handled and its snapshot
     /// published.
     Sync(tokio::sync::oneshot::Sender<()>),
+    /// A scheduled job's next due time (supervisor/schedule.rs).
+    NextDue(tokio::time::Instant),
     /// The service was removed: the task ends once its child is gone.
     /// Dropping the handle is not enough, the task holds a sender of its
     /// own (for check and loader answers).
@@ -112,6 +114,7 @@ pub(super) async fn service_task(
         }
         match msg {
             Msg::Retire => retiring = true,
+            Msg::NextDue(at) => local.next_due = Some(at),
             Msg::StartOnDemand => match shared.sockets.acquire(&svc) {
                 Ok(_) => {
                     demand = Some(Box::pin(super::sockets::wait_for_demand(
@@ -229,6 +232,9 @@ pub(super) async fn service_task(
             );
         }
         local.waiting_for = waiting_for;
+        if state.status() != Status::Stopped {
+            local.held = false;
+        }
         let snap = Snapshot::of(&state, &local);
         let old = snap_tx.borrow().clone();
         if old != snap {
@@ -285,6 +291,11 @@ pub(super) struct Local {
     pub(super) waiting_for: Vec<String>,
     /// When the last restart delay (backoff) ends.
     pub(super) restart_at: Option<tokio::time::Instant>,
+    /// `autostart = false` and not started yet: status shows why it is
+    /// stopped, and `vigil start` of a dependent starts it too.
+    pub(super) held: bool,
+    /// A scheduled job's next due time.
+    pub(super) next_due: Option<tokio::time::Instant>,
     timers: Timers,
     /// Where the notify socket puts this service's messages.
     inbox: Arc<Inbox>,
@@ -315,6 +326,8 @@ impl Local {
             status_text: None,
             waiting_for: Vec::new(),
             restart_at: None,
+            held: false,
+            next_due: None,
             timers: Timers::default(),
             inbox: Inbox::new(),
             notify_group: None,

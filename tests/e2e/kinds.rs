@@ -1,0 +1,286 @@
+//! docs/kinds.md: services that are not "a directory started at boot and
+//! kept running": `autostart = false`, bare executables, scheduled jobs
+//! and replicas, with the real `vigil run` and real processes.
+
+use crate::support::*;
+
+/// `autostart = false`: loaded, shown `stopped (autostart = false)`, not
+/// spawned (not even by a reload), until `vigil start web`, which starts
+/// `db` (held the same way, in web's `after`) first.
+#[test]
+fn autostart_false_stays_stopped_until_started_with_its_held_dependencies() {
+    let setup = Setup::new("kinds-autostart");
+    setup.service(
+        "db",
+        &format!("{}autostart = false\n", command(&["sleep", "300"])),
+    );
+    setup.service(
+        "web",
+        &format!(
+            "{}autostart = false\nafter = [\"db\"]\n",
+            command(&["sleep", "300"])
+        ),
+    );
+    setup.service("always", &command(&["sleep", "300"]));
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    vigil.wait_spawned(0, "always");
+    for name in ["db", "web"] {
+        let s = wait_status(&vigil, name, |s| s["state"] == "stopped");
+        assert_eq!(s["note"], "autostart = false", "{s}");
+    }
+    // A reload of an unchanged manifest keeps it held.
+    expect_code(&cli(&vigil.state, &["reload"]), 0, "vigil reload");
+    let report = status(&vigil.state);
+    for name in ["db", "web"] {
+        let s = service(&report, name);
+        assert_eq!(s["state"], "stopped", "{s}");
+        assert_eq!(s["note"], "autostart = false", "{s}");
+    }
+    let spawned = |name: &str| {
+        vigil
+            .journal()
+            .iter()
+            .filter(|e| is(e, name, "spawned"))
+            .count()
+    };
+    assert_eq!(spawned("db"), 0, "{}", vigil.diagnostics());
+    assert_eq!(spawned("web"), 0, "{}", vigil.diagnostics());
+
+    let out = cli(&vigil.state, &["start", "web"]);
+    expect_code(&out, 0, "vigil start web");
+    let (db_at, _) = vigil.wait_spawned(0, "db");
+    let (web_at, _) = vigil.wait_spawned(0, "web");
+    assert!(
+        db_at < web_at,
+        "db starts before web\n{}",
+        vigil.diagnostics()
+    );
+    let s = wait_status(&vigil, "web", |s| s["pid"].is_i64());
+    assert!(s.get("note").is_none_or(|n| n.is_null()), "{s}");
+}
+
+/// Put an executable script at `path` the way a deploy does: written
+/// beside it under a hidden name, made executable, renamed into place (a
+/// new inode, one inotify event).
+fn drop_script(path: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().expect("a parent");
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).expect("a name")
+    ));
+    std::fs::write(&tmp, body).expect("write script");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod +x");
+    std::fs::rename(&tmp, path).expect("rename into place");
+}
+
+/// An executable dropped into the checks directory is a service named
+/// after it (no manifest); an edit restarts it; `chmod -x` stops it and
+/// takes it out of status. A non-executable file beside it is ignored.
+#[test]
+fn an_executable_is_a_service_edits_restart_it_and_chmod_x_stops_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = Setup::new("kinds-exe");
+    setup.service("anchor", &command(&["sleep", "300"]));
+    std::fs::write(setup.checks.join("NOTES.txt"), "not a service\n").expect("notes");
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    vigil.wait_spawned(0, "anchor");
+
+    let script = setup.checks.join("hello.sh");
+    drop_script(&script, "#!/bin/sh\nexec sleep 301\n");
+    let (at, first) = vigil.wait_spawned(0, "hello");
+    vigil.wait_until("v1 runs", || cmdline(first).contains("301"));
+
+    drop_script(&script, "#!/bin/sh\nexec sleep 302\n");
+    let (_, second) = vigil.wait_spawned(at + 1, "hello");
+    assert_ne!(first, second);
+    vigil.wait_until("v2 runs", || cmdline(second).contains("302"));
+    vigil.wait_until("the first version is gone", || !alive(first));
+
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod -x");
+    vigil.wait_until("chmod -x stops it", || !alive(second));
+    vigil.wait_until("and takes it out of status", || {
+        status(&vigil.state)["services"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|s| s["name"] != "hello"))
+    });
+    assert!(
+        !vigil
+            .journal()
+            .iter()
+            .any(|e| e["service"] == "NOTES" || e["service"] == "NOTES.txt"),
+        "{}",
+        vigil.diagnostics()
+    );
+}
+
+/// A sidecar `NAME.toml` adds manifest keys to an executable: here a
+/// readiness check, which the service passes once its server answers.
+/// `command` in a sidecar is refused, naming the executable.
+#[test]
+fn a_sidecar_toml_adds_a_readiness_check_and_may_not_set_command() {
+    let setup = Setup::new("kinds-sidecar");
+    let port = closed_port();
+    drop_script(
+        &setup.checks.join("srv.sh"),
+        &format!("#!/bin/sh\nexec python3 -m http.server {port} --bind 127.0.0.1\n"),
+    );
+    let origin = format!("http://127.0.0.1:{port}");
+    std::fs::write(
+        setup.checks.join("srv.toml"),
+        http_readiness(&format!("{origin}/"), &origin),
+    )
+    .expect("sidecar");
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let s = wait_status(&vigil, "srv", |s| s["state"] == "ready");
+    assert_eq!(s["last_phase"], "readiness", "{s}");
+
+    let bad = Setup::new("kinds-sidecar-bad");
+    drop_script(&bad.checks.join("job.sh"), "#!/bin/sh\nexit 0\n");
+    std::fs::write(bad.checks.join("job.toml"), command(&["true"])).expect("sidecar");
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&bad.checks)
+        .output()
+        .expect("vigil validate");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("command") && said.contains("job.sh"),
+        "{said}"
+    );
+}
+
+/// A directory and an executable with the same service name: refused,
+/// naming both.
+#[test]
+fn a_name_clash_between_a_directory_and_an_executable_names_both() {
+    let setup = Setup::new("kinds-clash");
+    setup.service("web", &command(&["sleep", "300"]));
+    drop_script(&setup.checks.join("web.sh"), "#!/bin/sh\nexec sleep 300\n");
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&setup.checks)
+        .output()
+        .expect("vigil validate");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("web.sh") && said.contains("/web "), "{said}");
+}
+
+/// `every = "1s"`: the job runs again and again, each run a `spawned` at
+/// least about a period after the one before (a lower bound only; the
+/// due times are exact, the spawns a little late).
+#[test]
+fn a_job_every_second_runs_with_at_least_the_spacing() {
+    let setup = Setup::new("kinds-every");
+    setup.service("tick", &format!("{}every = \"1s\"\n", command(&["true"])));
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let mut at = 0;
+    let mut spawns = Vec::new();
+    for _ in 0..3 {
+        let (i, e) = vigil.wait_kind(at, "tick", "spawned");
+        spawns.push(e);
+        at = i + 1;
+    }
+    // Status shows when the next run is due (at most a period away).
+    let s = wait_status(&vigil, "tick", |s| s["next_run_in_secs"].is_f64());
+    let next = s["next_run_in_secs"].as_f64().unwrap_or(f64::MAX);
+    assert!(next <= 1.0, "{s}");
+    for pair in spawns.windows(2) {
+        let ms = ms_between(&pair[0], &pair[1]);
+        assert!(ms >= 700, "runs {ms} ms apart\n{}", vigil.diagnostics());
+    }
+    // Each run ends as a clean one-shot, not restarted by policy.
+    let journal = vigil.journal();
+    assert!(
+        !journal.iter().any(|e| is(e, "tick", "restarting")),
+        "{}",
+        vigil.diagnostics()
+    );
+}
+
+/// A run longer than the period: the due time that finds it still going
+/// is skipped and journaled (`overlap = "skip"`, the default).
+#[test]
+fn overlap_skip_skips_a_due_time_while_the_previous_run_goes() {
+    let setup = Setup::new("kinds-skip");
+    setup.service(
+        "slow",
+        &format!("{}every = \"1s\"\n", command(&["sleep", "2.5"])),
+    );
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let (_, first) = vigil.wait_spawned(0, "slow");
+    let skipped = vigil.wait_event(
+        |e| {
+            is(e, "slow", "warning")
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("run skipped"))
+        },
+        SOON,
+    );
+    assert!(
+        skipped["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&first.to_string())),
+        "{skipped}"
+    );
+    assert!(alive(first), "the run goes on past the skipped due time");
+}
+
+/// `timeout`: a run still going after it is stopped (cause `schedule`).
+#[test]
+fn timeout_kills_a_long_run() {
+    let setup = Setup::new("kinds-timeout");
+    setup.service(
+        "long",
+        &format!(
+            "{}every = \"1s\"\ntimeout = \"1s\"\n",
+            command(&["sleep", "300"])
+        ),
+    );
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let (_, pid) = vigil.wait_spawned(0, "long");
+    vigil.wait_until("the long run is stopped", || !alive(pid));
+    let journal = vigil.journal();
+    assert!(
+        journal.iter().any(|e| is(e, "long", "stopping")
+            && e["cause"] == "schedule"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("timed out"))),
+        "{}",
+        vigil.diagnostics()
+    );
+}
+
+/// A job may not restart by policy.
+#[test]
+fn a_job_with_restart_always_is_refused() {
+    let setup = Setup::new("kinds-job-restart");
+    setup.service(
+        "bad",
+        &format!(
+            "{}every = \"1m\"\nrestart = \"always\"\n",
+            command(&["true"])
+        ),
+    );
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&setup.checks)
+        .output()
+        .expect("vigil validate");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("restart") && said.contains("scheduled job"),
+        "{said}"
+    );
+}
