@@ -71,7 +71,7 @@ async fn a_0_1_1_check_loads_and_runs() {
     assert!(matches!(report.verdict, Verdict::Ok), "{report:?}");
     assert!(
         report.logs.iter().any(|l| l.contains(&format!(
-            "0.1.1 check for vigil-check: target pid {pid}, output Denied"
+            "0.1.1 check for vigil-check: target pid {pid}, output ErrorCode::Denied"
         ))),
         "{report:?}"
     );

@@ -170,6 +170,7 @@ fn page_shows_sockets_and_a_replace_started_from_its_button() {
     let addr = format!("127.0.0.1:{port}");
     let token_arg = token_file.to_string_lossy().into_owned();
     let vigil = Vigil::start_with(&setup, &["--http", &addr, "--http-token-file", &token_arg]);
+    wait_socket(&vigil);
     let entry = wait_status(&vigil, "web", |s| s["state"] == "ready");
     let socket = crate::sockets::bound(&entry, "web");
     // The new child says READY=1 only after 4 s: the replace stays on the

@@ -78,6 +78,8 @@ fn a_replace_runs_the_hooks_of_both_children_in_order() {
         kill(Pid::from_raw(old), None).is_err()
     });
     vigil.wait_until("the post-stop hook", || lines(&log).len() >= 4);
+    // Its journal line comes once it has exited, after its marker.
+    vigil.wait_event(|e| is(e, "web", "hook") && e["hook"] == "post-stop", SOON);
     assert_eq!(
         lines(&log),
         [

@@ -355,6 +355,7 @@ fn top_shows_checks_sockets_and_a_replace_started_by_a_key() {
         ),
     );
     let vigil = setup.run();
+    wait_socket(&vigil);
     let entry = wait_status(&vigil, "web", |s| s["state"] == "ready");
     let old = entry["pid"].as_i64().expect("a pid");
     let socket = crate::sockets::bound(&entry, "web");
