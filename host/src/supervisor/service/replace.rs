@@ -538,6 +538,12 @@ impl ServiceState {
                 };
                 p.pre_stop = false;
                 let group = p.group;
+                if p.pid.is_none() {
+                    // Its leader died (and was reaped) during the hook: no
+                    // stop signal to a group id that may be gone; what
+                    // lingers gets the grace's SIGKILL.
+                    return;
+                }
                 if let Err(reason) = result {
                     fx.push(Effect::Journal(Journal::Warning {
                         message: format!(

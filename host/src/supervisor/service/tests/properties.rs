@@ -911,7 +911,10 @@ impl World {
                 self.backoff.operator_restart = false;
             }
             Effect::Signal { pgid, signal } => {
-                if !self.said_why {
+                // The replaced child's `stopping` came at the switch; the
+                // current child may have been respawned since.
+                let replaced = Some(pgid) == self.s.predecessor_group();
+                if !self.said_why && !replaced {
                     return Err(format!(
                         "{signal} to {pgid} with no stopping or killed first"
                     ));
