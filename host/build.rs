@@ -41,6 +41,7 @@ fn main() {
     for path in [
         "guest-sdk/wit",
         "wit-0.1.0",
+        "wit-0.1.1",
         "units",
         "guest-sdk",
         "checks",

@@ -334,6 +334,8 @@ fn every_test_program_has_a_test() {
         include_str!("cache.rs"),
         include_str!("cli.rs"),
         include_str!("contract.rs"),
+        include_str!("contract_v011.rs"),
+        include_str!("replace_live.rs"),
         include_str!("sandbox_fs.rs"),
         include_str!("sandbox_escape.rs"),
         include_str!("sandbox_core.rs"),

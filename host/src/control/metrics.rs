@@ -9,6 +9,7 @@
 //! | `vigil_service_ready` | gauge | service |
 //! | `vigil_service_restarts` (`_total`) | counter | service |
 //! | `vigil_service_start_time_seconds` | gauge, current child's spawn | service |
+//! | `vigil_service_pid` | gauge, a live child's pid | service, role (`current`, `successor`, `replaced`) |
 //! | `vigil_service_cpu_seconds` (`_total`) | counter, CPU time in its cgroup | service |
 //! | `vigil_service_memory_bytes` | gauge, memory charged to its cgroup | service |
 //! | `vigil_check_duration_seconds` | histogram | service, phase |
@@ -119,6 +120,31 @@ impl Collector for Live {
                 if let Some(t) = snap.started_at {
                     let labels = [("service", name.as_str())];
                     ConstGauge::new(unix_secs(t)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            // One series per live child: outside a replace only `current`;
+            // while a replace runs, `successor` (the new child being judged)
+            // beside it, and after the switch `replaced` (the old child,
+            // draining) until it is reaped.
+            let mut m = encoder.encode_descriptor(
+                "vigil_service_pid",
+                "Pid of each live child of the service, by role: current, successor (a replace's new child), replaced (the old child draining)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (name, snap) in &snaps {
+                let roles = [
+                    ("current", snap.pid),
+                    ("successor", snap.successor),
+                    ("replaced", snap.predecessor),
+                ];
+                for (role, pid) in roles {
+                    if let Some(pid) = pid {
+                        let labels = [("service", name.as_str()), ("role", role)];
+                        ConstGauge::new(i64::from(pid)).encode(m.encode_family(&labels)?)?;
+                    }
                 }
             }
         }

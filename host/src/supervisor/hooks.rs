@@ -73,7 +73,8 @@ pub(super) struct Child {
 }
 
 /// Run `hook` of `svc` in the background; journal it, then answer the
-/// task with [`Event::Hook`] for `epoch`.
+/// task with the event `answer` makes of its result ([`Event::Hook`] for
+/// the current life, a replace's own for a replace's children).
 pub(super) fn run(
     shared: &Arc<Shared>,
     svc: &Arc<Service>,
@@ -81,7 +82,7 @@ pub(super) fn run(
     tx: &mpsc::UnboundedSender<Msg>,
     child: Child,
     hook: HookKind,
-    epoch: u64,
+    answer: impl FnOnce(Result<(), String>) -> Event + Send + 'static,
 ) {
     let (shared, svc, sink, tx) = (shared.clone(), svc.clone(), sink.clone(), tx.clone());
     tokio::spawn(async move {
@@ -142,11 +143,7 @@ pub(super) fn run(
             Outcome::Ok => Ok(()),
             other => Err(other.reason().unwrap_or_default()),
         };
-        let _ = tx.send(Msg::Event(Event::Hook {
-            epoch,
-            hook,
-            result,
-        }));
+        let _ = tx.send(Msg::Event(answer(result)));
     });
 }
 

@@ -92,6 +92,17 @@ pub trait Probes: Send + Sync + 'static {
         event: LoaderEvent,
         history: History,
     ) -> BoxFuture<Result<Action, String>>;
+    /// Ask the service's loader about a step of a replace: `None` when it
+    /// has no `replace-policy` export (WIT 0.1.2), so it is not asked.
+    fn decide_replace(
+        &self,
+        service: Arc<Service>,
+        event: service::ReplaceQuestion,
+        history: History,
+    ) -> BoxFuture<Result<Option<service::ReplaceAnswer>, String>> {
+        let _ = (service, event, history);
+        Box::pin(async move { Ok(None) })
+    }
     /// The command to spawn: the manifest's, or the loader's `spawn`.
     fn command(
         &self,

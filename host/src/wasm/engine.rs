@@ -309,9 +309,13 @@ impl Engine {
             .loader_linker
             .instantiate_pre(&component)
             .map_err(|err| self.world_error(source, &component, "loader", &err))?;
+        // A loader of world `replace-loader` (0.1.2) also exports
+        // `replace-policy`; any other is a plain loader, never asked about
+        // a replace.
+        let replace = bindings::replace_loader::ReplaceLoaderPre::new(pre.clone()).ok();
         let pre = bindings::loader::LoaderPre::new(pre)
             .map_err(|err| self.world_error(source, &component, "loader", &err))?;
-        Ok(Loader::new(self.clone(), pre, source.clone()))
+        Ok(Loader::new(self.clone(), pre, source.clone()).with_replace(replace))
     }
 
     /// Reads, sniffs and compiles (or loads from the cache) a component.

@@ -1,6 +1,8 @@
 //! Running a loader: `spawn` gives a service's command, `decide` its
-//! reaction to events. Loaders are pure: each call is a fresh instance and
-//! the host passes in all the state (history) a decision needs.
+//! reaction to events, and (a loader of world `replace-loader`, new in
+//! 0.1.2) `decide-replace` its say in a replace of the service's child.
+//! Loaders are pure: each call is a fresh instance and the host passes in
+//! all the state (history) a decision needs.
 //!
 //! What a loader returns is bounded where it enters the host: reasons are
 //! cut to [`MAX_REASON`](super::checker::MAX_REASON) bytes, and a command
@@ -13,12 +15,17 @@ use wasmtime::Store;
 
 use super::bindings::loader::vigil::health::policy;
 use super::bindings::loader::{Loader as LoaderWorld, LoaderPre};
+use super::bindings::replace_loader::exports::vigil::health::replace_policy;
+use super::bindings::replace_loader::{ReplaceLoader as ReplaceWorld, ReplaceLoaderPre};
 use super::checker::{bounded, failure_verdict};
 use super::output::BoundedOutput;
 use super::store::HostState;
 use super::{CheckSource, Engine, Verdict};
 
 pub use policy::{Action, CheckFailure, Command, Event, Exit, History, SpawnContext};
+pub use replace_policy::{
+    ReplaceChildren, ReplaceDecision, ReplaceEvent, ReplaceFailure, ReplaceRequest,
+};
 
 /// Deadline of one loader call; a policy decision is pure computation.
 pub const LOADER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -58,6 +65,9 @@ pub enum LoaderError {
 pub struct Loader {
     engine: Engine,
     pre: LoaderPre<HostState>,
+    /// The same component as world `replace-loader`, when it exports
+    /// `replace-policy`.
+    replace: Option<ReplaceLoaderPre<HostState>>,
     source: CheckSource,
 }
 
@@ -66,8 +76,21 @@ impl Loader {
         Loader {
             engine,
             pre,
+            replace: None,
             source,
         }
+    }
+
+    /// The same loader's `replace-policy` export, when it has one.
+    pub(crate) fn with_replace(mut self, replace: Option<ReplaceLoaderPre<HostState>>) -> Self {
+        self.replace = replace;
+        self
+    }
+
+    /// Whether it exports `replace-policy` (world `replace-loader`, 0.1.2):
+    /// only then is it asked about replaces.
+    pub fn takes_part_in_replaces(&self) -> bool {
+        self.replace.is_some()
     }
 
     pub fn source(&self) -> &CheckSource {
@@ -105,6 +128,34 @@ impl Loader {
         })
     }
 
+    /// Its say about a step of a replace (`None`: it has no
+    /// `replace-policy`, and is not asked). A refusal's reason is cut like
+    /// a stop's.
+    pub async fn decide_replace(
+        &self,
+        event: &ReplaceEvent,
+        history: &History,
+    ) -> Result<Option<ReplaceDecision>, LoaderError> {
+        let Some(pre) = self.replace.clone() else {
+            return Ok(None);
+        };
+        let decision = self
+            .call_on(
+                async move |store: &mut Store<HostState>| pre.instantiate_async(store).await,
+                async |store, instance: ReplaceWorld| {
+                    instance
+                        .vigil_health_replace_policy()
+                        .call_decide_replace(store, event, history)
+                        .await
+                },
+            )
+            .await?;
+        Ok(Some(match decision {
+            ReplaceDecision::Refuse(reason) => ReplaceDecision::Refuse(bounded(reason)),
+            other => other,
+        }))
+    }
+
     /// One call of the loader: a fresh instance (loaders are pure) in a
     /// store with the loader's deadline, memory cap and captured output,
     /// `call` on it, and a trap or a timeout turned into
@@ -112,6 +163,21 @@ impl Loader {
     async fn call<T>(
         &self,
         call: impl AsyncFnOnce(&mut Store<HostState>, LoaderWorld) -> wasmtime::Result<T>,
+    ) -> Result<T, LoaderError> {
+        let pre = self.pre.clone();
+        self.call_on(
+            async move |store: &mut Store<HostState>| pre.instantiate_async(store).await,
+            call,
+        )
+        .await
+    }
+
+    /// [`Self::call`] on an instance that `instantiate` makes (of either
+    /// world).
+    async fn call_on<I, T>(
+        &self,
+        instantiate: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<I>,
+        call: impl AsyncFnOnce(&mut Store<HostState>, I) -> wasmtime::Result<T>,
     ) -> Result<T, LoaderError> {
         let output = BoundedOutput::new(super::engine::OUTPUT_CAP);
         let _call = self.engine.begin_call().await;
@@ -124,7 +190,7 @@ impl Loader {
             &output,
         );
         let result = tokio::time::timeout(LOADER_TIMEOUT, async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
+            let instance = instantiate(&mut store).await?;
             call(&mut store, instance).await
         })
         .await;
