@@ -410,6 +410,8 @@ fn known_fields() -> Vec<String> {
         replacing_pid: Some(0),
         replaced_pid: Some(0),
         replace_failed: Some(String::new()),
+        note: None,
+        next_run_in_secs: None,
     };
     match serde_json::to_value(probe) {
         Ok(Value::Object(map)) => map.keys().cloned().collect(),
