@@ -37,6 +37,7 @@ mod page;
 mod pid1;
 mod prometheus;
 mod protocols;
+mod replicas;
 mod sandbox_core;
 mod sandbox_escape;
 mod sandbox_fs;
