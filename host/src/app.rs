@@ -417,7 +417,7 @@ async fn reload(
             journal_warnings(sup, &warnings, touched);
             let changed = services
                 .iter()
-                .filter(|s| touched.is_none_or(|t| t.contains(&s.name)));
+                .filter(|s| touched.is_none_or(|t| t.contains(s.group())));
             if !compiler.compile(changed, signals).await {
                 return Reloaded::Interrupted;
             }

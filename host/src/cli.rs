@@ -74,6 +74,12 @@ pub enum Command {
     /// it once its checks pass, then stop the old one; keep the old one if
     /// the new one does not get ready within `replace-timeout`.
     Replace(ServiceArgs),
+    /// Run N replicas of a service with `instances` in its manifest.
+    ///
+    /// Missing replicas (NAME@i) start; surplus ones stop, the highest
+    /// index first. The count holds across reloads until the manifest's
+    /// `instances` changes, which makes that the count again.
+    Scale(ScaleArgs),
     /// Rescan the checks directory now (like SIGHUP); says why if refused.
     Reload(ControlArgs),
     /// Stop every service and vigil itself; waits until it is gone.
@@ -153,6 +159,16 @@ pub struct StatusArgs {
     /// always gets them whole).
     #[arg(long, short)]
     pub wide: bool,
+    #[command(flatten)]
+    pub control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The service (its directory name, not one replica's NAME@i).
+    pub name: String,
+    /// How many replicas to run (at least 1).
+    pub instances: u32,
     #[command(flatten)]
     pub control: ControlArgs,
 }

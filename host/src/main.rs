@@ -54,6 +54,7 @@ fn main() {
                 Command::Stop(args) => commands::start_stop::run(Action::Stop, args).await,
                 Command::Restart(args) => commands::start_stop::run(Action::Restart, args).await,
                 Command::Replace(args) => commands::start_stop::run(Action::Replace, args).await,
+                Command::Scale(args) => commands::scale::run(args).await,
                 Command::Reload(args) => commands::instance::reload(args).await,
                 Command::Shutdown(args) => commands::instance::shutdown(args).await,
                 Command::Journal(args) => commands::journal::run(args).await,

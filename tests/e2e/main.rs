@@ -39,6 +39,7 @@ mod pid1;
 mod prometheus;
 mod protocols;
 mod replace_live;
+mod replicas;
 mod sandbox_core;
 mod sandbox_escape;
 mod sandbox_fs;

@@ -10,6 +10,7 @@ pub mod instance;
 pub mod journal;
 pub mod logs;
 pub mod run;
+pub mod scale;
 pub mod start_stop;
 pub mod status;
 pub mod top;

@@ -23,6 +23,7 @@ mod limits;
 mod model;
 mod problems;
 mod raw;
+pub mod replicas;
 mod resolve;
 mod schedule;
 mod schema;
@@ -109,7 +110,7 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ValidationReport> {
         // with its `after` list.
         if let Some(s) = service {
             if valid {
-                services.push(s.clone());
+                services.extend(replicas::expand(s.clone(), &mut problems));
             }
             all.push(s);
         }
@@ -223,7 +224,13 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
     let has_loader = dir.join(LOADER).is_file();
     let mut c = Collector::new(&manifest);
 
-    if !valid_name(&name) {
+    if name.contains('@') {
+        c.push(
+            "-",
+            format!("service directory name `{name}`: `@` is reserved for replicas (web@0)"),
+            "rename the directory; `instances = N` in its manifest runs NAME@0..N-1",
+        );
+    } else if !valid_name(&name) {
         c.push(
             "-",
             format!("service directory name `{name}` is not a valid service name"),
@@ -231,7 +238,7 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
         );
     }
 
-    let raw = if manifest.is_file() {
+    let mut raw = if manifest.is_file() {
         match std::fs::read_to_string(&manifest) {
             Ok(text) => parse_raw(&text, &mut c),
             Err(e) => {
@@ -250,7 +257,12 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
         None
     };
 
-    let service = raw.map(|raw| resolve::resolve(&name, dir, raw, has_loader, &mut c));
+    let taken = raw.as_mut().map(|raw| replicas::take(raw, &mut c));
+    let service = raw.map(|raw| {
+        let mut service = resolve::resolve(&name, dir, raw, has_loader, &mut c);
+        replicas::finish(taken.unwrap_or_default(), &mut service, &mut c);
+        service
+    });
     (service, c.problems, c.warnings)
 }
 

@@ -69,6 +69,9 @@ pub struct Service {
     /// `[sockets.*]`, `start`, `replace-timeout`: listening sockets Vigil
     /// holds and passes to every child (see `config/sockets.rs`).
     pub sockets: SocketsSpec,
+    /// `instances = N`: which replica of its service directory this is
+    /// (config/replicas.rs).
+    pub replica: Option<super::replicas::Replica>,
 }
 
 impl Service {

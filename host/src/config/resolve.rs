@@ -69,6 +69,8 @@ pub(super) fn resolve(
         sockets,
         start,
         replace_timeout,
+        // Taken by `replicas::take` before (the replicas are made after).
+        instances: _,
         sockets_order,
     } = raw;
     let restart_written = restart.clone();
@@ -141,6 +143,7 @@ pub(super) fn resolve(
         hooks,
         limits,
         sockets,
+        replica: None,
         dir,
     }
 }
@@ -389,7 +392,9 @@ fn resolve_after(
     let after = after.unwrap_or_default();
     let mut seen = BTreeSet::new();
     for a in &after {
-        if a == name {
+        let replica_of_itself =
+            super::replicas::split_name(a).is_some_and(|(parent, _)| parent == name);
+        if a == name || replica_of_itself {
             c.push(
                 key,
                 "a service cannot wait for itself",

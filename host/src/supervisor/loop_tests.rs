@@ -65,6 +65,7 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         hooks: Default::default(),
         limits: Default::default(),
         sockets: Default::default(),
+        replica: None,
     }
 }
 

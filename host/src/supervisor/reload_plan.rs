@@ -84,7 +84,8 @@ pub fn plan(
         match current.get(&service.name) {
             None => actions.push(Action::Add(service)),
             Some((old, _)) if **old == service => {
-                let was_touched = touched.is_none_or(|t| t.contains(&service.name));
+                // Files are touched by service directory: a replica's group.
+                let was_touched = touched.is_none_or(|t| t.contains(service.group()));
                 if was_touched {
                     actions.push(Action::Forget {
                         name: service.name,

@@ -38,6 +38,7 @@ fn service() -> Service {
         hooks: Default::default(),
         limits: Default::default(),
         sockets: Default::default(),
+        replica: None,
     }
 }
 
