@@ -258,6 +258,26 @@ impl Tree {
         }
     }
 
+    /// The cgroup of one run of a hook of `service` (nothing is created
+    /// yet): a sibling of the service's own, `<service>.<run>.hook`, so
+    /// that a hook never counts as the service's populated state (a
+    /// pre-start hook is not a child that is up), a stop's `cgroup.kill`
+    /// of the service never reaches it (a post-stop hook outlives the
+    /// child it cleans up after), and whatever the hook leaves behind,
+    /// `setsid` escapees included, is killed with its own cgroup. One per
+    /// run: two runs may overlap (a stale life's hook still ending), and
+    /// the end of one must not kill the other. It gets the service's
+    /// limits as a cgroup of its own.
+    pub fn hook(&self, service: &str, run: &str) -> Cgroup {
+        let mut cgroup = self.service(service);
+        let leaf = format!("{service}.{run}.hook");
+        cgroup.tracker.path.set_file_name(&leaf);
+        for dir in cgroup.homes.values_mut() {
+            dir.path.set_file_name(&leaf);
+        }
+        cgroup
+    }
+
     /// The services that have a cgroup under the instance (a previous
     /// life's, during recovery).
     pub fn existing(&self) -> Vec<(String, Cgroup)> {
@@ -283,6 +303,14 @@ impl Tree {
     pub fn remove(&self) {
         for (_, cgroup) in self.existing() {
             cgroup.remove();
+        }
+        // A hook's cgroup is removed at the hook's end; one a crash left.
+        if let Ok(entries) = std::fs::read_dir(&self.tracker.path) {
+            for entry in entries.filter_map(Result::ok) {
+                if entry.file_name().to_string_lossy().ends_with(".hook") {
+                    let _ = std::fs::remove_dir(entry.path());
+                }
+            }
         }
         let mut dirs: Vec<&Path> = vec![&self.tracker.path];
         dirs.extend(self.homes.values().map(|d| d.path.as_path()));
