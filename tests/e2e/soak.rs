@@ -1,0 +1,132 @@
+//! Regressions found by the chaos soak (tests/soak, RELIABILITY.md): each
+//! test replays one fault the soak injected, on the real binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A small tmpfs mounted on `dir` (lazily unmounted on drop), so that the
+/// state directory can be filled up.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "vigil-e2e"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Write zeros into `path` until the file system refuses (ENOSPC).
+fn fill(path: &Path) {
+    let mut f = std::fs::File::create(path).expect("filler");
+    let chunk = vec![0u8; 64 << 10];
+    while f.write_all(&chunk).is_ok() {}
+    // The last bytes that fit, a page at a time.
+    while f.write_all(&[0u8; 512]).is_ok() {}
+}
+
+/// Every line of the journal file parsed; the lines that do not parse.
+fn journal_lines(path: &Path) -> (Vec<Value>, Vec<String>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) => good.push(v),
+            Err(_) => bad.push(line.to_string()),
+        }
+    }
+    (good, bad)
+}
+
+/// With the state directory full, a write of a journal line takes what
+/// fits and fails: the piece must not stay in the file (the next line
+/// would continue it, and neither would parse), and the lines that could
+/// not be written are written, in order, once there is room again, so
+/// that every spawn still has its exit.
+#[test]
+fn journal_keeps_every_line_through_a_full_state_directory() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let setup = Setup::new("soak-full");
+    let Some(_tmpfs) = Tmpfs::mount(&setup.state, "2m") else {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    // A crash loop: a spawned and an exited line every few milliseconds.
+    setup.service(
+        "crash",
+        "command = [\"/bin/sh\", \"-c\", \"exit 3\"]\nrestart = \"always\"\nbackoff = [\"20ms\"]\n",
+    );
+    let mut vigil = setup.run();
+    vigil.wait_spawned(0, "crash");
+    let filler = setup.state.join("filler");
+    fill(&filler);
+    // The journal hits the end of the disk: vigil says so on stderr.
+    vigil.wait_until("vigil reports the full state directory", || {
+        vigil.diagnostics().contains("No space left on device")
+    });
+    let size_while_full = std::fs::metadata(vigil.journal_path())
+        .map(|m| m.len())
+        .unwrap_or(0);
+    std::fs::remove_file(&filler).expect("free the state directory");
+    vigil.wait_until("the journal grows again", || {
+        std::fs::metadata(vigil.journal_path()).is_ok_and(|m| m.len() > size_while_full + 4096)
+    });
+    let status = vigil.terminate();
+    assert!(status.success(), "vigil exit: {status:?}");
+
+    let (lines, bad) = journal_lines(&vigil.journal_path());
+    assert!(
+        bad.is_empty(),
+        "journal lines that do not parse:\n{}",
+        bad.join("\n")
+    );
+    // Every spawn has its exit, and the times never go back.
+    let mut open = std::collections::BTreeSet::new();
+    let mut last_ts = String::new();
+    for e in &lines {
+        let ts = e["ts"].as_str().expect("ts").to_string();
+        assert!(ts >= last_ts, "journal goes back in time at {e}");
+        last_ts = ts;
+        match e["kind"].as_str() {
+            Some("spawned") => {
+                open.insert(pid_of(e));
+            }
+            Some("exited") => {
+                open.remove(&pid_of(e));
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        open.is_empty(),
+        "spawned without an exit in the journal: {open:?}\n{}",
+        vigil.diagnostics()
+    );
+    assert!(
+        lines.last().is_some_and(|e| e["kind"] == "quit"),
+        "the journal ends with quit"
+    );
+}
