@@ -130,3 +130,48 @@ fn journal_keeps_every_line_through_a_full_state_directory() {
         "the journal ends with quit"
     );
 }
+
+/// Replace the checks directory the way a deploy does: move it away, move
+/// a copy in (new inodes), remove the old one.
+fn replace_with_copy(checks: &Path) {
+    let gone = checks.with_extension("gone");
+    let copy = checks.with_extension("new");
+    std::fs::rename(checks, &gone).expect("move the checks directory away");
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(&gone)
+        .arg(&copy)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "cp -a");
+    std::fs::rename(&copy, checks).expect("move the copy in");
+    std::fs::remove_dir_all(&gone).expect("remove the old directory");
+}
+
+/// Hot reload keeps working after the checks directory was replaced by
+/// a copy: inotify watches follow inodes, so the old watch saw nothing of
+/// the new directory, and a service added then was never started.
+#[test]
+fn hot_reload_sees_new_services_after_the_checks_directory_is_replaced() {
+    let setup = Setup::new("soak-replace-dir");
+    setup.service("a", &command(&["/bin/sleep", "1000"]));
+    let vigil = setup.run();
+    vigil.wait_spawned(0, "a");
+    // The old directory's removal reaches a's old watch: once that rescan
+    // is journaled, vigil has seen the replacement.
+    let from = vigil.journal().len();
+    replace_with_copy(&setup.checks);
+    vigil.wait_kind(from, "a", "reloaded");
+    // Added after the replacement: it must start, as a new directory does.
+    setup.service("b", &command(&["/bin/sleep", "1000"]));
+    vigil.wait_spawned(0, "b");
+    // And again, for a second replacement.
+    let from = vigil.journal().len();
+    replace_with_copy(&setup.checks);
+    vigil.wait_kind(from, "a", "reloaded");
+    setup.service("c", &command(&["/bin/sleep", "1000"]));
+    vigil.wait_spawned(0, "c");
+    // A removed one stops.
+    std::fs::remove_dir_all(setup.checks.join("b")).expect("remove b");
+    vigil.wait_kind(0, "b", "exited");
+}
