@@ -68,7 +68,7 @@ soak-short: build
 # 1,000 services with a liveness check each under kills: no missed restarts.
 soak-1000: build
 	$(SOAK) --duration $(if $(filter command line,$(origin DURATION)),$(DURATION),5m) --services 1000 \
-		--tickers 0 --followers 20 --slowloris 40 --burst 100 --gap 0.5 --vigil-kill-every 120 \
+		--tickers 20 --followers 20 --slowloris 40 --burst 100 --gap 0.5 --vigil-kill-every 120 \
 		--out $(SOAK_OUT)/1000
 
 bench: build examples

@@ -76,7 +76,7 @@ INVARIANTS = [
                         "replace 15 s, shutdown 30 s)"),
     ("missed-restart", "a service killed with kill -9 is spawned again within 15 s (unless something else "
                        "stopped it meanwhile)"),
-    ("edit-not-applied", "a valid manifest edit is reloaded within 20 s"),
+    ("edit-not-applied", "a valid manifest edit, or a new service directory, is reloaded within 20 s"),
     ("vigil-died", "Vigil never exits on its own"),
     ("final-quit", "the last instance shuts down cleanly (`quit`)"),
     ("shutdown", "`vigil shutdown` ends Vigil within 30 s"),

@@ -134,7 +134,10 @@ def manifest(svc: Service, sdir: Path, run_id: str, hit_port: int, py: str) -> s
         restart = "on-failure"
     elif k == "slow":
         # A slow starter: ready (its file exists) 2 s after the spawn.
-        cmd = ["/bin/sh", "-c", "rm -f started; sleep 2; : > started; exec sleep 100000"]
+        cmd = ["/bin/sh", "-c", "sleep 2; : > started; exec sleep 100000"]
+        # The previous life's file goes before the spawn, not after it
+        # (the first startup check may come before the shell runs).
+        extra.append('[hooks.pre-start]\ncommand = ' + _argv(["/usr/bin/env", "SOAK_ROLE=hook", "/bin/rm", "-f", f"{sdir}/started"]) + '\n')
         extra.append(
             '[checks.startup]\ncheck = "builtin:file"\nperiod = "200ms"\nstartup-timeout = "20s"\n'
             f'[checks.startup.config]\npath = "{sdir}/started"\n'
