@@ -472,6 +472,55 @@ pub fn read_all(dir: &Path, keep: usize) -> Vec<Line> {
     lines
 }
 
+/// The last `n` lines that `wanted` accepts and the last `recent` lines
+/// of all, across the rotated files (oldest first) and the current one,
+/// read a line at a time: what a request holds is bounded by `n` and
+/// `recent`, not by the journal's size. (Parsing the whole journal once
+/// per request made 50 concurrent `journal -f` clients on a 23 MB journal
+/// cost Vigil 2.3 GB of RSS, kept after they left.)
+pub fn read_tail(
+    dir: &Path,
+    keep: usize,
+    n: usize,
+    recent: usize,
+    wanted: impl Fn(&Line) -> bool,
+) -> (Vec<Line>, Vec<Line>) {
+    use std::collections::VecDeque;
+    use std::io::BufRead;
+    let mut mine: VecDeque<Line> = VecDeque::new();
+    let mut last: VecDeque<Line> = VecDeque::new();
+    let files = (1..=keep)
+        .rev()
+        .map(|i| rotated(dir, i))
+        .chain(std::iter::once(dir.join(FILE)));
+    for path in files {
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        for raw in std::io::BufReader::new(file).split(b'\n') {
+            let Ok(raw) = raw else {
+                break;
+            };
+            let Ok(line) = serde_json::from_slice::<Line>(&raw) else {
+                continue;
+            };
+            if n > 0 && wanted(&line) {
+                if mine.len() == n {
+                    mine.pop_front();
+                }
+                mine.push_back(line.clone());
+            }
+            if recent > 0 {
+                if last.len() == recent {
+                    last.pop_front();
+                }
+                last.push_back(line);
+            }
+        }
+    }
+    (mine.into(), last.into())
+}
+
 fn previous_children(dir: &Path, keep: usize) -> Vec<PreviousChild> {
     let mut live: Vec<PreviousChild> = Vec::new();
     for line in read_all(dir, keep) {
