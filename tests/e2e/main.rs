@@ -47,6 +47,7 @@ mod sandbox_net;
 mod sandbox_output;
 mod sdk_outside;
 mod servers;
+mod soak;
 mod sockets;
 mod status;
 mod supervisor_dependencies;

@@ -144,8 +144,14 @@ fn page_status(state: &HttpState, journal: Vec<Line>) -> PageStatus {
 pub async fn status(State(state): State<Arc<HttpState>>) -> Response {
     let dir = state.page.state_dir.clone();
     let journal = tokio::task::spawn_blocking(move || {
-        let all = journal::read_all(&dir, journal::Options::default().keep);
-        all[all.len().saturating_sub(JOURNAL_LINES)..].to_vec()
+        journal::read_tail(
+            &dir,
+            journal::Options::default().keep,
+            JOURNAL_LINES,
+            0,
+            |_| true,
+        )
+        .0
     })
     .await
     .unwrap_or_default();

@@ -571,15 +571,10 @@ async fn journal_lines(
     let wanted = query.clone();
     let n = query.lines.unwrap_or(DEFAULT_JOURNAL_LINES);
     let (past, recent) = tokio::task::spawn_blocking(move || {
-        let all = journal::read_all(&dir, journal::Options::default().keep);
-        let mine: Vec<&Line> = all.iter().filter(|l| wanted.matches(l)).collect();
-        let past: Vec<Line> = mine[mine.len().saturating_sub(n)..]
-            .iter()
-            .map(|l| (*l).clone())
-            .collect();
-        // Only the newest lines can also arrive live.
-        let recent: Vec<Line> = all[all.len().saturating_sub(256)..].to_vec();
-        (past, recent)
+        // Only the newest lines can also arrive live: 256 of them are kept.
+        journal::read_tail(&dir, journal::Options::default().keep, n, 256, |l| {
+            wanted.matches(l)
+        })
     })
     .await
     .unwrap_or_default();
