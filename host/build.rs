@@ -37,6 +37,7 @@ fn main() {
         .expect("the host crate lives inside the workspace")
         .to_path_buf();
     let out_dir = PathBuf::from(env_var("OUT_DIR"));
+    pack_relative_relocations();
 
     for path in [
         "guest-sdk/wit",
@@ -291,5 +292,33 @@ fn copy_if_changed(from: &Path, to: &Path) -> PathBuf {
 fn write_if_changed(path: &Path, text: &str) {
     if fs::read_to_string(path).ok().as_deref() != Some(text) {
         fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+}
+
+/// Links the `vigil` binary with packed relative relocations (DT_RELR)
+/// when it is built for this very glibc machine and that glibc (2.36+)
+/// can load them: the dynamic loader then reads a few KiB instead of
+/// 47,000 24-byte entries before `main`, which a `vigil check` exec probe
+/// pays on every run (bench/exec_probe.sh). Position independence, and so
+/// ASLR, is kept. Elsewhere (musl, cross builds, an older glibc) the
+/// binary is linked as before.
+fn pack_relative_relocations() {
+    println!("cargo:rerun-if-env-changed=VIGIL_NO_RELR");
+    let native = env::var("TARGET").ok() == env::var("HOST").ok();
+    let gnu_linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
+    if !native || !gnu_linux || env::var_os("VIGIL_NO_RELR").is_some() {
+        return;
+    }
+    // `getconf GNU_LIBC_VERSION` prints e.g. "glibc 2.36".
+    let Ok(out) = Command::new("getconf").arg("GNU_LIBC_VERSION").output() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().nth(1).unwrap_or("");
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) >= (2, 36) {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
 }

@@ -131,7 +131,13 @@ struct Inner {
     engine: wasmtime::Engine,
     cache: ComponentCache,
     checker_linker: Linker<HostState>,
-    loader_linker: Linker<HostState>,
+    /// Built on the first loader: `vigil check` never loads one, and
+    /// linking WASI's few hundred functions is a tenth of its whole run.
+    loader_linker: std::sync::OnceLock<Result<Linker<HostState>, String>>,
+    /// A short-lived process with one check to run (`vigil check`,
+    /// `vigil daemonize`): cache lookups run on the calling thread instead
+    /// of starting a blocking-pool thread for one small read.
+    one_shot: bool,
     /// Builtin checks, loaded and linked once and shared by every service
     /// naming them: their compiled code is mapped once instead of once per
     /// service, and their finished instances are reused (see [`super::warm`]).
@@ -217,10 +223,6 @@ impl Engine {
             |s| s,
         )
         .map_err(config_error)?;
-        let mut loader_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut loader_linker).map_err(config_error)?;
-        bindings::loader::Loader::add_to_linker::<_, HasSelf<HostState>>(&mut loader_linker, |s| s)
-            .map_err(config_error)?;
         let cache = ComponentCache::new(options.cache_dir);
         let call_slots = instances.min(MAX_CONCURRENT_CALLS) as usize;
         let calls = tokio::sync::Semaphore::new(call_slots);
@@ -234,7 +236,8 @@ impl Engine {
                 engine,
                 cache,
                 checker_linker,
-                loader_linker,
+                loader_linker: std::sync::OnceLock::new(),
+                one_shot: !pooling,
                 builtin_checkers: Default::default(),
                 stores_created: AtomicU64::new(0),
             }),
@@ -304,9 +307,16 @@ impl Engine {
     /// Loads a loader, type-checked against the `loader` world.
     pub async fn load_loader(&self, source: &CheckSource) -> Result<Loader, LoadError> {
         let (component, _) = self.load_component(source).await?;
-        let pre = self
+        let linker = self
             .inner
             .loader_linker
+            .get_or_init(|| loader_linker(&self.inner.engine))
+            .as_ref()
+            .map_err(|message| LoadError::Invalid {
+                check: source.clone(),
+                message: message.clone(),
+            })?;
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|err| self.world_error(source, &component, "loader", &err))?;
         // A loader of world `replace-loader` (0.1.2) also exports
@@ -345,17 +355,19 @@ impl Engine {
                 self.inner.engine.clone(),
                 self.inner.cache.clone(),
             );
-            tokio::task::spawn_blocking(move || {
+            let lookup = move || {
                 let file = match &source {
                     CheckSource::File(path) => FileIdentity::of(path)?,
                     CheckSource::Builtin(name) => FileIdentity::of_builtin(name)?,
                 };
                 let component = cache.load_unchanged(&engine, &file);
                 Some((file, component))
-            })
-            .await
-            .ok()
-            .flatten()
+            };
+            if self.inner.one_shot {
+                lookup()
+            } else {
+                tokio::task::spawn_blocking(lookup).await.ok().flatten()
+            }
         };
         let file = match known {
             Some((_, Some(component))) => return Ok((component, CacheOutcome::Hit)),
@@ -588,4 +600,13 @@ impl Engine {
 /// version is matched later, with its own message) or WASI 0.2.
 fn provided_by_host(import: &str) -> bool {
     import.starts_with("vigil:health/") || (import.starts_with("wasi:") && import.contains("@0.2."))
+}
+
+/// The linker for the `loader` world: WASI and Vigil's host functions.
+fn loader_linker(engine: &wasmtime::Engine) -> Result<Linker<HostState>, String> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|err| format!("{err:#}"))?;
+    bindings::loader::Loader::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+        .map_err(|err| format!("{err:#}"))?;
+    Ok(linker)
 }
