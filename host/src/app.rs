@@ -338,7 +338,7 @@ pub fn sources_of(service: &Service) -> impl Iterator<Item = CheckSource> + '_ {
     let loader = service
         .loader
         .iter()
-        .map(|spec| CheckSource::File(spec.path.clone()));
+        .map(|spec| spec.source());
     checks.chain(loader)
 }
 

@@ -22,6 +22,7 @@ mod containers;
 mod contract;
 mod control;
 mod daemon;
+mod embed;
 mod grpc;
 mod hooks;
 mod hostile;

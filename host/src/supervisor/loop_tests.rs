@@ -62,6 +62,7 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         hooks: Default::default(),
         limits: Default::default(),
         sockets: Default::default(),
+        program_build: None,
     }
 }
 

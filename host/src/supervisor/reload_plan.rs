@@ -123,6 +123,7 @@ pub fn restart_change(old: &Service, new: &Service) -> String {
         ("loader", old.loader.is_some() != new.loader.is_some()),
         ("notify", old.notify != new.notify),
         ("limits", old.limits != new.limits),
+        ("binary", old.program_build != new.program_build),
     ];
     let changed: Vec<&str> = parts
         .iter()

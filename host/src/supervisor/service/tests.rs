@@ -35,6 +35,7 @@ fn service() -> Service {
         hooks: Default::default(),
         limits: Default::default(),
         sockets: Default::default(),
+        program_build: None,
     }
 }
 
@@ -846,6 +847,7 @@ fn with_loader() -> Service {
     svc.loader = Some(LoaderSpec {
         path: "/srv/svc/loader.wasm".into(),
         config: vec![("k".into(), "v".into())],
+        embedded: false,
     });
     svc.checks.liveness = Some(check(100, 3, 1));
     svc
