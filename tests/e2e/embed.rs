@@ -133,7 +133,11 @@ fn vigil_embed_on_a_c_binary_survives_running_and_strip() {
     );
     let human = vigil(&["inspect", &b]);
     expect_code(&human, 0, "vigil inspect");
-    assert!(text(&human.stdout).contains("readiness"), "{}", text(&human.stdout));
+    assert!(
+        text(&human.stdout).contains("readiness"),
+        "{}",
+        text(&human.stdout)
+    );
 
     // -o: a copy carries the new component, the input keeps its own.
     let copy = dir.join("copy");
@@ -151,7 +155,11 @@ fn vigil_embed_on_a_c_binary_survives_running_and_strip() {
     let wrong = format!("readiness={}", programs::EMBEDDED_LOADER);
     let out = vigil(&["embed", &b, "--check", &wrong]);
     expect_code(&out, 2, "embedding a loader as a check");
-    assert!(text(&out.stderr).contains("is a loader"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is a loader"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(std::fs::read(&binary).expect("read"), before);
 }
 
@@ -215,7 +223,10 @@ fn a_rust_service_built_with_vigil_embed_carries_its_readiness_check() {
     let dir = scratch("embed-rust-inspect");
     let stripped = dir.join("stripped");
     std::fs::copy(RUST_SERVICE, &stripped).expect("copy");
-    let strip = Command::new("strip").arg(&stripped).output().expect("strip");
+    let strip = Command::new("strip")
+        .arg(&stripped)
+        .output()
+        .expect("strip");
     expect_code(&strip, 0, "strip");
     for binary in [Path::new(RUST_SERVICE), &stripped] {
         let roles: Vec<(String, String)> = carried(binary)
@@ -232,7 +243,10 @@ fn a_rust_service_built_with_vigil_embed_carries_its_readiness_check() {
             binary.display()
         );
     }
-    assert_eq!(carried(Path::new(RUST_SERVICE))[0].2, sha256_of(programs::ECHO_CONFIG));
+    assert_eq!(
+        carried(Path::new(RUST_SERVICE))[0].2,
+        sha256_of(programs::ECHO_CONFIG)
+    );
 
     let setup = Setup::new("embed-rust");
     setup.service(

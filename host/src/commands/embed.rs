@@ -32,7 +32,9 @@ async fn embed(args: &EmbedArgs) -> Result<String, String> {
     let mut given: Vec<(String, PathBuf)> = Vec::new();
     for check in &args.checks {
         let Some((role, file)) = check.split_once('=') else {
-            return Err(format!("--check {check}: give ROLE=FILE.wasm, e.g. readiness=ready.wasm"));
+            return Err(format!(
+                "--check {check}: give ROLE=FILE.wasm, e.g. readiness=ready.wasm"
+            ));
         };
         if role == "loader" {
             return Err("--check loader=...: the loader is given with --loader".into());
@@ -43,7 +45,9 @@ async fn embed(args: &EmbedArgs) -> Result<String, String> {
         given.push(("loader".into(), loader.clone()));
     }
     if given.is_empty() {
-        return Err("nothing to embed: give --check ROLE=FILE.wasm and/or --loader FILE.wasm".into());
+        return Err(
+            "nothing to embed: give --check ROLE=FILE.wasm and/or --loader FILE.wasm".into(),
+        );
     }
     for (i, (role, _)) in given.iter().enumerate() {
         if !vigil_embed::valid_role(role) {
@@ -68,8 +72,7 @@ async fn embed(args: &EmbedArgs) -> Result<String, String> {
             engine.load_checker(&source).await.map(drop)
         };
         loaded.map_err(|err| format!("{role}: {err}"))?;
-        let bytes =
-            std::fs::read(file).map_err(|err| format!("{}: {err}", file.display()))?;
+        let bytes = std::fs::read(file).map_err(|err| format!("{}: {err}", file.display()))?;
         components.push((role.clone(), bytes));
     }
 
@@ -140,20 +143,22 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         name.to_string_lossy(),
         std::process::id()
     ));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
+    let result = write_then_rename(&tmp, path, bytes, mode);
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)?;
+    file.write_all(bytes)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+    file.sync_all()?;
+    std::fs::rename(tmp, path)
 }
 
 /// One component a binary carries, as `vigil inspect --json` prints it.

@@ -162,8 +162,7 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<String>), Proble
                     // section, reported as this service's problem).
                     let ours = ours || !matches!(embedded::loader_binary(&p), Ok(None));
                     (!ours).then(|| {
-                        "not a service directory (no service.toml, loader.wasm, .wasm \
-                         or executable with an embedded loader)"
+                        "not a service directory (no service.toml, loader.wasm or .wasm)"
                             .to_string()
                     })
                 }

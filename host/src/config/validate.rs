@@ -52,7 +52,10 @@ pub async fn validate(path: &Path, engine: &Engine) -> Validation {
         }
         _ => path,
     };
-    let single = path.join(MANIFEST).is_file() || path.join(LOADER).is_file() || has_wasm(path);
+    let single = path.join(MANIFEST).is_file()
+        || path.join(LOADER).is_file()
+        || has_wasm(path)
+        || !matches!(super::embedded::loader_binary(path), Ok(None));
     let (root, only) = if single {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let parent = absolute

@@ -9,9 +9,7 @@ use super::service::{Action, History, HookKind, LoaderEvent, ms};
 use super::{BoxFuture, ProbeTarget, Probes, manifest_command, spawn};
 use crate::config::{HookAction, Service};
 use crate::sync::LockExt;
-use crate::wasm::{
-    self, Checker, Engine, ExitStatus, Loader, Phase, Sandbox, Target, Verdict,
-};
+use crate::wasm::{self, Checker, Engine, ExitStatus, Loader, Phase, Sandbox, Target, Verdict};
 
 type CheckerCache = Mutex<HashMap<(String, Phase), (Checker, Arc<Sandbox>)>>;
 

@@ -72,13 +72,17 @@ pub enum EmbedError {
     Version { offset: usize, version: u16 },
     #[error("{count} roles, over the limit of {MAX_ROLES}")]
     TooManyRoles { count: usize },
-    #[error("index entry {entry} at offset {offset}: `{role}` is not a role name (1-32 bytes of a-z, 0-9, - and _)")]
+    #[error(
+        "index entry {entry} at offset {offset}: `{role}` is not a role name (1-32 bytes of a-z, 0-9, - and _)"
+    )]
     BadRole {
         offset: usize,
         entry: usize,
         role: String,
     },
-    #[error("role `{role}`: its component (bytes {start}..{end} of its blob) lies outside the blob's {blob} bytes")]
+    #[error(
+        "role `{role}`: its component (bytes {start}..{end} of its blob) lies outside the blob's {blob} bytes"
+    )]
     OutOfBounds {
         role: String,
         start: u64,

@@ -100,11 +100,9 @@ pub fn read_section(path: &Path) -> Result<Option<Vec<u8>>, BinaryError> {
     }
     let cache = ReadCache::new(file);
     let data = &cache;
-    let ident = data
-        .read_bytes_at(0, 5)
-        .map_err(|()| BinaryError::NotElf {
-            path: path.to_path_buf(),
-        })?;
+    let ident = data.read_bytes_at(0, 5).map_err(|()| BinaryError::NotElf {
+        path: path.to_path_buf(),
+    })?;
     if ident[..4] != *b"\x7fELF" {
         return Err(BinaryError::NotElf {
             path: path.to_path_buf(),
@@ -188,9 +186,7 @@ where
 {
     let header = Elf::parse(data).map_err(|e| e.to_string())?;
     let endian = header.endian().map_err(|e| e.to_string())?;
-    let sections = header
-        .sections(endian, data)
-        .map_err(|e| e.to_string())?;
+    let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
     let mut found = Found::None;
     for section in sections.iter() {
         let name = sections
@@ -337,7 +333,9 @@ fn write_with<Elf: FileHeader<Endian = Endianness>>(
         ));
     }
     if usize::from(header.e_shentsize(endian)) != layout.shentsize() {
-        return Err(WriteError::Malformed("unexpected section header size".into()));
+        return Err(WriteError::Malformed(
+            "unexpected section header size".into(),
+        ));
     }
     let sections = header.section_headers(endian, elf).map_err(bad)?;
     let segments = header.program_headers(endian, elf).map_err(bad)?;
@@ -392,9 +390,8 @@ fn write_with<Elf: FileHeader<Endian = Endianness>>(
     }
     let len = elf.len() as u64;
     let keep = covered.iter().map(|r| r.1).max().unwrap_or(0).min(len);
-    let tail_is_ours = (keep..len).all(|at| {
-        dropped.iter().any(|r| (r.0..r.1).contains(&at)) || elf[at as usize] == 0
-    });
+    let tail_is_ours = (keep..len)
+        .all(|at| dropped.iter().any(|r| (r.0..r.1).contains(&at)) || elf[at as usize] == 0);
     let keep = if tail_is_ours { keep } else { len } as usize;
 
     let mut out = elf[..keep].to_vec();
@@ -502,13 +499,19 @@ mod tests {
         let dir = scratch("hostile");
         let path = dir.join("bin");
         let step = (full.len() / 300).max(1);
-        for len in (0..full.len()).step_by(step).chain(full.len() - 64..full.len()) {
+        for len in (0..full.len())
+            .step_by(step)
+            .chain(full.len() - 64..full.len())
+        {
             std::fs::write(&path, &full[..len]).expect("write");
             let _ = read_section(&path);
             let _ = write_section(&full[..len], &section);
         }
         std::fs::write(&path, b"#!/bin/sh\necho hi\n").expect("write");
-        assert!(matches!(read_section(&path), Err(BinaryError::NotElf { .. })));
+        assert!(matches!(
+            read_section(&path),
+            Err(BinaryError::NotElf { .. })
+        ));
         assert!(matches!(
             write_section(b"#!/bin/sh", &section),
             Err(WriteError::NotElf)
