@@ -85,16 +85,23 @@ pub(super) fn embedded_ref(
         );
     }
     let Some(binary) = program else {
-        let why = if shell {
-            "a `shell` service runs /bin/sh, which carries no components"
+        let fix =
+            "set `command = [\"path/to/binary\", ...]` to the binary that carries the component";
+        if shell {
+            c.push(
+                field,
+                format!("`{s}`: a `shell` service runs /bin/sh, which carries no components"),
+                fix,
+            );
         } else {
-            "the service's command names no program that exists"
-        };
-        c.push(
-            field,
-            format!("`{s}`: {why}"),
-            "set `command = [\"path/to/binary\", ...]` to the binary that carries the component",
-        );
+            // A program not installed yet is a runtime condition of this
+            // service (its spawn fails), as for any command: a warning.
+            c.warn(
+                field,
+                format!("`{s}`: the service's command names no program that exists"),
+                fix,
+            );
+        }
         return CheckSource::Embedded {
             binary: PathBuf::new(),
             role,
@@ -164,8 +171,10 @@ pub fn loader_binary(dir: &Path) -> Result<Option<PathBuf>, String> {
     paths.sort();
     let mut found = Vec::new();
     for path in paths {
-        match elf::read_section(&path) {
-            Ok(Some(section)) => match embedded::parse_section(&section) {
+        // Without a section, or an ELF file object cannot read: not a
+        // service.
+        if let Ok(Some(section)) = elf::read_section(&path) {
+            match embedded::parse_section(&section) {
                 Ok(index) if index.get("loader").is_some() => found.push(path),
                 Ok(_) => {}
                 Err(error) => {
@@ -175,9 +184,7 @@ pub fn loader_binary(dir: &Path) -> Result<Option<PathBuf>, String> {
                         embedded::SECTION
                     ));
                 }
-            },
-            // Not ours, or an ELF file object cannot read: not a service.
-            Ok(None) | Err(_) => {}
+            }
         }
     }
     match found.len() {
