@@ -286,6 +286,7 @@ fn main() {
             CheckSource::Builtin(name) => {
                 vigil::wasm::builtins::lookup(name).map_or(0, |b| b.len() as u64)
             }
+            CheckSource::Embedded { .. } => 0,
         };
         eprintln!("compiling {language} ...");
         // Into an empty cache, then loads from it.

@@ -335,10 +335,7 @@ pub fn sources_of(service: &Service) -> impl Iterator<Item = CheckSource> + '_ {
         .into_iter()
         .filter_map(|phase| service.checks.get(phase))
         .map(|spec| spec.check.clone());
-    let loader = service
-        .loader
-        .iter()
-        .map(|spec| CheckSource::File(spec.path.clone()));
+    let loader = service.loader.iter().map(|spec| spec.source());
     checks.chain(loader)
 }
 

@@ -25,7 +25,19 @@ pub enum Command {
     /// Works as a Kubernetes exec probe or a Docker HEALTHCHECK.
     Check(CheckArgs),
     /// Show what a component is: its world, capabilities, exports, producers.
+    ///
+    /// For an ELF binary: the components it carries (`vigil embed`), each
+    /// with its role, size, world and version, and SHA-256.
     Inspect(InspectArgs),
+    /// Carry checks and a loader inside a service's ELF binary.
+    ///
+    /// Adds or replaces its .vigil.components section (roles not given are
+    /// kept), in place through a temporary file and a rename, mode kept;
+    /// the binary runs as before. A manifest then names a check as
+    /// `check = "embedded:readiness"`, and a directory holding only a
+    /// binary that carries a loader is a service. Each component is loaded
+    /// (world, version, compile) before anything is written.
+    Embed(EmbedArgs),
     /// Compile components into the cache now, so their first check is on time.
     ///
     /// A FILE is a component; a DIR is a checks directory (every check and
@@ -342,8 +354,25 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// The ELF binary to carry the components.
+    pub binary: std::path::PathBuf,
+    /// ROLE=FILE.wasm: a check component and its role (startup,
+    /// readiness, liveness or another name of a-z, 0-9, - and _).
+    /// Repeatable.
+    #[arg(long = "check", value_name = "ROLE=FILE")]
+    pub checks: Vec<String>,
+    /// A loader component (role `loader`).
+    #[arg(long, value_name = "FILE")]
+    pub loader: Option<std::path::PathBuf>,
+    /// Write the result here instead of replacing BINARY.
+    #[arg(short = 'o', long, value_name = "OUT")]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// A .wasm component or builtin:NAME.
+    /// A .wasm component, builtin:NAME, or an ELF binary carrying components.
     pub file: String,
     /// Print the report as JSON.
     #[arg(long)]

@@ -46,6 +46,7 @@ fn main() {
                 Command::Check(args) => commands::check::run(args).await,
                 Command::Daemonize(args) => commands::daemonize::run(args).await,
                 Command::Inspect(args) => commands::inspect::run(args),
+                Command::Embed(args) => commands::embed::run(args).await,
                 Command::Compile(args) => commands::compile::run(args).await,
                 Command::Run(args) => commands::run::run(args).await,
                 Command::Validate(args) => commands::validate::run(args).await,

@@ -341,6 +341,7 @@ fn every_test_program_has_a_test() {
         include_str!("sandbox_core.rs"),
         include_str!("sandbox_output.rs"),
         include_str!("validate.rs"),
+        include_str!("embed.rs"),
     ];
     macro_rules! assert_used {
         ($($name:ident)*) => {$(

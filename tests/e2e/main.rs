@@ -23,6 +23,7 @@ mod contract;
 mod contract_v011;
 mod control;
 mod daemon;
+mod embed;
 mod grpc;
 mod hooks;
 mod hostile;

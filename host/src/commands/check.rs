@@ -58,6 +58,12 @@ fn config_problems(source: &CheckSource, config: &[(String, String)]) -> Vec<Str
             Ok(bytes) => std::borrow::Cow::Owned(bytes),
             Err(_) => return Vec::new(),
         },
+        CheckSource::Embedded { binary, role } => {
+            match crate::wasm::embedded::elf::component(binary, role) {
+                Ok(bytes) => std::borrow::Cow::Owned(bytes),
+                Err(_) => return Vec::new(),
+            }
+        }
     };
     crate::config::one_shot_config_problems(&bytes, &source.to_string(), config)
 }

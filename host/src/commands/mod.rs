@@ -4,6 +4,7 @@ pub mod check;
 pub mod compile;
 pub mod control;
 pub mod daemonize;
+pub mod embed;
 pub mod exit;
 pub mod inspect;
 pub mod instance;

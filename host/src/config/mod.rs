@@ -14,6 +14,7 @@
 //! This file is the public face: [`load_service`] and [`load_dir`].
 
 mod checks;
+pub mod embedded;
 mod envfile;
 mod graph;
 mod hooks;
@@ -170,6 +171,9 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<String>), Proble
                             || n == LOADER
                             || Path::new(&n).extension().is_some_and(|x| x == "wasm")
                     });
+                    // An executable carrying its own loader (or a broken
+                    // section, reported as this service's problem).
+                    let ours = ours || !matches!(embedded::loader_binary(&p), Ok(None));
                     (!ours).then(|| {
                         "not a service directory (no service.toml, loader.wasm or .wasm)"
                             .to_string()
@@ -223,6 +227,22 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
     let manifest = dir.join(MANIFEST);
     let has_loader = dir.join(LOADER).is_file();
     let mut c = Collector::new(&manifest);
+    // Without a manifest or loader.wasm: an executable carrying a loader.
+    let embedded_loader = if manifest.is_file() || has_loader {
+        None
+    } else {
+        match embedded::loader_binary(dir) {
+            Ok(found) => found,
+            Err(problem) => {
+                c.push(
+                    "-",
+                    problem,
+                    "keep one executable with an embedded loader in the directory, or embed again",
+                );
+                None
+            }
+        }
+    };
 
     if name.contains('@') {
         c.push(
@@ -246,7 +266,7 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
                 None
             }
         }
-    } else if has_loader {
+    } else if has_loader || embedded_loader.is_some() {
         Some(RawService::default())
     } else {
         c.push(
@@ -259,7 +279,14 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
 
     let taken = raw.as_mut().map(|raw| replicas::take(raw, &mut c));
     let service = raw.map(|raw| {
-        let mut service = resolve::resolve(&name, dir, raw, has_loader, &mut c);
+        let mut service = resolve::resolve(
+            &name,
+            dir,
+            raw,
+            has_loader,
+            embedded_loader.as_deref(),
+            &mut c,
+        );
         replicas::finish(taken.unwrap_or_default(), &mut service, &mut c);
         service
     });

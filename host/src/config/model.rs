@@ -72,6 +72,9 @@ pub struct Service {
     /// `instances = N`: which replica of its service directory this is
     /// (config/replicas.rs).
     pub replica: Option<super::replicas::Replica>,
+    /// The binary its `embedded:` checks or embedded loader come from, as
+    /// built when loaded; `None` when it uses none.
+    pub program_build: Option<super::embedded::ProgramBuild>,
 }
 
 impl Service {
@@ -94,6 +97,8 @@ impl Service {
             || self.limits != other.limits
             // A socket added, removed or changed: the child's fds.
             || self.sockets.list != other.sockets.list
+            // A new build of the binary that carries its checks.
+            || self.program_build != other.program_build
     }
 
     /// The environment a child gets, each source overriding the ones
@@ -298,6 +303,23 @@ impl Checks {
 /// The service's `loader.wasm` and its `[loader.config]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoaderSpec {
+    /// loader.wasm, or with `embedded` the binary carrying the loader.
     pub path: PathBuf,
     pub config: Vec<(String, String)>,
+    /// The loader is the `loader` role embedded in the binary `path`.
+    pub embedded: bool,
+}
+
+impl LoaderSpec {
+    /// Where the engine loads it from.
+    pub fn source(&self) -> CheckSource {
+        if self.embedded {
+            CheckSource::Embedded {
+                binary: self.path.clone(),
+                role: "loader".into(),
+            }
+        } else {
+            CheckSource::File(self.path.clone())
+        }
+    }
 }

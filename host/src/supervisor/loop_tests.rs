@@ -66,6 +66,7 @@ pub(super) fn service(name: &str, argv: &[&str]) -> Service {
         limits: Default::default(),
         sockets: Default::default(),
         replica: None,
+        program_build: None,
     }
 }
 

@@ -9,9 +9,7 @@ use super::service::{Action, History, HookKind, LoaderEvent, ReplaceAnswer, Repl
 use super::{BoxFuture, ProbeTarget, Probes, manifest_command, spawn};
 use crate::config::{HookAction, Service};
 use crate::sync::LockExt;
-use crate::wasm::{
-    self, CheckSource, Checker, Engine, ExitStatus, Loader, Phase, Sandbox, Target, Verdict,
-};
+use crate::wasm::{self, Checker, Engine, ExitStatus, Loader, Phase, Sandbox, Target, Verdict};
 
 type CheckerCache = Mutex<HashMap<(String, Phase), (Checker, Arc<Sandbox>)>>;
 
@@ -143,7 +141,7 @@ impl WasmProbes {
         }
         let loader = self
             .engine
-            .load_loader(&CheckSource::File(spec.path.clone()))
+            .load_loader(&spec.source())
             .await
             .map_err(|e| e.to_string())?;
         self.loaders

@@ -125,6 +125,7 @@ pub fn restart_change(old: &Service, new: &Service) -> String {
         ("notify", old.notify != new.notify),
         ("executable", old.executable != new.executable),
         ("limits", old.limits != new.limits),
+        ("binary", old.program_build != new.program_build),
     ];
     let changed: Vec<&str> = parts
         .iter()

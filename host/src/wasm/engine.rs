@@ -22,7 +22,7 @@ use super::store::{Capabilities, HostState};
 use super::warm::WarmInstances;
 use super::{
     CheckSource, Checker, LoadError, Loader, Sandbox, WIT_VERSION, builtins, contract_compatible,
-    inspect,
+    embedded, inspect,
 };
 
 /// How often the epoch advances: the granularity of CPU deadlines and of
@@ -359,6 +359,9 @@ impl Engine {
                 let file = match &source {
                     CheckSource::File(path) => FileIdentity::of(path)?,
                     CheckSource::Builtin(name) => FileIdentity::of_builtin(name)?,
+                    CheckSource::Embedded { binary, role } => {
+                        FileIdentity::of_embedded(binary, role)?
+                    }
                 };
                 let component = cache.load_unchanged(&engine, &file);
                 Some((file, component))
@@ -389,6 +392,28 @@ impl Engine {
                     error,
                 },
             })?,
+            CheckSource::Embedded { binary, role } => {
+                // Bounded reads of the binary's headers and one section.
+                let (binary, role) = (binary.clone(), role.clone());
+                tokio::task::spawn_blocking(move || embedded::elf::component(&binary, &role))
+                    .await
+                    .map_err(|err| LoadError::Invalid {
+                        check: source.clone(),
+                        message: err.to_string(),
+                    })?
+                    .map_err(|error| {
+                        if error.is_not_found() {
+                            LoadError::NotFound {
+                                check: source.clone(),
+                            }
+                        } else {
+                            LoadError::Embedded {
+                                check: source.clone(),
+                                error,
+                            }
+                        }
+                    })?
+            }
         };
         match inspect::sniff(&bytes) {
             inspect::Kind::NotWasm => {

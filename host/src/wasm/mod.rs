@@ -14,6 +14,7 @@ pub mod builtins;
 mod cache;
 mod checker;
 mod compile;
+pub mod embedded;
 mod engine;
 mod epoch;
 pub mod grants;
@@ -61,6 +62,11 @@ pub enum LoadError {
     Invalid { check: CheckSource, message: String },
     #[error("{check}: {message}")]
     WrongWorld { check: CheckSource, message: String },
+    #[error("{error}")]
+    Embedded {
+        check: CheckSource,
+        error: embedded::elf::BinaryError,
+    },
 }
 
 /// The `vigil:health` version this host implements.

@@ -39,6 +39,7 @@ fn service() -> Service {
         limits: Default::default(),
         sockets: Default::default(),
         replica: None,
+        program_build: None,
     }
 }
 
@@ -850,6 +851,7 @@ fn with_loader() -> Service {
     svc.loader = Some(LoaderSpec {
         path: "/srv/svc/loader.wasm".into(),
         config: vec![("k".into(), "v".into())],
+        embedded: false,
     });
     svc.checks.liveness = Some(check(100, 3, 1));
     svc

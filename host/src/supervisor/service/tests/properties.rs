@@ -185,6 +185,7 @@ fn random_service(rng: &mut Rng, after: &[String]) -> Service {
     svc.loader = rng.chance(35).then(|| LoaderSpec {
         path: "/srv/svc/loader.wasm".into(),
         config: vec![],
+        embedded: false,
     });
     let hook = |rng: &mut Rng| {
         rng.chance(30).then(|| HookSpec {
