@@ -595,3 +595,5 @@ impl Supervisor {
         }
     }
 }
+#[cfg(test)]
+mod fuzz_tests;
