@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/vigil/target
 CARGO ?= cargo
 VIGIL := $(CARGO_TARGET_DIR)/release/vigil
 
-.PHONY: all setup setup-core build demo test lint unit examples bench clean-cache install static
+.PHONY: all setup setup-core build demo test lint unit examples bench clean-cache install static fuzz
 
 # `make install PREFIX=/opt/vigil` (and DESTDIR= for packaging).
 PREFIX ?= /usr/local
@@ -48,6 +48,14 @@ unit: setup examples
 	$(CARGO) test --release --locked --workspace
 
 test: lint examples unit
+
+# Every fuzz target (docs/fuzzing.md) for FUZZ_SECS seconds each, one at a
+# time, printing inputs per target; an input that panics or takes over 2 s
+# is saved under $TMPDIR/vigil-fuzz-found/. `make test` replays the
+# corpora (tests/fuzz-corpus) and a few thousand mutations of each.
+FUZZ_SECS ?= 60
+fuzz: setup-core
+	VIGIL_FUZZ_SECS=$(FUZZ_SECS) $(CARGO) test --release --locked -p vigil --lib fuzz_tests -- --nocapture --test-threads=1
 
 bench: build examples
 	$(CARGO) bench --locked -p vigil --bench checks -- --out $(CURDIR)/BENCHMARKS.md
