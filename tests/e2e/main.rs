@@ -25,6 +25,7 @@ mod daemon;
 mod grpc;
 mod hooks;
 mod hostile;
+mod hostile_input;
 mod http;
 mod identity;
 mod journal_offline;

@@ -499,7 +499,10 @@ async fn journal_lines(
     let wanted = query.clone();
     let n = query.lines.unwrap_or(DEFAULT_JOURNAL_LINES);
     let (past, recent) = tokio::task::spawn_blocking(move || {
-        let all = journal::read_all(&dir, journal::Options::default().keep);
+        let (all, skipped) = journal::read_all_counted(&dir, journal::Options::default().keep);
+        if skipped > 0 {
+            tracing::warn!("journal: skipped {skipped} lines that do not parse (torn or corrupt)");
+        }
         let mine: Vec<&Line> = all.iter().filter(|l| wanted.matches(l)).collect();
         let past: Vec<Line> = mine[mine.len().saturating_sub(n)..]
             .iter()
