@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
         "untrusted",
         "signals",
         "test_support",
+        "fuzz",
     ],
     &["wasm"],
     &["config"],

@@ -14,6 +14,8 @@ pub mod commands;
 pub mod config;
 pub mod control;
 pub mod daemon;
+#[cfg(test)]
+mod fuzz;
 pub mod journal;
 mod layers;
 pub mod procfs;

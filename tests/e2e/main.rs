@@ -27,6 +27,7 @@ mod embed;
 mod grpc;
 mod hooks;
 mod hostile;
+mod hostile_input;
 mod http;
 mod identity;
 mod journal_offline;

@@ -259,7 +259,15 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
     }
 
     let mut raw = if manifest.is_file() {
-        match std::fs::read_to_string(&manifest) {
+        let read = envfile::read_bounded(&manifest, envfile::MAX_FILE).and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "stream did not contain valid UTF-8",
+                )
+            })
+        });
+        match read {
             Ok(text) => parse_raw(&text, &mut c),
             Err(e) => {
                 c.push("-", format!("cannot read: {e}"), "make the file readable");
@@ -293,5 +301,7 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
     (service, c.problems, c.warnings)
 }
 
+#[cfg(test)]
+mod fuzz_tests;
 #[cfg(test)]
 mod tests;

@@ -436,7 +436,10 @@ fn repair_tail(path: &Path) -> Result<Option<u64>, JournalError> {
             .iter()
             .rposition(|b| *b == b'\n')
             .map_or(0, |i| i + 1);
-        if serde_json::from_slice::<serde_json::Value>(&data[start..keep - 1]).is_err() {
+        // Read as the readers read it ([`parse_lines`]): a byte that is not
+        // UTF-8 does not make a line corrupt.
+        let last = String::from_utf8_lossy(&data[start..keep - 1]);
+        if serde_json::from_str::<serde_json::Value>(&last).is_err() {
             keep = start;
         }
     }
@@ -454,22 +457,57 @@ fn repair_tail(path: &Path) -> Result<Option<u64>, JournalError> {
 
 /// Every parsable line of one journal file; corrupt lines are skipped.
 pub fn read_lines(path: &Path) -> Vec<Line> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    read_counted(path).0
+}
+
+/// The journal lines in `data` (the bytes of a journal file), and how many
+/// lines were skipped: torn, corrupt, of an unknown kind or with fields of
+/// the wrong type. A byte that is not UTF-8 spoils only the string it is
+/// in (read as U+FFFD, as `vigil logs` reads output), never the file: a
+/// flipped bit on disk once hid every line around it, `spawned` events
+/// included, from recovery and from `vigil journal`.
+pub fn parse_lines(data: &[u8]) -> (Vec<Line>, usize) {
+    let mut lines = Vec::new();
+    let mut skipped = 0;
+    for raw in data.split(|b| *b == b'\n') {
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_str(&String::from_utf8_lossy(raw)) {
+            Ok(line) => lines.push(line),
+            Err(_) => skipped += 1,
+        }
+    }
+    (lines, skipped)
+}
+
+/// [`parse_lines`] of the file at `path` (none when it cannot be read).
+fn read_counted(path: &Path) -> (Vec<Line>, usize) {
+    match std::fs::read(path) {
+        Ok(data) => parse_lines(&data),
+        Err(_) => (Vec::new(), 0),
+    }
 }
 
 /// Lines of the rotated files (oldest first) and then of the current one.
 pub fn read_all(dir: &Path, keep: usize) -> Vec<Line> {
+    read_all_counted(dir, keep).0
+}
+
+/// [`read_all`], and how many lines of the files were skipped.
+pub fn read_all_counted(dir: &Path, keep: usize) -> (Vec<Line>, usize) {
     let mut lines = Vec::new();
-    for i in (1..=keep).rev() {
-        lines.extend(read_lines(&rotated(dir, i)));
+    let mut skipped = 0;
+    for path in (1..=keep)
+        .rev()
+        .map(|i| rotated(dir, i))
+        .chain([dir.join(FILE)])
+    {
+        let (more, bad) = read_counted(&path);
+        lines.extend(more);
+        skipped += bad;
     }
-    lines.extend(read_lines(&dir.join(FILE)));
-    lines
+    (lines, skipped)
 }
 
 /// The last `n` lines that `wanted` accepts and the last `recent` lines
@@ -547,6 +585,9 @@ fn previous_children(dir: &Path, keep: usize) -> Vec<PreviousChild> {
     }
     live
 }
+
+#[cfg(test)]
+mod fuzz_tests;
 
 #[cfg(test)]
 mod tests {

@@ -709,3 +709,5 @@ impl Supervisor {
         }
     }
 }
+#[cfg(test)]
+mod fuzz_tests;

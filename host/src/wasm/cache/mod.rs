@@ -506,6 +506,9 @@ impl ComponentCache {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::TempDir;
