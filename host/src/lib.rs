@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod journal;
 mod layers;
 pub mod procfs;
+pub mod replay;
 pub mod signals;
 pub mod supervisor;
 pub mod sync;

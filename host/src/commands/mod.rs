@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod instance;
 pub mod journal;
 pub mod logs;
+pub mod replay;
 pub mod run;
 pub mod start_stop;
 pub mod status;
