@@ -63,10 +63,7 @@ async fn replay(args: &ReplayArgs) -> Result<replay::Report, (Exit, String)> {
     {
         return Err((
             Exit::Failed,
-            format!(
-                "the journal has no line about service `{}`",
-                args.service
-            ),
+            format!("the journal has no line about service `{}`", args.service),
         ));
     }
     let mut service = candidate_service(args).map_err(usage)?;
@@ -149,10 +146,7 @@ fn read_journal(args: &ReplayArgs) -> Result<Vec<Line>, (Exit, String)> {
     } else if path.is_file() {
         journal::read_lines(&path)
     } else {
-        return Err((
-            Exit::Failed,
-            format!("no journal at {}", path.display()),
-        ));
+        return Err((Exit::Failed, format!("no journal at {}", path.display())));
     };
     Ok(lines)
 }

@@ -560,7 +560,9 @@ impl<D: Decider> Driver<'_, D> {
                 },
             )
             .await;
-            if self.journaled_stop().is_some() || !self.alive() || self.state.status() == Status::Failed
+            if self.journaled_stop().is_some()
+                || !self.alive()
+                || self.state.status() == Status::Failed
             {
                 return;
             }
@@ -625,8 +627,8 @@ impl<D: Decider> Driver<'_, D> {
                 // Down only for its delay; what its next child did is not
                 // recorded.
                 if let Some(since) = self.down_since.take() {
-                    self.downtime += (now + Duration::from_millis(*delay_ms))
-                        .saturating_duration_since(since);
+                    self.downtime +=
+                        (now + Duration::from_millis(*delay_ms)).saturating_duration_since(since);
                 }
                 self.downtime_known = false;
                 self.mode = Mode::Diverged;
@@ -693,7 +695,9 @@ fn describe(kind: &RecKind) -> String {
             uptime,
             cause,
         } => {
-            let cause = cause.map(|c| format!(", stopped ({c})")).unwrap_or_default();
+            let cause = cause
+                .map(|c| format!(", stopped ({c})"))
+                .unwrap_or_default();
             format!("exited ({status}) after {}{cause}", human(*uptime))
         }
         RecKind::Restarting { delay } => format!("restarting after {}", human(*delay)),

@@ -242,7 +242,11 @@ mod tests {
                     cause: None,
                 },
             ),
-            line("2026-12-07T01:00:02.000Z", None, Event::Quit { clean: true }),
+            line(
+                "2026-12-07T01:00:02.000Z",
+                None,
+                Event::Quit { clean: true },
+            ),
         ];
         let all = read(&lines, "web", None);
         let kinds: Vec<_> = all.recs.iter().map(|r| &r.kind).collect();
@@ -258,7 +262,10 @@ mod tests {
         );
         assert_eq!(kinds[3], &RecKind::Quit);
         assert_eq!(all.unreadable, 1);
-        assert_eq!(all.end.map(|(_, ts)| ts).as_deref(), Some("2026-12-07T01:00:02.000Z"));
+        assert_eq!(
+            all.end.map(|(_, ts)| ts).as_deref(),
+            Some("2026-12-07T01:00:02.000Z")
+        );
 
         let since = journal::parse_timestamp("2026-12-07T01:00:00.500Z");
         let later = read(&lines, "web", since);

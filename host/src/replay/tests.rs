@@ -23,7 +23,10 @@ fn service(backoff_ms: &[u64], give_up: Option<u32>) -> Service {
         stop_signal: Signal::SIGTERM,
         stop_grace: Duration::from_secs(3),
         restart: RestartPolicy {
-            backoff: backoff_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            backoff: backoff_ms
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
             give_up: give_up.map(|restarts| GiveUp {
                 restarts,
                 window: Duration::from_secs(10),
@@ -79,15 +82,51 @@ fn journal(lines: &[(f64, bool, &str)]) -> Vec<Line> {
 fn crash_loop() -> Vec<Line> {
     journal(&[
         (0.0, false, r#"{"kind":"acquired","pid":1}"#),
-        (0.010, true, r#"{"kind":"spawned","pid":10,"start_time":1,"restarts":0}"#),
-        (0.060, true, r#"{"kind":"exited","pid":10,"code":1,"signal":null,"uptime_ms":50}"#),
-        (0.060, true, r#"{"kind":"restarting","delay_ms":100,"restarts":1}"#),
-        (0.161, true, r#"{"kind":"spawned","pid":11,"start_time":2,"restarts":1}"#),
-        (0.211, true, r#"{"kind":"exited","pid":11,"code":null,"signal":"SIGSEGV","uptime_ms":50}"#),
-        (0.211, true, r#"{"kind":"restarting","delay_ms":200,"restarts":2}"#),
-        (0.412, true, r#"{"kind":"spawned","pid":12,"start_time":3,"restarts":2}"#),
-        (0.462, true, r#"{"kind":"exited","pid":12,"code":1,"signal":null,"uptime_ms":50}"#),
-        (0.462, true, r#"{"kind":"gave-up","reason":"more than 2 restarts within 10s"}"#),
+        (
+            0.010,
+            true,
+            r#"{"kind":"spawned","pid":10,"start_time":1,"restarts":0}"#,
+        ),
+        (
+            0.060,
+            true,
+            r#"{"kind":"exited","pid":10,"code":1,"signal":null,"uptime_ms":50}"#,
+        ),
+        (
+            0.060,
+            true,
+            r#"{"kind":"restarting","delay_ms":100,"restarts":1}"#,
+        ),
+        (
+            0.161,
+            true,
+            r#"{"kind":"spawned","pid":11,"start_time":2,"restarts":1}"#,
+        ),
+        (
+            0.211,
+            true,
+            r#"{"kind":"exited","pid":11,"code":null,"signal":"SIGSEGV","uptime_ms":50}"#,
+        ),
+        (
+            0.211,
+            true,
+            r#"{"kind":"restarting","delay_ms":200,"restarts":2}"#,
+        ),
+        (
+            0.412,
+            true,
+            r#"{"kind":"spawned","pid":12,"start_time":3,"restarts":2}"#,
+        ),
+        (
+            0.462,
+            true,
+            r#"{"kind":"exited","pid":12,"code":1,"signal":null,"uptime_ms":50}"#,
+        ),
+        (
+            0.462,
+            true,
+            r#"{"kind":"gave-up","reason":"more than 2 restarts within 10s"}"#,
+        ),
         (1.462, false, r#"{"kind":"quit","clean":true}"#),
     ])
 }
@@ -147,13 +186,29 @@ async fn a_tighter_give_up_stops_early_and_waits_for_the_next_start() {
     // An operator starts it again later: both worlds meet there.
     lines.pop();
     lines.extend(journal(&[
-        (5.0, true, r#"{"kind":"spawned","pid":20,"start_time":4,"restarts":2}"#),
-        (5.5, true, r#"{"kind":"exited","pid":20,"code":1,"signal":null,"uptime_ms":500}"#),
-        (5.5, true, r#"{"kind":"restarting","delay_ms":100,"restarts":3}"#),
+        (
+            5.0,
+            true,
+            r#"{"kind":"spawned","pid":20,"start_time":4,"restarts":2}"#,
+        ),
+        (
+            5.5,
+            true,
+            r#"{"kind":"exited","pid":20,"code":1,"signal":null,"uptime_ms":500}"#,
+        ),
+        (
+            5.5,
+            true,
+            r#"{"kind":"restarting","delay_ms":100,"restarts":3}"#,
+        ),
     ]));
     let report = run(&lines, &service(&[100, 200], Some(1))).await;
     let candidate: Vec<_> = report.steps.iter().map(|s| s.candidate.clone()).collect();
-    assert!(matches!(candidate[1], Decision::GiveUp { .. }), "{}", report.text());
+    assert!(
+        matches!(candidate[1], Decision::GiveUp { .. }),
+        "{}",
+        report.text()
+    );
     // The third recorded life never happened for the candidate; the
     // operator's start at 5 s did (with the policy's memory afresh), and
     // its end is compared again.
@@ -167,43 +222,109 @@ async fn a_tighter_give_up_stops_early_and_waits_for_the_next_start() {
 async fn a_liveness_stop_replays_through_the_candidates_threshold() {
     let lines = journal(&[
         (0.0, false, r#"{"kind":"acquired","pid":1}"#),
-        (0.0, true, r#"{"kind":"spawned","pid":10,"start_time":1,"restarts":0}"#),
-        (1.0, true, r#"{"kind":"check","phase":"liveness","outcome":"ok","reason":null}"#),
-        (4.0, true, r#"{"kind":"check","phase":"liveness","outcome":"retry","reason":"refused"}"#),
-        (6.0, true, r#"{"kind":"stopping","pid":10,"cause":"liveness","reason":"liveness builtin:http failed 3/3: refused","signal":"SIGTERM"}"#),
-        (6.1, true, r#"{"kind":"exited","pid":10,"code":null,"signal":"SIGTERM","uptime_ms":6100,"cause":"liveness"}"#),
-        (6.1, true, r#"{"kind":"restarting","delay_ms":100,"restarts":1}"#),
-        (6.2, true, r#"{"kind":"spawned","pid":11,"start_time":2,"restarts":1}"#),
+        (
+            0.0,
+            true,
+            r#"{"kind":"spawned","pid":10,"start_time":1,"restarts":0}"#,
+        ),
+        (
+            1.0,
+            true,
+            r#"{"kind":"check","phase":"liveness","outcome":"ok","reason":null}"#,
+        ),
+        (
+            4.0,
+            true,
+            r#"{"kind":"check","phase":"liveness","outcome":"retry","reason":"refused"}"#,
+        ),
+        (
+            6.0,
+            true,
+            r#"{"kind":"stopping","pid":10,"cause":"liveness","reason":"liveness builtin:http failed 3/3: refused","signal":"SIGTERM"}"#,
+        ),
+        (
+            6.1,
+            true,
+            r#"{"kind":"exited","pid":10,"code":null,"signal":"SIGTERM","uptime_ms":6100,"cause":"liveness"}"#,
+        ),
+        (
+            6.1,
+            true,
+            r#"{"kind":"restarting","delay_ms":100,"restarts":1}"#,
+        ),
+        (
+            6.2,
+            true,
+            r#"{"kind":"spawned","pid":11,"start_time":2,"restarts":1}"#,
+        ),
     ]);
     let mut svc = service(&[100], None);
     svc.checks.liveness = Some(liveness(3));
     let report = run(&lines, &svc).await;
     assert!(report.matches, "{}", report.text());
     assert_eq!(report.steps.len(), 2);
-    assert!(matches!(&report.steps[0].candidate, Decision::Stop { cause, .. } if cause == "liveness"));
+    assert!(
+        matches!(&report.steps[0].candidate, Decision::Stop { cause, .. } if cause == "liveness")
+    );
 
     // A candidate without a liveness check keeps the child.
     let report = run(&lines, &service(&[100], None)).await;
     assert!(!report.matches);
-    assert_eq!(report.steps[0].candidate, Decision::Keep, "{}", report.text());
+    assert_eq!(
+        report.steps[0].candidate,
+        Decision::Keep,
+        "{}",
+        report.text()
+    );
 }
 
 #[tokio::test]
 async fn an_operator_restart_is_no_decision_of_the_policy() {
     let lines = journal(&[
         (0.0, false, r#"{"kind":"acquired","pid":1}"#),
-        (0.0, true, r#"{"kind":"spawned","pid":10,"start_time":1,"restarts":0}"#),
-        (2.0, true, r#"{"kind":"stopping","pid":10,"cause":"operator","reason":"vigil restart","signal":"SIGTERM"}"#),
-        (2.1, true, r#"{"kind":"exited","pid":10,"code":0,"signal":null,"uptime_ms":2100,"cause":"operator"}"#),
-        (2.1, true, r#"{"kind":"restarting","delay_ms":0,"restarts":1}"#),
-        (2.1, true, r#"{"kind":"spawned","pid":11,"start_time":2,"restarts":1}"#),
-        (3.0, true, r#"{"kind":"exited","pid":11,"code":3,"signal":null,"uptime_ms":900}"#),
-        (3.0, true, r#"{"kind":"restarting","delay_ms":5000,"restarts":2}"#),
+        (
+            0.0,
+            true,
+            r#"{"kind":"spawned","pid":10,"start_time":1,"restarts":0}"#,
+        ),
+        (
+            2.0,
+            true,
+            r#"{"kind":"stopping","pid":10,"cause":"operator","reason":"vigil restart","signal":"SIGTERM"}"#,
+        ),
+        (
+            2.1,
+            true,
+            r#"{"kind":"exited","pid":10,"code":0,"signal":null,"uptime_ms":2100,"cause":"operator"}"#,
+        ),
+        (
+            2.1,
+            true,
+            r#"{"kind":"restarting","delay_ms":0,"restarts":1}"#,
+        ),
+        (
+            2.1,
+            true,
+            r#"{"kind":"spawned","pid":11,"start_time":2,"restarts":1}"#,
+        ),
+        (
+            3.0,
+            true,
+            r#"{"kind":"exited","pid":11,"code":3,"signal":null,"uptime_ms":900}"#,
+        ),
+        (
+            3.0,
+            true,
+            r#"{"kind":"restarting","delay_ms":5000,"restarts":2}"#,
+        ),
     ]);
     let report = run(&lines, &service(&[5000], None)).await;
     assert!(report.matches, "{}", report.text());
     assert_eq!(report.steps.len(), 1, "{}", report.text());
-    assert_eq!(report.recorded.downtime_ms, report.candidate_summary.downtime_ms);
+    assert_eq!(
+        report.recorded.downtime_ms,
+        report.candidate_summary.downtime_ms
+    );
 }
 
 /// A loader stand-in: restarts after 10 ms per restart so far, and
@@ -251,5 +372,8 @@ async fn a_loader_is_asked_at_the_recorded_times() {
     // exit at 0.060 s of the record.
     let asked = loader.0.lock().map(|v| v.clone()).unwrap_or_default();
     let origin = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    assert!(asked.contains(&(origin + Duration::from_millis(60))), "{asked:?}");
+    assert!(
+        asked.contains(&(origin + Duration::from_millis(60))),
+        "{asked:?}"
+    );
 }
