@@ -36,6 +36,7 @@ mod page;
 mod pid1;
 mod prometheus;
 mod protocols;
+mod replay;
 mod sandbox_core;
 mod sandbox_escape;
 mod sandbox_fs;
