@@ -338,21 +338,21 @@ impl<D: Decider> Driver<'_, D> {
             RecKind::Spawned { .. } | RecKind::SpawnError { .. } => {
                 self.on_rec_spawn(rec, ahead, steps).await
             }
-            RecKind::Check { phase, verdict } if self.mode == Mode::Aligned => {
-                if self.alive() && self.own_stop.is_none() {
-                    let now = self.virtual_now(rec.at);
-                    let epoch = self.state.epoch();
-                    self.feed(
-                        now,
-                        Event::Check {
-                            epoch,
-                            phase: *phase,
-                            outcome: verdict.clone(),
-                        },
-                    )
-                    .await;
-                    self.note_own_stop(rec, ahead, steps);
-                }
+            RecKind::Check { phase, verdict }
+                if self.mode == Mode::Aligned && self.alive() && self.own_stop.is_none() =>
+            {
+                let now = self.virtual_now(rec.at);
+                let epoch = self.state.epoch();
+                self.feed(
+                    now,
+                    Event::Check {
+                        epoch,
+                        phase: *phase,
+                        outcome: verdict.clone(),
+                    },
+                )
+                .await;
+                self.note_own_stop(rec, ahead, steps);
             }
             RecKind::Stopping { cause, reason } if self.mode == Mode::Aligned => {
                 self.on_rec_stopping(rec, ahead, *cause, reason, steps, not_compared)
@@ -744,11 +744,7 @@ fn recorded_summary(recs: &[Rec], end: Option<SystemTime>) -> Summary {
                     down_since = Some(rec.at);
                 }
             }
-            RecKind::SpawnError { .. } => {
-                if down_since.is_none() {
-                    down_since = Some(rec.at);
-                }
-            }
+            RecKind::SpawnError { .. } if down_since.is_none() => down_since = Some(rec.at),
             RecKind::Spawned { .. } | RecKind::Instance | RecKind::Quit => {
                 close(&mut down_since, rec.at, &mut downtime)
             }
