@@ -112,6 +112,44 @@ pub enum Command {
     /// and restart ask first), R reload, l logs, / filter, o sort, q quit.
     /// NO_COLOR turns colours off.
     Top(TopArgs),
+    /// Test a restart policy against a real journal: replay a service's
+    /// recorded lives through a candidate (a loader, or the built-in
+    /// policy with a manifest's settings) and compare its decisions with
+    /// the recorded ones. Exit 0 when they match, 1 when they differ.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The service whose lives to replay (its name in the journal).
+    #[arg(long, value_name = "NAME")]
+    pub service: String,
+    /// A journal file, or a state directory (its journal.jsonl and
+    /// rotated files) [default: the state directory's].
+    #[arg(long, value_name = "FILE|DIR")]
+    pub journal: Option<PathBuf>,
+    /// The candidate loader (its `decide` is asked about every event).
+    #[arg(long, value_name = "X.wasm", required_unless_present = "policy")]
+    pub loader: Option<PathBuf>,
+    /// A service.toml (or its directory): the built-in policy with its
+    /// restart settings and checks; with --loader, its settings and
+    /// [loader.config] for the loader.
+    #[arg(long, value_name = "service.toml")]
+    pub policy: Option<PathBuf>,
+    /// A [loader.config] entry for the loader (repeatable; over the
+    /// manifest's).
+    #[arg(long = "config", value_name = "KEY=VALUE", requires = "loader")]
+    pub config: Vec<String>,
+    /// Only lines recorded since T: RFC 3339 or a duration ago (10m, 1h30m).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// The state directory whose journal to read when --journal is not
+    /// given [default: $XDG_STATE_HOME/vigil or ~/.local/state/vigil].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

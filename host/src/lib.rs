@@ -19,6 +19,7 @@ mod fuzz;
 pub mod journal;
 mod layers;
 pub mod procfs;
+pub mod replay;
 pub mod signals;
 pub mod supervisor;
 pub mod sync;

@@ -61,6 +61,7 @@ fn main() {
                 Command::Journal(args) => commands::journal::run(args).await,
                 Command::Logs(args) => commands::logs::run(args).await,
                 Command::Top(args) => commands::top::run(args).await,
+                Command::Replay(args) => commands::replay::run(args).await,
             }
         }),
         Err(err) => {

@@ -331,6 +331,7 @@ fn every_test_program_has_a_test() {
     let this_file = include_str!("hostile.rs");
     let others = [
         include_str!("loaders.rs"),
+        include_str!("replay.rs"),
         include_str!("cache.rs"),
         include_str!("cli.rs"),
         include_str!("contract.rs"),

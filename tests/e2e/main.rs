@@ -42,6 +42,7 @@ mod prometheus;
 mod protocols;
 mod replace_live;
 mod replicas;
+mod replay;
 mod sandbox_core;
 mod sandbox_escape;
 mod sandbox_fs;

@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod instance;
 pub mod journal;
 pub mod logs;
+pub mod replay;
 pub mod run;
 pub mod scale;
 pub mod start_stop;

@@ -215,6 +215,30 @@ fn valid_name(name: &str) -> bool {
 /// Read one service directory's manifest (once) and resolve it. Returns
 /// the service whenever the manifest parsed, with defaults in place of its
 /// broken fields, every problem found in the directory and the warnings.
+/// A service as `vigil replay` reads it: from the manifest in `dir`, or
+/// with every default when `dir` is `None` (a loader alone). Its problems
+/// refuse it; its warnings (a program not installed on this machine) do
+/// not, since a replay runs nothing and the journal may come from
+/// another machine.
+pub fn load_for_replay(dir: Option<&Path>) -> Result<Service, Vec<Problem>> {
+    let (service, problems) = match dir {
+        Some(dir) => {
+            let (service, problems, _) = load(dir);
+            (service, problems)
+        }
+        None => {
+            let here = Path::new(".");
+            let mut c = Collector::new(here);
+            let service = resolve::resolve("replay", here, RawService::default(), true, &mut c);
+            (Some(service), c.problems)
+        }
+    };
+    match service {
+        Some(service) if problems.is_empty() => Ok(service),
+        _ => Err(problems),
+    }
+}
+
 fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
     if !dir.is_dir() && kinds::is_executable(dir) {
         return kinds::load_executable(dir);

@@ -71,7 +71,7 @@ fn wit_exit(status: ExitStatus, uptime: Duration) -> wasm::Exit {
     }
 }
 
-fn wit_event(event: &LoaderEvent) -> wasm::Event {
+pub(crate) fn wit_event(event: &LoaderEvent) -> wasm::Event {
     match event {
         LoaderEvent::Started(pid) => wasm::Event::Started(*pid),
         LoaderEvent::Ready => wasm::Event::Ready,
@@ -119,7 +119,7 @@ fn wit_replace_event(event: &ReplaceQuestion) -> wasm::LoaderReplaceEvent {
     }
 }
 
-fn wit_history(h: &History) -> wasm::History {
+pub(crate) fn wit_history(h: &History) -> wasm::History {
     wasm::History {
         service: h.service.clone(),
         restarts: h.restarts,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, types::ComponentItem};
 use wasmtime::{
@@ -577,16 +577,50 @@ impl Engine {
         memory_limit: usize,
         output: &BoundedOutput,
     ) -> Store<HostState> {
+        self.new_store_at(
+            sandbox,
+            target_pid,
+            target_output,
+            deadline,
+            memory_limit,
+            output,
+            None,
+        )
+    }
+
+    /// [`Self::new_store`] whose `wasi:clocks/wall-clock` reads `wall`
+    /// (frozen) instead of the host's clock, when given: `vigil replay`
+    /// asks a loader about a recorded event at the time it happened, so
+    /// a loader that reads the time (a maintenance window) decides as it
+    /// would have then, and the same journal replays the same way.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_store_at(
+        &self,
+        sandbox: Option<&Sandbox>,
+        target_pid: Option<u32>,
+        target_output: Option<Arc<OutputRing>>,
+        deadline: Instant,
+        memory_limit: usize,
+        output: &BoundedOutput,
+        wall: Option<SystemTime>,
+    ) -> Store<HostState> {
         // No args, no environment, no preopens, no sockets, no name lookups:
         // a check reaches the world only through vigil:health capabilities.
-        let wasi = WasiCtxBuilder::new()
+        let mut builder = WasiCtxBuilder::new();
+        builder
             .stdout(output.clone())
             .stderr(output.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .build();
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        if let Some(at) = wall {
+            builder.wall_clock(FrozenWallClock(
+                at.duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default(),
+            ));
+        }
+        let wasi = builder.build();
         let caps = Self::capabilities(sandbox, target_pid, target_output, deadline);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
@@ -618,6 +652,18 @@ impl Engine {
             }
         });
         store
+    }
+}
+
+/// A wall clock stopped at one instant (time since the Unix epoch).
+struct FrozenWallClock(Duration);
+
+impl wasmtime_wasi::HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+    fn now(&self) -> Duration {
+        self.0
     }
 }
 

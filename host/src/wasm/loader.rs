@@ -9,7 +9,7 @@
 //! larger than the kernel would take ([`MAX_COMMAND_ENTRIES`],
 //! [`MAX_COMMAND_BYTES`]) is refused.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use wasmtime::Store;
 
@@ -119,8 +119,22 @@ impl Loader {
 
     /// The action for `event`, given the service's `history`.
     pub async fn decide(&self, event: &Event, history: &History) -> Result<Action, LoaderError> {
+        self.decide_at(event, history, None).await
+    }
+
+    /// [`Self::decide`] with the loader's wall clock frozen at `wall`
+    /// (`vigil replay`: the time the event was recorded), or the host's
+    /// clock for `None`.
+    pub async fn decide_at(
+        &self,
+        event: &Event,
+        history: &History,
+        wall: Option<SystemTime>,
+    ) -> Result<Action, LoaderError> {
         let action = self
-            .call(async |store, instance| instance.call_decide(store, event, history).await)
+            .call_at(wall, async |store, instance| {
+                instance.call_decide(store, event, history).await
+            })
             .await?;
         Ok(match action {
             Action::Stop(reason) => Action::Stop(bounded(reason)),
@@ -141,6 +155,7 @@ impl Loader {
         };
         let decision = self
             .call_on(
+                None,
                 async move |store: &mut Store<HostState>| pre.instantiate_async(store).await,
                 async |store, instance: ReplaceWorld| {
                     instance
@@ -164,30 +179,42 @@ impl Loader {
         &self,
         call: impl AsyncFnOnce(&mut Store<HostState>, LoaderWorld) -> wasmtime::Result<T>,
     ) -> Result<T, LoaderError> {
+        self.call_at(None, call).await
+    }
+
+    /// [`Self::call`] with the wall clock frozen at `wall`, when given.
+    async fn call_at<T>(
+        &self,
+        wall: Option<SystemTime>,
+        call: impl AsyncFnOnce(&mut Store<HostState>, LoaderWorld) -> wasmtime::Result<T>,
+    ) -> Result<T, LoaderError> {
         let pre = self.pre.clone();
         self.call_on(
+            wall,
             async move |store: &mut Store<HostState>| pre.instantiate_async(store).await,
             call,
         )
         .await
     }
 
-    /// [`Self::call`] on an instance that `instantiate` makes (of either
+    /// [`Self::call_at`] on an instance that `instantiate` makes (of either
     /// world).
     async fn call_on<I, T>(
         &self,
+        wall: Option<SystemTime>,
         instantiate: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<I>,
         call: impl AsyncFnOnce(&mut Store<HostState>, I) -> wasmtime::Result<T>,
     ) -> Result<T, LoaderError> {
         let output = BoundedOutput::new(super::engine::OUTPUT_CAP);
         let _call = self.engine.begin_call().await;
-        let mut store = self.engine.new_store(
+        let mut store = self.engine.new_store_at(
             None,
             None,
             None,
             Instant::now() + LOADER_TIMEOUT,
             LOADER_MEMORY,
             &output,
+            wall,
         );
         let result = tokio::time::timeout(LOADER_TIMEOUT, async {
             let instance = instantiate(&mut store).await?;
