@@ -93,6 +93,7 @@ async fn replay(args: &ReplayArgs) -> Result<replay::Report, (Exit, String)> {
             service.loader = Some(LoaderSpec {
                 path: path.clone(),
                 config,
+                embedded: false,
             });
             let loader = load_loader(path).await.map_err(usage)?;
             let label = format!("loader {}", path.display());

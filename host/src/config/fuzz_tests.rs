@@ -106,7 +106,7 @@ fn fuzz_manifest() {
         let text = text(input);
         let mut c = Collector::new(&manifest);
         if let Some(raw) = parse_raw(&text, &mut c) {
-            let _ = resolve::resolve("svc", &dir, raw, false, &mut c);
+            let _ = resolve::resolve("svc", &dir, raw, false, None, &mut c);
         }
         for p in c.problems.iter().chain(&c.warnings) {
             assert!(!p.field.is_empty(), "a problem without a field: {p}");
@@ -233,7 +233,7 @@ fn env_files_are_regular_and_bounded() {
         std::thread::spawn(move || {
             let mut c = Collector::new(&manifest);
             let raw = parse_raw(&text, &mut c).expect("a valid manifest");
-            let _ = resolve::resolve("svc", &dir, raw, false, &mut c);
+            let _ = resolve::resolve("svc", &dir, raw, false, None, &mut c);
             let problems: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
             let _ = tx.send(problems);
         });

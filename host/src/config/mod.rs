@@ -229,7 +229,8 @@ pub fn load_for_replay(dir: Option<&Path>) -> Result<Service, Vec<Problem>> {
         None => {
             let here = Path::new(".");
             let mut c = Collector::new(here);
-            let service = resolve::resolve("replay", here, RawService::default(), true, &mut c);
+            let service =
+                resolve::resolve("replay", here, RawService::default(), true, None, &mut c);
             (Some(service), c.problems)
         }
     };

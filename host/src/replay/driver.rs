@@ -249,7 +249,11 @@ impl<D: Decider> Driver<'_, D> {
                     | Effect::Signal { .. }
                     | Effect::RunCheck { .. }
                     | Effect::SpawnSuccessor { .. }
-                    | Effect::RunSuccessorCheck { .. } => {}
+                    | Effect::RunSuccessorCheck { .. }
+                    // Replaces are not replayed (see "not compared").
+                    | Effect::RunReplaceHook { .. }
+                    | Effect::WatchReplaced { .. }
+                    | Effect::DecideReplace { .. } => {}
                 }
             }
             // In order: the first effect's answer first.
@@ -491,7 +495,7 @@ impl<D: Decider> Driver<'_, D> {
                         self.feed(now, Event::Timer(timer)).await;
                     }
                 }
-                Cause::Operator | Cause::Reload | Cause::Dependency => {
+                Cause::Operator | Cause::Reload | Cause::Dependency | Cause::Scale => {
                     let why = Why::new(cause, reason);
                     let event = if restarts_after(ahead) {
                         Event::Restart(why)
@@ -505,7 +509,7 @@ impl<D: Decider> Driver<'_, D> {
                 }
                 // Its exit is the child's own: fed as such when it comes.
                 Cause::LeaderExited | Cause::Oom => return,
-                Cause::Loader | Cause::Hook => {
+                Cause::Loader | Cause::Hook | Cause::Schedule => {
                     not_compared.push(format!(
                         "a stop by {cause} ({reason}) is not replayed: the record's own {cause} decided it"
                     ));
@@ -524,7 +528,7 @@ impl<D: Decider> Driver<'_, D> {
         // Only a stop a policy decides is a decision worth a line.
         if !matches!(
             cause,
-            Cause::Operator | Cause::Shutdown | Cause::Removed | Cause::Reload
+            Cause::Operator | Cause::Shutdown | Cause::Removed | Cause::Reload | Cause::Scale
         ) || !matches
         {
             steps.push(Step {

@@ -41,9 +41,14 @@ fn service(backoff_ms: &[u64], give_up: Option<u32>) -> Service {
         loader: None,
         identity: Default::default(),
         log: Default::default(),
+        autostart: true,
+        executable: None,
+        job: None,
         hooks: Default::default(),
         limits: Default::default(),
         sockets: Default::default(),
+        replica: None,
+        program_build: None,
     }
 }
 
@@ -354,6 +359,7 @@ async fn a_loader_is_asked_at_the_recorded_times() {
     svc.loader = Some(crate::config::LoaderSpec {
         path: PathBuf::from("loader.wasm"),
         config: vec![],
+        embedded: false,
     });
     let loader = Linear(Default::default());
     let report = replay(&crash_loop(), &svc, None, &loader, "loader".into()).await;
