@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["journal"],
     &["supervisor"],
-    &["control"],
+    &["control", "replay"],
     &["daemon"],
     &["app"],
     &["cli", "commands"],
