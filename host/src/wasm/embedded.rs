@@ -252,6 +252,9 @@ pub fn encode(parts: &[(&str, &[u8])]) -> Result<Vec<u8>, EmbedError> {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
