@@ -300,11 +300,36 @@ pub fn write_section(elf: &[u8], section: &[u8]) -> Result<Vec<u8>, WriteError> 
     if elf.len() < 5 || elf[..4] != *b"\x7fELF" {
         return Err(WriteError::NotElf);
     }
-    if elf[4] == object::elf::ELFCLASS64 {
-        write_with::<FileHeader64<Endianness>>(elf, section, true)
+    let wide = elf[4] == object::elf::ELFCLASS64;
+    let out = if wide {
+        write_with::<FileHeader64<Endianness>>(elf, section, true)?
     } else {
-        write_with::<FileHeader32<Endianness>>(elf, section, false)
+        write_with::<FileHeader32<Endianness>>(elf, section, false)?
+    };
+    // What is written must read back: a file whose own headers are
+    // inconsistent (a section-name table out of place, say) can take the
+    // new section and still not show it to the reader. Refused here, so
+    // that `vigil embed` never leaves a binary it cannot read (found by
+    // the `embedded-elf` fuzz target).
+    let found = if wide {
+        find_section::<FileHeader64<Endianness>, _>(&out[..])
+    } else {
+        find_section::<FileHeader32<Endianness>, _>(&out[..])
+    };
+    let read_back = match found {
+        Ok(Found::One { offset, size }) => usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(size).ok())
+            .and_then(|(offset, size)| out.get(offset..offset.checked_add(size)?)),
+        _ => None,
+    };
+    if read_back != Some(section) {
+        return Err(WriteError::Malformed(
+            "its section headers do not read back once the section is added (inconsistent headers)"
+                .into(),
+        ));
     }
+    Ok(out)
 }
 
 fn write_with<Elf: FileHeader<Endian = Endianness>>(
