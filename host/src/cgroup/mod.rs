@@ -446,6 +446,23 @@ impl Cgroup {
         procs.len()
     }
 
+    /// `sig` to every process in the cgroup outside process group `pgid`:
+    /// what a signal to the group cannot reach (a `setsid` or `setpgid`
+    /// escapee). The group's own members get the signal once, from the
+    /// group: sent twice, a child that handles the first SIGTERM (to drain)
+    /// takes the second as a demand to quit at once.
+    pub fn signal_outside_group(&self, sig: Signal, pgid: i32) -> usize {
+        let outside = outside_group(&self.procs(), pgid, |pid| {
+            nix::unistd::getpgid(Some(Pid::from_raw(pid)))
+                .ok()
+                .map(Pid::as_raw)
+        });
+        for &pid in &outside {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+        outside.len()
+    }
+
     /// SIGKILL everything in the cgroup: `cgroup.kill` where the kernel has
     /// it (atomic, forks included), else every listed process, again while
     /// new ones appear (a fork between the read and the kill).
@@ -558,3 +575,34 @@ fn write_limit(resource: Resource, dir: &Dir, limits: &Limits) -> io::Result<()>
 
 #[cfg(test)]
 mod tests;
+
+/// The processes of `procs` whose process group (`pgid_of`; `None`: gone
+/// already) is not `pgid`.
+fn outside_group(procs: &[i32], pgid: i32, pgid_of: impl Fn(i32) -> Option<i32>) -> Vec<i32> {
+    procs
+        .iter()
+        .copied()
+        .filter(|&pid| pgid_of(pid).is_some_and(|group| group != pgid))
+        .collect()
+}
+
+#[cfg(test)]
+mod outside_group_tests {
+    use super::outside_group;
+
+    /// A stop signal goes to the group and, from the cgroup, only to those
+    /// that left it: never twice to a member (a child draining on its first
+    /// SIGTERM quit at the second; the e2e test
+    /// `supervisor_termination::a_group_outliving_its_leader_is_recovered_after_vigil_is_killed`
+    /// caught it under load).
+    #[test]
+    fn members_of_the_group_are_left_to_the_group_signal() {
+        let pgid_of = |pid| match pid {
+            10 | 11 => Some(10),
+            12 => Some(12),
+            _ => None,
+        };
+        assert_eq!(outside_group(&[10, 11, 12, 13], 10, pgid_of), [12]);
+        assert!(outside_group(&[10, 11], 10, pgid_of).is_empty());
+    }
+}

@@ -473,12 +473,18 @@ pub fn parse_lines(data: &[u8]) -> (Vec<Line>, usize) {
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_str(&String::from_utf8_lossy(raw)) {
-            Ok(line) => lines.push(line),
-            Err(_) => skipped += 1,
+        match parse_line(raw) {
+            Some(line) => lines.push(line),
+            None => skipped += 1,
         }
     }
     (lines, skipped)
+}
+
+/// One journal line from its bytes (without the newline), a byte that is
+/// not UTF-8 read as U+FFFD; `None` for a torn or corrupt one.
+fn parse_line(raw: &[u8]) -> Option<Line> {
+    serde_json::from_str(&String::from_utf8_lossy(raw)).ok()
 }
 
 /// [`parse_lines`] of the file at `path` (none when it cannot be read).
@@ -539,7 +545,7 @@ pub fn read_tail(
             let Ok(raw) = raw else {
                 break;
             };
-            let Ok(line) = serde_json::from_slice::<Line>(&raw) else {
+            let Some(line) = parse_line(&raw) else {
                 continue;
             };
             if n > 0 && wanted(&line) {
