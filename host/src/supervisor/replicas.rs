@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::Supervisor;
 use super::service::{Event, Why};
+use super::state::Status;
 use super::task::Msg;
 use crate::config::replicas::{MAX_INSTANCES, instantiate, split_name};
 use crate::config::{Problem, Service};
@@ -209,10 +210,11 @@ impl Supervisor {
         })
     }
 
-    /// Stop `names` (in that order, all at once) and retire them. They
-    /// leave the table first, so that a service with `requires` or
-    /// `after` on their group goes on with the rest of it rather than
-    /// being stopped with them.
+    /// Stop `names` (in that order: each is stopping before the next is
+    /// told, so the journal shows the order; their graces then run
+    /// together) and retire them. They leave the table first, so that a
+    /// service with `requires` or `after` on their group goes on with the
+    /// rest of it rather than being stopped with them.
     pub(super) async fn retire(&self, names: &[String], why: Why) {
         let handles: Vec<_> = {
             let mut map = self.shared.services.write_unpoisoned();
@@ -222,6 +224,12 @@ impl Supervisor {
             let _ = h.tx.send(Msg::Event(Event::Stop(why.clone())));
             // What waited on the group re-judges it without this one.
             self.shared.notify_dependents(&h.service.name);
+            let mut rx = h.snapshot.clone();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                rx.wait_for(|s| s.status == Status::Stopping || s.status.is_down()),
+            )
+            .await;
         }
         let limit = Duration::from_secs(60);
         for h in handles {
