@@ -77,6 +77,43 @@ pub struct Service {
     pub program_build: Option<super::embedded::ProgramBuild>,
 }
 
+#[cfg(test)]
+impl Service {
+    /// A service with every other key at its default (SIGTERM, a 3 s grace,
+    /// the default restart policy, nothing else): the one literal tests
+    /// build on (`Service { stop_grace, ..Service::for_test(...) }`), so
+    /// that a new manifest key is added here once.
+    pub(crate) fn for_test(name: &str, dir: PathBuf, argv: &[&str]) -> Service {
+        Service {
+            name: name.into(),
+            cwd: dir.clone(),
+            dir,
+            command: Some(argv.iter().map(|s| s.to_string()).collect()),
+            env: vec![],
+            inherit_env: vec![],
+            stop_signal: Signal::SIGTERM,
+            stop_grace: Duration::from_secs(3),
+            restart: RestartPolicy::default(),
+            after: vec![],
+            requires: vec![],
+            notify: None,
+            grants: GrantSpec::default(),
+            checks: Checks::default(),
+            loader: None,
+            identity: Default::default(),
+            log: Default::default(),
+            autostart: true,
+            executable: None,
+            job: None,
+            hooks: Default::default(),
+            limits: Default::default(),
+            sockets: Default::default(),
+            replica: None,
+            program_build: None,
+        }
+    }
+}
+
 impl Service {
     /// True when `other` differs in anything that requires restarting the
     /// child (argv, environment, working directory, loader command source).

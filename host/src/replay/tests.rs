@@ -4,24 +4,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use nix::sys::signal::Signal;
-
 use super::*;
-use crate::config::{CheckSpec, Checks, GiveUp, GrantSpec, RestartPolicy};
+use crate::config::{CheckSpec, GiveUp, RestartPolicy};
 use crate::journal::Line;
 use crate::supervisor::service::{Action, History, LoaderEvent};
 use crate::wasm::CheckSource;
 
 fn service(backoff_ms: &[u64], give_up: Option<u32>) -> Service {
     Service {
-        name: "web".into(),
-        dir: PathBuf::from("/srv/web"),
-        command: Some(vec!["web".into()]),
-        env: vec![],
-        inherit_env: vec![],
-        cwd: PathBuf::from("/srv/web"),
-        stop_signal: Signal::SIGTERM,
-        stop_grace: Duration::from_secs(3),
         restart: RestartPolicy {
             backoff: backoff_ms
                 .iter()
@@ -33,22 +23,7 @@ fn service(backoff_ms: &[u64], give_up: Option<u32>) -> Service {
             }),
             ..RestartPolicy::default()
         },
-        after: vec![],
-        requires: vec![],
-        notify: None,
-        grants: GrantSpec::default(),
-        checks: Checks::default(),
-        loader: None,
-        identity: Default::default(),
-        log: Default::default(),
-        autostart: true,
-        executable: None,
-        job: None,
-        hooks: Default::default(),
-        limits: Default::default(),
-        sockets: Default::default(),
-        replica: None,
-        program_build: None,
+        ..Service::for_test("web", PathBuf::from("/srv/web"), &["web"])
     }
 }
 
