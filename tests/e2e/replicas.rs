@@ -362,9 +362,9 @@ fn after_a_replicated_service_waits_for_every_replica() {
     assert!(spawned > ready1, "{journal:?}");
 }
 
-/// `{instance}` in hooks and grants: each replica's pre-start hook runs
-/// with its own index, and its readiness check (builtin:tcp on
-/// `{P}{instance}`) is granted its own port only. Then the group's name:
+/// `{instance}` in hooks, grants and `cwd`: each replica's pre-start hook
+/// runs with its own index in its own directory, and its readiness check
+/// (builtin:tcp on `{P}{instance}`) is granted its own port only. Then the group's name:
 /// `vigil status web` lists every replica with a summary (`--json`: the
 /// list), `vigil logs web` has each replica's lines labelled, `vigil
 /// journal web` each replica's events, and an unknown name's error lists
@@ -374,7 +374,7 @@ fn hooks_and_grants_get_the_index_and_the_group_name_shows_every_replica() {
     let setup = Setup::new("replicas-group");
     let prefix = free_prefix(3);
     let manifest = format!(
-        "shell = {}\ninstances = 2\n\
+        "shell = {}\ninstances = 2\ncwd = \"run-{{instance}}\"\n\
          [hooks.pre-start]\ncommand = [\"touch\", \"pre-{{instance}}\"]\n\
          [checks.readiness]\ncheck = \"builtin:tcp\"\nperiod = \"200ms\"\ntimeout = \"3s\"\n\
          [checks.readiness.config]\nport = \"{prefix}{{instance}}\"\n\
@@ -384,15 +384,23 @@ fn hooks_and_grants_get_the_index_and_the_group_name_shows_every_replica() {
              exec python3 -m http.server {prefix}{{instance}} --bind 127.0.0.1"
         ))
     );
-    let dir = setup.service("web", &manifest);
+    let dir = setup.checks.join("web");
+    for i in 0..2 {
+        std::fs::create_dir_all(dir.join(format!("run-{i}"))).expect("replica dir");
+    }
+    setup.service("web", &manifest);
     setup.service("other", &command(&["sleep", "1000"]));
     let vigil = setup.run();
     wait_socket(&vigil);
     for i in 0..2 {
         wait_status(&vigil, &format!("web@{i}"), |s| s["state"] == "ready");
-        assert!(dir.join(format!("pre-{i}")).exists(), "web@{i}'s pre-start hook");
+        let hooked = dir.join(format!("run-{i}/pre-{i}"));
+        assert!(hooked.exists(), "web@{i}'s pre-start hook, in its cwd");
     }
-    assert!(!dir.join("pre-{instance}").exists(), "no hook ran the text as written");
+    assert!(
+        !dir.join("run-0/pre-{instance}").exists(),
+        "no hook ran the text as written"
+    );
     // Each replica's check names its own port: its grant is its own.
     let checks = vigil
         .journal()

@@ -68,6 +68,10 @@ struct Template {
     /// `[grants]` as written, when one of them has the placeholder: a
     /// replica's check must be allowed to reach its own port or file.
     grants: Option<GrantsTemplate>,
+    /// `cwd` as written, when it has the placeholder.
+    cwd: Option<String>,
+    /// `env-file` as written, when one entry has the placeholder.
+    env_files: Option<Vec<String>>,
 }
 
 /// `[grants]` hosts and paths as written.
@@ -99,6 +103,9 @@ pub(super) struct Taken {
     listen: BTreeMap<String, String>,
     /// `[grants]` hosts and paths as written, when one has the placeholder.
     grants: Option<GrantsTemplate>,
+    /// `cwd` and `env-file` as written (with `instances` only).
+    cwd: Option<String>,
+    env_files: Option<Vec<String>>,
 }
 
 /// Before a manifest is resolved: take `instances` out of it, and put `0`
@@ -145,10 +152,32 @@ pub(super) fn take(raw: &mut RawService, c: &mut Collector<'_>) -> Taken {
             }
         }
     }
+    // `cwd` and `env-file` are checked at load (the directory exists, the
+    // file parses): replica 0's then, each other one's as it is made.
+    let mut cwd = None;
+    let mut env_files = None;
+    if instances.is_some() {
+        if let Some(text) = raw.cwd.as_mut()
+            && text.contains(PLACEHOLDER)
+        {
+            cwd = Some(text.clone());
+            *text = text.replace(PLACEHOLDER, "0");
+        }
+        if let Some(list) = raw.env_file.as_mut()
+            && list.iter().any(|f| f.contains(PLACEHOLDER))
+        {
+            env_files = Some(list.clone());
+            for text in list.iter_mut() {
+                *text = text.replace(PLACEHOLDER, "0");
+            }
+        }
+    }
     Taken {
         instances,
         listen,
         grants,
+        cwd,
+        env_files,
     }
 }
 
@@ -197,6 +226,8 @@ pub(super) fn finish(taken: Taken, service: &mut Service, c: &mut Collector<'_>)
             .unwrap_or_default(),
         hooks: HookKind::ALL.map(|kind| service.hooks.get(kind).map(|h| h.action.clone())),
         grants: taken.grants,
+        cwd: taken.cwd,
+        env_files: taken.env_files,
     };
     service.replica = Some(Replica {
         parent: service.name.clone(),
@@ -281,6 +312,40 @@ pub fn instantiate(of: &Service, index: u32) -> Result<Service, Problem> {
         grants.resolved = grants.resolved.with_output(output);
         s.grants = grants;
     }
+    let problem = |field: String, problem: String, fix: &str| Problem {
+        path: of.dir.join(MANIFEST),
+        field,
+        problem: format!("for replica {index}: {problem}"),
+        fix: fix.into(),
+    };
+    if let Some(cwd) = &t.cwd {
+        s.cwd = s.dir.join(sub(cwd));
+        if !s.cwd.is_dir() {
+            return Err(problem(
+                "cwd".into(),
+                format!("`{}` is not a directory", s.cwd.display()),
+                "create each replica's directory (relative paths start at the service directory)",
+            ));
+        }
+    }
+    if let Some(entries) = &t.env_files {
+        // One file per entry, in order (an empty entry is an error of
+        // the manifest, so none was skipped).
+        for (i, (entry, file)) in entries.iter().zip(&mut s.identity.env_files).enumerate() {
+            if !entry.contains(PLACEHOLDER) {
+                continue;
+            }
+            let written = entry.strip_prefix('-').unwrap_or(entry);
+            file.path = s.dir.join(written.replace(PLACEHOLDER, &n));
+            file.loaded = file.read().map_err(|e| {
+                problem(
+                    format!("env-file[{i}]"),
+                    e.to_string(),
+                    "create each replica's file, or prefix it with `-` to make it optional",
+                )
+            })?;
+        }
+    }
     for socket in &mut s.sockets.list {
         if let Some(text) = t.listen.get(&socket.name) {
             let text = sub(text);
@@ -321,6 +386,14 @@ pub fn expanded(s: &Service) -> Vec<(String, String)> {
     let argv = |argv: &[String]| argv.iter().map(|v| sub(v)).collect::<Vec<_>>().join(" ");
     if let Some(command) = t.command.as_ref().filter(|a| a.iter().any(|v| has(v))) {
         out.push(("command".into(), argv(command)));
+    }
+    if let Some(cwd) = &t.cwd {
+        out.push(("cwd".into(), sub(cwd)));
+    }
+    for (i, entry) in t.env_files.iter().flatten().enumerate() {
+        if has(entry) {
+            out.push((format!("env-file[{i}]"), sub(entry)));
+        }
     }
     pairs(&mut out, "env", &t.env);
     for (phase, config) in Phase::ALL.into_iter().zip(&t.checks) {
@@ -511,6 +584,57 @@ mod tests {
         );
         let services = load_dir(&t.0).expect("valid").services;
         assert_eq!(services[0].grants.hosts(), ["tcp://127.0.0.1:900"]);
+    }
+
+    #[test]
+    fn each_replica_gets_its_own_cwd_and_env_file() {
+        let t = TempDir::new("replicas-cwd");
+        let manifest = "command = [\"serve\"]\ninstances = 2\ncwd = \"run-{instance}\"\n\
+                        env-file = [\"env-{instance}\", \"-missing-{instance}\"]\n";
+        write(&t.0, "web", manifest);
+        let dir = t.0.join("web");
+        for i in 0..2 {
+            std::fs::create_dir_all(dir.join(format!("run-{i}"))).expect("mkdir");
+            std::fs::write(dir.join(format!("env-{i}")), format!("ROLE=r{i}\n")).expect("env");
+        }
+        let services = load_dir(&t.0).expect("valid").services;
+        let web1 = &services[1];
+        assert_eq!(web1.cwd, dir.join("run-1"));
+        let file = &web1.identity.env_files[0];
+        assert_eq!(file.path, dir.join("env-1"));
+        assert_eq!(
+            file.loaded.as_deref(),
+            Some(&[("ROLE".to_string(), "r1".to_string())][..])
+        );
+        assert!(web1.identity.env_files[1].optional);
+        assert!(
+            web1.child_env()
+                .expect("env")
+                .contains(&("ROLE".into(), "r1".into()))
+        );
+        assert_eq!(services[0].cwd, dir.join("run-0"));
+        let shown = expanded(web1);
+        assert!(shown.contains(&("cwd".into(), "run-1".into())), "{shown:?}");
+        assert!(
+            shown.contains(&("env-file[1]".into(), "-missing-1".into())),
+            "{shown:?}"
+        );
+
+        // A third replica has neither: both are the manifest's problems.
+        write(&t.0, "web", &manifest.replace("instances = 2", "instances = 3"));
+        let found = problems(&t.0);
+        assert!(
+            found.iter().any(|p| p.contains("web/service.toml:cwd: for replica 2:")),
+            "{found:#?}"
+        );
+        std::fs::create_dir_all(dir.join("run-2")).expect("mkdir");
+        let found = problems(&t.0);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("web/service.toml:env-file[0]: for replica 2:")),
+            "{found:#?}"
+        );
     }
 
     #[test]
