@@ -413,7 +413,10 @@ fn hooks_and_grants_get_the_index_and_the_group_name_shows_every_replica() {
     let out = cli(&setup.state, &["status", "web"]);
     expect_code(&out, 0, "vigil status web");
     let shown = text(&out.stdout);
-    assert!(shown.contains("web@0") && shown.contains("web@1"), "{shown}");
+    assert!(
+        shown.contains("web@0") && shown.contains("web@1"),
+        "{shown}"
+    );
     assert!(!shown.contains("other"), "{shown}");
     assert!(shown.contains("web: 2 replicas: 2 ready"), "{shown}");
     let out = cli(&setup.state, &["status", "web", "--json"]);
@@ -435,7 +438,10 @@ fn hooks_and_grants_get_the_index_and_the_group_name_shows_every_replica() {
     let out = cli(&setup.state, &["status", "nope"]);
     expect_code(&out, 4, "vigil status nope");
     let err = text(&out.stderr);
-    assert!(err.contains("web,") || err.contains("web ") || err.contains("web\n"), "{err}");
+    assert!(
+        err.contains("web,") || err.contains("web ") || err.contains("web\n"),
+        "{err}"
+    );
     assert!(err.contains("web@1"), "{err}");
 
     // `vigil logs web`: every replica's lines, each labelled.
@@ -466,7 +472,8 @@ fn hooks_and_grants_get_the_index_and_the_group_name_shows_every_replica() {
 /// `vigil validate` on a replicated service shows its count and what
 /// `{instance}` became in each replica; it refuses a count whose higher
 /// replicas would have an invalid address (port 65536), as `vigil run`
-/// does, and replicas that would all bind one address.
+/// does, replicas that would all bind one address, and a last replica
+/// whose check would be denied the port `{instance}` made for it.
 #[test]
 fn validate_shows_each_replica_and_refuses_what_one_cannot_bind() {
     let setup = Setup::new("replicas-validate");
@@ -487,7 +494,10 @@ fn validate_shows_each_replica_and_refuses_what_one_cannot_bind() {
     expect_code(&out, 0, "vigil validate");
     let shown = text(&out.stdout);
     assert!(shown.contains("1 service ok: web"), "{shown}");
-    assert!(shown.contains("web: instances = 3: web@0 .. web@2"), "{shown}");
+    assert!(
+        shown.contains("web: instances = 3: web@0 .. web@2"),
+        "{shown}"
+    );
     assert!(
         shown.contains(
             "  web@2: hooks.post-stop.command = rm -f run-2.pid, \
@@ -511,6 +521,15 @@ fn validate_shows_each_replica_and_refuses_what_one_cannot_bind() {
             command(&["sleep", "1000"])
         ),
     );
+    bad.service(
+        "denied",
+        &format!(
+            "{}instances = 3\n[checks.readiness]\ncheck = \"builtin:tcp\"\n\
+             [checks.readiness.config]\nport = \"81{{instance}}\"\n\
+             [grants]\nhosts = [\"127.0.0.1:810\"]\n",
+            command(&["sleep", "1000"])
+        ),
+    );
     let out = vigil_command()
         .arg("validate")
         .arg(&bad.checks)
@@ -526,5 +545,12 @@ fn validate_shows_each_replica_and_refuses_what_one_cannot_bind() {
         err.contains("same/service.toml:sockets.http.listen: each of the 2 replicas would bind"),
         "{err}"
     );
-    assert!(err.contains("2 problems:"), "{err}");
+    assert!(
+        err.contains(
+            "denied/service.toml:checks.readiness.config.port: \
+             in denied@2: builtin:tcp would be denied: tcp://127.0.0.1:812 is not in [grants] hosts"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("3 problems:"), "{err}");
 }

@@ -322,7 +322,11 @@ mod tests {
             ]
         );
         let mut out = Vec::new();
-        assert!(print(&mut out, Some("web@1"), "2030-01-01T00:00:00.000Z stdout hi"));
+        assert!(print(
+            &mut out,
+            Some("web@1"),
+            "2030-01-01T00:00:00.000Z stdout hi"
+        ));
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
             "web@1 | 2030-01-01T00:00:00.000Z stdout hi\n"

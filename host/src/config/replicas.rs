@@ -139,9 +139,8 @@ pub(super) fn take(raw: &mut RawService, c: &mut Collector<'_>) -> Taken {
     }
     let mut grants = None;
     if let Some(g) = raw.grants.as_mut() {
-        let has = |list: &Option<Vec<String>>| {
-            list.iter().flatten().any(|h| h.contains(PLACEHOLDER))
-        };
+        let has =
+            |list: &Option<Vec<String>>| list.iter().flatten().any(|h| h.contains(PLACEHOLDER));
         if has(&g.hosts) || has(&g.paths) {
             grants = Some(GrantsTemplate {
                 hosts: g.hosts.clone().unwrap_or_default(),
@@ -305,8 +304,7 @@ pub fn instantiate(of: &Service, index: u32) -> Result<Service, Problem> {
                 path: s.dir.join(MANIFEST),
                 field: "grants".into(),
                 problem: format!("for replica {index}: {}", what.join("; ")),
-                fix: "keep every replica's grant valid (fewer replicas, or another pattern)"
-                    .into(),
+                fix: "keep every replica's grant valid (fewer replicas, or another pattern)".into(),
             }
         })?;
         grants.resolved = grants.resolved.with_output(output);
@@ -559,15 +557,16 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(web1.grants.hosts(), ["tcp://127.0.0.1:901", "tcp://db:5432"]);
+        assert_eq!(
+            web1.grants.hosts(),
+            ["tcp://127.0.0.1:901", "tcp://db:5432"]
+        );
         assert_eq!(web1.grants.paths(), [t.0.join("web/beat-1")]);
         assert!(web1.grants.resolved().output(), "output = true kept");
         assert_eq!(services[0].grants.hosts()[0], "tcp://127.0.0.1:900");
         // What validate shows of replica 1.
         let shown = expanded(web1);
-        let has = |field: &str, value: &str| {
-            shown.iter().any(|(f, v)| f == field && v == value)
-        };
+        let has = |field: &str, value: &str| shown.iter().any(|(f, v)| f == field && v == value);
         assert!(has("hooks.pre-start.command", "touch pre-1"), "{shown:?}");
         assert!(has("hooks.post-start.config.port", "901"), "{shown:?}");
         assert!(has("checks.readiness.config.port", "901"), "{shown:?}");
@@ -621,10 +620,16 @@ mod tests {
         );
 
         // A third replica has neither: both are the manifest's problems.
-        write(&t.0, "web", &manifest.replace("instances = 2", "instances = 3"));
+        write(
+            &t.0,
+            "web",
+            &manifest.replace("instances = 2", "instances = 3"),
+        );
         let found = problems(&t.0);
         assert!(
-            found.iter().any(|p| p.contains("web/service.toml:cwd: for replica 2:")),
+            found
+                .iter()
+                .any(|p| p.contains("web/service.toml:cwd: for replica 2:")),
             "{found:#?}"
         );
         std::fs::create_dir_all(dir.join("run-2")).expect("mkdir");

@@ -177,8 +177,7 @@ impl JournalQuery {
                 l == s
                     || crate::config::replicas::split_name(l).is_some_and(|(group, _)| group == s)
             })
-        })
-            && self.since.as_ref().is_none_or(|t| line.ts >= *t)
+        }) && self.since.as_ref().is_none_or(|t| line.ts >= *t)
             && self
                 .kind
                 .as_ref()

@@ -118,7 +118,9 @@ impl Client {
         if answer.is_array() {
             serde_json::from_value(answer).map_err(protocol)
         } else {
-            serde_json::from_value(answer).map(|one| vec![one]).map_err(protocol)
+            serde_json::from_value(answer)
+                .map(|one| vec![one])
+                .map_err(protocol)
         }
     }
 
