@@ -467,6 +467,16 @@ fn hooks_and_grants_get_the_index_and_the_group_name_shows_every_replica() {
         assert!(shown.contains(&format!(" web@{i} spawned")), "{shown}");
     }
     assert!(!shown.contains(" other "), "{shown}");
+
+    // With no vigil running, from the journal files: the same.
+    let mut vigil = vigil;
+    assert!(vigil.terminate().success(), "vigil exits 0");
+    let out = cli(&setup.state, &["journal", "web", "-n", "1000"]);
+    expect_code(&out, 0, "vigil journal web (offline)");
+    let shown = text(&out.stdout);
+    for i in 0..2 {
+        assert!(shown.contains(&format!(" web@{i} spawned")), "{shown}");
+    }
 }
 
 /// `vigil validate` on a replicated service shows its count and what
