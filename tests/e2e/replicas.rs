@@ -564,3 +564,33 @@ fn validate_shows_each_replica_and_refuses_what_one_cannot_bind() {
     );
     assert!(err.contains("3 problems:"), "{err}");
 }
+
+/// `vigil run --grpc`: grpc.health.v1 `Check` of a replicated service's
+/// name is SERVING while every replica is ready, as `after = ["web"]`
+/// judges it, and NOT_SERVING once one is stopped; a replica's name is
+/// that replica.
+#[test]
+fn grpc_check_of_the_group_name_is_every_replica() {
+    use crate::grpc::client_check;
+    let setup = Setup::new("replicas-grpc");
+    setup.service(
+        "web",
+        &format!("{}instances = 2\n", command(&["sleep", "1000"])),
+    );
+    let addr = format!("127.0.0.1:{}", crate::support::closed_port());
+    let vigil = Vigil::start_with(&setup, &["--grpc", &addr]);
+    wait_socket(&vigil);
+    for i in 0..2 {
+        wait_status(&vigil, &format!("web@{i}"), |s| s["state"] == "ready");
+    }
+    vigil.wait_until("web SERVING", || client_check(&addr, "web") == "SERVING");
+    expect_code(
+        &cli(&setup.state, &["stop", "web@1"]),
+        0,
+        "vigil stop web@1",
+    );
+    assert_eq!(client_check(&addr, "web"), "NOT_SERVING");
+    assert_eq!(client_check(&addr, "web@0"), "SERVING");
+    assert_eq!(client_check(&addr, "web@1"), "NOT_SERVING");
+    assert_eq!(client_check(&addr, "nope"), "NOT_FOUND");
+}
