@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod client;
+pub mod coalesce;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
@@ -118,6 +119,7 @@ impl Servers {
             started_at: options.started_at,
             requests: requests.clone(),
             shutdown: shutdown_rx.clone(),
+            status: Default::default(),
         });
         tasks.push(tokio::spawn(server::serve(socket.listener, control)));
         if let Some(listener) = grpc_listener {

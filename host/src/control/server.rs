@@ -184,6 +184,8 @@ pub struct ControlState {
     pub requests: mpsc::UnboundedSender<Request>,
     /// Flips to true when the servers must wind down (ends journal follows).
     pub shutdown: watch::Receiver<bool>,
+    /// `GET /v1/status`, computed once for a burst of requests.
+    pub status: super::coalesce::Coalesced,
 }
 
 /// The control API's routes.
@@ -341,7 +343,25 @@ pub fn status_report(state: &ControlState) -> StatusReport {
 }
 
 async fn status_all(State(state): State<Arc<ControlState>>) -> Response {
-    Json(status_report(&state)).into_response()
+    let arrived = tokio::time::Instant::now();
+    let shared = state.clone();
+    let report = state
+        .status
+        .get(arrived, move || {
+            serde_json::to_vec(&status_report(&shared))
+                .map(Bytes::from)
+                .unwrap_or_default()
+        })
+        .await;
+    match report {
+        Some(body) if !body.is_empty() => {
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the status report could not be built",
+        ),
+    }
 }
 
 /// What `GET /v1/checks` takes.
