@@ -355,6 +355,9 @@ fn row(s: &ServiceStatus, last: Option<&LastExit>, view: &View) -> [String; 8] {
     if let Some(secs) = s.next_run_in_secs {
         state.push_str(&format!(" (next run in {})", uptime(secs.ceil())));
     }
+    if let Some(run) = s.job.as_ref().and_then(|j| j.last_run.as_ref()) {
+        state.push_str(&format!(" (last run: {})", last_run(run)));
+    }
     if let Some(note) = &s.note {
         state.push_str(&format!(" ({})", untrusted::line(note)));
     }
@@ -371,6 +374,21 @@ fn row(s: &ServiceStatus, last: Option<&LastExit>, view: &View) -> [String; 8] {
         s.check_latency_ms.map_or("-".into(), latency),
         check,
     ]
+}
+
+/// A job's last run: `exit 0 after 1.20s`, `SIGKILL after 30.00s (schedule)`.
+fn last_run(run: &crate::control::api::JobRun) -> String {
+    let how = match (&run.signal, run.code) {
+        (Some(signal), _) => untrusted::line(signal).into_owned(),
+        (None, Some(code)) => format!("exit {code}"),
+        (None, None) => "ended".to_string(),
+    };
+    let cause = run
+        .cause
+        .as_deref()
+        .map(|c| format!(" ({})", untrusted::line(c)))
+        .unwrap_or_default();
+    format!("{how} after {}{cause}", cpu_time(run.duration_secs))
 }
 
 /// CPU time: `0.42s`, `1m03s`, ...
@@ -489,6 +507,7 @@ mod tests {
             restart_in_secs: None,
             note: None,
             next_run_in_secs: None,
+            job: None,
             cgroup: None,
             cpu_secs: None,
             memory_bytes: None,

@@ -59,6 +59,9 @@ pub(super) fn resolve(
         log,
         autostart,
         every,
+        schedule,
+        timezone,
+        catch_up,
         overlap,
         timeout,
         hooks,
@@ -82,8 +85,11 @@ pub(super) fn resolve(
     let job = resolve_job(
         RawJob {
             every,
+            schedule,
+            timezone,
             overlap,
             timeout,
+            catch_up,
         },
         restart_written.as_deref(),
         &mut restart,

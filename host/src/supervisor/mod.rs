@@ -53,6 +53,7 @@ use crate::journal::{Cause, Event as Journal, Journal as JournalFile, JournalHan
 use crate::supervisor::notify::Groups;
 use crate::sync::RwLockExt;
 use crate::wasm::{Phase, Verdict};
+pub use schedule::{JobView, LastRun};
 use service::{Action, Event, History, LoaderEvent, ServiceState, Why};
 pub use snapshot::{CheckResult, Snapshot, Startup};
 use state::Status;
@@ -178,6 +179,9 @@ struct Shared {
     groups: Arc<Groups>,
     /// Listening sockets held for the services (`[sockets.*]`).
     sockets: sockets::Sockets,
+    /// Each service's last spawn journaled by previous instances, taken
+    /// by a job's scheduler for `catch-up` (supervisor/schedule.rs).
+    last_runs: std::sync::Mutex<BTreeMap<String, SystemTime>>,
 }
 
 impl Shared {
@@ -281,6 +285,7 @@ impl Supervisor {
         let reaper = reaper::Reaper::global().map_err(SupervisorError::Reaper)?;
         let spawner =
             spawn::Spawner::new(reaper.registry().clone()).map_err(SupervisorError::Spawner)?;
+        let last_runs = std::sync::Mutex::new(journal.last_spawns());
         let journal = journal.into_writer().map_err(SupervisorError::Journal)?;
         let orphan_journal = journal.clone();
         reaper
@@ -305,6 +310,7 @@ impl Supervisor {
                 metrics: Arc::default(),
                 groups: Groups::new(),
                 sockets: sockets::Sockets::default(),
+                last_runs,
             }),
         })
     }
