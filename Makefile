@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/vigil/target
 CARGO ?= cargo
 VIGIL := $(CARGO_TARGET_DIR)/release/vigil
 
-.PHONY: all setup setup-core build demo test lint unit examples bench clean-cache install static
+.PHONY: all setup setup-core build demo test lint unit examples bench clean-cache install static soak soak-short soak-1000 fuzz
 
 # `make install PREFIX=/opt/vigil` (and DESTDIR= for packaging).
 PREFIX ?= /usr/local
@@ -47,7 +47,37 @@ examples: setup
 unit: setup examples
 	$(CARGO) test --release --locked --workspace
 
-test: lint examples unit
+test: lint examples unit soak-short
+
+# The chaos soak (tests/soak/, RELIABILITY.md): vigil with a few dozen
+# services of mixed behaviour under random faults and control-plane load,
+# invariants checked throughout; exit 1 on any violation, with evidence.
+# `make soak DURATION=30m`, `SEED=N` replays a run's choices. Root mounts
+# a small tmpfs as the state directory (the disk-full fault).
+DURATION ?= 30m
+SOAK_OUT ?= $(CARGO_TARGET_DIR)/soak
+SOAK := python3 tests/soak/soak.py --vigil $(VIGIL) $(if $(SEED),--seed $(SEED))
+
+soak: build
+	$(SOAK) --duration $(DURATION) --vigil-kill-every 180 --out $(SOAK_OUT)/soak
+
+# Two minutes, part of `make test`.
+soak-short: build
+	$(SOAK) --duration 2m --vigil-kill-every 30 --warmup 15 --min-trend 30 --out $(SOAK_OUT)/short
+
+# 1,000 services with a liveness check each under kills: no missed restarts.
+soak-1000: build
+	$(SOAK) --duration $(if $(filter command line,$(origin DURATION)),$(DURATION),5m) --services 1000 \
+		--tickers 20 --followers 20 --slowloris 40 --burst 100 --gap 0.5 --vigil-kill-every 120 \
+		--out $(SOAK_OUT)/1000
+
+# Every fuzz target (docs/fuzzing.md) for FUZZ_SECS seconds each, one at a
+# time, printing inputs per target; an input that panics or takes over 2 s
+# is saved under $TMPDIR/vigil-fuzz-found/. `make test` replays the
+# corpora (tests/fuzz-corpus) and a few thousand mutations of each.
+FUZZ_SECS ?= 60
+fuzz: setup-core
+	VIGIL_FUZZ_SECS=$(FUZZ_SECS) $(CARGO) test --release --locked -p vigil --lib fuzz_tests -- --nocapture --test-threads=1
 
 bench: build examples
 	$(CARGO) bench --locked -p vigil --bench checks -- --out $(CURDIR)/BENCHMARKS.md

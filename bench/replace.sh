@@ -3,6 +3,7 @@
 # (RATE req/s, default 2000, bounded by count and time), N replaces
 # (default 20) of one service; failed requests and p50/p99 latency per way
 # of replacing:
+#   steady         the same load and pauses, nothing replaced (the baseline)
 #   vigil-replace  `vigil replace` with sockets held by Vigil (notify = true)
 #   vigil-restart  `vigil restart`, sockets held by Vigil
 #   vigil-kill9    kill -9 of the child, sockets held by Vigil
@@ -104,6 +105,7 @@ kill9() {
 
 run_mode() {
     case $1 in
+    steady) vigil_service yes; measure "steady state (no replace; held sockets)" true; cleanup ;;
     vigil-replace) vigil_service yes; measure "vigil replace (held sockets)" vctl replace web; cleanup ;;
     vigil-restart) vigil_service yes; measure "vigil restart (held sockets)" vctl restart web; cleanup ;;
     vigil-kill9) vigil_service yes; measure "kill -9 (held sockets)" kill9; cleanup ;;
@@ -157,7 +159,7 @@ echo
 echo "| how | requests | refused | other failures | p50 ms | p99 ms |"
 echo "|---|---|---|---|---|---|"
 modes=("$@")
-[ ${#modes[@]} -gt 0 ] || modes=(vigil-replace vigil-restart vigil-kill9 vigil-nosock pm2 supervisord runit)
+[ ${#modes[@]} -gt 0 ] || modes=(steady vigil-replace vigil-restart vigil-kill9 vigil-nosock pm2 supervisord runit)
 for m in "${modes[@]}"; do
     run_mode "$m"
 done

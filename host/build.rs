@@ -37,14 +37,18 @@ fn main() {
         .expect("the host crate lives inside the workspace")
         .to_path_buf();
     let out_dir = PathBuf::from(env_var("OUT_DIR"));
+    pack_relative_relocations();
 
     for path in [
         "guest-sdk/wit",
         "wit-0.1.0",
+        "wit-0.1.1",
         "units",
         "guest-sdk",
         "checks",
         "tests/programs",
+        "tests/embedded-service/src",
+        "tests/embedded-service/Cargo.toml",
         "Cargo.lock",
         "Cargo.toml",
     ] {
@@ -146,6 +150,57 @@ fn main() {
     )
     .expect("write to a String");
     write_if_changed(&out_dir.join("test_programs.rs"), &generated);
+
+    // A native service carrying two of those components in its own binary
+    // (tests/e2e/embed.rs): its path in VIGIL_TEST_EMBEDDED_SERVICE.
+    let service = build_embedded_service(
+        &workspace,
+        &target_dir,
+        &embed_dir.join("echo_config.wasm"),
+        &embed_dir.join("embedded_loader.wasm"),
+    );
+    println!(
+        "cargo:rustc-env=VIGIL_TEST_EMBEDDED_SERVICE={}",
+        service.display()
+    );
+}
+
+/// Builds tests/embedded-service for the host with `readiness` and
+/// `loader` embedded at compile time by vigil-embed, in its own target
+/// dir beside the guests'.
+fn build_embedded_service(
+    workspace: &Path,
+    guests_dir: &Path,
+    readiness: &Path,
+    loader: &Path,
+) -> PathBuf {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = workspace.join("tests/embedded-service/Cargo.toml");
+    let target_dir = guests_dir.with_file_name("embedded-service");
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .arg("build")
+        .arg("--release")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if env::var_os("CARGO_NET_OFFLINE").is_some() {
+        cmd.arg("--offline");
+    }
+    clean_env(&mut cmd);
+    cmd.env("VIGIL_EMBED_READINESS", readiness)
+        .env("VIGIL_EMBED_LOADER", loader)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    eprintln!("building the embedded service: {cmd:?}");
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build the embedded service: {e}"));
+    if !status.success() {
+        panic!("building tests/embedded-service failed: {status}; the errors are above");
+    }
+    target_dir.join("release/vigil-embedded-service")
 }
 
 fn env_var(name: &str) -> String {
@@ -197,7 +252,33 @@ fn cargo_build(workspace: &Path, target_dir: &Path, packages: &[String]) {
     if env::var_os("CARGO_NET_OFFLINE").is_some() {
         cmd.arg("--offline");
     }
+    clean_env(&mut cmd);
+    // Small components: no DWARF (function names stay, for traps), one
+    // optimised unit. Rust guests are then about 100-150 KB instead of 3 MB.
+    cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+        .env("CARGO_PROFILE_RELEASE_LTO", "true")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s");
+    // Cargo reads build-script directives from stdout: keep the nested
+    // build's output on stderr.
+    cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
 
+    eprintln!("building guests: {cmd:?}");
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build the guests: {e}"));
+    if !status.success() {
+        panic!(
+            "building the wasm guests ({}) failed: {status}; the errors are above",
+            packages.join(", ")
+        );
+    }
+}
+
+/// Removes the outer build's environment where it would leak into a
+/// nested cargo.
+fn clean_env(cmd: &mut Command) {
     // Flags, wrappers (clippy-driver, sccache, coverage) and the jobserver
     // of the outer build are meant for the host, not for wasm guests.
     for name in [
@@ -229,27 +310,6 @@ fn cargo_build(workspace: &Path, target_dir: &Path, packages: &[String]) {
         {
             cmd.env_remove(&*name);
         }
-    }
-    // Small components: no DWARF (function names stay, for traps), one
-    // optimised unit. Rust guests are then about 100-150 KB instead of 3 MB.
-    cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
-        .env("CARGO_PROFILE_RELEASE_LTO", "true")
-        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s");
-    // Cargo reads build-script directives from stdout: keep the nested
-    // build's output on stderr.
-    cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
-
-    eprintln!("building guests: {cmd:?}");
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build the guests: {e}"));
-    if !status.success() {
-        panic!(
-            "building the wasm guests ({}) failed: {status}; the errors are above",
-            packages.join(", ")
-        );
     }
 }
 
@@ -290,5 +350,33 @@ fn copy_if_changed(from: &Path, to: &Path) -> PathBuf {
 fn write_if_changed(path: &Path, text: &str) {
     if fs::read_to_string(path).ok().as_deref() != Some(text) {
         fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+}
+
+/// Links the `vigil` binary with packed relative relocations (DT_RELR)
+/// when it is built for this very glibc machine and that glibc (2.36+)
+/// can load them: the dynamic loader then reads a few KiB instead of
+/// 47,000 24-byte entries before `main`, which a `vigil check` exec probe
+/// pays on every run (bench/exec_probe.sh). Position independence, and so
+/// ASLR, is kept. Elsewhere (musl, cross builds, an older glibc) the
+/// binary is linked as before.
+fn pack_relative_relocations() {
+    println!("cargo:rerun-if-env-changed=VIGIL_NO_RELR");
+    let native = env::var("TARGET").ok() == env::var("HOST").ok();
+    let gnu_linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
+    if !native || !gnu_linux || env::var_os("VIGIL_NO_RELR").is_some() {
+        return;
+    }
+    // `getconf GNU_LIBC_VERSION` prints e.g. "glibc 2.36".
+    let Ok(out) = Command::new("getconf").arg("GNU_LIBC_VERSION").output() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().nth(1).unwrap_or("");
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) >= (2, 36) {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
 }

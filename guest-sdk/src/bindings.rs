@@ -36,9 +36,9 @@ pub mod loader {
         runtime_path: "::vigil_sdk::__private::wit_bindgen::rt",
         additional_derives: [PartialEq, Eq],
         with: {
-            "vigil:health/types@0.1.1": crate::bindings::checker::vigil::health::types,
-            "vigil:health/log@0.1.1": crate::bindings::checker::vigil::health::log,
-            "vigil:health/policy@0.1.1": generate,
+            "vigil:health/types@0.1.2": crate::bindings::checker::vigil::health::types,
+            "vigil:health/log@0.1.2": crate::bindings::checker::vigil::health::log,
+            "vigil:health/policy@0.1.2": generate,
         },
     });
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
 use common::{
-    Args, Stats, fmt, machine, runtime, sandbox, server, stats, target, time_cached_loads,
-    time_calls, time_compile_and_loads,
+    Args, Stats, fmt, machine, mini_redis, runtime, sandbox, server, stats, target,
+    time_cached_loads, time_calls, time_compile_and_loads,
 };
 
 use vigil::wasm::{CheckSource, Engine, EngineOptions, Sandbox, Target, Verdict};
@@ -37,21 +37,6 @@ fn json_health(request: &[u8]) -> Option<Vec<u8>> {
         )
         .into_bytes()
     })
-}
-
-/// Just enough Redis for PING and INFO replication.
-fn mini_redis(request: &[u8]) -> Option<Vec<u8>> {
-    if !request.ends_with(b"\r\n") {
-        return None;
-    }
-    if request.windows(4).any(|w| w == b"INFO") {
-        let info = "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n";
-        Some(format!("${}\r\n{info}\r\n", info.len()).into_bytes())
-    } else if request.windows(4).any(|w| w == b"PING") {
-        Some(b"+PONG\r\n".to_vec())
-    } else {
-        None
-    }
 }
 
 /// One probe to measure: a component, its settings and grants.
@@ -107,7 +92,7 @@ async fn time_unremembered_loads(cache: &Path, source: &CheckSource, n: usize) -
 async fn time_probe_calls(engine: &Engine, probe: &Probe, n: usize) -> Stats {
     let source: CheckSource = probe.source.parse().expect("infallible");
     let (target, sandbox) = (probe.target(), probe.sandbox());
-    time_calls(engine, &source, &target, &sandbox, 5, n).await
+    time_calls(engine, &source, target, sandbox, 5, n).await
 }
 
 /// A new Engine (as at the second start of Vigil: the compiled component
@@ -301,6 +286,7 @@ fn main() {
             CheckSource::Builtin(name) => {
                 vigil::wasm::builtins::lookup(name).map_or(0, |b| b.len() as u64)
             }
+            CheckSource::Embedded { .. } => 0,
         };
         eprintln!("compiling {language} ...");
         // Into an empty cache, then loads from it.
@@ -374,7 +360,7 @@ fn main() {
 
     let report = format!(
         "{HEADING}\n\nOne run, one machine ({}), `cargo bench -p vigil --bench languages`{}. \
-         Components from `make examples`; servers are minimal Rust servers on loopback.\n\n\
+         Components from `make examples`; servers are minimal Rust servers on loopback (one event-loop thread each, as real servers are).\n\n\
          | component | .wasm | compile (Cranelift) + cache store | cached load, median / p99 | cached load of a file not seen before, median | compile / load |\n\
          |---|---|---|---|---|---|\n{load_rows}\n\
          A cached load of a file the cache has seen, unchanged since (same inode, size and \

@@ -335,10 +335,7 @@ pub fn sources_of(service: &Service) -> impl Iterator<Item = CheckSource> + '_ {
         .into_iter()
         .filter_map(|phase| service.checks.get(phase))
         .map(|spec| spec.check.clone());
-    let loader = service
-        .loader
-        .iter()
-        .map(|spec| CheckSource::File(spec.path.clone()));
+    let loader = service.loader.iter().map(|spec| spec.source());
     checks.chain(loader)
 }
 
@@ -417,7 +414,7 @@ async fn reload(
             journal_warnings(sup, &warnings, touched);
             let changed = services
                 .iter()
-                .filter(|s| touched.is_none_or(|t| t.contains(&s.name)));
+                .filter(|s| touched.is_none_or(|t| t.contains(s.group())));
             if !compiler.compile(changed, signals).await {
                 return Reloaded::Interrupted;
             }

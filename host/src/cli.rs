@@ -25,7 +25,19 @@ pub enum Command {
     /// Works as a Kubernetes exec probe or a Docker HEALTHCHECK.
     Check(CheckArgs),
     /// Show what a component is: its world, capabilities, exports, producers.
+    ///
+    /// For an ELF binary: the components it carries (`vigil embed`), each
+    /// with its role, size, world and version, and SHA-256.
     Inspect(InspectArgs),
+    /// Carry checks and a loader inside a service's ELF binary.
+    ///
+    /// Adds or replaces its .vigil.components section (roles not given are
+    /// kept), in place through a temporary file and a rename, mode kept;
+    /// the binary runs as before. A manifest then names a check as
+    /// `check = "embedded:readiness"`, and a directory holding only a
+    /// binary that carries a loader is a service. Each component is loaded
+    /// (world, version, compile) before anything is written.
+    Embed(EmbedArgs),
     /// Compile components into the cache now, so their first check is on time.
     ///
     /// A FILE is a component; a DIR is a checks directory (every check and
@@ -74,6 +86,12 @@ pub enum Command {
     /// it once its checks pass, then stop the old one; keep the old one if
     /// the new one does not get ready within `replace-timeout`.
     Replace(ServiceArgs),
+    /// Run N replicas of a service with `instances` in its manifest.
+    ///
+    /// Missing replicas (NAME@i) start; surplus ones stop, the highest
+    /// index first. The count holds across reloads until the manifest's
+    /// `instances` changes, which makes that the count again.
+    Scale(ScaleArgs),
     /// Rescan the checks directory now (like SIGHUP); says why if refused.
     Reload(ControlArgs),
     /// Stop every service and vigil itself; waits until it is gone.
@@ -94,6 +112,44 @@ pub enum Command {
     /// and restart ask first), R reload, l logs, / filter, o sort, q quit.
     /// NO_COLOR turns colours off.
     Top(TopArgs),
+    /// Test a restart policy against a real journal: replay a service's
+    /// recorded lives through a candidate (a loader, or the built-in
+    /// policy with a manifest's settings) and compare its decisions with
+    /// the recorded ones. Exit 0 when they match, 1 when they differ.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The service whose lives to replay (its name in the journal).
+    #[arg(long, value_name = "NAME")]
+    pub service: String,
+    /// A journal file, or a state directory (its journal.jsonl and
+    /// rotated files) [default: the state directory's].
+    #[arg(long, value_name = "FILE|DIR")]
+    pub journal: Option<PathBuf>,
+    /// The candidate loader (its `decide` is asked about every event).
+    #[arg(long, value_name = "X.wasm", required_unless_present = "policy")]
+    pub loader: Option<PathBuf>,
+    /// A service.toml (or its directory): the built-in policy with its
+    /// restart settings and checks; with --loader, its settings and
+    /// [loader.config] for the loader.
+    #[arg(long, value_name = "service.toml")]
+    pub policy: Option<PathBuf>,
+    /// A [loader.config] entry for the loader (repeatable; over the
+    /// manifest's).
+    #[arg(long = "config", value_name = "KEY=VALUE", requires = "loader")]
+    pub config: Vec<String>,
+    /// Only lines recorded since T: RFC 3339 or a duration ago (10m, 1h30m).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// The state directory whose journal to read when --journal is not
+    /// given [default: $XDG_STATE_HOME/vigil or ~/.local/state/vigil].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +209,16 @@ pub struct StatusArgs {
     /// always gets them whole).
     #[arg(long, short)]
     pub wide: bool,
+    #[command(flatten)]
+    pub control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The service (its directory name, not one replica's NAME@i).
+    pub name: String,
+    /// How many replicas to run (at least 1).
+    pub instances: u32,
     #[command(flatten)]
     pub control: ControlArgs,
 }
@@ -326,8 +392,25 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// The ELF binary to carry the components.
+    pub binary: std::path::PathBuf,
+    /// ROLE=FILE.wasm: a check component and its role (startup,
+    /// readiness, liveness or another name of a-z, 0-9, - and _).
+    /// Repeatable.
+    #[arg(long = "check", value_name = "ROLE=FILE")]
+    pub checks: Vec<String>,
+    /// A loader component (role `loader`).
+    #[arg(long, value_name = "FILE")]
+    pub loader: Option<std::path::PathBuf>,
+    /// Write the result here instead of replacing BINARY.
+    #[arg(short = 'o', long, value_name = "OUT")]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// A .wasm component or builtin:NAME.
+    /// A .wasm component, builtin:NAME, or an ELF binary carrying components.
     pub file: String,
     /// Print the report as JSON.
     #[arg(long)]

@@ -14,9 +14,12 @@ pub mod commands;
 pub mod config;
 pub mod control;
 pub mod daemon;
+#[cfg(test)]
+mod fuzz;
 pub mod journal;
 mod layers;
 pub mod procfs;
+pub mod replay;
 pub mod signals;
 pub mod supervisor;
 pub mod sync;

@@ -46,6 +46,7 @@ fn main() {
                 Command::Check(args) => commands::check::run(args).await,
                 Command::Daemonize(args) => commands::daemonize::run(args).await,
                 Command::Inspect(args) => commands::inspect::run(args),
+                Command::Embed(args) => commands::embed::run(args).await,
                 Command::Compile(args) => commands::compile::run(args).await,
                 Command::Run(args) => commands::run::run(args).await,
                 Command::Validate(args) => commands::validate::run(args).await,
@@ -54,11 +55,13 @@ fn main() {
                 Command::Stop(args) => commands::start_stop::run(Action::Stop, args).await,
                 Command::Restart(args) => commands::start_stop::run(Action::Restart, args).await,
                 Command::Replace(args) => commands::start_stop::run(Action::Replace, args).await,
+                Command::Scale(args) => commands::scale::run(args).await,
                 Command::Reload(args) => commands::instance::reload(args).await,
                 Command::Shutdown(args) => commands::instance::shutdown(args).await,
                 Command::Journal(args) => commands::journal::run(args).await,
                 Command::Logs(args) => commands::logs::run(args).await,
                 Command::Top(args) => commands::top::run(args).await,
+                Command::Replay(args) => commands::replay::run(args).await,
             }
         }),
         Err(err) => {

@@ -3,6 +3,7 @@
 //
 //   node page.cjs read-only URL SERVICES_CSV KILL_SERVICE HOSTILE_SERVICE [SCREENSHOT]
 //   node page.cjs actions URL TOKEN SERVICE
+//   node page.cjs replace URL TOKEN SERVICE SOCKET_ADDRESS
 //
 // Prints what it checked, one line each; exits 1 on the first failure.
 "use strict";
@@ -136,6 +137,32 @@ async function actions(page, url, token, victim) {
   check(true, "the restart button restarted " + victim);
 }
 
+// A service with a held socket: the row shows it (name, address, fd); its
+// replace button, once confirmed, starts a replace that the row shows
+// live with both pids, then the switch to the new pid.
+async function replace(page, url, token, victim, address) {
+  page.on("dialog", (d) => d.accept());
+  await page.goto(url + "#token=" + encodeURIComponent(token));
+  const reasonHas = (text) => page.waitForFunction(([n, t]) => [...document.querySelectorAll("#services tbody tr")]
+    .some((tr) => tr.dataset.name === n && tr.querySelector(".reason").textContent.includes(t)),
+  [victim, text], { timeout: SOON, polling: 100 });
+  await reasonHas("sockets: web " + address + " fd 3");
+  check(true, "the row shows its socket: web " + address + " fd 3");
+  const old = Number(await cellText(page, victim, "pid"));
+  check(old > 1, victim + " has a pid: " + old);
+  await page.evaluate((n) => { window.sameDocument = true; [...document.querySelectorAll("#services tbody tr")]
+    .find((tr) => tr.dataset.name === n).querySelector("button.do-replace").click(); }, victim);
+  await reasonHas("replacing: pid " + old + " → new pid ");
+  const during = await cellText(page, victim, "reason");
+  const fresh = Number(during.split("→ new pid ")[1]);
+  check(fresh > 1 && fresh !== old, "the row shows the replace with both pids: " + during);
+  await page.waitForFunction(([n, want]) => [...document.querySelectorAll("#services tbody tr")]
+    .some((tr) => tr.dataset.name === n && Number(tr.querySelector(".pid").textContent) === want
+      && !tr.querySelector(".reason").textContent.includes("replacing:")),
+  [victim, fresh], { timeout: SOON, polling: 100 });
+  check(await page.evaluate(() => window.sameDocument === true), "the switch to pid " + fresh + " shows without a reload");
+}
+
 (async () => {
   const [mode, url, ...rest] = process.argv.slice(2);
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: FLAGS,
@@ -145,6 +172,8 @@ async function actions(page, url, token, victim) {
     page.on("pageerror", (e) => console.log("page error: " + e.message));
     if (mode === "read-only") {
       await readOnly(page, url, rest[0].split(","), rest[1], rest[2], rest[3]);
+    } else if (mode === "replace") {
+      await replace(page, url, rest[0], rest[1], rest[2]);
     } else {
       await actions(page, url, rest[0], rest[1]);
     }

@@ -336,3 +336,104 @@ fn without_cgroups_vigil_says_so_and_validate_warns_about_limits() {
     assert!(service(&status, "limited")["cgroup"].is_null(), "{status}");
     assert!(status["cgroups"].is_null(), "{status}");
 }
+
+/// Reads the pid a script wrote into `path`, once it is there.
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Whether the `cgroup.procs` in `dir` lists `pid`.
+fn lists(dir: &Path, pid: i32) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.trim() == pid.to_string())
+}
+
+/// A command hook runs in a cgroup of its own beside the service's
+/// (docs/hooks.md): its pid is in `<instance>/<service>.<run>.hook`'s
+/// `cgroup.procs` and not in the service's, so a running hook is never the
+/// service's populated state and a stop's `cgroup.kill` of the service
+/// cannot reach it. When the hook ends, what it left behind (a `setsid`
+/// escapee, out of its process group) is killed and its cgroup removed.
+#[test]
+fn a_command_hook_runs_in_a_cgroup_of_its_own_beside_the_services() {
+    if !root() {
+        eprintln!("not root: vigil cannot create cgroups here, skipped");
+        return;
+    }
+    let setup = Setup::new("cg-hook");
+    let hook_pid = setup.root.join("hook.pid");
+    let escapee_pid = setup.root.join("escapee.pid");
+    let go = setup.root.join("go");
+    let script = format!(
+        "setsid -f sh -c 'echo $$ > {esc}; exec sleep 300'; echo $$ > {pid}; \
+         while [ ! -e {go} ]; do sleep 0.05; done",
+        esc = escapee_pid.display(),
+        pid = hook_pid.display(),
+        go = go.display()
+    );
+    setup.service(
+        "web",
+        &format!(
+            "{}\n[hooks.post-start]\ncommand = [\"sh\", \"-c\", {}]\ntimeout = \"2m\"\n",
+            command(&["sleep", "300"]),
+            toml_str(&script)
+        ),
+    );
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    vigil.wait_until("the hook and its escapee run", || {
+        read_pid(&hook_pid).is_some() && read_pid(&escapee_pid).is_some()
+    });
+    let (hook, escapee) = (
+        read_pid(&hook_pid).expect("hook pid"),
+        read_pid(&escapee_pid).expect("escapee pid"),
+    );
+    struct Kill(i32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
+        }
+    }
+    let _kill = Kill(escapee);
+
+    let status = status(&vigil.state);
+    let instance = PathBuf::from(status["cgroups"].as_str().expect("the instance's cgroup"));
+    let own = PathBuf::from(
+        service(&status, "web")["cgroup"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no cgroup in {status}")),
+    );
+    let hook_dirs: Vec<PathBuf> = std::fs::read_dir(&instance)
+        .expect("read the instance's cgroup")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hook"))
+        .collect();
+    let dir = hook_dirs
+        .iter()
+        .find(|d| lists(d, hook))
+        .unwrap_or_else(|| {
+            panic!(
+                "hook {hook} is in none of {hook_dirs:?}\n{}",
+                vigil.diagnostics()
+            )
+        });
+    let name = dir.file_name().expect("name").to_string_lossy().to_string();
+    assert!(name.starts_with("web.post-start-"), "{name}");
+    assert!(lists(dir, escapee), "the escapee is in the hook's cgroup");
+    assert!(
+        !lists(&own, hook),
+        "the hook is not in the service's cgroup"
+    );
+    let child = vigil.wait_spawned(0, "web").1;
+    assert!(lists(&own, child), "the child is in {}", own.display());
+
+    std::fs::write(&go, "").expect("let the hook end");
+    vigil.wait_until(
+        "the hook's escapee is killed and its cgroup removed",
+        || !alive(escapee) && !dir.exists(),
+    );
+    assert!(alive(child), "the service lives on");
+}

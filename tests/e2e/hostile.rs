@@ -331,14 +331,18 @@ fn every_test_program_has_a_test() {
     let this_file = include_str!("hostile.rs");
     let others = [
         include_str!("loaders.rs"),
+        include_str!("replay.rs"),
         include_str!("cache.rs"),
         include_str!("cli.rs"),
         include_str!("contract.rs"),
+        include_str!("contract_v011.rs"),
+        include_str!("replace_live.rs"),
         include_str!("sandbox_fs.rs"),
         include_str!("sandbox_escape.rs"),
         include_str!("sandbox_core.rs"),
         include_str!("sandbox_output.rs"),
         include_str!("validate.rs"),
+        include_str!("embed.rs"),
     ];
     macro_rules! assert_used {
         ($($name:ident)*) => {$(

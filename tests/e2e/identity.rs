@@ -332,7 +332,12 @@ fn credentials_are_files_only_the_user_reads_and_nowhere_else() {
     vigil.wait_until("the service copied its secret", || {
         std::fs::read_to_string(&copy).is_ok_and(|t| t.contains(secret))
     });
-    let env = environ(pid);
+    // Read once the child is past its exec (an environ read while the
+    // kernel swaps the image comes back empty).
+    let env = vigil.wait_for("the child's environment is readable", || {
+        let env = environ(pid);
+        var(&env, "CREDENTIALS_DIRECTORY").is_some().then_some(env)
+    });
     let dir = PathBuf::from(var(&env, "CREDENTIALS_DIRECTORY").expect("CREDENTIALS_DIRECTORY"));
     let meta = std::fs::metadata(&dir).expect("credentials dir");
     assert_eq!((meta.uid(), meta.mode() & 0o777), (65534, 0o700));

@@ -148,3 +148,46 @@ fn an_empty_token_file_is_refused() {
         text(&out.stderr)
     );
 }
+
+/// A service with a held socket, in Chromium: its row shows the socket
+/// (name, address, fd), the replace button (with a token) starts a replace
+/// that the row shows live with both pids, then the new pid; the journal
+/// has the operator's replace.
+#[test]
+fn page_shows_sockets_and_a_replace_started_from_its_button() {
+    let setup = Setup::new("page-replace");
+    let dir = setup.checks.join("web");
+    setup.service(
+        "web",
+        &format!(
+            "{}notify = true\n[sockets.web]\nlisten = \"127.0.0.1:0\"\n",
+            crate::sockets::server_command(&dir)
+        ),
+    );
+    let token_file = setup.root.join("token");
+    std::fs::write(&token_file, "t0ken-for-the-test\n").expect("token file");
+    let port = closed_port();
+    let addr = format!("127.0.0.1:{port}");
+    let token_arg = token_file.to_string_lossy().into_owned();
+    let vigil = Vigil::start_with(&setup, &["--http", &addr, "--http-token-file", &token_arg]);
+    wait_socket(&vigil);
+    let entry = wait_status(&vigil, "web", |s| s["state"] == "ready");
+    let socket = crate::sockets::bound(&entry, "web");
+    // The new child says READY=1 only after 4 s: the replace stays on the
+    // page long enough to be seen.
+    std::fs::write(dir.join("delay"), "4").expect("write delay");
+    let from = vigil.journal().len();
+    browser(
+        &vigil,
+        &[
+            "replace",
+            &format!("http://{addr}/"),
+            "t0ken-for-the-test",
+            "web",
+            &socket,
+        ],
+    );
+    let (_, replacing) = vigil.wait_kind(from, "web", "replacing");
+    assert_eq!(replacing["cause"], "operator", "{replacing}");
+    vigil.wait_kind(from, "web", "replaced");
+}

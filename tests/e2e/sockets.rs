@@ -70,14 +70,14 @@ while not stopping:
 "#;
 
 /// Write the server into `dir`; the manifest's `command` for it.
-fn server_command(dir: &Path) -> String {
+pub(crate) fn server_command(dir: &Path) -> String {
     std::fs::create_dir_all(dir).expect("service dir");
     std::fs::write(dir.join("server.py"), SERVER).expect("write server.py");
     "command = [\"python3\", \"server.py\"]\nstop-grace = \"10s\"\n".to_string()
 }
 
 /// One GET; the body, or how it failed.
-fn get(addr: &str) -> Result<String, Failure> {
+pub(crate) fn get(addr: &str) -> Result<String, Failure> {
     let mut s = TcpStream::connect(addr).map_err(|e| {
         if e.kind() == std::io::ErrorKind::ConnectionRefused {
             Failure::Refused
@@ -99,7 +99,7 @@ fn get(addr: &str) -> Result<String, Failure> {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Failure {
+pub(crate) enum Failure {
     Refused,
     Other(String),
 }
@@ -168,7 +168,7 @@ fn load(
 }
 
 /// The address socket `name` of `svc` is bound to, from the status API.
-fn bound(entry: &Value, name: &str) -> String {
+pub(crate) fn bound(entry: &Value, name: &str) -> String {
     entry["sockets"]
         .as_array()
         .and_then(|a| a.iter().find(|s| s["name"] == name))
@@ -177,7 +177,7 @@ fn bound(entry: &Value, name: &str) -> String {
         .to_string()
 }
 
-fn pid(entry: &Value) -> Option<i32> {
+pub(crate) fn pid(entry: &Value) -> Option<i32> {
     entry["pid"].as_i64().map(|p| p as i32)
 }
 

@@ -335,3 +335,63 @@ fn status_wide_draws_a_latency_sparkline_on_a_terminal() {
     let piped = text(&cli(&setup.state, &["status", "--wide"]).stdout);
     assert!(!piped.contains("LATENCY (last"), "{piped}");
 }
+
+/// A service with a held socket in `vigil top`: the detail pane lists its
+/// recent checks, every outcome (`liveness ok` with a latency, not only
+/// failures), and its socket (name, address, fd); the footer names `p
+/// replace`; `p` asks first, `y` starts the replace, which the detail pane
+/// shows with both pids while the new child is judged, then the table has
+/// the new pid.
+#[test]
+fn top_shows_checks_sockets_and_a_replace_started_by_a_key() {
+    let setup = Setup::new("top-replace");
+    let dir = setup.checks.join("web");
+    setup.service(
+        "web",
+        &format!(
+            "{}notify = true\n[sockets.web]\nlisten = \"127.0.0.1:0\"\n\
+             [checks.liveness]\ncheck = \"builtin:process\"\nperiod = \"300ms\"\n",
+            crate::sockets::server_command(&dir)
+        ),
+    );
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let entry = wait_status(&vigil, "web", |s| s["state"] == "ready");
+    let old = entry["pid"].as_i64().expect("a pid");
+    let socket = crate::sockets::bound(&entry, "web");
+    let tmux = Tmux::start(&setup.root, &top_script(&setup.state, ""));
+    // Results that were ok are listed too (` 12:03:04 liveness ok 0.4ms`),
+    // besides the last check's own line (`check liveness ok`).
+    let listed_ok = |s: &str| {
+        s.lines()
+            .filter(|l| l.contains("liveness ok") && !l.contains("check liveness"))
+            .count()
+            >= 2
+    };
+    let screen = tmux.wait_screen("web's checks and socket in the detail pane", |s| {
+        s.contains("recent checks:")
+            && listed_ok(s)
+            && s.contains(&format!("sockets: web {socket} fd 3"))
+    });
+    assert!(screen.contains("p replace"), "the footer: {screen}");
+
+    // The new child says READY=1 only after 4 s: long enough to be seen.
+    std::fs::write(dir.join("delay"), "4").expect("write delay");
+    tmux.keys(&["p"]);
+    tmux.wait_screen("the confirmation", |s| s.contains("replace web?"));
+    let from = vigil.journal().len();
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_screen("the replace with both pids", |s| {
+        s.contains(&format!("replacing: pid {old} → new pid "))
+    });
+    let (_, replacing) = vigil.wait_kind(from, "web", "replacing");
+    assert_eq!(replacing["cause"], "operator", "{replacing}");
+    let new = replacing["new_pid"].as_i64().expect("the new pid");
+    assert!(
+        screen.contains(&format!("→ new pid {new}")),
+        "the new pid: {screen}"
+    );
+    tmux.wait_screen("the new pid in the table", |s| {
+        row(s, "web").is_some_and(|r| r.contains(&format!(" {new} "))) && !s.contains("replacing:")
+    });
+}

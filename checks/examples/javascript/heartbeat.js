@@ -23,8 +23,8 @@
 //
 // Build: `make examples` (see docs/writing-checks.md).
 
-import { stat, read } from 'vigil:health/fs@0.1.1';
-import { log } from 'vigil:health/log@0.1.1';
+import { stat, read } from 'vigil:health/fs@0.1.2';
+import { log } from 'vigil:health/log@0.1.2';
 
 const KEYS = ['path', 'max-age', 'time-field', 'state-field', 'ok-states', 'fail-states'];
 const MAX_BYTES = 64 * 1024;

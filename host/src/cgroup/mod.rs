@@ -258,6 +258,26 @@ impl Tree {
         }
     }
 
+    /// The cgroup of one run of a hook of `service` (nothing is created
+    /// yet): a sibling of the service's own, `<service>.<run>.hook`, so
+    /// that a hook never counts as the service's populated state (a
+    /// pre-start hook is not a child that is up), a stop's `cgroup.kill`
+    /// of the service never reaches it (a post-stop hook outlives the
+    /// child it cleans up after), and whatever the hook leaves behind,
+    /// `setsid` escapees included, is killed with its own cgroup. One per
+    /// run: two runs may overlap (a stale life's hook still ending), and
+    /// the end of one must not kill the other. It gets the service's
+    /// limits as a cgroup of its own.
+    pub fn hook(&self, service: &str, run: &str) -> Cgroup {
+        let mut cgroup = self.service(service);
+        let leaf = format!("{service}.{run}.hook");
+        cgroup.tracker.path.set_file_name(&leaf);
+        for dir in cgroup.homes.values_mut() {
+            dir.path.set_file_name(&leaf);
+        }
+        cgroup
+    }
+
     /// The services that have a cgroup under the instance (a previous
     /// life's, during recovery).
     pub fn existing(&self) -> Vec<(String, Cgroup)> {
@@ -283,6 +303,14 @@ impl Tree {
     pub fn remove(&self) {
         for (_, cgroup) in self.existing() {
             cgroup.remove();
+        }
+        // A hook's cgroup is removed at the hook's end; one a crash left.
+        if let Ok(entries) = std::fs::read_dir(&self.tracker.path) {
+            for entry in entries.filter_map(Result::ok) {
+                if entry.file_name().to_string_lossy().ends_with(".hook") {
+                    let _ = std::fs::remove_dir(entry.path());
+                }
+            }
         }
         let mut dirs: Vec<&Path> = vec![&self.tracker.path];
         dirs.extend(self.homes.values().map(|d| d.path.as_path()));
@@ -418,6 +446,23 @@ impl Cgroup {
         procs.len()
     }
 
+    /// `sig` to every process in the cgroup outside process group `pgid`:
+    /// what a signal to the group cannot reach (a `setsid` or `setpgid`
+    /// escapee). The group's own members get the signal once, from the
+    /// group: sent twice, a child that handles the first SIGTERM (to drain)
+    /// takes the second as a demand to quit at once.
+    pub fn signal_outside_group(&self, sig: Signal, pgid: i32) -> usize {
+        let outside = outside_group(&self.procs(), pgid, |pid| {
+            nix::unistd::getpgid(Some(Pid::from_raw(pid)))
+                .ok()
+                .map(Pid::as_raw)
+        });
+        for &pid in &outside {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+        outside.len()
+    }
+
     /// SIGKILL everything in the cgroup: `cgroup.kill` where the kernel has
     /// it (atomic, forks included), else every listed process, again while
     /// new ones appear (a fork between the read and the kill).
@@ -530,3 +575,34 @@ fn write_limit(resource: Resource, dir: &Dir, limits: &Limits) -> io::Result<()>
 
 #[cfg(test)]
 mod tests;
+
+/// The processes of `procs` whose process group (`pgid_of`; `None`: gone
+/// already) is not `pgid`.
+fn outside_group(procs: &[i32], pgid: i32, pgid_of: impl Fn(i32) -> Option<i32>) -> Vec<i32> {
+    procs
+        .iter()
+        .copied()
+        .filter(|&pid| pgid_of(pid).is_some_and(|group| group != pgid))
+        .collect()
+}
+
+#[cfg(test)]
+mod outside_group_tests {
+    use super::outside_group;
+
+    /// A stop signal goes to the group and, from the cgroup, only to those
+    /// that left it: never twice to a member (a child draining on its first
+    /// SIGTERM quit at the second; the e2e test
+    /// `supervisor_termination::a_group_outliving_its_leader_is_recovered_after_vigil_is_killed`
+    /// caught it under load).
+    #[test]
+    fn members_of_the_group_are_left_to_the_group_signal() {
+        let pgid_of = |pid| match pid {
+            10 | 11 => Some(10),
+            12 => Some(12),
+            _ => None,
+        };
+        assert_eq!(outside_group(&[10, 11, 12, 13], 10, pgid_of), [12]);
+        assert!(outside_group(&[10, 11], 10, pgid_of).is_empty());
+    }
+}

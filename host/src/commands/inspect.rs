@@ -21,6 +21,12 @@ pub fn run(args: InspectArgs) -> Exit {
                 return Exit::Usage;
             }
         },
+        CheckSource::File(path) if crate::wasm::embedded::elf::is_elf(path) => {
+            return super::embed::inspect_binary(path, args.json);
+        }
+        CheckSource::Embedded { binary, .. } => {
+            return super::embed::inspect_binary(binary, args.json);
+        }
         CheckSource::File(path) => match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(err) => {

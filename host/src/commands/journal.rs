@@ -139,6 +139,12 @@ async fn offline(dir: &Path, socket: &Path, query: &JournalQuery, json: bool) ->
     }
     let (text, mut follower) = files.read_and_follow();
     let all: Vec<Line> = text.iter().filter_map(|l| parse(l)).collect();
+    let skipped = text.iter().filter(|l| !l.trim().is_empty()).count() - all.len();
+    if skipped > 0 {
+        eprintln!(
+            "vigil journal: skipped {skipped} lines that are not journal lines (torn, corrupt, or of an unknown kind)"
+        );
+    }
     if let Some(name) = &query.service
         && !all.iter().any(|l| l.service.as_ref() == Some(name))
     {

@@ -36,6 +36,24 @@ pub async fn run(action: Action, args: ServiceArgs) -> Exit {
         Action::Replace => client.replace(&args.name).await,
     };
     match result {
+        Ok(applied) if !applied.replicas.is_empty() => {
+            // A replicated service's name: one line per replica.
+            for s in &applied.replicas {
+                let name = crate::untrusted::line(&s.name);
+                let pid = s.pid.map(|p| format!(" pid {p}")).unwrap_or_default();
+                println!("{name}: {}{pid}", s.state);
+            }
+            if applied.settled {
+                Exit::Ok
+            } else {
+                eprintln!(
+                    "vigil {}: {} has not settled yet",
+                    action.name(),
+                    crate::untrusted::line(&args.name)
+                );
+                Exit::Failed
+            }
+        }
         Ok(applied) => {
             let s = &applied.service;
             let name = crate::untrusted::line(&s.name);

@@ -9,7 +9,13 @@ use super::resolve::duration_field;
 use crate::wasm::{CheckSource, Phase};
 
 /// `[checks.startup]`, `[checks.readiness]` and `[checks.liveness]`.
-pub(super) fn resolve_checks(dir: &Path, raw: Option<RawChecks>, c: &mut Collector<'_>) -> Checks {
+pub(super) fn resolve_checks(
+    dir: &Path,
+    raw: Option<RawChecks>,
+    program: Option<&Path>,
+    shell: bool,
+    c: &mut Collector<'_>,
+) -> Checks {
     let mut checks = Checks::default();
     let raw_checks = raw.unwrap_or_default();
     for (phase, raw_check) in [
@@ -18,7 +24,7 @@ pub(super) fn resolve_checks(dir: &Path, raw: Option<RawChecks>, c: &mut Collect
         (Phase::Liveness, raw_checks.liveness),
     ] {
         let Some(rc) = raw_check else { continue };
-        let spec = resolve_check(phase, dir, rc, c);
+        let spec = resolve_check(phase, dir, rc, program, shell, c);
         match phase {
             Phase::Startup => checks.startup = spec,
             Phase::Readiness => checks.readiness = spec,
@@ -34,6 +40,8 @@ fn resolve_check(
     phase: Phase,
     dir: &Path,
     rc: RawCheck,
+    program: Option<&Path>,
+    shell: bool,
     c: &mut Collector<'_>,
 ) -> Option<CheckSpec> {
     let prefix = format!("checks.{phase}");
@@ -42,11 +50,15 @@ fn resolve_check(
         c.push(
             f("check"),
             "missing",
-            "name the check: \"builtin:http\" or a .wasm file in the service directory",
+            "name the check: \"builtin:http\", a .wasm file in the service directory or \"embedded:ROLE\"",
         );
         return None;
     };
-    let check = check_ref(s, dir, &f("check"), c);
+    let check = if s.starts_with(super::embedded::PREFIX) {
+        super::embedded::embedded_ref(s, program, shell, &f("check"), c)
+    } else {
+        check_ref(s, dir, &f("check"), c)
+    };
     let mut spec = CheckSpec::defaults(phase, check);
     spec.period = duration_field(c, &f("period"), rc.period.as_deref(), spec.period);
     spec.timeout = duration_field(c, &f("timeout"), rc.timeout.as_deref(), spec.timeout);

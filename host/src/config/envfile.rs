@@ -18,6 +18,41 @@
 //! every start whatever Vigil's own environment is).
 
 use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+/// The largest env file (or manifest) read. Far above any real one; a
+/// file past it is refused rather than read into memory whole.
+pub const MAX_FILE: u64 = 1 << 20;
+
+/// The bytes of the regular file at `path`, at most `limit` of them.
+/// Anything else is refused with a reason instead of read: a FIFO (which
+/// would block the reader until someone writes), a device such as
+/// `/dev/zero` (which never ends), a directory, or a file larger than
+/// `limit`. Opened without blocking, so that opening a FIFO returns at once.
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut data = Vec::new();
+    file.take(limit + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > limit {
+        return Err(Error::new(
+            ErrorKind::FileTooLarge,
+            format!(
+                "larger than {}, the most that is read",
+                vigil_units::format_size(limit)
+            ),
+        ));
+    }
+    Ok(data)
+}
 
 /// A syntax error at a line of the file (from 1).
 #[derive(Debug, Clone, PartialEq, Eq)]

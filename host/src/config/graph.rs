@@ -4,11 +4,28 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{MANIFEST, Service};
 use super::problems::{Problem, did_you_mean};
+use super::replicas::split_name;
+
+/// The group `name` belongs to when it names one replica of a replicated
+/// service in `services` (`web@1` with `instances = 3`); `None` when it
+/// names no replica.
+fn replica_group<'a>(name: &'a str, services: &[Service]) -> Option<&'a str> {
+    let (parent, index) = split_name(name)?;
+    services
+        .iter()
+        .any(|s| {
+            s.replica
+                .as_ref()
+                .is_some_and(|r| r.parent == parent && index < r.instances)
+        })
+        .then_some(parent)
+}
 
 /// Report `after` entries that name no service directory (with a
 /// suggestion) and each dependency cycle once. `names` holds every service
 /// directory, valid or not, so that a broken dependency is not also
-/// reported as unknown.
+/// reported as unknown. A replicated service is one node (its group): `web`
+/// and `web@1` both name it.
 pub(super) fn check_dependencies(
     services: &[Service],
     names: &BTreeSet<String>,
@@ -17,7 +34,7 @@ pub(super) fn check_dependencies(
     let known: Vec<&str> = names.iter().map(String::as_str).collect();
     for s in services {
         for a in &s.after {
-            if !names.contains(a) {
+            if !names.contains(a) && replica_group(a, services).is_none() {
                 let key = if s.requires.contains(a) {
                     "requires"
                 } else {
@@ -37,7 +54,7 @@ pub(super) fn check_dependencies(
         }
     }
     // Cycles: depth-first search, reporting each cycle once.
-    let by_name: BTreeMap<&str, &Service> = services.iter().map(|s| (s.name.as_str(), s)).collect();
+    let by_name: BTreeMap<&str, &Service> = services.iter().map(|s| (s.group(), s)).collect();
     let mut done: BTreeSet<&str> = BTreeSet::new();
     let mut reported: BTreeSet<Vec<String>> = BTreeSet::new();
     fn visit<'a>(
@@ -59,6 +76,11 @@ pub(super) fn check_dependencies(
         let Some(s) = by_name.get(name) else { return };
         stack.push(name);
         for a in &s.after {
+            let a = by_name
+                .keys()
+                .find(|n| split_name(a).is_some_and(|(parent, _)| parent == **n))
+                .copied()
+                .unwrap_or(a);
             visit(a, by_name, stack, done, cycles);
         }
         stack.pop();

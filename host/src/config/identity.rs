@@ -88,7 +88,7 @@ pub enum EnvFileError {
 impl EnvFile {
     /// Read and parse the file now; `Ok(None)` for a missing optional one.
     pub fn read(&self) -> Result<Option<Vec<(String, String)>>, EnvFileError> {
-        let text = match std::fs::read(&self.path) {
+        let text = match envfile::read_bounded(&self.path, envfile::MAX_FILE) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if self.optional && e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(None);

@@ -160,8 +160,10 @@ pub(super) fn load_executable(exe: &Path) -> (Option<Service>, Vec<Problem>, Vec
         }
         raw.shell = None;
         raw.command = Some(vec![exe.display().to_string()]);
-        let mut service = resolve::resolve(&name, &dir, raw, false, &mut c);
+        let taken = super::replicas::take(&mut raw, &mut c);
+        let mut service = resolve::resolve(&name, &dir, raw, false, None, &mut c);
         service.executable = Some(ExecStamp::of(&meta));
+        super::replicas::finish(taken, &mut service, &mut c);
         service
     });
     (service, c.problems, c.warnings)

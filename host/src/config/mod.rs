@@ -14,6 +14,7 @@
 //! This file is the public face: [`load_service`] and [`load_dir`].
 
 mod checks;
+pub mod embedded;
 mod envfile;
 mod graph;
 mod hooks;
@@ -23,6 +24,7 @@ mod limits;
 mod model;
 mod problems;
 mod raw;
+pub mod replicas;
 mod resolve;
 mod schedule;
 mod schema;
@@ -109,7 +111,7 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ValidationReport> {
         // with its `after` list.
         if let Some(s) = service {
             if valid {
-                services.push(s.clone());
+                services.extend(replicas::expand(s.clone(), &mut problems));
             }
             all.push(s);
         }
@@ -169,6 +171,9 @@ pub(crate) fn scan_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<String>), Proble
                             || n == LOADER
                             || Path::new(&n).extension().is_some_and(|x| x == "wasm")
                     });
+                    // An executable carrying its own loader (or a broken
+                    // section, reported as this service's problem).
+                    let ours = ours || !matches!(embedded::loader_binary(&p), Ok(None));
                     (!ours).then(|| {
                         "not a service directory (no service.toml, loader.wasm or .wasm)"
                             .to_string()
@@ -210,6 +215,31 @@ fn valid_name(name: &str) -> bool {
 /// Read one service directory's manifest (once) and resolve it. Returns
 /// the service whenever the manifest parsed, with defaults in place of its
 /// broken fields, every problem found in the directory and the warnings.
+/// A service as `vigil replay` reads it: from the manifest in `dir`, or
+/// with every default when `dir` is `None` (a loader alone). Its problems
+/// refuse it; its warnings (a program not installed on this machine) do
+/// not, since a replay runs nothing and the journal may come from
+/// another machine.
+pub fn load_for_replay(dir: Option<&Path>) -> Result<Service, Vec<Problem>> {
+    let (service, problems) = match dir {
+        Some(dir) => {
+            let (service, problems, _) = load(dir);
+            (service, problems)
+        }
+        None => {
+            let here = Path::new(".");
+            let mut c = Collector::new(here);
+            let service =
+                resolve::resolve("replay", here, RawService::default(), true, None, &mut c);
+            (Some(service), c.problems)
+        }
+    };
+    match service {
+        Some(service) if problems.is_empty() => Ok(service),
+        _ => Err(problems),
+    }
+}
+
 fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
     if !dir.is_dir() && kinds::is_executable(dir) {
         return kinds::load_executable(dir);
@@ -222,8 +252,30 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
     let manifest = dir.join(MANIFEST);
     let has_loader = dir.join(LOADER).is_file();
     let mut c = Collector::new(&manifest);
+    // Without a manifest or loader.wasm: an executable carrying a loader.
+    let embedded_loader = if manifest.is_file() || has_loader {
+        None
+    } else {
+        match embedded::loader_binary(dir) {
+            Ok(found) => found,
+            Err(problem) => {
+                c.push(
+                    "-",
+                    problem,
+                    "keep one executable with an embedded loader in the directory, or embed again",
+                );
+                None
+            }
+        }
+    };
 
-    if !valid_name(&name) {
+    if name.contains('@') {
+        c.push(
+            "-",
+            format!("service directory name `{name}`: `@` is reserved for replicas (web@0)"),
+            "rename the directory; `instances = N` in its manifest runs NAME@0..N-1",
+        );
+    } else if !valid_name(&name) {
         c.push(
             "-",
             format!("service directory name `{name}` is not a valid service name"),
@@ -231,15 +283,23 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
         );
     }
 
-    let raw = if manifest.is_file() {
-        match std::fs::read_to_string(&manifest) {
+    let mut raw = if manifest.is_file() {
+        let read = envfile::read_bounded(&manifest, envfile::MAX_FILE).and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "stream did not contain valid UTF-8",
+                )
+            })
+        });
+        match read {
             Ok(text) => parse_raw(&text, &mut c),
             Err(e) => {
                 c.push("-", format!("cannot read: {e}"), "make the file readable");
                 None
             }
         }
-    } else if has_loader {
+    } else if has_loader || embedded_loader.is_some() {
         Some(RawService::default())
     } else {
         c.push(
@@ -250,9 +310,23 @@ fn load(dir: &Path) -> (Option<Service>, Vec<Problem>, Vec<Problem>) {
         None
     };
 
-    let service = raw.map(|raw| resolve::resolve(&name, dir, raw, has_loader, &mut c));
+    let taken = raw.as_mut().map(|raw| replicas::take(raw, &mut c));
+    let service = raw.map(|raw| {
+        let mut service = resolve::resolve(
+            &name,
+            dir,
+            raw,
+            has_loader,
+            embedded_loader.as_deref(),
+            &mut c,
+        );
+        replicas::finish(taken.unwrap_or_default(), &mut service, &mut c);
+        service
+    });
     (service, c.problems, c.warnings)
 }
 
+#[cfg(test)]
+mod fuzz_tests;
 #[cfg(test)]
 mod tests;

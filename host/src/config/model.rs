@@ -69,6 +69,49 @@ pub struct Service {
     /// `[sockets.*]`, `start`, `replace-timeout`: listening sockets Vigil
     /// holds and passes to every child (see `config/sockets.rs`).
     pub sockets: SocketsSpec,
+    /// `instances = N`: which replica of its service directory this is
+    /// (config/replicas.rs).
+    pub replica: Option<super::replicas::Replica>,
+    /// The binary its `embedded:` checks or embedded loader come from, as
+    /// built when loaded; `None` when it uses none.
+    pub program_build: Option<super::embedded::ProgramBuild>,
+}
+
+#[cfg(test)]
+impl Service {
+    /// A service with every other key at its default (SIGTERM, a 3 s grace,
+    /// the default restart policy, nothing else): the one literal tests
+    /// build on (`Service { stop_grace, ..Service::for_test(...) }`), so
+    /// that a new manifest key is added here once.
+    pub(crate) fn for_test(name: &str, dir: PathBuf, argv: &[&str]) -> Service {
+        Service {
+            name: name.into(),
+            cwd: dir.clone(),
+            dir,
+            command: Some(argv.iter().map(|s| s.to_string()).collect()),
+            env: vec![],
+            inherit_env: vec![],
+            stop_signal: Signal::SIGTERM,
+            stop_grace: Duration::from_secs(3),
+            restart: RestartPolicy::default(),
+            after: vec![],
+            requires: vec![],
+            notify: None,
+            grants: GrantSpec::default(),
+            checks: Checks::default(),
+            loader: None,
+            identity: Default::default(),
+            log: Default::default(),
+            autostart: true,
+            executable: None,
+            job: None,
+            hooks: Default::default(),
+            limits: Default::default(),
+            sockets: Default::default(),
+            replica: None,
+            program_build: None,
+        }
+    }
 }
 
 impl Service {
@@ -91,6 +134,8 @@ impl Service {
             || self.limits != other.limits
             // A socket added, removed or changed: the child's fds.
             || self.sockets.list != other.sockets.list
+            // A new build of the binary that carries its checks.
+            || self.program_build != other.program_build
     }
 
     /// The environment a child gets, each source overriding the ones
@@ -295,6 +340,23 @@ impl Checks {
 /// The service's `loader.wasm` and its `[loader.config]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoaderSpec {
+    /// loader.wasm, or with `embedded` the binary carrying the loader.
     pub path: PathBuf,
     pub config: Vec<(String, String)>,
+    /// The loader is the `loader` role embedded in the binary `path`.
+    pub embedded: bool,
+}
+
+impl LoaderSpec {
+    /// Where the engine loads it from.
+    pub fn source(&self) -> CheckSource {
+        if self.embedded {
+            CheckSource::Embedded {
+                binary: self.path.clone(),
+                role: "loader".into(),
+            }
+        } else {
+            CheckSource::File(self.path.clone())
+        }
+    }
 }

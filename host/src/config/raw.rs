@@ -56,6 +56,8 @@ pub struct RawService {
     pub sockets: Option<BTreeMap<String, RawSocket>>,
     pub start: Option<String>,
     pub replace_timeout: Option<String>,
+    /// Replicas (config/replicas.rs), taken out before the rest resolves.
+    pub instances: Option<u32>,
     /// The `[sockets.*]` names in the order they are written (a TOML table
     /// does not keep it); filled from the text by [`parse_raw`].
     #[serde(skip)]
@@ -189,7 +191,7 @@ fn expected_fix(key: &str) -> String {
             "true or false".into()
         }
         "backlog" => "a positive integer, e.g. 1024".into(),
-        "failure-threshold" | "success-threshold" | "restarts" | "keep" => {
+        "failure-threshold" | "success-threshold" | "restarts" | "keep" | "instances" => {
             "a positive integer".into()
         }
         _ => "a quoted string, e.g. \"3s\"".into(),

@@ -17,7 +17,7 @@ use super::problems::{Collector, did_you_mean};
 use super::raw::{RawGiveUp, RawGrants, RawLoader, RawService};
 use super::schedule::{RawJob, resolve_job};
 use crate::units::{parse_duration, parse_size};
-use crate::wasm::{GrantError, Grants};
+use crate::wasm::{CheckSource, GrantError, Grants, Phase};
 
 /// Resolve one manifest. Returns a service even when `c` collected
 /// problems (broken fields take their defaults), so that cross-service
@@ -27,8 +27,10 @@ pub(super) fn resolve(
     dir: &Path,
     raw: RawService,
     has_loader: bool,
+    embedded_loader: Option<&Path>,
     c: &mut Collector<'_>,
 ) -> Service {
+    let has_loader = has_loader || embedded_loader.is_some();
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let RawService {
         command,
@@ -72,13 +74,25 @@ pub(super) fn resolve(
         sockets,
         start,
         replace_timeout,
+        // Taken by `replicas::take` before (the replicas are made after).
+        instances: _,
         sockets_order,
     } = raw;
     let restart_written = restart.clone();
 
     // cwd first: relative commands resolve against it.
     let cwd = resolve_cwd(&dir, cwd, c);
+    let shell_set = shell.is_some();
     let command = resolve_command(command, shell, has_loader, &cwd, c);
+    // The binary `embedded:` checks come from: the command's program (a
+    // `shell` command's is /bin/sh), or the one carrying the loader.
+    let program = match (&command, embedded_loader) {
+        (_, Some(binary)) => Some(binary.to_path_buf()),
+        (Some(argv), None) if !shell_set => argv
+            .first()
+            .and_then(|p| super::embedded::program_path(p, &cwd)),
+        _ => None,
+    };
     let (env, inherit_env) = resolve_env(env, inherit_env, c);
     let (stop_signal, stop_grace) = resolve_stop(stop_signal, stop_grace, c);
     let mut restart = resolve_restart(restart, backoff, stable_uptime, give_up, success_codes, c);
@@ -104,9 +118,19 @@ pub(super) fn resolve(
         }
     }
     let grants = resolve_grants(&dir, grants, c);
-    let checks = resolve_checks(&dir, checks, c);
+    let checks = resolve_checks(&dir, checks, program.as_deref(), shell_set, c);
     let hooks = super::hooks::resolve_hooks(&dir, &cwd, hooks, c);
-    let loader = resolve_loader(&dir, has_loader, loader, c);
+    let loader = resolve_loader(&dir, has_loader, embedded_loader, loader, c);
+    let uses_embedded = embedded_loader.is_some()
+        || Phase::ALL.into_iter().any(|phase| {
+            checks
+                .get(phase)
+                .is_some_and(|spec| matches!(spec.check, CheckSource::Embedded { .. }))
+        });
+    let program_build = program
+        .as_deref()
+        .filter(|_| uses_embedded)
+        .map(super::embedded::ProgramBuild::of);
     let notify = resolve_notify(&notify, &watchdog_sec, &notify_timeout, c);
     let identity = resolve_identity(
         &dir,
@@ -147,6 +171,8 @@ pub(super) fn resolve(
         hooks,
         limits,
         sockets,
+        replica: None,
+        program_build,
         dir,
     }
 }
@@ -395,7 +421,9 @@ fn resolve_after(
     let after = after.unwrap_or_default();
     let mut seen = BTreeSet::new();
     for a in &after {
-        if a == name {
+        let replica_of_itself =
+            super::replicas::split_name(a).is_some_and(|(parent, _)| parent == name);
+        if a == name || replica_of_itself {
             c.push(
                 key,
                 "a service cannot wait for itself",
@@ -482,9 +510,19 @@ fn resolve_grants(dir: &Path, grants: Option<RawGrants>, c: &mut Collector<'_>) 
 fn resolve_loader(
     dir: &Path,
     has_loader: bool,
+    embedded_loader: Option<&Path>,
     loader: Option<RawLoader>,
     c: &mut Collector<'_>,
 ) -> Option<LoaderSpec> {
+    if let Some(binary) = embedded_loader {
+        // No manifest, so no `[loader.config]`: the loader learns where
+        // its binary is (to name it in `spawn`) from `program`.
+        return Some(LoaderSpec {
+            path: binary.to_path_buf(),
+            config: vec![("program".into(), binary.display().to_string())],
+            embedded: true,
+        });
+    }
     match (has_loader, loader) {
         (true, l) => Some(LoaderSpec {
             path: dir.join(LOADER),
@@ -493,6 +531,7 @@ fn resolve_loader(
                 .unwrap_or_default()
                 .into_iter()
                 .collect(),
+            embedded: false,
         }),
         (false, Some(_)) => {
             c.push(

@@ -52,7 +52,10 @@ pub async fn validate(path: &Path, engine: &Engine) -> Validation {
         }
         _ => path,
     };
-    let single = path.join(MANIFEST).is_file() || path.join(LOADER).is_file() || has_wasm(path);
+    let single = path.join(MANIFEST).is_file()
+        || path.join(LOADER).is_file()
+        || has_wasm(path)
+        || !matches!(super::embedded::loader_binary(path), Ok(None));
     let (root, only) = if single {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let parent = absolute
@@ -157,7 +160,7 @@ async fn check_components(service: &Service, engine: &Engine, problems: &mut Vec
 
     if let Some(loader) = &service.loader {
         let mut c = Collector::new(&loader.path);
-        let source = CheckSource::File(loader.path.clone());
+        let source = loader.source();
         match engine.load_loader(&source).await {
             Err(err) => c.push(
                 "-",
@@ -166,7 +169,7 @@ async fn check_components(service: &Service, engine: &Engine, problems: &mut Vec
                  (`vigil inspect` shows what it is)",
             ),
             Ok(_) => {
-                if let Ok(bytes) = std::fs::read(&loader.path)
+                if let Some(bytes) = component_bytes(&source)
                     && let Some(schema) = schema_of(&bytes, "-", &mut c)
                 {
                     let mut in_manifest = Collector::new(&manifest);
@@ -201,6 +204,26 @@ async fn check_component(
             // Already reported as an unknown builtin.
             None => return,
         },
+        CheckSource::Embedded { binary, .. } => {
+            // A missing program, a malformed section or a missing role is
+            // reported by the manifest's own checks.
+            let Some(bytes) = component_bytes(check).filter(|_| binary.is_file()) else {
+                return;
+            };
+            if let Err(err) = engine.load_checker(check).await {
+                c.push(
+                    &check_field,
+                    format!("does not load as a check: {err}"),
+                    format!(
+                        "embed a component of the vigil:health `checker` world \
+                         (`vigil inspect {}` shows what it carries)",
+                        binary.display()
+                    ),
+                );
+                return;
+            }
+            (check.clone(), bytes)
+        }
         CheckSource::File(path) => {
             if !path.is_file() {
                 return; // reported by the manifest's own checks
@@ -233,6 +256,7 @@ async fn check_component(
         CheckSource::File(path) => path
             .file_name()
             .map_or_else(|| source.to_string(), |n| n.to_string_lossy().into_owned()),
+        CheckSource::Embedded { role, .. } => format!("embedded:{role}"),
     };
     // Python and JavaScript toolchains bind the whole world, so their
     // components import every capability whether they call it or not:
@@ -262,6 +286,17 @@ async fn check_component(
     };
     check_config(&schema, config, &place, c);
     check_grants(&schema, config, &service.grants, &service.dir, &place, c);
+}
+
+/// The bytes of a loader or check component, wherever it lives.
+fn component_bytes(source: &CheckSource) -> Option<Vec<u8>> {
+    match source {
+        CheckSource::Builtin(name) => builtins::lookup(name).map(<[u8]>::to_vec),
+        CheckSource::File(path) => std::fs::read(path).ok(),
+        CheckSource::Embedded { binary, role } => {
+            crate::wasm::embedded::elf::component(binary, role).ok()
+        }
+    }
 }
 
 /// The schema a component carries; `None` without one (its config cannot

@@ -25,6 +25,7 @@ use super::api::{
     StatusReport,
 };
 use crate::journal::Line;
+use crate::supervisor::replicas::Scaled;
 
 /// Errors talking to a running vigil.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +62,11 @@ pub enum ControlError {
 /// The result of start, stop or restart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
+    /// The service; for a replicated service's name, its first replica.
     pub service: ServiceStatus,
+    /// For a replicated service's name (`web`): every replica, by index
+    /// (`service` is the first). Empty for one service.
+    pub replicas: Vec<ServiceStatus>,
     /// False when the service had not settled (stopped, or a new child
     /// spawned) within its stop grace; `service` is then where it was.
     pub settled: bool,
@@ -132,11 +137,39 @@ impl Client {
 
     async fn action(&self, name: &str, action: &str) -> Result<Applied, ControlError> {
         let path = format!("/v1/services/{}/{action}", encode(name));
-        let (service, status) = self.json(Method::POST, &path).await?;
+        let (answer, status) = self.json::<serde_json::Value>(Method::POST, &path).await?;
+        let protocol = |e: serde_json::Error| ControlError::Protocol {
+            socket: self.socket.clone(),
+            reason: format!("{path}: {e}"),
+        };
+        let (service, replicas) = if answer.is_array() {
+            let replicas: Vec<ServiceStatus> = serde_json::from_value(answer).map_err(protocol)?;
+            let first = replicas
+                .first()
+                .cloned()
+                .ok_or_else(|| ControlError::Protocol {
+                    socket: self.socket.clone(),
+                    reason: format!("{path}: no replica in the answer"),
+                })?;
+            (first, replicas)
+        } else {
+            (
+                serde_json::from_value(answer).map_err(protocol)?,
+                Vec::new(),
+            )
+        };
         Ok(Applied {
             service,
+            replicas,
             settled: status == StatusCode::OK,
         })
+    }
+
+    /// `vigil scale NAME N`: run `instances` replicas of the replicated
+    /// service `name` from now on.
+    pub async fn scale(&self, name: &str, instances: u32) -> Result<Scaled, ControlError> {
+        let path = format!("/v1/services/{}/scale?instances={instances}", encode(name));
+        self.json(Method::POST, &path).await.map(|(v, _)| v)
     }
 
     /// Rescan the checks directory (like SIGHUP), and say why it was

@@ -330,6 +330,9 @@ fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

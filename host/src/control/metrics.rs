@@ -9,8 +9,12 @@
 //! | `vigil_service_ready` | gauge | service |
 //! | `vigil_service_restarts` (`_total`) | counter | service |
 //! | `vigil_service_start_time_seconds` | gauge, current child's spawn | service |
+//! | `vigil_service_pid` | gauge, a live child's pid | service, role (`current`, `successor`, `replaced`) |
 //! | `vigil_service_cpu_seconds` (`_total`) | counter, CPU time in its cgroup | service |
 //! | `vigil_service_memory_bytes` | gauge, memory charged to its cgroup | service |
+//!
+//! A replica's `vigil_service_*` series (`service="web@1"`) also carry its
+//! index as `instance="1"`.
 //! | `vigil_check_duration_seconds` | histogram | service, phase |
 //! | `vigil_check_outcomes` (`_total`) | counter | service, phase, outcome |
 //! | `vigil_wasm_memory_peak_bytes` | gauge, largest instance (memories and tables) a call grew to | |
@@ -34,6 +38,21 @@ use crate::wasm::Engine;
 const STATES: [&str; 9] = [
     "stopped", "waiting", "starting", "running", "ready", "stopping", "backoff", "exited", "failed",
 ];
+
+/// The labels of a service's series: `service`, then `extra`, and for a
+/// replica (`web@1`) its index as `instance` (Prometheus keeps a target's
+/// own `instance` label and calls this one `exported_instance`, unless
+/// the scrape has `honor_labels: true`).
+fn service_labels<'a>(name: &'a str, extra: Option<(&'a str, &'a str)>) -> Vec<(&'a str, &'a str)> {
+    let mut labels = vec![("service", name)];
+    labels.extend(extra);
+    if crate::config::replicas::split_name(name).is_some()
+        && let Some((_, index)) = name.rsplit_once('@')
+    {
+        labels.push(("instance", index));
+    }
+    labels
+}
 
 /// Reads the supervisor and the engine at each scrape.
 struct Live {
@@ -77,7 +96,7 @@ impl Collector for Live {
             )?;
             for (name, snap) in &snaps {
                 for state in STATES {
-                    let labels = [("service", name.as_str()), ("state", state)];
+                    let labels = service_labels(name, Some(("state", state)));
                     let value = i64::from(snap.status.as_str() == state);
                     ConstGauge::new(value).encode(m.encode_family(&labels)?)?;
                 }
@@ -91,7 +110,7 @@ impl Collector for Live {
                 MetricType::Gauge,
             )?;
             for (name, snap) in &snaps {
-                let labels = [("service", name.as_str())];
+                let labels = service_labels(name, None);
                 let ready = i64::from(snap.status == crate::supervisor::state::Status::Ready);
                 ConstGauge::new(ready).encode(m.encode_family(&labels)?)?;
             }
@@ -104,7 +123,7 @@ impl Collector for Live {
                 MetricType::Counter,
             )?;
             for (name, snap) in &snaps {
-                let labels = [("service", name.as_str())];
+                let labels = service_labels(name, None);
                 ConstCounter::new(u64::from(snap.restarts)).encode(m.encode_family(&labels)?)?;
             }
         }
@@ -117,8 +136,33 @@ impl Collector for Live {
             )?;
             for (name, snap) in &snaps {
                 if let Some(t) = snap.started_at {
-                    let labels = [("service", name.as_str())];
+                    let labels = service_labels(name, None);
                     ConstGauge::new(unix_secs(t)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            // One series per live child: outside a replace only `current`;
+            // while a replace runs, `successor` (the new child being judged)
+            // beside it, and after the switch `replaced` (the old child,
+            // draining) until it is reaped.
+            let mut m = encoder.encode_descriptor(
+                "vigil_service_pid",
+                "Pid of each live child of the service, by role: current, successor (a replace's new child), replaced (the old child draining)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (name, snap) in &snaps {
+                let roles = [
+                    ("current", snap.pid),
+                    ("successor", snap.successor),
+                    ("replaced", snap.predecessor),
+                ];
+                for (role, pid) in roles {
+                    if let Some(pid) = pid {
+                        let labels = [("service", name.as_str()), ("role", role)];
+                        ConstGauge::new(i64::from(pid)).encode(m.encode_family(&labels)?)?;
+                    }
                 }
             }
         }
@@ -132,7 +176,7 @@ impl Collector for Live {
             for (name, snap) in &snaps {
                 let used = snap.cgroup.as_ref().and_then(|c| c.cpu_usage());
                 if let Some(used) = used {
-                    let labels = [("service", name.as_str())];
+                    let labels = service_labels(name, None);
                     ConstCounter::new(used.as_secs_f64()).encode(m.encode_family(&labels)?)?;
                 }
             }
@@ -146,7 +190,7 @@ impl Collector for Live {
             )?;
             for (name, snap) in &snaps {
                 if let Some(bytes) = snap.cgroup.as_ref().and_then(|c| c.memory_usage()) {
-                    let labels = [("service", name.as_str())];
+                    let labels = service_labels(name, None);
                     ConstGauge::new(bytes as i64).encode(m.encode_family(&labels)?)?;
                 }
             }

@@ -20,6 +20,9 @@ pub mod metrics;
 pub mod page;
 pub mod server;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::path::{Path, PathBuf};
 
 use tokio::sync::oneshot;

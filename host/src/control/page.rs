@@ -8,7 +8,7 @@
 //! | `GET /api/status` | [`PageStatus`]: services, recent check results, recent journal lines, whether actions are on |
 //! | `GET /api/events` | Server-Sent Events: `journal` (one journal line) as it is recorded, `status` (a [`PageStatus`] without the journal) after a burst of lines and every 2 s |
 //! | `GET /api/logs/{name}` | the last lines of a service's log file, as JSON strings |
-//! | `POST /api/services/{name}/start\|stop\|restart` | only with `--http-token-file` |
+//! | `POST /api/services/{name}/start\|stop\|restart\|replace` | only with `--http-token-file` |
 //!
 //! # Safety of what it shows
 //! Everything on the page that a check, a service or its output controls
@@ -62,7 +62,7 @@ pub struct PageStatus {
     /// The last journal lines (only in `GET /api/status`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub journal: Vec<Line>,
-    /// Start, stop and restart are allowed (a token is configured).
+    /// Start, stop, restart and replace are allowed (a token is configured).
     pub actions: bool,
 }
 
@@ -144,8 +144,14 @@ fn page_status(state: &HttpState, journal: Vec<Line>) -> PageStatus {
 pub async fn status(State(state): State<Arc<HttpState>>) -> Response {
     let dir = state.page.state_dir.clone();
     let journal = tokio::task::spawn_blocking(move || {
-        let all = journal::read_all(&dir, journal::Options::default().keep);
-        all[all.len().saturating_sub(JOURNAL_LINES)..].to_vec()
+        journal::read_tail(
+            &dir,
+            journal::Options::default().keep,
+            JOURNAL_LINES,
+            0,
+            |_| true,
+        )
+        .0
     })
     .await
     .unwrap_or_default();
@@ -315,7 +321,12 @@ pub async fn action(
         "start" => Event::Start,
         "stop" => Event::Stop(Why::operator("status page: stop")),
         "restart" => Event::Restart(Why::operator("status page: restart")),
-        _ => return (StatusCode::NOT_FOUND, "start, stop or restart\n").into_response(),
+        // Answered at once as the others: the page shows the replace's
+        // progress live (both pids, then the switch or its failure).
+        "replace" => Event::Replace(Why::operator("status page: replace")),
+        _ => {
+            return (StatusCode::NOT_FOUND, "start, stop, restart or replace\n").into_response();
+        }
     };
     if !state.sup.send_and_sync(&name, event).await {
         return (StatusCode::NOT_FOUND, "no such service\n").into_response();

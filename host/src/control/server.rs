@@ -4,7 +4,8 @@
 //! | --- | --- |
 //! | `GET /v1/status` | [`StatusReport`] |
 //! | `GET /v1/status/{name}` | [`ServiceStatus`], 404 for an unknown name |
-//! | `POST /v1/services/{name}/start\|stop\|restart` | [`ServiceStatus`] once settled (202 if not within its grace) |
+//! | `POST /v1/services/{name}/start\|stop\|restart` | [`ServiceStatus`] once settled (202 if not within its grace); a list of them for a replicated service's name |
+//! | `POST /v1/services/{name}/scale?instances=N` | [`Scaled`](crate::supervisor::replicas::Scaled), 422 with the reason when refused |
 //! | `POST /v1/reload` | [`ReloadReply`], 422 with the reason when refused |
 //! | `POST /v1/shutdown` | [`ShutdownProgress`] lines, the last once every service stopped |
 //! | `GET /v1/checks?service=` | [`CheckHistory`](super::api::CheckHistory): recent check results with latency |
@@ -190,6 +191,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
     Router::new()
         .route("/v1/status", get(status_all))
         .route("/v1/status/{name}", get(status_one))
+        .route("/v1/services/{name}/scale", post(scale))
         .route("/v1/services/{name}/{action}", post(service_action))
         .route("/v1/reload", post(reload))
         .route("/v1/shutdown", post(shutdown))
@@ -413,15 +415,56 @@ async fn service_action(
             );
         }
     };
+    if state.sup.service(&name).is_none() {
+        // A replicated service's name: every replica, at once.
+        let replicas = state.sup.members(&name);
+        if !replicas.is_empty() {
+            let all = replicas
+                .iter()
+                .map(|r| settle(&state, r.name.clone(), event.clone()));
+            let mut answers = Vec::new();
+            let mut settled = true;
+            for answer in futures_util::future::join_all(all).await {
+                match answer {
+                    Ok((status, done)) => {
+                        settled &= done;
+                        answers.push(status);
+                    }
+                    // Retired by a scale meanwhile.
+                    Err(_) => continue,
+                }
+            }
+            let code = if settled {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            return (code, Json(answers)).into_response();
+        }
+    }
+    match settle(&state, name, event).await {
+        Ok((status, true)) => Json(status).into_response(),
+        Ok((status, false)) => (StatusCode::ACCEPTED, Json(status)).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Send `event` to the service `name` and wait until it has settled (see
+/// [`service_action`]): its status, and whether it settled in time.
+async fn settle(
+    state: &ControlState,
+    name: String,
+    event: Event,
+) -> Result<(ServiceStatus, bool), Response> {
     let Some(service) = state.sup.service(&name) else {
-        return unknown_service(&state.sup, &name);
+        return Err(unknown_service(&state.sup, &name));
     };
     let before = state.sup.snapshots().remove(&name);
     if matches!(event, Event::Start) {
         state.sup.start_held_dependencies(&name);
     }
     if !state.sup.send_and_sync(&name, event.clone()).await {
-        return unknown_service(&state.sup, &name);
+        return Err(unknown_service(&state.sup, &name));
     }
     // A start asked while the old child still stops is queued behind the
     // stop: it has settled once a new child runs, as for a restart.
@@ -457,11 +500,32 @@ async fn service_action(
     // for the new child's checks first.
     let limit = service.stop_grace + service.sockets.replace_timeout + Duration::from_secs(10);
     match state.sup.wait_for(&name, limit, settled).await {
-        Some(snap) => Json(service_status(&name, &snap)).into_response(),
+        Some(snap) => Ok((service_status(&name, &snap), true)),
         None => match state.sup.snapshots().get(&name) {
-            Some(snap) => (StatusCode::ACCEPTED, Json(service_status(&name, snap))).into_response(),
-            None => unknown_service(&state.sup, &name),
+            Some(snap) => Ok((service_status(&name, snap), false)),
+            None => Err(unknown_service(&state.sup, &name)),
         },
+    }
+}
+
+/// What `POST /v1/services/{name}/scale` takes.
+#[derive(Debug, serde::Deserialize)]
+pub struct ScaleQuery {
+    pub instances: u32,
+}
+
+/// `vigil scale NAME N`: the replicas there are once the new ones are
+/// started (not yet ready) or the surplus ones stopped.
+async fn scale(
+    State(state): State<Arc<ControlState>>,
+    UrlPath(name): UrlPath<String>,
+    Query(query): Query<ScaleQuery>,
+) -> Response {
+    use crate::supervisor::replicas::ScaleError;
+    match state.sup.scale(&name, query.instances).await {
+        Ok(scaled) => Json(scaled).into_response(),
+        Err(ScaleError::Unknown(_)) => unknown_service(&state.sup, &name),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     }
 }
 
@@ -526,15 +590,10 @@ async fn journal_lines(
     let wanted = query.clone();
     let n = query.lines.unwrap_or(DEFAULT_JOURNAL_LINES);
     let (past, recent) = tokio::task::spawn_blocking(move || {
-        let all = journal::read_all(&dir, journal::Options::default().keep);
-        let mine: Vec<&Line> = all.iter().filter(|l| wanted.matches(l)).collect();
-        let past: Vec<Line> = mine[mine.len().saturating_sub(n)..]
-            .iter()
-            .map(|l| (*l).clone())
-            .collect();
-        // Only the newest lines can also arrive live.
-        let recent: Vec<Line> = all[all.len().saturating_sub(256)..].to_vec();
-        (past, recent)
+        // Only the newest lines can also arrive live: 256 of them are kept.
+        journal::read_tail(&dir, journal::Options::default().keep, n, 256, |l| {
+            wanted.matches(l)
+        })
     })
     .await
     .unwrap_or_default();

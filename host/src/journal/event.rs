@@ -39,6 +39,8 @@ pub enum Cause {
     /// The kernel's OOM killer ended a process of the service (its cgroup
     /// reached `memory-max`).
     Oom,
+    /// `vigil scale` lowered the count of replicas below this one's index.
+    Scale,
 }
 
 impl Cause {
@@ -58,6 +60,7 @@ impl Cause {
             Cause::Schedule => "schedule",
             Cause::Hook => "hook",
             Cause::Oom => "oom",
+            Cause::Scale => "scale",
         }
     }
 }
@@ -213,6 +216,12 @@ pub enum Event {
         missed: String,
         last_run: String,
     },
+    /// `vigil scale` changed the count of a service's replicas (filed
+    /// under the service directory's name, `web`).
+    Scaled {
+        from: u32,
+        to: u32,
+    },
 }
 
 impl Event {
@@ -277,6 +286,7 @@ impl Event {
             Event::Replaced { .. } => "replaced",
             Event::ReplaceFailed { .. } => "replace-failed",
             Event::CatchUp { .. } => "catch-up",
+            Event::Scaled { .. } => "scaled",
         }
     }
 }

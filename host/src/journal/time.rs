@@ -49,7 +49,10 @@ pub fn parse_timestamp(text: &str) -> Option<SystemTime> {
         num(parts.next()?)?,
         num(parts.next()?)?,
     );
-    if parts.next().is_some() || date.len() != 10 || !(1..=12).contains(&month) {
+    // `YYYY-MM-DD` exactly: `10000-1-01` is ten characters too, but its
+    // year would not compare as text with the journal's four-digit ones.
+    let dashes = date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-';
+    if parts.next().is_some() || !dashes || !(1..=12).contains(&month) {
         return None;
     }
     if !(1..=days_in_month(year, month)).contains(&day) {

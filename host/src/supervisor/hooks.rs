@@ -4,14 +4,16 @@
 //! A command hook is the service's own command with the hook's argv
 //! ([`manifest_command`]), so it runs through the one spawn path with the
 //! service's cwd, environment and whatever that path applies to the
-//! service (user, cgroup, limits); its output goes to the service's log,
-//! each line marked with the hook's name, and its whole process group is
-//! SIGKILLed at its timeout and when it exits (a hook leaves nothing
-//! behind). A check hook is one call of the check through [`Probes`], in
+//! service (user, limits), in a cgroup of its own beside the service's
+//! ([`crate::cgroup::Tree::hook`]); its output goes to the service's log,
+//! each line marked with the hook's name, and its whole process group and
+//! cgroup are SIGKILLed at its timeout and when it exits (a hook leaves
+//! nothing behind). A check hook is one call of the check through [`Probes`], in
 //! the sandbox and with the grants of the service's checks, targeting the
 //! service's child. Either way the run is journaled (`hook`) before the
 //! reducer hears of it, so the journal shows a hook before what it caused.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,7 +24,8 @@ use tokio::sync::mpsc;
 
 use super::service::{Event, HookKind, ms};
 use super::task::Msg;
-use super::{ProbeTarget, Shared, logs, manifest_command, reaper, stop};
+use super::{ProbeTarget, Shared, logs, manifest_command, reaper, spawn, stop};
+use crate::cgroup::Cgroup;
 use crate::config::{HookAction, Service};
 use crate::journal::Event as Journal;
 use crate::sync::LockExt;
@@ -73,7 +76,8 @@ pub(super) struct Child {
 }
 
 /// Run `hook` of `svc` in the background; journal it, then answer the
-/// task with [`Event::Hook`] for `epoch`.
+/// task with the event `answer` makes of its result ([`Event::Hook`] for
+/// the current life, a replace's own for a replace's children).
 pub(super) fn run(
     shared: &Arc<Shared>,
     svc: &Arc<Service>,
@@ -81,7 +85,7 @@ pub(super) fn run(
     tx: &mpsc::UnboundedSender<Msg>,
     child: Child,
     hook: HookKind,
-    epoch: u64,
+    answer: impl FnOnce(Result<(), String>) -> Event + Send + 'static,
 ) {
     let (shared, svc, sink, tx) = (shared.clone(), svc.clone(), sink.clone(), tx.clone());
     tokio::spawn(async move {
@@ -142,11 +146,7 @@ pub(super) fn run(
             Outcome::Ok => Ok(()),
             other => Err(other.reason().unwrap_or_default()),
         };
-        let _ = tx.send(Msg::Event(Event::Hook {
-            epoch,
-            hook,
-            result,
-        }));
+        let _ = tx.send(Msg::Event(answer(result)));
     });
 }
 
@@ -178,6 +178,68 @@ async fn run_command(
             .env
             .push(("VIGIL_SERVICE_PID".into(), pid.to_string()));
     }
+    command.rlimits = svc.limits.rlimit_pairs();
+    let cgroup = match hook_cgroup(shared, svc, hook, &mut command) {
+        Ok(cgroup) => cgroup,
+        Err(e) => return (Outcome::Failed(e), None),
+    };
+    let (outcome, output) =
+        run_spawned(shared, sink, command, hook, timeout, cgroup.as_ref()).await;
+    if let Some(cgroup) = cgroup {
+        end_cgroup(&cgroup).await;
+    }
+    (outcome, output)
+}
+
+/// The cgroup of this run of `hook` (see [`crate::cgroup::Tree::hook`]),
+/// made with the service's limits, and `command` set to be created in it;
+/// `None` without cgroups.
+fn hook_cgroup(
+    shared: &Arc<Shared>,
+    svc: &Service,
+    hook: HookKind,
+    command: &mut spawn::Command,
+) -> Result<Option<Cgroup>, String> {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let Some(tree) = &shared.options.cgroups else {
+        return Ok(None);
+    };
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let mut cgroup = tree.hook(&svc.name, &format!("{hook}-{run}"));
+    let join = cgroup.prepare(&svc.limits.cgroup).map_err(|e| {
+        format!(
+            "cannot set up the hook's cgroup {}: {e}",
+            cgroup.path().display()
+        )
+    })?;
+    command.cgroup_into = join.into;
+    command.cgroup_procs = join.procs;
+    Ok(Some(cgroup))
+}
+
+/// The hook's cgroup is removed once empty (its processes were killed by
+/// [`kill_rest`]) (bounded by [`DRAIN`]; a cgroup the kernel still
+/// counts as populated is left for the instance's removal at shutdown).
+async fn end_cgroup(cgroup: &Cgroup) {
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    while cgroup.populated() {
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cgroup.remove();
+}
+
+/// Spawn a command hook and run it to its end or its timeout.
+async fn run_spawned(
+    shared: &Arc<Shared>,
+    sink: &Arc<logs::LogSink>,
+    command: spawn::Command,
+    hook: HookKind,
+    timeout: Duration,
+    cgroup: Option<&Cgroup>,
+) -> (Outcome, Option<String>) {
     let (exit_tx, mut exit_rx) = tokio::sync::oneshot::channel();
     let route: reaper::Route = Box::new(move |status| {
         let _ = exit_tx.send(status);
@@ -203,12 +265,12 @@ async fn run_command(
             let _ = stop::signal_group(group, Signal::SIGKILL);
             // SIGKILL cannot be caught: the reaper delivers soon.
             let _ = tokio::time::timeout(Duration::from_secs(5), exit_rx).await;
-            kill_rest(group);
+            kill_rest(group, cgroup);
             drain(pumps).await;
             return (Outcome::Timeout(timeout), tail.lock_unpoisoned().text());
         }
     };
-    kill_rest(group);
+    kill_rest(group, cgroup);
     drain(pumps).await;
     let output = tail.lock_unpoisoned().text();
     let outcome = match status {
@@ -219,9 +281,13 @@ async fn run_command(
     (outcome, output)
 }
 
-/// What a hook left in its process group goes with it.
-fn kill_rest(group: Pid) {
+/// What a hook left in its process group, and in its cgroup (a process
+/// that called `setsid` and may hold its output pipe open), goes with it.
+fn kill_rest(group: Pid, cgroup: Option<&Cgroup>) {
     let _ = stop::signal_group(group, Signal::SIGKILL);
+    if let Some(cgroup) = cgroup {
+        cgroup.kill();
+    }
 }
 
 /// Wait (bounded) for the output pumps to reach the end of their pipes.

@@ -82,13 +82,39 @@ fn flags() -> AddWatchFlags {
         | AddWatchFlags::IN_ATTRIB
 }
 
+/// The checks directory itself: its entries, and its own move or removal.
+fn top_flags() -> AddWatchFlags {
+    flags() | AddWatchFlags::IN_MOVE_SELF | AddWatchFlags::IN_DELETE_SELF
+}
+
+/// The checks directory's parent: entries that come and go (filtered to
+/// the checks directory's name).
+fn parent_flags() -> AddWatchFlags {
+    AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_ONLYDIR
+}
+
 impl Watcher {
     /// Start watching `dir`. `quiet` is the debounce period.
     pub fn new(dir: &Path, quiet: Duration) -> nix::Result<Watcher> {
         let inotify = Inotify::init(InitFlags::IN_CLOEXEC)?;
         let mut watches: HashMap<WatchDescriptor, Option<String>> = HashMap::new();
-        watches.insert(inotify.add_watch(dir, flags())?, None);
+        let top_wd = inotify.add_watch(dir, top_flags())?;
+        watches.insert(top_wd, None);
+        let mut top = Some(top_wd);
         add_service_watches(&inotify, dir, &mut watches);
+        // A watch follows its directory's inode: when the checks directory
+        // is replaced (moved away, a copy moved in, as a deploy does), the
+        // watch would stay on the old one and no new service directory
+        // would ever be seen. The parent tells when the name comes back.
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let parent_wd = inotify.add_watch(parent, parent_flags()).ok();
         let (tx, rx) = mpsc::unbounded_channel();
         let dir: PathBuf = dir.to_path_buf();
         std::thread::Builder::new()
@@ -104,6 +130,41 @@ impl Watcher {
                         }
                     };
                     for event in events {
+                        if Some(event.wd) == parent_wd {
+                            if event.name.as_deref() != dir.file_name() {
+                                continue;
+                            }
+                            // The checks directory's name came or went: watch
+                            // whatever it names now, and rescan.
+                            if let Some(old) = top.take() {
+                                let _ = inotify.rm_watch(old);
+                                watches.remove(&old);
+                            }
+                            if let Ok(wd) = inotify.add_watch(&dir, top_flags()) {
+                                watches.insert(wd, None);
+                                top = Some(wd);
+                                add_service_watches(&inotify, &dir, &mut watches);
+                            }
+                            if tx.send(None).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        if Some(event.wd) == top
+                            && event.mask.intersects(
+                                AddWatchFlags::IN_MOVE_SELF
+                                    | AddWatchFlags::IN_DELETE_SELF
+                                    | AddWatchFlags::IN_IGNORED,
+                            )
+                        {
+                            // Moved or deleted: it no longer is the checks
+                            // directory (the parent's event says what is).
+                            if let Some(old) = top.take() {
+                                let _ = inotify.rm_watch(old);
+                                watches.remove(&old);
+                            }
+                            continue;
+                        }
                         let owner = watches.get(&event.wd).cloned().flatten();
                         // Inside a service directory only the manifest and
                         // components matter: a service writing its own files

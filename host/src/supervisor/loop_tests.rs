@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use super::service::{Action, History, LoaderEvent};
 use super::state::Status;
 use super::*;
-use crate::config::{CheckSpec, Checks, GrantSpec, RestartPolicy, Service};
+use crate::config::{CheckSpec, GrantSpec, Service};
 use crate::journal::{self, Journal as JournalFile};
 use crate::procfs;
 use crate::test_support::{SOON, TempDir, wait_until_async};
@@ -42,29 +42,9 @@ impl Probes for FnProbes {
 /// A service running `argv`, with no checks; other tests build on it.
 pub(super) fn service(name: &str, argv: &[&str]) -> Service {
     Service {
-        name: name.into(),
-        dir: std::env::temp_dir(),
-        command: Some(argv.iter().map(|s| s.to_string()).collect()),
         env: vec![("PATH".into(), std::env::var("PATH").unwrap_or_default())],
-        inherit_env: vec![],
-        cwd: std::env::temp_dir(),
-        stop_signal: Signal::SIGTERM,
         stop_grace: Duration::from_secs(2),
-        restart: RestartPolicy::default(),
-        after: vec![],
-        requires: vec![],
-        notify: None,
-        grants: GrantSpec::default(),
-        checks: Checks::default(),
-        loader: None,
-        identity: Default::default(),
-        log: Default::default(),
-        autostart: true,
-        executable: None,
-        job: None,
-        hooks: Default::default(),
-        limits: Default::default(),
-        sockets: Default::default(),
+        ..Service::for_test(name, std::env::temp_dir(), argv)
     }
 }
 

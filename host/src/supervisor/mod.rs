@@ -21,6 +21,7 @@ pub mod probes;
 pub mod reaper;
 pub mod recover;
 mod reload_plan;
+pub mod replicas;
 mod schedule;
 pub mod service;
 mod shutdown;
@@ -93,6 +94,17 @@ pub trait Probes: Send + Sync + 'static {
         event: LoaderEvent,
         history: History,
     ) -> BoxFuture<Result<Action, String>>;
+    /// Ask the service's loader about a step of a replace: `None` when it
+    /// has no `replace-policy` export (WIT 0.1.2), so it is not asked.
+    fn decide_replace(
+        &self,
+        service: Arc<Service>,
+        event: service::ReplaceQuestion,
+        history: History,
+    ) -> BoxFuture<Result<Option<service::ReplaceAnswer>, String>> {
+        let _ = (service, event, history);
+        Box::pin(async move { Ok(None) })
+    }
     /// The command to spawn: the manifest's, or the loader's `spawn`.
     fn command(
         &self,
@@ -182,6 +194,9 @@ struct Shared {
     /// Each service's last spawn journaled by previous instances, taken
     /// by a job's scheduler for `catch-up` (supervisor/schedule.rs).
     last_runs: std::sync::Mutex<BTreeMap<String, SystemTime>>,
+    /// `vigil scale` counts; held across a scale or a reload so that the
+    /// two never interleave.
+    targets: tokio::sync::Mutex<replicas::Targets>,
 }
 
 impl Shared {
@@ -210,28 +225,48 @@ impl Shared {
 
     /// The services in `service`'s `after` list that do not satisfy it yet
     /// (what a `waiting` service waits for).
+    /// A replicated dependency (`after = ["web"]`) waits for every one of
+    /// its replicas, each listed.
     fn unsatisfied_deps(&self, service: &Service) -> Vec<String> {
         let services = self.services.read_unpoisoned();
-        service
-            .after
-            .iter()
-            .filter(|d| {
-                !services
-                    .get(*d)
-                    .is_some_and(|h| h.snapshot.borrow().satisfies_after)
-            })
-            .cloned()
-            .collect()
+        let mut waiting = Vec::new();
+        for d in &service.after {
+            if let Some(h) = services.get(d) {
+                if !h.snapshot.borrow().satisfies_after {
+                    waiting.push(d.clone());
+                }
+                continue;
+            }
+            let replicas: Vec<&Handle> = services
+                .values()
+                .filter(|h| h.service.answers_to(d))
+                .collect();
+            if replicas.is_empty() {
+                waiting.push(d.clone());
+            }
+            for h in replicas {
+                if !h.snapshot.borrow().satisfies_after {
+                    waiting.push(h.service.name.clone());
+                }
+            }
+        }
+        waiting
     }
 
     /// `name`'s child is going or gone: stop every service that requires
     /// it (each starts again once its dependencies are ready).
+    /// A replica stands for its group too (`requires = ["web"]`) while it
+    /// is in the table: not once retired by a scale-down, the group going
+    /// on without it.
     fn dependency_gone(&self, name: &str) {
         let dependents: Vec<String> = {
             let services = self.services.read_unpoisoned();
+            let Some(gone) = services.get(name).map(|h| h.service.clone()) else {
+                return;
+            };
             services
                 .values()
-                .filter(|h| h.service.requires.iter().any(|r| r == name))
+                .filter(|h| h.service.requires.iter().any(|r| gone.answers_to(r)))
                 .map(|h| h.service.name.clone())
                 .collect()
         };
@@ -241,12 +276,20 @@ impl Shared {
     }
 
     /// `name` changed: tell every service waiting on it.
+    /// `name` may be a replica (its group's dependents are told) or one
+    /// just retired (no longer in the table).
     fn notify_dependents(&self, name: &str) {
+        let group = crate::config::replicas::split_name(name).map(|(parent, _)| parent);
         let dependents: Vec<Arc<Service>> = {
             let services = self.services.read_unpoisoned();
             services
                 .values()
-                .filter(|h| h.service.after.iter().any(|a| a == name))
+                .filter(|h| {
+                    h.service
+                        .after
+                        .iter()
+                        .any(|a| a == name || Some(a.as_str()) == group)
+                })
                 .map(|h| h.service.clone())
                 .collect()
         };
@@ -311,6 +354,7 @@ impl Supervisor {
                 groups: Groups::new(),
                 sockets: sockets::Sockets::default(),
                 last_runs,
+                targets: tokio::sync::Mutex::default(),
             }),
         })
     }
@@ -394,17 +438,19 @@ impl Supervisor {
             let Some(svc) = self.service(&n) else {
                 continue;
             };
-            for dep in &svc.after {
+            // A replicated dependency (`after = ["web"]`): each replica.
+            let deps = svc.after.iter().flat_map(|d| self.members(d));
+            for dep in deps.map(|d| d.name.clone()) {
                 if !seen.insert(dep.clone()) {
                     continue;
                 }
                 let held = self
-                    .watcher(dep)
+                    .watcher(&dep)
                     .is_some_and(|rx| rx.borrow().note.is_some());
-                if held && self.send(dep, Event::Start) {
+                if held && self.send(&dep, Event::Start) {
                     started.push(dep.clone());
                 }
-                todo.push(dep.clone());
+                todo.push(dep);
             }
         }
         started
@@ -522,7 +568,22 @@ impl Supervisor {
     /// `touched` names services whose files changed on disk (a `.wasm` may
     /// have changed under the same manifest): their checks and loader are
     /// reloaded without touching the child. `None` reloads every one.
+    ///
+    /// A group `vigil scale` scaled keeps its count unless the manifest's
+    /// `instances` changed (see [`replicas::retarget`]).
     pub async fn reload(&self, services: Vec<Service>, touched: Option<&BTreeSet<String>>) {
+        let mut targets = self.shared.targets.lock().await;
+        let (services, problems) = replicas::retarget(&mut targets, services);
+        for p in problems {
+            let service = p
+                .path
+                .parent()
+                .and_then(|d| d.file_name())
+                .and_then(|n| n.to_str())
+                .map(str::to_string);
+            let message = format!("vigil scale's count cannot be kept: {p}");
+            self.journal(service.as_deref(), &Journal::Warning { message });
+        }
         let current: BTreeMap<String, (Arc<Service>, Status)> = {
             let map = self.shared.services.read_unpoisoned();
             map.iter()
@@ -575,6 +636,14 @@ impl Supervisor {
                         }
                     }
                 }
+                reload_plan::Action::Remove { name }
+                    if crate::config::replicas::split_name(&name).is_some()
+                        && current.get(&name).is_some_and(|(s, _)| s.replica.is_some()) =>
+                {
+                    // A replica the manifest's `instances` no longer asks for.
+                    let why = Why::new(Cause::Removed, "removed by a reload");
+                    self.retire(&[name], why).await;
+                }
                 reload_plan::Action::Remove { name } => {
                     let why = Why::new(Cause::Removed, "removed by a reload");
                     self.stop_and_wait(&name, Duration::from_secs(60), why)
@@ -589,6 +658,7 @@ impl Supervisor {
             }
         }
         self.start(new);
+        drop(targets);
     }
 
     async fn stop_and_wait(&self, name: &str, timeout: Duration, why: Why) {
@@ -645,3 +715,5 @@ impl Supervisor {
         }
     }
 }
+#[cfg(test)]
+mod fuzz_tests;

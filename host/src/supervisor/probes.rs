@@ -5,13 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::service::{Action, History, HookKind, LoaderEvent, ms};
+use super::service::{Action, History, HookKind, LoaderEvent, ReplaceAnswer, ReplaceQuestion, ms};
 use super::{BoxFuture, ProbeTarget, Probes, manifest_command, spawn};
 use crate::config::{HookAction, Service};
 use crate::sync::LockExt;
-use crate::wasm::{
-    self, CheckSource, Checker, Engine, ExitStatus, Loader, Phase, Sandbox, Target, Verdict,
-};
+use crate::wasm::{self, Checker, Engine, ExitStatus, Loader, Phase, Sandbox, Target, Verdict};
 
 type CheckerCache = Mutex<HashMap<(String, Phase), (Checker, Arc<Sandbox>)>>;
 
@@ -73,7 +71,7 @@ fn wit_exit(status: ExitStatus, uptime: Duration) -> wasm::Exit {
     }
 }
 
-fn wit_event(event: &LoaderEvent) -> wasm::Event {
+pub(crate) fn wit_event(event: &LoaderEvent) -> wasm::Event {
     match event {
         LoaderEvent::Started(pid) => wasm::Event::Started(*pid),
         LoaderEvent::Ready => wasm::Event::Ready,
@@ -90,7 +88,38 @@ fn wit_event(event: &LoaderEvent) -> wasm::Event {
     }
 }
 
-fn wit_history(h: &History) -> wasm::History {
+/// A step of a replace as WIT 0.1.2's `replace-event`.
+fn wit_replace_event(event: &ReplaceQuestion) -> wasm::LoaderReplaceEvent {
+    let pid = |p: i32| p.unsigned_abs();
+    match event {
+        ReplaceQuestion::Requested {
+            pid: p,
+            cause,
+            reason,
+        } => wasm::LoaderReplaceEvent::Requested(wasm::ReplaceRequest {
+            pid: pid(*p),
+            cause: cause.as_str().to_string(),
+            reason: reason.clone(),
+        }),
+        ReplaceQuestion::NewReady { old_pid, new_pid } => {
+            wasm::LoaderReplaceEvent::NewReady(wasm::ReplaceChildren {
+                old_pid: pid(*old_pid),
+                new_pid: pid(*new_pid),
+            })
+        }
+        ReplaceQuestion::Failed {
+            old_pid,
+            new_pid,
+            reason,
+        } => wasm::LoaderReplaceEvent::Failed(wasm::ReplaceFailure {
+            old_pid: pid(*old_pid),
+            new_pid: new_pid.map(pid),
+            reason: reason.clone(),
+        }),
+    }
+}
+
+pub(crate) fn wit_history(h: &History) -> wasm::History {
     wasm::History {
         service: h.service.clone(),
         restarts: h.restarts,
@@ -112,7 +141,7 @@ impl WasmProbes {
         }
         let loader = self
             .engine
-            .load_loader(&CheckSource::File(spec.path.clone()))
+            .load_loader(&spec.source())
             .await
             .map_err(|e| e.to_string())?;
         self.loaders
@@ -257,6 +286,34 @@ impl Probes for WasmProbes {
                 wasm::Action::Stop(reason) => Action::Stop(reason),
                 wasm::Action::Kill(sig) => Action::Kill(sig),
             })
+        })
+    }
+
+    fn decide_replace(
+        &self,
+        service: Arc<Service>,
+        event: ReplaceQuestion,
+        history: History,
+    ) -> BoxFuture<Result<Option<ReplaceAnswer>, String>> {
+        let me = WasmProbes {
+            engine: self.engine.clone(),
+            checkers: self.checkers.clone(),
+            loaders: self.loaders.clone(),
+        };
+        Box::pin(async move {
+            let loader = me.loader(&service).await?;
+            if !loader.takes_part_in_replaces() {
+                return Ok(None);
+            }
+            let decision = loader
+                .decide_replace(&wit_replace_event(&event), &wit_history(&history))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(decision.map(|d| match d {
+                wasm::ReplaceDecision::Proceed => ReplaceAnswer::Proceed,
+                wasm::ReplaceDecision::Restart => ReplaceAnswer::Restart,
+                wasm::ReplaceDecision::Refuse(reason) => ReplaceAnswer::Refuse(reason),
+            }))
         })
     }
 

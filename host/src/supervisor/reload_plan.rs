@@ -84,7 +84,8 @@ pub fn plan(
         match current.get(&service.name) {
             None => actions.push(Action::Add(service)),
             Some((old, _)) if **old == service => {
-                let was_touched = touched.is_none_or(|t| t.contains(&service.name));
+                // Files are touched by service directory: a replica's group.
+                let was_touched = touched.is_none_or(|t| t.contains(service.group()));
                 if was_touched {
                     actions.push(Action::Forget {
                         name: service.name,
@@ -124,6 +125,7 @@ pub fn restart_change(old: &Service, new: &Service) -> String {
         ("notify", old.notify != new.notify),
         ("executable", old.executable != new.executable),
         ("limits", old.limits != new.limits),
+        ("binary", old.program_build != new.program_build),
     ];
     let changed: Vec<&str> = parts
         .iter()

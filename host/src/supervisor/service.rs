@@ -51,8 +51,8 @@ use crate::config::{Checks, NotifySpec, RestartMode, RestartPolicy, Service};
 use crate::journal::{Cause, Event as Journal};
 use crate::wasm::{ExitStatus, Phase, Verdict};
 pub use events::{
-    Action, Effect, Event, History, HookKind, LoaderEvent, Notify, ReplaceEvent, ReplaceTimer,
-    Timer, TimerKind, Why,
+    Action, Effect, Event, History, HookKind, LoaderEvent, Notify, ReplaceAnswer, ReplaceEvent,
+    ReplaceQuestion, ReplaceTimer, Timer, TimerKind, Why,
 };
 use policy::RestartBook;
 
@@ -160,9 +160,18 @@ pub struct ServiceState {
     predecessor: Option<replace::Predecessor>,
     /// Why the predecessor is stopped (for its `exited` and `killed`).
     replaced_why: Option<Why>,
+    /// The number of the last replace that took over (its old child's
+    /// post-stop hook is that replace's).
+    replaced_seq: u64,
     /// Replaces that ended, and why the last one failed.
     replaces_done: u64,
     replace_failure: Option<String>,
+    /// Questions asked of the loader's `decide-replace` so far.
+    replace_questions: u64,
+    /// A replace asked for, while the loader is asked whether it goes on.
+    replace_asked: Option<(u64, Why)>,
+    /// The question that told the loader of the last failed replace.
+    failed_question: u64,
 }
 
 fn idx(phase: Phase) -> usize {
@@ -222,8 +231,12 @@ impl ServiceState {
             successor: None,
             predecessor: None,
             replaced_why: None,
+            replaced_seq: 0,
             replaces_done: 0,
             replace_failure: None,
+            replace_questions: 0,
+            replace_asked: None,
+            failed_question: 0,
         }
     }
 

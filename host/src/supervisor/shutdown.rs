@@ -33,10 +33,12 @@ pub struct Stop {
 /// One [`Stop`] for each of `services`, in their order (they all run at
 /// once, each waiting for its dependents).
 pub fn plan(services: &[Arc<Service>]) -> Vec<Stop> {
-    let dependents = |name: &str| -> Vec<String> {
+    // `after = ["web"]` waits for every replica of `web`: each is stopped
+    // after its dependents.
+    let dependents = |of: &Service| -> Vec<String> {
         services
             .iter()
-            .filter(|d| d.after.iter().any(|a| a == name))
+            .filter(|d| d.after.iter().any(|a| of.answers_to(a)))
             .map(|d| d.name.clone())
             .collect()
     };
@@ -46,7 +48,7 @@ pub fn plan(services: &[Arc<Service>]) -> Vec<Stop> {
     services
         .iter()
         .map(|s| {
-            let dependents = dependents(&s.name);
+            let dependents = dependents(s);
             let wait_dependents = dependents
                 .iter()
                 .map(|d| down_within(d, &by_name, &mut down_by, &mut Vec::new()))
@@ -93,7 +95,7 @@ fn down_within(
     path.push(name.to_owned());
     let dependents: Vec<&str> = services
         .values()
-        .filter(|d| d.after.iter().any(|a| a == name))
+        .filter(|d| d.after.iter().any(|a| service.answers_to(a)))
         .map(|d| d.name.as_str())
         .collect();
     let above = dependents

@@ -77,14 +77,15 @@ pub fn service_alive(pgid: Pid, cgroup: Option<&Cgroup>) -> bool {
 }
 
 /// Send `sig` to a service's child: its process group, and everything in
-/// its cgroup (SIGKILL through `cgroup.kill` where the kernel has it).
+/// its cgroup that left the group (SIGKILL through `cgroup.kill` where the
+/// kernel has it). Each process gets `sig` once.
 pub fn signal_service(pgid: Pid, cgroup: Option<&Cgroup>, sig: Signal) -> nix::Result<()> {
     let sent = signal_group(pgid, sig);
     if let Some(cgroup) = cgroup {
         if sig == Signal::SIGKILL {
             cgroup.kill();
         } else {
-            cgroup.signal(sig);
+            cgroup.signal_outside_group(sig, pgid.as_raw());
         }
     }
     sent

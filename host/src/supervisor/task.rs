@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 
 use super::notify::{Groups, Inbox, Notification};
-use super::service::{Effect, Event, Notify, ReplaceEvent, ServiceState, TimerKind};
+use super::service::{Effect, Event, HookKind, Notify, ReplaceEvent, ServiceState, TimerKind};
 use super::state::Status;
 use super::timers::{self, Timers};
 use super::{
@@ -208,8 +208,13 @@ pub(super) async fn service_task(
             // STATUS= belongs to the child that sent it.
             local.status_text = None;
         }
-        if state.pid() != pid_before && state.pid() == local.successor_group {
+        if state.pid() != pid_before
+            && state.pid().is_some()
+            && state.predecessor_pid() == pid_before
+            && pid_before.is_some()
+        {
             // A replace's new child took over.
+            local.predecessor_wall = local.started_wall;
             local.started_wall = local.successor_wall;
         }
         local.list_group(&shared.groups, state.pid().filter(|_| svc.notify.is_some()));
@@ -321,6 +326,8 @@ pub(super) struct Local {
     successor_group: Option<i32>,
     /// When that child was spawned, wall clock.
     successor_wall: SystemTime,
+    /// When the child a replace took over from was spawned, wall clock.
+    predecessor_wall: SystemTime,
 }
 
 impl Local {
@@ -343,6 +350,7 @@ impl Local {
             awaiting_connection: false,
             successor_group: None,
             successor_wall: SystemTime::now(),
+            predecessor_wall: SystemTime::now(),
         }
     }
 
@@ -553,7 +561,68 @@ async fn perform(
                 started_at: local.started_wall,
                 restarts: state.restarts(),
             };
-            hooks::run(shared, svc, sink, tx, child, hook, epoch);
+            let answer = move |result| Event::Hook {
+                epoch,
+                hook,
+                result,
+            };
+            hooks::run(shared, svc, sink, tx, child, hook, answer);
+            None
+        }
+        Effect::RunReplaceHook { hook, seq, pid } => {
+            let started_at = match hook {
+                HookKind::PreStart | HookKind::PostStart => local.successor_wall,
+                HookKind::PreStop | HookKind::PostStop => local.predecessor_wall,
+            };
+            let child = hooks::Child {
+                pid,
+                started_at,
+                restarts: state.restarts(),
+            };
+            let answer = move |result| Event::Replacement(ReplaceEvent::Hook { seq, hook, result });
+            hooks::run(shared, svc, sink, tx, child, hook, answer);
+            None
+        }
+        Effect::DecideReplace {
+            question,
+            event,
+            history,
+        } => {
+            let fut = shared.probes.decide_replace(svc.clone(), event, history);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let answer = fut.await;
+                let _ = tx.send(Msg::Event(Event::Replacement(ReplaceEvent::Decided {
+                    question,
+                    answer,
+                })));
+            });
+            None
+        }
+        Effect::WatchReplaced { pgid, seq } => {
+            // By process group only: the new child shares the cgroup.
+            let group = Pid::from_raw(pgid);
+            let gone = Event::Replacement(ReplaceEvent::OldGroupGone { seq });
+            if !stop::service_alive(group, None) {
+                return Some(gone);
+            }
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                // Its members are SIGKILLed at the end of its grace by
+                // the reducer; this only reports the end.
+                while !stop::wait_service_gone(
+                    group,
+                    None,
+                    Some(tokio::time::Instant::now() + GROUP_POLL),
+                )
+                .await
+                {
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+                let _ = tx.send(Msg::Event(gone));
+            });
             None
         }
         Effect::Status(status) => {

@@ -47,6 +47,25 @@ pub mod loader {
     });
 }
 
+/// Bindings for the `replace-loader` world (new in 0.1.2): the `loader`
+/// world plus the `replace-policy` export. Only its export is new: its
+/// imports and the policy types are the `loader` world's, so a loader of
+/// either world links to the same linker, and one built for `loader` is
+/// simply not asked about replaces.
+pub mod replace_loader {
+    wasmtime::component::bindgen!({
+        path: "../guest-sdk/wit",
+        world: "replace-loader",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "vigil:health/types": crate::wasm::bindings::checker::vigil::health::types,
+            "vigil:health/log": crate::wasm::bindings::checker::vigil::health::log,
+            "vigil:health/policy": crate::wasm::bindings::loader::vigil::health::policy,
+        },
+    });
+}
+
 pub use checker::vigil::health::types::{ErrorCode, Outcome, Phase, Target};
 pub use loader::vigil::health::policy::ExitStatus;
 

@@ -96,5 +96,8 @@ fn size_of(source: &CheckSource) -> Option<u64> {
     match source {
         CheckSource::Builtin(name) => builtins::lookup(name).map(|b| b.len() as u64),
         CheckSource::File(path) => std::fs::metadata(path).ok().map(|m| m.len()),
+        CheckSource::Embedded { binary, role } => crate::wasm::embedded::elf::read_binary(binary)
+            .ok()
+            .and_then(|e| e.component(role).map(|c| c.len() as u64)),
     }
 }

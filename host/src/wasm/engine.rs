@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, types::ComponentItem};
 use wasmtime::{
@@ -22,7 +22,7 @@ use super::store::{Capabilities, HostState};
 use super::warm::WarmInstances;
 use super::{
     CheckSource, Checker, LoadError, Loader, Sandbox, WIT_VERSION, builtins, contract_compatible,
-    inspect,
+    embedded, inspect,
 };
 
 /// How often the epoch advances: the granularity of CPU deadlines and of
@@ -131,7 +131,13 @@ struct Inner {
     engine: wasmtime::Engine,
     cache: ComponentCache,
     checker_linker: Linker<HostState>,
-    loader_linker: Linker<HostState>,
+    /// Built on the first loader: `vigil check` never loads one, and
+    /// linking WASI's few hundred functions is a tenth of its whole run.
+    loader_linker: std::sync::OnceLock<Result<Linker<HostState>, String>>,
+    /// A short-lived process with one check to run (`vigil check`,
+    /// `vigil daemonize`): cache lookups run on the calling thread instead
+    /// of starting a blocking-pool thread for one small read.
+    one_shot: bool,
     /// Builtin checks, loaded and linked once and shared by every service
     /// naming them: their compiled code is mapped once instead of once per
     /// service, and their finished instances are reused (see [`super::warm`]).
@@ -217,10 +223,6 @@ impl Engine {
             |s| s,
         )
         .map_err(config_error)?;
-        let mut loader_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut loader_linker).map_err(config_error)?;
-        bindings::loader::Loader::add_to_linker::<_, HasSelf<HostState>>(&mut loader_linker, |s| s)
-            .map_err(config_error)?;
         let cache = ComponentCache::new(options.cache_dir);
         let call_slots = instances.min(MAX_CONCURRENT_CALLS) as usize;
         let calls = tokio::sync::Semaphore::new(call_slots);
@@ -234,7 +236,8 @@ impl Engine {
                 engine,
                 cache,
                 checker_linker,
-                loader_linker,
+                loader_linker: std::sync::OnceLock::new(),
+                one_shot: !pooling,
                 builtin_checkers: Default::default(),
                 stores_created: AtomicU64::new(0),
             }),
@@ -304,14 +307,25 @@ impl Engine {
     /// Loads a loader, type-checked against the `loader` world.
     pub async fn load_loader(&self, source: &CheckSource) -> Result<Loader, LoadError> {
         let (component, _) = self.load_component(source).await?;
-        let pre = self
+        let linker = self
             .inner
             .loader_linker
+            .get_or_init(|| loader_linker(&self.inner.engine))
+            .as_ref()
+            .map_err(|message| LoadError::Invalid {
+                check: source.clone(),
+                message: message.clone(),
+            })?;
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|err| self.world_error(source, &component, "loader", &err))?;
+        // A loader of world `replace-loader` (0.1.2) also exports
+        // `replace-policy`; any other is a plain loader, never asked about
+        // a replace.
+        let replace = bindings::replace_loader::ReplaceLoaderPre::new(pre.clone()).ok();
         let pre = bindings::loader::LoaderPre::new(pre)
             .map_err(|err| self.world_error(source, &component, "loader", &err))?;
-        Ok(Loader::new(self.clone(), pre, source.clone()))
+        Ok(Loader::new(self.clone(), pre, source.clone()).with_replace(replace))
     }
 
     /// Reads, sniffs and compiles (or loads from the cache) a component.
@@ -341,17 +355,22 @@ impl Engine {
                 self.inner.engine.clone(),
                 self.inner.cache.clone(),
             );
-            tokio::task::spawn_blocking(move || {
+            let lookup = move || {
                 let file = match &source {
                     CheckSource::File(path) => FileIdentity::of(path)?,
                     CheckSource::Builtin(name) => FileIdentity::of_builtin(name)?,
+                    CheckSource::Embedded { binary, role } => {
+                        FileIdentity::of_embedded(binary, role)?
+                    }
                 };
                 let component = cache.load_unchanged(&engine, &file);
                 Some((file, component))
-            })
-            .await
-            .ok()
-            .flatten()
+            };
+            if self.inner.one_shot {
+                lookup()
+            } else {
+                tokio::task::spawn_blocking(lookup).await.ok().flatten()
+            }
         };
         let file = match known {
             Some((_, Some(component))) => return Ok((component, CacheOutcome::Hit)),
@@ -373,6 +392,28 @@ impl Engine {
                     error,
                 },
             })?,
+            CheckSource::Embedded { binary, role } => {
+                // Bounded reads of the binary's headers and one section.
+                let (binary, role) = (binary.clone(), role.clone());
+                tokio::task::spawn_blocking(move || embedded::elf::component(&binary, &role))
+                    .await
+                    .map_err(|err| LoadError::Invalid {
+                        check: source.clone(),
+                        message: err.to_string(),
+                    })?
+                    .map_err(|error| {
+                        if error.is_not_found() {
+                            LoadError::NotFound {
+                                check: source.clone(),
+                            }
+                        } else {
+                            LoadError::Embedded {
+                                check: source.clone(),
+                                error,
+                            }
+                        }
+                    })?
+            }
         };
         match inspect::sniff(&bytes) {
             inspect::Kind::NotWasm => {
@@ -536,16 +577,50 @@ impl Engine {
         memory_limit: usize,
         output: &BoundedOutput,
     ) -> Store<HostState> {
+        self.new_store_at(
+            sandbox,
+            target_pid,
+            target_output,
+            deadline,
+            memory_limit,
+            output,
+            None,
+        )
+    }
+
+    /// [`Self::new_store`] whose `wasi:clocks/wall-clock` reads `wall`
+    /// (frozen) instead of the host's clock, when given: `vigil replay`
+    /// asks a loader about a recorded event at the time it happened, so
+    /// a loader that reads the time (a maintenance window) decides as it
+    /// would have then, and the same journal replays the same way.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_store_at(
+        &self,
+        sandbox: Option<&Sandbox>,
+        target_pid: Option<u32>,
+        target_output: Option<Arc<OutputRing>>,
+        deadline: Instant,
+        memory_limit: usize,
+        output: &BoundedOutput,
+        wall: Option<SystemTime>,
+    ) -> Store<HostState> {
         // No args, no environment, no preopens, no sockets, no name lookups:
         // a check reaches the world only through vigil:health capabilities.
-        let wasi = WasiCtxBuilder::new()
+        let mut builder = WasiCtxBuilder::new();
+        builder
             .stdout(output.clone())
             .stderr(output.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .build();
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        if let Some(at) = wall {
+            builder.wall_clock(FrozenWallClock(
+                at.duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default(),
+            ));
+        }
+        let wasi = builder.build();
         let caps = Self::capabilities(sandbox, target_pid, target_output, deadline);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
@@ -580,8 +655,29 @@ impl Engine {
     }
 }
 
+/// A wall clock stopped at one instant (time since the Unix epoch).
+struct FrozenWallClock(Duration);
+
+impl wasmtime_wasi::HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
 /// Whether an import is one the linkers can satisfy: vigil:health (any
 /// version is matched later, with its own message) or WASI 0.2.
 fn provided_by_host(import: &str) -> bool {
     import.starts_with("vigil:health/") || (import.starts_with("wasi:") && import.contains("@0.2."))
+}
+
+/// The linker for the `loader` world: WASI and Vigil's host functions.
+fn loader_linker(engine: &wasmtime::Engine) -> Result<Linker<HostState>, String> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|err| format!("{err:#}"))?;
+    bindings::loader::Loader::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+        .map_err(|err| format!("{err:#}"))?;
+    Ok(linker)
 }

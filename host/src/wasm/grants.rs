@@ -670,6 +670,8 @@ impl FromStr for Scheme {
     }
 }
 
+#[cfg(test)]
+mod fuzz_tests;
 /// The host-grant decision: literals, wildcards, rebinding.
 #[cfg(test)]
 mod net_tests;

@@ -1,24 +1,31 @@
 //! Running a loader: `spawn` gives a service's command, `decide` its
-//! reaction to events. Loaders are pure: each call is a fresh instance and
-//! the host passes in all the state (history) a decision needs.
+//! reaction to events, and (a loader of world `replace-loader`, new in
+//! 0.1.2) `decide-replace` its say in a replace of the service's child.
+//! Loaders are pure: each call is a fresh instance and the host passes in
+//! all the state (history) a decision needs.
 //!
 //! What a loader returns is bounded where it enters the host: reasons are
 //! cut to [`MAX_REASON`](super::checker::MAX_REASON) bytes, and a command
 //! larger than the kernel would take ([`MAX_COMMAND_ENTRIES`],
 //! [`MAX_COMMAND_BYTES`]) is refused.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use wasmtime::Store;
 
 use super::bindings::loader::vigil::health::policy;
 use super::bindings::loader::{Loader as LoaderWorld, LoaderPre};
+use super::bindings::replace_loader::exports::vigil::health::replace_policy;
+use super::bindings::replace_loader::{ReplaceLoader as ReplaceWorld, ReplaceLoaderPre};
 use super::checker::{bounded, failure_verdict};
 use super::output::BoundedOutput;
 use super::store::HostState;
 use super::{CheckSource, Engine, Verdict};
 
 pub use policy::{Action, CheckFailure, Command, Event, Exit, History, SpawnContext};
+pub use replace_policy::{
+    ReplaceChildren, ReplaceDecision, ReplaceEvent, ReplaceFailure, ReplaceRequest,
+};
 
 /// Deadline of one loader call; a policy decision is pure computation.
 pub const LOADER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -58,6 +65,9 @@ pub enum LoaderError {
 pub struct Loader {
     engine: Engine,
     pre: LoaderPre<HostState>,
+    /// The same component as world `replace-loader`, when it exports
+    /// `replace-policy`.
+    replace: Option<ReplaceLoaderPre<HostState>>,
     source: CheckSource,
 }
 
@@ -66,8 +76,21 @@ impl Loader {
         Loader {
             engine,
             pre,
+            replace: None,
             source,
         }
+    }
+
+    /// The same loader's `replace-policy` export, when it has one.
+    pub(crate) fn with_replace(mut self, replace: Option<ReplaceLoaderPre<HostState>>) -> Self {
+        self.replace = replace;
+        self
+    }
+
+    /// Whether it exports `replace-policy` (world `replace-loader`, 0.1.2):
+    /// only then is it asked about replaces.
+    pub fn takes_part_in_replaces(&self) -> bool {
+        self.replace.is_some()
     }
 
     pub fn source(&self) -> &CheckSource {
@@ -96,13 +119,56 @@ impl Loader {
 
     /// The action for `event`, given the service's `history`.
     pub async fn decide(&self, event: &Event, history: &History) -> Result<Action, LoaderError> {
+        self.decide_at(event, history, None).await
+    }
+
+    /// [`Self::decide`] with the loader's wall clock frozen at `wall`
+    /// (`vigil replay`: the time the event was recorded), or the host's
+    /// clock for `None`.
+    pub async fn decide_at(
+        &self,
+        event: &Event,
+        history: &History,
+        wall: Option<SystemTime>,
+    ) -> Result<Action, LoaderError> {
         let action = self
-            .call(async |store, instance| instance.call_decide(store, event, history).await)
+            .call_at(wall, async |store, instance| {
+                instance.call_decide(store, event, history).await
+            })
             .await?;
         Ok(match action {
             Action::Stop(reason) => Action::Stop(bounded(reason)),
             action => action,
         })
+    }
+
+    /// Its say about a step of a replace (`None`: it has no
+    /// `replace-policy`, and is not asked). A refusal's reason is cut like
+    /// a stop's.
+    pub async fn decide_replace(
+        &self,
+        event: &ReplaceEvent,
+        history: &History,
+    ) -> Result<Option<ReplaceDecision>, LoaderError> {
+        let Some(pre) = self.replace.clone() else {
+            return Ok(None);
+        };
+        let decision = self
+            .call_on(
+                None,
+                async move |store: &mut Store<HostState>| pre.instantiate_async(store).await,
+                async |store, instance: ReplaceWorld| {
+                    instance
+                        .vigil_health_replace_policy()
+                        .call_decide_replace(store, event, history)
+                        .await
+                },
+            )
+            .await?;
+        Ok(Some(match decision {
+            ReplaceDecision::Refuse(reason) => ReplaceDecision::Refuse(bounded(reason)),
+            other => other,
+        }))
     }
 
     /// One call of the loader: a fresh instance (loaders are pure) in a
@@ -113,18 +179,45 @@ impl Loader {
         &self,
         call: impl AsyncFnOnce(&mut Store<HostState>, LoaderWorld) -> wasmtime::Result<T>,
     ) -> Result<T, LoaderError> {
+        self.call_at(None, call).await
+    }
+
+    /// [`Self::call`] with the wall clock frozen at `wall`, when given.
+    async fn call_at<T>(
+        &self,
+        wall: Option<SystemTime>,
+        call: impl AsyncFnOnce(&mut Store<HostState>, LoaderWorld) -> wasmtime::Result<T>,
+    ) -> Result<T, LoaderError> {
+        let pre = self.pre.clone();
+        self.call_on(
+            wall,
+            async move |store: &mut Store<HostState>| pre.instantiate_async(store).await,
+            call,
+        )
+        .await
+    }
+
+    /// [`Self::call_at`] on an instance that `instantiate` makes (of either
+    /// world).
+    async fn call_on<I, T>(
+        &self,
+        wall: Option<SystemTime>,
+        instantiate: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<I>,
+        call: impl AsyncFnOnce(&mut Store<HostState>, I) -> wasmtime::Result<T>,
+    ) -> Result<T, LoaderError> {
         let output = BoundedOutput::new(super::engine::OUTPUT_CAP);
         let _call = self.engine.begin_call().await;
-        let mut store = self.engine.new_store(
+        let mut store = self.engine.new_store_at(
             None,
             None,
             None,
             Instant::now() + LOADER_TIMEOUT,
             LOADER_MEMORY,
             &output,
+            wall,
         );
         let result = tokio::time::timeout(LOADER_TIMEOUT, async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
+            let instance = instantiate(&mut store).await?;
             call(&mut store, instance).await
         })
         .await;

@@ -14,6 +14,7 @@ pub mod builtins;
 mod cache;
 mod checker;
 mod compile;
+pub mod embedded;
 mod engine;
 mod epoch;
 pub mod grants;
@@ -32,7 +33,9 @@ pub use compile::{Compiled, Progress, compile_all};
 pub use engine::{Engine, EngineError, EngineOptions, EngineStats, OnCompile};
 pub use grants::{GrantError, Grants};
 pub use loader::{
-    Action, CheckFailure, Command, Event, Exit, History, Loader, LoaderError, SpawnContext,
+    Action, CheckFailure, Command, Event, Exit, History, Loader, LoaderError, ReplaceChildren,
+    ReplaceDecision, ReplaceEvent as LoaderReplaceEvent, ReplaceFailure, ReplaceRequest,
+    SpawnContext,
 };
 pub use vocab::{CheckSource, ExitStatus, Phase, Verdict};
 
@@ -59,10 +62,15 @@ pub enum LoadError {
     Invalid { check: CheckSource, message: String },
     #[error("{check}: {message}")]
     WrongWorld { check: CheckSource, message: String },
+    #[error("{error}")]
+    Embedded {
+        check: CheckSource,
+        error: embedded::elf::BinaryError,
+    },
 }
 
 /// The `vigil:health` version this host implements.
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 
 /// Whether a component that names `vigil:health@version` in its imports
 /// can link to this host: the same `0.MINOR` (semver for 0.x: a patch

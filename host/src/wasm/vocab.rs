@@ -17,6 +17,10 @@ pub enum CheckSource {
     /// A `.wasm` file (in a manifest: inside the service directory, made
     /// absolute).
     File(PathBuf),
+    /// `embedded:ROLE`: the component a binary carries in its
+    /// `.vigil.components` section (see [`super::embedded`]); in a
+    /// manifest, the binary is the program of the service's command.
+    Embedded { binary: PathBuf, role: String },
 }
 
 impl FromStr for CheckSource {
@@ -34,6 +38,9 @@ impl fmt::Display for CheckSource {
         match self {
             CheckSource::Builtin(name) => write!(f, "builtin:{name}"),
             CheckSource::File(path) => write!(f, "{}", path.display()),
+            CheckSource::Embedded { binary, role } => {
+                write!(f, "embedded:{role} in {}", binary.display())
+            }
         }
     }
 }

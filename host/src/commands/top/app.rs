@@ -20,6 +20,9 @@ pub enum Action {
     Start,
     Stop,
     Restart,
+    /// A new child beside the old one, switched to once ready (a service
+    /// with sockets; any other is restarted).
+    Replace,
 }
 
 impl Action {
@@ -28,10 +31,11 @@ impl Action {
             Action::Start => "start",
             Action::Stop => "stop",
             Action::Restart => "restart",
+            Action::Replace => "replace",
         }
     }
 
-    /// Stop and restart end a running child: asked first.
+    /// Stop, restart and replace end a running child: asked first.
     fn destructive(self) -> bool {
         !matches!(self, Action::Start)
     }
@@ -322,6 +326,7 @@ impl App {
             KeyCode::Char('r') => return self.ask(Action::Restart),
             KeyCode::Char('x') => return self.ask(Action::Stop),
             KeyCode::Char('s') => return self.ask(Action::Start),
+            KeyCode::Char('p') => return self.ask(Action::Replace),
             _ => {}
         }
         Command::None
@@ -410,6 +415,8 @@ fn known_fields() -> Vec<String> {
         replacing_pid: Some(0),
         replaced_pid: Some(0),
         replace_failed: Some(String::new()),
+        note: Some(String::new()),
+        next_run_in_secs: Some(0.0),
     };
     match serde_json::to_value(probe) {
         Ok(Value::Object(map)) => map.keys().cloned().collect(),
@@ -456,6 +463,12 @@ mod tests {
         assert_eq!(
             app.key(key(KeyCode::Char('y'))),
             Command::Act(Action::Restart, "web".into())
+        );
+        assert_eq!(app.key(key(KeyCode::Char('p'))), Command::None);
+        assert_eq!(app.confirm, Some((Action::Replace, "web".into())));
+        assert_eq!(
+            app.key(key(KeyCode::Char('y'))),
+            Command::Act(Action::Replace, "web".into())
         );
         assert_eq!(app.key(key(KeyCode::Char('x'))), Command::None);
         assert_eq!(app.key(key(KeyCode::Char('n'))), Command::None);

@@ -9,7 +9,7 @@
 //!   service's `GET /v1/checks` and its log tail, read from the log file)
 //!   keeps uptimes and latencies moving.
 //! - Keys act through the same API as `vigil restart` (journaled with the
-//!   operator as cause); stop and restart ask first.
+//!   operator as cause); stop, restart and replace ask first.
 //!
 //! The terminal is restored on every way out: `q`, Ctrl-C (a key in raw
 //! mode), SIGTERM/SIGHUP, and a panic (the hook restores it before the
@@ -167,6 +167,7 @@ impl Action {
             Action::Start => client.start(name).await?,
             Action::Stop => client.stop(name).await?,
             Action::Restart => client.restart(name).await?,
+            Action::Replace => client.replace(name).await?,
         };
         let s = applied.service;
         let pid = s.pid.map_or(String::new(), |p| format!(", pid {p}"));

@@ -1,6 +1,7 @@
-//! Drawing `vigil top`: header, services table, detail pane (checks with
-//! a latency sparkline, exits, dependencies, sockets, log tail), journal
-//! pane and the keys footer. Every text a check, a service or its output
+//! Drawing `vigil top`: header, services table, detail pane (its recent
+//! checks, every outcome, with a latency sparkline, exits, dependencies,
+//! sockets, a replace in progress, log tail), journal pane and the keys
+//! footer. Every text a check, a service or its output
 //! controls goes through [`untrusted::line`] before it reaches a cell.
 
 use ratatui::Frame;
@@ -12,6 +13,7 @@ use serde_json::Value;
 
 use super::app::{App, Sort};
 use crate::commands::status::uptime;
+use crate::control::api::CheckSample;
 use crate::supervisor::logs::LogLine;
 use crate::untrusted;
 
@@ -178,9 +180,10 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             ("q", "quit"),
         ]
     } else {
+        // Fits 80 columns: the arrows need no word.
         &[
-            ("↑↓", "select"),
             ("r", "restart"),
+            ("p", "replace"),
             ("x", "stop"),
             ("s", "start"),
             ("R", "reload"),
@@ -274,6 +277,12 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 .as_deref()
                 .and_then(|f| f.split_once(' ').map(|(_, n)| n.to_string()))
                 .unwrap_or_default();
+            // Red only for a real failure count: an empty cell stays plain.
+            let failing_style = if failing.is_empty() {
+                Style::default()
+            } else {
+                theme.fg(Color::Red)
+            };
             let mut cells = vec![
                 Cell::from(esc(&s.name)),
                 Cell::from(format!("{} {}", symbol(&s.state), s.state))
@@ -281,7 +290,7 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 Cell::from(s.pid.map_or("-".into(), |p| p.to_string())),
                 Cell::from(s.uptime_secs.map_or("-".into(), uptime)),
                 Cell::from(s.restarts.to_string()),
-                Cell::from(esc(&failing)).style(theme.fg(Color::Red)),
+                Cell::from(esc(&failing)).style(failing_style),
                 match &s.last_outcome {
                     Some(o) => Cell::from(esc(o)).style(theme.outcome(o)),
                     None => Cell::from("-"),
@@ -377,30 +386,41 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         let names: Vec<String> = s.waiting_for.iter().map(|n| esc(n)).collect();
         lines.push(Line::from(format!("waiting for: {}", names.join(", "))));
     }
+    if !s.sockets.is_empty() {
+        let sockets: Vec<String> = s
+            .sockets
+            .iter()
+            .map(|k| format!("{} {} fd {}", esc(&k.name), esc(&k.listen), k.fd))
+            .collect();
+        lines.push(Line::from(format!("sockets: {}", sockets.join(", "))));
+    }
+    if let Some(new) = s.replacing_pid {
+        lines.push(Line::styled(
+            format!(
+                "replacing: pid {} → new pid {new} (judged)",
+                s.pid.map_or("-".into(), |p| p.to_string())
+            ),
+            theme.fg(Color::Yellow),
+        ));
+    }
+    if let Some(old) = s.replaced_pid {
+        lines.push(Line::styled(
+            format!("replaced: old pid {old} draining"),
+            theme.fg(Color::Yellow),
+        ));
+    }
+    if let Some(reason) = &s.replace_failed {
+        lines.push(Line::styled(
+            format!("last replace failed: {}", esc(reason)),
+            theme.fg(Color::Red),
+        ));
+    }
     for (key, value) in &row.extra {
         lines.push(Line::from(format!("{}: {}", esc(key), extra_text(value))));
     }
-    // Recent checks that were not ok, newest first.
-    let bad: Vec<_> = app
-        .checks
-        .iter()
-        .rev()
-        .filter(|c| c.outcome != "ok")
-        .take(3)
-        .collect();
-    for c in bad {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{} ", clock_ms(c.at_ms)), theme.dim()),
-            Span::styled(esc(&c.outcome), theme.outcome(&c.outcome)),
-            Span::raw(format!(
-                " {} {}",
-                latency(c.latency_ms),
-                esc(c.reason.as_deref().unwrap_or(""))
-            )),
-        ]));
-    }
+    let mut exit_lines: Vec<Line> = Vec::new();
     if let Some(exits) = app.exits.get(&s.name) {
-        lines.push(Line::styled("last exits:", theme.dim()));
+        exit_lines.push(Line::styled("last exits:", theme.dim()));
         for e in exits.iter().rev() {
             let how = match (&e.signal, e.code) {
                 (Some(sig), _) => esc(sig),
@@ -411,14 +431,40 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 .cause
                 .as_deref()
                 .map_or(String::new(), |c| format!(" ({})", esc(c)));
-            lines.push(Line::from(format!(
+            exit_lines.push(Line::from(format!(
                 " {} {how} after {}{cause}",
                 clock(&e.ts),
                 uptime(e.uptime_ms as f64 / 1000.0)
             )));
         }
     }
+    // The recent checks, every outcome, newest first: as many as the pane
+    // has room for between the lines above and the exits (at least 3).
+    let room = (text_area.height as usize)
+        .saturating_sub(lines.len() + exit_lines.len() + 1)
+        .max(3);
+    if !app.checks.is_empty() {
+        lines.push(Line::styled("recent checks:", theme.dim()));
+    }
+    for c in app.checks.iter().rev().take(room) {
+        lines.push(check_line(c, theme));
+    }
+    lines.extend(exit_lines);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), text_area);
+}
+
+/// One check result: ` 12:03:04 liveness ok 1.2ms`, and its reason.
+fn check_line(c: &CheckSample, theme: Theme) -> Line<'static> {
+    let mut spans = vec![
+        Span::styled(format!(" {} ", clock_ms(c.at_ms)), theme.dim()),
+        Span::raw(format!("{} ", esc(&c.phase))),
+        Span::styled(esc(&c.outcome), theme.outcome(&c.outcome)),
+        Span::raw(format!(" {}", latency(c.latency_ms))),
+    ];
+    if let Some(reason) = c.reason.as_deref().filter(|r| !r.is_empty()) {
+        spans.push(Span::raw(format!(" {}", esc(reason))));
+    }
+    Line::from(spans)
 }
 
 /// `db ●` with the dependency's state symbol, or `db ?` when unknown.
@@ -526,4 +572,51 @@ fn draw_journal(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         Paragraph::new(lines).block(Block::bordered().title(" journal ")),
         area,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use super::*;
+
+    /// `web` drawn in an 80x24 terminal, with `failing` as the API says it.
+    fn drawn(failing: Option<&str>) -> ratatui::buffer::Buffer {
+        let mut app = App::new();
+        app.set_status(serde_json::json!({
+            "pid": 1, "version": "0", "started_at": 0, "state_dir": "/x",
+            "services": [{
+                "name": "web", "state": "ready", "pid": 7, "uptime_secs": 1.0,
+                "restarts": 0, "ready": true, "startup_passed": true,
+                "last_outcome": "ok", "last_reason": null, "check_latency_ms": 1.0,
+                "status_text": null, "failing": failing,
+            }],
+        }))
+        .expect("a status");
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("a terminal");
+        terminal
+            .draw(|frame| draw(frame, &app, Theme { colour: true }))
+            .expect("draw");
+        terminal.backend().buffer().clone()
+    }
+
+    /// The cells of web's row (the first row under the table's header).
+    fn row_has_red(buffer: &ratatui::buffer::Buffer) -> bool {
+        let y = (0..buffer.area.height)
+            .find(|&y| {
+                (0..buffer.area.width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect::<String>()
+                    .starts_with("│web ")
+            })
+            .expect("web's row");
+        (0..buffer.area.width).any(|x| buffer[(x, y)].fg == Color::Red)
+    }
+
+    #[test]
+    fn an_empty_fail_cell_is_not_red_and_a_failure_count_is() {
+        assert!(!row_has_red(&drawn(None)), "nothing failing: no red");
+        assert!(row_has_red(&drawn(Some("liveness 2/3"))), "2/3 in red");
+    }
 }

@@ -119,12 +119,26 @@ function renderServices(status) {
       if (s.last_reason) check += ": " + s.last_reason;
     }
     if (s.status_text) check += " [" + s.status_text + "]";
-    cell(tr, "reason", check);
+    const reason = cell(tr, "reason", check);
+    // Its held sockets, and a replace while it runs (both children).
+    if (s.sockets && s.sockets.length) {
+      const list = s.sockets.map((k) => k.name + " " + k.listen + " fd " + k.fd).join(", ");
+      reason.appendChild(el("div", "sockets", "sockets: " + list));
+    }
+    if (s.replacing_pid !== null && s.replacing_pid !== undefined) {
+      reason.appendChild(el("div", "replace", "replacing: pid " + s.pid + " → new pid " + s.replacing_pid));
+    }
+    if (s.replaced_pid !== null && s.replaced_pid !== undefined) {
+      reason.appendChild(el("div", "replace", "replaced: old pid " + s.replaced_pid + " draining"));
+    }
+    if (s.replace_failed) {
+      reason.appendChild(el("div", "replace-failed", "last replace failed: " + s.replace_failed));
+    }
     cell(tr, "latency", latency(s.check_latency_ms));
     cell(tr, "plot").appendChild(plot(status.checks[s.name]));
     const buttons = cell(tr, "act");
     if (actions) {
-      for (const a of ["restart", "stop", "start"]) {
+      for (const a of ["restart", "replace", "stop", "start"]) {
         const b = el("button", "do-" + a, a);
         b.addEventListener("click", (ev) => { ev.stopPropagation(); act(s.name, a); });
         buttons.appendChild(b);

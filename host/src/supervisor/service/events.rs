@@ -55,6 +55,35 @@ pub enum LoaderEvent {
     },
 }
 
+/// A step of a replace, as a loader of world `replace-loader` is asked
+/// about it (WIT `replace-policy.replace-event`, new in 0.1.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaceQuestion {
+    /// A replace was asked for while `pid` serves.
+    Requested {
+        pid: i32,
+        cause: Cause,
+        reason: String,
+    },
+    /// The new child passed its gate: the switch is next.
+    NewReady { old_pid: i32, new_pid: i32 },
+    /// The replace failed; the old child serves.
+    Failed {
+        old_pid: i32,
+        new_pid: Option<i32>,
+        reason: String,
+    },
+}
+
+/// A loader's say about a step of a replace (WIT
+/// `replace-policy.replace-decision`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaceAnswer {
+    Proceed,
+    Restart,
+    Refuse(String),
+}
+
 /// What a loader knows besides the event (WIT `policy.history`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct History {
@@ -135,6 +164,25 @@ pub enum ReplaceEvent {
     OldExited {
         status: ExitStatus,
         uptime: Duration,
+    },
+    /// Answer to [`Effect::WatchReplaced`]: nothing is left of the
+    /// replaced child's process group.
+    OldGroupGone {
+        seq: u64,
+    },
+    /// A hook asked for by [`Effect::RunReplaceHook`] ended (`Err` says
+    /// why it failed).
+    Hook {
+        seq: u64,
+        hook: HookKind,
+        result: Result<(), String>,
+    },
+    /// The loader answered [`Effect::DecideReplace`] `question`: `None`
+    /// when it has no `replace-policy` (it is not asked: the replace goes
+    /// on), `Err` when it failed (journaled; the replace goes on).
+    Decided {
+        question: u64,
+        answer: Result<Option<ReplaceAnswer>, String>,
     },
 }
 
@@ -301,5 +349,28 @@ pub enum Effect {
         phase: Phase,
         pid: i32,
         attempt: u32,
+    },
+    /// Run the service's `hook` around a child of replace `seq` (journal
+    /// it) and answer with [`ReplaceEvent::Hook`]: pre-start and
+    /// post-start for the new child, pre-stop and post-stop for the old
+    /// one. `pid` is the child it is run for (`VIGIL_SERVICE_PID`, a check
+    /// hook's target), none before its spawn and after its end.
+    RunReplaceHook {
+        hook: HookKind,
+        seq: u64,
+        pid: Option<i32>,
+    },
+    /// The replaced child's leader was reaped: answer with
+    /// [`ReplaceEvent::OldGroupGone`] once its group `pgid` is empty.
+    WatchReplaced {
+        pgid: i32,
+        seq: u64,
+    },
+    /// Ask the loader's `decide-replace` (a service with a loader) and
+    /// answer with [`ReplaceEvent::Decided`] for `question`.
+    DecideReplace {
+        question: u64,
+        event: ReplaceQuestion,
+        history: History,
     },
 }

@@ -69,7 +69,7 @@ impl HookBook {
         }
     }
 
-    fn has(&self, kind: HookKind) -> bool {
+    pub(super) fn has(&self, kind: HookKind) -> bool {
         self.configured[kind.index()]
     }
 
@@ -79,6 +79,16 @@ impl HookBook {
 
     pub(super) fn post_start_ok(&self) -> bool {
         self.post_start_ok
+    }
+
+    /// A replace's new child took over: the old life's start and stop
+    /// hooks are over (their answers are stale), and the new child passed
+    /// its own post-start hook in the replace.
+    pub(super) fn took_over(&mut self) {
+        for kind in [HookKind::PreStart, HookKind::PostStart, HookKind::PreStop] {
+            self.running[kind.index()] = false;
+        }
+        self.post_start_ok = true;
     }
 }
 

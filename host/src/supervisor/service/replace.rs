@@ -26,6 +26,34 @@
 //! the current child during a replace (stop, restart, its exit, a failed
 //! liveness check) ends the replace the same way first.
 //!
+//! Hooks go around each child as they do in a restart, in the order of
+//! the replace's own steps (docs/sockets.md, "Hooks in a replace"):
+//!
+//! 1. `pre-start`, before the new child is spawned; its failure fails the
+//!    replace (nothing was spawned, the old child keeps serving);
+//! 2. `post-start` (with the new pid), from the spawn on beside the new
+//!    child's startup check; the new child takes over only once it
+//!    succeeded, and its failure fails the replace (the new child is
+//!    SIGKILLed);
+//! 3. at the switch, `pre-stop` (with the old pid) before the old child's
+//!    stop signal; the old child's stop grace starts with it, a failure
+//!    is a warning and the signal follows at once;
+//! 4. `post-stop`, once the old child's whole process group is gone
+//!    (while the new child serves: it cannot delay anything).
+//!
+//! These runs are the replace's own (numbered by it, answered by
+//! [`ReplaceEvent::Hook`]), apart from the current life's hook slots: a
+//! replace's `post-stop` may run while the new child's life goes on.
+//!
+//! A loader of world `replace-loader` (WIT 0.1.2) takes part: it is asked
+//! ([`Effect::DecideReplace`]) when a replace is requested (go on, restart
+//! instead, or refuse), when the new child passed its gate (switch,
+//! restart instead, or refuse: the replace fails), and after a replace
+//! failed (restart the service, or nothing). A service with any loader is
+//! asked; the shell answers at once for a loader without `replace-policy`
+//! (the replace goes on), and a loader that fails is journaled and the
+//! replace goes on.
+//!
 //! Invariants (checked by the property test): outside a replace there is
 //! at most one child; a replace ends with either the old child stopped
 //! (signalled, and SIGKILLed after the grace) or the new one killed.
@@ -36,8 +64,11 @@ use nix::sys::signal::Signal;
 
 use super::events::{ReplaceEvent, ReplaceTimer};
 use super::{AfterStop, ServiceState, idx, ms, signal_name};
+use crate::journal::Cause;
 use crate::journal::Event as Journal;
-use crate::supervisor::service::{Effect, TimerKind, Why};
+use crate::supervisor::service::{
+    Effect, HookKind, ReplaceAnswer, ReplaceQuestion, TimerKind, Why,
+};
 use crate::supervisor::state::Status;
 use crate::wasm::{ExitStatus, Phase, Verdict};
 
@@ -59,6 +90,16 @@ pub(super) struct Successor {
     pub(super) readiness_started: bool,
     /// Killed (the replace failed); gone once it is reaped.
     pub(super) killed: bool,
+    /// Its pre-start hook runs (no spawn asked yet).
+    pub(super) pre_start: bool,
+    /// Its spawn was asked for and has not answered.
+    pub(super) spawning: bool,
+    /// Its post-start hook succeeded (or the service has none).
+    pub(super) post_start_ok: bool,
+    /// The loader was asked about the switch (the question's number).
+    pub(super) asked: Option<u64>,
+    /// The loader said `proceed` to the switch (or was not asked).
+    pub(super) approved: bool,
 }
 
 /// The child a replace took over from, while it stops.
@@ -70,6 +111,9 @@ pub(super) struct Predecessor {
     /// `None` once the leader was reaped (the group may linger until the
     /// grace ends).
     pub(super) pid: Option<i32>,
+    /// Its pre-stop hook runs: the stop signal waits for its end (or the
+    /// grace's SIGKILL).
+    pub(super) pre_stop: bool,
 }
 
 impl ServiceState {
@@ -115,7 +159,10 @@ impl ServiceState {
             // Nothing to keep serving: a replace is a restart.
             return self.on_restart(now, why, fx);
         }
-        if self.successor.is_some() || self.predecessor_pid().is_some() {
+        if self.successor.is_some()
+            || self.predecessor_pid().is_some()
+            || self.replace_asked.is_some()
+        {
             fx.push(Effect::Journal(Journal::Warning {
                 message: format!(
                     "replace ({}) ignored: the previous replace has not finished",
@@ -124,6 +171,137 @@ impl ServiceState {
             }));
             return;
         }
+        if let Some(pid) = self.pid.filter(|_| self.loader_config.is_some()) {
+            // The loader has its say first (the shell answers `proceed`
+            // at once for a loader without `replace-policy`).
+            let question = ReplaceQuestion::Requested {
+                pid,
+                cause: why.cause,
+                reason: why.reason.clone(),
+            };
+            let q = self.ask_replace(now, question, fx);
+            self.replace_asked = Some((q, why));
+            return;
+        }
+        self.begin_replace(why, fx);
+    }
+
+    /// Ask the loader's `decide-replace`; the question's number.
+    fn ask_replace(&mut self, now: Instant, event: ReplaceQuestion, fx: &mut Vec<Effect>) -> u64 {
+        self.replace_questions += 1;
+        fx.push(Effect::DecideReplace {
+            question: self.replace_questions,
+            event,
+            history: self.history(now),
+        });
+        self.replace_questions
+    }
+
+    /// The loader answered question `question`.
+    fn replace_decided(
+        &mut self,
+        now: Instant,
+        question: u64,
+        answer: Result<Option<ReplaceAnswer>, String>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let answer = match answer {
+            Ok(answer) => answer.unwrap_or(ReplaceAnswer::Proceed),
+            Err(problem) => {
+                fx.push(Effect::Journal(Journal::Warning {
+                    message: format!(
+                        "the loader could not decide about the replace ({problem}); going on"
+                    ),
+                }));
+                ReplaceAnswer::Proceed
+            }
+        };
+        let serving = matches!(self.status, Status::Running | Status::Ready) && self.pid.is_some();
+        if let Some((q, why)) = self.replace_asked.clone()
+            && q == question
+        {
+            self.replace_asked = None;
+            if !serving {
+                // Stopped or restarted meanwhile: nothing to replace.
+                return;
+            }
+            match answer {
+                ReplaceAnswer::Proceed => self.begin_replace(why, fx),
+                ReplaceAnswer::Restart => {
+                    let reason = format!(
+                        "the loader restarts it instead of a replace ({})",
+                        why.reason
+                    );
+                    self.on_restart(now, Why::new(Cause::Loader, reason), fx);
+                }
+                ReplaceAnswer::Refuse(reason) => {
+                    let reason = format!("the loader refused the replace: {reason}");
+                    self.replaces_done += 1;
+                    self.replace_failure = Some(reason.clone());
+                    fx.push(Effect::Journal(Journal::ReplaceFailed {
+                        new_pid: None,
+                        reason,
+                    }));
+                }
+            }
+            return;
+        }
+        let asked = self
+            .successor
+            .as_ref()
+            .is_some_and(|s| s.asked == Some(question) && !s.killed);
+        if asked {
+            match answer {
+                ReplaceAnswer::Proceed => {
+                    if let Some(s) = self.successor.as_mut() {
+                        s.approved = true;
+                    }
+                    self.successor_gate(now, fx);
+                }
+                ReplaceAnswer::Refuse(reason) => {
+                    self.fail_replace(format!("the loader refused the switch: {reason}"), fx)
+                }
+                ReplaceAnswer::Restart => {
+                    self.fail_replace(
+                        "the loader restarts the service instead of switching".into(),
+                        fx,
+                    );
+                    let why = Why::new(Cause::Loader, "the loader restarts it instead of a switch");
+                    self.on_restart(now, why, fx);
+                }
+            }
+            return;
+        }
+        if question == self.failed_question
+            && answer == ReplaceAnswer::Restart
+            && serving
+            && !self.replacing()
+        {
+            let why = Why::new(
+                Cause::Loader,
+                "the loader restarts it after a failed replace",
+            );
+            self.on_restart(now, why, fx);
+        }
+    }
+
+    /// A replace failed by its own steps (not by a stop): the loader is
+    /// told, and may restart the service.
+    fn tell_replace_failed(&mut self, now: Instant, new_pid: Option<i32>, fx: &mut Vec<Effect>) {
+        let Some(old_pid) = self.pid.filter(|_| self.loader_config.is_some()) else {
+            return;
+        };
+        let reason = self.replace_failure.clone().unwrap_or_default();
+        let question = ReplaceQuestion::Failed {
+            old_pid,
+            new_pid,
+            reason,
+        };
+        self.failed_question = self.ask_replace(now, question, fx);
+    }
+
+    /// Spawn the new child (after its pre-start hook): the replace begins.
+    fn begin_replace(&mut self, why: Why, fx: &mut Vec<Effect>) {
         if let Some(old) = self.predecessor.take() {
             // Its leader is gone; what lingers of its group goes now.
             fx.push(Effect::Journal(Journal::Killed {
@@ -140,6 +318,7 @@ impl ServiceState {
         }
         self.replaces += 1;
         let seq = self.replaces;
+        let pre_start = self.hooks.has(HookKind::PreStart);
         self.successor = Some(Successor {
             seq,
             why,
@@ -151,11 +330,25 @@ impl ServiceState {
             attempts: [0; 3],
             readiness_started: false,
             killed: false,
+            pre_start,
+            spawning: !pre_start,
+            post_start_ok: true,
+            asked: None,
+            approved: self.loader_config.is_none(),
         });
-        fx.push(Effect::SpawnSuccessor {
-            seq,
-            restarts: self.restarts,
-        });
+        if pre_start {
+            // As before any spawn: the new child only once it said ok.
+            fx.push(Effect::RunReplaceHook {
+                hook: HookKind::PreStart,
+                seq,
+                pid: None,
+            });
+        } else {
+            fx.push(Effect::SpawnSuccessor {
+                seq,
+                restarts: self.restarts,
+            });
+        }
         self.push_schedule(
             TimerKind::Replace(ReplaceTimer::Deadline),
             self.replace_timeout,
@@ -196,6 +389,12 @@ impl ServiceState {
             } => self.successor_spawned(now, seq, pid, start_time, fx),
             ReplaceEvent::SpawnFailed { seq, error } => {
                 if self.successor.as_ref().is_some_and(|s| s.seq == seq) {
+                    let killed = self.successor.as_ref().is_some_and(|s| s.killed);
+                    if killed {
+                        // The replace already failed while it was spawned.
+                        self.successor = None;
+                        return;
+                    }
                     self.successor = None;
                     self.replaces_done += 1;
                     self.replace_failure = Some(format!("cannot spawn the new child: {error}"));
@@ -203,6 +402,7 @@ impl ServiceState {
                         new_pid: None,
                         reason: format!("cannot spawn the new child: {error}"),
                     }));
+                    self.tell_replace_failed(now, None, fx);
                 }
             }
             ReplaceEvent::Check {
@@ -224,17 +424,22 @@ impl ServiceState {
                 let Some(s) = self.successor.as_ref().filter(|s| s.seq == seq) else {
                     return;
                 };
-                if !s.killed {
+                let (killed, pid) = (s.killed, s.pid);
+                if !killed {
                     let reason = format!("the new child exited ({})", describe(status));
                     self.fail_replace(reason, fx);
                 }
                 self.successor = None;
+                if !killed {
+                    self.tell_replace_failed(now, pid, fx);
+                }
             }
             ReplaceEvent::OldExited { status, uptime } => {
                 let Some(p) = self.predecessor.as_mut() else {
                     return;
                 };
                 let pid = p.pid.take();
+                let (seq, group) = (p.seq, p.group);
                 fx.push(Effect::Journal(Journal::Exited {
                     pid,
                     code: status.code(),
@@ -242,6 +447,125 @@ impl ServiceState {
                     uptime_ms: ms(uptime),
                     cause: self.replaced_why.as_ref().map(|w| w.cause),
                 }));
+                // Its post-stop hook once nothing of its group is left.
+                if self.hooks.has(HookKind::PostStop) {
+                    fx.push(Effect::WatchReplaced { pgid: group, seq });
+                }
+            }
+            ReplaceEvent::OldGroupGone { seq } => {
+                if seq == self.replaced_seq && self.hooks.has(HookKind::PostStop) {
+                    fx.push(Effect::RunReplaceHook {
+                        hook: HookKind::PostStop,
+                        seq,
+                        pid: None,
+                    });
+                }
+            }
+            ReplaceEvent::Hook { seq, hook, result } => {
+                self.replace_hook_done(now, seq, hook, result, fx)
+            }
+            ReplaceEvent::Decided { question, answer } => {
+                self.replace_decided(now, question, answer, fx)
+            }
+        }
+    }
+
+    /// A hook of replace `seq` ended.
+    fn replace_hook_done(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        hook: HookKind,
+        result: Result<(), String>,
+        fx: &mut Vec<Effect>,
+    ) {
+        match hook {
+            HookKind::PreStart => {
+                let Some(s) = self
+                    .successor
+                    .as_mut()
+                    .filter(|s| s.seq == seq && s.pre_start)
+                else {
+                    return;
+                };
+                s.pre_start = false;
+                if s.killed {
+                    // The replace ended while it ran: nothing to spawn.
+                    self.successor = None;
+                    return;
+                }
+                match result {
+                    Ok(()) => {
+                        s.spawning = true;
+                        fx.push(Effect::SpawnSuccessor {
+                            seq,
+                            restarts: self.restarts,
+                        });
+                    }
+                    Err(reason) => {
+                        self.fail_replace(format!("its pre-start hook failed: {reason}"), fx);
+                        self.tell_replace_failed(now, None, fx);
+                    }
+                }
+            }
+            HookKind::PostStart => {
+                let Some(s) = self
+                    .successor
+                    .as_mut()
+                    .filter(|s| s.seq == seq && !s.killed && !s.post_start_ok)
+                else {
+                    return;
+                };
+                match result {
+                    Ok(()) => {
+                        s.post_start_ok = true;
+                        self.successor_gate(now, fx);
+                    }
+                    Err(reason) => {
+                        let pid = s.pid;
+                        self.fail_replace(format!("its post-start hook failed: {reason}"), fx);
+                        self.tell_replace_failed(now, pid, fx);
+                    }
+                }
+            }
+            HookKind::PreStop => {
+                let Some(p) = self
+                    .predecessor
+                    .as_mut()
+                    .filter(|p| p.seq == seq && p.pre_stop)
+                else {
+                    return;
+                };
+                p.pre_stop = false;
+                let group = p.group;
+                if p.pid.is_none() {
+                    // Its leader died (and was reaped) during the hook: no
+                    // stop signal to a group id that may be gone; what
+                    // lingers gets the grace's SIGKILL.
+                    return;
+                }
+                if let Err(reason) = result {
+                    fx.push(Effect::Journal(Journal::Warning {
+                        message: format!(
+                            "the replaced child's pre-stop hook failed ({reason}); stopping it anyway"
+                        ),
+                    }));
+                }
+                fx.push(Effect::Signal {
+                    pgid: group,
+                    signal: self.stop_signal,
+                });
+                fx.push(Effect::Signal {
+                    pgid: group,
+                    signal: Signal::SIGCONT,
+                });
+            }
+            HookKind::PostStop => {
+                if let Err(reason) = result {
+                    fx.push(Effect::Journal(Journal::Warning {
+                        message: format!("the replaced child's post-stop hook failed: {reason}"),
+                    }));
+                }
             }
         }
     }
@@ -256,7 +580,16 @@ impl ServiceState {
     ) {
         match kind {
             ReplaceTimer::OldGrace => {
-                if let Some(p) = self.predecessor.as_ref().filter(|p| p.seq == seq) {
+                if let Some(p) = self.predecessor.as_mut().filter(|p| p.seq == seq) {
+                    if std::mem::take(&mut p.pre_stop) {
+                        fx.push(Effect::Journal(Journal::Warning {
+                            message: format!(
+                                "the replaced child's pre-stop hook was still running when its stop grace ({:?}) ran out",
+                                self.stop_grace
+                            ),
+                        }));
+                    }
+                    let p = p.clone();
                     // Whatever is left of its group (perhaps nothing: the
                     // signal then finds no process).
                     fx.push(Effect::Journal(Journal::Killed {
@@ -288,7 +621,9 @@ impl ServiceState {
                         self.replace_timeout.as_secs_f64(),
                         self.successor_waits_for()
                     );
+                    let pid = self.successor_pid();
                     self.fail_replace(reason, fx);
+                    self.tell_replace_failed(now, pid, fx);
                 }
             }
             ReplaceTimer::Check(phase) => {
@@ -336,6 +671,7 @@ impl ServiceState {
         };
         s.pid = Some(pid);
         s.started_at = Some(now);
+        s.spawning = false;
         if s.killed {
             fx.push(Effect::Journal(Journal::Killed {
                 pid,
@@ -356,6 +692,15 @@ impl ServiceState {
             cause: s.why.cause,
             reason: s.why.reason.clone(),
         }));
+        if self.hooks.has(HookKind::PostStart) {
+            // Beside its startup check, as in a start; the switch waits for it.
+            s.post_start_ok = false;
+            fx.push(Effect::RunReplaceHook {
+                hook: HookKind::PostStart,
+                seq,
+                pid: Some(pid),
+            });
+        }
         match self.checks.startup.clone() {
             Some(spec) => self.schedule_replace(
                 seq,
@@ -393,7 +738,9 @@ impl ServiceState {
             }
             Verdict::Error(reason) => {
                 let reason = format!("its {phase} check failed: {reason}");
+                let pid = s.pid;
                 self.fail_replace(reason, fx);
+                self.tell_replace_failed(now, pid, fx);
             }
             _ => {
                 if let Some(spec) = self.checks.get(phase) {
@@ -410,8 +757,16 @@ impl ServiceState {
             return String::new();
         };
         let mut left = Vec::new();
-        if s.pid.is_none() {
+        if s.pre_start {
+            left.push("its pre-start hook");
+        } else if s.pid.is_none() {
             left.push("its spawn");
+        }
+        if !s.post_start_ok {
+            left.push("its post-start hook");
+        }
+        if s.asked.is_some() && !s.approved {
+            left.push("the loader's say");
         }
         if !s.startup_ok {
             left.push("its startup check");
@@ -448,6 +803,22 @@ impl ServiceState {
             }
             return;
         }
+        if !s.post_start_ok {
+            // Its post-start hook's end brings it back here.
+            return;
+        }
+        if !s.approved {
+            // The loader's `proceed` brings it back here.
+            if s.asked.is_none()
+                && let (Some(old_pid), Some(new_pid)) = (self.pid, s.pid)
+            {
+                let q = self.ask_replace(now, ReplaceQuestion::NewReady { old_pid, new_pid }, fx);
+                if let Some(s) = self.successor.as_mut() {
+                    s.asked = Some(q);
+                }
+            }
+            return;
+        }
         self.take_over(now, fx);
     }
 
@@ -474,22 +845,37 @@ impl ServiceState {
                 reason: format!("replaced by pid {new_pid}: {}", s.why.reason),
                 signal: self.stop_signal.as_str().into(),
             }));
-            fx.push(Effect::Signal {
-                pgid: group,
-                signal: self.stop_signal,
-            });
-            fx.push(Effect::Signal {
-                pgid: group,
-                signal: Signal::SIGCONT,
-            });
+            // As any stop of a live child: its pre-stop hook first (the
+            // grace runs from now), else the stop signal at once.
+            let pre_stop = old_pid.is_some() && self.hooks.has(HookKind::PreStop);
+            if pre_stop {
+                fx.push(Effect::RunReplaceHook {
+                    hook: HookKind::PreStop,
+                    seq: s.seq,
+                    pid: old_pid,
+                });
+            } else {
+                fx.push(Effect::Signal {
+                    pgid: group,
+                    signal: self.stop_signal,
+                });
+                fx.push(Effect::Signal {
+                    pgid: group,
+                    signal: Signal::SIGCONT,
+                });
+            }
             self.predecessor = Some(Predecessor {
                 seq: s.seq,
                 group,
                 pid: old_pid,
+                pre_stop,
             });
             self.replaced_why = Some(s.why.clone());
+            self.replaced_seq = s.seq;
             self.schedule_replace(s.seq, ReplaceTimer::OldGrace, self.stop_grace, fx);
         }
+        // The old life's hooks are over; the new child passed its own.
+        self.hooks.took_over();
         // The new child's life: a new epoch, so the old one's timers and
         // check results are stale from now on.
         self.epoch += 1;
@@ -535,12 +921,16 @@ impl ServiceState {
             new_pid: pid,
             reason,
         }));
-        // Without a pid its spawn is in flight: killed as soon as it answers.
-        if let Some(pgid) = pid {
-            fx.push(Effect::Signal {
+        // Without a pid its spawn is in flight: killed as soon as it
+        // answers. Before its spawn (the pre-start hook runs) there is
+        // nothing to kill: the replace is over.
+        match pid {
+            Some(pgid) => fx.push(Effect::Signal {
                 pgid,
                 signal: Signal::SIGKILL,
-            });
+            }),
+            None if !s.spawning && !s.pre_start => self.successor = None,
+            None => {}
         }
     }
 }

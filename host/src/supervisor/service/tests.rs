@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::*;
-use crate::config::{CheckSpec, GiveUp, GrantSpec, LoaderSpec};
+use crate::config::{CheckSpec, GiveUp, LoaderSpec};
 use crate::journal::Cause;
 use crate::wasm::CheckSource;
 
@@ -14,31 +14,7 @@ mod hooks;
 mod properties;
 
 fn service() -> Service {
-    Service {
-        name: "svc".into(),
-        dir: PathBuf::from("/srv/svc"),
-        command: Some(vec!["sleep".into(), "100".into()]),
-        env: vec![],
-        inherit_env: vec![],
-        cwd: PathBuf::from("/srv/svc"),
-        stop_signal: Signal::SIGTERM,
-        stop_grace: Duration::from_secs(3),
-        restart: RestartPolicy::default(),
-        after: vec![],
-        requires: vec![],
-        notify: None,
-        grants: GrantSpec::default(),
-        checks: Checks::default(),
-        loader: None,
-        identity: Default::default(),
-        log: Default::default(),
-        autostart: true,
-        executable: None,
-        job: None,
-        hooks: Default::default(),
-        limits: Default::default(),
-        sockets: Default::default(),
-    }
+    Service::for_test("svc", PathBuf::from("/srv/svc"), &["sleep", "100"])
 }
 
 fn check(period_ms: u64, failure: u32, success: u32) -> CheckSpec {
@@ -849,6 +825,7 @@ fn with_loader() -> Service {
     svc.loader = Some(LoaderSpec {
         path: "/srv/svc/loader.wasm".into(),
         config: vec![("k".into(), "v".into())],
+        embedded: false,
     });
     svc.checks.liveness = Some(check(100, 3, 1));
     svc

@@ -141,6 +141,13 @@ impl FileIdentity {
         let exe = Self::of(Path::new("/proc/self/exe"))?;
         Some(FileIdentity(format!("{} builtin:{name}", exe.0)))
     }
+
+    /// The identity of the component a binary carries as `role`: that of
+    /// the binary and the role, as for a builtin.
+    pub fn of_embedded(binary: &Path, role: &str) -> Option<FileIdentity> {
+        let file = Self::of(binary)?;
+        Some(FileIdentity(format!("{} embedded:{role}", file.0)))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -497,6 +504,9 @@ impl ComponentCache {
         Ok(artifact)
     }
 }
+
+#[cfg(test)]
+mod fuzz_tests;
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,9 @@ pub mod output;
 pub mod process;
 pub mod tcp;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::time::Duration;
 
 use super::bindings::ErrorCode;

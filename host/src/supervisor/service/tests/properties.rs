@@ -26,7 +26,11 @@
 //!   group, only a replace's new child (until it is reaped) and the child
 //!   a replace took over from (until its grace ends) may live; every
 //!   replace ends with the old child signalled (SIGKILL after its grace)
-//!   or the new one SIGKILLed, and the drain ends with nothing alive.
+//!   or the new one SIGKILLed, and the drain ends with nothing alive;
+//! - a replace's hooks in their order: the new child's spawn only after
+//!   its pre-start hook said ok, its post-start only for it; the old
+//!   child's pre-stop only while its leader lives and no stop signal to
+//!   it before that hook ended; its post-stop only once its group is gone.
 //!
 //! Deterministic: the seeds are fixed, so a failure is a failure every
 //! time. It prints the seed and the whole sequence; replay one seed with
@@ -181,6 +185,7 @@ fn random_service(rng: &mut Rng, after: &[String]) -> Service {
     svc.loader = rng.chance(35).then(|| LoaderSpec {
         path: "/srv/svc/loader.wasm".into(),
         config: vec![],
+        embedded: false,
     });
     let hook = |rng: &mut Rng| {
         rng.chance(30).then(|| HookSpec {
@@ -291,6 +296,14 @@ struct World {
     successor_spawn: Option<u64>,
     /// Checks of a replace's new child, not answered yet: (seq, phase).
     successor_checks: Vec<(u64, Phase)>,
+    /// A replace's hooks, not answered yet: (seq, hook).
+    replace_hooks: Vec<(u64, HookKind)>,
+    /// The replaced children's groups whose end the reducer waits for.
+    old_watch: Vec<(i32, u64)>,
+    /// The replaced child's group while its pre-stop hook runs.
+    old_pre_stop: Option<i32>,
+    /// Questions to the loader's `decide-replace`, not answered yet.
+    replace_questions: Vec<u64>,
     log: Vec<String>,
 }
 
@@ -336,6 +349,10 @@ impl World {
             reloads,
             successor_spawn: None,
             successor_checks: Vec::new(),
+            replace_hooks: Vec::new(),
+            old_watch: Vec::new(),
+            old_pre_stop: None,
+            replace_questions: Vec::new(),
             log,
         }
     }
@@ -474,6 +491,14 @@ impl World {
     /// a spawn (at once when `eager`, else maybe later), reap a dead leader
     /// or a zombie member, report an empty group.
     fn progress(&mut self, eager: bool) -> Option<Event> {
+        if let Some(i) = self
+            .old_watch
+            .iter()
+            .position(|(pgid, _)| !self.groups.iter().any(|g| g.pgid == *pgid && g.alive()))
+        {
+            let (_, seq) = self.old_watch.remove(i);
+            return Some(Event::Replacement(ReplaceEvent::OldGroupGone { seq }));
+        }
         if let Some(seq) = self.successor_spawn
             && (eager || self.rng.chance(50))
         {
@@ -616,6 +641,18 @@ impl World {
 
     /// A hook ends, any open one: ok mostly, else failed.
     fn answer_hook(&mut self) -> Option<Event> {
+        if !self.replace_hooks.is_empty() && (self.hooks.is_empty() || self.rng.chance(50)) {
+            let i = self.rng.below(self.replace_hooks.len() as u64) as usize;
+            let (seq, hook) = self.replace_hooks.remove(i);
+            let result = match self.rng.chance(75) {
+                true => Ok(()),
+                false => Err("exit code 1".into()),
+            };
+            if hook == HookKind::PreStop {
+                self.old_pre_stop = None;
+            }
+            return Some(Event::Replacement(ReplaceEvent::Hook { seq, hook, result }));
+        }
         if self.hooks.is_empty() {
             return None;
         }
@@ -639,6 +676,22 @@ impl World {
     /// A loader's answer, to any open question: answers can overtake each
     /// other.
     fn answer_decision(&mut self) -> Option<Event> {
+        if !self.replace_questions.is_empty() && (self.decisions.is_empty() || self.rng.chance(50))
+        {
+            let i = self.rng.below(self.replace_questions.len() as u64) as usize;
+            let question = self.replace_questions.remove(i);
+            let answer = match self.rng.below(10) {
+                0..=4 => Ok(Some(ReplaceAnswer::Proceed)),
+                5 => Ok(None),
+                6..=7 => Ok(Some(ReplaceAnswer::Restart)),
+                8 => Ok(Some(ReplaceAnswer::Refuse("not now".into()))),
+                _ => Err("loader trapped".into()),
+            };
+            return Some(Event::Replacement(ReplaceEvent::Decided {
+                question,
+                answer,
+            }));
+        }
         if self.decisions.is_empty() {
             return None;
         }
@@ -859,15 +912,29 @@ impl World {
                 self.backoff.operator_restart = false;
             }
             Effect::Signal { pgid, signal } => {
-                if !self.said_why {
+                // The replaced child's `stopping` came at the switch; the
+                // current child may have been respawned since.
+                let replaced = Some(pgid) == self.s.predecessor_group();
+                if !self.said_why && !replaced {
                     return Err(format!(
                         "{signal} to {pgid} with no stopping or killed first"
                     ));
                 }
+                if Some(pgid) == self.old_pre_stop
+                    && !matches!(signal, Signal::SIGKILL | Signal::SIGCONT)
+                {
+                    return Err(format!(
+                        "{signal} to the replaced child {pgid} while its pre-stop hook runs"
+                    ));
+                }
+                // The current stop's pre-stop hook holds the current
+                // child's signal, not the replaced child's (its own hook
+                // ended).
+                let current = Some(pgid) != self.s.predecessor_group();
                 match signal {
                     Signal::SIGKILL => self.pre_stop_open = false,
                     Signal::SIGCONT => {}
-                    _ if self.pre_stop_open => {
+                    _ if self.pre_stop_open && current => {
                         return Err(format!("{signal} to {pgid} while its pre-stop hook runs"));
                     }
                     _ => {}
@@ -949,6 +1016,19 @@ impl World {
                 if !matches!(self.status, Status::Running | Status::Ready) {
                     return Err(format!("a replace's spawn while {}", self.status));
                 }
+                let pre_start_ok = matches!(
+                    event,
+                    Event::Replacement(ReplaceEvent::Hook {
+                        hook: HookKind::PreStart,
+                        result: Ok(()),
+                        ..
+                    })
+                );
+                if self.svc.hooks.pre_start.is_some() && !pre_start_ok {
+                    return Err(format!(
+                        "a replace's spawn without its pre-start hook's ok (on {event:?})"
+                    ));
+                }
                 if self.successor_spawn.is_some() {
                     return Err("a second replace's spawn in flight".into());
                 }
@@ -962,7 +1042,57 @@ impl World {
                 }
                 self.successor_checks.push((seq, phase));
             }
+            Effect::RunReplaceHook { hook, seq, pid } => {
+                match hook {
+                    HookKind::PreStart => {
+                        if pid.is_some() || self.s.successor_pid().is_some() {
+                            return Err(format!(
+                                "a replace's pre-start hook beside its child {pid:?}"
+                            ));
+                        }
+                    }
+                    HookKind::PostStart => {
+                        if pid.is_none() || pid != self.s.successor_pid() {
+                            return Err(format!(
+                                "a replace's post-start hook for {pid:?}, not its new child"
+                            ));
+                        }
+                    }
+                    HookKind::PreStop => {
+                        let live = self
+                            .groups
+                            .iter()
+                            .any(|g| Some(g.pgid) == pid && g.leader != Leader::Reaped);
+                        if pid.is_none() || pid != self.s.predecessor_pid() || !live {
+                            return Err(format!(
+                                "a replace's pre-stop hook for {pid:?}, not a live old child"
+                            ));
+                        }
+                        self.old_pre_stop = pid;
+                    }
+                    HookKind::PostStop => {
+                        if !matches!(event, Event::Replacement(ReplaceEvent::OldGroupGone { .. })) {
+                            return Err(format!(
+                                "a replace's post-stop hook before its group is gone (on {event:?})"
+                            ));
+                        }
+                    }
+                }
+                self.replace_hooks.push((seq, hook));
+            }
+            Effect::WatchReplaced { pgid, seq } => {
+                if self.old_watch.iter().any(|(g, _)| *g == pgid) {
+                    return Err(format!("group {pgid} watched twice"));
+                }
+                self.old_watch.push((pgid, seq));
+            }
             Effect::Decide { epoch, seq, .. } => self.decisions.push((epoch, seq)),
+            Effect::DecideReplace { question, .. } => {
+                if self.svc.loader.is_none() {
+                    return Err("decide-replace asked of a service without a loader".into());
+                }
+                self.replace_questions.push(question);
+            }
             Effect::Journal(Journal::Exited { .. } | Journal::SpawnError { .. }) => {
                 self.stop_ended = true;
             }

@@ -1,0 +1,4 @@
+//! The example loader checks/examples/loaders/src/bin/maintenance_window.rs, built as a
+//! test program so the end-to-end tests replay it.
+
+include!("../../../../checks/examples/loaders/src/bin/maintenance_window.rs");
