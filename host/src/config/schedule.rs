@@ -357,6 +357,97 @@ mod tests {
         );
     }
 
+    /// Berlin's 2026 changes: 02:00-03:00 does not exist on 2026-03-29
+    /// (CET to CEST), 02:00-03:00 happens twice on 2026-10-25 (CEST, then
+    /// CET). A daily 09:00 keeps its local time; 02:30 runs at 03:00 on
+    /// the spring night and once (the first, CEST) on the autumn night.
+    #[test]
+    fn berlin_dst_gap_and_repeat() {
+        let z = "Europe/Berlin";
+        assert_eq!(
+            next("0 9 * * *", z, "2026-03-28T12:00:00Z"),
+            "2026-03-29T07:00:00Z"
+        );
+        assert_eq!(
+            next("0 9 * * *", z, "2026-10-24T12:00:00Z"),
+            "2026-10-25T08:00:00Z"
+        );
+        // The gap: 02:30 does not exist, the run is at 03:00 CEST; the
+        // next day's is 02:30 CEST again.
+        let gap = next("30 2 * * *", z, "2026-03-29T00:00:00Z");
+        assert_eq!(gap, "2026-03-29T01:00:00Z");
+        assert_eq!(next("30 2 * * *", z, &gap), "2026-03-30T00:30:00Z");
+        // The repeat: 02:30 CEST (00:30 UTC) runs, 02:30 CET (01:30 UTC)
+        // does not; the next run is the next day's 02:30 CET.
+        let first = next("30 2 * * *", z, "2026-10-25T00:00:00Z");
+        assert_eq!(first, "2026-10-25T00:30:00Z");
+        assert_eq!(next("30 2 * * *", z, &first), "2026-10-26T01:30:00Z");
+        // Every 20 minutes straight through the gap: 01:40 CET, then
+        // 03:00 CEST (02:00 and 02:20 ... do not exist), 03:20 CEST.
+        let before = next("*/20 * * * *", z, "2026-03-29T00:30:00Z");
+        assert_eq!(before, "2026-03-29T00:40:00Z");
+        let after = next("*/20 * * * *", z, &before);
+        assert_eq!(after, "2026-03-29T01:00:00Z");
+        assert_eq!(next("*/20 * * * *", z, &after), "2026-03-29T01:20:00Z");
+    }
+
+    /// New York springs forward on 2026-03-08 (02:00 EST to 03:00 EDT).
+    #[test]
+    fn new_york_spring_gap() {
+        let z = "America/New_York";
+        assert_eq!(
+            next("30 2 * * *", z, "2026-03-08T06:00:00Z"),
+            "2026-03-08T07:00:00Z"
+        );
+        assert_eq!(
+            next("0 12 * * *", z, "2026-03-07T18:00:00Z"),
+            "2026-03-08T16:00:00Z"
+        );
+    }
+
+    /// A bad `schedule` or `timezone` in a manifest: a problem naming the
+    /// manifest file, the field and the fix (what `vigil validate` shows).
+    #[test]
+    fn bad_schedules_in_a_manifest_name_file_field_and_fix() {
+        let t = crate::test_support::TempDir::new("cfg-cron");
+        let write = |name: &str, extra: &str| {
+            let d = t.0.join(name);
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::write(
+                d.join(super::super::MANIFEST),
+                format!("command = [\"true\"]\n{extra}"),
+            )
+            .expect("write manifest");
+        };
+        write("expr", "schedule = \"61 * * * *\"\n");
+        write("fields", "schedule = \"* * *\"\n");
+        write(
+            "zone",
+            "schedule = \"* * * * *\"\ntimezone = \"Europe/Atlantis\"\n",
+        );
+        write("both", "schedule = \"* * * * *\"\nevery = \"1m\"\n");
+        write("lonely", "timezone = \"UTC\"\n");
+        write("good", "schedule = \"0 3 * * *\"\ntimezone = \"Europe/Berlin\"\n");
+        let report = super::super::load_dir(&t.0).expect_err("bad schedules");
+        let said: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+        let find = |dir: &str, field: &str, problem: &str, fix: &str| {
+            let file = format!("{dir}/service.toml:{field}: ");
+            assert!(
+                said.iter().any(|p| p.contains(&file)
+                    && p.contains(problem)
+                    && p.contains(&format!("(fix: {fix}"))),
+                "{file} {problem} {fix}: {said:#?}"
+            );
+        };
+        find("expr", "schedule", "not a cron expression", "5 fields");
+        find("fields", "schedule", "not a cron expression", "5 fields");
+        find("zone", "timezone", "unknown time zone", "an IANA name");
+        find("both", "schedule", "both `schedule` and `every`", "keep one");
+        find("lonely", "timezone", "`timezone` is for `schedule`", "add `schedule");
+        assert!(!said.iter().any(|p| p.contains("good/")), "{said:#?}");
+        assert_eq!(said.len(), 5, "{said:#?}");
+    }
+
     #[test]
     fn bad_expressions_and_zones_are_refused() {
         assert!(Cron::parse("61 * * * *", "UTC").is_err());
