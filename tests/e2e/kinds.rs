@@ -306,9 +306,15 @@ fn a_cron_job_every_second_shows_its_runs_in_status_and_metrics() {
     let addr = format!("127.0.0.1:{port}");
     let vigil = Vigil::start_with(&setup, &["--http", &addr]);
     wait_socket(&vigil);
+    // The journal: each run's start (`spawned`, with its pid) and end
+    // (`exited`, with its code and its duration, `uptime_ms`).
     let mut at = 0;
     for _ in 0..3 {
-        let (i, _) = vigil.wait_kind(at, "tick", "exited");
+        let (s, spawned) = vigil.wait_kind(at, "tick", "spawned");
+        assert!(spawned["pid"].is_i64(), "{spawned}");
+        let (i, exited) = vigil.wait_kind(s + 1, "tick", "exited");
+        assert_eq!(exited["code"], 0, "{exited}");
+        assert!(exited["uptime_ms"].is_u64(), "{exited}");
         at = i + 1;
     }
     let secs: Vec<u64> = std::fs::read_to_string(&out)
@@ -334,6 +340,15 @@ fn a_cron_job_every_second_shows_its_runs_in_status_and_metrics() {
     // The table shows the last run.
     let table = text(&cli(&vigil.state, &["status"]).stdout);
     assert!(table.contains("last run: exit 0"), "{table}");
+    // `vigil status tick`: the schedule, the next due time as a date, the
+    // last run and the last success.
+    let one = text(&cli(&vigil.state, &["status", "tick"]).stdout);
+    assert!(
+        one.contains("tick: job \"* * * * * * Europe/Paris\", next run 20"),
+        "{one}"
+    );
+    assert!(one.contains("  last run: exit 0 after "), "{one}");
+    assert!(one.contains("  last success: 20"), "{one}");
     // `/metrics`: the last success, in Unix seconds, not before the test.
     let started = secs[0] as f64;
     let metric = vigil.wait_for("the last-success metric", || {

@@ -178,7 +178,9 @@ pub(super) fn resolve_job(
                     } else {
                         (
                             "schedule",
-                            "5 fields (minute hour day month weekday), or 6 with seconds first",
+                            "5 fields: minute (0-59) hour (0-23) day (1-31) month (1-12, JAN-DEC) \
+                             weekday (0-7, SUN-SAT), e.g. \"30 6 * * MON-FRI\"; or 6 with \
+                             seconds (0-59) first",
                         )
                     };
                     c.push(field, e, fix);
