@@ -429,7 +429,10 @@ mod tests {
         );
         write("both", "schedule = \"* * * * *\"\nevery = \"1m\"\n");
         write("lonely", "timezone = \"UTC\"\n");
-        write("good", "schedule = \"0 3 * * *\"\ntimezone = \"Europe/Berlin\"\n");
+        write(
+            "good",
+            "schedule = \"0 3 * * *\"\ntimezone = \"Europe/Berlin\"\n",
+        );
         let report = super::super::load_dir(&t.0).expect_err("bad schedules");
         let said: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
         let find = |dir: &str, field: &str, problem: &str, fix: &str| {
@@ -444,8 +447,18 @@ mod tests {
         find("expr", "schedule", "not a cron expression", "5 fields");
         find("fields", "schedule", "not a cron expression", "5 fields");
         find("zone", "timezone", "unknown time zone", "an IANA name");
-        find("both", "schedule", "both `schedule` and `every`", "keep one");
-        find("lonely", "timezone", "`timezone` is for `schedule`", "add `schedule");
+        find(
+            "both",
+            "schedule",
+            "both `schedule` and `every`",
+            "keep one",
+        );
+        find(
+            "lonely",
+            "timezone",
+            "`timezone` is for `schedule`",
+            "add `schedule",
+        );
         assert!(!said.iter().any(|p| p.contains("good/")), "{said:#?}");
         assert_eq!(said.len(), 5, "{said:#?}");
     }
