@@ -453,6 +453,38 @@ fn catch_up_runs_a_missed_job_once_after_a_restart() {
     );
 }
 
+/// A reload that changes a job's schedule takes effect at once: a yearly
+/// job (its scheduler asleep until New Year's Day) edited to run every
+/// second runs within seconds; edited back, status shows the new due time.
+#[test]
+fn a_reload_reschedules_a_job_at_once() {
+    let setup = Setup::new("kinds-cron-reload");
+    let body = command(&["true"]);
+    let yearly = format!("{body}schedule = \"0 0 1 1 *\"\n");
+    let dir = setup.service("job", &yearly);
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let new_year = |s: &serde_json::Value| {
+        s["job"]["next_run_at"]
+            .as_str()
+            .map(|t| t[5..10].to_string())
+            == Some("01-01".into())
+    };
+    wait_status(&vigil, "job", new_year);
+    atomic_save(&dir, &format!("{body}schedule = \"* * * * * *\"\n"));
+    expect_code(&cli(&vigil.state, &["reload"]), 0, "vigil reload");
+    let (from, _) = vigil.wait_kind(0, "job", "exited");
+    vigil.wait_kind(from + 1, "job", "exited");
+    let s = wait_status(&vigil, "job", |s| s["job"]["schedule"] == "* * * * * * UTC");
+    assert!(
+        s["next_run_in_secs"].as_f64().is_some_and(|n| n <= 1.0),
+        "{s}"
+    );
+    atomic_save(&dir, &yearly);
+    expect_code(&cli(&vigil.state, &["reload"]), 0, "vigil reload");
+    wait_status(&vigil, "job", new_year);
+}
+
 /// `schedule` and `every` together, a bad expression and an unknown zone
 /// are refused, each naming its field.
 #[test]

@@ -194,6 +194,10 @@ struct Shared {
     /// Each service's last spawn journaled by previous instances, taken
     /// by a job's scheduler for `catch-up` (supervisor/schedule.rs).
     last_runs: std::sync::Mutex<BTreeMap<String, SystemTime>>,
+    /// Told at the end of each reload: every job's scheduler reads its
+    /// job again, so that a changed `schedule` or `every` takes effect at
+    /// once, not after the due time it was sleeping until.
+    jobs_changed: tokio::sync::Notify,
     /// `vigil scale` counts; held across a scale or a reload so that the
     /// two never interleave.
     targets: tokio::sync::Mutex<replicas::Targets>,
@@ -354,6 +358,7 @@ impl Supervisor {
                 groups: Groups::new(),
                 sockets: sockets::Sockets::default(),
                 last_runs,
+                jobs_changed: tokio::sync::Notify::new(),
                 targets: tokio::sync::Mutex::default(),
             }),
         })
@@ -658,6 +663,7 @@ impl Supervisor {
             }
         }
         self.start(new);
+        self.shared.jobs_changed.notify_waiters();
         drop(targets);
     }
 

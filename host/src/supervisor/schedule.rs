@@ -124,6 +124,10 @@ pub(super) async fn run(sup: Supervisor, name: String, tx: mpsc::UnboundedSender
         catch_up(&sup, &name, &job);
     }
     loop {
+        // Taken before the job is read, so that a reload between the read
+        // and the sleep is not missed (a `Notified` hears `notify_waiters`
+        // from its creation on).
+        let changed = sup.shared.jobs_changed.notified();
         let Some(job) = sup.service(&name).and_then(|s| s.job.clone()) else {
             return;
         };
@@ -145,16 +149,29 @@ pub(super) async fn run(sup: Supervisor, name: String, tx: mpsc::UnboundedSender
                             ),
                         },
                     );
-                    return;
+                    // Until a reload gives it another schedule.
+                    changed.await;
+                    if !current(&sup, &name, &tx) {
+                        return;
+                    }
+                    continue;
                 };
                 let after = wall.duration_since(now).unwrap_or_default();
                 (Instant::now() + after, wall)
             }
         };
         let _ = tx.send(Msg::NextDue(due, wall));
-        tokio::time::sleep_until(due).await;
+        let reloaded = tokio::select! {
+            () = tokio::time::sleep_until(due) => false,
+            () = changed => true,
+        };
         if !current(&sup, &name, &tx) {
             return;
+        }
+        // A reload: the job may have another schedule now (or none), and
+        // its next due time with it.
+        if reloaded {
+            continue;
         }
         // Woken before the wall clock's due time (it was set back while
         // this slept): wait for it again.
