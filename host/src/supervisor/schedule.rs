@@ -162,6 +162,9 @@ pub(super) async fn run(sup: Supervisor, name: String, tx: mpsc::UnboundedSender
         };
         let _ = tx.send(Msg::NextDue(due, wall));
         let reloaded = tokio::select! {
+            // A due time that has come wins over a reload at the same
+            // moment (the recomputed one would be the next, skipping it).
+            biased;
             () = tokio::time::sleep_until(due) => false,
             () = changed => true,
         };
