@@ -47,7 +47,7 @@ examples: setup
 unit: setup examples
 	$(CARGO) test --release --locked --workspace
 
-test: lint examples unit soak-short
+test: lint examples static unit soak-short
 
 # The chaos soak (tests/soak/, RELIABILITY.md): vigil with a few dozen
 # services of mixed behaviour under random faults and control-plane load,

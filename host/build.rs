@@ -378,5 +378,7 @@ fn pack_relative_relocations() {
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     if (major, minor) >= (2, 36) {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+        // Tells tests/e2e/binary.rs to hold the linked binary to it.
+        println!("cargo:rustc-env=VIGIL_PACKED_RELOCS=1");
     }
 }

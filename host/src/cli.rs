@@ -200,7 +200,7 @@ pub struct TopArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Only this service.
+    /// Only this service (a replicated service's name: every replica).
     pub name: Option<String>,
     /// Print the JSON the control socket answers.
     #[arg(long)]
@@ -242,7 +242,8 @@ pub struct ShutdownArgs {
 
 #[derive(Debug, Args)]
 pub struct JournalArgs {
-    /// Only lines about this service.
+    /// Only lines about this service (a replicated service's name: every
+    /// replica's).
     pub name: Option<String>,
     /// Keep printing new lines as they are recorded: until vigil exits,
     /// or with no vigil running, from the files until interrupted.
@@ -268,7 +269,8 @@ pub struct JournalArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The service (its directory name).
+    /// The service (its directory name; a replicated service's name
+    /// merges every replica's lines, each labelled `NAME@i | `).
     pub name: String,
     /// Keep printing new lines as they are written, until interrupted.
     #[arg(long, short)]

@@ -295,7 +295,7 @@ fn builtin_grpc_over_tls_with_a_private_ca() {
 }
 
 /// `grpc_peer.py check ADDR SERVICE`: the status or error code name.
-fn client_check(addr: &str, service: &str) -> String {
+pub(crate) fn client_check(addr: &str, service: &str) -> String {
     let out = Command::new(tools_python())
         .arg(peer_script())
         .args(["check", addr, service])

@@ -11,6 +11,7 @@ use support as helpers;
 #[allow(unused_imports)]
 use support as supervisor_helpers;
 
+mod binary;
 mod builtin_checks;
 mod builtin_log;
 mod cache;

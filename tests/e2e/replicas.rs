@@ -12,8 +12,8 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::support::{
-    SOON, Setup, Vigil, cli, command, expect_code, is, status, text, toml_str, wait_socket,
-    wait_status,
+    SOON, Setup, Vigil, cli, command, expect_code, is, status, text, toml_str, vigil_command,
+    wait_socket, wait_status,
 };
 
 /// A prefix `P` such that loopback ports `P0..P9` are all free now (below
@@ -360,4 +360,237 @@ fn after_a_replicated_service_waits_for_every_replica() {
     let ready1 = at(&|e| is(e, "web@1", "ready")).expect("web@1 ready");
     let spawned = at(&|e| is(e, "client", "spawned")).expect("client spawned");
     assert!(spawned > ready1, "{journal:?}");
+}
+
+/// `{instance}` in hooks, grants and `cwd`: each replica's pre-start hook
+/// runs with its own index in its own directory, and its readiness check
+/// (builtin:tcp on `{P}{instance}`) is granted its own port only. Then the group's name:
+/// `vigil status web` lists every replica with a summary (`--json`: the
+/// list), `vigil logs web` has each replica's lines labelled, `vigil
+/// journal web` each replica's events, and an unknown name's error lists
+/// the group among the known names.
+#[test]
+fn hooks_and_grants_get_the_index_and_the_group_name_shows_every_replica() {
+    let setup = Setup::new("replicas-group");
+    let prefix = free_prefix(3);
+    let manifest = format!(
+        "shell = {}\ninstances = 2\ncwd = \"run-{{instance}}\"\n\
+         [hooks.pre-start]\ncommand = [\"touch\", \"pre-{{instance}}\"]\n\
+         [checks.readiness]\ncheck = \"builtin:tcp\"\nperiod = \"200ms\"\ntimeout = \"3s\"\n\
+         [checks.readiness.config]\nport = \"{prefix}{{instance}}\"\n\
+         [grants]\nhosts = [\"127.0.0.1:{prefix}{{instance}}\"]\n",
+        toml_str(&format!(
+            "echo hello from $VIGIL_INSTANCE; \
+             exec python3 -m http.server {prefix}{{instance}} --bind 127.0.0.1"
+        ))
+    );
+    let dir = setup.checks.join("web");
+    for i in 0..2 {
+        std::fs::create_dir_all(dir.join(format!("run-{i}"))).expect("replica dir");
+    }
+    setup.service("web", &manifest);
+    setup.service("other", &command(&["sleep", "1000"]));
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    for i in 0..2 {
+        wait_status(&vigil, &format!("web@{i}"), |s| s["state"] == "ready");
+        let hooked = dir.join(format!("run-{i}/pre-{i}"));
+        assert!(hooked.exists(), "web@{i}'s pre-start hook, in its cwd");
+    }
+    assert!(
+        !dir.join("run-0/pre-{instance}").exists(),
+        "no hook ran the text as written"
+    );
+    // Each replica's check names its own port: its grant is its own.
+    let checks = vigil
+        .journal()
+        .into_iter()
+        .filter(|e| e["kind"] == "check" && e["outcome"] == "error")
+        .count();
+    assert_eq!(checks, 0, "no check was denied: {:?}", vigil.journal());
+
+    // `vigil status web`: both replicas, and how many are ready.
+    let out = cli(&setup.state, &["status", "web"]);
+    expect_code(&out, 0, "vigil status web");
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("web@0") && shown.contains("web@1"),
+        "{shown}"
+    );
+    assert!(!shown.contains("other"), "{shown}");
+    assert!(shown.contains("web: 2 replicas: 2 ready"), "{shown}");
+    let out = cli(&setup.state, &["status", "web", "--json"]);
+    expect_code(&out, 0, "vigil status web --json");
+    let list: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let listed: Vec<&str> = list
+        .as_array()
+        .unwrap_or_else(|| panic!("a list: {list}"))
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(listed, ["web@0", "web@1"]);
+    // One replica's name is still one service.
+    let out = cli(&setup.state, &["status", "web@1", "--json"]);
+    expect_code(&out, 0, "vigil status web@1 --json");
+    let one: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(one["name"], "web@1", "{one}");
+    // An unknown name: the group is among the known names.
+    let out = cli(&setup.state, &["status", "nope"]);
+    expect_code(&out, 4, "vigil status nope");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("web,") || err.contains("web ") || err.contains("web\n"),
+        "{err}"
+    );
+    assert!(err.contains("web@1"), "{err}");
+
+    // `vigil logs web`: every replica's lines, each labelled.
+    let logs = vigil.wait_for("both replicas' lines in `vigil logs web`", || {
+        let out = cli(&setup.state, &["logs", "web"]);
+        let shown = text(&out.stdout);
+        (out.status.code() == Some(0)
+            && shown.contains("web@0 | ")
+            && shown.contains("hello from 0")
+            && shown.contains("hello from 1"))
+        .then_some(shown)
+    });
+    for line in logs.lines().filter(|l| l.contains("hello from")) {
+        let i = line.rsplit(' ').next().unwrap_or("");
+        assert!(line.starts_with(&format!("web@{i} | ")), "{logs}");
+    }
+
+    // `vigil journal web`: every replica's events (and not other's).
+    let out = cli(&setup.state, &["journal", "web", "-n", "1000"]);
+    expect_code(&out, 0, "vigil journal web");
+    let shown = text(&out.stdout);
+    for i in 0..2 {
+        assert!(shown.contains(&format!(" web@{i} spawned")), "{shown}");
+    }
+    assert!(!shown.contains(" other "), "{shown}");
+
+    // With no vigil running, from the journal files: the same.
+    let mut vigil = vigil;
+    assert!(vigil.terminate().success(), "vigil exits 0");
+    let out = cli(&setup.state, &["journal", "web", "-n", "1000"]);
+    expect_code(&out, 0, "vigil journal web (offline)");
+    let shown = text(&out.stdout);
+    for i in 0..2 {
+        assert!(shown.contains(&format!(" web@{i} spawned")), "{shown}");
+    }
+}
+
+/// `vigil validate` on a replicated service shows its count and what
+/// `{instance}` became in each replica; it refuses a count whose higher
+/// replicas would have an invalid address (port 65536), as `vigil run`
+/// does, replicas that would all bind one address, and a last replica
+/// whose check would be denied the port `{instance}` made for it.
+#[test]
+fn validate_shows_each_replica_and_refuses_what_one_cannot_bind() {
+    let setup = Setup::new("replicas-validate");
+    setup.service(
+        "web",
+        &format!(
+            "{}instances = 3\n[sockets.http]\nlisten = \"127.0.0.1:81{{instance}}\"\n\
+             [hooks.post-stop]\ncommand = [\"rm\", \"-f\", \"run-{{instance}}.pid\"]\n\
+             [grants]\nhosts = [\"127.0.0.1:81{{instance}}\"]\n",
+            command(&["sleep", "1000"])
+        ),
+    );
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&setup.checks)
+        .output()
+        .expect("vigil validate");
+    expect_code(&out, 0, "vigil validate");
+    let shown = text(&out.stdout);
+    assert!(shown.contains("1 service ok: web"), "{shown}");
+    assert!(
+        shown.contains("web: instances = 3: web@0 .. web@2"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "  web@2: hooks.post-stop.command = rm -f run-2.pid, \
+             sockets.http.listen = 127.0.0.1:812, grants.hosts = 127.0.0.1:812"
+        ),
+        "{shown}"
+    );
+
+    let bad = Setup::new("replicas-validate-bad");
+    bad.service(
+        "far",
+        &format!(
+            "{}instances = 7\n[sockets.http]\nlisten = \"127.0.0.1:6553{{instance}}\"\n",
+            command(&["sleep", "1000"])
+        ),
+    );
+    bad.service(
+        "same",
+        &format!(
+            "{}instances = 2\n[sockets.http]\nlisten = \"127.0.0.1:8100\"\n",
+            command(&["sleep", "1000"])
+        ),
+    );
+    bad.service(
+        "denied",
+        &format!(
+            "{}instances = 3\n[checks.readiness]\ncheck = \"builtin:tcp\"\n\
+             [checks.readiness.config]\nport = \"81{{instance}}\"\n\
+             [grants]\nhosts = [\"127.0.0.1:810\"]\n",
+            command(&["sleep", "1000"])
+        ),
+    );
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&bad.checks)
+        .output()
+        .expect("vigil validate");
+    expect_code(&out, 1, "vigil validate (bad)");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("far/service.toml:sockets.http.listen: for replica 6:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("same/service.toml:sockets.http.listen: each of the 2 replicas would bind"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "denied/service.toml:checks.readiness.config.port: \
+             in denied@2: builtin:tcp would be denied: tcp://127.0.0.1:812 is not in [grants] hosts"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("3 problems:"), "{err}");
+}
+
+/// `vigil run --grpc`: grpc.health.v1 `Check` of a replicated service's
+/// name is SERVING while every replica is ready, as `after = ["web"]`
+/// judges it, and NOT_SERVING once one is stopped; a replica's name is
+/// that replica.
+#[test]
+fn grpc_check_of_the_group_name_is_every_replica() {
+    use crate::grpc::client_check;
+    let setup = Setup::new("replicas-grpc");
+    setup.service(
+        "web",
+        &format!("{}instances = 2\n", command(&["sleep", "1000"])),
+    );
+    let addr = format!("127.0.0.1:{}", crate::support::closed_port());
+    let vigil = Vigil::start_with(&setup, &["--grpc", &addr]);
+    wait_socket(&vigil);
+    for i in 0..2 {
+        wait_status(&vigil, &format!("web@{i}"), |s| s["state"] == "ready");
+    }
+    vigil.wait_until("web SERVING", || client_check(&addr, "web") == "SERVING");
+    expect_code(
+        &cli(&setup.state, &["stop", "web@1"]),
+        0,
+        "vigil stop web@1",
+    );
+    assert_eq!(client_check(&addr, "web"), "NOT_SERVING");
+    assert_eq!(client_check(&addr, "web@0"), "SERVING");
+    assert_eq!(client_check(&addr, "web@1"), "NOT_SERVING");
+    assert_eq!(client_check(&addr, "nope"), "NOT_FOUND");
 }

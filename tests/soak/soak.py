@@ -30,7 +30,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
@@ -71,46 +70,40 @@ class Window:
 
 
 class HitServer:
-    """Loopback HTTP server the checks and hooks call: records when each
-    path was hit, so a check's schedule is measured from outside Vigil."""
+    """The loopback HTTP server the checks and hooks call (hits.py, a
+    process of its own): when each path was hit, read back from its log."""
 
-    def __init__(self) -> None:
-        hits: dict[str, list[float]] = {}
-        lock = threading.Lock()
-        self.hits = hits
-        self.lock = lock
-
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def do_GET(self) -> None:  # noqa: N802
-                now = time.monotonic()
-                with lock:
-                    hits.setdefault(self.path, []).append(now)
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        class Quiet(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a check that timed out hung up first: not the soak's concern
-
-        self.server = Quiet(("127.0.0.1", 0), H)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def __init__(self, log: Path, env: dict[str, str]) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            [os.path.realpath(sys.executable), str(Path(__file__).with_name("hits.py")), str(log)],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"hits.py did not start: {line!r}")
+        self.port = int(line)
+        self.hits: dict[str, list[float]] = {}
+        self.read_to = 0
+        self.lock = threading.Lock()
 
     def get(self, path: str) -> list[float]:
         with self.lock:
+            with open(self.log, "rb") as f:
+                f.seek(self.read_to)
+                data = f.read()
+            end = data.rfind(b"\n") + 1  # a line being written is read next time
+            self.read_to += end
+            for line in data[:end].decode("ascii", "replace").splitlines():
+                at, _, hit = line.partition(" ")
+                self.hits.setdefault(hit, []).append(float(at))
             return list(self.hits.get(path, []))
 
     def close(self) -> None:
-        self.server.shutdown()
+        self.proc.kill()
+        self.proc.wait()
 
 
 class Soak:
@@ -130,7 +123,7 @@ class Soak:
         self.out.mkdir(parents=True, exist_ok=True)
         self.sock = self.state / "control.sock"
         self.mounted = False
-        self.hits = HitServer()
+        self.hits = HitServer(self.root / "hits.log", dict(os.environ))
         self.http_port = 0
         self.vigil: subprocess.Popen[bytes] | None = None
         self.vigil_log = open(self.out / "vigil.log", "wb")

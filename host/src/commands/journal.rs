@@ -145,8 +145,13 @@ async fn offline(dir: &Path, socket: &Path, query: &JournalQuery, json: bool) ->
             "vigil journal: skipped {skipped} lines that are not journal lines (torn, corrupt, or of an unknown kind)"
         );
     }
+    // A replicated service's name (`web`) has its replicas' lines.
+    let named = JournalQuery {
+        service: query.service.clone(),
+        ..JournalQuery::default()
+    };
     if let Some(name) = &query.service
-        && !all.iter().any(|l| l.service.as_ref() == Some(name))
+        && !all.iter().any(|l| named.matches(l))
     {
         let problem = format!(
             "no service named `{name}` in the journal of {}",

@@ -12,7 +12,7 @@ use crate::cli::LogsArgs;
 use crate::commands::Exit;
 use crate::commands::control::client;
 use crate::supervisor::logs::{LogLine, Stream};
-use crate::tail;
+use crate::tail::{self, Rotated};
 use crate::untrusted;
 
 /// Past lines printed when neither `-n` nor `--since` says.
@@ -32,32 +32,48 @@ pub async fn run(args: LogsArgs) -> Exit {
         }
     };
     let dir = state_dir(&args).await.join("logs");
-    let Some(files) = files(&dir, &args.name) else {
+    // One service's files, else those of every replica of `web`.
+    let sources: Vec<(Option<String>, Rotated)> = match files(&dir, &args.name) {
+        Some(files) => vec![(None, files)],
+        None => replica_files(&dir, &args.name)
+            .into_iter()
+            .map(|(name, files)| (Some(name), files))
+            .collect(),
+    };
+    if sources.is_empty() {
         eprintln!(
             "vigil logs: {}",
             untrusted::line(&unknown(&dir, &args.name))
         );
         return Exit::UnknownService;
-    };
+    }
     let filter = Filter {
         since,
         stderr_only: args.stderr,
     };
-    let (lines, mut follower) = files.read_and_follow();
     let n = args.lines.unwrap_or(if filter.since.is_some() {
         usize::MAX
     } else {
         DEFAULT_LINES
     });
+    // Each source: its label, its follower, and whether `--since` has
+    // been passed in it.
+    let mut followers = Vec::new();
+    let mut wanted: Vec<(Option<String>, String)> = Vec::new();
+    for (label, files) in sources {
+        let (lines, follower) = files.read_and_follow();
+        let mut passed = false;
+        let mine: Vec<(Option<String>, String)> = lines
+            .into_iter()
+            .filter(|l| filter.wants(l, &mut passed))
+            .map(|l| (label.clone(), l))
+            .collect();
+        wanted = merge(wanted, mine);
+        followers.push((label, follower, passed));
+    }
     let mut out = std::io::stdout().lock();
-    let mut passed = false;
-    let wanted: Vec<String> = lines
-        .iter()
-        .filter(|l| filter.wants(l, &mut passed))
-        .cloned()
-        .collect();
-    for line in tail::last(wanted, n) {
-        if !print(&mut out, &line) {
+    for (label, line) in tail::last(wanted, n) {
+        if !print(&mut out, label.as_deref(), &line) {
             return Exit::Ok;
         }
     }
@@ -68,12 +84,70 @@ pub async fn run(args: LogsArgs) -> Exit {
     loop {
         tokio::time::sleep(tail::POLL).await;
         let mut out = std::io::stdout().lock();
-        for line in follower.poll() {
-            if filter.wants(&line, &mut passed) && !print(&mut out, &line) {
-                return Exit::Ok;
+        for (label, follower, passed) in &mut followers {
+            for line in follower.poll() {
+                if filter.wants(&line, passed) && !print(&mut out, label.as_deref(), &line) {
+                    return Exit::Ok;
+                }
             }
         }
     }
+}
+
+/// The log files of each replica of the replicated service `group`
+/// (`web@0.log`, `web@1.log`, ...; a replica a scale retired keeps its
+/// file), by index; none when `group` has no replica with logs.
+fn replica_files(dir: &Path, group: &str) -> Vec<(String, Rotated)> {
+    let mut found: Vec<(u32, String)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter_map(|f| {
+                    let name = f.strip_suffix(".log")?;
+                    let (parent, index) = crate::config::replicas::split_name(name)?;
+                    (parent == group).then(|| (index, name.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+        .into_iter()
+        .filter_map(|(_, name)| files(dir, &name).map(|f| (name, f)))
+        .collect()
+}
+
+/// Two sources' lines in one stream, by time: each keeps its own order,
+/// and a line without a time goes with the timed line before it in its
+/// own source. Sources without times keep their order, `a` first.
+fn merge<L: Clone>(a: Vec<(L, String)>, b: Vec<(L, String)>) -> Vec<(L, String)> {
+    fn keyed<L>(lines: Vec<(L, String)>) -> Vec<(String, (L, String))> {
+        let mut last = String::new();
+        lines
+            .into_iter()
+            .map(|(label, line)| {
+                if let Some(ts) = LogLine::parse(&line).ts {
+                    last = ts.into_owned();
+                }
+                (last.clone(), (label, line))
+            })
+            .collect()
+    }
+    let (a, b) = (keyed(a), keyed(b));
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some((ta, _)), Some((tb, _))) => ta <= tb,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_a { a.next() } else { b.next() };
+        out.extend(next.map(|(_, line)| line));
+    }
+    out
 }
 
 /// `--state-dir`, else the state directory of the vigil behind
@@ -122,10 +196,16 @@ fn unknown(dir: &Path, name: &str) -> String {
                     f.rsplit_once('.')
                         .is_none_or(|(_, n)| n.parse::<usize>().is_err())
                 })
+                // web@1 is also web's: both names are known.
+                .flat_map(|f| {
+                    let group = crate::config::replicas::split_name(&f).map(|(g, _)| g.to_string());
+                    std::iter::once(f).chain(group)
+                })
                 .collect()
         })
         .unwrap_or_default();
     known.sort();
+    known.dedup();
     let list = if known.is_empty() {
         "no service has logged anything there".to_string()
     } else {
@@ -156,9 +236,10 @@ impl Filter {
 }
 
 /// Print one line of a log file (text or JSON format, shown as text),
-/// its text escaped ([`untrusted`]: it is whatever the service wrote);
-/// false once stdout is closed.
-fn print(out: &mut impl Write, line: &str) -> bool {
+/// its text escaped ([`untrusted`]: it is whatever the service wrote),
+/// after `label | ` when it is one replica's of several; false once
+/// stdout is closed.
+fn print(out: &mut impl Write, label: Option<&str>, line: &str) -> bool {
     let parsed = LogLine::parse(line);
     let text = untrusted::line(&parsed.text);
     let tag = |s: Stream| format!("{}{}", s.as_str(), if parsed.partial { "+" } else { "" });
@@ -166,6 +247,10 @@ fn print(out: &mut impl Write, line: &str) -> bool {
         (Some(ts), Some(stream)) => format!("{} {} {text}", untrusted::line(ts), tag(stream)),
         (None, Some(stream)) => format!("{} {text}", tag(stream)),
         _ => text.into_owned(),
+    };
+    let shown = match label {
+        Some(label) => format!("{} | {shown}", untrusted::line(label)),
+        None => shown,
     };
     writeln!(out, "{}", shown.trim_end())
         .and_then(|()| out.flush())
@@ -209,10 +294,51 @@ mod tests {
     }
 
     #[test]
+    fn replicas_lines_merge_by_time_each_in_its_own_order() {
+        let l = |label: &str, line: &str| (label.to_string(), line.to_string());
+        let a = vec![
+            l("web@0", "2030-01-01T00:00:01.000Z stdout a1"),
+            l("web@0", "stdout a1 untimed"),
+            l("web@0", "2030-01-01T00:00:03.000Z stdout a3"),
+        ];
+        let b = vec![
+            l("web@1", "2030-01-01T00:00:00.000Z stdout b0"),
+            l("web@1", "2030-01-01T00:00:02.000Z stdout b2"),
+            l("web@1", "2030-01-01T00:00:03.000Z stdout b3"),
+        ];
+        let merged: Vec<String> = merge(a, b)
+            .into_iter()
+            .map(|(label, line)| format!("{label} {}", line.rsplit(' ').next().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            merged,
+            [
+                "web@1 b0",
+                "web@0 a1",
+                "web@0 untimed",
+                "web@1 b2",
+                "web@0 a3",
+                "web@1 b3"
+            ]
+        );
+        let mut out = Vec::new();
+        assert!(print(
+            &mut out,
+            Some("web@1"),
+            "2030-01-01T00:00:00.000Z stdout hi"
+        ));
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "web@1 | 2030-01-01T00:00:00.000Z stdout hi\n"
+        );
+    }
+
+    #[test]
     fn printed_text_is_escaped_without_trailing_spaces() {
         let mut out = Vec::new();
         assert!(print(
             &mut out,
+            None,
             "2030-01-01T00:00:00.000Z stderr \u{1b}[2Jgone  "
         ));
         assert_eq!(

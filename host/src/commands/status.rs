@@ -31,16 +31,25 @@ pub async fn run(args: StatusArgs) -> Exit {
     };
     let state_dir = report.state_dir.clone();
     let services = match &args.name {
-        Some(name) => match report.services.iter().find(|s| &s.name == name) {
-            Some(s) => vec![s.clone()],
-            // Its answer names the services there are.
-            None => match client.service_status(name).await {
-                Ok(s) => vec![s],
-                Err(e) => return fail("status", &e),
-            },
-        },
+        Some(name) => {
+            let found = members(&report.services, name);
+            if found.is_empty() {
+                // Its answer names the services there are.
+                match client.statuses(name).await {
+                    Ok(s) => s,
+                    Err(e) => return fail("status", &e),
+                }
+            } else {
+                found
+            }
+        }
         None => report.services.clone(),
     };
+    // `web` of `web@0..N`: the replicas, and a line about all of them.
+    let group = args
+        .name
+        .as_ref()
+        .filter(|name| services.iter().any(|s| &s.name != *name));
     let exits = last_exits(&state_dir);
     let code = if services.iter().all(|s| settled(s, exits.get(&s.name))) {
         Exit::Ok
@@ -48,9 +57,10 @@ pub async fn run(args: StatusArgs) -> Exit {
         Exit::Degraded
     };
     if args.json {
-        let printed = match &args.name {
-            Some(_) => print_json(&services[0]),
-            None => print_json(&report),
+        let printed = match (&args.name, group) {
+            (Some(_), Some(_)) => print_json(&services),
+            (Some(_), None) => print_json(&services[0]),
+            (None, _) => print_json(&report),
         };
         return if printed == Exit::Ok { code } else { printed };
     }
@@ -64,6 +74,9 @@ pub async fn run(args: StatusArgs) -> Exit {
         now: SystemTime::now(),
     };
     print!("{}", table(&services, &exits, &view));
+    if let Some(group) = group {
+        println!("{}", group_summary(group, &services));
+    }
     // On a terminal, --wide adds each service's latency trend.
     if terminal
         && args.wide
@@ -84,6 +97,47 @@ pub async fn run(args: StatusArgs) -> Exit {
         print!("{}", details(s, exits.get(&s.name), &logs, &view));
     }
     code
+}
+
+/// The service `name`, or every replica of the replicated service `name`
+/// (`web` of `web@0..N`), by index.
+fn members(services: &[ServiceStatus], name: &str) -> Vec<ServiceStatus> {
+    let mut found: Vec<(u32, ServiceStatus)> = services
+        .iter()
+        .filter_map(|s| {
+            if s.name == name {
+                return Some((0, s.clone()));
+            }
+            let (group, index) = crate::config::replicas::split_name(&s.name)?;
+            (group == name).then(|| (index, s.clone()))
+        })
+        .collect();
+    found.sort_by_key(|(index, _)| *index);
+    found.into_iter().map(|(_, s)| s).collect()
+}
+
+/// `web: 3 replicas: 2 ready, 1 backoff`.
+fn group_summary(name: &str, replicas: &[ServiceStatus]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for s in replicas {
+        match counts.iter_mut().find(|(state, _)| *state == s.state) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((&s.state, 1)),
+        }
+    }
+    // Ready first, then as they come (by index).
+    counts.sort_by_key(|(state, _)| *state != "ready");
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    let n = replicas.len();
+    format!(
+        "{}: {n} replica{}: {}",
+        untrusted::line(name),
+        if n == 1 { "" } else { "s" },
+        counts.join(", ")
+    )
 }
 
 /// `--wide`: each service's held sockets, `web  http fd 3 127.0.0.1:8080`,

@@ -49,7 +49,7 @@ pub use problems::{Problem, ValidationReport, did_you_mean};
 pub use schedule::{Cron, JobSpec, Overlap, When, next_due};
 pub use schema::one_shot_config_problems;
 pub use sockets::{Listen, SocketSpec, SocketsSpec, StartMode};
-pub use validate::{Validation, validate};
+pub use validate::{ReplicaGroup, Validation, validate};
 
 use problems::Collector;
 use raw::{RawService, parse_raw};

@@ -7,9 +7,11 @@
 //! group: `after = ["web"]`, `vigil stop web`, `vigil scale web 3`. Those
 //! read [`Replica::parent`] through [`Service::group`].
 //!
-//! `{instance}` in argv, env values, socket addresses and check or loader
-//! config is the replica's index. The manifest is resolved once with the
-//! placeholder kept (socket addresses with `0` in it, so that they parse),
+//! `{instance}` in argv, env values, socket addresses, check or loader
+//! config, hook commands and hook check config, and `[grants]` hosts and
+//! paths is the replica's index. The manifest is resolved once with the
+//! placeholder kept (socket addresses and host grants with `0` in it, so
+//! that they parse),
 //! and each replica is made from that template by [`instantiate`]: the
 //! same function makes the replicas of a load and those `vigil scale` adds
 //! later, from whichever replica it has at hand.
@@ -17,7 +19,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::model::{MANIFEST, Service};
+use super::hooks::{HookAction, HookKind};
+use super::model::{GrantSpec, MANIFEST, Service};
 use super::problems::{Collector, Problem};
 use super::raw::RawService;
 use super::sockets::Listen;
@@ -59,6 +62,24 @@ struct Template {
     /// Each phase's check config (`Phase::ALL` order).
     checks: [Vec<(String, String)>; 3],
     loader: Vec<(String, String)>,
+    /// Each hook's argv (a command) or config (a check), `HookKind::ALL`
+    /// order.
+    hooks: [Option<HookAction>; 4],
+    /// `[grants]` as written, when one of them has the placeholder: a
+    /// replica's check must be allowed to reach its own port or file.
+    grants: Option<GrantsTemplate>,
+    /// `cwd` as written, when it has the placeholder.
+    cwd: Option<String>,
+    /// `env-file` as written, when one entry has the placeholder.
+    env_files: Option<Vec<String>>,
+}
+
+/// `[grants]` hosts and paths as written.
+#[derive(Debug, Default, PartialEq)]
+struct GrantsTemplate {
+    hosts: Vec<String>,
+    /// Relative ones against the service directory, as at load.
+    paths: Vec<String>,
 }
 
 /// The replica name of `parent`'s replica `index`: `web@0`.
@@ -80,12 +101,18 @@ pub fn split_name(name: &str) -> Option<(&str, u32)> {
 pub(super) struct Taken {
     instances: Option<u32>,
     listen: BTreeMap<String, String>,
+    /// `[grants]` hosts and paths as written, when one has the placeholder.
+    grants: Option<GrantsTemplate>,
+    /// `cwd` and `env-file` as written (with `instances` only).
+    cwd: Option<String>,
+    env_files: Option<Vec<String>>,
 }
 
 /// Before a manifest is resolved: take `instances` out of it, and put `0`
-/// for `{instance}` in its socket addresses so that they parse (a service
-/// without `instances` is instance 0 there; elsewhere the placeholder of
-/// such a service is left as written).
+/// for `{instance}` in its socket addresses and grants so that they parse
+/// (a service without `instances` is instance 0 there, so that a grant
+/// still matches the address; elsewhere the placeholder of such a service
+/// is left as written).
 pub(super) fn take(raw: &mut RawService, c: &mut Collector<'_>) -> Taken {
     let instances = raw.instances.take();
     match instances {
@@ -110,7 +137,47 @@ pub(super) fn take(raw: &mut RawService, c: &mut Collector<'_>) -> Taken {
             *text = text.replace(PLACEHOLDER, "0");
         }
     }
-    Taken { instances, listen }
+    let mut grants = None;
+    if let Some(g) = raw.grants.as_mut() {
+        let has =
+            |list: &Option<Vec<String>>| list.iter().flatten().any(|h| h.contains(PLACEHOLDER));
+        if has(&g.hosts) || has(&g.paths) {
+            grants = Some(GrantsTemplate {
+                hosts: g.hosts.clone().unwrap_or_default(),
+                paths: g.paths.clone().unwrap_or_default(),
+            });
+            for text in g.hosts.iter_mut().chain(g.paths.iter_mut()).flatten() {
+                *text = text.replace(PLACEHOLDER, "0");
+            }
+        }
+    }
+    // `cwd` and `env-file` are checked at load (the directory exists, the
+    // file parses): replica 0's then, each other one's as it is made.
+    let mut cwd = None;
+    let mut env_files = None;
+    if instances.is_some() {
+        if let Some(text) = raw.cwd.as_mut()
+            && text.contains(PLACEHOLDER)
+        {
+            cwd = Some(text.clone());
+            *text = text.replace(PLACEHOLDER, "0");
+        }
+        if let Some(list) = raw.env_file.as_mut()
+            && list.iter().any(|f| f.contains(PLACEHOLDER))
+        {
+            env_files = Some(list.clone());
+            for text in list.iter_mut() {
+                *text = text.replace(PLACEHOLDER, "0");
+            }
+        }
+    }
+    Taken {
+        instances,
+        listen,
+        grants,
+        cwd,
+        env_files,
+    }
 }
 
 /// After the manifest resolved into `service`: a service with `instances`
@@ -156,6 +223,10 @@ pub(super) fn finish(taken: Taken, service: &mut Service, c: &mut Collector<'_>)
             .as_ref()
             .map(|l| l.config.clone())
             .unwrap_or_default(),
+        hooks: HookKind::ALL.map(|kind| service.hooks.get(kind).map(|h| h.action.clone())),
+        grants: taken.grants,
+        cwd: taken.cwd,
+        env_files: taken.env_files,
     };
     service.replica = Some(Replica {
         parent: service.name.clone(),
@@ -205,6 +276,74 @@ pub fn instantiate(of: &Service, index: u32) -> Result<Service, Problem> {
     if let Some(loader) = s.loader.as_mut() {
         loader.config = subst_pairs(&t.loader);
     }
+    for (kind, action) in HookKind::ALL.into_iter().zip(&t.hooks) {
+        let hook = match kind {
+            HookKind::PreStart => s.hooks.pre_start.as_mut(),
+            HookKind::PostStart => s.hooks.post_start.as_mut(),
+            HookKind::PreStop => s.hooks.pre_stop.as_mut(),
+            HookKind::PostStop => s.hooks.post_stop.as_mut(),
+        };
+        if let (Some(hook), Some(action)) = (hook, action) {
+            hook.action = match action {
+                HookAction::Command(argv) => HookAction::Command(argv.iter().map(sub).collect()),
+                HookAction::Check { check, config } => HookAction::Check {
+                    check: check.clone(),
+                    config: subst_pairs(config),
+                },
+            };
+        }
+    }
+    if let Some(g) = &t.grants {
+        let hosts: Vec<String> = g.hosts.iter().map(sub).collect();
+        // Joined as `resolve_grants` does.
+        let paths = g.paths.iter().map(|p| s.dir.join(sub(p))).collect();
+        let output = s.grants.resolved().output();
+        let mut grants = GrantSpec::new(hosts, paths, s.grants.memory).map_err(|errors| {
+            let what: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            Problem {
+                path: s.dir.join(MANIFEST),
+                field: "grants".into(),
+                problem: format!("for replica {index}: {}", what.join("; ")),
+                fix: "keep every replica's grant valid (fewer replicas, or another pattern)".into(),
+            }
+        })?;
+        grants.resolved = grants.resolved.with_output(output);
+        s.grants = grants;
+    }
+    let problem = |field: String, problem: String, fix: &str| Problem {
+        path: of.dir.join(MANIFEST),
+        field,
+        problem: format!("for replica {index}: {problem}"),
+        fix: fix.into(),
+    };
+    if let Some(cwd) = &t.cwd {
+        s.cwd = s.dir.join(sub(cwd));
+        if !s.cwd.is_dir() {
+            return Err(problem(
+                "cwd".into(),
+                format!("`{}` is not a directory", s.cwd.display()),
+                "create each replica's directory (relative paths start at the service directory)",
+            ));
+        }
+    }
+    if let Some(entries) = &t.env_files {
+        // One file per entry, in order (an empty entry is an error of
+        // the manifest, so none was skipped).
+        for (i, (entry, file)) in entries.iter().zip(&mut s.identity.env_files).enumerate() {
+            if !entry.contains(PLACEHOLDER) {
+                continue;
+            }
+            let written = entry.strip_prefix('-').unwrap_or(entry);
+            file.path = s.dir.join(written.replace(PLACEHOLDER, &n));
+            file.loaded = file.read().map_err(|e| {
+                problem(
+                    format!("env-file[{i}]"),
+                    e.to_string(),
+                    "create each replica's file, or prefix it with `-` to make it optional",
+                )
+            })?;
+        }
+    }
     for socket in &mut s.sockets.list {
         if let Some(text) = t.listen.get(&socket.name) {
             let text = sub(text);
@@ -222,6 +361,71 @@ pub fn instantiate(of: &Service, index: u32) -> Result<Service, Problem> {
         ..replica.clone()
     });
     Ok(s)
+}
+
+/// What `{instance}` became in replica `s`: each value of its definition
+/// written with the placeholder, as `(field, value)` in manifest terms
+/// (`sockets.http.listen`, `127.0.0.1:8001`), for `vigil validate` to show
+/// what each replica gets. Empty for a service that is not a replica.
+pub fn expanded(s: &Service) -> Vec<(String, String)> {
+    let Some(replica) = &s.replica else {
+        return Vec::new();
+    };
+    let t = &replica.template;
+    let n = replica.index.to_string();
+    let has = |v: &str| v.contains(PLACEHOLDER);
+    let sub = |v: &str| v.replace(PLACEHOLDER, &n);
+    let mut out = Vec::new();
+    let pairs = |out: &mut Vec<(String, String)>, prefix: &str, list: &[(String, String)]| {
+        for (k, v) in list.iter().filter(|(_, v)| has(v)) {
+            out.push((format!("{prefix}.{k}"), sub(v)));
+        }
+    };
+    let argv = |argv: &[String]| argv.iter().map(|v| sub(v)).collect::<Vec<_>>().join(" ");
+    if let Some(command) = t.command.as_ref().filter(|a| a.iter().any(|v| has(v))) {
+        out.push(("command".into(), argv(command)));
+    }
+    if let Some(cwd) = &t.cwd {
+        out.push(("cwd".into(), sub(cwd)));
+    }
+    for (i, entry) in t.env_files.iter().flatten().enumerate() {
+        if has(entry) {
+            out.push((format!("env-file[{i}]"), sub(entry)));
+        }
+    }
+    pairs(&mut out, "env", &t.env);
+    for (phase, config) in Phase::ALL.into_iter().zip(&t.checks) {
+        pairs(&mut out, &format!("checks.{phase}.config"), config);
+    }
+    pairs(&mut out, "loader.config", &t.loader);
+    for (kind, action) in HookKind::ALL.into_iter().zip(&t.hooks) {
+        match action {
+            Some(HookAction::Command(command)) if command.iter().any(|v| has(v)) => {
+                out.push((format!("hooks.{kind}.command"), argv(command)));
+            }
+            Some(HookAction::Check { config, .. }) => {
+                pairs(&mut out, &format!("hooks.{kind}.config"), config);
+            }
+            _ => {}
+        }
+    }
+    for socket in &s.sockets.list {
+        if t.listen.contains_key(&socket.name) {
+            out.push((
+                format!("sockets.{}.listen", socket.name),
+                socket.listen.to_string(),
+            ));
+        }
+    }
+    if let Some(g) = &t.grants {
+        for (field, list) in [("grants.hosts", &g.hosts), ("grants.paths", &g.paths)] {
+            let shown: Vec<String> = list.iter().filter(|v| has(v)).map(|v| sub(v)).collect();
+            if !shown.is_empty() {
+                out.push((field.into(), shown.join(", ")));
+            }
+        }
+    }
+    out
 }
 
 /// Every replica of `service` (its replica 0, from a load) the manifest
@@ -324,6 +528,118 @@ mod tests {
         assert!(web2.answers_to("web") && web2.answers_to("web@2") && !web2.answers_to("web@1"));
         // Any replica makes any other.
         assert_eq!(instantiate(web2, 0).expect("replica 0"), services[0]);
+    }
+
+    #[test]
+    fn each_replica_gets_its_index_in_hooks_and_grants() {
+        let t = TempDir::new("replicas-hooks-grants");
+        write(
+            &t.0,
+            "web",
+            "command = [\"serve\"]\ninstances = 2\n\
+             [hooks.pre-start]\ncommand = [\"touch\", \"pre-{instance}\"]\n\
+             [hooks.post-start]\ncheck = \"builtin:tcp\"\n\
+             [hooks.post-start.config]\nport = \"90{instance}\"\n\
+             [checks.readiness]\ncheck = \"builtin:tcp\"\n\
+             [checks.readiness.config]\nport = \"90{instance}\"\n\
+             [grants]\nhosts = [\"tcp://127.0.0.1:90{instance}\", \"tcp://db:5432\"]\n\
+             paths = [\"beat-{instance}\"]\noutput = true\n",
+        );
+        let services = load_dir(&t.0).expect("valid").services;
+        let web1 = &services[1];
+        assert_eq!(
+            web1.hooks.pre_start.as_ref().map(|h| &h.action),
+            Some(&HookAction::Command(vec!["touch".into(), "pre-1".into()]))
+        );
+        match web1.hooks.post_start.as_ref().map(|h| &h.action) {
+            Some(HookAction::Check { config, .. }) => {
+                assert_eq!(config, &[("port".to_string(), "901".to_string())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            web1.grants.hosts(),
+            ["tcp://127.0.0.1:901", "tcp://db:5432"]
+        );
+        assert_eq!(web1.grants.paths(), [t.0.join("web/beat-1")]);
+        assert!(web1.grants.resolved().output(), "output = true kept");
+        assert_eq!(services[0].grants.hosts()[0], "tcp://127.0.0.1:900");
+        // What validate shows of replica 1.
+        let shown = expanded(web1);
+        let has = |field: &str, value: &str| shown.iter().any(|(f, v)| f == field && v == value);
+        assert!(has("hooks.pre-start.command", "touch pre-1"), "{shown:?}");
+        assert!(has("hooks.post-start.config.port", "901"), "{shown:?}");
+        assert!(has("checks.readiness.config.port", "901"), "{shown:?}");
+        assert!(has("grants.hosts", "tcp://127.0.0.1:901"), "{shown:?}");
+        assert!(has("grants.paths", "beat-1"), "{shown:?}");
+        assert_eq!(shown.len(), 5, "{shown:?}");
+
+        // Without `instances`: instance 0 in grants, as in addresses.
+        let t = TempDir::new("replicas-grants-none");
+        write(
+            &t.0,
+            "one",
+            "command = [\"serve\"]\n[grants]\nhosts = [\"tcp://127.0.0.1:90{instance}\"]\n",
+        );
+        let services = load_dir(&t.0).expect("valid").services;
+        assert_eq!(services[0].grants.hosts(), ["tcp://127.0.0.1:900"]);
+    }
+
+    #[test]
+    fn each_replica_gets_its_own_cwd_and_env_file() {
+        let t = TempDir::new("replicas-cwd");
+        let manifest = "command = [\"serve\"]\ninstances = 2\ncwd = \"run-{instance}\"\n\
+                        env-file = [\"env-{instance}\", \"-missing-{instance}\"]\n";
+        write(&t.0, "web", manifest);
+        let dir = t.0.join("web");
+        for i in 0..2 {
+            std::fs::create_dir_all(dir.join(format!("run-{i}"))).expect("mkdir");
+            std::fs::write(dir.join(format!("env-{i}")), format!("ROLE=r{i}\n")).expect("env");
+        }
+        let services = load_dir(&t.0).expect("valid").services;
+        let web1 = &services[1];
+        assert_eq!(web1.cwd, dir.join("run-1"));
+        let file = &web1.identity.env_files[0];
+        assert_eq!(file.path, dir.join("env-1"));
+        assert_eq!(
+            file.loaded.as_deref(),
+            Some(&[("ROLE".to_string(), "r1".to_string())][..])
+        );
+        assert!(web1.identity.env_files[1].optional);
+        assert!(
+            web1.child_env()
+                .expect("env")
+                .contains(&("ROLE".into(), "r1".into()))
+        );
+        assert_eq!(services[0].cwd, dir.join("run-0"));
+        let shown = expanded(web1);
+        assert!(shown.contains(&("cwd".into(), "run-1".into())), "{shown:?}");
+        assert!(
+            shown.contains(&("env-file[1]".into(), "-missing-1".into())),
+            "{shown:?}"
+        );
+
+        // A third replica has neither: both are the manifest's problems.
+        write(
+            &t.0,
+            "web",
+            &manifest.replace("instances = 2", "instances = 3"),
+        );
+        let found = problems(&t.0);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("web/service.toml:cwd: for replica 2:")),
+            "{found:#?}"
+        );
+        std::fs::create_dir_all(dir.join("run-2")).expect("mkdir");
+        let found = problems(&t.0);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("web/service.toml:env-file[0]: for replica 2:")),
+            "{found:#?}"
+        );
     }
 
     #[test]

@@ -34,6 +34,19 @@ pub struct Validation {
     pub warnings: Vec<Problem>,
     /// Entries that were ignored, and why.
     pub notes: Vec<String>,
+    /// Each replicated service without a problem: what its replicas get.
+    pub replicas: Vec<ReplicaGroup>,
+}
+
+/// A service with `instances`, as `vigil validate` shows it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ReplicaGroup {
+    /// The service directory's name.
+    pub name: String,
+    pub instances: u32,
+    /// Each replica's name and what `{instance}` became in it
+    /// ([`replicas::expanded`](super::replicas::expanded)).
+    pub replicas: Vec<(String, Vec<(String, String)>)>,
 }
 
 /// Validate the checks directory `path`, or the one service directory
@@ -110,9 +123,42 @@ pub async fn validate(path: &Path, engine: &Engine) -> Validation {
     for (service, manifest_ok) in &loaded {
         let before = v.problems.len();
         check_components(service, engine, &mut v.problems).await;
+        // Each replica, as `vigil run` makes them: an address or grant a
+        // higher index makes invalid is a problem of the manifest.
+        let all = if *manifest_ok {
+            super::replicas::expand(service.clone(), &mut v.problems)
+        } else {
+            Vec::new()
+        };
+        // The last replica's config against its schema and grants too:
+        // a port or path made from `{instance}` is at its other extreme
+        // there. What replica 0 already showed is not said twice.
+        if let Some(last) = all.last().filter(|_| all.len() > 1) {
+            let mut more = Vec::new();
+            check_components(last, engine, &mut more).await;
+            for mut p in more {
+                if !v.problems[before..]
+                    .iter()
+                    .any(|q| q.field == p.field && q.problem == p.problem)
+                {
+                    p.problem = format!("in {}: {}", last.name, p.problem);
+                    v.problems.push(p);
+                }
+            }
+        }
         if *manifest_ok && v.problems.len() == before && !graph.iter().any(|p| of(p, &service.dir))
         {
-            v.services.push(service.name.clone());
+            v.services.push(service.group().to_string());
+            if let Some(r) = &service.replica {
+                v.replicas.push(ReplicaGroup {
+                    name: r.parent.clone(),
+                    instances: r.instances,
+                    replicas: all
+                        .iter()
+                        .map(|s| (s.name.clone(), super::replicas::expanded(s)))
+                        .collect(),
+                });
+            }
         }
     }
     v.problems.extend(graph);

@@ -202,11 +202,15 @@ pub struct JournalQuery {
 impl JournalQuery {
     /// True when `line` passes the query's service, `since` and `kind`
     /// filters (`lines` and `follow` say how many and how long).
+    /// A replicated service's name (`web`) matches its own lines
+    /// (`scaled`) and every replica's (`web@1`).
     pub fn matches(&self, line: &crate::journal::Line) -> bool {
-        self.service
-            .as_ref()
-            .is_none_or(|s| line.service.as_ref() == Some(s))
-            && self.since.as_ref().is_none_or(|t| line.ts >= *t)
+        self.service.as_ref().is_none_or(|s| {
+            line.service.as_deref().is_some_and(|l| {
+                l == s
+                    || crate::config::replicas::split_name(l).is_some_and(|(group, _)| group == s)
+            })
+        }) && self.since.as_ref().is_none_or(|t| line.ts >= *t)
             && self
                 .kind
                 .as_ref()

@@ -106,6 +106,24 @@ impl Client {
         self.json(Method::GET, &path).await.map(|(v, _)| v)
     }
 
+    /// One service, or every replica of a replicated service's name
+    /// (`web`), by index.
+    pub async fn statuses(&self, name: &str) -> Result<Vec<ServiceStatus>, ControlError> {
+        let path = format!("/v1/status/{}", encode(name));
+        let (answer, _) = self.json::<serde_json::Value>(Method::GET, &path).await?;
+        let protocol = |e: serde_json::Error| ControlError::Protocol {
+            socket: self.socket.clone(),
+            reason: format!("{path}: {e}"),
+        };
+        if answer.is_array() {
+            serde_json::from_value(answer).map_err(protocol)
+        } else {
+            serde_json::from_value(answer)
+                .map(|one| vec![one])
+                .map_err(protocol)
+        }
+    }
+
     /// The recent check results (with latency) of every service, or of one.
     pub async fn checks(&self, service: Option<&str>) -> Result<CheckHistory, ControlError> {
         let path = match service {

@@ -161,7 +161,19 @@ fn status(state: &GrpcState, service: &str) -> ServingStatus {
     } else {
         match snapshots.get(service) {
             Some(snap) => snap.satisfies_after,
-            None => return ServingStatus::ServiceUnknown,
+            // A replicated service's name: serving when every replica is,
+            // as `after = ["web"]` judges it.
+            None => {
+                let replicas = state.sup.members(service);
+                if replicas.is_empty() {
+                    return ServingStatus::ServiceUnknown;
+                }
+                replicas.iter().all(|r| {
+                    snapshots
+                        .get(&r.name)
+                        .is_some_and(|snap| snap.satisfies_after)
+                })
+            }
         }
     };
     if ready && !stopping {

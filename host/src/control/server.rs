@@ -3,13 +3,13 @@
 //! | request | answer |
 //! | --- | --- |
 //! | `GET /v1/status` | [`StatusReport`] |
-//! | `GET /v1/status/{name}` | [`ServiceStatus`], 404 for an unknown name |
+//! | `GET /v1/status/{name}` | [`ServiceStatus`]; a list of them, by index, for a replicated service's name (`web`); 404 for an unknown name |
 //! | `POST /v1/services/{name}/start\|stop\|restart` | [`ServiceStatus`] once settled (202 if not within its grace); a list of them for a replicated service's name |
 //! | `POST /v1/services/{name}/scale?instances=N` | [`Scaled`](crate::supervisor::replicas::Scaled), 422 with the reason when refused |
 //! | `POST /v1/reload` | [`ReloadReply`], 422 with the reason when refused |
 //! | `POST /v1/shutdown` | [`ShutdownProgress`] lines, the last once every service stopped |
-//! | `GET /v1/checks?service=` | [`CheckHistory`](super::api::CheckHistory): recent check results with latency |
-//! | `GET /v1/journal?service=&lines=&follow=&since=&kind=` | journal lines (JSON lines), streamed with `follow=true` |
+//! | `GET /v1/checks?service=` | [`CheckHistory`](super::api::CheckHistory): recent check results with latency (every replica's for a replicated service's name) |
+//! | `GET /v1/journal?service=&lines=&follow=&since=&kind=` | journal lines (JSON lines), streamed with `follow=true`; a replicated service's name has every replica's lines |
 
 use std::convert::Infallible;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -228,7 +228,16 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn unknown_service(sup: &Supervisor, name: &str) -> Response {
-    let known: Vec<String> = sup.snapshots().into_keys().collect();
+    // A replicated service's name (`web`) is known too: it names every
+    // replica.
+    let mut known = std::collections::BTreeSet::new();
+    for name in sup.snapshots().into_keys() {
+        if let Some((group, _)) = crate::config::replicas::split_name(&name) {
+            known.insert(group.to_string());
+        }
+        known.insert(name);
+    }
+    let known: Vec<String> = known.into_iter().collect();
     let list = if known.is_empty() {
         "there are no services".to_string()
     } else {
@@ -361,15 +370,27 @@ pub struct HistoryQuery {
     pub service: Option<String>,
 }
 
-/// The recent check results of the services that exist now (or of one).
+/// The recent check results of the services that exist now (or of one,
+/// or of every replica of a replicated service's name).
 pub fn check_history(sup: &Supervisor, only: Option<&str>) -> super::api::CheckHistory {
     let names = sup.snapshots();
+    let wanted = |name: &str| {
+        only.is_none_or(|o| {
+            o == name
+                || crate::config::replicas::split_name(name).is_some_and(|(group, _)| group == o)
+        })
+    };
     super::api::CheckHistory {
         services: sup
             .check_metrics()
             .history()
-            .recent(|name| names.contains_key(name) && only.is_none_or(|o| o == name)),
+            .recent(|name| names.contains_key(name) && wanted(name)),
     }
+}
+
+/// Whether `name` is a service, or a replicated service's name.
+fn exists(sup: &Supervisor, name: &str) -> bool {
+    sup.service(name).is_some() || !sup.members(name).is_empty()
 }
 
 async fn checks(
@@ -377,7 +398,7 @@ async fn checks(
     Query(query): Query<HistoryQuery>,
 ) -> Response {
     if let Some(name) = &query.service
-        && state.sup.service(name).is_none()
+        && !exists(&state.sup, name)
     {
         return unknown_service(&state.sup, name);
     }
@@ -388,12 +409,24 @@ async fn status_one(
     State(state): State<Arc<ControlState>>,
     UrlPath(name): UrlPath<String>,
 ) -> Response {
-    match state.sup.snapshots().get(&name) {
-        Some(snap) => {
-            Json(with_definition(&state.sup, service_status(&name, snap))).into_response()
-        }
-        None => unknown_service(&state.sup, &name),
+    let snapshots = state.sup.snapshots();
+    if let Some(snap) = snapshots.get(&name) {
+        return Json(with_definition(&state.sup, service_status(&name, snap))).into_response();
     }
+    // A replicated service's name: every replica, by index.
+    let replicas: Vec<ServiceStatus> = state
+        .sup
+        .members(&name)
+        .iter()
+        .filter_map(|s| {
+            let snap = snapshots.get(&s.name)?;
+            Some(with_definition(&state.sup, service_status(&s.name, snap)))
+        })
+        .collect();
+    if replicas.is_empty() {
+        return unknown_service(&state.sup, &name);
+    }
+    Json(replicas).into_response()
 }
 
 /// Start, stop or restart one service, answering once it has settled:
@@ -579,7 +612,7 @@ async fn journal_lines(
     Query(query): Query<JournalQuery>,
 ) -> Response {
     if let Some(name) = &query.service
-        && state.sup.service(name).is_none()
+        && !exists(&state.sup, name)
     {
         return unknown_service(&state.sup, name);
     }

@@ -1,0 +1,50 @@
+//! The `vigil` binary as linked: what host/build.rs promises about it.
+
+use object::elf;
+use object::read::elf::{Dyn, ElfFile64, SectionHeader};
+use object::{Endianness, Object, ObjectSection};
+
+/// Where the build linked with packed relative relocations (glibc 2.36+,
+/// native), the binary carries DT_RELR and only a handful of RELA
+/// entries: an exec probe pays for every relocation entry the loader reads
+/// before `main` (BENCHMARKS.md, "Exec probe"), and a linker or flag change
+/// that silently drops `-z pack-relative-relocs` would bring back ~47,000.
+#[test]
+fn the_binary_is_linked_with_packed_relative_relocations() {
+    if option_env!("VIGIL_PACKED_RELOCS").is_none() {
+        eprintln!(
+            "skipped: this build does not pack relocations (not glibc >= 2.36, or VIGIL_NO_RELR)"
+        );
+        return;
+    }
+    let path = env!("CARGO_BIN_EXE_vigil");
+    let data = std::fs::read(path).expect("read the vigil binary");
+    let file = ElfFile64::<Endianness>::parse(&*data).expect("vigil is a 64-bit ELF");
+    let endian = file.endian();
+    let sections = file.elf_section_table();
+    let mut relr = false;
+    for header in sections.iter() {
+        if let Some((entries, _)) = header
+            .dynamic(endian, &*data)
+            .expect("dynamic section reads")
+        {
+            relr |= entries
+                .iter()
+                .any(|entry| entry.d_tag(endian) == elf::DT_RELR);
+        }
+    }
+    assert!(
+        relr,
+        "{path} has no DT_RELR tag: -z pack-relative-relocs was not applied"
+    );
+    let rela_dyn = file
+        .section_by_name(".rela.dyn")
+        .map(|section| section.size())
+        .unwrap_or(0);
+    // 24 bytes an entry: what is left are relocations against symbols.
+    assert!(
+        rela_dyn / 24 < 5_000,
+        "{path}: .rela.dyn still has {} entries",
+        rela_dyn / 24
+    );
+}
