@@ -284,3 +284,235 @@ fn a_job_with_restart_always_is_refused() {
         "{said}"
     );
 }
+
+/// `schedule = "* * * * * *"` (croner's six fields, seconds first): a
+/// run at each second, on distinct whole seconds (a lower bound: due
+/// times are one second apart); status shows the schedule, the next due
+/// time, the last run's exit and duration; `/metrics` has the time of the
+/// last success.
+#[test]
+fn a_cron_job_every_second_shows_its_runs_in_status_and_metrics() {
+    let setup = Setup::new("kinds-cron");
+    let out = setup.root.join("ticks");
+    let script = format!("date +%s >> {}", out.display());
+    setup.service(
+        "tick",
+        &format!(
+            "{}schedule = \"* * * * * *\"\ntimezone = \"Europe/Paris\"\n",
+            command(&["sh", "-c", &script])
+        ),
+    );
+    let port = crate::support::closed_port();
+    let addr = format!("127.0.0.1:{port}");
+    let vigil = Vigil::start_with(&setup, &["--http", &addr]);
+    wait_socket(&vigil);
+    // The journal: each run's start (`spawned`, with its pid) and end
+    // (`exited`, with its code and its duration, `uptime_ms`).
+    let mut at = 0;
+    for _ in 0..3 {
+        let (s, spawned) = vigil.wait_kind(at, "tick", "spawned");
+        assert!(spawned["pid"].is_i64(), "{spawned}");
+        let (i, exited) = vigil.wait_kind(s + 1, "tick", "exited");
+        assert_eq!(exited["code"], 0, "{exited}");
+        assert!(exited["uptime_ms"].is_u64(), "{exited}");
+        at = i + 1;
+    }
+    let secs: Vec<u64> = std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert!(secs.len() >= 3, "{secs:?}");
+    for pair in secs.windows(2) {
+        assert!(pair[1] > pair[0], "two runs in one second: {secs:?}");
+    }
+    let s = wait_status(&vigil, "tick", |s| s["job"]["last_run"]["ok"] == true);
+    let job = &s["job"];
+    assert_eq!(job["schedule"], "* * * * * * Europe/Paris", "{s}");
+    assert_eq!(job["last_run"]["code"], 0, "{s}");
+    assert!(job["last_run"]["duration_secs"].is_f64(), "{s}");
+    assert!(job["next_run_at"].is_string(), "{s}");
+    assert!(job["last_success_at"].is_string(), "{s}");
+    assert!(
+        s["next_run_in_secs"].as_f64().is_some_and(|n| n <= 1.0),
+        "{s}"
+    );
+    // The table shows the last run.
+    let table = text(&cli(&vigil.state, &["status"]).stdout);
+    assert!(table.contains("last run: exit 0"), "{table}");
+    // `vigil status tick`: the schedule, the next due time as a date, the
+    // last run and the last success.
+    let one = text(&cli(&vigil.state, &["status", "tick"]).stdout);
+    assert!(
+        one.contains("tick: job \"* * * * * * Europe/Paris\", next run 20"),
+        "{one}"
+    );
+    assert!(one.contains("  last run: exit 0 after "), "{one}");
+    assert!(one.contains("  last success: 20"), "{one}");
+    // `/metrics`: the last success, in Unix seconds, not before the test.
+    let started = secs[0] as f64;
+    let metric = vigil.wait_for("the last-success metric", || {
+        let body = http_get(port, "/metrics")?;
+        body.lines()
+            .find(|l| l.starts_with("vigil_job_last_success_timestamp_seconds{service=\"tick\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    });
+    assert!(metric >= started, "{metric} < {started}");
+}
+
+/// `GET path` on loopback `port`: the body of a 200 answer.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(SOON)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// `catch-up = true`: a job whose due time passed while Vigil was down
+/// runs once at the next start (journal `catch-up`); its twin without
+/// catch-up waits for its next due time. The first instance runs both
+/// once (`vigil start`); the journal then says those runs were long ago
+/// (a yearly job cannot wait for its next due time in a test).
+#[test]
+fn catch_up_runs_a_missed_job_once_after_a_restart() {
+    let setup = Setup::new("kinds-catch-up");
+    let runs = |name: &str| setup.root.join(format!("{name}.runs"));
+    for (name, catch_up) in [("yearly", true), ("lazy", false)] {
+        let script = format!("echo run >> {}", runs(name).display());
+        setup.service(
+            name,
+            &format!(
+                "{}schedule = \"0 0 1 1 *\"\ncatch-up = {catch_up}\n",
+                command(&["sh", "-c", &script])
+            ),
+        );
+    }
+    let count = |name: &str| {
+        std::fs::read_to_string(runs(name))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    {
+        let mut vigil = setup.run();
+        wait_socket(&vigil);
+        for name in ["yearly", "lazy"] {
+            expect_code(&cli(&vigil.state, &["start", name]), 0, "vigil start");
+            vigil.wait_kind(0, name, "exited");
+        }
+        assert!(vigil.terminate().success());
+    }
+    assert_eq!((count("yearly"), count("lazy")), (1, 1));
+    // Those runs were years ago.
+    let path = setup.state.join("journal.jsonl");
+    let journal = std::fs::read_to_string(&path).expect("the journal");
+    let aged: String = journal
+        .lines()
+        .map(|line| {
+            let mut e: serde_json::Value = serde_json::from_str(line).expect("a journal line");
+            if e["kind"] == "spawned" {
+                e["ts"] = "2020-06-01T00:00:00.000Z".into();
+            }
+            format!("{e}\n")
+        })
+        .collect();
+    std::fs::write(&path, aged).expect("rewrite the journal");
+
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let caught = vigil.wait_event(|e| is(e, "yearly", "catch-up"), SOON);
+    assert_eq!(caught["missed"], "2021-01-01T00:00:00.000Z", "{caught}");
+    assert_eq!(caught["last_run"], "2020-06-01T00:00:00.000Z", "{caught}");
+    let from = vigil
+        .journal()
+        .iter()
+        .position(|e| is(e, "yearly", "catch-up"))
+        .unwrap_or(0);
+    vigil.wait_kind(from, "yearly", "exited");
+    assert_eq!(count("yearly"), 2, "{}", vigil.diagnostics());
+    // The twin only waits for its next due time, New Year's Day.
+    let s = wait_status(&vigil, "lazy", |s| s["job"]["next_run_at"].is_string());
+    assert_eq!(
+        s["job"]["next_run_at"].as_str().map(|t| &t[5..10]),
+        Some("01-01")
+    );
+    assert_eq!(count("lazy"), 1, "{}", vigil.diagnostics());
+    assert!(
+        !vigil.journal().iter().any(|e| is(e, "lazy", "catch-up")),
+        "{}",
+        vigil.diagnostics()
+    );
+}
+
+/// A reload that changes a job's schedule takes effect at once: a yearly
+/// job (its scheduler asleep until New Year's Day) edited to run every
+/// second runs within seconds; edited back, status shows the new due time.
+#[test]
+fn a_reload_reschedules_a_job_at_once() {
+    let setup = Setup::new("kinds-cron-reload");
+    let body = command(&["true"]);
+    let yearly = format!("{body}schedule = \"0 0 1 1 *\"\n");
+    let dir = setup.service("job", &yearly);
+    let vigil = setup.run();
+    wait_socket(&vigil);
+    let new_year = |s: &serde_json::Value| {
+        s["job"]["next_run_at"]
+            .as_str()
+            .map(|t| t[5..10].to_string())
+            == Some("01-01".into())
+    };
+    wait_status(&vigil, "job", new_year);
+    atomic_save(&dir, &format!("{body}schedule = \"* * * * * *\"\n"));
+    expect_code(&cli(&vigil.state, &["reload"]), 0, "vigil reload");
+    let (from, _) = vigil.wait_kind(0, "job", "exited");
+    vigil.wait_kind(from + 1, "job", "exited");
+    let s = wait_status(&vigil, "job", |s| s["job"]["schedule"] == "* * * * * * UTC");
+    assert!(
+        s["next_run_in_secs"].as_f64().is_some_and(|n| n <= 1.0),
+        "{s}"
+    );
+    atomic_save(&dir, &yearly);
+    expect_code(&cli(&vigil.state, &["reload"]), 0, "vigil reload");
+    wait_status(&vigil, "job", new_year);
+}
+
+/// `schedule` and `every` together, a bad expression and an unknown zone
+/// are refused, each naming its field.
+#[test]
+fn bad_schedules_are_refused_naming_the_field() {
+    let setup = Setup::new("kinds-cron-bad");
+    let body = command(&["true"]);
+    setup.service(
+        "both",
+        &format!("{body}schedule = \"* * * * *\"\nevery = \"1m\"\n"),
+    );
+    setup.service("expr", &format!("{body}schedule = \"61 * * * *\"\n"));
+    setup.service(
+        "zone",
+        &format!("{body}schedule = \"* * * * *\"\ntimezone = \"Europe/Atlantis\"\n"),
+    );
+    let out = vigil_command()
+        .arg("validate")
+        .arg(&setup.checks)
+        .output()
+        .expect("vigil validate");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    for needle in [
+        "both `schedule` and `every`",
+        "not a cron expression",
+        "unknown time zone",
+        "timezone",
+    ] {
+        assert!(said.contains(needle), "{needle}: {said}");
+    }
+}

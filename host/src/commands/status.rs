@@ -87,6 +87,11 @@ pub async fn run(args: StatusArgs) -> Exit {
     if args.wide {
         print!("{}", socket_lines(&services));
     }
+    // One service asked for by name (or --wide): a job's schedule, next
+    // due time and last run in full.
+    if args.name.is_some() || args.wide {
+        print!("{}", job_lines(&services));
+    }
     let logs = state_dir.join("logs");
     for s in services.iter().filter(|s| failing(s, exits.get(&s.name))) {
         print!("{}", details(s, exits.get(&s.name), &logs, &view));
@@ -163,6 +168,43 @@ fn socket_lines(services: &[ServiceStatus]) -> String {
                 "socket {name}: on-demand, waiting for a connection\n"
             ));
         }
+    }
+    if !out.is_empty() {
+        out.insert(0, '\n');
+    }
+    out
+}
+
+/// Each scheduled job's schedule, next due time, last run and last
+/// success, with absolute times (the table has only "next run in 42s"):
+/// `tick: job "*/5 * * * * UTC", next run 2026-12-07T04:15:00.000Z (in 42s)`.
+fn job_lines(services: &[ServiceStatus]) -> String {
+    let mut out = String::new();
+    for s in services {
+        let Some(job) = &s.job else { continue };
+        out.push_str(&format!(
+            "{}: job \"{}\"",
+            untrusted::line(&s.name),
+            untrusted::line(&job.schedule)
+        ));
+        if let Some(at) = &job.next_run_at {
+            out.push_str(&format!(", next run {}", untrusted::line(at)));
+            if let Some(secs) = s.next_run_in_secs {
+                out.push_str(&format!(" (in {})", uptime(secs.ceil())));
+            }
+        }
+        out.push_str(&match &job.last_run {
+            Some(run) => format!(
+                "\n  last run: {}, ended {}",
+                last_run(run),
+                untrusted::line(&run.ended_at)
+            ),
+            None => "\n  last run: none yet (in this vigil)".to_string(),
+        });
+        if let Some(at) = &job.last_success_at {
+            out.push_str(&format!("\n  last success: {}", untrusted::line(at)));
+        }
+        out.push('\n');
     }
     if !out.is_empty() {
         out.insert(0, '\n');
@@ -409,6 +451,9 @@ fn row(s: &ServiceStatus, last: Option<&LastExit>, view: &View) -> [String; 8] {
     if let Some(secs) = s.next_run_in_secs {
         state.push_str(&format!(" (next run in {})", uptime(secs.ceil())));
     }
+    if let Some(run) = s.job.as_ref().and_then(|j| j.last_run.as_ref()) {
+        state.push_str(&format!(" (last run: {})", last_run(run)));
+    }
     if let Some(note) = &s.note {
         state.push_str(&format!(" ({})", untrusted::line(note)));
     }
@@ -425,6 +470,21 @@ fn row(s: &ServiceStatus, last: Option<&LastExit>, view: &View) -> [String; 8] {
         s.check_latency_ms.map_or("-".into(), latency),
         check,
     ]
+}
+
+/// A job's last run: `exit 0 after 1.20s`, `SIGKILL after 30.00s (schedule)`.
+fn last_run(run: &crate::control::api::JobRun) -> String {
+    let how = match (&run.signal, run.code) {
+        (Some(signal), _) => untrusted::line(signal).into_owned(),
+        (None, Some(code)) => format!("exit {code}"),
+        (None, None) => "ended".to_string(),
+    };
+    let cause = run
+        .cause
+        .as_deref()
+        .map(|c| format!(" ({})", untrusted::line(c)))
+        .unwrap_or_default();
+    format!("{how} after {}{cause}", cpu_time(run.duration_secs))
 }
 
 /// CPU time: `0.42s`, `1m03s`, ...
@@ -543,6 +603,7 @@ mod tests {
             restart_in_secs: None,
             note: None,
             next_run_in_secs: None,
+            job: None,
             cgroup: None,
             cpu_secs: None,
             memory_bytes: None,
@@ -575,6 +636,37 @@ mod tests {
             text.contains("liveness retry 2/3: connection refused"),
             "{text}"
         );
+    }
+
+    /// `vigil status NAME` of a job: its schedule, the next due time as a
+    /// date, the last run's result and duration, the last success.
+    #[test]
+    fn a_job_shows_its_schedule_next_due_time_and_last_run() {
+        use crate::control::api::{JobRun, JobStatus};
+        let mut job = service("report", "exited");
+        job.next_run_in_secs = Some(41.3);
+        job.job = Some(JobStatus {
+            schedule: "30 6 * * MON-FRI Europe/Berlin".into(),
+            next_run_at: Some("2026-12-08T05:30:00.000Z".into()),
+            last_run: Some(JobRun {
+                code: None,
+                signal: Some("SIGKILL".into()),
+                cause: Some("schedule".into()),
+                duration_secs: 30.0,
+                ended_at: "2026-12-07T05:30:30.000Z".into(),
+                ok: false,
+            }),
+            last_success_at: Some("2026-12-04T05:30:02.000Z".into()),
+        });
+        let text = job_lines(&[service("web", "ready"), job]);
+        assert_eq!(
+            text,
+            "\nreport: job \"30 6 * * MON-FRI Europe/Berlin\", next run \
+             2026-12-08T05:30:00.000Z (in 42s)\n  \
+             last run: SIGKILL after 30.00s (schedule), ended 2026-12-07T05:30:30.000Z\n  \
+             last success: 2026-12-04T05:30:02.000Z\n"
+        );
+        assert_eq!(job_lines(&[service("web", "ready")]), "");
     }
 
     fn view(colour: bool, shorten: bool) -> View {

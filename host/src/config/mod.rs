@@ -46,7 +46,7 @@ pub use model::{
     NotifySpec, RestartMode, RestartPolicy, Service,
 };
 pub use problems::{Problem, ValidationReport, did_you_mean};
-pub use schedule::{JobSpec, Overlap, next_due};
+pub use schedule::{Cron, JobSpec, Overlap, When, next_due};
 pub use schema::one_shot_config_problems;
 pub use sockets::{Listen, SocketSpec, SocketsSpec, StartMode};
 pub use validate::{ReplicaGroup, Validation, validate};

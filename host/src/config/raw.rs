@@ -43,6 +43,9 @@ pub struct RawService {
     // Kinds of service (config/kinds.rs).
     pub autostart: Option<bool>,
     pub every: Option<String>,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub catch_up: Option<bool>,
     pub overlap: Option<String>,
     pub timeout: Option<String>,
     pub hooks: Option<super::hooks::RawHooks>,
@@ -184,7 +187,7 @@ fn expected_fix(key: &str) -> String {
         "env" | "config" | "credentials" => {
             format!("`{key}` is a table of strings, e.g. {{ KEY = \"value\" }}")
         }
-        "notify" | "timestamps" | "autostart" | "reuseport" | "v6only" | "nodelay" => {
+        "notify" | "timestamps" | "autostart" | "catch-up" | "reuseport" | "v6only" | "nodelay" => {
             "true or false".into()
         }
         "backlog" => "a positive integer, e.g. 1024".into(),

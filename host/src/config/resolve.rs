@@ -61,6 +61,9 @@ pub(super) fn resolve(
         log,
         autostart,
         every,
+        schedule,
+        timezone,
+        catch_up,
         overlap,
         timeout,
         hooks,
@@ -96,8 +99,11 @@ pub(super) fn resolve(
     let job = resolve_job(
         RawJob {
             every,
+            schedule,
+            timezone,
             overlap,
             timeout,
+            catch_up,
         },
         restart_written.as_deref(),
         &mut restart,

@@ -67,6 +67,9 @@ pub struct ServiceStatus {
     /// A scheduled job: seconds until its next due time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run_in_secs: Option<f64>,
+    /// A scheduled job: its next due time and last run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobStatus>,
     /// The service's cgroup (absent: tracked by process group only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
@@ -105,6 +108,36 @@ pub use crate::supervisor::history::CheckSample;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckHistory {
     pub services: std::collections::BTreeMap<String, Vec<CheckSample>>,
+}
+
+/// A scheduled job, in [`ServiceStatus`] (times RFC 3339, UTC).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// `every 10m`, or the cron expression and its zone.
+    pub schedule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<JobRun>,
+    /// When the last successful run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<String>,
+}
+
+/// How a job's last run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRun {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// Why it was stopped, if it was (`schedule`: its timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    pub duration_secs: f64,
+    pub ended_at: String,
+    /// It exited with one of its `success-codes`.
+    pub ok: bool,
 }
 
 /// A socket held for a service, in [`ServiceStatus`].

@@ -195,6 +195,20 @@ impl Collector for Live {
                 }
             }
         }
+        {
+            let mut m = encoder.encode_descriptor(
+                "vigil_job_last_success_timestamp_seconds",
+                "When a scheduled job's last successful run ended (this instance), Unix seconds",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (name, snap) in &snaps {
+                if let Some(t) = snap.job.as_ref().and_then(|j| j.last_success) {
+                    let labels = [("service", name.as_str())];
+                    ConstGauge::new(unix_secs(t)).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
         let stats = self.engine.stats();
         gauge(
             &mut encoder,

@@ -255,6 +255,24 @@ fn unknown_service(sup: &Supervisor, name: &str) -> Response {
         .into_response()
 }
 
+/// A scheduled job's view as the API shows it.
+fn job_status(job: &crate::supervisor::JobView) -> crate::control::api::JobStatus {
+    use crate::journal::timestamp;
+    crate::control::api::JobStatus {
+        schedule: job.schedule.clone(),
+        next_run_at: job.next_due.map(|(wall, _)| timestamp(wall)),
+        last_run: job.last_run.as_ref().map(|r| crate::control::api::JobRun {
+            code: r.code,
+            signal: r.signal.clone(),
+            cause: r.cause.map(|c| c.as_str().to_string()),
+            duration_secs: r.duration.as_secs_f64(),
+            ended_at: timestamp(r.ended),
+            ok: r.ok,
+        }),
+        last_success_at: job.last_success.map(timestamp),
+    }
+}
+
 /// A snapshot as the API shows it.
 pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
     let check = snap.last_check.as_ref();
@@ -284,10 +302,11 @@ pub fn service_status(name: &str, snap: &Snapshot) -> ServiceStatus {
                 .as_secs_f64()
         }),
         note: snap.note.clone(),
-        next_run_in_secs: snap.next_due.map(|at| {
+        next_run_in_secs: snap.job.as_ref().and_then(|j| j.next_due).map(|(_, at)| {
             at.saturating_duration_since(tokio::time::Instant::now())
                 .as_secs_f64()
         }),
+        job: snap.job.as_ref().map(job_status),
         cgroup: snap.cgroup.as_ref().map(|c| c.path().display().to_string()),
         cpu_secs: snap
             .cgroup

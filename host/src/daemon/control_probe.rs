@@ -85,6 +85,7 @@ mod tests {
                     restart_in_secs: None,
                     note: None,
                     next_run_in_secs: None,
+                    job: None,
                     cgroup: None,
                     cpu_secs: None,
                     memory_bytes: None,

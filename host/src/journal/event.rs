@@ -209,6 +209,13 @@ pub enum Event {
         new_pid: Option<i32>,
         reason: String,
     },
+    /// A scheduled job with `catch-up = true` runs at Vigil's start: its
+    /// due time `missed` passed after its `last_run` (both RFC 3339) while
+    /// Vigil was down. One run stands for every missed due time.
+    CatchUp {
+        missed: String,
+        last_run: String,
+    },
     /// `vigil scale` changed the count of a service's replicas (filed
     /// under the service directory's name, `web`).
     Scaled {
@@ -278,6 +285,7 @@ impl Event {
             Event::Replacing { .. } => "replacing",
             Event::Replaced { .. } => "replaced",
             Event::ReplaceFailed { .. } => "replace-failed",
+            Event::CatchUp { .. } => "catch-up",
             Event::Scaled { .. } => "scaled",
         }
     }

@@ -262,6 +262,20 @@ impl Journal {
     pub fn previous_children(&self) -> Vec<PreviousChild> {
         previous_children(&self.dir, self.options.keep)
     }
+
+    /// When each service last had a child spawned, as journaled by
+    /// previous instances: a scheduled job's last run, for `catch-up`.
+    pub fn last_spawns(&self) -> std::collections::BTreeMap<String, SystemTime> {
+        let mut last = std::collections::BTreeMap::new();
+        for line in read_all(&self.dir, self.options.keep) {
+            if let (Event::Spawned { .. }, Some(service)) = (&line.event, line.service)
+                && let Some(at) = parse_timestamp(&line.ts)
+            {
+                last.insert(service, at);
+            }
+        }
+        last
+    }
 }
 
 /// A [`Journal`] owned by a writer thread, so that recording never blocks

@@ -54,6 +54,7 @@ use crate::journal::{Cause, Event as Journal, Journal as JournalFile, JournalHan
 use crate::supervisor::notify::Groups;
 use crate::sync::RwLockExt;
 use crate::wasm::{Phase, Verdict};
+pub use schedule::{JobView, LastRun};
 use service::{Action, Event, History, LoaderEvent, ServiceState, Why};
 pub use snapshot::{CheckResult, Snapshot, Startup};
 use state::Status;
@@ -190,6 +191,13 @@ struct Shared {
     groups: Arc<Groups>,
     /// Listening sockets held for the services (`[sockets.*]`).
     sockets: sockets::Sockets,
+    /// Each service's last spawn journaled by previous instances, taken
+    /// by a job's scheduler for `catch-up` (supervisor/schedule.rs).
+    last_runs: std::sync::Mutex<BTreeMap<String, SystemTime>>,
+    /// Told at the end of each reload: every job's scheduler reads its
+    /// job again, so that a changed `schedule` or `every` takes effect at
+    /// once, not after the due time it was sleeping until.
+    jobs_changed: tokio::sync::Notify,
     /// `vigil scale` counts; held across a scale or a reload so that the
     /// two never interleave.
     targets: tokio::sync::Mutex<replicas::Targets>,
@@ -324,6 +332,7 @@ impl Supervisor {
         let reaper = reaper::Reaper::global().map_err(SupervisorError::Reaper)?;
         let spawner =
             spawn::Spawner::new(reaper.registry().clone()).map_err(SupervisorError::Spawner)?;
+        let last_runs = std::sync::Mutex::new(journal.last_spawns());
         let journal = journal.into_writer().map_err(SupervisorError::Journal)?;
         let orphan_journal = journal.clone();
         reaper
@@ -348,6 +357,8 @@ impl Supervisor {
                 metrics: Arc::default(),
                 groups: Groups::new(),
                 sockets: sockets::Sockets::default(),
+                last_runs,
+                jobs_changed: tokio::sync::Notify::new(),
                 targets: tokio::sync::Mutex::default(),
             }),
         })
@@ -652,6 +663,7 @@ impl Supervisor {
             }
         }
         self.start(new);
+        self.shared.jobs_changed.notify_waiters();
         drop(targets);
     }
 

@@ -43,8 +43,8 @@ pub struct Snapshot {
     /// Why a stopped service is stopped when it is not the obvious
     /// (`autostart = false`: it waits for `vigil start`).
     pub note: Option<String>,
-    /// A scheduled job's next due time.
-    pub next_due: Option<tokio::time::Instant>,
+    /// A scheduled job's next due time and last runs.
+    pub job: Option<super::schedule::JobView>,
     /// The service's cgroup, once it had a child (usage is read from it
     /// on request).
     pub cgroup: Option<std::sync::Arc<crate::cgroup::Cgroup>>,
@@ -91,7 +91,7 @@ impl Snapshot {
                 .restart_at
                 .filter(|_| state.status() == Status::Backoff),
             note: local.held.then(|| "autostart = false".to_string()),
-            next_due: local.next_due,
+            job: local.job.clone(),
             cgroup: local.cgroup_view.clone(),
             sockets: local.sockets.clone(),
             awaiting_connection: local.awaiting_connection,

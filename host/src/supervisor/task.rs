@@ -47,8 +47,9 @@ pub(super) enum Msg {
     /// Answered once every message before it is handled and its snapshot
     /// published.
     Sync(tokio::sync::oneshot::Sender<()>),
-    /// A scheduled job's next due time (supervisor/schedule.rs).
-    NextDue(tokio::time::Instant),
+    /// A scheduled job's next due time, monotonic and wall clock
+    /// (supervisor/schedule.rs).
+    NextDue(tokio::time::Instant, SystemTime),
     /// The service was removed: the task ends once its child is gone.
     /// Dropping the handle is not enough, the task holds a sender of its
     /// own (for check and loader answers).
@@ -114,7 +115,11 @@ pub(super) async fn service_task(
         }
         match msg {
             Msg::Retire => retiring = true,
-            Msg::NextDue(at) => local.next_due = Some(at),
+            Msg::NextDue(at, wall) => {
+                let job = local.job.get_or_insert_default();
+                job.next_due = Some((wall, at));
+                job.schedule = svc.job.as_ref().map(|j| j.describe()).unwrap_or_default();
+            }
             Msg::StartOnDemand => match shared.sockets.acquire(&svc) {
                 Ok(_) => {
                     demand = Some(Box::pin(super::sockets::wait_for_demand(
@@ -299,8 +304,8 @@ pub(super) struct Local {
     /// `autostart = false` and not started yet: status shows why it is
     /// stopped, and `vigil start` of a dependent starts it too.
     pub(super) held: bool,
-    /// A scheduled job's next due time.
-    pub(super) next_due: Option<tokio::time::Instant>,
+    /// A scheduled job's next due time and last runs.
+    pub(super) job: Option<super::schedule::JobView>,
     timers: Timers,
     /// Where the notify socket puts this service's messages.
     inbox: Arc<Inbox>,
@@ -334,7 +339,7 @@ impl Local {
             waiting_for: Vec::new(),
             restart_at: None,
             held: false,
-            next_due: None,
+            job: None,
             timers: Timers::default(),
             inbox: Inbox::new(),
             notify_group: None,
@@ -543,6 +548,10 @@ async fn perform(
             None
         }
         Effect::Journal(event) => {
+            if svc.job.is_some() {
+                let job = local.job.get_or_insert_default();
+                job.ended(svc, &event, SystemTime::now());
+            }
             shared.journal(Some(&svc.name), &event);
             None
         }

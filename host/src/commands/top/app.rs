@@ -417,6 +417,7 @@ fn known_fields() -> Vec<String> {
         replace_failed: Some(String::new()),
         note: Some(String::new()),
         next_run_in_secs: Some(0.0),
+        job: Some(crate::control::api::JobStatus::default()),
     };
     match serde_json::to_value(probe) {
         Ok(Value::Object(map)) => map.keys().cloned().collect(),
