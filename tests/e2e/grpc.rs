@@ -385,3 +385,38 @@ fn run_grpc_serves_check_and_watch() {
         let _ = child.wait();
     }
 }
+
+/// A `Watch` is a call in progress however long it stays quiet: the
+/// connection it rides is not closed as idle (60 s without a call; 10 s
+/// before the first), and it still carries the next change.
+#[test]
+fn a_quiet_watch_outlives_the_idle_bound() {
+    let setup = Setup::new("grpc-quiet-watch");
+    setup.service(
+        "worker",
+        &format!("{}\nrestart = \"never\"\n", command(&["sleep", "1000"])),
+    );
+    let port = closed_port();
+    let addr = format!("127.0.0.1:{port}");
+    let vigil = Vigil::start_with(&setup, &["--grpc", &addr]);
+    vigil.wait_kind(0, "worker", "ready");
+    let (mut watch, rx) = client_watch(&addr, "worker");
+    assert_eq!(next_line(&rx, "SERVING"), "SERVING");
+    // Past `IDLE_TIMEOUT` in host/src/control/grpc.rs and the 10 s an
+    // idle connection is given to go after its GOAWAY, with nothing sent.
+    std::thread::sleep(std::time::Duration::from_secs(75));
+    let (_, spawned) = vigil.wait_spawned(0, "worker");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(spawned),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the worker");
+    assert_eq!(
+        next_line(&rx, "NOT_SERVING"),
+        "NOT_SERVING",
+        "{}",
+        vigil.diagnostics()
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

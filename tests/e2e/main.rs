@@ -51,6 +51,7 @@ mod sandbox_net;
 mod sandbox_output;
 mod sdk_outside;
 mod servers;
+mod slow_clients;
 mod soak;
 mod sockets;
 mod status;

@@ -19,7 +19,8 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -27,8 +28,10 @@ use http_body_util::{BodyExt, Empty, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::sync::{mpsc, watch};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::listen;
 
 use crate::supervisor::Supervisor;
 
@@ -62,57 +65,134 @@ enum ServingStatus {
 enum Code {
     Ok = 0,
     InvalidArgument = 3,
+    DeadlineExceeded = 4,
     NotFound = 5,
     Unimplemented = 12,
     Unavailable = 14,
 }
 
+/// How often a connection is pinged, and how long a ping may go
+/// unanswered before the connection is dropped: a `Watch` whose client
+/// vanished without a FIN (a lost network, a frozen peer) would otherwise
+/// hold its slot until the next status change fails to send.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a connection with no call open stays, once it has made one.
+/// Clients (Envoy, Consul, grpc-go) reconnect when told to go away, as
+/// grpc-go's own `MaxConnectionIdle` does it; kubelet dials per probe.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Serve until `shutdown` flips. Open `Watch` streams end then; each
-/// connection closes once its streams have.
+/// connection closes once its streams have. A client that sends no
+/// preface or no call within [`listen::HEADER_TIMEOUT`], or stays without
+/// a call for [`IDLE_TIMEOUT`], is told to go away; open connections are
+/// capped ([`listen::GRPC_MAX_CONNECTIONS`]).
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<GrpcState>) {
-    let mut stop = state.shutdown.clone();
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Out of descriptors and the like: the listener stays.
-                tracing::warn!("--grpc listener: accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    let shutdown = state.shutdown.clone();
+    listen::accept_loop(
+        listener,
+        "--grpc listener",
+        listen::GRPC_MAX_CONNECTIONS,
+        shutdown,
+        move |stream, stop| connection(stream, state.clone(), stop),
+    )
+    .await;
+}
+
+/// The calls open on one connection, from the moment hyper hands a
+/// request over until its response body is dropped (sent or abandoned).
+#[derive(Default)]
+struct Calls {
+    open: AtomicUsize,
+    /// Whether the connection ever made a call (then its idle bound is
+    /// [`IDLE_TIMEOUT`], before that [`listen::HEADER_TIMEOUT`]).
+    seen: AtomicBool,
+    changed: Notify,
+}
+
+/// One open call; dropping it closes the call.
+struct Call(Arc<Calls>);
+
+impl Calls {
+    fn begin(self: &Arc<Self>) -> Call {
+        self.seen.store(true, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        // A stored permit if nobody waits: no change is missed.
+        self.changed.notify_one();
+        Call(self.clone())
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.changed.notify_one();
+    }
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    state: Arc<GrpcState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let calls = Arc::new(Calls::default());
+    let tracked = calls.clone();
+    let service = hyper::service::service_fn(move |request| {
         let state = state.clone();
-        tokio::spawn(async move {
-            let mut stop = state.shutdown.clone();
-            let handler = state.clone();
-            let service = hyper::service::service_fn(move |request| {
-                let state = handler.clone();
-                async move { Ok::<_, Infallible>(handle(&state, request).await) }
-            });
-            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            // Decided first, awaited after: the flag's read guard must not
-            // live across an await.
-            let stopping = tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!("--grpc connection: {e}");
-                    }
-                    false
-                }
-                _ = stop.wait_for(|s| *s) => true,
-            };
-            if stopping {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
+        let call = tracked.begin();
+        async move {
+            let response = handle(&state, request).await;
+            // The call stays open as long as its body (a `Watch`) does.
+            Ok::<_, Infallible>(response.map(|body| {
+                body.map_frame(move |frame| {
+                    let _open = &call;
+                    frame
+                })
+                .boxed_unsync()
+            }))
+        }
+    });
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let stopping = loop {
+        let idle_for = if calls.open.load(Ordering::Relaxed) > 0 {
+            None
+        } else if calls.seen.load(Ordering::Relaxed) {
+            Some(IDLE_TIMEOUT)
+        } else {
+            Some(listen::HEADER_TIMEOUT)
+        };
+        let idle = async {
+            match idle_for {
+                Some(bound) => tokio::time::sleep(bound).await,
+                None => std::future::pending().await,
             }
-        });
+        };
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!("--grpc connection: {e}");
+                }
+                return;
+            }
+            _ = listen::stopped(&mut stop) => break true,
+            _ = calls.changed.notified() => continue,
+            _ = idle => break false,
+        }
+    };
+    conn.as_mut().graceful_shutdown();
+    if stopping {
+        // `Watch` streams end at shutdown; the caller bounds the wait.
+        let _ = conn.await;
+    } else {
+        // No call open: a client that does not even read the GOAWAY is
+        // not waited for long.
+        let _ = tokio::time::timeout(listen::HEADER_TIMEOUT, conn).await;
     }
 }
 
@@ -124,15 +204,24 @@ async fn handle(state: &GrpcState, request: Request<Incoming>) -> Response<Body>
             &format!("vigil serves only {CHECK} and {WATCH}, not {path}"),
         );
     }
-    let body = match Limited::new(request.into_body(), MAX_REQUEST)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
+    // A request message trickled in slowly holds a call open: bounded
+    // as request headers are.
+    let read = Limited::new(request.into_body(), MAX_REQUEST).collect();
+    let body = match tokio::time::timeout(listen::HEADER_TIMEOUT, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) => {
             return status_only(
                 Code::InvalidArgument,
                 &format!("cannot read the request: {e}"),
+            );
+        }
+        Err(_) => {
+            return status_only(
+                Code::DeadlineExceeded,
+                &format!(
+                    "the request message did not arrive within {}s",
+                    listen::HEADER_TIMEOUT.as_secs()
+                ),
             );
         }
     };

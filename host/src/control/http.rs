@@ -61,17 +61,20 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .with_state(state)
 }
 
-/// Serve until `shutdown` flips; in-flight requests finish.
+/// Serve until `shutdown` flips; in-flight requests finish. Slow clients
+/// are timed out and open connections capped, apart from the control
+/// socket's: see [`super::listen`].
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>) {
-    let mut stop = state.shutdown.clone();
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
-    if let Err(e) = result {
-        tracing::error!("--http listener: {e}");
-    }
+    let shutdown = state.shutdown.clone();
+    let app = router(state);
+    super::listen::accept_loop(
+        listener,
+        "--http listener",
+        super::listen::HTTP_MAX_CONNECTIONS,
+        shutdown,
+        move |io, stop| super::listen::serve_http1(io, app.clone(), stop, "--http"),
+    )
+    .await;
 }
 
 async fn livez(State(state): State<Arc<HttpState>>) -> Response {

@@ -11,12 +11,15 @@
 //! - [`metrics`]: what `/metrics` exposes, in Prometheus text format.
 //! - [`page`]: the status page at `/` of the `--http` listener.
 //! - [`api`]: the JSON types on the wire.
+//! - [`listen`]: the accept loop they share: timeouts for slow clients
+//!   and a cap on open connections per listener.
 
 pub mod api;
 pub mod client;
 pub mod coalesce;
 pub mod grpc;
 pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod page;
 pub mod server;

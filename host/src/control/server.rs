@@ -204,18 +204,19 @@ pub fn router(state: Arc<ControlState>) -> Router {
 }
 
 /// Serve `socket` until `shutdown` flips; in-flight requests finish and
-/// journal follows end.
+/// journal follows end. Slow clients are timed out and open connections
+/// capped: see [`super::listen`].
 pub async fn serve(socket: tokio::net::UnixListener, state: Arc<ControlState>) {
-    let mut stop = state.shutdown.clone();
+    let shutdown = state.shutdown.clone();
     let app = router(state);
-    let result = axum::serve(socket, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
-    if let Err(e) = result {
-        tracing::error!("control socket: {e}");
-    }
+    super::listen::accept_loop(
+        socket,
+        "control socket",
+        super::listen::CONTROL_MAX_CONNECTIONS,
+        shutdown,
+        move |io, stop| super::listen::serve_http1(io, app.clone(), stop, "control socket"),
+    )
+    .await;
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
