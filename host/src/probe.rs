@@ -8,7 +8,7 @@
 //! component loaded from the same compiled-component cache, through the
 //! same trust and digest checks ([`crate::wasm::Engine::one_shot_cached`]).
 //! What it leaves out is what a check does not need: clap and its every
-//! subcommand, a logger unless `VIGIL_LOG` asks for one, and compiling.
+//! subcommand, and compiling.
 //!
 //! It never guesses. Whatever it cannot do cheaply it hands over to
 //! `vigil check` with the same arguments, by `exec` (the same process, so

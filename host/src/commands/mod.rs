@@ -20,6 +20,22 @@ pub mod validate;
 
 pub use exit::Exit;
 
+/// Logs to stderr, warnings and worse unless `VIGIL_LOG` says otherwise:
+/// `vigil` and `vigil-probe` alike, so that both say the same.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: in a log file, a pipe or
+        // a test's captured stderr the escape codes are noise.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+}
+
 /// Parse a check source and its grants and load it into a small engine:
 /// what `vigil check` and `vigil daemonize` do before running anything.
 /// Problems are printed as `vigil COMMAND: ...` and returned as
