@@ -29,6 +29,8 @@ setup:
 setup-core:
 	@scripts/setup.sh core
 
+# Both binaries of the package: `vigil` and `vigil-probe` (README "Exec
+# probes: vigil-probe").
 build: setup-core
 	$(CARGO) build --release --locked -p vigil
 
@@ -89,6 +91,7 @@ bench: build examples
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 -s $(VIGIL) $(DESTDIR)$(BINDIR)/vigil
+	install -m 0755 -s $(VIGIL)-probe $(DESTDIR)$(BINDIR)/vigil-probe
 	$(VIGIL) --help >$(DESTDIR)$(DOCDIR)/vigil.txt
 	for c in $$($(VIGIL) --help | awk '/^Commands:/ {f=1; next} /^$$/ {f=0} f && $$1 != "help" {print $$1}'); do \
 		$(VIGIL) $$c --help >$(DESTDIR)$(DOCDIR)/vigil-$$c.txt || exit 1; \
@@ -99,10 +102,12 @@ install: build
 # debugging build). A full build of its own dependency tree the first time.
 static:
 	@scripts/setup.sh static
-	$(CARGO) build --release --locked -p vigil --bin vigil --target $(STATIC_TARGET) \
+	$(CARGO) build --release --locked -p vigil --bin vigil --bin vigil-probe --target $(STATIC_TARGET) \
 		--config profile.release.debug=false --config profile.release.strip=true
-	@if readelf -l $(STATIC) | grep -q "program interpreter"; then echo "$(STATIC) is not static" >&2; exit 1; fi
-	@ls -l $(STATIC)
+	@for b in $(STATIC) $(STATIC)-probe; do \
+		if readelf -l $$b | grep -q "program interpreter"; then echo "$$b is not static" >&2; exit 1; fi; \
+	done
+	@ls -l $(STATIC) $(STATIC)-probe
 
 clean-cache:
 	rm -rf $${XDG_CACHE_HOME:-$$HOME/.cache}/vigil/components

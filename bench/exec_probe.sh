@@ -18,15 +18,18 @@ set -euo pipefail
 n=${1:-200}
 target=${CARGO_TARGET_DIR:-$HOME/.cache/vigil/target}
 vigil=${2:-$target/release/vigil}
+# vigil-probe, the lean `vigil check` for exec probes, from beside vigil.
+probe=${vigil}-probe
 [[ -x $vigil ]] || { echo "no vigil binary at $vigil (cargo build --release -p vigil)" >&2; exit 2; }
+[[ -x $probe ]] || { echo "no vigil-probe binary at $probe (cargo build --release -p vigil)" >&2; exit 2; }
 for tool in curl nc; do
     command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install curl netcat-openbsd)" >&2; exit 2; }
 done
 
-exec python3 - "$n" "$vigil" <<'PY'
+exec python3 - "$n" "$vigil" "$probe" <<'PY'
 import http.server, os, socket, socketserver, statistics, sys, threading, time
 
-n, vigil = int(sys.argv[1]), sys.argv[2]
+n, vigil, probe = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -63,8 +66,12 @@ rows = [
     (f"nc -z (tcp connect)", ["nc", "-z", "127.0.0.1", str(tcp_port)]),
     ("vigil check builtin:tcp", [vigil, "check", "builtin:tcp", "--config", f"port={tcp_port}",
                                  "--allow-host", f"tcp://127.0.0.1:{tcp_port}"]),
+    ("vigil-probe builtin:tcp", [probe, "builtin:tcp", "--config", f"port={tcp_port}",
+                                 "--allow-host", f"tcp://127.0.0.1:{tcp_port}"]),
     ("curl -fsS (HTTP GET)", ["curl", "-fsS", "-o", "/dev/null", url]),
     ("vigil check builtin:http", [vigil, "check", "builtin:http", "--config", f"url={url}",
+                                  "--allow-host", f"http://127.0.0.1:{http_port}"]),
+    ("vigil-probe builtin:http", [probe, "builtin:http", "--config", f"url={url}",
                                   "--allow-host", f"http://127.0.0.1:{http_port}"]),
     ("vigil --version", [vigil, "--version"]),
 ]
@@ -96,8 +103,8 @@ print(f"| command (N={n}, whole process: spawn to reaped) | median | p99 | media
 print("|---|---|---|---|")
 for name, (median, p99) in results.items():
     print(f"| {name} | {fmt(median)} | {fmt(p99)} | {median / true_median:.1f}x |")
-http_median = results["vigil check builtin:http"][0]
 print()
-print(f"vigil check builtin:tcp / /bin/true: {results['vigil check builtin:tcp'][0] / true_median:.2f}x (target <= 2x); "
-      f"curl / vigil check builtin:http: {curl_median / http_median:.2f}x (target >= 3x)")
+for command in ["vigil check", "vigil-probe"]:
+    print(f"{command} builtin:tcp / /bin/true: {results[command + ' builtin:tcp'][0] / true_median:.2f}x (target <= 2x); "
+          f"curl / {command} builtin:http: {curl_median / results[command + ' builtin:http'][0]:.2f}x (target >= 3x)")
 PY

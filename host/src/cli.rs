@@ -436,12 +436,12 @@ impl From<PhaseArg> for crate::wasm::Phase {
     }
 }
 
-fn parse_memory(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_memory(text: &str) -> Result<usize, String> {
     let bytes = parse_size(text).map_err(|e| e.to_string())?;
     usize::try_from(bytes).map_err(|_| format!("`{text}` is out of range"))
 }
 
-fn parse_key_value(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("`{text}` is not KEY=VALUE")),

@@ -18,6 +18,7 @@ pub mod daemon;
 mod fuzz;
 pub mod journal;
 mod layers;
+pub mod probe;
 pub mod procfs;
 pub mod replay;
 pub mod signals;

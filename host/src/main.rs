@@ -1,7 +1,5 @@
 //! The `vigil` binary: parse, set up logging, dispatch, exit.
 
-use std::io::IsTerminal;
-
 use clap::Parser;
 use vigil::cli::{Cli, Command};
 use vigil::commands;
@@ -10,16 +8,7 @@ use vigil::commands::start_stop::Action;
 
 fn main() {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal: in a log file, a pipe or
-        // a test's captured stderr the escape codes are noise.
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    commands::init_logging();
     // `vigil check` runs one check and exits: as an exec probe it is paid
     // for at every probe, so it starts no worker threads (the check and
     // its host calls run on this thread; blocking work still gets tokio's

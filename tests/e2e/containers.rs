@@ -691,18 +691,25 @@ print(json.dumps(doc))
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
-/// A `vigil check` command line from an example parses and loads (a usage
-/// or load error is exit 2): whatever listens on its port (usually
-/// nothing), it answers ok (0), retry (75) or error (1).
+/// A `vigil check` (or `vigil-probe`) command line from an example parses
+/// and loads (a usage or load error is exit 2): whatever listens on its
+/// port (usually nothing), it answers ok (0), retry (75) or error (1).
 fn check_command_parses(argv: &[String], what: &str) {
-    assert!(
-        argv.first().is_some_and(|a| a.ends_with("/vigil")) && argv[1] == "check",
-        "{what}: {argv:?}"
-    );
-    let out = vigil_command()
-        .args(&argv[1..])
-        .output()
-        .expect("vigil check");
+    let mut cmd = if argv.first().is_some_and(|a| a.ends_with("/vigil-probe")) {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vigil-probe"));
+        cmd.env(
+            "XDG_CACHE_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("supervisor-cache"),
+        );
+        cmd
+    } else {
+        assert!(
+            argv.first().is_some_and(|a| a.ends_with("/vigil")) && argv[1] == "check",
+            "{what}: {argv:?}"
+        );
+        vigil_command()
+    };
+    let out = cmd.args(&argv[1..]).output().expect("vigil check");
     let code = out.status.code();
     assert!(
         matches!(code, Some(0 | 1 | 75)),

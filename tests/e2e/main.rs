@@ -39,6 +39,7 @@ mod logs;
 mod notify;
 mod page;
 mod pid1;
+mod probe;
 mod prometheus;
 mod protocols;
 mod replace_live;

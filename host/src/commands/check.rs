@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::Exit;
 use crate::cli::CheckArgs;
 use crate::untrusted;
-use crate::wasm::{CheckReport, CheckSource, Sandbox, Target, Verdict};
+use crate::wasm::{CheckReport, CheckSource, Checker, Grants, Sandbox, Target, Verdict};
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
@@ -23,6 +23,17 @@ pub async fn run(args: CheckArgs) -> Exit {
             Ok(loaded) => loaded,
             Err(_) => return args.exit_codes.of_load_error(),
         };
+    report(args, source, grants, checker).await
+}
+
+/// Runs a loaded check and prints its report: the part of `vigil check`
+/// that `vigil-probe` shares ([`crate::probe`]), so both say the same.
+pub(crate) async fn report(
+    args: CheckArgs,
+    source: CheckSource,
+    grants: Grants,
+    checker: Checker,
+) -> Exit {
     let config = args.inputs.config.clone();
     let target = Target::one_shot(args.phase.into(), args.pid, args.inputs.config);
     let mut sandbox = Sandbox::new(grants, args.timeout, args.memory);

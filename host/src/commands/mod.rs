@@ -20,6 +20,22 @@ pub mod validate;
 
 pub use exit::Exit;
 
+/// Logs to stderr, warnings and worse unless `VIGIL_LOG` says otherwise:
+/// `vigil` and `vigil-probe` alike, so that both say the same.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: in a log file, a pipe or
+        // a test's captured stderr the escape codes are noise.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+}
+
 /// Parse a check source and its grants and load it into a small engine:
 /// what `vigil check` and `vigil daemonize` do before running anything.
 /// Problems are printed as `vigil COMMAND: ...` and returned as
@@ -36,27 +52,9 @@ pub(crate) async fn load_one_shot(
     ),
     Exit,
 > {
-    use crate::wasm::{CheckSource, Engine, EngineOptions, Grants};
-    let source: CheckSource = match source.parse() {
-        Ok(source) => source,
-        Err(never) => match never {},
-    };
-    let paths: Vec<std::path::PathBuf> = inputs
-        .allow_paths
-        .iter()
-        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-        .collect();
-    let grants = Grants::parse(&inputs.allow_hosts, &paths).map_err(|errors| {
-        for error in errors {
-            eprintln!("vigil {command}: {error}");
-        }
-        Exit::Usage
-    })?;
-    let engine = Engine::one_shot(EngineOptions {
-        max_instances: 4,
-        ..EngineOptions::default()
-    })
-    .map_err(|err| {
+    use crate::wasm::Engine;
+    let (source, grants) = one_shot_inputs(command, source, inputs)?;
+    let engine = Engine::one_shot(one_shot_engine_options()).map_err(|err| {
         eprintln!("vigil {command}: {err}");
         Exit::Usage
     })?;
@@ -71,9 +69,7 @@ pub(crate) async fn load_one_shot(
     let started = std::time::Instant::now();
     let loaded = engine.load_checker_observed(&source, on_compile).await;
     let (checker, outcome) = loaded.map_err(|err| {
-        // A load error can quote the component's own import names.
-        let problem = err.to_string();
-        eprintln!("vigil {command}: {}", crate::untrusted::block(&problem));
+        say_load_error(command, &err);
         Exit::Usage
     })?;
     if let Some(progress) = progress {
@@ -86,4 +82,45 @@ pub(crate) async fn load_one_shot(
         progress.done(&source, &Ok(compiled));
     }
     Ok((source, grants, checker))
+}
+
+/// The engine sizing of a one-shot check: a few instances, the default
+/// cache (shared by `vigil check` and `vigil-probe`, see [`crate::probe`]).
+pub(crate) fn one_shot_engine_options() -> crate::wasm::EngineOptions {
+    crate::wasm::EngineOptions {
+        max_instances: 4,
+        ..crate::wasm::EngineOptions::default()
+    }
+}
+
+/// The check source and grants of a one-shot check; bad grants are
+/// printed as `vigil COMMAND: ...` and returned as [`Exit::Usage`].
+pub(crate) fn one_shot_inputs(
+    command: &'static str,
+    source: &str,
+    inputs: &crate::cli::CheckInputs,
+) -> Result<(crate::wasm::CheckSource, crate::wasm::Grants), Exit> {
+    let source: crate::wasm::CheckSource = match source.parse() {
+        Ok(source) => source,
+        Err(never) => match never {},
+    };
+    let paths: Vec<std::path::PathBuf> = inputs
+        .allow_paths
+        .iter()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    let grants = crate::wasm::Grants::parse(&inputs.allow_hosts, &paths).map_err(|errors| {
+        for error in errors {
+            eprintln!("vigil {command}: {error}");
+        }
+        Exit::Usage
+    })?;
+    Ok((source, grants))
+}
+
+/// Prints why a component could not be loaded, as `vigil COMMAND: ...`.
+pub(crate) fn say_load_error(command: &str, err: &crate::wasm::LoadError) {
+    // A load error can quote the component's own import names.
+    let problem = err.to_string();
+    eprintln!("vigil {command}: {}", crate::untrusted::block(&problem));
 }

@@ -138,6 +138,9 @@ struct Inner {
     /// `vigil daemonize`): cache lookups run on the calling thread instead
     /// of starting a blocking-pool thread for one small read.
     one_shot: bool,
+    /// Whether a component missing from the cache is compiled; if not,
+    /// loading it fails with [`LoadError::NotCompiled`] (`vigil-probe`).
+    compile: bool,
     /// Builtin checks, loaded and linked once and shared by every service
     /// naming them: their compiled code is mapped once instead of once per
     /// service, and their finished instances are reused (see [`super::warm`]).
@@ -158,7 +161,7 @@ struct Builtin {
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Result<Engine, EngineError> {
-        Self::build(options, true)
+        Self::build(options, true, true)
     }
 
     /// An engine for one check in a short-lived process (`vigil check`,
@@ -169,10 +172,18 @@ impl Engine {
     /// than the instance costs. Code generation is the same, so both share
     /// the compiled-component cache.
     pub fn one_shot(options: EngineOptions) -> Result<Engine, EngineError> {
-        Self::build(options, false)
+        Self::build(options, false, true)
     }
 
-    fn build(options: EngineOptions, pooling: bool) -> Result<Engine, EngineError> {
+    /// [`Self::one_shot`] that never compiles: a component that is not in
+    /// the cache fails to load with [`LoadError::NotCompiled`], in
+    /// microseconds instead of the seconds compiling can take. For
+    /// `vigil-probe`, which then hands the check over to `vigil check`.
+    pub fn one_shot_cached(options: EngineOptions) -> Result<Engine, EngineError> {
+        Self::build(options, false, false)
+    }
+
+    fn build(options: EngineOptions, pooling: bool, compile: bool) -> Result<Engine, EngineError> {
         let config_error = |err: wasmtime::Error| EngineError::Config(format!("{err:#}"));
         let mut pool = PoolingAllocationConfig::default();
         let instances = options.max_instances.max(1);
@@ -238,6 +249,7 @@ impl Engine {
                 checker_linker,
                 loader_linker: std::sync::OnceLock::new(),
                 one_shot: !pooling,
+                compile,
                 builtin_checkers: Default::default(),
                 stores_created: AtomicU64::new(0),
             }),
@@ -430,6 +442,14 @@ impl Engine {
         }
         let engine = self.inner.engine.clone();
         let cache = self.inner.cache.clone();
+        if !self.inner.compile {
+            return match cache.load_compiled(&engine, &bytes, file.as_ref()) {
+                Some(component) => Ok((component, CacheOutcome::Hit)),
+                None => Err(LoadError::NotCompiled {
+                    check: source.clone(),
+                }),
+            };
+        }
         // Compiling a large (Python, JS) component takes seconds of CPU.
         let loaded = tokio::task::spawn_blocking(move || {
             let size = bytes.len();

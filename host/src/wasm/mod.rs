@@ -62,6 +62,8 @@ pub enum LoadError {
     Invalid { check: CheckSource, message: String },
     #[error("{check}: {message}")]
     WrongWorld { check: CheckSource, message: String },
+    #[error("{check}: not in the component cache, and this engine does not compile")]
+    NotCompiled { check: CheckSource },
     #[error("{error}")]
     Embedded {
         check: CheckSource,

@@ -370,17 +370,14 @@ impl ComponentCache {
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
         };
         let key = Self::key(engine, bytes);
+        if let Some(component) = self.load_stored(engine, &dir, &secret, &key, file) {
+            return Ok((component, CacheOutcome::Hit));
+        }
         let remember = |artifact: &File| {
             if let Some(file) = file {
                 self.remember(engine, &dir, &secret, file, &key, artifact);
             }
         };
-        if let Some(artifact) = self.open_artifact(&dir, &key)
-            && let Some(component) = self.load_verified(engine, &dir, &secret, &key, &artifact)
-        {
-            remember(&artifact);
-            return Ok((component, CacheOutcome::Hit));
-        }
         on_compile();
         sweep_temporaries(&dir);
         if let Ok(memos) = open_subdir(&dir, MEMOS, false) {
@@ -408,6 +405,40 @@ impl ComponentCache {
                 Ok((component, CacheOutcome::Uncached))
             }
         }
+    }
+
+    /// `bytes` as a component if this cache holds its compiled artifact
+    /// (verified as [`Self::load_observed`] verifies it), never compiling:
+    /// `None` when it is not there, or the cache cannot be used. For a
+    /// process that must not spend seconds compiling (`vigil-probe` hands
+    /// such a check over to `vigil check`). With `file`, its key is
+    /// remembered for [`Self::load_unchanged`].
+    pub fn load_compiled(
+        &self,
+        engine: &wasmtime::Engine,
+        bytes: &[u8],
+        file: Option<&FileIdentity>,
+    ) -> Option<Component> {
+        let (dir, secret) = self.open(false)?;
+        let key = Self::key(engine, bytes);
+        self.load_stored(engine, &dir, &secret, &key, file)
+    }
+
+    /// The verified artifact of `key`, remembered for `file`.
+    fn load_stored(
+        &self,
+        engine: &wasmtime::Engine,
+        dir: &Dir,
+        secret: &Secret,
+        key: &str,
+        file: Option<&FileIdentity>,
+    ) -> Option<Component> {
+        let artifact = self.open_artifact(dir, key)?;
+        let component = self.load_verified(engine, dir, secret, key, &artifact)?;
+        if let Some(file) = file {
+            self.remember(engine, dir, secret, file, key, &artifact);
+        }
+        Some(component)
     }
 
     /// Remembers that the unchanged `file` has `key`, whose `artifact`
