@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["control", "replay"],
     &["daemon"],
     &["app"],
-    &["cli", "commands"],
+    &["cli", "commands", "probe"],
 ];
 
 #[cfg(test)]
