@@ -363,6 +363,46 @@ mod tests {
     /// (CET to CEST), 02:00-03:00 happens twice on 2026-10-25 (CEST, then
     /// CET). A daily 09:00 keeps its local time; 02:30 runs at 03:00 on
     /// the spring night and once (the first, CEST) on the autumn night.
+    /// Jobs on a wildcard hour keep their real spacing through Berlin's
+    /// repeated hour (02:00-03:00 twice on 2026-10-25): an hourly job
+    /// runs at 02:00 CEST and again at 02:00 CET, one every 20 minutes
+    /// runs six times in those two hours, as cron does. Only a job at a
+    /// fixed local time runs once (berlin_dst_gap_and_repeat).
+    #[test]
+    fn wildcard_hours_keep_their_spacing_through_an_autumn_repeat() {
+        let z = "Europe/Berlin";
+        let runs = |expr: &str, from: &str, n: usize| {
+            let mut at = from.to_string();
+            (0..n)
+                .map(|_| {
+                    at = next(expr, z, &at);
+                    at.clone()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            runs("0 * * * *", "2026-10-24T23:30:00Z", 4),
+            [
+                "2026-10-25T00:00:00Z", // 02:00 CEST
+                "2026-10-25T01:00:00Z", // 02:00 CET, the repeat
+                "2026-10-25T02:00:00Z", // 03:00 CET
+                "2026-10-25T03:00:00Z",
+            ]
+        );
+        assert_eq!(
+            runs("*/20 * * * *", "2026-10-24T23:50:00Z", 7),
+            [
+                "2026-10-25T00:00:00Z",
+                "2026-10-25T00:20:00Z",
+                "2026-10-25T00:40:00Z",
+                "2026-10-25T01:00:00Z",
+                "2026-10-25T01:20:00Z",
+                "2026-10-25T01:40:00Z",
+                "2026-10-25T02:00:00Z",
+            ]
+        );
+    }
+
     #[test]
     fn berlin_dst_gap_and_repeat() {
         let z = "Europe/Berlin";
