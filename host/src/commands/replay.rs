@@ -8,7 +8,7 @@
 //! 1 when it does not (or nothing could be read), 2 for bad usage.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::app::default_state_dir;
 use crate::cli::ReplayArgs;
@@ -16,10 +16,10 @@ use crate::commands::Exit;
 use crate::config::{LoaderSpec, Service};
 use crate::journal::{self, Line};
 use crate::replay::{self, BuiltIn, Decider};
-use crate::supervisor::probes::{wit_event, wit_history};
+use crate::supervisor::probes::{from_wit_action, wit_event, wit_history};
 use crate::supervisor::service::{Action, History, LoaderEvent};
 use crate::untrusted;
-use crate::wasm::{self, CheckSource, Engine, EngineOptions, Loader};
+use crate::wasm::{CheckSource, Engine, EngineOptions, Loader};
 
 pub async fn run(args: ReplayArgs) -> Exit {
     match replay(&args).await {
@@ -176,11 +176,6 @@ impl Decider for WasmLoader {
             .decide_at(&wit_event(event), &wit_history(history), Some(wall))
             .await
             .map_err(|e| e.to_string())?;
-        Ok(match action {
-            wasm::Action::None => Action::None,
-            wasm::Action::Restart(after) => Action::Restart(Duration::from_millis(after)),
-            wasm::Action::Stop(reason) => Action::Stop(reason),
-            wasm::Action::Kill(sig) => Action::Kill(sig),
-        })
+        Ok(from_wit_action(action))
     }
 }

@@ -13,7 +13,9 @@ use crate::wasm::{self, Checker, Engine, ExitStatus, Loader, Phase, Sandbox, Tar
 
 type CheckerCache = Mutex<HashMap<(String, Phase), (Checker, Arc<Sandbox>)>>;
 
-/// Checks and loaders run by the wasm engine.
+/// Checks and loaders run by the wasm engine. A clone shares the engine
+/// and both caches (what a call's future takes with it).
+#[derive(Clone)]
 pub struct WasmProbes {
     engine: Engine,
     checkers: Arc<CheckerCache>,
@@ -116,6 +118,16 @@ fn wit_replace_event(event: &ReplaceQuestion) -> wasm::LoaderReplaceEvent {
             new_pid: new_pid.map(pid),
             reason: reason.clone(),
         }),
+    }
+}
+
+/// A loader's answer as the reducer takes it.
+pub(crate) fn from_wit_action(action: wasm::Action) -> Action {
+    match action {
+        wasm::Action::None => Action::None,
+        wasm::Action::Restart(after) => Action::Restart(Duration::from_millis(after)),
+        wasm::Action::Stop(reason) => Action::Stop(reason),
+        wasm::Action::Kill(sig) => Action::Kill(sig),
     }
 }
 
@@ -269,23 +281,14 @@ impl Probes for WasmProbes {
         event: LoaderEvent,
         history: History,
     ) -> BoxFuture<Result<Action, String>> {
-        let me = WasmProbes {
-            engine: self.engine.clone(),
-            checkers: self.checkers.clone(),
-            loaders: self.loaders.clone(),
-        };
+        let me = self.clone();
         Box::pin(async move {
             let loader = me.loader(&service).await?;
             let action = loader
                 .decide(&wit_event(&event), &wit_history(&history))
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(match action {
-                wasm::Action::None => Action::None,
-                wasm::Action::Restart(after) => Action::Restart(Duration::from_millis(after)),
-                wasm::Action::Stop(reason) => Action::Stop(reason),
-                wasm::Action::Kill(sig) => Action::Kill(sig),
-            })
+            Ok(from_wit_action(action))
         })
     }
 
@@ -295,11 +298,7 @@ impl Probes for WasmProbes {
         event: ReplaceQuestion,
         history: History,
     ) -> BoxFuture<Result<Option<ReplaceAnswer>, String>> {
-        let me = WasmProbes {
-            engine: self.engine.clone(),
-            checkers: self.checkers.clone(),
-            loaders: self.loaders.clone(),
-        };
+        let me = self.clone();
         Box::pin(async move {
             let loader = me.loader(&service).await?;
             if !loader.takes_part_in_replaces() {
@@ -322,11 +321,7 @@ impl Probes for WasmProbes {
         service: Arc<Service>,
         restarts: u32,
     ) -> BoxFuture<Result<spawn::Command, String>> {
-        let me = WasmProbes {
-            engine: self.engine.clone(),
-            checkers: self.checkers.clone(),
-            loaders: self.loaders.clone(),
-        };
+        let me = self.clone();
         Box::pin(async move {
             let Some(spec) = service.loader.as_ref() else {
                 return manifest_command(&service);
