@@ -9,8 +9,6 @@
 //! for the next computation and share it; it runs on the blocking pool,
 //! off the workers.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -28,7 +26,7 @@ impl Coalesced {
     /// stop). `compute` runs on the blocking pool.
     pub async fn get<F>(&self, arrived: Instant, compute: F) -> Option<Bytes>
     where
-        F: Fn() -> Bytes + Send + Sync + 'static,
+        F: FnOnce() -> Bytes + Send + 'static,
     {
         let mut last = self.last.lock().await;
         if let Some((started, value)) = last.as_ref()
@@ -37,8 +35,7 @@ impl Coalesced {
             return Some(value.clone());
         }
         let started = Instant::now();
-        let compute = Arc::new(compute);
-        let value = tokio::task::spawn_blocking(move || compute()).await.ok()?;
+        let value = tokio::task::spawn_blocking(compute).await.ok()?;
         *last = Some((started, value.clone()));
         Some(value)
     }
@@ -46,6 +43,7 @@ impl Coalesced {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
