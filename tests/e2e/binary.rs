@@ -3,6 +3,7 @@
 use object::elf;
 use object::read::elf::{Dyn, ElfFile64, SectionHeader};
 use object::{Endianness, Object, ObjectSection};
+use std::path::Path;
 
 /// Where the build linked with packed relative relocations (glibc 2.36+,
 /// native), the binary carries DT_RELR and only a handful of RELA
@@ -17,9 +18,36 @@ fn the_binary_is_linked_with_packed_relative_relocations() {
         );
         return;
     }
-    let path = env!("CARGO_BIN_EXE_vigil");
-    let data = std::fs::read(path).expect("read the vigil binary");
-    let file = ElfFile64::<Endianness>::parse(&*data).expect("vigil is a 64-bit ELF");
+    assert_packed(Path::new(env!("CARGO_BIN_EXE_vigil")));
+}
+
+/// The same for the static binaries (`make static`, which `make test`
+/// runs first): a static-pie relocates itself before `main` with the musl
+/// it carries, and `vigil-probe` exists to be cheap to start.
+#[test]
+fn the_static_binaries_are_linked_with_packed_relative_relocations() {
+    if option_env!("VIGIL_PACKED_RELOCS").is_none() {
+        eprintln!("skipped: this build does not pack relocations (VIGIL_NO_RELR)");
+        return;
+    }
+    let target_dir = Path::new(env!("CARGO_BIN_EXE_vigil"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("binary under <target>/release");
+    let dir = target_dir.join("x86_64-unknown-linux-musl/release");
+    if !dir.join("vigil").is_file() {
+        eprintln!("skipped: no static build (`make static`)");
+        return;
+    }
+    for name in ["vigil", "vigil-probe"] {
+        assert_packed(&dir.join(name));
+    }
+}
+
+fn assert_packed(path: &Path) {
+    let path = path.display().to_string();
+    let data = std::fs::read(&path).expect("read the binary");
+    let file = ElfFile64::<Endianness>::parse(&*data).expect("a 64-bit ELF");
     let endian = file.endian();
     let sections = file.elf_section_table();
     let mut relr = false;

@@ -194,3 +194,64 @@ fn unknown_flags_are_handed_over_as_given() {
         assert_same(&format!("{args:?}"), &check, &probed);
     }
 }
+
+/// A one-shot process runs its check on one thread: the epoch that stops
+/// a spinning guest is advanced by a signal timer, not by a second thread
+/// (which cost an exec probe a tenth of its run). A guest spinning past
+/// its deadline is still stopped there, by `vigil check` and the probe.
+#[test]
+fn a_spinning_check_is_stopped_without_a_second_thread() {
+    let dir = scratch("probe-one-thread");
+    let cache = dir.join("cache");
+    let vigil = Path::new(env!("CARGO_BIN_EXE_vigil"));
+    let probe = lonely_probe(&dir);
+    let args = [programs::INFINITE_LOOP, "--timeout", "1500ms", "--json"];
+    // Compiled first, so that both spend their run spinning.
+    let _ = run(vigil, Some("check"), &args, &cache);
+    for (binary, first) in [(vigil, Some("check")), (probe.as_path(), None)] {
+        let mut child = Command::new(binary)
+            .args(first)
+            .args(args)
+            .env("XDG_CACHE_HOME", &cache)
+            .env("PATH", cache.join("no-such-dir"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let tasks = format!("/proc/{}/task", child.id());
+        let started = std::time::Instant::now();
+        let mut most = 0;
+        // Sampled while it spins; a hang (no epoch advancing) fails below.
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if let Ok(entries) = std::fs::read_dir(&tasks) {
+                most = most.max(entries.count());
+            }
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("{}: still spinning after 30 s", binary.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stdout = Vec::new();
+        std::io::Read::read_to_end(&mut child.stdout.take().expect("stdout"), &mut stdout)
+            .expect("read stdout");
+        assert_eq!(
+            status.code(),
+            Some(75),
+            "{}: {}",
+            binary.display(),
+            text(&stdout)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&stdout).expect("json");
+        assert!(
+            json["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("timed out")),
+            "{}: {json}",
+            binary.display()
+        );
+        assert_eq!(most, 1, "{}: threads while spinning", binary.display());
+    }
+}

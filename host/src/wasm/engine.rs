@@ -185,6 +185,74 @@ impl Engine {
 
     fn build(options: EngineOptions, pooling: bool, compile: bool) -> Result<Engine, EngineError> {
         let config_error = |err: wasmtime::Error| EngineError::Config(format!("{err:#}"));
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(if pooling {
+                InstanceAllocationStrategy::Pooling(Self::pool(&options))
+            } else {
+                InstanceAllocationStrategy::OnDemand
+            })
+            .max_wasm_stack(512 * 1024)
+            .async_stack_size(2 << 20);
+        // Without a compiler the engine neither infers this host's CPU
+        // features for code generation (`cpuid` after `cpuid`, each a trap
+        // to the hypervisor in a VM) nor builds the compiler: a probe only
+        // loads cached code. Loading still checks the artifact's CPU
+        // features against the host's.
+        if !compile {
+            config.enable_compiler(false);
+        }
+        let engine = wasmtime::Engine::new(&config).map_err(config_error)?;
+        let timer = if pooling {
+            EpochTimer::thread(&engine)
+        } else {
+            EpochTimer::one_shot(&engine)
+        };
+
+        let mut checker_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut checker_linker).map_err(config_error)?;
+        bindings::checker::Checker::add_to_linker::<_, HasSelf<HostState>>(
+            &mut checker_linker,
+            |s| s,
+        )
+        .map_err(config_error)?;
+        // What a compiler-less engine shares with the compiling ones whose
+        // artifacts it loads: the same vigil, the same kind of engine.
+        let profile = format!(
+            "vigil {} {}",
+            env!("CARGO_PKG_VERSION"),
+            if pooling { "pooled" } else { "one-shot" }
+        );
+        let cache = if compile {
+            ComponentCache::new(options.cache_dir, &engine, &profile)
+        } else {
+            ComponentCache::compiler_less(options.cache_dir, &profile)
+        };
+        let call_slots = options.max_instances.clamp(1, MAX_CONCURRENT_CALLS) as usize;
+        let calls = tokio::sync::Semaphore::new(call_slots);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                timer,
+                calls,
+                call_slots,
+                memory_peak: Arc::default(),
+                max_memory: options.max_memory,
+                engine,
+                cache,
+                checker_linker,
+                loader_linker: std::sync::OnceLock::new(),
+                one_shot: !pooling,
+                compile,
+                builtin_checkers: Default::default(),
+                stores_created: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The instance pool of a long-lived engine. Only a pooled engine
+    /// asks whether PAGEMAP_SCAN is there (it opens `/proc/self/pagemap`).
+    fn pool(options: &EngineOptions) -> PoolingAllocationConfig {
         let mut pool = PoolingAllocationConfig::default();
         let instances = options.max_instances.max(1);
         // Sized explicitly: the defaults are too small for 1,000 services.
@@ -214,46 +282,7 @@ impl Engine {
                 .linear_memory_keep_resident(KEEP_RESIDENT)
                 .table_keep_resident(KEEP_RESIDENT / 16);
         }
-        let mut config = Config::new();
-        config
-            .epoch_interruption(true)
-            .allocation_strategy(if pooling {
-                InstanceAllocationStrategy::Pooling(pool)
-            } else {
-                InstanceAllocationStrategy::OnDemand
-            })
-            .max_wasm_stack(512 * 1024)
-            .async_stack_size(2 << 20);
-        let engine = wasmtime::Engine::new(&config).map_err(config_error)?;
-        let timer = EpochTimer::start(&engine);
-
-        let mut checker_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut checker_linker).map_err(config_error)?;
-        bindings::checker::Checker::add_to_linker::<_, HasSelf<HostState>>(
-            &mut checker_linker,
-            |s| s,
-        )
-        .map_err(config_error)?;
-        let cache = ComponentCache::new(options.cache_dir);
-        let call_slots = instances.min(MAX_CONCURRENT_CALLS) as usize;
-        let calls = tokio::sync::Semaphore::new(call_slots);
-        Ok(Engine {
-            inner: Arc::new(Inner {
-                timer,
-                calls,
-                call_slots,
-                memory_peak: Arc::default(),
-                max_memory: options.max_memory,
-                engine,
-                cache,
-                checker_linker,
-                loader_linker: std::sync::OnceLock::new(),
-                one_shot: !pooling,
-                compile,
-                builtin_checkers: Default::default(),
-                stores_created: AtomicU64::new(0),
-            }),
-        })
+        pool
     }
 
     /// Loads a check: compiles (or fetches from the cache), links and
@@ -553,14 +582,9 @@ impl Engine {
     pub(crate) async fn begin_call(&self) -> CallGuard<'_> {
         // The semaphore is never closed; `None` would only mean no bound.
         let permit = self.inner.calls.acquire().await.ok();
-        let timer = &*self.inner.timer;
-        if timer.active.fetch_add(1, Ordering::AcqRel) == 0
-            && let Some(thread) = timer.thread.get()
-        {
-            thread.unpark();
-        }
+        self.inner.timer.call_started();
         CallGuard {
-            timer,
+            timer: &self.inner.timer,
             _permit: permit,
         }
     }

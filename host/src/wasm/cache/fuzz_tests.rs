@@ -32,7 +32,7 @@ fn fuzz_cache_files() {
     let scratch = TempDir::new("fuzz-cache");
     let path = scratch.0.join("cache");
     let engine = wasmtime::Engine::default();
-    let cache = ComponentCache::new(Some(path.clone()));
+    let cache = ComponentCache::new(Some(path.clone()), &engine, "test");
     let identity = FileIdentity("1 2 3 4.000000000 5.000000000".into());
     let (_, outcome) = cache.load(&engine, EMPTY, Some(&identity)).expect("load");
     assert_eq!(outcome, CacheOutcome::Compiled);

@@ -58,12 +58,12 @@
 
 mod digest;
 mod files;
+mod fingerprint;
 mod tag;
 mod trust;
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::hash::{Hash, Hasher};
 #[cfg(test)]
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -79,6 +79,7 @@ use crate::sync::LockExt;
 use digest::SPLIT_ABOVE;
 use digest::{content_digest, file_digest};
 use files::{deserialize_from, read_small, sweep_temporaries, write_atomically};
+use fingerprint::Fingerprint;
 #[cfg(test)]
 use tag::{SECRET, hmac_sha256};
 use tag::{Secret, artifact_tag, memo_tag, parse_tag, same_tag, secret};
@@ -156,18 +157,8 @@ pub struct ComponentCache {
     /// Warnings already logged: a refused cache is said once, not once per
     /// component of a thousand services.
     said: Arc<Mutex<HashSet<String>>>,
-}
-
-/// Feeds `Hash` output into SHA-256, for a stable engine fingerprint.
-struct ShaHasher(Sha256);
-
-impl Hasher for ShaHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-    fn finish(&self) -> u64 {
-        0 // never read: the digest is taken from the inner state
-    }
+    /// The engine's part of every key (see [`fingerprint`]).
+    fingerprint: Arc<Fingerprint>,
 }
 
 /// `$XDG_CACHE_HOME/vigil`, else `~/.cache/vigil`.
@@ -203,32 +194,33 @@ fn artifact_identity(file: &File) -> Option<String> {
 }
 
 impl ComponentCache {
-    pub fn new(dir: Option<PathBuf>) -> Self {
+    /// The cache of a compiling `engine`, which records its digest for
+    /// compiler-less engines of the same `profile` (see [`fingerprint`]).
+    pub fn new(dir: Option<PathBuf>, engine: &wasmtime::Engine, profile: &str) -> Self {
+        Self::with(dir, Fingerprint::compiler(engine, profile))
+    }
+
+    /// The cache of an engine without a compiler: it loads what compiling
+    /// engines of `profile` stored, under the digest they recorded.
+    pub fn compiler_less(dir: Option<PathBuf>, profile: &str) -> Self {
+        Self::with(dir, Fingerprint::compiler_less(profile))
+    }
+
+    fn with(dir: Option<PathBuf>, fingerprint: Fingerprint) -> Self {
         Self {
             dir,
             said: Arc::default(),
+            fingerprint: Arc::new(fingerprint),
         }
     }
 
-    /// The engine's fingerprint: wasmtime version and code-generation
-    /// settings.
-    fn engine_digest(engine: &wasmtime::Engine) -> String {
-        let mut hasher = ShaHasher(Sha256::new());
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        hex::encode(&hasher.0.finalize()[..8])
-    }
-
-    fn key(engine: &wasmtime::Engine, bytes: &[u8]) -> String {
-        format!(
-            "{}-{}",
-            hex::encode(content_digest(bytes)),
-            Self::engine_digest(engine)
-        )
+    fn key(digest: &str, bytes: &[u8]) -> String {
+        format!("{}-{digest}", hex::encode(content_digest(bytes)))
     }
 
     /// The name under which the key of an unchanged file is remembered.
-    fn memo_name(engine: &wasmtime::Engine, file: &FileIdentity) -> String {
-        let name = Sha256::digest(format!("{} {}", file.0, Self::engine_digest(engine)));
+    fn memo_name(digest: &str, file: &FileIdentity) -> String {
+        let name = Sha256::digest(format!("{} {digest}", file.0));
         format!("{}.key", hex::encode(name))
     }
 
@@ -292,10 +284,11 @@ impl ComponentCache {
         file: &FileIdentity,
     ) -> Option<Component> {
         let (dir, secret) = self.open(false)?;
+        let digest = self.fingerprint.digest(&dir)?;
         let memos = open_subdir(&dir, MEMOS, false)
             .map_err(|err| self.refuse_entry(err))
             .ok()?;
-        let name = Self::memo_name(engine, file);
+        let name = Self::memo_name(digest, file);
         let memo = open_ours(&memos, &name, false)
             .map_err(|err| self.refuse_entry(err))
             .ok()?;
@@ -338,7 +331,7 @@ impl ComponentCache {
         }
         // Replaced since (another process stored it again): check its tag.
         let component = self.load_verified(engine, &dir, &secret, key, &artifact)?;
-        self.remember(engine, &dir, &secret, file, key, &artifact);
+        self.remember(&dir, &secret, digest, file, key, &artifact);
         Some(component)
     }
 
@@ -369,13 +362,15 @@ impl ComponentCache {
             on_compile();
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
         };
-        let key = Self::key(engine, bytes);
-        if let Some(component) = self.load_stored(engine, &dir, &secret, &key, file) {
+        // A compiling engine always has its digest.
+        let digest = self.fingerprint.digest(&dir).unwrap_or_default();
+        let key = Self::key(digest, bytes);
+        if let Some(component) = self.load_stored(engine, &dir, &secret, digest, &key, file) {
             return Ok((component, CacheOutcome::Hit));
         }
         let remember = |artifact: &File| {
             if let Some(file) = file {
-                self.remember(engine, &dir, &secret, file, &key, artifact);
+                self.remember(&dir, &secret, digest, file, &key, artifact);
             }
         };
         on_compile();
@@ -420,8 +415,9 @@ impl ComponentCache {
         file: Option<&FileIdentity>,
     ) -> Option<Component> {
         let (dir, secret) = self.open(false)?;
-        let key = Self::key(engine, bytes);
-        self.load_stored(engine, &dir, &secret, &key, file)
+        let digest = self.fingerprint.digest(&dir)?;
+        let key = Self::key(digest, bytes);
+        self.load_stored(engine, &dir, &secret, digest, &key, file)
     }
 
     /// The verified artifact of `key`, remembered for `file`.
@@ -430,13 +426,14 @@ impl ComponentCache {
         engine: &wasmtime::Engine,
         dir: &Dir,
         secret: &Secret,
+        digest: &str,
         key: &str,
         file: Option<&FileIdentity>,
     ) -> Option<Component> {
         let artifact = self.open_artifact(dir, key)?;
         let component = self.load_verified(engine, dir, secret, key, &artifact)?;
         if let Some(file) = file {
-            self.remember(engine, dir, secret, file, key, &artifact);
+            self.remember(dir, secret, digest, file, key, &artifact);
         }
         Some(component)
     }
@@ -446,14 +443,14 @@ impl ComponentCache {
     /// identity and their tag.
     fn remember(
         &self,
-        engine: &wasmtime::Engine,
         dir: &Dir,
         secret: &Secret,
+        digest: &str,
         file: &FileIdentity,
         key: &str,
         artifact: &File,
     ) {
-        let name = Self::memo_name(engine, file);
+        let name = Self::memo_name(digest, file);
         let Some(identity) = artifact_identity(artifact) else {
             return;
         };
@@ -634,6 +631,53 @@ mod tests {
         );
     }
 
+    /// A compiler-less engine loads what a compiling engine of its
+    /// profile stored, under the digest that engine recorded; with no
+    /// record, a record of another profile, or a record that is not a
+    /// digest, it finds nothing (and `vigil-probe` hands the check over).
+    #[test]
+    fn a_compiler_less_engine_loads_under_the_recorded_digest() {
+        let scratch = TempDir::new("cache-compiler-less");
+        let path = scratch.0.join("cache");
+        let empty = b"\0asm\x0d\0\x01\0";
+        let mut config = wasmtime::Config::new();
+        config.enable_compiler(false);
+        let bare = wasmtime::Engine::new(&config).expect("engine without a compiler");
+        let probe = || ComponentCache::compiler_less(Some(path.clone()), "profile A");
+        let compiling = wasmtime::Engine::default();
+
+        // Nothing recorded yet (the directory does not even exist).
+        assert!(probe().load_compiled(&bare, empty, None).is_none());
+        // Another profile's engine records only its own.
+        let other = ComponentCache::new(Some(path.clone()), &compiling, "profile B");
+        let (_, outcome) = other.load(&compiling, empty, None).expect("compile");
+        assert_eq!(outcome, CacheOutcome::Compiled);
+        assert!(probe().load_compiled(&bare, empty, None).is_none());
+
+        let cache = ComponentCache::new(Some(path.clone()), &compiling, "profile A");
+        let (_, outcome) = cache.load(&compiling, empty, None).expect("load");
+        assert_eq!(outcome, CacheOutcome::Hit);
+        assert!(probe().load_compiled(&bare, empty, None).is_some());
+
+        // A record that is not a digest names nothing.
+        let record = std::fs::read_dir(&path)
+            .expect("cache dir")
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|p| {
+                p.extension().is_some_and(|e| e == "digest")
+                    && std::fs::read_to_string(p).is_ok_and(|d| {
+                        let Fingerprint::Compiler { digest, .. } = &*cache.fingerprint else {
+                            return false;
+                        };
+                        d.trim() == digest
+                    })
+            })
+            .expect("profile A's record");
+        std::fs::write(&record, "../secret\n").expect("overwrite the record");
+        assert!(probe().load_compiled(&bare, empty, None).is_none());
+    }
+
     /// A log sink for one test's thread.
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -665,7 +709,7 @@ mod tests {
         // The empty component: a preamble and nothing else.
         let empty = b"\0asm\x0d\0\x01\0";
         let engine = wasmtime::Engine::default();
-        let cache = ComponentCache::new(Some(path.clone()));
+        let cache = ComponentCache::new(Some(path.clone()), &engine, "test");
         tracing::subscriber::with_default(subscriber, || {
             for _ in 0..3 {
                 let (_, outcome) = cache.clone().load(&engine, empty, None).expect("load");
