@@ -98,12 +98,19 @@ install: build
 	done
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
-# A fully static, stripped binary (no line tables: they are for the
+# Fully static, stripped binaries (no line tables: they are for the
 # debugging build). A full build of its own dependency tree the first time.
+# `vigil` is position-independent (ASLR); `vigil-probe`, started for every
+# exec probe, is not unless PROBE_PIE=1: relocating itself at every start
+# was a fifth of its run (BENCHMARKS.md, "Exec probe"; README, "Exec
+# probes: vigil-probe", says what that trades).
+PROBE_PIE ?= 0
+STATIC_FLAGS := --release --locked -p vigil --target $(STATIC_TARGET) \
+	--config profile.release.debug=false --config profile.release.strip=true
 static:
 	@scripts/setup.sh static
-	$(CARGO) build --release --locked -p vigil --bin vigil --bin vigil-probe --target $(STATIC_TARGET) \
-		--config profile.release.debug=false --config profile.release.strip=true
+	$(CARGO) build $(STATIC_FLAGS) --bin vigil
+	$(CARGO) rustc $(STATIC_FLAGS) --bin vigil-probe $(if $(filter 1,$(PROBE_PIE)),,-- -C relocation-model=static)
 	@for b in $(STATIC) $(STATIC)-probe; do \
 		if readelf -l $$b | grep -q "program interpreter"; then echo "$$b is not static" >&2; exit 1; fi; \
 	done

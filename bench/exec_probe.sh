@@ -10,9 +10,11 @@
 # waitpid: no shell in between), after 5 warm-ups (the first `vigil check`
 # compiles the builtin into the cache), and prints the median and p99 of the
 # wall time from spawn to reaped, as a Markdown table. The servers (an HTTP
-# server answering 200, a TCP listener) run in this script's own Python
-# process on 127.0.0.1, on threads. Run it on a quiet machine: these are
-# milliseconds, and a loaded core shows up in them.
+# server answering 200, a TCP listener; bench/exec_probe_servers.py) run
+# in a process of their own on 127.0.0.1, on one asyncio loop, and the
+# HTTP server's own time per request is printed below the table: it is in
+# every HTTP row, curl's and vigil's alike. Run it on a quiet machine:
+# these are milliseconds, and a loaded core shows up in them.
 set -euo pipefail
 
 n=${1:-200}
@@ -26,39 +28,15 @@ for tool in curl nc; do
     command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install curl netcat-openbsd)" >&2; exit 2; }
 done
 
-exec python3 - "$n" "$vigil" "$probe" <<'PY'
-import http.server, os, socket, socketserver, statistics, sys, threading, time
+servers=$(dirname "$0")/exec_probe_servers.py
+exec python3 - "$n" "$vigil" "$probe" "$servers" <<'PY'
+import json, os, statistics, subprocess, sys, time, urllib.request
 
-n, vigil, probe = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+n, vigil, probe, servers = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = b"ok\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    request_queue_size = 512
-
-http_server = Server(("127.0.0.1", 0), Handler)
-http_port = http_server.server_address[1]
-threading.Thread(target=http_server.serve_forever, daemon=True).start()
-
-tcp = socket.socket()
-tcp.bind(("127.0.0.1", 0))
-tcp.listen(512)
-tcp_port = tcp.getsockname()[1]
-def accept_loop():
-    while True:
-        conn, _ = tcp.accept()
-        conn.close()
-threading.Thread(target=accept_loop, daemon=True).start()
+# The servers run in a process of their own (bench/exec_probe_servers.py).
+server = subprocess.Popen([sys.executable, servers], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+http_port, tcp_port = map(int, server.stdout.readline().split())
 
 url = f"http://127.0.0.1:{http_port}/healthz"
 rows = [
@@ -103,7 +81,11 @@ print(f"| command (N={n}, whole process: spawn to reaped) | median | p99 | media
 print("|---|---|---|---|")
 for name, (median, p99) in results.items():
     print(f"| {name} | {fmt(median)} | {fmt(p99)} | {median / true_median:.1f}x |")
+stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{http_port}/stats"))
+server.stdin.close()
 print()
+print(f"HTTP server's own time per request (in every HTTP row): median {stats['median_ms']:.3f} ms, "
+      f"p99 {stats['p99_ms']:.3f} ms over {stats['requests']} requests")
 for command in ["vigil check", "vigil-probe"]:
     print(f"{command} builtin:tcp / /bin/true: {results[command + ' builtin:tcp'][0] / true_median:.2f}x (target <= 2x); "
           f"curl / {command} builtin:http: {curl_median / results[command + ' builtin:http'][0]:.2f}x (target >= 3x)")

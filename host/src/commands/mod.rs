@@ -24,16 +24,17 @@ pub use exit::Exit;
 /// `vigil` and `vigil-probe` alike, so that both say the same.
 pub fn init_logging() {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // Colour only for a person at a terminal: in a log file, a pipe or
         // a test's captured stderr the escape codes are noise.
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
+    // Without VIGIL_LOG, a plain level: the same as the directive "warn",
+    // without building a directive filter (an exec probe's every run).
+    match tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG") {
+        Ok(filter) => log.with_env_filter(filter).init(),
+        Err(_) => log.with_max_level(tracing::Level::WARN).init(),
+    }
 }
 
 /// Parse a check source and its grants and load it into a small engine:

@@ -130,7 +130,9 @@ struct Inner {
     max_memory: usize,
     engine: wasmtime::Engine,
     cache: ComponentCache,
-    checker_linker: Linker<HostState>,
+    /// `None` in a one-shot engine: each component is linked with the
+    /// WASI interfaces it imports ([`super::wasi_link`]).
+    checker_linker: Option<Linker<HostState>>,
     /// Built on the first loader: `vigil check` never loads one, and
     /// linking WASI's few hundred functions is a tenth of its whole run.
     loader_linker: std::sync::OnceLock<Result<Linker<HostState>, String>>,
@@ -210,13 +212,16 @@ impl Engine {
             EpochTimer::one_shot(&engine)
         };
 
-        let mut checker_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut checker_linker).map_err(config_error)?;
-        bindings::checker::Checker::add_to_linker::<_, HasSelf<HostState>>(
-            &mut checker_linker,
-            |s| s,
-        )
-        .map_err(config_error)?;
+        // A one-shot engine links its one component with the WASI it
+        // imports (see `wasi_link`); a long-lived one links all, once.
+        let checker_linker = if pooling {
+            Some(
+                checker_linker(&engine, wasmtime_wasi::p2::add_to_linker_async)
+                    .map_err(config_error)?,
+            )
+        } else {
+            None
+        };
         // What a compiler-less engine shares with the compiling ones whose
         // artifacts it loads: the same vigil, the same kind of engine.
         let profile = format!(
@@ -335,9 +340,21 @@ impl Engine {
         on_compile: Option<OnCompile>,
     ) -> Result<(bindings::checker::CheckerPre<HostState>, CacheOutcome), LoadError> {
         let (component, outcome) = self.load_component_observed(source, on_compile).await?;
-        let pre = self
-            .inner
-            .checker_linker
+        let own;
+        let linker = match &self.inner.checker_linker {
+            Some(linker) => linker,
+            None => {
+                own = checker_linker(&self.inner.engine, |linker| {
+                    super::wasi_link::add_imported(linker, &component)
+                })
+                .map_err(|err| LoadError::Invalid {
+                    check: source.clone(),
+                    message: format!("{err:#}"),
+                })?;
+                &own
+            }
+        };
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|err| self.world_error(source, &component, "checker", &err))?;
         let pre = bindings::checker::CheckerPre::new(pre)
@@ -715,6 +732,18 @@ impl wasmtime_wasi::HostWallClock for FrozenWallClock {
 /// version is matched later, with its own message) or WASI 0.2.
 fn provided_by_host(import: &str) -> bool {
     import.starts_with("vigil:health/") || (import.starts_with("wasi:") && import.contains("@0.2."))
+}
+
+/// A linker for the `checker` world: WASI as `wasi` defines it, and
+/// vigil:health's capabilities.
+fn checker_linker(
+    engine: &wasmtime::Engine,
+    wasi: impl FnOnce(&mut Linker<HostState>) -> wasmtime::Result<()>,
+) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasi(&mut linker)?;
+    bindings::checker::Checker::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+    Ok(linker)
 }
 
 /// The linker for the `loader` world: WASI and Vigil's host functions.

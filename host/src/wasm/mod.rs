@@ -26,6 +26,7 @@ mod output;
 pub(crate) mod store;
 mod vocab;
 mod warm;
+mod wasi_link;
 
 pub use cache::{CacheOutcome, default_cache_dir};
 pub use checker::{CheckReport, Checker, Sandbox, Target};
