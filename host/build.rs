@@ -38,6 +38,10 @@ fn main() {
         .to_path_buf();
     let out_dir = PathBuf::from(env_var("OUT_DIR"));
     pack_relative_relocations();
+    // The target triple, for the engine profile in the component cache
+    // (src/wasm/cache/fingerprint.rs): a glibc and a musl build of one
+    // version compile different code.
+    println!("cargo:rustc-env=VIGIL_TARGET={}", env_var("TARGET"));
 
     for path in [
         "guest-sdk/wit",

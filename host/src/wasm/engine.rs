@@ -223,11 +223,13 @@ impl Engine {
             None
         };
         // What a compiler-less engine shares with the compiling ones whose
-        // artifacts it loads: the same vigil, the same kind of engine.
+        // artifacts it loads: the same vigil, built for the same target.
+        // (Pooled and one-shot engines generate the same code, so
+        // `vigil compile` and `vigil run` record for the probe too.)
         let profile = format!(
             "vigil {} {}",
             env!("CARGO_PKG_VERSION"),
-            if pooling { "pooled" } else { "one-shot" }
+            env!("VIGIL_TARGET")
         );
         let cache = if compile {
             ComponentCache::new(options.cache_dir, &engine, &profile)

@@ -7,7 +7,7 @@
 //! CPU features is the compiler's work it exists to skip (a third of a
 //! probe's run on these machines, `cpuid` trapping to the hypervisor). So
 //! each compiling engine records its digest in the cache directory under
-//! a profile (vigil's version and the engine's kind) and a compiler-less
+//! a profile (vigil's version and target triple) and a compiler-less
 //! engine of the same profile reads it there.
 //!
 //! The record only chooses names. What is loaded under them is verified
