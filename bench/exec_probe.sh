@@ -8,8 +8,9 @@
 #
 # Each row forks and execs the command N times (os.posix_spawn, then
 # waitpid: no shell in between), after 5 warm-ups (the first `vigil check`
-# compiles the builtin into the cache), and prints the median and p99 of the
-# wall time from spawn to reaped, as a Markdown table. The servers (an HTTP
+# compiles the builtin into the cache), the rows taking turns (one run of
+# each per round), and prints the median and p99 of the wall time from
+# spawn to reaped, as a Markdown table. The servers (an HTTP
 # server answering 200, a TCP listener; bench/exec_probe_servers.py) run
 # in a process of their own on 127.0.0.1, on one asyncio loop, and the
 # HTTP server's own time per request is printed below the table: it is in
@@ -68,12 +69,20 @@ def run(argv):
 def fmt(seconds):
     return f"{seconds * 1e3:.2f} ms"
 
-results = {}
-for name, argv in rows:
-    for _ in range(5):
+# Interleaved: each round runs every row once, so that whatever drifts
+# during the run (another process, the CPU's clock) weighs on every row
+# alike and the ratios between rows hold.
+for _ in range(5):
+    for _, argv in rows:
         run(argv)
-    samples = sorted(run(argv) for _ in range(n))
-    results[name] = (statistics.median(samples), samples[min(len(samples) - 1, len(samples) * 99 // 100)])
+samples = {name: [] for name, _ in rows}
+for _ in range(n):
+    for name, argv in rows:
+        samples[name].append(run(argv))
+results = {}
+for name, taken in samples.items():
+    taken.sort()
+    results[name] = (statistics.median(taken), taken[min(len(taken) - 1, len(taken) * 99 // 100)])
 
 true_median = results["/bin/true"][0]
 curl_median = results["curl -fsS (HTTP GET)"][0]
