@@ -55,6 +55,10 @@
 //!   read. Nobody else can write to it (checked above), and any write moves
 //!   its times (the change time cannot be set back). Otherwise its tag is
 //!   checked as above.
+//! - **Engine records.** `engine-PROFILE.digest` holds the engine digest
+//!   of keys for a compiler-less engine (`vigil-probe`), which cannot
+//!   compute it (see [`fingerprint`]). It only picks names; what they
+//!   name is checked as above. Opened like every other file of ours.
 
 mod digest;
 mod files;
