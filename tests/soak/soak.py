@@ -44,6 +44,7 @@ CONTROL_BOUND = 5.0  # seconds: a control command answers within this
 RESTART_BOUND = 15.0  # seconds: a killed always-service is spawned again within this
 EDIT_BOUND = 20.0  # seconds: a valid manifest edit is journaled as reloaded within this
 STOP_SETTLE = 2.0  # seconds: a process seen right after a stop may still be in exit
+JOURNAL_CATCH_UP = 3.0  # seconds: after the state fs is freed, for the journal to write what it kept back
 
 
 def parse_duration(s: str) -> float:
@@ -275,6 +276,15 @@ class Soak:
 
     def is_full(self) -> bool:
         return bool(self.full) and self.full[-1].end is None
+
+    def journal_held_back(self) -> bool:
+        """Whether the journal may still hold back lines: the state fs is
+        full, or was until less than JOURNAL_CATCH_UP ago (the journal tries
+        again every second)."""
+        if not self.full:
+            return False
+        end = self.full[-1].end
+        return end is None or time.monotonic() - end < JOURNAL_CATCH_UP
 
     def start_vigil(self) -> None:
         while (self.is_vanished() or self.broken) and self.pending:
@@ -711,6 +721,12 @@ class Soak:
                 self.restarts_seen += 1
                 continue
             if time.monotonic() < deadline:
+                continue
+            # The spawn may be in the journal's hands: it keeps lines back
+            # while the state fs is full and writes them once it can. The
+            # fault loop frees the fs only between faults, so a slow fault
+            # (a control command) can push the free past the deadline.
+            if self.journal_held_back():
                 continue
             del self.expect_restart[name]
             kill_at = deadline - RESTART_BOUND
