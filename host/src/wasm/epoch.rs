@@ -106,7 +106,7 @@ impl EpochTimer {
                     thread.unpark();
                 }
             }
-            Ticker::Alarm => set_alarm(|| self.active.load(Ordering::Acquire) > 0),
+            Ticker::Alarm => set_alarm(&self.active),
         }
     }
 
@@ -117,7 +117,7 @@ impl EpochTimer {
             return;
         }
         if let Ticker::Alarm = self.ticker {
-            set_alarm(|| self.active.load(Ordering::Acquire) > 0);
+            set_alarm(&self.active);
         }
     }
 
@@ -160,12 +160,11 @@ impl EpochTimer {
 /// signal is this process's to take (nobody handles it): installs the
 /// handler and creates the timer, disarmed.
 fn claim_alarm(engine: &wasmtime::Engine) -> bool {
-    static CLAIM: Mutex<bool> = Mutex::new(false);
-    let mut claimed = CLAIM.lock_unpoisoned();
-    if *claimed {
+    // The first engine to set it owns the signal; any later one, or one
+    // racing it, gets a thread.
+    if ALARMED_ENGINE.set(engine.clone()).is_err() {
         return false;
     }
-    *claimed = true;
     let timer = Timer::new(
         ClockId::CLOCK_MONOTONIC,
         SigEvent::new(SigevNotify::SigevSignal {
@@ -176,9 +175,7 @@ fn claim_alarm(engine: &wasmtime::Engine) -> bool {
     let Ok(timer) = timer else {
         return false;
     };
-    if ALARMED_ENGINE.set(engine.clone()).is_err()
-        || ALARM.set(Mutex::new(AlarmTimer(timer))).is_err()
-    {
+    if ALARM.set(Mutex::new(AlarmTimer(timer))).is_err() {
         return false;
     }
     let action = SigAction::new(
@@ -201,15 +198,15 @@ fn claim_alarm(engine: &wasmtime::Engine) -> bool {
     }
 }
 
-/// Arms the alarm to tick while `running()`, else disarms it; `running`
-/// is read under the timer's lock, so of a call ending and one starting
-/// at once, the later decision is the one that stays.
-fn set_alarm(running: impl FnOnce() -> bool) {
+/// Arms the alarm to tick while calls are `active`, else disarms it. The
+/// count is read under the timer's lock, so of a call ending and one
+/// starting at once, the later decision is the one that stays.
+fn set_alarm(active: &AtomicUsize) {
     let Some(alarm) = ALARM.get() else {
         return;
     };
     let mut alarm = alarm.lock_unpoisoned();
-    let expiration = if running() {
+    let expiration = if active.load(Ordering::Acquire) > 0 {
         Expiration::Interval(EPOCH_TICK.into())
     } else {
         // A zero expiry disarms.
