@@ -362,12 +362,16 @@ impl ComponentCache {
         file: Option<&FileIdentity>,
         on_compile: impl FnOnce(),
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
-        let Some((dir, secret)) = self.open(true) else {
+        // A compiling engine always has its digest; without one (a
+        // compiler-less cache) nothing could be named, so nothing is stored.
+        let opened = self.open(true).and_then(|(dir, secret)| {
+            let digest = self.fingerprint.digest(&dir)?;
+            Some((dir, secret, digest))
+        });
+        let Some((dir, secret, digest)) = opened else {
             on_compile();
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
         };
-        // A compiling engine always has its digest.
-        let digest = self.fingerprint.digest(&dir).unwrap_or_default();
         let key = Self::key(digest, bytes);
         if let Some(component) = self.load_stored(engine, &dir, &secret, digest, &key, file) {
             return Ok((component, CacheOutcome::Hit));
