@@ -277,14 +277,20 @@ class Soak:
     def is_full(self) -> bool:
         return bool(self.full) and self.full[-1].end is None
 
-    def journal_held_back(self) -> bool:
-        """Whether the journal may still hold back lines: the state fs is
-        full, or was until less than JOURNAL_CATCH_UP ago (the journal tries
-        again every second)."""
-        if not self.full:
+    def overdue(self, deadline: float) -> bool:
+        """Whether an expectation read from the journal can be judged: its
+        deadline passed, and the journal cannot still hold back the line
+        that would meet it. The journal keeps lines back while the state fs
+        is full and writes them within a second of room (JOURNAL_CATCH_UP),
+        and the fault loop frees the fs only between faults, so a slow fault
+        (a control command) can push the free past a deadline. Deferred,
+        never excused."""
+        if time.monotonic() < deadline:
             return False
+        if not self.full:
+            return True
         end = self.full[-1].end
-        return end is None or time.monotonic() - end < JOURNAL_CATCH_UP
+        return end is not None and time.monotonic() - end >= JOURNAL_CATCH_UP
 
     def start_vigil(self) -> None:
         while (self.is_vanished() or self.broken) and self.pending:
@@ -720,13 +726,7 @@ class Soak:
                 del self.expect_restart[name]
                 self.restarts_seen += 1
                 continue
-            if time.monotonic() < deadline:
-                continue
-            # The spawn may be in the journal's hands: it keeps lines back
-            # while the state fs is full and writes them once it can. The
-            # fault loop frees the fs only between faults, so a slow fault
-            # (a control command) can push the free past the deadline.
-            if self.journal_held_back():
+            if not self.overdue(deadline):
                 continue
             del self.expect_restart[name]
             kill_at = deadline - RESTART_BOUND
@@ -746,7 +746,7 @@ class Soak:
             if any(e.service == name and e.kind == "reloaded" for e in ents[seq:]):
                 del self.edits[name]
                 continue
-            if time.monotonic() < deadline:
+            if not self.overdue(deadline):
                 continue
             del self.edits[name]
             s = self.services.get(name)
